@@ -1,0 +1,205 @@
+//! Ingest configuration: `ingest.toml` overlaid with `UPTAKE_…` environment variables
+//! (e.g. `UPTAKE_KAFKA__BROKERS=host:9092`), validated into [`IngestConfig`] at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+use crate::IngestError;
+
+/// The whole ingest configuration. Every field has a default fit for the local stack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// `auto` (human in a terminal, JSON otherwise), `json` or `text`.
+    pub log_format: LogFormat,
+    pub kafka: KafkaConfig,
+    /// Accepted write keys. A request without one of these is refused with 401.
+    pub write_keys: Vec<WriteKey>,
+    pub limits: Limits,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Auto,
+            kafka: KafkaConfig::default(),
+            write_keys: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// Where events go. Delivery is always `acks=all` with the idempotent producer: an event is
+/// acknowledged to the client only once every in-sync replica has it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Topic of accepted events.
+    pub topic: String,
+    /// How long one event may wait for the broker's acknowledgement before the request fails
+    /// with 503. Bounds how long a client waits when the broker is down.
+    pub delivery_timeout_ms: u64,
+    /// Compression of produced batches (`lz4`, `zstd`, `snappy`, `gzip`, `none`).
+    pub compression: String,
+    /// How long the producer waits to fill a batch; a little lingering buys much throughput.
+    pub linger_ms: u64,
+    /// Further librdkafka properties, passed through verbatim (they win over the fields above).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: schemas::topics::USAGE_EVENTS.into(),
+            delivery_timeout_ms: 5_000,
+            compression: "lz4".into(),
+            linger_ms: 5,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The librdkafka producer configuration.
+    pub fn to_rdkafka(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &self.compression)
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("message.timeout.ms", self.delivery_timeout_ms.to_string());
+        for (k, v) in &self.librdkafka {
+            c.set(k, v);
+        }
+        c
+    }
+
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery_timeout_ms)
+    }
+}
+
+/// A write key and the source it names (stamped on every event sent with it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteKey {
+    pub key: String,
+    pub source: String,
+}
+
+/// Request limits. Defaults follow Segment's documented limits where they exist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted (413 beyond). Segment's batch limit is 500 KB.
+    pub max_body_bytes: usize,
+    /// Most events in one batch (413 beyond).
+    pub max_batch_events: usize,
+    /// Event timestamps further ahead than this are taken as clock skew and clamped.
+    pub max_future_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 512 * 1024, max_batch_events: 2_500, max_future_secs: 600 }
+    }
+}
+
+impl IngestConfig {
+    /// Reads the file (if given) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, IngestError> {
+        let cfg: Self = schemas::settings::load(file)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types alone cannot; each error names the offending key.
+    pub fn validate(&self) -> Result<(), IngestError> {
+        let bad = |key: &str, reason: &str| Err(IngestError::Config { key: key.into(), reason: reason.into() });
+        if self.kafka.brokers.trim().is_empty() {
+            return bad("kafka.brokers", "must name at least one broker");
+        }
+        if self.kafka.topic.trim().is_empty() {
+            return bad("kafka.topic", "must not be empty");
+        }
+        if !(100..=300_000).contains(&self.kafka.delivery_timeout_ms) {
+            return bad("kafka.delivery_timeout_ms", "must be between 100 and 300000");
+        }
+        if !["lz4", "zstd", "snappy", "gzip", "none"].contains(&self.kafka.compression.as_str()) {
+            return bad("kafka.compression", "must be one of lz4, zstd, snappy, gzip, none");
+        }
+        if self.write_keys.is_empty() {
+            return bad("write_keys", "at least one write key is required");
+        }
+        for (i, k) in self.write_keys.iter().enumerate() {
+            if k.key.len() < 8 {
+                return bad(&format!("write_keys[{i}].key"), "must be at least 8 characters");
+            }
+            if k.source.trim().is_empty() {
+                return bad(&format!("write_keys[{i}].source"), "must name the sending source");
+            }
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes", "must be at least 1024");
+        }
+        if self.limits.max_batch_events == 0 {
+            return bad("limits.max_batch_events", "must be at least 1");
+        }
+        if self.limits.max_future_secs < 0 {
+            return bad("limits.max_future_secs", "must not be negative");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> IngestConfig {
+        IngestConfig {
+            write_keys: vec![WriteKey { key: "0123456789".into(), source: "web".into() }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_with_a_key_are_valid() {
+        valid().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let mut c = valid();
+        c.write_keys[0].key = "short".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("write_keys[0].key"), "{err}");
+
+        let mut c = valid();
+        c.kafka.compression = "brotli".into();
+        assert!(c.validate().unwrap_err().to_string().contains("kafka.compression"));
+
+        let c = IngestConfig::default();
+        assert!(c.validate().unwrap_err().to_string().contains("write_keys"));
+    }
+}

@@ -1,0 +1,76 @@
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use schemas::FieldError;
+use serde_json::json;
+
+/// Everything that can go wrong in ingest, each mapped to the HTTP answer the API promises.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid configuration: {key}: {reason}")]
+    Config { key: String, reason: String },
+    #[error(transparent)]
+    Schema(#[from] schemas::SchemaError),
+    #[error("missing or unknown write key")]
+    Unauthorized,
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("batch of {len} events; at most {limit} per request")]
+    BatchTooLarge { len: usize, limit: usize },
+    #[error("invalid events")]
+    Invalid(Vec<FieldError>),
+    /// The broker did not acknowledge every event: the client must retry (with the same
+    /// message ids, so nothing is counted twice).
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Schema(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) | Self::Kafka(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short, stable label for metrics.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            Self::Config { .. } => "config",
+            Self::Schema(_) => "bad_json",
+            Self::Unauthorized => "unauthorized",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::Invalid(_) => "invalid",
+            Self::Unavailable(_) | Self::Kafka(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let errors = match &self {
+            Self::Invalid(errors) => errors.clone(),
+            Self::Schema(schemas::SchemaError::Invalid(errors)) => errors.clone(),
+            _ => Vec::new(),
+        };
+        let body = json!({ "success": false, "error": self.to_string(), "errors": errors });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"uptake\""));
+        }
+        response
+    }
+}

@@ -1,0 +1,67 @@
+//! Every Prometheus metric ingest exports. Labels are bounded sets (routes, status codes, kinds,
+//! reasons) — never an account, user or write key.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route and status code.
+    pub requests: IntCounterVec,
+    /// Events written to Kafka, by kind.
+    pub events_accepted: IntCounterVec,
+    /// Events refused, by reason (invalid, unavailable, …).
+    pub events_rejected: IntCounterVec,
+    /// Time from handing a request's events to the producer to the last acknowledgement.
+    pub produce_latency: HistogramVec,
+    /// Messages waiting in the producer's queue (sampled on each scrape).
+    pub producer_queue: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("uptake_ingest_http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .unwrap();
+        let events_accepted = IntCounterVec::new(
+            Opts::new("uptake_ingest_events_accepted_total", "Events acknowledged by Kafka, by kind"),
+            &["kind"],
+        )
+        .unwrap();
+        let events_rejected = IntCounterVec::new(
+            Opts::new("uptake_ingest_events_rejected_total", "Events refused, by reason"),
+            &["reason"],
+        )
+        .unwrap();
+        let produce_latency = HistogramVec::new(
+            HistogramOpts::new("uptake_ingest_produce_seconds", "Time until Kafka acknowledged a request's events")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["outcome"],
+        )
+        .unwrap();
+        let producer_queue =
+            IntGauge::new("uptake_ingest_producer_queue_messages", "Messages in the Kafka producer queue").unwrap();
+        for c in [&requests, &events_accepted, &events_rejected] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        registry.register(Box::new(produce_latency.clone())).unwrap();
+        registry.register(Box::new(producer_queue.clone())).unwrap();
+        Self { registry, requests, events_accepted, events_rejected, produce_latency, producer_queue }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,86 @@
+//! The Kafka sink: writes a request's events and reports success only when the broker has
+//! acknowledged every one of them.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use schemas::event::Event;
+
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::IngestError;
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+    metrics: Metrics,
+}
+
+impl KafkaSink {
+    pub fn new(cfg: &KafkaConfig, metrics: Metrics) -> Result<Self, IngestError> {
+        let producer: FutureProducer = cfg.to_rdkafka().create()?;
+        Ok(Self { producer, topic: cfg.topic.clone(), metrics })
+    }
+
+    /// Produces every event and waits for all acknowledgements. Any failure (queue full, broker
+    /// down until `delivery_timeout_ms`) fails the whole call, so the client retries the request;
+    /// events of it that did land are deduplicated downstream by `message_id`.
+    pub async fn send_all(&self, events: &[Event]) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = serde_json::to_vec(event).map_err(schemas::SchemaError::from)?;
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: schemas::topics::HEADER_KIND, value: Some(event.kind.as_str()) });
+            let record =
+                FutureRecord::to(&self.topic).key(event.partition_key()).payload(&payload).headers(headers);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(self.failed(started, format!("producer queue refused the event: {e}"))),
+            }
+        }
+        for result in join_all(deliveries).await {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(self.failed(started, format!("broker did not acknowledge: {e}"))),
+                Err(_) => return Err(self.failed(started, "producer shut down before delivery".into())),
+            }
+        }
+        self.metrics.produce_latency.with_label_values(&["ok"]).observe(started.elapsed().as_secs_f64());
+        for event in events {
+            self.metrics.events_accepted.with_label_values(&[event.kind.as_str()]).inc();
+        }
+        Ok(())
+    }
+
+    fn failed(&self, started: Instant, why: String) -> IngestError {
+        self.metrics.produce_latency.with_label_values(&["error"]).observe(started.elapsed().as_secs_f64());
+        IngestError::Unavailable(why)
+    }
+
+    /// Whether the broker answers a metadata request for our topic within `timeout`.
+    pub async fn is_ready(&self, timeout: Duration) -> bool {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok_and(|m| m.topics().iter().any(|t| t.name() == topic && t.error().is_none()))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub fn queue_len(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits until every queued event is delivered (or `timeout` passes). Called on shutdown so
+    /// that nothing acknowledged is left in memory.
+    pub fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
+        Ok(self.producer.flush(timeout)?)
+    }
+}

@@ -1,0 +1,122 @@
+//! The canonical usage event: the one shape on the `usage-events` topic, whatever API it came in by.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What happened. The kinds are the customer-success signals of DESIGN.md: deployment (logins,
+/// users), adoption (feature use), value (data accumulated) and experience (surveys, tickets),
+/// plus the account and user traits the metrics are measured against (seats, contract dates, CSM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Login,
+    FeatureUsed,
+    DataVolume,
+    Survey,
+    SupportTicket,
+    Account,
+    User,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        Self::Login,
+        Self::FeatureUsed,
+        Self::DataVolume,
+        Self::Survey,
+        Self::SupportTicket,
+        Self::Account,
+        Self::User,
+    ];
+
+    /// The wire name, as used in the native API, on the topic and in ClickHouse.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::FeatureUsed => "feature_used",
+            Self::DataVolume => "data_volume",
+            Self::Survey => "survey",
+            Self::SupportTicket => "support_ticket",
+            Self::Account => "account",
+            Self::User => "user",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Status of a support ticket event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Opened,
+    Closed,
+}
+
+/// A validated event, normalised from the native API or the Segment spec.
+///
+/// Optional measures are `None` when the kind does not carry them, so a consumer never confuses
+/// "not reported" with zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Client-supplied idempotency key (UUIDv7 assigned at ingest when missing). Retries reuse it.
+    pub message_id: String,
+    /// The customer account (Segment "group") the event is attributed to; empty when unattributed.
+    pub account_id: String,
+    /// The end user; empty for account-level events.
+    pub user_id: String,
+    pub kind: EventKind,
+    /// The event name as sent (Segment track name); equals the kind name for native events.
+    pub event: String,
+    /// Event time, corrected and clamped by ingest.
+    pub timestamp: DateTime<Utc>,
+    /// When ingest received it.
+    pub received_at: DateTime<Utc>,
+    /// The `source` named by the write key that sent it.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// How many uses a `feature_used` event stands for (≥ 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// What kind of data a `data_volume` event counts (e.g. "contacts").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nps: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_status: Option<TicketStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// Account or user traits (`account` / `user` kinds): plan, seats, contract dates, CSM owner…
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub traits: Map<String, Value>,
+    /// Free-form properties, kept verbatim for analysts.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+}
+
+impl Event {
+    /// The Kafka key: the account id, so one account's events stay in order on one partition;
+    /// the user id when unattributed, so they are at least ordered per user.
+    pub fn partition_key(&self) -> &str {
+        if self.account_id.is_empty() {
+            &self.user_id
+        } else {
+            &self.account_id
+        }
+    }
+}

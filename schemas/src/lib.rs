@@ -1,0 +1,15 @@
+//! uptake's public contracts, shared by every service.
+//!
+//! Everything two services must agree on lives here and only here: the canonical [`event::Event`]
+//! that ingest writes to Kafka and the aggregator reads, the [`alert::Alert`] on the alert topic,
+//! the topic names, the ClickHouse migrations and the layered configuration loader.
+
+pub mod alert;
+mod error;
+pub mod event;
+pub mod migrations;
+pub mod native;
+pub mod settings;
+pub mod topics;
+
+pub use error::{FieldError, SchemaError};

@@ -1,0 +1,253 @@
+//! The native ingest format (`POST /v1/events`): parsing and validation into [`Event`].
+//!
+//! Validation is hand-written over `serde_json::Value` rather than derived, because the product
+//! promises a precise complaint per field ("event 3: nps: must be an integer from 0 to 10"),
+//! and it reports every problem of an event at once instead of stopping at the first.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventKind, TicketStatus};
+use crate::{FieldError, SchemaError};
+
+/// Longest accepted identifier (account, user, message, ticket ids; feature names).
+pub const MAX_ID_LEN: usize = 256;
+
+/// What validation needs to know beyond the event itself.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub received_at: DateTime<Utc>,
+    /// The source named by the write key, stamped on every event.
+    pub source: &'a str,
+    /// Timestamps further than this in the future are clock skew: clamped to `received_at`.
+    pub max_future: Duration,
+}
+
+/// Splits a parsed request body into its events: one event object, or `{"batch": [...]}`.
+/// Returns the events and whether the body was a batch.
+pub fn split_body(value: Value) -> Result<(Vec<Value>, bool), SchemaError> {
+    let Value::Object(mut obj) = value else {
+        return Err(invalid("body", "must be an event object or {\"batch\": [...]}"));
+    };
+    match obj.remove("batch") {
+        None => Ok((vec![Value::Object(obj)], false)),
+        Some(Value::Array(events)) if obj.is_empty() || obj.keys().all(|k| k == "writeKey") => {
+            if events.is_empty() {
+                return Err(invalid("batch", "must hold at least one event"));
+            }
+            Ok((events, true))
+        }
+        Some(Value::Array(_)) => Err(invalid("body", "a batch body may only hold \"batch\" (and \"writeKey\")")),
+        Some(_) => Err(invalid("batch", "must be an array of events")),
+    }
+}
+
+fn invalid(field: &str, reason: &str) -> SchemaError {
+    SchemaError::Invalid(vec![FieldError::new(field, reason)])
+}
+
+const COMMON: &[&str] = &["kind", "account_id", "user_id", "timestamp", "message_id", "properties", "writeKey"];
+
+fn kind_fields(kind: EventKind) -> &'static [&'static str] {
+    match kind {
+        EventKind::Login => &[],
+        EventKind::FeatureUsed => &["feature", "module", "count"],
+        EventKind::DataVolume => &["records", "bytes", "object"],
+        EventKind::Survey => &["nps", "csat"],
+        EventKind::SupportTicket => &["ticket_id", "status", "priority"],
+        EventKind::Account | EventKind::User => &["traits"],
+    }
+}
+
+/// Validates one native event and normalises it. Every problem is reported, not just the first.
+pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldError>> {
+    let Value::Object(obj) = value else {
+        return Err(vec![FieldError::new("event", "must be a JSON object")]);
+    };
+    let mut r = Reader { obj, errors: Vec::new() };
+    let kind = match obj.get("kind") {
+        None => {
+            r.fail("kind", "is required");
+            None
+        }
+        Some(Value::String(s)) => {
+            let kind = EventKind::parse(s);
+            if kind.is_none() {
+                let known: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                r.fail("kind", &format!("unknown kind {s:?}; expected one of {}", known.join(", ")));
+            }
+            kind
+        }
+        Some(_) => {
+            r.fail("kind", "must be a string");
+            None
+        }
+    };
+    let Some(kind) = kind else { return Err(r.errors) };
+    for key in obj.keys() {
+        if !COMMON.contains(&key.as_str()) && !kind_fields(kind).contains(&key.as_str()) {
+            r.fail(key, &format!("unknown field for kind {:?}", kind.as_str()));
+        }
+    }
+
+    let needs_user = matches!(kind, EventKind::Login | EventKind::FeatureUsed | EventKind::User);
+    let account_id = r.id("account_id", true).unwrap_or_default();
+    let user_id = r.id("user_id", needs_user).unwrap_or_default();
+    let message_id = r.id("message_id", false).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let mut properties = r.object("properties").unwrap_or_default();
+    let timestamp = match r.timestamp("timestamp") {
+        Some(t) if t > ctx.received_at + ctx.max_future => {
+            // A clock far ahead would put the event into days that have not happened yet and
+            // distort every window; keep the client's value for analysts, count it as received.
+            properties.insert("uptake_client_timestamp".into(), Value::String(t.to_rfc3339()));
+            ctx.received_at
+        }
+        Some(t) => t,
+        None => ctx.received_at,
+    };
+
+    let mut event = Event {
+        message_id,
+        account_id,
+        user_id,
+        kind,
+        event: kind.as_str().to_owned(),
+        timestamp,
+        received_at: ctx.received_at,
+        source: ctx.source.to_owned(),
+        feature: None,
+        module: None,
+        count: None,
+        records: None,
+        bytes: None,
+        object: None,
+        nps: None,
+        csat: None,
+        ticket_id: None,
+        ticket_status: None,
+        priority: None,
+        traits: Map::new(),
+        properties,
+    };
+    match kind {
+        EventKind::Login => {}
+        EventKind::FeatureUsed => {
+            event.feature = r.id("feature", true);
+            event.module = r.id("module", false);
+            event.count = Some(r.uint("count", 1, u64::MAX).unwrap_or(1));
+        }
+        EventKind::DataVolume => {
+            event.records = r.uint("records", 0, u64::MAX);
+            event.bytes = r.uint("bytes", 0, u64::MAX);
+            event.object = r.id("object", false);
+            if event.records.is_none() && event.bytes.is_none() && !r.has("records") && !r.has("bytes") {
+                r.fail("records", "a data_volume event needs records and/or bytes");
+            }
+        }
+        EventKind::Survey => {
+            event.nps = r.uint("nps", 0, 10).map(|v| v as u8);
+            event.csat = r.uint("csat", 1, 5).map(|v| v as u8);
+            if !r.has("nps") && !r.has("csat") {
+                r.fail("nps", "a survey event needs nps (0-10) and/or csat (1-5)");
+            }
+        }
+        EventKind::SupportTicket => {
+            event.ticket_id = r.id("ticket_id", true);
+            event.ticket_status = match obj.get("status").and_then(Value::as_str) {
+                Some("opened") => Some(TicketStatus::Opened),
+                Some("closed") => Some(TicketStatus::Closed),
+                _ => {
+                    r.fail("status", "is required: \"opened\" or \"closed\"");
+                    None
+                }
+            };
+            event.priority = r.id("priority", false);
+        }
+        EventKind::Account => match r.object("traits") {
+            Some(traits) => event.traits = traits,
+            None if !r.has("traits") => r.fail("traits", "an account event needs a traits object"),
+            None => {}
+        },
+        EventKind::User => event.traits = r.object("traits").unwrap_or_default(),
+    }
+    if r.errors.is_empty() {
+        Ok(event)
+    } else {
+        Err(r.errors)
+    }
+}
+
+/// Reads typed fields out of one event object, collecting a [`FieldError`] per problem.
+struct Reader<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Reader<'_> {
+    fn fail(&mut self, field: &str, reason: &str) {
+        self.errors.push(FieldError::new(field, reason));
+    }
+
+    fn has(&self, field: &str) -> bool {
+        self.obj.get(field).is_some_and(|v| !v.is_null())
+    }
+
+    /// A non-empty identifier-like string of at most [`MAX_ID_LEN`] characters.
+    fn id(&mut self, field: &str, required: bool) -> Option<String> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) if required => self.fail(field, "is required"),
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.trim().is_empty() => self.fail(field, "must not be empty"),
+            Some(Value::String(s)) if s.chars().count() > MAX_ID_LEN => {
+                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"))
+            }
+            Some(Value::String(s)) => return Some(s.clone()),
+            Some(_) => self.fail(field, "must be a string"),
+        }
+        None
+    }
+
+    fn uint(&mut self, field: &str, min: u64, max: u64) -> Option<u64> {
+        let value = self.obj.get(field)?;
+        match value.as_u64() {
+            Some(v) if (min..=max).contains(&v) => Some(v),
+            _ if value.is_null() => None,
+            _ if max == u64::MAX => {
+                self.fail(field, &format!("must be an integer of at least {min}"));
+                None
+            }
+            _ => {
+                self.fail(field, &format!("must be an integer from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    fn object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        match self.obj.get(field)? {
+            Value::Object(m) => Some(m.clone()),
+            Value::Null => None,
+            _ => {
+                self.fail(field, "must be a JSON object");
+                None
+            }
+        }
+    }
+
+    fn timestamp(&mut self, field: &str) -> Option<DateTime<Utc>> {
+        match self.obj.get(field)? {
+            Value::String(s) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(e) => {
+                    self.fail(field, &format!("must be an RFC 3339 date-time ({e})"));
+                    None
+                }
+            },
+            Value::Null => None,
+            _ => {
+                self.fail(field, "must be an RFC 3339 date-time string");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Default Kafka topic names (DESIGN.md "Topics"). Every name is configurable per service; these
+//! are the defaults both services and the deploy scripts start from.
+
+/// Canonical usage events, key = account id (user id when the event is unattributed).
+pub const USAGE_EVENTS: &str = "usage-events";
+/// Churn-risk alerts as JSON ([`crate::alert::Alert`]), key = account id.
+pub const USAGE_ALERTS: &str = "usage-alerts";
+/// Records the aggregator could not store, with the reason in the `error` header.
+pub const USAGE_EVENTS_DLQ: &str = "usage-events-dlq";
+
+/// Kafka header that carries the reason a record was dead-lettered.
+pub const HEADER_ERROR: &str = "error";
+/// Kafka header that carries the event kind, so consumers can route without parsing the value.
+pub const HEADER_KIND: &str = "kind";
