@@ -1,0 +1,66 @@
+//! uptake aggregator: consumes usage events from Kafka into ClickHouse, keeps per-account
+//! rolling adoption metrics and turns them into churn-risk alerts.
+
+pub mod admin;
+pub mod config;
+pub mod consumer;
+mod error;
+pub mod evaluator;
+pub mod metrics;
+pub mod rules;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::AggregatorConfig;
+pub use error::AggregatorError;
+
+/// Runs the aggregator — migrations, consumer, evaluator and admin endpoints — until `shutdown`
+/// completes or one of its parts fails. Tests call this with an admin listener on port 0.
+pub async fn run(
+    cfg: AggregatorConfig,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AggregatorError> {
+    let store = store::Store::new(&cfg.clickhouse);
+    let applied = store.migrate().await?;
+    tracing::info!(?applied, database = store.database(), "schema up to date");
+    let metrics = Arc::new(metrics::Metrics::new());
+    let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
+    let consumer = consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone())?;
+    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone()).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(consumer.run(stopped.clone()));
+    tasks.spawn(evaluator.run(cfg.evaluation.interval(), stopped.clone()));
+    tasks.spawn(admin::serve(admin, admin::AdminState { store, metrics }, stopped));
+
+    let mut result = Ok(());
+    tokio::select! {
+        _ = shutdown => {}
+        Some(done) = tasks.join_next() => {
+            // Nothing ends on its own before shutdown: an early end is a failure.
+            result = Err(outcome(done).err().unwrap_or(AggregatorError::Task("a task ended before shutdown".into())));
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let (Ok(()), Err(e)) = (&result, outcome(done)) {
+            result = Err(e);
+        }
+    }
+    producer.flush(Duration::from_secs(10))?;
+    result
+}
+
+fn outcome(done: Result<Result<(), AggregatorError>, tokio::task::JoinError>) -> Result<(), AggregatorError> {
+    done.map_err(|e| AggregatorError::Task(e.to_string()))?
+}

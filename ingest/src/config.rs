@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use schemas::settings::LogFormat;
 use serde::Deserialize;
 
 use crate::IngestError;
@@ -35,14 +36,6 @@ impl Default for IngestConfig {
             limits: Limits::default(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Auto,
-    Json,
-    Text,
 }
 
 /// Where events go. Delivery is always `acks=all` with the idempotent producer: an event is

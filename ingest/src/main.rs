@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use ingest::config::LogFormat;
+use schemas::settings::LogFormat;
 use ingest::{App, IngestConfig};
 use tracing_subscriber::EnvFilter;
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::SchemaError;
 
@@ -23,4 +24,13 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, SchemaError> 
         .separator("__")
         .try_parsing(true);
     Ok(builder.add_source(env).build()?.try_deserialize()?)
+}
+
+/// Log output: `auto` (human-readable in a terminal, JSON lines otherwise), `json` or `text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
 }

@@ -1,0 +1,246 @@
+//! Aggregator configuration: `aggregator.toml` overlaid with `UPTAKE_…` environment variables
+//! (e.g. `UPTAKE_CLICKHOUSE__URL`), validated into [`AggregatorConfig`] at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use schemas::alert::Severity;
+use schemas::settings::LogFormat;
+use serde::Deserialize;
+
+use crate::AggregatorError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    /// Address of the admin endpoints: `/healthz`, `/readyz`, `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// `auto` (human in a terminal, JSON otherwise), `json` or `text`.
+    pub log_format: LogFormat,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub batch: BatchConfig,
+    pub evaluation: EvaluationConfig,
+    pub rules: RulesConfig,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        Self {
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            log_format: LogFormat::Auto,
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            batch: BatchConfig::default(),
+            evaluation: EvaluationConfig::default(),
+            rules: RulesConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group; instances with the same group share the partitions.
+    pub group_id: String,
+    /// Topic of usage events to consume.
+    pub events_topic: String,
+    /// Topic that receives records that cannot be stored, with the reason in a header.
+    pub dlq_topic: String,
+    /// Topic that receives churn-risk alerts.
+    pub alerts_topic: String,
+    /// Further librdkafka properties for both consumer and producer, passed through verbatim.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "uptake-aggregator".into(),
+            events_topic: schemas::topics::USAGE_EVENTS.into(),
+            dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
+            alerts_topic: schemas::topics::USAGE_ALERTS.into(),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Consumer settings. Offsets are committed by hand, only after ClickHouse stored the rows.
+    pub fn to_rdkafka_consumer(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        self.extra(c)
+    }
+
+    /// Producer settings (alerts and dead letters): acknowledged by every in-sync replica.
+    pub fn to_rdkafka_producer(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "10000");
+        self.extra(c)
+    }
+
+    fn extra(&self, mut c: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.librdkafka {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP endpoint of the ClickHouse server.
+    pub url: String,
+    /// Database holding uptake's tables; created by the migrations.
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "uptake".into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+}
+
+/// How consumed events are grouped into ClickHouse inserts. Bigger batches mean fewer, cheaper
+/// inserts (ClickHouse prefers few large inserts); the wait bounds the added latency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_rows: usize,
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { max_rows: 50_000, max_wait_ms: 500 }
+    }
+}
+
+impl BatchConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationConfig {
+    /// How often account metrics are recomputed and rules evaluated.
+    pub interval_ms: u64,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self { interval_ms: 30_000 }
+    }
+}
+
+impl EvaluationConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    pub active_users_drop: ActiveUsersDropRule,
+}
+
+/// Weekly active users fell by at least `drop_pct` % against the previous 7 days.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActiveUsersDropRule {
+    pub enabled: bool,
+    pub drop_pct: f64,
+    /// Small accounts swing wildly (2 → 1 users is −50 %); below this many users in the
+    /// previous week the rule stays silent.
+    pub min_previous_users: u64,
+    pub severity: Severity,
+}
+
+impl Default for ActiveUsersDropRule {
+    fn default() -> Self {
+        Self { enabled: true, drop_pct: 50.0, min_previous_users: 3, severity: Severity::Warning }
+    }
+}
+
+impl AggregatorConfig {
+    pub fn load(file: Option<&Path>) -> Result<Self, AggregatorError> {
+        let cfg: Self = schemas::settings::load(file)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types alone cannot; each error names the offending key.
+    pub fn validate(&self) -> Result<(), AggregatorError> {
+        let bad = |key: &str, reason: &str| Err(AggregatorError::Config { key: key.into(), reason: reason.into() });
+        for (key, value) in [
+            ("kafka.brokers", &self.kafka.brokers),
+            ("kafka.group_id", &self.kafka.group_id),
+            ("kafka.events_topic", &self.kafka.events_topic),
+            ("kafka.dlq_topic", &self.kafka.dlq_topic),
+            ("kafka.alerts_topic", &self.kafka.alerts_topic),
+        ] {
+            if value.trim().is_empty() {
+                return bad(key, "must not be empty");
+            }
+        }
+        if !self.clickhouse.url.starts_with("http://") && !self.clickhouse.url.starts_with("https://") {
+            return bad("clickhouse.url", "must be an http:// or https:// URL");
+        }
+        let db = &self.clickhouse.database;
+        if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return bad("clickhouse.database", "must be a plain identifier (letters, digits, _)");
+        }
+        if self.batch.max_rows == 0 {
+            return bad("batch.max_rows", "must be at least 1");
+        }
+        if self.evaluation.interval_ms < 100 {
+            return bad("evaluation.interval_ms", "must be at least 100");
+        }
+        let rule = &self.rules.active_users_drop;
+        if !(0.0..=100.0).contains(&rule.drop_pct) || rule.drop_pct == 0.0 {
+            return bad("rules.active_users_drop.drop_pct", "must be a percentage above 0 and at most 100");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_key() {
+        AggregatorConfig::default().validate().unwrap();
+        let mut c = AggregatorConfig::default();
+        c.clickhouse.database = "up-take; DROP".into();
+        assert!(c.validate().unwrap_err().to_string().contains("clickhouse.database"));
+        let mut c = AggregatorConfig::default();
+        c.rules.active_users_drop.drop_pct = 150.0;
+        assert!(c.validate().unwrap_err().to_string().contains("rules.active_users_drop.drop_pct"));
+    }
+}

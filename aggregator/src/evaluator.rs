@@ -1,0 +1,211 @@
+//! The periodic evaluator: recomputes every account's rolling metrics from the daily rollup,
+//! writes them to `account_metrics`, evaluates the rules and publishes alert state changes.
+//!
+//! Alerts are edge-triggered: one `firing` record when an episode starts and one `resolved`
+//! record when it ends, never one per evaluation. Open episodes are read back from the `alerts`
+//! table at start, so a restart neither re-fires an open episode nor forgets it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::alert::{Alert, AlertStatus};
+use tokio::sync::watch;
+
+use crate::config::{ActiveUsersDropRule, AggregatorConfig};
+use crate::metrics::Metrics;
+use crate::rules::{self, change_pct};
+use crate::store::{to_datetime, AlertRow, MetricsRow, OpenEpisode, Store, WindowRow};
+use crate::AggregatorError;
+
+/// What one evaluation pass did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PassReport {
+    pub accounts: usize,
+    pub fired: Vec<Alert>,
+    pub resolved: Vec<Alert>,
+}
+
+pub struct Evaluator {
+    store: Store,
+    producer: FutureProducer,
+    metrics: Arc<Metrics>,
+    alerts_topic: String,
+    rule: ActiveUsersDropRule,
+    /// Open episodes by (account, rule).
+    open: HashMap<(String, String), OpenEpisode>,
+}
+
+impl Evaluator {
+    pub async fn new(
+        cfg: &AggregatorConfig,
+        store: Store,
+        producer: FutureProducer,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AggregatorError> {
+        let open = store
+            .open_episodes()
+            .await?
+            .into_iter()
+            .map(|e| ((e.account_id.clone(), e.rule_id.clone()), e))
+            .collect::<HashMap<_, _>>();
+        metrics.open_episodes.set(open.len() as i64);
+        Ok(Self {
+            store,
+            producer,
+            metrics,
+            alerts_topic: cfg.kafka.alerts_topic.clone(),
+            rule: cfg.rules.active_users_drop.clone(),
+            open,
+        })
+    }
+
+    /// Evaluates every `interval` until `shutdown`. A failed pass is logged and retried on the
+    /// next tick: the state it would have changed is untouched.
+    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            if let Err(e) = self.evaluate(Utc::now()).await {
+                tracing::warn!(error = %e, "evaluation pass failed; retrying next interval");
+            }
+        }
+    }
+
+    /// One pass at time `now` (injectable, so tests can evaluate any day).
+    pub async fn evaluate(&mut self, now: DateTime<Utc>) -> Result<PassReport, AggregatorError> {
+        let started = std::time::Instant::now();
+        let windows = self.store.window_metrics(now.date_naive()).await?;
+        let rows: Vec<MetricsRow> = windows.iter().map(|w| metrics_row(w, now)).collect();
+        if !rows.is_empty() {
+            self.store.insert_rows("account_metrics", &rows).await?;
+        }
+        let mut report = PassReport { accounts: rows.len(), ..Default::default() };
+        for m in &rows {
+            let key = (m.account_id.clone(), rules::ACTIVE_USERS_DROP.to_owned());
+            match (rules::active_users_drop(&self.rule, m), self.open.get(&key)) {
+                (Some(finding), None) => {
+                    let alert = Alert {
+                        alert_id: Alert::episode_id(&m.account_id, rules::ACTIVE_USERS_DROP, now),
+                        account_id: m.account_id.clone(),
+                        rule_id: rules::ACTIVE_USERS_DROP.to_owned(),
+                        severity: self.rule.severity,
+                        status: AlertStatus::Firing,
+                        fired_at: now,
+                        resolved_at: None,
+                        lifecycle_stage: None,
+                        health_score: None,
+                        metrics: finding.metrics,
+                        csm_owner: None,
+                        reason: finding.reason,
+                    };
+                    self.publish(&alert, now).await?;
+                    let episode = OpenEpisode {
+                        alert_id: alert.alert_id.clone(),
+                        account_id: alert.account_id.clone(),
+                        rule_id: alert.rule_id.clone(),
+                        fired_at: to_datetime(now),
+                    };
+                    self.open.insert(key, episode);
+                    report.fired.push(alert);
+                }
+                (None, Some(episode)) => {
+                    let fired_at = DateTime::from_timestamp(episode.fired_at as i64, 0).unwrap_or(now);
+                    let alert = Alert {
+                        alert_id: episode.alert_id.clone(),
+                        account_id: m.account_id.clone(),
+                        rule_id: episode.rule_id.clone(),
+                        severity: self.rule.severity,
+                        status: AlertStatus::Resolved,
+                        fired_at,
+                        resolved_at: Some(now),
+                        lifecycle_stage: None,
+                        health_score: None,
+                        metrics: rules::active_users_values(m),
+                        csm_owner: None,
+                        reason: format!(
+                            "Weekly active users recovered: {} vs {} in the previous 7 days",
+                            m.active_users_7d, m.active_users_prev_7d
+                        ),
+                    };
+                    self.publish(&alert, now).await?;
+                    self.open.remove(&key);
+                    report.resolved.push(alert);
+                }
+                _ => {}
+            }
+        }
+        self.metrics.accounts_evaluated.set(rows.len() as i64);
+        self.metrics.open_episodes.set(self.open.len() as i64);
+        self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    /// Publishes to the alert topic (waiting for the broker's acknowledgement), then records it
+    /// in `alerts`. In that order: a crash in between re-sends the same `alert_id` after the
+    /// restart, which receivers deduplicate, rather than losing the notification.
+    async fn publish(&self, alert: &Alert, now: DateTime<Utc>) -> Result<(), AggregatorError> {
+        let payload = serde_json::to_vec(alert).map_err(schemas::SchemaError::from)?;
+        let record = FutureRecord::to(&self.alerts_topic).key(&alert.account_id).payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| AggregatorError::Delivery(format!("alert topic: {e}")))?;
+        let row = AlertRow {
+            alert_id: alert.alert_id.clone(),
+            account_id: alert.account_id.clone(),
+            rule_id: alert.rule_id.clone(),
+            severity: alert.severity.as_str().to_owned(),
+            status: alert.status.as_str().to_owned(),
+            fired_at: to_datetime(alert.fired_at),
+            resolved_at: alert.resolved_at.map(to_datetime),
+            recorded_at: to_datetime(now),
+            lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
+            health_score: alert.health_score,
+            metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
+            csm_owner: alert.csm_owner.clone().unwrap_or_default(),
+            reason: alert.reason.clone(),
+        };
+        self.store.insert_rows("alerts", &[row]).await?;
+        self.metrics.alerts.with_label_values(&[alert.status.as_str()]).inc();
+        tracing::info!(account = %alert.account_id, rule = %alert.rule_id, status = alert.status.as_str(), reason = %alert.reason, "alert");
+        Ok(())
+    }
+}
+
+/// Days since the epoch, as ClickHouse `Date` stores them.
+fn date_number(d: NaiveDate) -> u16 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days().clamp(0, u16::MAX as i64) as u16
+}
+
+/// Turns the window aggregates into the stored metrics: changes vs the previous period and the
+/// time-based metrics, which depend on `now` and so change even when no event arrives.
+pub fn metrics_row(w: &WindowRow, now: DateTime<Utc>) -> MetricsRow {
+    let since = |t: u32| (t > 0).then(|| ((now.timestamp() - t as i64).max(0) / 86_400) as u32);
+    MetricsRow {
+        account_id: w.account_id.clone(),
+        as_of: date_number(now.date_naive()),
+        computed_at: to_datetime(now),
+        active_users_1d: w.active_users_1d,
+        active_users_7d: w.active_users_7d,
+        active_users_30d: w.active_users_30d,
+        active_users_prev_7d: w.active_users_prev_7d,
+        active_users_change_7d: change_pct(w.active_users_prev_7d, w.active_users_7d),
+        logins_7d: w.logins_7d,
+        login_users_7d: w.login_users_7d,
+        events_7d: w.events_7d,
+        features_used_30d: w.features_used_30d,
+        records_30d: w.records_30d,
+        bytes_30d: w.bytes_30d,
+        last_seen: (w.last_seen > 0).then_some(w.last_seen),
+        last_login: (w.last_login > 0).then_some(w.last_login),
+        days_since_last_activity: since(w.last_seen),
+        days_since_last_login: since(w.last_login),
+    }
+}

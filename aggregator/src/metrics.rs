@@ -1,0 +1,75 @@
+//! Every Prometheus metric the aggregator exports. No account id is ever a label.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Events stored in ClickHouse.
+    pub events_stored: IntCounter,
+    /// Records sent to the dead-letter topic.
+    pub dead_letters: IntCounter,
+    /// Failed ClickHouse inserts (each retried).
+    pub insert_failures: IntCounter,
+    /// Duration of successful event-batch inserts.
+    pub insert_seconds: Histogram,
+    /// Duration of one metrics + rules evaluation pass.
+    pub evaluation_seconds: Histogram,
+    /// Accounts whose metrics the last pass computed.
+    pub accounts_evaluated: IntGauge,
+    /// Alert records published, by status (firing, resolved).
+    pub alerts: IntCounterVec,
+    /// Open alert episodes.
+    pub open_episodes: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).unwrap();
+            registry.register(Box::new(c.clone())).unwrap();
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).unwrap();
+            registry.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        let histogram = |name: &str, help: &str| {
+            let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap();
+            registry.register(Box::new(h.clone())).unwrap();
+            h
+        };
+        let alerts = IntCounterVec::new(
+            Opts::new("uptake_aggregator_alerts_total", "Alert records published, by status"),
+            &["status"],
+        )
+        .unwrap();
+        registry.register(Box::new(alerts.clone())).unwrap();
+        Self {
+            events_stored: counter("uptake_aggregator_events_stored_total", "Events stored in ClickHouse"),
+            dead_letters: counter("uptake_aggregator_dead_letters_total", "Records sent to the dead-letter topic"),
+            insert_failures: counter("uptake_aggregator_insert_failures_total", "Failed ClickHouse inserts (retried)"),
+            insert_seconds: histogram("uptake_aggregator_insert_seconds", "Duration of event batch inserts"),
+            evaluation_seconds: histogram("uptake_aggregator_evaluation_seconds", "Duration of an evaluation pass"),
+            accounts_evaluated: gauge("uptake_aggregator_accounts_evaluated", "Accounts in the last evaluation pass"),
+            open_episodes: gauge("uptake_aggregator_open_alert_episodes", "Alert episodes currently firing"),
+            alerts,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

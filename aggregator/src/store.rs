@@ -1,0 +1,263 @@
+//! ClickHouse access: migrations, event inserts, the rolling-metrics query and alert history.
+//!
+//! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
+//! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
+//! end-to-end tests read every written column back from the real server to hold them to it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clickhouse::{Client, Row};
+use schemas::event::Event;
+use schemas::migrations::{ledger_ddl, MIGRATIONS};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClickHouseConfig;
+use crate::AggregatorError;
+
+/// One row of `events`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct EventRow {
+    pub message_id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub event: String,
+    pub feature: String,
+    pub module: String,
+    pub uses: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub object: String,
+    pub nps: Option<u8>,
+    pub csat: Option<u8>,
+    pub ticket_id: String,
+    pub ticket_status: String,
+    pub priority: String,
+    pub timestamp: u32,
+    pub received_at: u32,
+    pub source: String,
+    pub traits: String,
+    pub properties: String,
+    pub kafka_topic: String,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+}
+
+/// DateTime columns hold seconds since the epoch in a UInt32.
+pub fn to_datetime(t: DateTime<Utc>) -> u32 {
+    t.timestamp().clamp(0, u32::MAX as i64) as u32
+}
+
+fn json_or_empty(map: &serde_json::Map<String, serde_json::Value>) -> String {
+    if map.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Object(map.clone()).to_string()
+    }
+}
+
+impl EventRow {
+    pub fn new(e: Event, topic: &str, partition: i32, offset: i64) -> Self {
+        Self {
+            kind: e.kind.as_str().to_owned(),
+            uses: e.count.unwrap_or(0),
+            records: e.records.unwrap_or(0),
+            bytes: e.bytes.unwrap_or(0),
+            ticket_status: e.ticket_status.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+            timestamp: to_datetime(e.timestamp),
+            received_at: to_datetime(e.received_at),
+            traits: json_or_empty(&e.traits),
+            properties: json_or_empty(&e.properties),
+            feature: e.feature.unwrap_or_default(),
+            module: e.module.unwrap_or_default(),
+            object: e.object.unwrap_or_default(),
+            ticket_id: e.ticket_id.unwrap_or_default(),
+            priority: e.priority.unwrap_or_default(),
+            nps: e.nps,
+            csat: e.csat,
+            message_id: e.message_id,
+            account_id: e.account_id,
+            user_id: e.user_id,
+            event: e.event,
+            source: e.source,
+            kafka_topic: topic.to_owned(),
+            kafka_partition: partition,
+            kafka_offset: offset,
+        }
+    }
+}
+
+/// The window aggregates of one account, as the metrics query returns them.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct WindowRow {
+    pub account_id: String,
+    pub active_users_1d: u64,
+    pub active_users_7d: u64,
+    pub active_users_30d: u64,
+    pub active_users_prev_7d: u64,
+    pub logins_7d: u64,
+    pub login_users_7d: u64,
+    pub events_7d: u64,
+    pub features_used_30d: u64,
+    pub records_30d: u64,
+    pub bytes_30d: u64,
+    /// 0 when the account never had activity / a login.
+    pub last_seen: u32,
+    pub last_login: u32,
+}
+
+/// One row of `account_metrics`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct MetricsRow {
+    pub account_id: String,
+    /// Days since 1970-01-01 (ClickHouse `Date`).
+    pub as_of: u16,
+    pub computed_at: u32,
+    pub active_users_1d: u64,
+    pub active_users_7d: u64,
+    pub active_users_30d: u64,
+    pub active_users_prev_7d: u64,
+    pub active_users_change_7d: Option<f64>,
+    pub logins_7d: u64,
+    pub login_users_7d: u64,
+    pub events_7d: u64,
+    pub features_used_30d: u64,
+    pub records_30d: u64,
+    pub bytes_30d: u64,
+    pub last_seen: Option<u32>,
+    pub last_login: Option<u32>,
+    pub days_since_last_activity: Option<u32>,
+    pub days_since_last_login: Option<u32>,
+}
+
+/// One row of `alerts`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct AlertRow {
+    pub alert_id: String,
+    pub account_id: String,
+    pub rule_id: String,
+    pub severity: String,
+    pub status: String,
+    pub fired_at: u32,
+    pub resolved_at: Option<u32>,
+    pub recorded_at: u32,
+    pub lifecycle_stage: String,
+    pub health_score: Option<f64>,
+    pub metrics: String,
+    pub csm_owner: String,
+    pub reason: String,
+}
+
+/// An alert episode that fired and has not resolved.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct OpenEpisode {
+    pub alert_id: String,
+    pub account_id: String,
+    pub rule_id: String,
+    pub fired_at: u32,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    db: String,
+}
+
+impl Store {
+    pub fn new(cfg: &ClickHouseConfig) -> Self {
+        let client = Client::default()
+            .with_url(&cfg.url)
+            .with_user(&cfg.user)
+            .with_password(&cfg.password)
+            .with_validation(false);
+        Self { client, db: cfg.database.clone() }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.db
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the database and applies every migration not yet recorded in
+    /// `schema_migrations`. Idempotent; returns the versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>, AggregatorError> {
+        let db = &self.db;
+        self.client.query(&format!("CREATE DATABASE IF NOT EXISTS {db}")).execute().await?;
+        self.client.query(&ledger_ddl(db)).execute().await?;
+        let done: Vec<u32> =
+            self.client.query(&format!("SELECT version FROM {db}.schema_migrations")).fetch_all().await?;
+        let mut applied = Vec::new();
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+            for statement in m.statements(db) {
+                self.client.query(&statement).execute().await?;
+            }
+            self.client
+                .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))
+                .bind(m.version)
+                .bind(m.name)
+                .execute()
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "migration applied");
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+
+    /// Whether the server answers.
+    pub async fn ping(&self) -> bool {
+        self.client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
+    }
+
+    /// Inserts rows into `table` as one INSERT: it is stored whole or, on error, not at all.
+    pub async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), AggregatorError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        let mut insert = self.client.insert::<T>(&format!("{}.{table}", self.db)).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// Window aggregates per account for windows ending on `as_of` (inclusive), merged from the
+    /// daily states: distinct users over a window are `uniqExactMerge` of the days, never a sum.
+    pub async fn window_metrics(&self, as_of: NaiveDate) -> Result<Vec<WindowRow>, AggregatorError> {
+        let sql = format!(
+            "SELECT account_id,
+                uniqExactMergeIf(active_users, day = d) AS active_users_1d,
+                uniqExactMergeIf(active_users, day > d - 7) AS active_users_7d,
+                uniqExactMergeIf(active_users, day > d - 30) AS active_users_30d,
+                uniqExactMergeIf(active_users, day <= d - 7 AND day > d - 14) AS active_users_prev_7d,
+                sumMergeIf(logins, day > d - 7) AS logins_7d,
+                uniqExactMergeIf(login_users, day > d - 7) AS login_users_7d,
+                sumMergeIf(events, day > d - 7) AS events_7d,
+                toUInt64(length(groupUniqArrayMergeIf(features, day > d - 30))) AS features_used_30d,
+                sumMergeIf(records, day > d - 30) AS records_30d,
+                sumMergeIf(bytes, day > d - 30) AS bytes_30d,
+                toUInt32(maxMerge(last_seen)) AS last_seen,
+                toUInt32(maxMerge(last_login)) AS last_login
+             FROM (SELECT *, toDate(?) AS d FROM {db}.account_daily WHERE day <= toDate(?))
+             GROUP BY account_id
+             ORDER BY account_id",
+            db = self.db
+        );
+        let day = as_of.format("%Y-%m-%d").to_string();
+        Ok(self.client.query(&sql).bind(&day).bind(&day).fetch_all().await?)
+    }
+
+    /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.
+    pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
+        let sql = format!(
+            "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
+             FROM {db}.alerts
+             GROUP BY alert_id
+             HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
+            db = self.db
+        );
+        Ok(self.client.query(&sql).fetch_all().await?)
+    }
+}
