@@ -215,7 +215,8 @@ impl Store {
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
-        let mut insert = self.client.insert::<T>(&format!("{}.{table}", self.db)).await?;
+        // `db` is a validated plain identifier (config), so `db.table` needs no escaping.
+        let mut insert = self.client.insert_unescaped::<T>(&format!("{}.{table}", self.db)).await?;
         for row in rows {
             insert.write(row).await?;
         }
