@@ -58,10 +58,22 @@ ensure_tansu() {
 }
 
 # pid file helpers -----------------------------------------------------------------------------
+# A pid file holds "PID STARTTIME" (the kernel's start time of that process, /proc/PID/stat field
+# 22). A pid is only treated as ours while both match, so a stale pid file can never make us
+# signal an unrelated process that happens to have been given the same pid later.
 
-pid_of() { local f="$PIDS/$1.pid"; [ -f "$f" ] && cat "$f"; }
+proc_start() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
 
-is_running() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# pid_of NAME: prints the pid of our running NAME, or fails.
+pid_of() {
+  local f="$PIDS/$1.pid" pid started
+  [ -f "$f" ] || return 1
+  read -r pid started <"$f" || return 1
+  [ -n "$pid" ] && [ "$(proc_start "$pid")" = "$started" ] || return 1
+  echo "$pid"
+}
+
+is_running() { pid_of "$1" >/dev/null; }
 
 # start NAME LOGFILE WORKDIR CMD...: starts CMD in the background and records its pid.
 start() {
@@ -69,18 +81,18 @@ start() {
   if is_running "$name"; then info "$name already running (pid $(pid_of "$name"))"; return; fi
   mkdir -p "$PIDS" "$(dirname "$log")" "$dir"
   (cd "$dir" && exec "$@" >>"$log" 2>&1) &
-  echo $! >"$PIDS/$name.pid"
-  info "$name started (pid $!, log $log)"
+  local pid=$!
+  echo "$pid $(proc_start "$pid")" >"$PIDS/$name.pid"
+  info "$name started (pid $pid, log $log)"
 }
 
-# stop NAME: SIGTERM the recorded pid, wait up to 20 s, then SIGKILL it. Only that pid.
+# stop NAME: SIGTERM our recorded pid, wait up to 20 s, then SIGKILL it. Only that pid.
 stop() {
   local name=$1 p
-  p=$(pid_of "$name") || return 0
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+  if p=$(pid_of "$name"); then
     kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$p" 2>/dev/null; then
+    for _ in $(seq 1 200); do is_running "$name" || break; sleep 0.1; done
+    if is_running "$name"; then
       info "$name (pid $p) did not stop in 20 s; sending SIGKILL"
       kill -KILL "$p" 2>/dev/null || true
     fi

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test of uptake against a real, isolated local stack:
+#   installs what is missing (ClickHouse, the Tansu broker), builds the tests, starts a fresh
+#   broker and ClickHouse on their own ports (not run.sh's), runs all tests — including those
+#   that need the stack — then stops exactly what it started. Exits non-zero on any failure.
+#
+# Ports: Kafka 127.0.0.1:19092, ClickHouse HTTP 127.0.0.1:18123 (native 19000); override with
+# UPTAKE_TEST_KAFKA_PORT, UPTAKE_TEST_CH_HTTP_PORT, UPTAKE_TEST_CH_TCP_PORT.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STATE=$ROOT/.uptake/test
+PIDS=$STATE/pids
+KAFKA_PORT=${UPTAKE_TEST_KAFKA_PORT:-19092}
+CH_HTTP=${UPTAKE_TEST_CH_HTTP_PORT:-18123}
+CH_TCP=${UPTAKE_TEST_CH_TCP_PORT:-19000}
+started_at=$(date +%s)
+
+cleanup() {
+  local rc=$?
+  step "Stopping the test stack"
+  stop broker
+  stop clickhouse
+  if [ "$rc" -eq 0 ]; then
+    step "All tests passed ($(( $(date +%s) - started_at )) s)"
+  else
+    printf '\n\033[31mtest.sh failed (exit %s); logs under %s\033[0m\n' "$rc" "$STATE"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "Checking prerequisites"
+command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+ensure_clickhouse
+ensure_tansu
+
+step "Building the tests"
+cd "$ROOT"
+cargo test --workspace --no-run --locked 2>&1 |
+  grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
+
+step "Starting a fresh broker and ClickHouse for the tests"
+stop broker
+stop clickhouse
+rm -rf "$STATE/kafka" "$STATE/clickhouse"
+start_broker "$KAFKA_PORT" "$STATE/kafka"
+start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"
+
+step "Running every test (unit, and end-to-end against the real broker and ClickHouse)"
+export UPTAKE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+export UPTAKE_TEST_CLICKHOUSE="http://127.0.0.1:$CH_HTTP"
+export RUST_LOG=${RUST_LOG:-warn}
+cargo test --workspace --locked -- --include-ignored
