@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Runs the whole uptake stack on this machine, no Docker: a Kafka-compatible broker (Tansu on
+# SQLite), ClickHouse, ingest and aggregator as plain processes.
+#
+#   deploy/local/run.sh          install what is missing, build, start, send demo traffic and
+#                                show the resulting metrics and alerts; leaves the stack running
+#   deploy/local/run.sh up       the same without demo traffic
+#   deploy/local/run.sh status   what runs where
+#   deploy/local/run.sh stop     stop what run.sh started (process ids in .uptake/pids/)
+#
+# Ports: Kafka 127.0.0.1:9092 · ClickHouse HTTP 8123 (native 9000) · ingest 8080 ·
+# aggregator admin/metrics 8081. State under .uptake/ (delete it to start from scratch).
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STATE=$ROOT/.uptake
+PIDS=$STATE/pids
+KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081
+WRITE_KEY=uptake-dev-key
+TOPICS=(usage-events usage-alerts usage-events-dlq)
+BIN=$ROOT/target/release
+
+ch() { curl -sS --fail-with-body "http://127.0.0.1:$CH_HTTP/" --data-binary "$1"; }
+
+wait_http() { # NAME URL SECONDS
+  for _ in $(seq 1 $(($3 * 10))); do
+    curl -fs -o /dev/null "$2" && return 0
+    is_running "$1" || die "$1 exited during start-up; see $STATE/logs/$1.log"
+    sleep 0.1
+  done
+  die "$1 not ready at $2 within $3 s; see $STATE/logs/$1.log"
+}
+
+up() {
+  step "Checking prerequisites"
+  command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+  command -v curl >/dev/null || { as_root apt-get update -qq; as_root apt-get install -y -qq curl; }
+  ensure_clickhouse
+  ensure_tansu
+
+  step "Building ingest and aggregator (release)"
+  (cd "$ROOT" && cargo build --release --locked --bins 2>&1 |
+    grep -E --line-buffered '^ *(Compiling|Finished|error|warning)') || die "build failed"
+
+  step "Starting the broker (Tansu, SQLite storage) on 127.0.0.1:$KAFKA_PORT"
+  start_broker "$KAFKA_PORT" "$STATE/kafka"
+  create_topics "$KAFKA_PORT" 4 "${TOPICS[@]}"
+
+  step "Starting ClickHouse on 127.0.0.1:$CH_HTTP (native $CH_TCP)"
+  start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"
+
+  step "Applying the ClickHouse schema"
+  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" migrate 2>>"$STATE/logs/migrate.log" | sed 's/^/    /'
+
+  step "Starting aggregator (admin on 127.0.0.1:$ADMIN_PORT) and ingest (API on 127.0.0.1:$INGEST_PORT)"
+  start aggregator "$STATE/logs/aggregator.log" "$STATE" \
+    env UPTAKE_LOG_FORMAT=json "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" run
+  wait_http aggregator "http://127.0.0.1:$ADMIN_PORT/readyz" 30
+  start ingest "$STATE/logs/ingest.log" "$STATE" \
+    env UPTAKE_LOG_FORMAT=json "$BIN/ingest" --config "$ROOT/deploy/local/ingest.toml"
+  wait_http ingest "http://127.0.0.1:$INGEST_PORT/readyz" 30
+
+  step "uptake is running"
+  info "send events:  curl -u $WRITE_KEY: http://127.0.0.1:$INGEST_PORT/v1/events -H 'Content-Type: application/json' \\"
+  info "                -d '{\"kind\":\"login\",\"account_id\":\"acme\",\"user_id\":\"u1\"}'"
+  info "write key:    $WRITE_KEY   (local use only)"
+  info "query:        clickhouse-client --port $CH_TCP -q 'SELECT * FROM uptake.account_metrics FINAL'"
+  info "status/stop:  deploy/local/run.sh status | stop"
+}
+
+demo() {
+  step "Sending 28 days of demo usage for 5 accounts"
+  local before sent
+  before=$(ch "SELECT count() FROM uptake.events")
+  sent=$(python3 "$ROOT/deploy/local/demo.py" "http://127.0.0.1:$INGEST_PORT" "$WRITE_KEY" | tee /dev/stderr | tail -1)
+
+  step "Waiting for the aggregator to store them and evaluate the rules"
+  local want=$((before + sent)) got=0
+  for _ in $(seq 1 120); do
+    got=$(ch "SELECT count() FROM uptake.events")
+    [ "$got" -ge "$want" ] && break
+    sleep 0.5
+  done
+  info "$got events in ClickHouse"
+  for _ in $(seq 1 60); do
+    [ "$(ch "SELECT count() FROM uptake.alerts")" -gt 0 ] && break
+    sleep 0.5
+  done
+  sleep 1
+
+  step "Adoption metrics per account (uptake.account_metrics)"
+  ch "SELECT account_id, active_users_7d AS wau, active_users_prev_7d AS wau_prev,
+             round(active_users_change_7d) AS wau_change_pct, active_users_30d AS mau, logins_7d,
+             features_used_30d AS features_30d, records_30d, days_since_last_login AS days_no_login
+      FROM uptake.account_metrics FINAL ORDER BY account_id FORMAT PrettyCompactMonoBlock"
+
+  step "Churn-risk alerts (uptake.alerts; also on the usage-alerts topic)"
+  ch "SELECT account_id, rule_id, severity, status, fired_at, reason
+      FROM uptake.alerts ORDER BY recorded_at FORMAT PrettyCompactMonoBlock"
+  info "The stack keeps running: deploy/local/run.sh status | stop"
+}
+
+status() {
+  local name port
+  for name in broker clickhouse aggregator ingest; do
+    case $name in
+      broker) port=$KAFKA_PORT ;; clickhouse) port=$CH_HTTP ;; aggregator) port=$ADMIN_PORT ;; ingest) port=$INGEST_PORT ;;
+    esac
+    if is_running "$name"; then
+      printf '    %-11s running   pid %-7s 127.0.0.1:%s\n' "$name" "$(pid_of "$name")" "$port"
+    else
+      printf '    %-11s stopped\n' "$name"
+    fi
+  done
+  if is_running ingest; then info "ingest readyz:     $(curl -s "http://127.0.0.1:$INGEST_PORT/readyz")"; fi
+  if is_running aggregator; then info "aggregator readyz: $(curl -s "http://127.0.0.1:$ADMIN_PORT/readyz")"; fi
+}
+
+stop_all() {
+  step "Stopping uptake (only the processes recorded in $PIDS)"
+  # Front to back: no new events, then drain the aggregator, then the stores.
+  stop ingest
+  stop aggregator
+  stop clickhouse
+  stop broker
+}
+
+mkdir -p "$STATE/logs"
+case "${1:-demo}" in
+  demo) up; demo ;;
+  up) up ;;
+  status) status ;;
+  stop) stop_all ;;
+  *) die "usage: $0 [up|status|stop]" ;;
+esac
