@@ -4,13 +4,11 @@
 //! Run by `deploy/local/test.sh` (it starts the stack and sets UPTAKE_TEST_KAFKA and
 //! UPTAKE_TEST_CLICKHOUSE); ignored by a bare `cargo test`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
-use common::Stack;
+use testkit::Stack;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 

@@ -24,6 +24,9 @@ pub struct IngestConfig {
     /// Accepted write keys. A request without one of these is refused with 401.
     pub write_keys: Vec<WriteKey>,
     pub limits: Limits,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
+    /// `["*"]` allows any. Browser SDKs need this; server SDKs do not.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for IngestConfig {
@@ -34,6 +37,7 @@ impl Default for IngestConfig {
             kafka: KafkaConfig::default(),
             write_keys: Vec::new(),
             limits: Limits::default(),
+            cors_origins: vec!["*".into()],
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Topic of accepted events.
     pub topic: String,
+    /// Topic of rejected events, with the reasons in the `error` header.
+    pub dlq_topic: String,
     /// How long one event may wait for the broker's acknowledgement before the request fails
     /// with 503. Bounds how long a client waits when the broker is down.
     pub delivery_timeout_ms: u64,
@@ -63,6 +69,7 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             topic: schemas::topics::USAGE_EVENTS.into(),
+            dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
             delivery_timeout_ms: 5_000,
             compression: "lz4".into(),
             linger_ms: 5,
@@ -100,21 +107,38 @@ pub struct WriteKey {
     pub source: String,
 }
 
-/// Request limits. Defaults follow Segment's documented limits where they exist.
+/// Request limits. Defaults follow Segment's documented limits (32 KB per event, 500 KB per
+/// batch) with some headroom, so SDK traffic that Segment accepts is accepted here too.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest request body accepted (413 beyond). Segment's batch limit is 500 KB.
+    /// Largest request body as sent, compressed or not (413 beyond).
     pub max_body_bytes: usize,
-    /// Most events in one batch (413 beyond).
+    /// Largest body after gzip/deflate decompression (413 beyond): refuses decompression bombs.
+    pub max_decompressed_bytes: usize,
+    /// Largest single event; a bigger one is rejected (and dead-lettered) like an invalid one.
+    pub max_event_bytes: usize,
+    /// Most events in one request (413 beyond).
     pub max_batch_events: usize,
+    /// Sustained events per second per write key (429 beyond); 0 = unlimited.
+    pub rate_per_sec: u32,
+    /// Events a write key may send at once after being idle.
+    pub burst: u32,
     /// Event timestamps further ahead than this are taken as clock skew and clamped.
     pub max_future_secs: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 512 * 1024, max_batch_events: 2_500, max_future_secs: 600 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_decompressed_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 32 * 1024,
+            max_batch_events: 2_500,
+            rate_per_sec: 5_000,
+            burst: 10_000,
+            max_future_secs: 600,
+        }
     }
 }
 
@@ -135,6 +159,9 @@ impl IngestConfig {
         if self.kafka.topic.trim().is_empty() {
             return bad("kafka.topic", "must not be empty");
         }
+        if self.kafka.dlq_topic.trim().is_empty() {
+            return bad("kafka.dlq_topic", "must not be empty");
+        }
         if !(100..=300_000).contains(&self.kafka.delivery_timeout_ms) {
             return bad("kafka.delivery_timeout_ms", "must be between 100 and 300000");
         }
@@ -154,6 +181,15 @@ impl IngestConfig {
         }
         if self.limits.max_body_bytes < 1024 {
             return bad("limits.max_body_bytes", "must be at least 1024");
+        }
+        if self.limits.max_decompressed_bytes < self.limits.max_body_bytes {
+            return bad("limits.max_decompressed_bytes", "must be at least limits.max_body_bytes");
+        }
+        if self.limits.max_event_bytes == 0 || self.limits.max_event_bytes > self.limits.max_decompressed_bytes {
+            return bad("limits.max_event_bytes", "must be between 1 and limits.max_decompressed_bytes");
+        }
+        if self.limits.rate_per_sec > 0 && self.limits.burst == 0 {
+            return bad("limits.burst", "must be at least 1 when rate_per_sec is set");
         }
         if self.limits.max_batch_events == 0 {
             return bad("limits.max_batch_events", "must be at least 1");

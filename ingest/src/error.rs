@@ -17,6 +17,12 @@ pub enum IngestError {
     BodyTooLarge { limit: usize },
     #[error("batch of {len} events; at most {limit} per request")]
     BatchTooLarge { len: usize, limit: usize },
+    #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
+    UnsupportedEncoding(String),
+    #[error("{0}")]
+    BadEncoding(String),
+    #[error("rate limit of this write key exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("invalid events")]
     Invalid(Vec<FieldError>),
     /// The broker did not acknowledge every event: the client must retry (with the same
@@ -33,7 +39,9 @@ const RETRY_AFTER_SECS: &str = "5";
 impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Schema(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Schema(_) | Self::Invalid(_) | Self::BadEncoding(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) | Self::Kafka(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -50,6 +58,8 @@ impl IngestError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::Invalid(_) => "invalid",
+            Self::UnsupportedEncoding(_) | Self::BadEncoding(_) => "bad_encoding",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) | Self::Kafka(_) => "unavailable",
         }
     }
@@ -67,6 +77,9 @@ impl IntoResponse for IngestError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Self::RateLimited { retry_after_secs } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"uptake\""));

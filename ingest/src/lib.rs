@@ -4,7 +4,10 @@
 pub mod auth;
 pub mod config;
 mod error;
+pub mod handlers;
 pub mod metrics;
+pub mod ratelimit;
+pub mod request;
 pub mod routes;
 pub mod sink;
 
@@ -22,6 +25,7 @@ pub struct App {
     pub config: IngestConfig,
     pub sink: sink::KafkaSink,
     pub write_keys: auth::WriteKeys,
+    pub rate_limiter: ratelimit::RateLimiter,
     pub metrics: metrics::Metrics,
 }
 
@@ -31,7 +35,8 @@ impl App {
         let metrics = metrics::Metrics::new();
         let sink = sink::KafkaSink::new(&config.kafka, metrics.clone())?;
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
-        Ok(Arc::new(Self { config, sink, write_keys, metrics }))
+        let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
+        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, metrics }))
     }
 }
 

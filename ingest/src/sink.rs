@@ -7,6 +7,8 @@ use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::event::Event;
+use schemas::FieldError;
+use serde_json::Value;
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
@@ -15,13 +17,14 @@ use crate::IngestError;
 pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,
+    dlq_topic: String,
     metrics: Metrics,
 }
 
 impl KafkaSink {
     pub fn new(cfg: &KafkaConfig, metrics: Metrics) -> Result<Self, IngestError> {
         let producer: FutureProducer = cfg.to_rdkafka().create()?;
-        Ok(Self { producer, topic: cfg.topic.clone(), metrics })
+        Ok(Self { producer, topic: cfg.topic.clone(), dlq_topic: cfg.dlq_topic.clone(), metrics })
     }
 
     /// Produces every event and waits for all acknowledgements. Any failure (queue full, broker
@@ -51,6 +54,32 @@ impl KafkaSink {
         self.metrics.produce_latency.with_label_values(&["ok"]).observe(started.elapsed().as_secs_f64());
         for event in events {
             self.metrics.events_accepted.with_label_values(&[event.kind.as_str()]).inc();
+        }
+        Ok(())
+    }
+
+    /// Writes rejected events, verbatim, to the dead-letter topic with the reasons in the `error`
+    /// header, and waits for the acknowledgements: a rejected event is reported, never dropped.
+    pub async fn dead_letter(&self, rejected: &[(Value, Vec<FieldError>)], source: &str) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(rejected.len());
+        for (raw, errors) in rejected {
+            let payload = serde_json::to_vec(raw).map_err(schemas::SchemaError::from)?;
+            let reason = errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; ");
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: schemas::topics::HEADER_ERROR, value: Some(reason.as_str()) })
+                .insert(Header { key: schemas::topics::HEADER_SOURCE, value: Some(source) });
+            let key = raw.get("account_id").or_else(|| raw.get("userId")).and_then(Value::as_str).unwrap_or_default();
+            let record = FutureRecord::to(&self.dlq_topic).key(key).payload(&payload).headers(headers);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(self.failed(started, format!("producer queue refused a dead letter: {e}"))),
+            }
+        }
+        for result in join_all(deliveries).await {
+            if !matches!(result, Ok(Ok(_))) {
+                return Err(self.failed(started, "broker did not acknowledge a dead letter".into()));
+            }
         }
         Ok(())
     }

@@ -12,3 +12,5 @@ pub const USAGE_EVENTS_DLQ: &str = "usage-events-dlq";
 pub const HEADER_ERROR: &str = "error";
 /// Kafka header that carries the event kind, so consumers can route without parsing the value.
 pub const HEADER_KIND: &str = "kind";
+/// Kafka header that names the source (write key owner) a dead-lettered event came from.
+pub const HEADER_SOURCE: &str = "source";

@@ -1,0 +1,208 @@
+//! Helpers for tests against the real local stack started by `deploy/local/test.sh`:
+//! throwaway topics and databases, so tests never see each other's data, and readers that
+//! check what really arrived (records on a topic, rows in ClickHouse).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message};
+use serde_json::Value;
+
+/// The real broker and ClickHouse, from the environment `deploy/local/test.sh` sets.
+pub struct Stack {
+    pub kafka: String,
+    pub clickhouse: String,
+    /// Unique per test: names its topics and database.
+    pub suffix: String,
+}
+
+impl Stack {
+    pub fn from_env(test: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+            .with_test_writer()
+            .try_init();
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this test through deploy/local/test.sh"))
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        Self {
+            kafka: var("UPTAKE_TEST_KAFKA"),
+            clickhouse: var("UPTAKE_TEST_CLICKHOUSE"),
+            suffix: format!("{test}_{}_{}", std::process::id(), nanos % 1_000_000_000),
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{name}-{}", self.suffix)
+    }
+
+    pub fn database(&self) -> String {
+        format!("uptake_{}", self.suffix)
+    }
+
+    /// Creates the topics (fresh names, so never pre-existing).
+    pub async fn create_topics(&self, names: &[&str], partitions: i32) {
+        create_topics(&self.kafka, names, partitions).await
+    }
+
+    /// Runs SQL on ClickHouse over plain HTTP (not through the code under test) and returns
+    /// the rows as JSON objects.
+    pub async fn query(&self, sql: &str) -> Vec<Value> {
+        let body = reqwest::Client::new()
+            .post(&self.clickhouse)
+            .body(format!("{sql} FORMAT JSONEachRow"))
+            .send()
+            .await
+            .expect("clickhouse reachable")
+            .error_for_status()
+            .expect("query accepted")
+            .text()
+            .await
+            .unwrap();
+        body.lines().map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+    }
+
+    /// Polls `sql` until it returns `want` rows' worth of `count()` or `timeout` passes.
+    pub async fn wait_for_count(&self, sql: &str, want: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self
+                .query(sql)
+                .await
+                .first()
+                .and_then(|r| r["n"].as_str().and_then(|s| s.parse().ok()).or_else(|| r["n"].as_u64()))
+                .unwrap_or(0);
+            if got >= want || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every record on `topic` (from the beginning) that arrives within `window`, as
+    /// (key, JSON value). Reads with a fresh consumer group.
+    pub async fn read_topic(&self, topic: &str, window: Duration) -> Vec<(String, Value)> {
+        self.read_records(topic, window).await.into_iter().map(|r| (r.key, r.value)).collect()
+    }
+
+    /// Like [`Stack::read_topic`], with headers.
+    pub async fn read_records(&self, topic: &str, window: Duration) -> Vec<Record> {
+        read_records(&self.kafka, topic, &format!("reader-{}-{topic}", self.suffix), window).await
+    }
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: String,
+    pub value: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Every record on `topic` (from the beginning) that arrives within `window`, read with the
+/// consumer group `group`.
+pub async fn read_records(brokers: &str, topic: &str, group: &str, window: Duration) -> Vec<Record> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + window;
+    let mut out = Vec::new();
+    while let Ok(Ok(msg)) = tokio::time::timeout_at(deadline.into(), consumer.recv()).await {
+        let headers = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Record {
+            key: String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned(),
+            value: serde_json::from_slice(msg.payload().unwrap_or_default()).expect("JSON record"),
+            headers,
+        });
+    }
+    out
+}
+
+/// A Tansu broker owned by one test (SQLite storage in a temp directory), so the test can
+/// kill it and restart it on the same port and data. Killed when dropped.
+pub struct OwnBroker {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnBroker {
+    pub async fn start(name: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("uptake-broker-{name}-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut broker = Self { port, dir, child: None };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker process (again) and waits until it accepts connections.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("broker.log")).unwrap();
+        let child = std::process::Command::new("tansu")
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu on PATH (deploy/local/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(Instant::now() < deadline, "broker did not start; see {}", self.dir.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates topics on any broker.
+pub async fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .await
+        .expect("create topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
