@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// The real broker and ClickHouse, from the environment `deploy/local/test.sh` sets.
@@ -103,17 +103,23 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
 }
 
-/// Every record on `topic` (from the beginning) that arrives within `window`, read with the
-/// consumer group `group`.
+/// Every record on `topic` (from the beginning) that arrives within `window`. `group` only
+/// names the client; no offsets are committed.
 pub async fn read_records(brokers: &str, topic: &str, group: &str, window: Duration) -> Vec<Record> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    // Assign every partition from the beginning rather than joining a group: no rebalance to
+    // wait for, and the read does not depend on the broker's group coordinator.
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
+    let mut assignment = TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + window;
     let mut out = Vec::new();
     while let Ok(Ok(msg)) = tokio::time::timeout_at(deadline.into(), consumer.recv()).await {
@@ -189,7 +195,11 @@ impl OwnBroker {
 impl Drop for OwnBroker {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("broker data and log kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -205,4 +215,17 @@ pub async fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
+}
+
+/// Low and high watermark of every partition of `topic`: how many records the broker holds.
+pub fn watermarks(brokers: &str, topic: &str) -> Vec<(i64, i64)> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks"))
+        .collect()
 }
