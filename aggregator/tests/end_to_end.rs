@@ -87,6 +87,15 @@ fn book() -> Vec<Sent> {
     sent
 }
 
+/// ClickHouse 18.16 quotes 64-bit integers in JSON: compare rows with every value as a string.
+fn as_strings(row: &Value) -> BTreeMap<String, String> {
+    row.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account() {
@@ -170,20 +179,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
             "feature": s.feature, "uses": s.uses.to_string(), "records": s.records.to_string(),
             "ts": s.timestamp.timestamp().to_string(), "source": "e2e",
         });
-        // ClickHouse 18.16 quotes 64-bit integers in JSON; normalise both to strings.
-        let got: BTreeMap<String, String> = row
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-            .collect();
-        let want: BTreeMap<String, String> = want
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(as_strings(row), as_strings(&want));
     }
 
     // The daily rollup merges distinct users per day.

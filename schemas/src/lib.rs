@@ -9,6 +9,8 @@ mod error;
 pub mod event;
 pub mod migrations;
 pub mod native;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod settings;
 pub mod topics;
 

@@ -19,10 +19,16 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, SchemaError> 
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
     }
+    // UPTAKE_CONFIG names the file itself and UPTAKE_TEST_* belong to the test harness: neither
+    // is a setting, and the typed configs reject unknown keys.
+    let vars = std::env::vars()
+        .filter(|(k, _)| k.starts_with("UPTAKE_") && k != "UPTAKE_CONFIG" && !k.starts_with("UPTAKE_TEST_"))
+        .collect();
     let env = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator("__")
-        .try_parsing(true);
+        .try_parsing(true)
+        .source(Some(vars));
     Ok(builder.add_source(env).build()?.try_deserialize()?)
 }
 
@@ -33,4 +39,41 @@ pub enum LogFormat {
     Auto,
     Json,
     Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        listen: String,
+        kafka: Kafka,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Kafka {
+        brokers: String,
+        linger_ms: u64,
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_non_settings_are_ignored() {
+        let path = std::env::temp_dir().join(format!("uptake-settings-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\n[kafka]\nbrokers = \"a:9092\"\nlinger_ms = 5\n").unwrap();
+        std::env::set_var("UPTAKE_KAFKA__BROKERS", "b:9092,c:9092");
+        std::env::set_var("UPTAKE_CONFIG", "/somewhere.toml");
+        std::env::set_var("UPTAKE_TEST_KAFKA", "x:1");
+        let cfg: Cfg = load(Some(&path)).unwrap();
+        std::env::remove_var("UPTAKE_KAFKA__BROKERS");
+        assert_eq!(cfg, Cfg { listen: "127.0.0.1:1".into(), kafka: Kafka { brokers: "b:9092,c:9092".into(), linger_ms: 5 } });
+
+        std::env::set_var("UPTAKE_KAFKA__LINGER_MS", "soon");
+        let err = load::<Cfg>(Some(&path)).unwrap_err().to_string();
+        std::env::remove_var("UPTAKE_KAFKA__LINGER_MS");
+        assert!(err.contains("linger_ms"), "{err}");
+        let _ = std::fs::remove_file(path);
+    }
 }
