@@ -23,6 +23,7 @@ pub struct AggregatorConfig {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
+    pub dedup: DedupConfig,
     pub evaluation: EvaluationConfig,
     pub rules: RulesConfig,
 }
@@ -35,6 +36,7 @@ impl Default for AggregatorConfig {
             kafka: KafkaConfig::default(),
             clickhouse: ClickHouseConfig::default(),
             batch: BatchConfig::default(),
+            dedup: DedupConfig::default(),
             evaluation: EvaluationConfig::default(),
             rules: RulesConfig::default(),
         }
@@ -144,6 +146,23 @@ impl BatchConfig {
     }
 }
 
+/// Exactly-once storage: how long a message id is remembered, so a replayed record or a client
+/// retry with the same id is stored once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// At least a day: clients retry for hours, SDKs replay their queues after an outage.
+    pub window_secs: u32,
+    /// Memory bound per partition (~20 bytes per id); the oldest ids go first.
+    pub max_ids_per_partition: usize,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { window_secs: 86_400, max_ids_per_partition: 2_000_000 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluationConfig {
@@ -217,6 +236,9 @@ impl AggregatorConfig {
         }
         if self.batch.max_rows == 0 {
             return bad("batch.max_rows", "must be at least 1");
+        }
+        if self.dedup.window_secs < 3_600 {
+            return bad("dedup.window_secs", "must be at least 3600 (an hour of client retries)");
         }
         if self.evaluation.interval_ms < 100 {
             return bad("evaluation.interval_ms", "must be at least 100");

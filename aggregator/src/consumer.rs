@@ -1,16 +1,16 @@
 //! The consume loop: `usage-events` → batches → one ClickHouse INSERT per batch → offset commit.
 //!
 //! Offsets are committed only after ClickHouse acknowledged the insert, so a crash never skips
-//! an event. (A crash between insert and commit replays the batch; the exactly-once work —
-//! resuming from the offsets stored with the rows — builds on the Kafka coordinates each row
-//! already carries.) A record that is not a valid event goes to the dead-letter topic with the
-//! reason and never blocks its partition.
+//! an event; the records a crash replays, and client retries, are recognised by their message id
+//! ([`DedupWindow`]) and stored once. A record that is not a valid event goes to the dead-letter
+//! topic with the reason and never blocks its partition.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -19,15 +19,63 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::AggregatorConfig;
+use crate::dedup::DedupWindow;
 use crate::metrics::Metrics;
-use crate::store::{EventRow, Store};
+use crate::store::{to_datetime, EventRow, Store};
 use crate::AggregatorError;
 
 /// Longest pause between attempts to store a batch while ClickHouse is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The partitions of the events topic this instance owns, as the consumer group assigned them,
+/// and a counter of rebalances. Shared with the evaluator: an account's metrics and rules are
+/// computed only by the instance that owns the account's partition.
+#[derive(Default)]
+pub struct Ownership {
+    generation: AtomicU64,
+    partitions: Mutex<HashSet<i32>>,
+}
+
+impl Ownership {
+    /// Increases on every rebalance.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The owned partitions, sorted.
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut p: Vec<i32> = self.partitions.lock().expect("ownership lock poisoned").iter().copied().collect();
+        p.sort_unstable();
+        p
+    }
+}
+
+/// The consumer's context: keeps [`Ownership`] current.
+pub struct OwnershipContext {
+    topic: String,
+    ownership: Arc<Ownership>,
+}
+
+impl rdkafka::ClientContext for OwnershipContext {}
+
+impl ConsumerContext for OwnershipContext {
+    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut owned = self.ownership.partitions.lock().expect("ownership lock poisoned");
+        match rebalance {
+            // The eager protocol assigns the whole new set and revokes everything before.
+            Rebalance::Assign(tpl) => {
+                *owned = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
+            }
+            Rebalance::Revoke(_) => owned.clear(),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+        tracing::info!(partitions = ?owned, "partitions assigned");
+        self.ownership.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 pub struct EventConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<OwnershipContext>,
     producer: FutureProducer,
     store: Store,
     metrics: Arc<Metrics>,
@@ -35,6 +83,8 @@ pub struct EventConsumer {
     dlq_topic: String,
     max_rows: usize,
     max_wait: Duration,
+    dedup: DedupWindow,
+    dedup_window_secs: u32,
 }
 
 /// A consumed record that could not become a row.
@@ -50,8 +100,10 @@ impl EventConsumer {
         store: Store,
         producer: FutureProducer,
         metrics: Arc<Metrics>,
+        ownership: Arc<Ownership>,
     ) -> Result<Self, AggregatorError> {
-        let consumer: StreamConsumer = cfg.kafka.to_rdkafka_consumer().create()?;
+        let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership };
+        let consumer: StreamConsumer<OwnershipContext> = cfg.kafka.to_rdkafka_consumer().create_with_context(context)?;
         consumer.subscribe(&[&cfg.kafka.events_topic])?;
         Ok(Self {
             consumer,
@@ -62,12 +114,15 @@ impl EventConsumer {
             dlq_topic: cfg.kafka.dlq_topic.clone(),
             max_rows: cfg.batch.max_rows,
             max_wait: cfg.batch.max_wait(),
+            dedup: DedupWindow::new(cfg.dedup.window_secs, cfg.dedup.max_ids_per_partition),
+            dedup_window_secs: cfg.dedup.window_secs,
         })
     }
 
     /// Runs until `shutdown` turns true. A batch in progress at shutdown is not committed and
     /// will be consumed again by whoever owns the partition next.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+        let mut generation = self.rebalances();
         loop {
             let mut rows = Vec::new();
             let mut dead = Vec::new();
@@ -80,10 +135,30 @@ impl EventConsumer {
             let deadline = Instant::now() + self.max_wait;
             let mut next = Some(first);
             while let Some(received) = next.take() {
-                let msg = received?;
-                next_offsets.insert(msg.partition(), msg.offset() + 1);
+                let msg = received?.detach();
+                if generation != self.rebalances() {
+                    // Partitions may have moved: another instance may have stored more of them,
+                    // and rows of partitions no longer ours must not be written by us.
+                    generation = self.rebalances();
+                    self.dedup.forget_all();
+                    let ours = self.assigned_partitions()?;
+                    rows.retain(|r: &EventRow| ours.contains(&r.kafka_partition));
+                    next_offsets.retain(|p, _| ours.contains(p));
+                }
+                let partition = msg.partition();
+                if !self.dedup.knows(partition) {
+                    self.load_window(partition, &mut shutdown).await?;
+                }
+                next_offsets.insert(partition, msg.offset() + 1);
                 match parse(msg.payload()) {
-                    Ok(event) => rows.push(EventRow::new(event, msg.topic(), msg.partition(), msg.offset())),
+                    Ok(event) => {
+                        let received_at = to_datetime(event.received_at);
+                        if self.dedup.seen_or_insert(partition, &event.message_id, received_at) {
+                            self.metrics.duplicates.inc();
+                        } else {
+                            rows.push(EventRow::new(event, msg.topic(), partition, msg.offset()));
+                        }
+                    }
                     Err(error) => dead.push(DeadLetter {
                         key: msg.key().map(<[u8]>::to_vec),
                         payload: msg.payload().unwrap_or_default().to_vec(),
@@ -101,6 +176,39 @@ impl EventConsumer {
                 return Ok(());
             }
             self.commit(&next_offsets)?;
+            self.dedup.expire(to_datetime(chrono::Utc::now()));
+            self.metrics.dedup_ids.set(self.dedup.len() as i64);
+        }
+    }
+
+    fn rebalances(&self) -> u64 {
+        self.consumer.context().ownership.generation()
+    }
+
+    fn assigned_partitions(&self) -> Result<HashSet<i32>, AggregatorError> {
+        let assignment = self.consumer.assignment()?;
+        Ok(assignment.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect())
+    }
+
+    /// Loads the ids `partition` stored within the window, retrying while ClickHouse is down:
+    /// without them a replayed record could be stored twice.
+    async fn load_window(&mut self, partition: i32, shutdown: &mut watch::Receiver<bool>) -> Result<(), AggregatorError> {
+        let since = to_datetime(chrono::Utc::now()).saturating_sub(self.dedup_window_secs);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.stored_ids(&self.topic, partition, since).await {
+                Ok(ids) => {
+                    tracing::info!(partition, ids = ids.len(), "dedup window loaded");
+                    self.dedup.load(partition, ids);
+                    return Ok(());
+                }
+                Err(e) => tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return Err(AggregatorError::Task("shutdown while loading the dedup window".into())),
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

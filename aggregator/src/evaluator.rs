@@ -3,7 +3,11 @@
 //!
 //! Alerts are edge-triggered: one `firing` record when an episode starts and one `resolved`
 //! record when it ends, never one per evaluation. Open episodes are read back from the `alerts`
-//! table at start, so a restart neither re-fires an open episode nor forgets it.
+//! table at start and after every rebalance, so a restart or a partition moving to another
+//! instance neither re-fires an open episode nor forgets it.
+//!
+//! Only the accounts of the partitions this instance consumes are evaluated ([`Ownership`]), so
+//! two instances in one consumer group never compute or alert on the same account.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use schemas::alert::{Alert, AlertStatus};
 use tokio::sync::watch;
 
 use crate::config::{ActiveUsersDropRule, AggregatorConfig};
+use crate::consumer::Ownership;
 use crate::metrics::Metrics;
 use crate::rules::{self, change_pct};
 use crate::store::{to_datetime, AlertRow, MetricsRow, OpenEpisode, Store, WindowRow};
@@ -34,32 +39,51 @@ pub struct Evaluator {
     metrics: Arc<Metrics>,
     alerts_topic: String,
     rule: ActiveUsersDropRule,
+    events_topic: String,
+    ownership: Arc<Ownership>,
+    /// The ownership generation `open` was loaded for; `None` until loaded.
+    loaded_for: Option<u64>,
     /// Open episodes by (account, rule).
     open: HashMap<(String, String), OpenEpisode>,
 }
 
 impl Evaluator {
-    pub async fn new(
+    pub fn new(
         cfg: &AggregatorConfig,
         store: Store,
         producer: FutureProducer,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, AggregatorError> {
-        let open = store
-            .open_episodes()
-            .await?
-            .into_iter()
-            .map(|e| ((e.account_id.clone(), e.rule_id.clone()), e))
-            .collect::<HashMap<_, _>>();
-        metrics.open_episodes.set(open.len() as i64);
-        Ok(Self {
+        ownership: Arc<Ownership>,
+    ) -> Self {
+        Self {
             store,
             producer,
             metrics,
             alerts_topic: cfg.kafka.alerts_topic.clone(),
             rule: cfg.rules.active_users_drop.clone(),
-            open,
-        })
+            events_topic: cfg.kafka.events_topic.clone(),
+            ownership,
+            loaded_for: None,
+            open: HashMap::new(),
+        }
+    }
+
+    /// (Re)loads the open episodes when ownership changed since they were loaded: another
+    /// instance may have fired or resolved alerts for the accounts this one now owns.
+    async fn refresh_open_episodes(&mut self) -> Result<(), AggregatorError> {
+        let generation = self.ownership.generation();
+        if self.loaded_for == Some(generation) {
+            return Ok(());
+        }
+        self.open = self
+            .store
+            .open_episodes()
+            .await?
+            .into_iter()
+            .map(|e| ((e.account_id.clone(), e.rule_id.clone()), e))
+            .collect();
+        self.loaded_for = Some(generation);
+        Ok(())
     }
 
     /// Evaluates every `interval` until `shutdown`. A failed pass is logged and retried on the
@@ -81,7 +105,13 @@ impl Evaluator {
     /// One pass at time `now` (injectable, so tests can evaluate any day).
     pub async fn evaluate(&mut self, now: DateTime<Utc>) -> Result<PassReport, AggregatorError> {
         let started = std::time::Instant::now();
-        let windows = self.store.window_metrics(now.date_naive()).await?;
+        self.refresh_open_episodes().await?;
+        let partitions = self.ownership.partitions();
+        let windows = if partitions.is_empty() {
+            Vec::new()
+        } else {
+            self.store.window_metrics(now.date_naive(), &self.events_topic, &partitions).await?
+        };
         let rows: Vec<MetricsRow> = windows.iter().map(|w| metrics_row(w, now)).collect();
         if !rows.is_empty() {
             self.store.insert_rows("account_metrics", &rows).await?;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 pub mod consumer;
+pub mod dedup;
 mod error;
 pub mod evaluator;
 pub mod metrics;
@@ -34,8 +35,10 @@ pub async fn run(
     tracing::info!(?applied, database = store.database(), "schema up to date");
     let metrics = Arc::new(metrics::Metrics::new());
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
-    let consumer = consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone())?;
-    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone()).await?;
+    let ownership = Arc::new(consumer::Ownership::default());
+    let consumer =
+        consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
+    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership);
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -6,6 +6,10 @@ pub struct Metrics {
     registry: Registry,
     /// Events stored in ClickHouse.
     pub events_stored: IntCounter,
+    /// Records skipped because their message id was already stored (replays, client retries).
+    pub duplicates: IntCounter,
+    /// Message ids in the dedup window.
+    pub dedup_ids: IntGauge,
     /// Records sent to the dead-letter topic.
     pub dead_letters: IntCounter,
     /// Failed ClickHouse inserts (each retried).
@@ -49,6 +53,8 @@ impl Metrics {
         registry.register(Box::new(alerts.clone())).unwrap();
         Self {
             events_stored: counter("uptake_aggregator_events_stored_total", "Events stored in ClickHouse"),
+            duplicates: counter("uptake_aggregator_duplicates_total", "Records skipped as already stored (same message id)"),
+            dedup_ids: gauge("uptake_aggregator_dedup_window_ids", "Message ids remembered for deduplication"),
             dead_letters: counter("uptake_aggregator_dead_letters_total", "Records sent to the dead-letter topic"),
             insert_failures: counter("uptake_aggregator_insert_failures_total", "Failed ClickHouse inserts (retried)"),
             insert_seconds: histogram("uptake_aggregator_insert_seconds", "Duration of event batch inserts"),

@@ -226,7 +226,13 @@ impl Store {
 
     /// Window aggregates per account for windows ending on `as_of` (inclusive), merged from the
     /// daily states: distinct users over a window are `uniqExactMerge` of the days, never a sum.
-    pub async fn window_metrics(&self, as_of: NaiveDate) -> Result<Vec<WindowRow>, AggregatorError> {
+    /// Only accounts whose events arrive on `partitions` of `topic` are included.
+    pub async fn window_metrics(
+        &self,
+        as_of: NaiveDate,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<WindowRow>, AggregatorError> {
         let sql = format!(
             "SELECT account_id,
                 uniqExactMergeIf(active_users, day = d) AS active_users_1d,
@@ -241,13 +247,29 @@ impl Store {
                 sumMergeIf(bytes, day > d - 30) AS bytes_30d,
                 toUInt32(maxMerge(last_seen)) AS last_seen,
                 toUInt32(maxMerge(last_login)) AS last_login
-             FROM (SELECT *, toDate(?) AS d FROM {db}.account_daily WHERE day <= toDate(?))
+             FROM (SELECT *, toDate(?) AS d FROM {db}.account_daily
+                   WHERE day <= toDate(?) AND account_id IN (
+                       SELECT account_id FROM {db}.account_partitions FINAL
+                       WHERE kafka_topic = ? AND kafka_partition IN ({partitions})))
              GROUP BY account_id
              ORDER BY account_id",
-            db = self.db
+            db = self.db,
+            // Integers, so safe to inline; ClickHouse 18.16 rejects `IN [array]`, which is how a
+            // bound slice would be rendered.
+            partitions = partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
         );
         let day = as_of.format("%Y-%m-%d").to_string();
-        Ok(self.client.query(&sql).bind(&day).bind(&day).fetch_all().await?)
+        Ok(self.client.query(&sql).bind(&day).bind(&day).bind(topic).fetch_all().await?)
+    }
+
+    /// `(received_at, message_id)` of the events stored from one Kafka partition since `since`.
+    pub async fn stored_ids(&self, topic: &str, partition: i32, since: u32) -> Result<Vec<(u32, String)>, AggregatorError> {
+        let sql = format!(
+            "SELECT toUInt32(received_at), message_id FROM {db}.events
+             WHERE kafka_topic = ? AND kafka_partition = ? AND received_at >= toDateTime(?)",
+            db = self.db
+        );
+        Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).fetch_all().await?)
     }
 
     /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "events", sql: include_str!("../sql/001_events.sql") },
     Migration { version: 2, name: "account_daily", sql: include_str!("../sql/002_account_daily.sql") },
     Migration { version: 3, name: "metrics_alerts", sql: include_str!("../sql/003_metrics_alerts.sql") },
+    Migration { version: 4, name: "account_partitions", sql: include_str!("../sql/004_account_partitions.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

@@ -95,6 +95,11 @@ impl Stack {
     }
 }
 
+/// A record value as JSON, or as a JSON string when it is not JSON (a poison record).
+fn json_or_text(payload: &[u8]) -> Value {
+    serde_json::from_slice(payload).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -133,7 +138,7 @@ pub async fn read_records(brokers: &str, topic: &str, group: &str, window: Durat
             .unwrap_or_default();
         out.push(Record {
             key: String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned(),
-            value: serde_json::from_slice(msg.payload().unwrap_or_default()).expect("JSON record"),
+            value: json_or_text(msg.payload().unwrap_or_default()),
             headers,
         });
     }
