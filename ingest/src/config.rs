@@ -27,6 +27,7 @@ pub struct IngestConfig {
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// `["*"]` allows any. Browser SDKs need this; server SDKs do not.
     pub cors_origins: Vec<String>,
+    pub segment: SegmentConfig,
 }
 
 impl Default for IngestConfig {
@@ -38,6 +39,7 @@ impl Default for IngestConfig {
             write_keys: Vec::new(),
             limits: Limits::default(),
             cors_origins: vec!["*".into()],
+            segment: SegmentConfig::default(),
         }
     }
 }
@@ -96,6 +98,23 @@ impl KafkaConfig {
 
     pub fn delivery_timeout(&self) -> Duration {
         Duration::from_millis(self.delivery_timeout_ms)
+    }
+}
+
+/// The Segment Tracking API endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentConfig {
+    /// Which track event names are logins, data volume, surveys and tickets; every other name
+    /// is feature use with feature = event name.
+    pub mapping: schemas::segment::EventMapping,
+    /// How many users' last `group` call each instance remembers for attribution.
+    pub remembered_users: usize,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        Self { mapping: schemas::segment::EventMapping::default(), remembered_users: 1_000_000 }
     }
 }
 

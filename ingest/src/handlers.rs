@@ -9,6 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use schemas::event::EventKind;
+use schemas::segment::{self, CallType};
 use serde_json::json;
 
 use crate::request::{authenticate, ingest_events, Outcome};
@@ -41,4 +43,76 @@ pub async fn native(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
     }
     .await;
     respond(&app, result)
+}
+
+/// The Segment parse step shared by every Segment endpoint: the group memory feeds the
+/// attribution chain, and group calls update it (in request order, so a group call earlier in
+/// a batch attributes the track calls after it).
+fn parse_segment(
+    app: &App,
+    call: Option<CallType>,
+    msg: &serde_json::Value,
+    ctx: &segment::Context<'_>,
+) -> Result<schemas::event::Event, Vec<schemas::FieldError>> {
+    let event = segment::parse_message(call, msg, ctx)?;
+    if event.kind == EventKind::Account {
+        app.groups.remember(&event.user_id, &event.account_id);
+    }
+    Ok(event)
+}
+
+async fn segment_request(app: Arc<App>, headers: HeaderMap, body: Body, call: Option<CallType>) -> Response {
+    let result = async {
+        let (caller, body) = authenticate(&app, &headers, body).await?;
+        let (raw, is_batch) = match call {
+            Some(_) => (vec![body], false),
+            None => (segment::split_batch(body)?, true),
+        };
+        let lookup = |user: &str| app.groups.account_of(user);
+        let ctx = segment::Context {
+            received_at: Utc::now(),
+            source: &caller.source,
+            max_future: max_future(&app),
+            mapping: &app.config.segment.mapping,
+            group_of_user: &lookup,
+        };
+        ingest_events(&app, &caller, raw, is_batch, |v| parse_segment(&app, call, v, &ctx)).await
+    }
+    .await;
+    respond(&app, result)
+}
+
+/// `POST /v1/track` (Segment).
+pub async fn track(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Track)).await
+}
+
+/// `POST /v1/identify` (Segment).
+pub async fn identify(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Identify)).await
+}
+
+/// `POST /v1/group` (Segment).
+pub async fn group(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Group)).await
+}
+
+/// `POST /v1/page` (Segment).
+pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Page)).await
+}
+
+/// `POST /v1/screen` (Segment).
+pub async fn screen(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Screen)).await
+}
+
+/// `POST /v1/alias` (Segment).
+pub async fn alias(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, Some(CallType::Alias)).await
+}
+
+/// `POST /v1/batch` and `POST /v1/import` (Segment): each message names its call in `type`.
+pub async fn batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    segment_request(app, headers, body, None).await
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 mod error;
+pub mod groups;
 pub mod handlers;
 pub mod metrics;
 pub mod ratelimit;
@@ -26,6 +27,7 @@ pub struct App {
     pub sink: sink::KafkaSink,
     pub write_keys: auth::WriteKeys,
     pub rate_limiter: ratelimit::RateLimiter,
+    pub groups: groups::GroupMemory,
     pub metrics: metrics::Metrics,
 }
 
@@ -36,7 +38,8 @@ impl App {
         let sink = sink::KafkaSink::new(&config.kafka, metrics.clone())?;
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
-        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, metrics }))
+        let groups = groups::GroupMemory::new(config.segment.remembered_users);
+        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, groups, metrics }))
     }
 }
 

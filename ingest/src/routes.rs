@@ -7,22 +7,56 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{handlers, App};
 
+/// Every route the API serves, as (method, path). The router is built from this table and the
+/// OpenAPI document (`schemas/openapi/ingest.json`) is tested against it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/events"),
+    ("POST", "/v1/track"),
+    ("POST", "/v1/identify"),
+    ("POST", "/v1/group"),
+    ("POST", "/v1/page"),
+    ("POST", "/v1/screen"),
+    ("POST", "/v1/alias"),
+    ("POST", "/v1/batch"),
+    ("POST", "/v1/import"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+fn handler(path: &str) -> MethodRouter<Arc<App>> {
+    match path {
+        "/v1/events" => post(handlers::native),
+        "/v1/track" => post(handlers::track),
+        "/v1/identify" => post(handlers::identify),
+        "/v1/group" => post(handlers::group),
+        "/v1/page" => post(handlers::page),
+        "/v1/screen" => post(handlers::screen),
+        "/v1/alias" => post(handlers::alias),
+        "/v1/batch" | "/v1/import" => post(handlers::batch),
+        "/healthz" => get(|| async { Json(json!({ "status": "ok" })) }),
+        "/readyz" => get(readyz),
+        "/metrics" => get(metrics),
+        other => unreachable!("route {other} is in ROUTES but has no handler"),
+    }
+}
+
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/v1/events", post(handlers::native))
+    let mut router = Router::new();
+    for (_, path) in ROUTES {
+        router = router.route(path, handler(path));
+    }
+    router
         // The body limit is enforced (with our JSON error) in the request pipeline.
         .layer(DefaultBodyLimit::disable())
         .layer(cors(&app.config.cors_origins))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
 }

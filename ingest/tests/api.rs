@@ -233,3 +233,63 @@ async fn a_write_key_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(ids.len(), 15, "the refused batch wrote nothing: {ids:?}");
     assert!(ids.iter().all(|id| !id.starts_with("b-")));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn every_segment_endpoint_round_trips_through_the_topic() {
+    let stack = Stack::from_env("ingest_segment");
+    let ingest = start(&stack, |_| {}).await;
+    let ts = json!({"timestamp": "2026-11-20T10:00:00Z"});
+    let call = |path: &'static str, body: Value| {
+        let mut body = body;
+        body.as_object_mut().unwrap().extend(ts.as_object().unwrap().clone());
+        let url = ingest.url.clone();
+        async move {
+            let r = post(&url, path).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+        }
+    };
+    // Order matters: the group call ties s-user to acme, so the later track call without
+    // context.groupId is attributed to acme.
+    call("/v1/group", json!({"userId": "s-user", "groupId": "acme", "messageId": "s1", "traits": {"plan": "enterprise", "seats": 50}})).await;
+    call("/v1/track", json!({"userId": "s-user", "event": "Report Exported", "messageId": "s2", "properties": {"format": "csv"}})).await;
+    call("/v1/identify", json!({"userId": "s-user", "messageId": "s3", "traits": {"email": "s@example.com"}})).await;
+    call("/v1/page", json!({"userId": "s-user", "name": "Pricing", "messageId": "s4", "context": {"groupId": "acme"}})).await;
+    call("/v1/screen", json!({"anonymousId": "anon-1", "name": "Home", "messageId": "s5"})).await;
+    call("/v1/alias", json!({"userId": "s-user", "previousId": "anon-1", "messageId": "s6"})).await;
+    let batch = json!({
+        "batch": [
+            {"type": "track", "userId": "s-user", "event": "Signed In", "messageId": "s7"},
+            {"type": "track", "userId": "b-user", "event": "Data Imported", "properties": {"records": 40}, "messageId": "s8"}
+        ],
+        "context": {"groupId": "globex"},
+        "writeKey": KEY
+    });
+    let r = reqwest::Client::new().post(format!("{}/v1/batch", ingest.url)).json(&batch).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(&ingest.url, "/v1/import").json(&json!({"batch": [{"type": "screen", "userId": "i-user", "name": "Import", "messageId": "s9"}]})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let events = events_of(stack.read_topic(&ingest.events_topic, Duration::from_secs(6)).await);
+    let got: Vec<(&str, &str, EventKind, &str, Option<&str>)> = events
+        .iter()
+        .map(|(key, e)| (e.message_id.as_str(), e.account_id.as_str(), e.kind, key.as_str(), e.feature.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("s1", "acme", EventKind::Account, "acme", None),
+            ("s2", "acme", EventKind::FeatureUsed, "acme", Some("Report Exported")),
+            ("s3", "acme", EventKind::User, "acme", None),
+            ("s4", "acme", EventKind::FeatureUsed, "acme", Some("page:Pricing")),
+            ("s5", "", EventKind::FeatureUsed, "anon-1", Some("screen:Home")),
+            ("s6", "acme", EventKind::User, "acme", None),
+            ("s7", "globex", EventKind::Login, "globex", None),
+            ("s8", "globex", EventKind::DataVolume, "globex", None),
+            ("s9", "", EventKind::FeatureUsed, "i-user", Some("screen:Import")),
+        ]
+    );
+    assert_eq!(events[0].1.traits["seats"], 50);
+    assert_eq!(events[7].1.records, Some(40));
+    assert!(events.iter().all(|(_, e)| e.source == "api-test"));
+}

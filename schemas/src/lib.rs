@@ -11,6 +11,7 @@ pub mod migrations;
 pub mod native;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+pub mod segment;
 pub mod settings;
 pub mod topics;
 

@@ -1,0 +1,433 @@
+//! The Segment Tracking API (https://segment.com/docs/connections/spec/): track, identify,
+//! group, page, screen and alias messages, and batches of them, normalised into [`Event`].
+//!
+//! Like the native format, every problem of a message is reported at once, with its field.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventKind, TicketStatus};
+use crate::native::MAX_ID_LEN;
+use crate::{FieldError, SchemaError};
+
+/// Which Segment call a message is. The single-call endpoints say it by their path; in
+/// `/v1/batch` and `/v1/import` each message says it in its `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallType {
+    Track,
+    Identify,
+    Group,
+    Page,
+    Screen,
+    Alias,
+}
+
+impl CallType {
+    const ALL: [CallType; 6] = [Self::Track, Self::Identify, Self::Group, Self::Page, Self::Screen, Self::Alias];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Track => "track",
+            Self::Identify => "identify",
+            Self::Group => "group",
+            Self::Page => "page",
+            Self::Screen => "screen",
+            Self::Alias => "alias",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Which track event names (case-insensitive) are not feature use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventMapping {
+    pub login: Vec<String>,
+    pub data_volume: Vec<String>,
+    pub survey: Vec<String>,
+    pub ticket_opened: Vec<String>,
+    pub ticket_closed: Vec<String>,
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl Default for EventMapping {
+    fn default() -> Self {
+        Self {
+            login: names(&["Signed In", "Logged In", "Login", "User Logged In"]),
+            data_volume: names(&["Data Imported", "Records Imported", "Data Synced"]),
+            survey: names(&["Survey Submitted", "NPS Survey Submitted", "Survey Completed"]),
+            ticket_opened: names(&["Ticket Opened", "Ticket Created", "Support Ticket Opened"]),
+            ticket_closed: names(&["Ticket Closed", "Ticket Resolved", "Support Ticket Closed"]),
+        }
+    }
+}
+
+enum Mapped {
+    Login,
+    DataVolume,
+    Survey,
+    Ticket(TicketStatus),
+    Feature,
+}
+
+impl EventMapping {
+    fn classify(&self, event: &str) -> Mapped {
+        let is = |list: &[String]| list.iter().any(|n| n.eq_ignore_ascii_case(event));
+        if is(&self.login) {
+            Mapped::Login
+        } else if is(&self.data_volume) {
+            Mapped::DataVolume
+        } else if is(&self.survey) {
+            Mapped::Survey
+        } else if is(&self.ticket_opened) {
+            Mapped::Ticket(TicketStatus::Opened)
+        } else if is(&self.ticket_closed) {
+            Mapped::Ticket(TicketStatus::Closed)
+        } else {
+            Mapped::Feature
+        }
+    }
+}
+
+pub struct Context<'a> {
+    pub received_at: DateTime<Utc>,
+    pub source: &'a str,
+    pub max_future: Duration,
+    pub mapping: &'a EventMapping,
+    /// The account of the user's last `group` call, if ingest remembers one.
+    pub group_of_user: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+/// Splits a `/v1/batch` or `/v1/import` body into its messages. Batch-level `context` and
+/// `integrations` are merged into each message (the message's own keys win) and a batch
+/// `sentAt` is copied into messages without one, as Segment does.
+pub fn split_batch(body: Value) -> Result<Vec<Value>, SchemaError> {
+    let invalid = |field: &str, reason: &str| SchemaError::Invalid(vec![FieldError::new(field, reason)]);
+    let Value::Object(mut body) = body else {
+        return Err(invalid("body", "must be an object with a \"batch\" array"));
+    };
+    let messages = match body.remove("batch") {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        Some(Value::Array(_)) => return Err(invalid("batch", "must hold at least one message")),
+        Some(_) => return Err(invalid("batch", "must be an array of messages")),
+        None => return Err(invalid("batch", "is required")),
+    };
+    let shared: Vec<(&str, Value)> =
+        ["context", "integrations"].into_iter().filter_map(|k| body.get(k).filter(|v| v.is_object()).map(|v| (k, v.clone()))).collect();
+    let sent_at = body.get("sentAt").cloned();
+    Ok(messages
+        .into_iter()
+        .map(|mut m| {
+            if let Value::Object(msg) = &mut m {
+                for (key, batch_value) in &shared {
+                    let merged = match msg.remove(*key) {
+                        Some(Value::Object(own)) => {
+                            let mut base = batch_value.as_object().cloned().unwrap_or_default();
+                            base.extend(own);
+                            Value::Object(base)
+                        }
+                        Some(other) => other,
+                        None => batch_value.clone(),
+                    };
+                    msg.insert((*key).to_owned(), merged);
+                }
+                if let Some(sent_at) = &sent_at {
+                    msg.entry("sentAt").or_insert_with(|| sent_at.clone());
+                }
+            }
+            m
+        })
+        .collect())
+}
+
+/// Converts one message. `call` is given by the single-call endpoints; `None` reads `type`.
+pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldError>> {
+    let Value::Object(obj) = msg else {
+        return Err(vec![FieldError::new("message", "must be a JSON object")]);
+    };
+    let mut r = Reader { obj, errors: Vec::new() };
+    let call = match call {
+        Some(c) => c,
+        None => match obj.get("type").and_then(Value::as_str).and_then(CallType::parse) {
+            Some(c) => c,
+            None => {
+                r.fail("type", "must be one of track, identify, group, page, screen, alias");
+                return Err(r.errors);
+            }
+        },
+    };
+
+    let user_id = r.id("userId");
+    let anonymous_id = r.id("anonymousId");
+    let user = user_id.clone().or(anonymous_id).unwrap_or_default();
+    if user.is_empty() && !r.errors.iter().any(|e| e.field == "userId" || e.field == "anonymousId") {
+        r.fail("userId", "userId or anonymousId is required");
+    }
+    let message_id = r.id("messageId").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let own_properties = r.object("properties").unwrap_or_default();
+    let context = r.object("context");
+    let traits = r.object("traits");
+    let mut properties = own_properties.clone();
+    for key in ["context", "integrations"] {
+        if let Some(v) = obj.get(key).filter(|v| v.is_object()) {
+            properties.entry(key).or_insert_with(|| v.clone());
+        }
+    }
+    let timestamp = r.event_time(ctx, &mut properties);
+
+    let ctx_group = context.as_ref().and_then(|c| c.get("groupId")).and_then(id_of);
+    let prop_account = ["account_id", "accountId"].iter().find_map(|k| own_properties.get(*k).and_then(id_of));
+    let trait_account = traits.as_ref().and_then(|t| ["account_id", "accountId"].iter().find_map(|k| t.get(*k).and_then(id_of)));
+
+    let mut event = Event {
+        message_id,
+        account_id: String::new(),
+        user_id: user.clone(),
+        kind: EventKind::FeatureUsed,
+        event: call.as_str().to_owned(),
+        timestamp,
+        received_at: ctx.received_at,
+        source: ctx.source.to_owned(),
+        feature: None,
+        module: None,
+        count: None,
+        records: None,
+        bytes: None,
+        object: None,
+        nps: None,
+        csat: None,
+        ticket_id: None,
+        ticket_status: None,
+        priority: None,
+        traits: Map::new(),
+        properties: Map::new(),
+    };
+    // Attribution chain (DESIGN.md): context.groupId → properties.account_id/accountId →
+    // (identify: traits.account_id/accountId) → the user's last group call → unattributed.
+    let chain = |extra: Option<String>| {
+        ctx_group.clone().or(prop_account.clone()).or(extra).or_else(|| (ctx.group_of_user)(&user)).unwrap_or_default()
+    };
+    match call {
+        CallType::Track => {
+            let name = r.required_str("event");
+            event.account_id = chain(None);
+            if let Some(name) = name {
+                event.event = name.clone();
+                r.track(&mut event, ctx.mapping.classify(&name), &own_properties, name);
+            }
+            event.properties = properties;
+        }
+        CallType::Identify => {
+            event.kind = EventKind::User;
+            event.account_id = chain(trait_account);
+            event.traits = traits.or_else(|| context.as_ref().and_then(|c| c.get("traits")).and_then(|t| t.as_object().cloned())).unwrap_or_default();
+            event.properties = without(&properties, &own_properties);
+        }
+        CallType::Group => {
+            event.kind = EventKind::Account;
+            match obj.get("groupId").and_then(id_of) {
+                Some(g) => event.account_id = g,
+                None => r.fail("groupId", "is required (a string or number)"),
+            }
+            event.traits = traits.unwrap_or_default();
+            event.properties = without(&properties, &own_properties);
+        }
+        CallType::Page | CallType::Screen => {
+            let label = obj
+                .get("name")
+                .and_then(Value::as_str)
+                .or_else(|| own_properties.get("name").and_then(Value::as_str))
+                .or_else(|| own_properties.get("path").and_then(Value::as_str))
+                .unwrap_or("unknown");
+            event.account_id = chain(None);
+            event.feature = Some(format!("{}:{label}", call.as_str()));
+            event.module = obj.get("category").and_then(Value::as_str).map(str::to_owned);
+            event.count = Some(1);
+            event.properties = properties;
+        }
+        CallType::Alias => {
+            event.kind = EventKind::User;
+            if user_id.is_none() {
+                r.fail("userId", "is required for alias");
+            }
+            match obj.get("previousId").and_then(id_of) {
+                Some(p) => {
+                    event.properties = without(&properties, &own_properties);
+                    event.properties.insert("alias_previous_id".into(), Value::String(p));
+                }
+                None => r.fail("previousId", "is required (a string or number)"),
+            }
+            event.account_id = chain(None);
+        }
+    }
+    if r.errors.is_empty() {
+        Ok(event)
+    } else {
+        Err(r.errors)
+    }
+}
+
+/// `all` without the keys of `own` (the message's own `properties`, which only track, page and
+/// screen calls carry as event properties).
+fn without(all: &Map<String, Value>, own: &Map<String, Value>) -> Map<String, Value> {
+    all.iter().filter(|(k, _)| !own.contains_key(*k) || *k == "context" || *k == "integrations").map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// An id as Segment libraries send it: a string, or a number (stringified).
+fn id_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+struct Reader<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Reader<'_> {
+    fn fail(&mut self, field: &str, reason: &str) {
+        self.errors.push(FieldError::new(field, reason));
+    }
+
+    fn id(&mut self, field: &str) -> Option<String> {
+        let v = self.obj.get(field)?;
+        if v.is_null() {
+            return None;
+        }
+        match id_of(v) {
+            Some(s) if s.chars().count() > MAX_ID_LEN => {
+                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"));
+                None
+            }
+            Some(s) => Some(s),
+            None => {
+                self.fail(field, "must be a non-empty string or a number");
+                None
+            }
+        }
+    }
+
+    fn required_str(&mut self, field: &str) -> Option<String> {
+        match self.obj.get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_ID_LEN => Some(s.clone()),
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"));
+                None
+            }
+            _ => {
+                self.fail(field, "is required (a non-empty string)");
+                None
+            }
+        }
+    }
+
+    fn object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        match self.obj.get(field)? {
+            Value::Object(m) => Some(m.clone()),
+            Value::Null => None,
+            _ => {
+                self.fail(field, "must be a JSON object");
+                None
+            }
+        }
+    }
+
+    fn time(&mut self, field: &str) -> Option<DateTime<Utc>> {
+        match self.obj.get(field)? {
+            Value::String(s) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(e) => {
+                    self.fail(field, &format!("must be an RFC 3339 date-time ({e})"));
+                    None
+                }
+            },
+            Value::Null => None,
+            _ => {
+                self.fail(field, "must be an RFC 3339 date-time string");
+                None
+            }
+        }
+    }
+
+    /// Segment's rule: with `sentAt`, the client's clock offset is removed —
+    /// timestamp = receivedAt − (sentAt − client time). Far-future results are clamped.
+    fn event_time(&mut self, ctx: &Context<'_>, properties: &mut Map<String, Value>) -> DateTime<Utc> {
+        let client = if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) {
+            self.time("timestamp")
+        } else {
+            self.time("originalTimestamp")
+        };
+        let sent_at = self.time("sentAt");
+        let t = match (client, sent_at) {
+            (Some(c), Some(s)) => ctx.received_at - (s - c),
+            (Some(c), None) => c,
+            (None, _) => ctx.received_at,
+        };
+        if t > ctx.received_at + ctx.max_future {
+            properties.insert("uptake_client_timestamp".into(), Value::String(t.to_rfc3339()));
+            return ctx.received_at;
+        }
+        t
+    }
+
+    fn prop_uint(&mut self, props: &Map<String, Value>, name: &str, min: u64, max: u64) -> Option<u64> {
+        let v = props.get(name)?;
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ if v.is_null() => None,
+            _ => {
+                let range = if max == u64::MAX { format!("an integer of at least {min}") } else { format!("an integer from {min} to {max}") };
+                self.fail(&format!("properties.{name}"), &format!("must be {range}"));
+                None
+            }
+        }
+    }
+
+    fn track(&mut self, e: &mut Event, mapped: Mapped, props: &Map<String, Value>, name: String) {
+        match mapped {
+            Mapped::Login => e.kind = EventKind::Login,
+            Mapped::DataVolume => {
+                e.kind = EventKind::DataVolume;
+                e.records = self.prop_uint(props, "records", 0, u64::MAX);
+                e.bytes = self.prop_uint(props, "bytes", 0, u64::MAX);
+                e.object = props.get("object").and_then(Value::as_str).map(str::to_owned);
+                if !props.contains_key("records") && !props.contains_key("bytes") {
+                    self.fail("properties.records", "a data volume event needs properties.records and/or properties.bytes");
+                }
+            }
+            Mapped::Survey => {
+                e.kind = EventKind::Survey;
+                e.nps = self.prop_uint(props, "nps", 0, 10).map(|v| v as u8);
+                e.csat = self.prop_uint(props, "csat", 1, 5).map(|v| v as u8);
+                if !props.contains_key("nps") && !props.contains_key("csat") {
+                    self.fail("properties.nps", "a survey event needs properties.nps (0-10) and/or properties.csat (1-5)");
+                }
+            }
+            Mapped::Ticket(status) => {
+                e.kind = EventKind::SupportTicket;
+                e.ticket_status = Some(status);
+                e.ticket_id = ["ticket_id", "ticketId"].iter().find_map(|k| props.get(*k).and_then(id_of));
+                if e.ticket_id.is_none() {
+                    self.fail("properties.ticket_id", "a ticket event needs properties.ticket_id");
+                }
+                e.priority = props.get("priority").and_then(Value::as_str).map(str::to_owned);
+            }
+            Mapped::Feature => {
+                e.kind = EventKind::FeatureUsed;
+                e.module = props.get("module").and_then(Value::as_str).map(str::to_owned);
+                e.count = Some(if props.contains_key("count") { self.prop_uint(props, "count", 1, u64::MAX).unwrap_or(1) } else { 1 });
+                e.feature = Some(name);
+            }
+        }
+    }
+}
