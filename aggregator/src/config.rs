@@ -11,6 +11,7 @@ use schemas::alert::Severity;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
+use crate::health::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +26,9 @@ pub struct AggregatorConfig {
     pub batch: BatchConfig,
     pub dedup: DedupConfig,
     pub evaluation: EvaluationConfig,
+    pub metrics: MetricsConfig,
+    pub lifecycle: LifecycleConfig,
+    pub health: HealthConfig,
     pub rules: RulesConfig,
 }
 
@@ -38,6 +42,9 @@ impl Default for AggregatorConfig {
             batch: BatchConfig::default(),
             dedup: DedupConfig::default(),
             evaluation: EvaluationConfig::default(),
+            metrics: MetricsConfig::default(),
+            lifecycle: LifecycleConfig::default(),
+            health: HealthConfig::default(),
             rules: RulesConfig::default(),
         }
     }
@@ -182,6 +189,15 @@ impl EvaluationConfig {
     }
 }
 
+/// Inputs of the adoption metrics.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The product's features, for feature breadth (features used ÷ catalogue). Empty: every
+    /// feature any account used in the last 90 days.
+    pub feature_catalogue: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
@@ -242,6 +258,22 @@ impl AggregatorConfig {
         }
         if self.evaluation.interval_ms < 100 {
             return bad("evaluation.interval_ms", "must be at least 100");
+        }
+        if self.lifecycle.onboarding_days < 0 || self.lifecycle.renewal_days < 0 {
+            return bad("lifecycle", "onboarding_days and renewal_days must not be negative");
+        }
+        let h = &self.health;
+        if !(0.0..=100.0).contains(&h.red_below) || !(h.red_below..=100.0).contains(&h.green_from) {
+            return bad("health.green_from", "need 0 <= red_below <= green_from <= 100");
+        }
+        if h.seat_utilisation_target <= 0.0 || h.feature_breadth_target <= 0.0 {
+            return bad("health", "seat_utilisation_target and feature_breadth_target must be above 0");
+        }
+        for (stage, w) in [("onboarding", &h.onboarding), ("growth", &h.growth), ("renewal", &h.renewal)] {
+            let all = [w.deployment, w.adoption, w.trend, w.value, w.experience];
+            if all.iter().any(|x| *x < 0.0) || all.iter().sum::<f64>() <= 0.0 {
+                return bad(&format!("health.{stage}"), "weights must be non-negative with a positive sum");
+            }
         }
         let rule = &self.rules.active_users_drop;
         if !(0.0..=100.0).contains(&rule.drop_pct) || rule.drop_pct == 0.0 {

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod dedup;
 mod error;
 pub mod evaluator;
+pub mod health;
 pub mod metrics;
 pub mod rules;
 pub mod store;

@@ -1,0 +1,287 @@
+//! The customer-success model: lifecycle stage from contract dates and an explainable health
+//! score from weighted components (DESIGN.md "The customer-success model it serves").
+//!
+//! Health = outcome (deployment: seats in use; adoption: breadth of feature use; usage trend;
+//! value: data accumulated) + experience (surveys, tickets). Outcome carries most of the weight,
+//! so an account with great survey scores but fading use scores low.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+/// onboarding = first `onboarding_days` after contract start; renewal = last `renewal_days`
+/// before the renewal date (or past it); growth = in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Onboarding,
+    Growth,
+    Renewal,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Growth => "growth",
+            Self::Renewal => "renewal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Onboarding, Self::Growth, Self::Renewal].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    pub onboarding_days: i64,
+    pub renewal_days: i64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self { onboarding_days: 90, renewal_days: 90 }
+    }
+}
+
+/// The stage on `today`. Without a contract start, the first day the account was seen stands in
+/// for it (a new account is onboarding whether or not its contract was sent).
+pub fn stage(cfg: &LifecycleConfig, today: NaiveDate, start: Option<NaiveDate>, renewal: Option<NaiveDate>) -> Stage {
+    if let Some(renewal) = renewal {
+        if (renewal - today).num_days() <= cfg.renewal_days {
+            return Stage::Renewal;
+        }
+    }
+    match start {
+        Some(start) if (today - start).num_days() < cfg.onboarding_days => Stage::Onboarding,
+        _ => Stage::Growth,
+    }
+}
+
+/// The five components, each 0–100.
+pub const COMPONENTS: [&str; 5] = ["deployment", "adoption", "trend", "value", "experience"];
+
+/// Weights of the components in one stage (any scale; they are normalised over the components
+/// that have inputs).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    pub deployment: f64,
+    pub adoption: f64,
+    pub trend: f64,
+    pub value: f64,
+    pub experience: f64,
+}
+
+impl Weights {
+    fn of(&self, component: &str) -> f64 {
+        match component {
+            "deployment" => self.deployment,
+            "adoption" => self.adoption,
+            "trend" => self.trend,
+            "value" => self.value,
+            _ => self.experience,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Seat utilisation (MAU ÷ seats) that scores 100 on deployment.
+    pub seat_utilisation_target: f64,
+    /// Feature breadth (features used in 30 days ÷ catalogue) that scores 100 on adoption.
+    pub feature_breadth_target: f64,
+    /// Points of the experience component lost per open support ticket.
+    pub open_ticket_penalty: f64,
+    /// Scores below this are red.
+    pub red_below: f64,
+    /// Scores from this up are green; between the two, yellow.
+    pub green_from: f64,
+    pub onboarding: Weights,
+    pub growth: Weights,
+    pub renewal: Weights,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            seat_utilisation_target: 0.8,
+            feature_breadth_target: 0.5,
+            open_ticket_penalty: 10.0,
+            red_below: 40.0,
+            green_from: 70.0,
+            // Onboarding is about getting seats live and first features used.
+            onboarding: Weights { deployment: 0.35, adoption: 0.30, trend: 0.10, value: 0.15, experience: 0.10 },
+            growth: Weights { deployment: 0.25, adoption: 0.25, trend: 0.25, value: 0.15, experience: 0.10 },
+            // Near renewal, seats in use and momentum decide the conversation.
+            renewal: Weights { deployment: 0.30, adoption: 0.20, trend: 0.25, value: 0.10, experience: 0.15 },
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn weights(&self, stage: Stage) -> &Weights {
+        match stage {
+            Stage::Onboarding => &self.onboarding,
+            Stage::Growth => &self.growth,
+            Stage::Renewal => &self.renewal,
+        }
+    }
+
+    pub fn band(&self, score: f64) -> &'static str {
+        if score < self.red_below {
+            "red"
+        } else if score < self.green_from {
+            "yellow"
+        } else {
+            "green"
+        }
+    }
+}
+
+/// What the score is computed from; `None` where the account gives no input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    pub seat_utilisation: Option<f64>,
+    pub feature_breadth: Option<f64>,
+    pub active_users_change_pct: Option<f64>,
+    /// Records accumulated in 30 days and their change vs the previous 30 days (%).
+    pub records_30d: Option<u64>,
+    pub records_change_pct: Option<f64>,
+    pub latest_nps: Option<u8>,
+    pub avg_csat: Option<f64>,
+    pub open_tickets: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub score: Option<f64>,
+    pub band: &'static str,
+    /// Component scores in [`COMPONENTS`] order.
+    pub components: [Option<f64>; 5],
+    /// The component that pulls the score down most (largest weighted shortfall from 100).
+    pub weakest: Option<&'static str>,
+}
+
+fn pct(x: f64) -> f64 {
+    (x * 100.0).clamp(0.0, 100.0)
+}
+
+pub fn components(cfg: &HealthConfig, i: &Inputs) -> [Option<f64>; 5] {
+    let deployment = i.seat_utilisation.map(|u| pct(u / cfg.seat_utilisation_target));
+    let adoption = i.feature_breadth.map(|b| pct(b / cfg.feature_breadth_target));
+    // Flat or growing use is healthy; a 50 % fall in active users scores 0.
+    let trend = i.active_users_change_pct.map(|c| (100.0 + 2.0 * c).clamp(0.0, 100.0));
+    // Value is data accumulating: none in 30 days scores 0, shrinking imports score less.
+    let value = i.records_30d.map(|r| match (r, i.records_change_pct) {
+        (0, _) => 0.0,
+        (_, Some(c)) => (100.0 + c).clamp(0.0, 100.0),
+        (_, None) => 100.0,
+    });
+    let surveys: Vec<f64> = i
+        .latest_nps
+        .map(|n| n as f64 * 10.0)
+        .into_iter()
+        .chain(i.avg_csat.map(|c| (c - 1.0) * 25.0))
+        .collect();
+    let experience = if surveys.is_empty() && i.open_tickets == 0 {
+        None
+    } else {
+        let base = if surveys.is_empty() { 100.0 } else { surveys.iter().sum::<f64>() / surveys.len() as f64 };
+        Some((base - cfg.open_ticket_penalty * i.open_tickets as f64).clamp(0.0, 100.0))
+    };
+    [deployment, adoption, trend, value, experience]
+}
+
+/// The weighted score. A component without input is left out and its weight shared by the rest.
+pub fn score(cfg: &HealthConfig, stage: Stage, inputs: &Inputs) -> Health {
+    let comps = components(cfg, inputs);
+    let w = cfg.weights(stage);
+    let (mut sum, mut weight) = (0.0, 0.0);
+    let mut weakest: Option<(&'static str, f64)> = None;
+    for (name, c) in COMPONENTS.iter().zip(comps) {
+        let Some(c) = c else { continue };
+        sum += w.of(name) * c;
+        weight += w.of(name);
+        let shortfall = w.of(name) * (100.0 - c);
+        if shortfall > 0.0 && weakest.is_none_or(|(_, s)| shortfall > s) {
+            weakest = Some((name, shortfall));
+        }
+    }
+    let score = (weight > 0.0).then(|| ((sum / weight) * 10.0).round() / 10.0);
+    Health { score, band: score.map_or("", |s| cfg.band(s)), components: comps, weakest: weakest.map(|(n, _)| n) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn stages_follow_the_contract_dates() {
+        let cfg = LifecycleConfig::default();
+        let today = d("2026-11-22");
+        assert_eq!(stage(&cfg, today, Some(d("2026-10-01")), Some(d("2027-10-01"))), Stage::Onboarding);
+        assert_eq!(stage(&cfg, today, Some(d("2026-08-24")), Some(d("2027-08-24"))), Stage::Growth, "day 90");
+        assert_eq!(stage(&cfg, today, Some(d("2025-12-01")), Some(d("2027-02-20"))), Stage::Renewal, "90 days left");
+        assert_eq!(stage(&cfg, today, Some(d("2025-12-01")), Some(d("2027-02-21"))), Stage::Growth, "91 days left");
+        assert_eq!(stage(&cfg, today, None, Some(d("2026-11-01"))), Stage::Renewal, "past renewal");
+        assert_eq!(stage(&cfg, today, None, None), Stage::Growth);
+    }
+
+    #[test]
+    fn components_are_banded_from_their_inputs() {
+        let cfg = HealthConfig::default();
+        let i = Inputs {
+            seat_utilisation: Some(0.4),
+            feature_breadth: Some(0.25),
+            active_users_change_pct: Some(-20.0),
+            records_30d: Some(500),
+            records_change_pct: Some(-30.0),
+            latest_nps: Some(8),
+            avg_csat: Some(4.0),
+            open_tickets: 1,
+        };
+        // 0.4/0.8, 0.25/0.5, 100-40, 100-30, mean(80, 75) - 10
+        assert_eq!(components(&cfg, &i), [Some(50.0), Some(50.0), Some(60.0), Some(70.0), Some(67.5)]);
+        // growth: .25*50 + .25*50 + .25*60 + .15*70 + .10*67.5 = 57.25
+        let h = score(&cfg, Stage::Growth, &i);
+        assert_eq!(h.score, Some(57.3));
+        assert_eq!(h.band, "yellow");
+        assert_eq!(h.weakest, Some("deployment"), "deployment and adoption tie at 12.5; the first wins");
+    }
+
+    #[test]
+    fn missing_inputs_are_left_out_and_their_weight_shared() {
+        let cfg = HealthConfig::default();
+        let i = Inputs { feature_breadth: Some(0.5), active_users_change_pct: Some(-50.0), ..Default::default() };
+        let h = score(&cfg, Stage::Growth, &i);
+        assert_eq!(h.components, [None, Some(100.0), Some(0.0), None, None]);
+        assert_eq!(h.score, Some(50.0), "(.25*100 + .25*0) / .5");
+        assert_eq!(h.weakest, Some("trend"));
+        assert_eq!(score(&cfg, Stage::Growth, &Inputs::default()).score, None);
+    }
+
+    #[test]
+    fn great_surveys_do_not_hide_fading_use() {
+        let cfg = HealthConfig::default();
+        let fading = Inputs {
+            seat_utilisation: Some(0.15),
+            feature_breadth: Some(0.1),
+            active_users_change_pct: Some(-60.0),
+            records_30d: Some(0),
+            latest_nps: Some(10),
+            avg_csat: Some(5.0),
+            ..Default::default()
+        };
+        let h = score(&cfg, Stage::Growth, &fading);
+        assert!(h.score.unwrap() < cfg.red_below, "score {:?}", h.score);
+        assert_eq!(h.band, "red");
+        assert_eq!(h.components[4], Some(100.0), "experience itself is perfect");
+    }
+}
