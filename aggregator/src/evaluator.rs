@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertStatus};
 use tokio::sync::watch;
@@ -21,8 +21,10 @@ use tokio::sync::watch;
 use crate::config::{ActiveUsersDropRule, AggregatorConfig};
 use crate::consumer::Ownership;
 use crate::metrics::Metrics;
-use crate::rules::{self, change_pct};
-use crate::store::{to_datetime, AlertRow, MetricsRow, OpenEpisode, Store, WindowRow};
+use crate::rules;
+use crate::account::{metrics_row, MetricsRow, Model};
+use crate::health::{HealthConfig, LifecycleConfig};
+use crate::store::{to_datetime, AlertRow, OpenEpisode, Store};
 use crate::AggregatorError;
 
 /// What one evaluation pass did.
@@ -39,6 +41,10 @@ pub struct Evaluator {
     metrics: Arc<Metrics>,
     alerts_topic: String,
     rule: ActiveUsersDropRule,
+    lifecycle: LifecycleConfig,
+    health: HealthConfig,
+    /// The configured feature catalogue's size; 0 = use the features seen in 90 days.
+    catalogue: u64,
     events_topic: String,
     ownership: Arc<Ownership>,
     /// The ownership generation `open` was loaded for; `None` until loaded.
@@ -61,6 +67,9 @@ impl Evaluator {
             metrics,
             alerts_topic: cfg.kafka.alerts_topic.clone(),
             rule: cfg.rules.active_users_drop.clone(),
+            lifecycle: cfg.lifecycle.clone(),
+            health: cfg.health.clone(),
+            catalogue: cfg.metrics.feature_catalogue.len() as u64,
             events_topic: cfg.kafka.events_topic.clone(),
             ownership,
             loaded_for: None,
@@ -107,12 +116,17 @@ impl Evaluator {
         let started = std::time::Instant::now();
         self.refresh_open_episodes().await?;
         let partitions = self.ownership.partitions();
-        let windows = if partitions.is_empty() {
+        let inputs = if partitions.is_empty() {
             Vec::new()
         } else {
-            self.store.window_metrics(now.date_naive(), &self.events_topic, &partitions).await?
+            self.store.account_inputs(now, &self.events_topic, &partitions).await?
         };
-        let rows: Vec<MetricsRow> = windows.iter().map(|w| metrics_row(w, now)).collect();
+        let catalogue = match self.catalogue {
+            0 if !inputs.is_empty() => self.store.features_seen(now.date_naive()).await?,
+            n => n,
+        };
+        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
+        let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
         if !rows.is_empty() {
             self.store.insert_rows("account_metrics", &rows).await?;
         }
@@ -129,10 +143,10 @@ impl Evaluator {
                         status: AlertStatus::Firing,
                         fired_at: now,
                         resolved_at: None,
-                        lifecycle_stage: None,
-                        health_score: None,
+                        lifecycle_stage: Some(m.lifecycle_stage.clone()),
+                        health_score: m.health_score,
                         metrics: finding.metrics,
-                        csm_owner: None,
+                        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
                         reason: finding.reason,
                     };
                     self.publish(&alert, now).await?;
@@ -155,10 +169,10 @@ impl Evaluator {
                         status: AlertStatus::Resolved,
                         fired_at,
                         resolved_at: Some(now),
-                        lifecycle_stage: None,
-                        health_score: None,
+                        lifecycle_stage: Some(m.lifecycle_stage.clone()),
+                        health_score: m.health_score,
                         metrics: rules::active_users_values(m),
-                        csm_owner: None,
+                        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
                         reason: format!(
                             "Weekly active users recovered: {} vs {} in the previous 7 days",
                             m.active_users_7d, m.active_users_prev_7d
@@ -206,36 +220,5 @@ impl Evaluator {
         self.metrics.alerts.with_label_values(&[alert.status.as_str()]).inc();
         tracing::info!(account = %alert.account_id, rule = %alert.rule_id, status = alert.status.as_str(), reason = %alert.reason, "alert");
         Ok(())
-    }
-}
-
-/// Days since the epoch, as ClickHouse `Date` stores them.
-fn date_number(d: NaiveDate) -> u16 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days().clamp(0, u16::MAX as i64) as u16
-}
-
-/// Turns the window aggregates into the stored metrics: changes vs the previous period and the
-/// time-based metrics, which depend on `now` and so change even when no event arrives.
-pub fn metrics_row(w: &WindowRow, now: DateTime<Utc>) -> MetricsRow {
-    let since = |t: u32| (t > 0).then(|| ((now.timestamp() - t as i64).max(0) / 86_400) as u32);
-    MetricsRow {
-        account_id: w.account_id.clone(),
-        as_of: date_number(now.date_naive()),
-        computed_at: to_datetime(now),
-        active_users_1d: w.active_users_1d,
-        active_users_7d: w.active_users_7d,
-        active_users_30d: w.active_users_30d,
-        active_users_prev_7d: w.active_users_prev_7d,
-        active_users_change_7d: change_pct(w.active_users_prev_7d, w.active_users_7d),
-        logins_7d: w.logins_7d,
-        login_users_7d: w.login_users_7d,
-        events_7d: w.events_7d,
-        features_used_30d: w.features_used_30d,
-        records_30d: w.records_30d,
-        bytes_30d: w.bytes_30d,
-        last_seen: (w.last_seen > 0).then_some(w.last_seen),
-        last_login: (w.last_login > 0).then_some(w.last_login),
-        days_since_last_activity: since(w.last_seen),
-        days_since_last_login: since(w.last_login),
     }
 }

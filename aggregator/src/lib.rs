@@ -1,6 +1,7 @@
 //! uptake aggregator: consumes usage events from Kafka into ClickHouse, keeps per-account
 //! rolling adoption metrics and turns them into churn-risk alerts.
 
+pub mod account;
 pub mod admin;
 pub mod config;
 pub mod consumer;

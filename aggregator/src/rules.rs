@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::ActiveUsersDropRule;
-use crate::store::MetricsRow;
+use crate::account::MetricsRow;
 
 /// Rule id of [`active_users_drop`].
 pub const ACTIVE_USERS_DROP: &str = "active_users_drop";
@@ -60,23 +60,10 @@ mod tests {
     fn row(prev: u64, cur: u64) -> MetricsRow {
         MetricsRow {
             account_id: "acme".into(),
-            as_of: 20_000,
-            computed_at: 0,
-            active_users_1d: 0,
             active_users_7d: cur,
-            active_users_30d: 0,
             active_users_prev_7d: prev,
             active_users_change_7d: change_pct(prev, cur),
-            logins_7d: 0,
-            login_users_7d: 0,
-            events_7d: 0,
-            features_used_30d: 0,
-            records_30d: 0,
-            bytes_30d: 0,
-            last_seen: None,
-            last_login: None,
-            days_since_last_activity: None,
-            days_since_last_login: None,
+            ..Default::default()
         }
     }
 

@@ -4,7 +4,7 @@
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
 //! end-to-end tests read every written column back from the real server to hold them to it.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clickhouse::{Client, Row};
 use schemas::event::Event;
 use schemas::migrations::{ledger_ddl, MIGRATIONS};
@@ -84,49 +84,6 @@ impl EventRow {
             kafka_offset: offset,
         }
     }
-}
-
-/// The window aggregates of one account, as the metrics query returns them.
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct WindowRow {
-    pub account_id: String,
-    pub active_users_1d: u64,
-    pub active_users_7d: u64,
-    pub active_users_30d: u64,
-    pub active_users_prev_7d: u64,
-    pub logins_7d: u64,
-    pub login_users_7d: u64,
-    pub events_7d: u64,
-    pub features_used_30d: u64,
-    pub records_30d: u64,
-    pub bytes_30d: u64,
-    /// 0 when the account never had activity / a login.
-    pub last_seen: u32,
-    pub last_login: u32,
-}
-
-/// One row of `account_metrics`.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct MetricsRow {
-    pub account_id: String,
-    /// Days since 1970-01-01 (ClickHouse `Date`).
-    pub as_of: u16,
-    pub computed_at: u32,
-    pub active_users_1d: u64,
-    pub active_users_7d: u64,
-    pub active_users_30d: u64,
-    pub active_users_prev_7d: u64,
-    pub active_users_change_7d: Option<f64>,
-    pub logins_7d: u64,
-    pub login_users_7d: u64,
-    pub events_7d: u64,
-    pub features_used_30d: u64,
-    pub records_30d: u64,
-    pub bytes_30d: u64,
-    pub last_seen: Option<u32>,
-    pub last_login: Option<u32>,
-    pub days_since_last_activity: Option<u32>,
-    pub days_since_last_login: Option<u32>,
 }
 
 /// One row of `alerts`.
@@ -222,44 +179,6 @@ impl Store {
         }
         insert.end().await?;
         Ok(())
-    }
-
-    /// Window aggregates per account for windows ending on `as_of` (inclusive), merged from the
-    /// daily states: distinct users over a window are `uniqExactMerge` of the days, never a sum.
-    /// Only accounts whose events arrive on `partitions` of `topic` are included.
-    pub async fn window_metrics(
-        &self,
-        as_of: NaiveDate,
-        topic: &str,
-        partitions: &[i32],
-    ) -> Result<Vec<WindowRow>, AggregatorError> {
-        let sql = format!(
-            "SELECT account_id,
-                uniqExactMergeIf(active_users, day = d) AS active_users_1d,
-                uniqExactMergeIf(active_users, day > d - 7) AS active_users_7d,
-                uniqExactMergeIf(active_users, day > d - 30) AS active_users_30d,
-                uniqExactMergeIf(active_users, day <= d - 7 AND day > d - 14) AS active_users_prev_7d,
-                sumMergeIf(logins, day > d - 7) AS logins_7d,
-                uniqExactMergeIf(login_users, day > d - 7) AS login_users_7d,
-                sumMergeIf(events, day > d - 7) AS events_7d,
-                toUInt64(length(groupUniqArrayMergeIf(features, day > d - 30))) AS features_used_30d,
-                sumMergeIf(records, day > d - 30) AS records_30d,
-                sumMergeIf(bytes, day > d - 30) AS bytes_30d,
-                toUInt32(maxMerge(last_seen)) AS last_seen,
-                toUInt32(maxMerge(last_login)) AS last_login
-             FROM (SELECT *, toDate(?) AS d FROM {db}.account_daily
-                   WHERE day <= toDate(?) AND account_id IN (
-                       SELECT account_id FROM {db}.account_partitions FINAL
-                       WHERE kafka_topic = ? AND kafka_partition IN ({partitions})))
-             GROUP BY account_id
-             ORDER BY account_id",
-            db = self.db,
-            // Integers, so safe to inline; ClickHouse 18.16 rejects `IN [array]`, which is how a
-            // bound slice would be rendered.
-            partitions = partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
-        );
-        let day = as_of.format("%Y-%m-%d").to_string();
-        Ok(self.client.query(&sql).bind(&day).bind(&day).bind(topic).fetch_all().await?)
     }
 
     /// `(received_at, message_id)` of the events stored from one Kafka partition since `since`.
