@@ -37,6 +37,12 @@ pub struct Ownership {
 }
 
 impl Ownership {
+    /// Ownership of fixed partitions, outside any consumer group: for evaluating stored history
+    /// (tests, backtests) without consuming.
+    pub fn fixed(partitions: impl IntoIterator<Item = i32>) -> Self {
+        Self { generation: AtomicU64::new(0), partitions: Mutex::new(partitions.into_iter().collect()) }
+    }
+
     /// Increases on every rebalance.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
