@@ -87,18 +87,32 @@ fn owned(db: &str, partitions: &[i32]) -> String {
     )
 }
 
+/// The queries one evaluation pass reads its inputs with, with every argument bound.
+pub struct InputQueries {
+    pub windows: clickhouse::query::Query,
+    pub traits: clickhouse::query::Query,
+    pub surveys: clickhouse::query::Query,
+    pub tickets: clickhouse::query::Query,
+    pub catalogue: clickhouse::query::Query,
+}
+
+impl InputQueries {
+    /// The SQL texts, in order (for `aggregator sql`, which the modern-ClickHouse check runs).
+    pub fn sql(&self) -> Vec<String> {
+        [&self.windows, &self.traits, &self.surveys, &self.tickets, &self.catalogue]
+            .iter()
+            .map(|q| q.sql_display().to_string())
+            .collect()
+    }
+}
+
 impl Store {
-    /// The inputs of every account of `partitions` of `topic`, for windows ending on `as_of`.
-    pub async fn account_inputs(
-        &self,
-        now: DateTime<Utc>,
-        topic: &str,
-        partitions: &[i32],
-    ) -> Result<Vec<AccountInputs>, AggregatorError> {
+    /// The queries for windows ending on `now`'s day, over the accounts of `partitions` of `topic`.
+    pub fn input_queries(&self, now: DateTime<Utc>, topic: &str, partitions: &[i32]) -> InputQueries {
         let db = self.database();
         let own = owned(db, partitions);
         let day = now.date_naive().format("%Y-%m-%d").to_string();
-        let windows: Vec<WindowRow> = self
+        let windows = self
             .client()
             .query(&format!(
                 "SELECT account_id,
@@ -144,18 +158,14 @@ impl Store {
             ))
             .bind(&day)
             .bind(&day)
-            .bind(topic)
-            .fetch_all()
-            .await?;
-        let traits: Vec<TraitsRow> = self
+            .bind(topic);
+        let traits = self
             .client()
             .query(&format!(
                 "SELECT account_id, argMax(traits, updated_at) AS traits FROM {db}.accounts WHERE {own} GROUP BY account_id"
             ))
-            .bind(topic)
-            .fetch_all()
-            .await?;
-        let surveys: Vec<SurveyRow> = self
+            .bind(topic);
+        let surveys = self
             .client()
             .query(&format!(
                 "SELECT account_id,
@@ -167,10 +177,8 @@ impl Store {
             ))
             .bind(to_datetime(now))
             .bind(to_datetime(now))
-            .bind(topic)
-            .fetch_all()
-            .await?;
-        let tickets: Vec<TicketRow> = self
+            .bind(topic);
+        let tickets = self
             .client()
             .query(&format!(
                 "SELECT account_id, toUInt64(countIf(status = 'opened')) AS open_tickets
@@ -181,12 +189,36 @@ impl Store {
                  GROUP BY account_id"
             ))
             .bind(to_datetime(now))
-            .bind(topic)
-            .fetch_all()
-            .await?;
+            .bind(topic);
+        // Distinct features any account used in 90 days: the catalogue when none is configured.
+        let catalogue = self
+            .client()
+            .query(&format!(
+                "SELECT toUInt64(length(groupUniqArrayMerge(features))) FROM {db}.account_daily
+                 WHERE day > toDate(?) - 90 AND day <= toDate(?)"
+            ))
+            .bind(&day)
+            .bind(&day);
+        InputQueries { windows, traits, surveys, tickets, catalogue }
+    }
+
+    /// The inputs of every account of `partitions` of `topic`, for windows ending on `now`'s
+    /// day, and the number of features seen in 90 days.
+    pub async fn account_inputs(
+        &self,
+        now: DateTime<Utc>,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
+        let q = self.input_queries(now, topic, partitions);
+        let windows: Vec<WindowRow> = q.windows.fetch_all().await?;
+        let traits: Vec<TraitsRow> = q.traits.fetch_all().await?;
+        let surveys: Vec<SurveyRow> = q.surveys.fetch_all().await?;
+        let tickets: Vec<TicketRow> = q.tickets.fetch_all().await?;
+        let features_seen: u64 = q.catalogue.fetch_one().await?;
 
         let find = |id: &str| traits.iter().find(|t| t.account_id == id);
-        Ok(windows
+        let inputs = windows
             .into_iter()
             .map(|window| {
                 let id = window.account_id.clone();
@@ -199,19 +231,8 @@ impl Store {
                     window,
                 }
             })
-            .collect())
-    }
-
-    /// Distinct features any account used in the 90 days up to `as_of`: the catalogue when
-    /// none is configured.
-    pub async fn features_seen(&self, as_of: NaiveDate) -> Result<u64, AggregatorError> {
-        let day = as_of.format("%Y-%m-%d").to_string();
-        let sql = format!(
-            "SELECT toUInt64(length(groupUniqArrayMerge(features))) FROM {}.account_daily
-             WHERE day > toDate(?) - 90 AND day <= toDate(?)",
-            self.database()
-        );
-        Ok(self.client().query(&sql).bind(&day).bind(&day).fetch_one().await?)
+            .collect();
+        Ok((inputs, features_seen))
     }
 }
 

@@ -116,15 +116,12 @@ impl Evaluator {
         let started = std::time::Instant::now();
         self.refresh_open_episodes().await?;
         let partitions = self.ownership.partitions();
-        let inputs = if partitions.is_empty() {
-            Vec::new()
+        let (inputs, features_seen) = if partitions.is_empty() {
+            (Vec::new(), 0)
         } else {
             self.store.account_inputs(now, &self.events_topic, &partitions).await?
         };
-        let catalogue = match self.catalogue {
-            0 if !inputs.is_empty() => self.store.features_seen(now.date_naive()).await?,
-            n => n,
-        };
+        let catalogue = if self.catalogue > 0 { self.catalogue } else { features_seen };
         let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
         let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
         if !rows.is_empty() {

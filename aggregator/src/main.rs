@@ -21,6 +21,14 @@ enum Command {
     Run,
     /// Apply the ClickHouse migrations and exit.
     Migrate,
+    /// Print every SQL statement uptake runs — the migrations, then one evaluation pass's
+    /// queries — each ending with `;` on its own line end. Used to prove the SQL on other
+    /// ClickHouse versions (deploy/local/chdb_check.py).
+    Sql {
+        /// Evaluation time of the printed queries (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[tokio::main]
@@ -32,6 +40,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let applied = aggregator::store::Store::new(&config.clickhouse).migrate().await?;
             println!("migrations applied: {applied:?} (database {})", config.clickhouse.database);
+        }
+        Command::Sql { at } => {
+            let store = aggregator::store::Store::new(&config.clickhouse);
+            let db = &config.clickhouse.database;
+            println!("CREATE DATABASE IF NOT EXISTS {db};");
+            println!("{};", schemas::migrations::ledger_ddl(db));
+            for m in schemas::migrations::MIGRATIONS {
+                for statement in m.statements(db) {
+                    println!("{statement};");
+                }
+            }
+            let at = at.unwrap_or_else(chrono::Utc::now);
+            for q in store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3]).sql() {
+                println!("{q};");
+            }
         }
         Command::Run => {
             let admin = tokio::net::TcpListener::bind(config.admin_listen)

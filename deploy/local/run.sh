@@ -89,9 +89,11 @@ demo() {
   sleep 1
 
   step "Adoption metrics per account (uptake.account_metrics)"
-  ch "SELECT account_id, active_users_7d AS wau, active_users_prev_7d AS wau_prev,
-             round(active_users_change_7d) AS wau_change_pct, active_users_30d AS mau, logins_7d,
-             features_used_30d AS features_30d, records_30d, days_since_last_login AS days_no_login
+  ch "SELECT account_id, lifecycle_stage AS stage, health_score AS health, health_band AS band,
+             health_weakest AS weakest, active_users_7d AS wau, active_users_prev_7d AS wau_prev,
+             round(active_users_change_7d) AS wau_change_pct, active_users_30d AS mau,
+             round(seat_utilisation, 2) AS seats_used, features_used_30d AS features_30d,
+             records_30d, days_since_last_login AS days_no_login
       FROM uptake.account_metrics FINAL ORDER BY account_id FORMAT PrettyCompactMonoBlock"
 
   step "Churn-risk alerts (uptake.alerts; also on the usage-alerts topic)"

@@ -3,6 +3,7 @@
 #   installs what is missing (ClickHouse, the Tansu broker), builds the tests, starts a fresh
 #   broker and ClickHouse on their own ports (not run.sh's), runs all tests — including those
 #   that need the stack — then stops exactly what it started. Exits non-zero on any failure.
+#   Also runs every migration and metric query on current ClickHouse (chDB) besides 18.16.
 #
 # Ports: Kafka 127.0.0.1:19092, ClickHouse HTTP 127.0.0.1:18123 (native 19000); override with
 # UPTAKE_TEST_KAFKA_PORT, UPTAKE_TEST_CH_HTTP_PORT, UPTAKE_TEST_CH_TCP_PORT.
@@ -40,6 +41,14 @@ step "Building the tests"
 cd "$ROOT"
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
+
+step "Checking the schema and metric queries on current ClickHouse (chDB, in-process)"
+if ! python3 -c 'import chdb' 2>/dev/null; then
+  info "installing chdb-core from PyPI (~180 MB, once)"
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core
+fi
+UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
+  python3 "$ROOT/deploy/local/chdb_check.py"
 
 step "Starting a fresh broker and ClickHouse for the tests"
 stop broker

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Proves uptake's SQL on current ClickHouse (chDB, in-process), beside the 18.16 server the
+tests use: every migration, then one evaluation pass's queries over a small known book.
+
+Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin.
+Exits non-zero, naming the statement, if any fails or returns other than the expected values.
+"""
+import json
+import sys
+import tempfile
+
+import chdb
+from chdb import session
+
+statements = [s.strip() for s in sys.stdin.read().split(";\n") if s.strip()]
+queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+ddl = [s for s in statements if s not in queries]
+assert len(queries) == 5, f"expected 5 evaluation queries, got {len(queries)}"
+
+BOOK = """INSERT INTO uptake_chdb.events
+  (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
+   timestamp, received_at, traits, kafka_topic, kafka_partition, kafka_offset) VALUES
+  ('c1', 'alpha', '',   'account',        '',        0, 0,   NULL, '',   '',       '2026-01-01 12:00:00', '2026-01-01 12:00:00', '{"seats":5}', 'usage-events', 0, 1),
+  ('c2', 'alpha', 'u3', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-20 12:00:00', '2026-06-20 12:00:00', '', 'usage-events', 0, 2),
+  ('c3', 'alpha', 'u1', 'data_volume',    '',        0, 70,  NULL, '',   '',       '2026-06-24 12:00:00', '2026-06-24 12:00:00', '', 'usage-events', 0, 3),
+  ('c4', 'alpha', 'u1', 'survey',         '',        0, 0,   8,    '',   '',       '2026-06-25 12:00:00', '2026-06-25 12:00:00', '', 'usage-events', 0, 4),
+  ('c5', 'alpha', '',   'support_ticket', '',        0, 0,   NULL, 'T1', 'opened', '2026-06-26 12:00:00', '2026-06-26 12:00:00', '', 'usage-events', 0, 5),
+  ('c6', 'alpha', 'u2', 'feature_used',   'reports', 2, 0,   NULL, '',   '',       '2026-06-29 12:00:00', '2026-06-29 12:00:00', '', 'usage-events', 0, 6),
+  ('c7', 'alpha', 'u1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 0, 7),
+  ('c8', 'beta',  'b1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-28 12:00:00', '2026-06-28 12:00:00', '', 'usage-events', 1, 1)"""
+
+# What each query must return for BOOK (a subset of columns, by account).
+EXPECT = [
+    {"alpha": {"active_users_7d": 2, "active_users_prev_7d": 1, "active_users_30d": 3, "logins_7d": 1,
+               "events_7d": 5, "features_used_30d": 1, "records_30d": 70, "dau_sum_30d": 4},
+     "beta": {"active_users_7d": 1, "active_users_prev_7d": 0, "logins_7d": 1}},
+    {"alpha": {"traits": '{"seats":5}'}},
+    {"alpha": {"latest_nps": 8}},
+    {"alpha": {"open_tickets": 1}},
+    None,  # the catalogue query: one row, one value
+]
+
+
+def run(sess, sql, fmt="JSONEachRow"):
+    try:
+        return str(sess.query(sql, fmt))
+    except Exception as e:  # noqa: BLE001 - report which statement failed, whatever the error
+        sys.exit(f"chDB {chdb.__version__} rejected:\n{sql}\n-> {e}")
+
+
+with tempfile.TemporaryDirectory() as path:
+    sess = session.Session(path)
+    for s in ddl:
+        run(sess, s, "CSV")
+    print(f"    {len(ddl)} migration statements ran on ClickHouse {chdb.__version__} (chDB)")
+    run(sess, BOOK, "CSV")
+    for sql, expect in zip(queries, EXPECT):
+        rows = [json.loads(line) for line in run(sess, sql).splitlines() if line.strip()]
+        if expect is None:
+            got = list(rows[0].values())[0]
+            if int(got) != 1:
+                sys.exit(f"catalogue query returned {got}, expected 1:\n{sql}")
+            continue
+        by_account = {r["account_id"]: r for r in rows}
+        for account, columns in expect.items():
+            for column, want in columns.items():
+                got = by_account.get(account, {}).get(column)
+                if got is None or (str(got) != str(want)):
+                    sys.exit(f"{column} of {account}: got {got!r}, expected {want!r}, from:\n{sql}")
+    print(f"    {len(queries)} evaluation queries returned the expected values")
