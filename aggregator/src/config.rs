@@ -119,6 +119,9 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// For a replicated ClickHouse cluster: the cluster name (from `remote_servers`). Migrations
+    /// then run `ON CLUSTER` with Replicated engines (see docs/analysts.md). Empty: one server.
+    pub cluster: String,
 }
 
 impl Default for ClickHouseConfig {
@@ -128,6 +131,7 @@ impl Default for ClickHouseConfig {
             database: "uptake".into(),
             user: "default".into(),
             password: String::new(),
+            cluster: String::new(),
         }
     }
 }
@@ -249,6 +253,10 @@ impl AggregatorConfig {
         let db = &self.clickhouse.database;
         if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return bad("clickhouse.database", "must be a plain identifier (letters, digits, _)");
+        }
+        let cluster = &self.clickhouse.cluster;
+        if !cluster.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return bad("clickhouse.cluster", "must be a cluster name (letters, digits, _ or -)");
         }
         if self.batch.max_rows == 0 {
             return bad("batch.max_rows", "must be at least 1");

@@ -43,18 +43,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sql { at } => {
             let store = aggregator::store::Store::new(&config.clickhouse);
-            let db = &config.clickhouse.database;
-            println!("CREATE DATABASE IF NOT EXISTS {db};");
-            println!("{};", schemas::migrations::ledger_ddl(db));
-            for m in schemas::migrations::MIGRATIONS {
-                for statement in m.statements(db) {
-                    println!("{statement};");
-                }
-            }
             let at = at.unwrap_or_else(chrono::Utc::now);
-            for q in store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3]).sql() {
-                println!("{q};");
-            }
+            let queries = store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3]).sql();
+            let out: String =
+                store.ddl().into_iter().map(|(_, s)| s).chain(queries).map(|s| format!("{s};\n")).collect();
+            // A reader that stops early (`| head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         Command::Run => {
             let admin = tokio::net::TcpListener::bind(config.admin_listen)

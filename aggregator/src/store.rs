@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use clickhouse::{Client, Row};
 use schemas::event::Event;
-use schemas::migrations::{ledger_ddl, MIGRATIONS};
+use schemas::migrations::{ledger_ddl, on_cluster, MIGRATIONS};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseConfig;
@@ -117,6 +117,8 @@ pub struct OpenEpisode {
 pub struct Store {
     client: Client,
     db: String,
+    /// Replicated cluster to run DDL on; `None` for a single server.
+    cluster: Option<String>,
 }
 
 impl Store {
@@ -126,7 +128,8 @@ impl Store {
             .with_user(&cfg.user)
             .with_password(&cfg.password)
             .with_validation(false);
-        Self { client, db: cfg.database.clone() }
+        let cluster = Some(cfg.cluster.clone()).filter(|c| !c.is_empty());
+        Self { client, db: cfg.database.clone(), cluster }
     }
 
     pub fn database(&self) -> &str {
@@ -137,18 +140,34 @@ impl Store {
         &self.client
     }
 
+    /// Every DDL statement of the schema, in order: database, ledger, then each migration's
+    /// statements with its version — rewritten `ON CLUSTER` when a cluster is configured.
+    pub fn ddl(&self) -> Vec<(Option<u32>, String)> {
+        let db = &self.db;
+        let mut out = vec![(None, format!("CREATE DATABASE IF NOT EXISTS {db}")), (None, ledger_ddl(db))];
+        for m in MIGRATIONS {
+            out.extend(m.statements(db).into_iter().map(|s| (Some(m.version), s)));
+        }
+        match &self.cluster {
+            Some(c) => out.into_iter().map(|(v, s)| (v, on_cluster(&s, c))).collect(),
+            None => out,
+        }
+    }
+
     /// Creates the database and applies every migration not yet recorded in
     /// `schema_migrations`. Idempotent; returns the versions it applied.
     pub async fn migrate(&self) -> Result<Vec<u32>, AggregatorError> {
         let db = &self.db;
-        self.client.query(&format!("CREATE DATABASE IF NOT EXISTS {db}")).execute().await?;
-        self.client.query(&ledger_ddl(db)).execute().await?;
+        let ddl = self.ddl();
+        for (_, statement) in ddl.iter().filter(|(v, _)| v.is_none()) {
+            self.client.query(statement).execute().await?;
+        }
         let done: Vec<u32> =
             self.client.query(&format!("SELECT version FROM {db}.schema_migrations")).fetch_all().await?;
         let mut applied = Vec::new();
         for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-            for statement in m.statements(db) {
-                self.client.query(&statement).execute().await?;
+            for (_, statement) in ddl.iter().filter(|(v, _)| *v == Some(m.version)) {
+                self.client.query(statement).execute().await?;
             }
             self.client
                 .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))

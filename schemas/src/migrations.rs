@@ -29,6 +29,37 @@ pub fn ledger_ddl(db: &str) -> String {
     )
 }
 
+/// A statement rewritten for a replicated ClickHouse cluster: `ON CLUSTER cluster` after the
+/// object name, and every MergeTree-family engine replaced by its Replicated twin with the
+/// conventional `/clickhouse/tables/{shard}/DB/TABLE` path and `{replica}` macro (which each
+/// server defines in its `macros` config). One shard, any number of replicas.
+pub fn on_cluster(statement: &str, cluster: &str) -> String {
+    let mut s = statement.to_owned();
+    let mut name = String::new();
+    for marker in ["IF NOT EXISTS ", "IF EXISTS "] {
+        if let Some(at) = s.find(marker) {
+            let start = at + marker.len();
+            let end = s[start..].find(|c: char| c.is_whitespace() || c == '(').map_or(s.len(), |e| start + e);
+            name = s[start..end].to_owned();
+            s.insert_str(end, &format!(" ON CLUSTER {cluster}"));
+            break;
+        }
+    }
+    let path = format!("'/clickhouse/tables/{{shard}}/{}', '{{replica}}'", name.replace('.', "/"));
+    for engine in ["MergeTree", "ReplacingMergeTree", "AggregatingMergeTree", "SummingMergeTree"] {
+        let pattern = format!("ENGINE = {engine}(");
+        if let Some(at) = s.find(&pattern) {
+            let args_start = at + pattern.len();
+            let args_end = args_start + s[args_start..].find(')').expect("engine arguments close");
+            let args = s[args_start..args_end].trim().to_owned();
+            let all = if args.is_empty() { path.clone() } else { format!("{path}, {args}") };
+            s.replace_range(at..=args_end, &format!("ENGINE = Replicated{engine}({all})"));
+            break;
+        }
+    }
+    s
+}
+
 impl Migration {
     /// The migration's statements for database `db`, one per element, without the trailing `;`.
     /// Comment lines are dropped; statements are separated by a `;` at the end of a line.
@@ -65,5 +96,34 @@ mod tests {
             }
         }
         assert_eq!(MIGRATIONS[1].statements("d").len(), 2);
+    }
+
+    #[test]
+    fn cluster_statements_run_on_every_replica_with_replicated_engines() {
+        let t = on_cluster(
+            "CREATE TABLE IF NOT EXISTS up.accounts\n(\n a String\n)\nENGINE = ReplacingMergeTree(updated_at)\nORDER BY a",
+            "prod",
+        );
+        assert_eq!(
+            t,
+            "CREATE TABLE IF NOT EXISTS up.accounts ON CLUSTER prod\n(\n a String\n)\n\
+             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/up/accounts', '{replica}', updated_at)\nORDER BY a"
+        );
+        let mv = on_cluster("CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv TO up.x AS SELECT 1", "prod");
+        assert_eq!(mv, "CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv ON CLUSTER prod TO up.x AS SELECT 1");
+        assert_eq!(on_cluster("DROP TABLE IF EXISTS up.m", "c"), "DROP TABLE IF EXISTS up.m ON CLUSTER c");
+        let ledger = on_cluster(&ledger_ddl("up"), "c");
+        assert!(ledger.contains("up.schema_migrations ON CLUSTER c (version"), "{ledger}");
+        assert!(ledger.contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/up/schema_migrations', '{replica}')"));
+        // Every table of every migration gets a replicated engine.
+        for m in MIGRATIONS {
+            for s in m.statements("up") {
+                let c = on_cluster(&s, "prod");
+                assert!(c.contains(" ON CLUSTER prod"), "{c}");
+                if s.contains("ENGINE") {
+                    assert!(c.contains("ENGINE = Replicated"), "{c}");
+                }
+            }
+        }
     }
 }
