@@ -18,29 +18,18 @@ const RETRIES: usize = 2_000;
 
 fn event(i: usize) -> Event {
     let now = Utc::now();
-    Event {
-        message_id: format!("msg-{i:06}"),
-        account_id: format!("acct-{}", i % 40),
-        user_id: format!("user-{}", i % 300),
-        kind: EventKind::FeatureUsed,
-        event: "feature_used".into(),
-        timestamp: now - chrono::Duration::minutes((i % 600) as i64),
-        received_at: now,
-        source: "exactly-once".into(),
-        feature: Some(format!("f{}", i % 7)),
-        module: None,
-        count: Some(1),
-        records: None,
-        bytes: None,
-        object: None,
-        nps: None,
-        csat: None,
-        ticket_id: None,
-        ticket_status: None,
-        priority: None,
-        traits: Default::default(),
-        properties: Default::default(),
-    }
+    let mut e = Event::new(
+        EventKind::FeatureUsed,
+        format!("msg-{i:06}"),
+        format!("acct-{}", i % 40),
+        format!("user-{}", i % 300),
+        now - chrono::Duration::minutes((i % 600) as i64),
+        now,
+        "exactly-once".into(),
+    );
+    e.feature = Some(format!("f{}", i % 7));
+    e.count = Some(1);
+    e
 }
 
 fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {

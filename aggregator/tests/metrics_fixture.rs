@@ -26,29 +26,7 @@ fn at(day: &str) -> DateTime<Utc> {
 }
 
 fn ev(n: usize, account: &str, user: &str, kind: EventKind, day: &str) -> Event {
-    Event {
-        message_id: format!("fx-{n:03}"),
-        account_id: account.into(),
-        user_id: user.into(),
-        kind,
-        event: kind.as_str().into(),
-        timestamp: at(day),
-        received_at: at(day),
-        source: "fixture".into(),
-        feature: None,
-        module: None,
-        count: None,
-        records: None,
-        bytes: None,
-        object: None,
-        nps: None,
-        csat: None,
-        ticket_id: None,
-        ticket_status: None,
-        priority: None,
-        traits: Default::default(),
-        properties: Default::default(),
-    }
+    Event::new(kind, format!("fx-{n:03}"), account.into(), user.into(), at(day), at(day), "fixture".into())
 }
 
 /// alpha: 10 seats, contract 2025-01-15 → renewal 2026-09-15 (77 days after as_of: renewal stage).

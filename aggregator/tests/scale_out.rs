@@ -18,29 +18,7 @@ const ACCOUNTS: usize = 12;
 fn login(account: usize, user: usize, days_ago: u64) -> Event {
     let day = Utc::now().date_naive() - Days::new(days_ago);
     let ts = day.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()).and_utc();
-    Event {
-        message_id: format!("a{account}-u{user}-d{days_ago}"),
-        account_id: format!("account-{account:02}"),
-        user_id: format!("user-{user}"),
-        kind: EventKind::Login,
-        event: "login".into(),
-        timestamp: ts,
-        received_at: Utc::now(),
-        source: "scale-out".into(),
-        feature: None,
-        module: None,
-        count: None,
-        records: None,
-        bytes: None,
-        object: None,
-        nps: None,
-        csat: None,
-        ticket_id: None,
-        ticket_status: None,
-        priority: None,
-        traits: Default::default(),
-        properties: Default::default(),
-    }
+    Event::new(EventKind::Login, format!("a{account}-u{user}-d{days_ago}"), format!("account-{account:02}"), format!("user-{user}"), ts, Utc::now(), "scale-out".into())
 }
 
 struct Instance {

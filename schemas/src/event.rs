@@ -110,6 +110,41 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `kind` with no kind-specific measures, traits or properties yet.
+    pub fn new(
+        kind: EventKind,
+        message_id: String,
+        account_id: String,
+        user_id: String,
+        timestamp: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        source: String,
+    ) -> Self {
+        Self {
+            message_id,
+            account_id,
+            user_id,
+            kind,
+            event: kind.as_str().to_owned(),
+            timestamp,
+            received_at,
+            source,
+            feature: None,
+            module: None,
+            count: None,
+            records: None,
+            bytes: None,
+            object: None,
+            nps: None,
+            csat: None,
+            ticket_id: None,
+            ticket_status: None,
+            priority: None,
+            traits: Map::new(),
+            properties: Map::new(),
+        }
+    }
+
     /// The Kafka key: the account id, so one account's events stay in order on one partition;
     /// the user id when unattributed, so they are at least ordered per user.
     pub fn partition_key(&self) -> &str {

@@ -7,6 +7,7 @@
 pub mod alert;
 mod error;
 pub mod event;
+mod fields;
 pub mod migrations;
 pub mod native;
 #[cfg(feature = "runtime")]

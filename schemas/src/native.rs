@@ -5,9 +5,10 @@
 //! and it reports every problem of an event at once instead of stopping at the first.
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::event::{Event, EventKind, TicketStatus};
+use crate::fields::Reader;
 use crate::{FieldError, SchemaError};
 
 /// Longest accepted identifier (account, user, message, ticket ids; feature names).
@@ -64,7 +65,7 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
     let Value::Object(obj) = value else {
         return Err(vec![FieldError::new("event", "must be a JSON object")]);
     };
-    let mut r = Reader { obj, errors: Vec::new() };
+    let mut r = Reader::new(obj);
     let kind = match obj.get("kind") {
         None => {
             r.fail("kind", "is required");
@@ -106,29 +107,8 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
         None => ctx.received_at,
     };
 
-    let mut event = Event {
-        message_id,
-        account_id,
-        user_id,
-        kind,
-        event: kind.as_str().to_owned(),
-        timestamp,
-        received_at: ctx.received_at,
-        source: ctx.source.to_owned(),
-        feature: None,
-        module: None,
-        count: None,
-        records: None,
-        bytes: None,
-        object: None,
-        nps: None,
-        csat: None,
-        ticket_id: None,
-        ticket_status: None,
-        priority: None,
-        traits: Map::new(),
-        properties,
-    };
+    let mut event = Event::new(kind, message_id, account_id, user_id, timestamp, ctx.received_at, ctx.source.to_owned());
+    event.properties = properties;
     match kind {
         EventKind::Login => {}
         EventKind::FeatureUsed => {
@@ -170,28 +150,10 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
         },
         EventKind::User => event.traits = r.object("traits").unwrap_or_default(),
     }
-    if r.errors.is_empty() {
-        Ok(event)
-    } else {
-        Err(r.errors)
-    }
-}
-
-/// Reads typed fields out of one event object, collecting a [`FieldError`] per problem.
-struct Reader<'a> {
-    obj: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+    r.finish(event)
 }
 
 impl Reader<'_> {
-    fn fail(&mut self, field: &str, reason: &str) {
-        self.errors.push(FieldError::new(field, reason));
-    }
-
-    fn has(&self, field: &str) -> bool {
-        self.obj.get(field).is_some_and(|v| !v.is_null())
-    }
-
     /// A non-empty identifier-like string of at most [`MAX_ID_LEN`] characters.
     fn id(&mut self, field: &str, required: bool) -> Option<String> {
         match self.obj.get(field) {
@@ -218,34 +180,6 @@ impl Reader<'_> {
             }
             _ => {
                 self.fail(field, &format!("must be an integer from {min} to {max}"));
-                None
-            }
-        }
-    }
-
-    fn object(&mut self, field: &str) -> Option<Map<String, Value>> {
-        match self.obj.get(field)? {
-            Value::Object(m) => Some(m.clone()),
-            Value::Null => None,
-            _ => {
-                self.fail(field, "must be a JSON object");
-                None
-            }
-        }
-    }
-
-    fn timestamp(&mut self, field: &str) -> Option<DateTime<Utc>> {
-        match self.obj.get(field)? {
-            Value::String(s) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(e) => {
-                    self.fail(field, &format!("must be an RFC 3339 date-time ({e})"));
-                    None
-                }
-            },
-            Value::Null => None,
-            _ => {
-                self.fail(field, "must be an RFC 3339 date-time string");
                 None
             }
         }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventKind, TicketStatus};
+use crate::fields::Reader;
 use crate::native::MAX_ID_LEN;
 use crate::{FieldError, SchemaError};
 
@@ -152,7 +153,7 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
     let Value::Object(obj) = msg else {
         return Err(vec![FieldError::new("message", "must be a JSON object")]);
     };
-    let mut r = Reader { obj, errors: Vec::new() };
+    let mut r = Reader::new(obj);
     let call = match call {
         Some(c) => c,
         None => match obj.get("type").and_then(Value::as_str).and_then(CallType::parse) {
@@ -164,13 +165,13 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
         },
     };
 
-    let user_id = r.id("userId");
-    let anonymous_id = r.id("anonymousId");
+    let user_id = r.id_or_number("userId");
+    let anonymous_id = r.id_or_number("anonymousId");
     let user = user_id.clone().or(anonymous_id).unwrap_or_default();
     if user.is_empty() && !r.errors.iter().any(|e| e.field == "userId" || e.field == "anonymousId") {
         r.fail("userId", "userId or anonymousId is required");
     }
-    let message_id = r.id("messageId").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let message_id = r.id_or_number("messageId").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let own_properties = r.object("properties").unwrap_or_default();
     let context = r.object("context");
     let traits = r.object("traits");
@@ -186,29 +187,9 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
     let prop_account = ["account_id", "accountId"].iter().find_map(|k| own_properties.get(*k).and_then(id_of));
     let trait_account = traits.as_ref().and_then(|t| ["account_id", "accountId"].iter().find_map(|k| t.get(*k).and_then(id_of)));
 
-    let mut event = Event {
-        message_id,
-        account_id: String::new(),
-        user_id: user.clone(),
-        kind: EventKind::FeatureUsed,
-        event: call.as_str().to_owned(),
-        timestamp,
-        received_at: ctx.received_at,
-        source: ctx.source.to_owned(),
-        feature: None,
-        module: None,
-        count: None,
-        records: None,
-        bytes: None,
-        object: None,
-        nps: None,
-        csat: None,
-        ticket_id: None,
-        ticket_status: None,
-        priority: None,
-        traits: Map::new(),
-        properties: Map::new(),
-    };
+    let mut event =
+        Event::new(EventKind::FeatureUsed, message_id, String::new(), user.clone(), timestamp, ctx.received_at, ctx.source.to_owned());
+    event.event = call.as_str().to_owned();
     // Attribution chain (DESIGN.md): context.groupId → properties.account_id/accountId →
     // (identify: traits.account_id/accountId) → the user's last group call → unattributed.
     let chain = |extra: Option<String>| {
@@ -267,11 +248,7 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
             event.account_id = chain(None);
         }
     }
-    if r.errors.is_empty() {
-        Ok(event)
-    } else {
-        Err(r.errors)
-    }
+    r.finish(event)
 }
 
 /// `all` without the keys of `own` (the message's own `properties`, which only track, page and
@@ -289,17 +266,8 @@ fn id_of(v: &Value) -> Option<String> {
     }
 }
 
-struct Reader<'a> {
-    obj: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
-}
-
 impl Reader<'_> {
-    fn fail(&mut self, field: &str, reason: &str) {
-        self.errors.push(FieldError::new(field, reason));
-    }
-
-    fn id(&mut self, field: &str) -> Option<String> {
+    fn id_or_number(&mut self, field: &str) -> Option<String> {
         let v = self.obj.get(field)?;
         if v.is_null() {
             return None;
@@ -331,43 +299,15 @@ impl Reader<'_> {
         }
     }
 
-    fn object(&mut self, field: &str) -> Option<Map<String, Value>> {
-        match self.obj.get(field)? {
-            Value::Object(m) => Some(m.clone()),
-            Value::Null => None,
-            _ => {
-                self.fail(field, "must be a JSON object");
-                None
-            }
-        }
-    }
-
-    fn time(&mut self, field: &str) -> Option<DateTime<Utc>> {
-        match self.obj.get(field)? {
-            Value::String(s) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(e) => {
-                    self.fail(field, &format!("must be an RFC 3339 date-time ({e})"));
-                    None
-                }
-            },
-            Value::Null => None,
-            _ => {
-                self.fail(field, "must be an RFC 3339 date-time string");
-                None
-            }
-        }
-    }
-
     /// Segment's rule: with `sentAt`, the client's clock offset is removed —
     /// timestamp = receivedAt − (sentAt − client time). Far-future results are clamped.
     fn event_time(&mut self, ctx: &Context<'_>, properties: &mut Map<String, Value>) -> DateTime<Utc> {
         let client = if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) {
-            self.time("timestamp")
+            self.timestamp("timestamp")
         } else {
-            self.time("originalTimestamp")
+            self.timestamp("originalTimestamp")
         };
-        let sent_at = self.time("sentAt");
+        let sent_at = self.timestamp("sentAt");
         let t = match (client, sent_at) {
             (Some(c), Some(s)) => ctx.received_at - (s - c),
             (Some(c), None) => c,
