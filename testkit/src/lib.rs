@@ -234,3 +234,57 @@ pub fn watermarks(brokers: &str, topic: &str) -> Vec<(i64, i64)> {
         .map(|p| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks"))
         .collect()
 }
+
+/// A TCP proxy in front of a server, which a test can cut and restore: the server looks down
+/// (connections refused, open ones dropped) without touching the shared server itself.
+pub struct Proxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    /// Forwards 127.0.0.1:<port> to `target` (`host:port`).
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let generation = std::sync::Arc::new(AtomicU64::new(0));
+        let (target, up2, gen2) = (target.to_owned(), up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let (target, up, gen) = (target.clone(), up2.clone(), gen2.clone());
+                let born = gen.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    // Cutting the proxy also breaks connections already open.
+                    let cut = async {
+                        while up.load(Ordering::SeqCst) && gen.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Self { port, up, generation }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
