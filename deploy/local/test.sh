@@ -42,11 +42,14 @@ cd "$ROOT"
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
 
-step "Checking the schema and metric queries on current ClickHouse (chDB, in-process)"
-if ! python3 -c 'import chdb' 2>/dev/null; then
-  info "installing chdb-core from PyPI (~180 MB, once)"
-  python3 -m pip install --quiet --disable-pip-version-check chdb-core
+step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs)"
+if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics' 2>/dev/null; then
+  info "installing chdb-core (~180 MB), segment-analytics-python, rudder-sdk-python (once)"
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python
 fi
+info "ready"
+
+step "Checking the schema and metric queries on current ClickHouse (chDB, in-process)"
 UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
   python3 "$ROOT/deploy/local/chdb_check.py"
 
