@@ -296,6 +296,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_local_config_loads() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/aggregator.toml"));
+        let cfg = AggregatorConfig::load(Some(path)).unwrap();
+        assert_eq!(cfg.admin_listen, SocketAddr::from(([127, 0, 0, 1], 8081)));
+        assert_eq!((cfg.clickhouse.database.as_str(), cfg.evaluation.interval_ms), ("uptake", 5_000));
+        assert_eq!(cfg.rules.active_users_drop.min_previous_users, 3);
+    }
+
+    #[test]
     fn defaults_are_valid_and_errors_name_the_key() {
         AggregatorConfig::default().validate().unwrap();
         let mut c = AggregatorConfig::default();

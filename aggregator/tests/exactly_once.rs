@@ -32,7 +32,23 @@ fn event(i: usize) -> Event {
     e
 }
 
-fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
+/// The aggregator child process; killed when dropped, so a failing test leaves nothing running.
+struct Aggregator(Child);
+
+impl Aggregator {
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(config: &std::path::Path, log: &std::path::Path) -> Aggregator {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_aggregator"))
         .args(["--config", config.to_str().unwrap(), "run"])
@@ -41,6 +57,7 @@ fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Aggregator)
         .expect("aggregator binary")
 }
 
@@ -119,8 +136,7 @@ max_wait_ms = 50
         tokio::time::sleep(Duration::from_millis(150)).await;
         let stored = stack.wait_for_count(&count_sql, 0, Duration::ZERO).await;
         if stored > last && stored < EVENTS as u64 {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            child.kill();
             kills += 1;
             eprintln!("kill {kills} with {stored} events stored");
             last = stored;
@@ -138,8 +154,7 @@ max_wait_ms = 50
         .await;
     let daily = stack.query(&format!("SELECT sumMerge(events) AS n FROM {db}.account_daily")).await;
     let dead = stack.read_records(&dlq_topic, Duration::from_secs(3)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 
     eprintln!("stored {stored} after {kills} kills: {totals:?}");
     let n = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);

@@ -23,10 +23,11 @@ BIN=$ROOT/target/release
 ch() { curl -sS --fail-with-body "http://127.0.0.1:$CH_HTTP/" --data-binary "$1"; }
 
 wait_http() { # NAME URL SECONDS
-  for _ in $(seq 1 $(($3 * 10))); do
-    curl -fs -o /dev/null "$2" && return 0
+  local deadline=$(( $(date +%s) + $3 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    curl -fs --max-time 3 -o /dev/null "$2" && return 0
     is_running "$1" || die "$1 exited during start-up; see $STATE/logs/$1.log"
-    sleep 0.1
+    sleep 0.2
   done
   die "$1 not ready at $2 within $3 s; see $STATE/logs/$1.log"
 }

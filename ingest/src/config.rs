@@ -237,6 +237,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_local_config_loads() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/ingest.toml"));
+        let cfg = IngestConfig::load(Some(path)).unwrap();
+        assert_eq!(cfg.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(cfg.write_keys[0].key, "uptake-dev-key");
+        assert_eq!(cfg.cors_origins, ["*"]);
+        assert_eq!(cfg.limits.max_event_bytes, 32 * 1024);
+        assert!(cfg.segment.mapping.login.iter().any(|n| n == "Signed In"));
+    }
+
+    #[test]
     fn errors_name_the_bad_key() {
         let mut c = valid();
         c.write_keys[0].key = "short".into();
