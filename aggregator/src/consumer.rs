@@ -152,8 +152,8 @@ impl EventConsumer {
                     next_offsets.retain(|p, _| ours.contains(p));
                 }
                 let partition = msg.partition();
-                if !self.dedup.knows(partition) {
-                    self.load_window(partition, &mut shutdown).await?;
+                if !self.dedup.knows(partition) && !self.load_window(partition, &mut shutdown).await {
+                    return Ok(()); // shutdown: nothing of this batch was stored or committed
                 }
                 next_offsets.insert(partition, msg.offset() + 1);
                 match parse(msg.payload()) {
@@ -181,6 +181,11 @@ impl EventConsumer {
             if !self.store_rows(&rows, &mut shutdown).await {
                 return Ok(());
             }
+            // A rebalance during this batch reloaded the windows from ClickHouse before these
+            // rows were in it: remember them again, so a later retry of one is still caught.
+            for r in &rows {
+                self.dedup.seen_or_insert(r.kafka_partition, &r.message_id, r.received_at);
+            }
             self.commit(&next_offsets)?;
             self.dedup.expire(to_datetime(chrono::Utc::now()));
             self.metrics.dedup_ids.set(self.dedup.len() as i64);
@@ -197,8 +202,8 @@ impl EventConsumer {
     }
 
     /// Loads the ids `partition` stored within the window, retrying while ClickHouse is down:
-    /// without them a replayed record could be stored twice.
-    async fn load_window(&mut self, partition: i32, shutdown: &mut watch::Receiver<bool>) -> Result<(), AggregatorError> {
+    /// without them a replayed record could be stored twice. False if shutdown came first.
+    async fn load_window(&mut self, partition: i32, shutdown: &mut watch::Receiver<bool>) -> bool {
         let since = to_datetime(chrono::Utc::now()).saturating_sub(self.dedup_window_secs);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -206,13 +211,13 @@ impl EventConsumer {
                 Ok(ids) => {
                     tracing::info!(partition, ids = ids.len(), "dedup window loaded");
                     self.dedup.load(partition, ids);
-                    return Ok(());
+                    return true;
                 }
                 Err(e) => tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return Err(AggregatorError::Task("shutdown while loading the dedup window".into())),
+                _ = shutdown.changed() => return false,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
