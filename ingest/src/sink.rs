@@ -18,13 +18,21 @@ pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,
     dlq_topic: String,
+    /// The longest a request waits for its acknowledgements (see [`KafkaSink::await_acks`]).
+    ack_deadline: Duration,
     metrics: Metrics,
 }
 
 impl KafkaSink {
     pub fn new(cfg: &KafkaConfig, metrics: Metrics) -> Result<Self, IngestError> {
         let producer: FutureProducer = cfg.to_rdkafka().create()?;
-        Ok(Self { producer, topic: cfg.topic.clone(), dlq_topic: cfg.dlq_topic.clone(), metrics })
+        Ok(Self {
+            producer,
+            topic: cfg.topic.clone(),
+            dlq_topic: cfg.dlq_topic.clone(),
+            ack_deadline: cfg.delivery_timeout() + Duration::from_secs(1),
+            metrics,
+        })
     }
 
     /// Produces every event and waits for all acknowledgements. Any failure (queue full, broker
@@ -44,7 +52,7 @@ impl KafkaSink {
                 Err((e, _)) => return Err(self.failed(started, format!("producer queue refused the event: {e}"))),
             }
         }
-        for result in join_all(deliveries).await {
+        for result in self.await_acks(deliveries, started).await? {
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => return Err(self.failed(started, format!("broker did not acknowledge: {e}"))),
@@ -76,12 +84,26 @@ impl KafkaSink {
                 Err((e, _)) => return Err(self.failed(started, format!("producer queue refused a dead letter: {e}"))),
             }
         }
-        for result in join_all(deliveries).await {
+        for result in self.await_acks(deliveries, started).await? {
             if !matches!(result, Ok(Ok(_))) {
                 return Err(self.failed(started, "broker did not acknowledge a dead letter".into()));
             }
         }
         Ok(())
+    }
+
+    /// Waits for every acknowledgement, but no longer than the delivery timeout plus a second:
+    /// librdkafka's own message timeout does not bound a request already in flight to a broker
+    /// that just died, and the API promises a prompt 503, never a hang. Events that still land
+    /// later are deduplicated downstream by message id.
+    async fn await_acks(
+        &self,
+        deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+        started: Instant,
+    ) -> Result<Vec<<rdkafka::producer::DeliveryFuture as std::future::Future>::Output>, IngestError> {
+        tokio::time::timeout(self.ack_deadline, join_all(deliveries))
+            .await
+            .map_err(|_| self.failed(started, format!("no acknowledgement within {:?}", self.ack_deadline)))
     }
 
     fn failed(&self, started: Instant, why: String) -> IngestError {
