@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use schemas::alert::Severity;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
@@ -29,7 +28,8 @@ pub struct AggregatorConfig {
     pub metrics: MetricsConfig,
     pub lifecycle: LifecycleConfig,
     pub health: HealthConfig,
-    pub rules: RulesConfig,
+    /// The churn-risk rule file (TOML); empty: the default rules shipped in deploy/rules.toml.
+    pub rules_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AggregatorConfig {
@@ -45,7 +45,7 @@ impl Default for AggregatorConfig {
             metrics: MetricsConfig::default(),
             lifecycle: LifecycleConfig::default(),
             health: HealthConfig::default(),
-            rules: RulesConfig::default(),
+            rules_file: None,
         }
     }
 }
@@ -202,30 +202,6 @@ pub struct MetricsConfig {
     pub feature_catalogue: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RulesConfig {
-    pub active_users_drop: ActiveUsersDropRule,
-}
-
-/// Weekly active users fell by at least `drop_pct` % against the previous 7 days.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ActiveUsersDropRule {
-    pub enabled: bool,
-    pub drop_pct: f64,
-    /// Small accounts swing wildly (2 → 1 users is −50 %); below this many users in the
-    /// previous week the rule stays silent.
-    pub min_previous_users: u64,
-    pub severity: Severity,
-}
-
-impl Default for ActiveUsersDropRule {
-    fn default() -> Self {
-        Self { enabled: true, drop_pct: 50.0, min_previous_users: 3, severity: Severity::Warning }
-    }
-}
-
 impl AggregatorConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, AggregatorError> {
         let cfg: Self = schemas::settings::load(file)?;
@@ -283,10 +259,8 @@ impl AggregatorConfig {
                 return bad(&format!("health.{stage}"), "weights must be non-negative with a positive sum");
             }
         }
-        let rule = &self.rules.active_users_drop;
-        if !(0.0..=100.0).contains(&rule.drop_pct) || rule.drop_pct == 0.0 {
-            return bad("rules.active_users_drop.drop_pct", "must be a percentage above 0 and at most 100");
-        }
+        // The rules are validated at start too: a bad rule stops the service, naming rule and field.
+        crate::rules::load_rules(self.rules_file.as_deref())?;
         Ok(())
     }
 }
@@ -301,7 +275,7 @@ mod tests {
         let cfg = AggregatorConfig::load(Some(path)).unwrap();
         assert_eq!(cfg.admin_listen, SocketAddr::from(([127, 0, 0, 1], 8081)));
         assert_eq!((cfg.clickhouse.database.as_str(), cfg.evaluation.interval_ms), ("uptake", 5_000));
-        assert_eq!(cfg.rules.active_users_drop.min_previous_users, 3);
+        assert_eq!(cfg.rules_file, None, "the shipped default rules");
     }
 
     #[test]
@@ -311,7 +285,7 @@ mod tests {
         c.clickhouse.database = "up-take; DROP".into();
         assert!(c.validate().unwrap_err().to_string().contains("clickhouse.database"));
         let mut c = AggregatorConfig::default();
-        c.rules.active_users_drop.drop_pct = 150.0;
-        assert!(c.validate().unwrap_err().to_string().contains("rules.active_users_drop.drop_pct"));
+        c.rules_file = Some("/nonexistent/rules.toml".into());
+        assert!(c.validate().unwrap_err().to_string().contains("rules_file"));
     }
 }

@@ -18,10 +18,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertStatus};
 use tokio::sync::watch;
 
-use crate::config::{ActiveUsersDropRule, AggregatorConfig};
+use crate::config::AggregatorConfig;
 use crate::consumer::Ownership;
 use crate::metrics::Metrics;
-use crate::rules;
+use crate::rules::{self, Finding, Rule};
 use crate::account::{metrics_row, MetricsRow, Model};
 use crate::health::{HealthConfig, LifecycleConfig};
 use crate::store::{to_datetime, AlertRow, OpenEpisode, Store};
@@ -40,7 +40,11 @@ pub struct Evaluator {
     producer: FutureProducer,
     metrics: Arc<Metrics>,
     alerts_topic: String,
-    rule: ActiveUsersDropRule,
+    rules: Vec<Rule>,
+    /// Consecutive passes each (account, rule) condition held without an open episode (`for`).
+    streaks: HashMap<(String, String), u32>,
+    /// When each (account, rule)'s last episode resolved (`cooldown`).
+    last_resolved: HashMap<(String, String), u32>,
     lifecycle: LifecycleConfig,
     health: HealthConfig,
     /// The configured feature catalogue's size; 0 = use the features seen in 90 days.
@@ -60,13 +64,15 @@ impl Evaluator {
         producer: FutureProducer,
         metrics: Arc<Metrics>,
         ownership: Arc<Ownership>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, AggregatorError> {
+        Ok(Self {
             store,
             producer,
             metrics,
             alerts_topic: cfg.kafka.alerts_topic.clone(),
-            rule: cfg.rules.active_users_drop.clone(),
+            rules: rules::load_rules(cfg.rules_file.as_deref())?,
+            streaks: HashMap::new(),
+            last_resolved: HashMap::new(),
             lifecycle: cfg.lifecycle.clone(),
             health: cfg.health.clone(),
             catalogue: cfg.metrics.feature_catalogue.len() as u64,
@@ -74,7 +80,7 @@ impl Evaluator {
             ownership,
             loaded_for: None,
             open: HashMap::new(),
-        }
+        })
     }
 
     /// (Re)loads the open episodes when ownership changed since they were loaded: another
@@ -91,6 +97,7 @@ impl Evaluator {
             .into_iter()
             .map(|e| ((e.account_id.clone(), e.rule_id.clone()), e))
             .collect();
+        self.last_resolved = self.store.last_resolutions().await?.into_iter().map(|(a, r, t)| ((a, r), t)).collect();
         self.loaded_for = Some(generation);
         Ok(())
     }
@@ -128,64 +135,105 @@ impl Evaluator {
             self.store.insert_rows("account_metrics", &rows).await?;
         }
         let mut report = PassReport { accounts: rows.len(), ..Default::default() };
-        for m in &rows {
-            let key = (m.account_id.clone(), rules::ACTIVE_USERS_DROP.to_owned());
-            match (rules::active_users_drop(&self.rule, m), self.open.get(&key)) {
-                (Some(finding), None) => {
-                    let alert = Alert {
-                        alert_id: Alert::episode_id(&m.account_id, rules::ACTIVE_USERS_DROP, now),
-                        account_id: m.account_id.clone(),
-                        rule_id: rules::ACTIVE_USERS_DROP.to_owned(),
-                        severity: self.rule.severity,
-                        status: AlertStatus::Firing,
-                        fired_at: now,
-                        resolved_at: None,
-                        lifecycle_stage: Some(m.lifecycle_stage.clone()),
-                        health_score: m.health_score,
-                        metrics: finding.metrics,
-                        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
-                        reason: finding.reason,
-                    };
-                    self.publish(&alert, now).await?;
-                    let episode = OpenEpisode {
-                        alert_id: alert.alert_id.clone(),
-                        account_id: alert.account_id.clone(),
-                        rule_id: alert.rule_id.clone(),
-                        fired_at: to_datetime(now),
-                    };
-                    self.open.insert(key, episode);
-                    report.fired.push(alert);
-                }
-                (None, Some(episode)) => {
-                    let fired_at = DateTime::from_timestamp(episode.fired_at as i64, 0).unwrap_or(now);
-                    let alert = Alert {
-                        alert_id: episode.alert_id.clone(),
-                        account_id: m.account_id.clone(),
-                        rule_id: episode.rule_id.clone(),
-                        severity: self.rule.severity,
-                        status: AlertStatus::Resolved,
-                        fired_at,
-                        resolved_at: Some(now),
-                        lifecycle_stage: Some(m.lifecycle_stage.clone()),
-                        health_score: m.health_score,
-                        metrics: rules::active_users_values(m),
-                        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
-                        reason: format!(
-                            "Weekly active users recovered: {} vs {} in the previous 7 days",
-                            m.active_users_7d, m.active_users_prev_7d
-                        ),
-                    };
-                    self.publish(&alert, now).await?;
-                    self.open.remove(&key);
-                    report.resolved.push(alert);
-                }
-                _ => {}
-            }
-        }
+        let rule_set = std::mem::take(&mut self.rules);
+        let result = self.apply_rules(&rule_set, &rows, now, &mut report).await;
+        self.rules = rule_set;
+        result?;
         self.metrics.accounts_evaluated.set(rows.len() as i64);
         self.metrics.open_episodes.set(self.open.len() as i64);
         self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+
+    /// Runs every rule over every account: a condition that holds for `for` consecutive passes
+    /// (and not within `cooldown` of the last episode) opens an episode; one that stops holding
+    /// resolves it, when the rule auto-resolves.
+    async fn apply_rules(
+        &mut self,
+        rule_set: &[Rule],
+        rows: &[MetricsRow],
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), AggregatorError> {
+        for m in rows {
+            for rule in rule_set {
+                let key = (m.account_id.clone(), rule.id.clone());
+                let finding = if rule.applies(m) { rule.when.check(m) } else { None };
+                match (finding, self.open.get(&key).cloned()) {
+                    (Some(finding), None) => {
+                        let streak = self.streaks.entry(key.clone()).or_default();
+                        *streak += 1;
+                        let cooling = self
+                            .last_resolved
+                            .get(&key)
+                            .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
+                        if *streak >= rule.for_evaluations && !cooling {
+                            self.streaks.remove(&key);
+                            let alert = self.fire(rule, m, finding, now).await?;
+                            report.fired.push(alert);
+                        }
+                    }
+                    (Some(_), Some(_)) => {}
+                    (None, open) => {
+                        self.streaks.remove(&key);
+                        if let (Some(episode), true) = (open, rule.auto_resolve) {
+                            let alert = self.resolve(rule, m, &episode, now).await?;
+                            report.resolved.push(alert);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fire(&mut self, rule: &Rule, m: &MetricsRow, finding: Finding, now: DateTime<Utc>) -> Result<Alert, AggregatorError> {
+        let alert = Alert {
+            alert_id: Alert::episode_id(&m.account_id, &rule.id, now),
+            account_id: m.account_id.clone(),
+            rule_id: rule.id.clone(),
+            severity: rule.severity,
+            status: AlertStatus::Firing,
+            fired_at: now,
+            resolved_at: None,
+            lifecycle_stage: Some(m.lifecycle_stage.clone()),
+            health_score: m.health_score,
+            metrics: finding.metrics,
+            csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
+            reason: finding.reason,
+        };
+        self.publish(&alert, now).await?;
+        let episode = OpenEpisode {
+            alert_id: alert.alert_id.clone(),
+            account_id: alert.account_id.clone(),
+            rule_id: alert.rule_id.clone(),
+            fired_at: to_datetime(now),
+        };
+        self.open.insert((m.account_id.clone(), rule.id.clone()), episode);
+        Ok(alert)
+    }
+
+    async fn resolve(&mut self, rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Result<Alert, AggregatorError> {
+        let what = if rule.description.is_empty() { rule.id.as_str() } else { rule.description.as_str() };
+        let alert = Alert {
+            alert_id: episode.alert_id.clone(),
+            account_id: m.account_id.clone(),
+            rule_id: rule.id.clone(),
+            severity: rule.severity,
+            status: AlertStatus::Resolved,
+            fired_at: DateTime::from_timestamp(episode.fired_at as i64, 0).unwrap_or(now),
+            resolved_at: Some(now),
+            lifecycle_stage: Some(m.lifecycle_stage.clone()),
+            health_score: m.health_score,
+            metrics: rule.when.values(m),
+            csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
+            reason: format!("No longer true: {what}"),
+        };
+        self.publish(&alert, now).await?;
+        let key = (m.account_id.clone(), rule.id.clone());
+        self.open.remove(&key);
+        self.last_resolved.insert(key, to_datetime(now));
+        Ok(alert)
     }
 
     /// Publishes to the alert topic (waiting for the broker's acknowledgement), then records it

@@ -40,7 +40,7 @@ pub async fn run(
     let ownership = Arc::new(consumer::Ownership::default());
     let consumer =
         consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
-    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership);
+    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership)?;
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();

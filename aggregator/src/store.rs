@@ -210,6 +210,16 @@ impl Store {
         Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).fetch_all().await?)
     }
 
+    /// `(account, rule, when)` of the latest resolution of each account's rule, for cooldowns.
+    pub async fn last_resolutions(&self) -> Result<Vec<(String, String, u32)>, AggregatorError> {
+        let sql = format!(
+            "SELECT account_id, rule_id, toUInt32(max(recorded_at)) FROM {}.alerts
+             WHERE status = 'resolved' GROUP BY account_id, rule_id",
+            self.db
+        );
+        Ok(self.client.query(&sql).fetch_all().await?)
+    }
+
     /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.
     pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
         let sql = format!(

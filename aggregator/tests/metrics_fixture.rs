@@ -111,7 +111,9 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     cfg.metrics.feature_catalogue = ["reports", "exports", "alerts", "api"].map(String::from).to_vec();
-    cfg.rules.active_users_drop.enabled = false;
+    let no_rules = std::env::temp_dir().join(format!("uptake-norules-{}.toml", stack.suffix));
+    std::fs::write(&no_rules, "").unwrap();
+    cfg.rules_file = Some(no_rules);
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let rows: Vec<EventRow> = book().into_iter().enumerate().map(|(i, e)| EventRow::new(e, TOPIC, 0, i as i64)).collect();
@@ -119,7 +121,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
-    let mut evaluator = Evaluator::new(&cfg, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
+    let mut evaluator = Evaluator::new(&cfg, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0]))).unwrap();
     let now: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
     let report = evaluator.evaluate(now).await.unwrap();
     assert_eq!(report.accounts, 2);

@@ -1,0 +1,112 @@
+use super::*;
+
+fn row() -> MetricsRow {
+    MetricsRow { account_id: "acme".into(), lifecycle_stage: "growth".into(), ..Default::default() }
+}
+
+fn err(toml: &str) -> String {
+    parse_rules(toml).expect_err("must be rejected").to_string()
+}
+
+#[test]
+fn the_shipped_rules_parse() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["active_users_drop", "no_login_14d", "onboarding_not_activated", "low_seats_before_renewal", "detractor_with_falling_use", "data_stalled"]
+    );
+    let onboarding = &rules[2];
+    assert_eq!((onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_evaluations), ([Stage::Onboarding].as_slice(), 21, 2));
+    assert_eq!(rules[3].cooldown, Duration::from_secs(7 * 86_400));
+    assert!(matches!(rules[4].when, Condition::All(ref p) if p.len() == 2));
+}
+
+#[test]
+fn every_mistake_names_the_rule_and_the_field() {
+    let rule = |when: &str, extra: &str| format!("[[rule]]\nid = \"r1\"\nseverity = \"warning\"\n{extra}\nwhen = {when}\n");
+    let t = r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = 0.3 }"#;
+    parse_rules(&rule(t, "")).unwrap();
+    let cases = [
+        (rule(r#"{ kind = "threshold", metric = "seats_used", op = "<", value = 1 }"#, ""), "rule \"r1\": when.metric: unknown metric \"seats_used\""),
+        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "=<", value = 1 }"#, ""), "rule \"r1\": when.op"),
+        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = "low" }"#, ""), "rule \"r1\": when.value: must be a number"),
+        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = 1, window = "7d" }"#, ""), "rule \"r1\": when.window: unknown field"),
+        (rule(r#"{ kind = "trend" }"#, ""), "rule \"r1\": when.kind: \"trend\""),
+        (rule(r#"{ kind = "change", metric = "logins", window = "7d", at_most_pct = -50 }"#, ""), "rule \"r1\": when.metric: no change metric"),
+        (rule(r#"{ kind = "inactivity", since = "purchase", days = 7 }"#, ""), "rule \"r1\": when.since"),
+        (rule(r#"{ kind = "all", of = [{ kind = "threshold", metric = "nps", op = "<", value = 7 }] }"#, ""), "rule \"r1\": when.of[0].metric"),
+        (rule(t, "stages = [\"trial\"]"), "rule \"r1\": stages: unknown stage \"trial\""),
+        (rule(t, "cooldown = \"1 week\""), "rule \"r1\": cooldown"),
+        (rule(t, "for = 0"), "rule \"r1\": for: must be at least 1"),
+    ];
+    for (toml, want) in cases {
+        let e = err(&toml);
+        assert!(e.contains(want), "{e}\n  should contain: {want}");
+    }
+    assert!(err(&rule(t, "").replace("warning", "loud")).contains("rule \"r1\": severity"));
+    let twice = format!("{}{}", rule(t, ""), rule(t, ""));
+    assert!(err(&twice).contains("rule \"r1\": id: is used by another rule"));
+}
+
+#[test]
+fn change_fires_with_a_sentence_a_csm_understands() {
+    let c = parse_rules(DEFAULT_RULES).unwrap().remove(0).when;
+    let mut m = row();
+    (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (6, 2, change_pct(6, 2));
+    let f = c.check(&m).unwrap();
+    assert_eq!(f.reason, "Weekly active users fell 67 % (6 → 2) vs the previous 7 days");
+    assert_eq!(f.metrics["active_users_prev_7d"], 6.0);
+    (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (6, 4, change_pct(6, 4));
+    assert_eq!(c.check(&m), None, "−33 % is not −50 %");
+    (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (2, 0, change_pct(2, 0));
+    assert_eq!(c.check(&m), None, "below min_base");
+}
+
+#[test]
+fn threshold_inactivity_and_combinations() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let (no_login, low_seats, detractor) = (&rules[1].when, &rules[3].when, &rules[4].when);
+    let mut m = row();
+    m.days_since_last_login = Some(20);
+    assert_eq!(no_login.check(&m).unwrap().reason, "No login for 20 days");
+    m.days_since_last_login = Some(13);
+    assert_eq!(no_login.check(&m), None);
+    m.days_since_last_login = None;
+    assert_eq!(no_login.check(&m).unwrap().reason, "No login recorded yet");
+
+    assert_eq!(low_seats.check(&m), None, "no seats known: silent");
+    m.seat_utilisation = Some(0.25);
+    assert_eq!(low_seats.check(&m).unwrap().reason, "Seat utilisation is 0.25 (below 0.40)");
+
+    m.latest_nps = Some(4);
+    assert_eq!(detractor.check(&m), None, "detractor alone is not enough");
+    (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (10, 7, change_pct(10, 7));
+    let f = detractor.check(&m).unwrap();
+    assert_eq!(f.reason, "Latest NPS is 4 (at most 6) and weekly active users fell 30 % (10 → 7) vs the previous 7 days");
+    assert_eq!(f.metrics.len(), 4);
+}
+
+#[test]
+fn stages_and_age_decide_whether_a_rule_applies() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let onboarding = &rules[2];
+    let mut m = row();
+    assert!(!onboarding.applies(&m), "growth account");
+    m.lifecycle_stage = "onboarding".into();
+    assert!(!onboarding.applies(&m), "age unknown");
+    m.days_since_start = Some(10);
+    assert!(!onboarding.applies(&m), "too young");
+    m.days_since_start = Some(21);
+    assert!(onboarding.applies(&m));
+    assert!(rules[0].applies(&m), "no stages: every stage");
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+    assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+    assert_eq!(parse_duration("7"), None);
+    assert_eq!(parse_duration("d"), None);
+    assert_eq!(parse_duration(""), None);
+}

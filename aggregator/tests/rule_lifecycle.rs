@@ -1,0 +1,119 @@
+//! The alert lifecycle at injected times against the real ClickHouse and broker: inactivity
+//! fires with no traffic, only after `for` passes; one firing record per episode; a restart in
+//! the middle of an episode does not re-fire; it resolves when the condition clears; `cooldown`
+//! holds the next episode back; a rule for another lifecycle stage stays silent.
+//!
+//! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::consumer::Ownership;
+use aggregator::evaluator::Evaluator;
+use aggregator::store::{EventRow, Store};
+use aggregator::AggregatorConfig;
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use schemas::event::{Event, EventKind};
+use testkit::Stack;
+
+const TOPIC: &str = "lifecycle-events";
+const RULES: &str = r#"
+[[rule]]
+id = "quiet"
+description = "No login for a week"
+severity = "critical"
+for = 2
+cooldown = "15d"
+when = { kind = "inactivity", since = "login", days = 7 }
+
+[[rule]]
+id = "renewal_only"
+severity = "info"
+stages = ["renewal"]
+when = { kind = "threshold", metric = "open_tickets", op = ">=", value = 0 }
+"#;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn login(n: usize, at: &str) -> EventRow {
+    let e = Event::new(EventKind::Login, format!("lc-{n}"), "quiet-co".into(), "u1".into(), t(at), t(at), "lifecycle".into());
+    EventRow::new(e, TOPIC, 0, n as i64)
+}
+
+/// The rule ids one evaluation pass at `at` fired and resolved.
+async fn pass(ev: &mut Evaluator, at: &str) -> (Vec<String>, Vec<String>) {
+    let r = ev.evaluate(t(at)).await.unwrap();
+    (r.fired.iter().map(|a| a.rule_id.clone()).collect(), r.resolved.iter().map(|a| a.rule_id.clone()).collect())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_cooldown() {
+    let stack = Stack::from_env("lifecycle");
+    let alerts_topic = stack.topic("usage-alerts");
+    stack.create_topics(&[&alerts_topic], 1).await;
+    let rules = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
+    std::fs::write(&rules, RULES).unwrap();
+    let mut cfg = AggregatorConfig::default();
+    cfg.kafka.brokers = stack.kafka.clone();
+    cfg.kafka.events_topic = TOPIC.into();
+    cfg.kafka.alerts_topic = alerts_topic.clone();
+    cfg.clickhouse.url = stack.clickhouse.clone();
+    cfg.clickhouse.database = stack.database();
+    cfg.rules_file = Some(rules);
+    let store = Store::new(&cfg.clickhouse);
+    store.migrate().await.unwrap();
+    store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
+
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let evaluator = |cfg: &AggregatorConfig| {
+        let metrics = Arc::new(aggregator::metrics::Metrics::new());
+        Evaluator::new(cfg, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0]))).unwrap()
+    };
+    let mut ev = evaluator(&cfg);
+    let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
+    let quiet = || vec!["quiet".to_owned()];
+
+    assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not yet");
+    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = 2` holds it back");
+    assert_eq!(pass(&mut ev, "2026-03-09T18:00:00Z").await, (quiet(), vec![]), "second pass: fires, with no event arriving");
+    assert_eq!(pass(&mut ev, "2026-03-10T18:00:00Z").await, none, "same episode: no second firing");
+
+    // A restart in the middle of the episode: the open episode is read back, not re-fired.
+    let mut ev2 = evaluator(&cfg);
+    let r = ev2.evaluate(t("2026-03-11T18:00:00Z")).await.unwrap();
+    assert!(r.fired.is_empty(), "restart re-fired: {:?}", r.fired);
+
+    // A login: the condition clears and the episode resolves.
+    store.insert_rows("events", &[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
+    let r = ev2.evaluate(t("2026-03-12T18:00:00Z")).await.unwrap();
+    assert_eq!(r.resolved.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>(), ["quiet"]);
+    assert_eq!(r.resolved[0].reason, "No longer true: No login for a week");
+
+    // Quiet again, but within the 15-day cooldown of the resolution: held back.
+    for at in ["2026-03-20T18:00:00Z", "2026-03-21T18:00:00Z", "2026-03-26T18:00:00Z"] {
+        let r = ev2.evaluate(t(at)).await.unwrap();
+        assert!(r.fired.is_empty(), "{at}: fired inside the cooldown");
+    }
+    // Past the cooldown (resolved 03-12 18:00 + 15 d): a new episode.
+    let r = ev2.evaluate(t("2026-03-28T18:00:00Z")).await.unwrap();
+    assert_eq!(r.fired.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>(), ["quiet"]);
+    assert_eq!(r.fired[0].reason, "No login for 16 days");
+
+    // What CSMs received: exactly firing, resolved, firing — and nothing from the renewal-only rule.
+    let records = stack.read_topic(&alerts_topic, Duration::from_secs(5)).await;
+    let seq: Vec<(String, String)> = records
+        .iter()
+        .map(|(_, a)| (a["rule_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
+        .collect();
+    let want: Vec<(String, String)> =
+        [("quiet", "firing"), ("quiet", "resolved"), ("quiet", "firing")].iter().map(|(r, s)| (r.to_string(), s.to_string())).collect();
+    assert_eq!(seq, want);
+    assert_eq!(records[0].1["alert_id"], records[1].1["alert_id"], "firing and resolved share the episode id");
+    assert_ne!(records[0].1["alert_id"], records[2].1["alert_id"], "a new episode, a new id");
+    assert_eq!(records[0].1["severity"], "critical");
+}
