@@ -55,6 +55,8 @@ pub struct Evaluator {
     loaded_for: Option<u64>,
     /// Open episodes by (account, rule).
     open: HashMap<(String, String), OpenEpisode>,
+    /// Backtest: compute and report, but write nothing and publish nothing.
+    dry_run: bool,
 }
 
 impl Evaluator {
@@ -80,14 +82,26 @@ impl Evaluator {
             ownership,
             loaded_for: None,
             open: HashMap::new(),
+            dry_run: false,
         })
+    }
+
+    /// An evaluator that writes nothing and publishes nothing, starting with no open episodes:
+    /// for replaying history through a rule file (`aggregator backtest`).
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// (Re)loads the open episodes when ownership changed since they were loaded: another
     /// instance may have fired or resolved alerts for the accounts this one now owns.
     async fn refresh_open_episodes(&mut self) -> Result<(), AggregatorError> {
         let generation = self.ownership.generation();
-        if self.loaded_for == Some(generation) {
+        if self.loaded_for == Some(generation) || (self.dry_run && self.loaded_for.is_some()) {
+            return Ok(());
+        }
+        if self.dry_run {
+            self.loaded_for = Some(generation);
             return Ok(());
         }
         self.open = self
@@ -131,7 +145,7 @@ impl Evaluator {
         let catalogue = if self.catalogue > 0 { self.catalogue } else { features_seen };
         let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
         let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
-        if !rows.is_empty() {
+        if !rows.is_empty() && !self.dry_run {
             self.store.insert_rows("account_metrics", &rows).await?;
         }
         let mut report = PassReport { accounts: rows.len(), ..Default::default() };
@@ -240,6 +254,9 @@ impl Evaluator {
     /// in `alerts`. In that order: a crash in between re-sends the same `alert_id` after the
     /// restart, which receivers deduplicate, rather than losing the notification.
     async fn publish(&self, alert: &Alert, now: DateTime<Utc>) -> Result<(), AggregatorError> {
+        if self.dry_run {
+            return Ok(());
+        }
         let payload = serde_json::to_vec(alert).map_err(schemas::SchemaError::from)?;
         let record = FutureRecord::to(&self.alerts_topic).key(&alert.account_id).payload(&payload);
         self.producer

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod backtest;
 pub mod config;
 pub mod consumer;
 pub mod dedup;

@@ -21,6 +21,19 @@ enum Command {
     Run,
     /// Apply the ClickHouse migrations and exit.
     Migrate,
+    /// Replay the stored history through the rules (`rules_file`), one evaluation per day, and
+    /// print which accounts would have alerted on which day. Writes and publishes nothing.
+    Backtest {
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// JSON lines (one alert record each) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print every SQL statement uptake runs — the migrations, then one evaluation pass's
     /// queries — each ending with `;` on its own line end. Used to prove the SQL on other
     /// ClickHouse versions (deploy/local/chdb_check.py).
@@ -40,6 +53,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let applied = aggregator::store::Store::new(&config.clickhouse).migrate().await?;
             println!("migrations applied: {applied:?} (database {})", config.clickhouse.database);
+        }
+        Command::Backtest { from, to, json } => {
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+            let days = (to - from).num_days() + 1;
+            let mut done = 0;
+            let alerts = aggregator::backtest::backtest(&config, from, to, |day, accounts| {
+                done += 1;
+                eprintln!("[{done}/{days}] {day}: {accounts} accounts evaluated");
+            })
+            .await?;
+            let out = if json {
+                alerts.iter().map(|a| serde_json::to_string(a).map(|l| l + "\n")).collect::<Result<String, _>>()?
+            } else {
+                aggregator::backtest::table(&alerts)
+            };
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         Command::Sql { at } => {
             let store = aggregator::store::Store::new(&config.clickhouse);

@@ -210,6 +210,15 @@ impl Store {
         Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).fetch_all().await?)
     }
 
+    /// The partitions of `topic` that stored events came from.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, AggregatorError> {
+        let sql = format!(
+            "SELECT DISTINCT kafka_partition FROM {}.account_partitions WHERE kafka_topic = ? ORDER BY kafka_partition",
+            self.db
+        );
+        Ok(self.client.query(&sql).bind(topic).fetch_all().await?)
+    }
+
     /// `(account, rule, when)` of the latest resolution of each account's rule, for cooldowns.
     pub async fn last_resolutions(&self) -> Result<Vec<(String, String, u32)>, AggregatorError> {
         let sql = format!(
