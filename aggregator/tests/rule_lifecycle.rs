@@ -44,6 +44,27 @@ fn login(n: usize, at: &str) -> EventRow {
     EventRow::new(e, TOPIC, 0, n as i64)
 }
 
+/// A config and a migrated store for `stack`, alerts on a fresh topic, with `rules` (TOML) or
+/// the shipped default rules.
+async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, String) {
+    let alerts_topic = stack.topic("usage-alerts");
+    stack.create_topics(&[&alerts_topic], 1).await;
+    let mut cfg = AggregatorConfig::default();
+    cfg.kafka.brokers = stack.kafka.clone();
+    cfg.kafka.events_topic = TOPIC.into();
+    cfg.kafka.alerts_topic = alerts_topic.clone();
+    cfg.clickhouse.url = stack.clickhouse.clone();
+    cfg.clickhouse.database = stack.database();
+    if let Some(rules) = rules {
+        let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
+        std::fs::write(&path, rules).unwrap();
+        cfg.rules_file = Some(path);
+    }
+    let store = Store::new(&cfg.clickhouse);
+    store.migrate().await.unwrap();
+    (cfg, store, alerts_topic)
+}
+
 /// The rule ids one evaluation pass at `at` fired and resolved.
 async fn pass(ev: &mut Evaluator, at: &str) -> (Vec<String>, Vec<String>) {
     let r = ev.evaluate(t(at)).await.unwrap();
@@ -54,19 +75,7 @@ async fn pass(ev: &mut Evaluator, at: &str) -> (Vec<String>, Vec<String>) {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_cooldown() {
     let stack = Stack::from_env("lifecycle");
-    let alerts_topic = stack.topic("usage-alerts");
-    stack.create_topics(&[&alerts_topic], 1).await;
-    let rules = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
-    std::fs::write(&rules, RULES).unwrap();
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.events_topic = TOPIC.into();
-    cfg.kafka.alerts_topic = alerts_topic.clone();
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
-    cfg.rules_file = Some(rules);
-    let store = Store::new(&cfg.clickhouse);
-    store.migrate().await.unwrap();
+    let (cfg, store, alerts_topic) = setup(&stack, Some(RULES)).await;
     store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
@@ -122,17 +131,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn the_backtest_reports_what_the_live_path_alerted() {
     let stack = Stack::from_env("backtest");
-    let alerts_topic = stack.topic("usage-alerts");
-    stack.create_topics(&[&alerts_topic], 1).await;
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.events_topic = TOPIC.into();
-    cfg.kafka.alerts_topic = alerts_topic.clone();
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
-    // The shipped default rules.
-    let store = Store::new(&cfg.clickhouse);
-    store.migrate().await.unwrap();
+    let (cfg, store, alerts_topic) = setup(&stack, None).await; // the shipped default rules
     // quiet-co (a customer since 2025, so in growth) logs in on 03-01 and 03-12;
     // busy-co has 5 users, then 2 from 03-15 on.
     let mut traits = Event::new(EventKind::Account, "quiet-traits".into(), "quiet-co".into(), String::new(), t("2026-03-01T00:00:00Z"), t("2026-03-01T00:00:00Z"), "lifecycle".into());
