@@ -30,6 +30,9 @@ pub struct AggregatorConfig {
     pub health: HealthConfig,
     /// The churn-risk rule file (TOML); empty: the default rules shipped in deploy/rules.toml.
     pub rules_file: Option<std::path::PathBuf>,
+    /// CSM notifications: alerts → webhooks. Runs inside `aggregator run` when webhooks are
+    /// configured, or alone as `aggregator notify`.
+    pub notifier: NotifierConfig,
 }
 
 impl Default for AggregatorConfig {
@@ -46,6 +49,7 @@ impl Default for AggregatorConfig {
             lifecycle: LifecycleConfig::default(),
             health: HealthConfig::default(),
             rules_file: None,
+            notifier: NotifierConfig::default(),
         }
     }
 }
@@ -202,6 +206,105 @@ pub struct MetricsConfig {
     pub feature_catalogue: Vec<String>,
 }
 
+/// The notifier: consumes the alerts topic and POSTs each alert record to every webhook whose
+/// route matches it, exactly once per record and webhook (a ledger in ClickHouse remembers what
+/// was delivered), retrying failures with exponential backoff before parking the record on
+/// `dlq_topic`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// Consumer group of the notifier (separate from the aggregator's, so both read every alert).
+    pub group_id: String,
+    /// Where alert records go that a webhook kept refusing.
+    pub dlq_topic: String,
+    /// Delivery attempts per alert and webhook before it is parked (1 = no retry).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles per attempt up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Time limit of one HTTP request.
+    pub timeout_ms: u64,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "uptake-notifier".into(),
+            dlq_topic: schemas::topics::USAGE_ALERTS_DLQ.into(),
+            // 1 + 2 + … + 60 s ≈ 3 minutes of retries: rides out a receiver's deploy or a short
+            // outage, while a dead endpoint holds up the alerts behind it for minutes, not hours.
+            max_attempts: 8,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            timeout_ms: 10_000,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl NotifierConfig {
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms)
+    }
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms)
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// What a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// `{"delivery_id": …, "webhook": …, "alert": <the alert record>}`.
+    Json,
+    /// A Slack incoming-webhook message (`text` + `blocks`); also fits Mattermost, Rocket.Chat.
+    Slack,
+}
+
+/// One webhook and the alerts routed to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the webhook in the ledger, metrics, logs and dead letters; unique.
+    pub name: String,
+    pub url: String,
+    pub format: WebhookFormat,
+    /// Only alerts at least this severe (info < warning < critical).
+    #[serde(default = "least_severe")]
+    pub min_severity: schemas::alert::Severity,
+    /// Only alerts of accounts owned by one of these CSMs (their `csm_owner` trait, compared
+    /// case-insensitively); empty: every account, owned or not.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Which records: `firing`, `resolved` or both (the default).
+    #[serde(default = "both_statuses")]
+    pub statuses: Vec<schemas::alert::AlertStatus>,
+    /// Extra request headers, e.g. `Authorization`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn least_severe() -> schemas::alert::Severity {
+    schemas::alert::Severity::Info
+}
+
+fn both_statuses() -> Vec<schemas::alert::AlertStatus> {
+    vec![schemas::alert::AlertStatus::Firing, schemas::alert::AlertStatus::Resolved]
+}
+
+impl WebhookConfig {
+    /// Whether `alert` is routed to this webhook.
+    pub fn routes(&self, alert: &schemas::alert::Alert) -> bool {
+        let owner_ok = self.owners.is_empty()
+            || alert.csm_owner.as_deref().is_some_and(|o| self.owners.iter().any(|w| w.eq_ignore_ascii_case(o.trim())));
+        alert.severity >= self.min_severity && self.statuses.contains(&alert.status) && owner_ok
+    }
+}
+
 impl AggregatorConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, AggregatorError> {
         let cfg: Self = schemas::settings::load(file)?;
@@ -259,8 +362,45 @@ impl AggregatorConfig {
                 return bad(&format!("health.{stage}"), "weights must be non-negative with a positive sum");
             }
         }
+        self.validate_notifier()?;
         // The rules are validated at start too: a bad rule stops the service, naming rule and field.
         crate::rules::load_rules(self.rules_file.as_deref())?;
+        Ok(())
+    }
+}
+
+impl AggregatorConfig {
+    fn validate_notifier(&self) -> Result<(), AggregatorError> {
+        let bad = |key: String, reason: &str| Err(AggregatorError::Config { key, reason: reason.into() });
+        let n = &self.notifier;
+        if n.group_id.trim().is_empty() || n.dlq_topic.trim().is_empty() {
+            return bad("notifier.group_id / notifier.dlq_topic".into(), "must not be empty");
+        }
+        if n.max_attempts == 0 {
+            return bad("notifier.max_attempts".into(), "must be at least 1");
+        }
+        if n.initial_backoff_ms == 0 || n.initial_backoff_ms > n.max_backoff_ms {
+            return bad("notifier.initial_backoff_ms".into(), "need 0 < initial_backoff_ms <= max_backoff_ms");
+        }
+        if n.timeout_ms == 0 {
+            return bad("notifier.timeout_ms".into(), "must be above 0");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, w) in n.webhooks.iter().enumerate() {
+            let key = |field: &str| format!("notifier.webhooks[{i}] ({}).{field}", w.name);
+            if w.name.is_empty() || !w.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return bad(key("name"), "must be letters, digits, _ or -");
+            }
+            if !names.insert(w.name.as_str()) {
+                return bad(key("name"), "is used by another webhook");
+            }
+            if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
+                return bad(key("url"), "must be an http:// or https:// URL");
+            }
+            if w.statuses.is_empty() {
+                return bad(key("statuses"), "must name firing and/or resolved");
+            }
+        }
         Ok(())
     }
 }
@@ -287,5 +427,45 @@ mod tests {
         let mut c = AggregatorConfig::default();
         c.rules_file = Some("/nonexistent/rules.toml".into());
         assert!(c.validate().unwrap_err().to_string().contains("rules_file"));
+    }
+
+    #[test]
+    fn webhooks_are_validated_and_route_by_severity_status_and_owner() {
+        let cfg: AggregatorConfig = toml::from_str(
+            r#"
+            [[notifier.webhooks]]
+            name = "dana-slack"
+            url = "https://hooks.example/T1"
+            format = "slack"
+            min_severity = "warning"
+            owners = ["Dana@vendor.example"]
+            statuses = ["firing"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        let hook = &cfg.notifier.webhooks[0];
+        let mut alert: schemas::alert::Alert = serde_json::from_value(serde_json::json!({
+            "alert_id": "a1", "account_id": "acme", "rule_id": "r", "severity": "critical", "status": "firing",
+            "fired_at": "2026-01-01T00:00:00Z", "metrics": {}, "csm_owner": "dana@vendor.example", "reason": "x"
+        }))
+        .unwrap();
+        assert!(hook.routes(&alert));
+        alert.severity = schemas::alert::Severity::Info;
+        assert!(!hook.routes(&alert), "below min_severity");
+        alert.severity = schemas::alert::Severity::Warning;
+        alert.csm_owner = Some("sam@vendor.example".into());
+        assert!(!hook.routes(&alert), "another CSM's account");
+        alert.csm_owner = Some("dana@vendor.example".into());
+        alert.status = schemas::alert::AlertStatus::Resolved;
+        assert!(!hook.routes(&alert), "resolved records not routed here");
+
+        let mut twice = cfg.clone();
+        twice.notifier.webhooks.push(hook.clone());
+        let err = twice.validate().unwrap_err().to_string();
+        assert!(err.contains("notifier.webhooks[1] (dana-slack).name"), "{err}");
+        let mut bad_url = cfg.clone();
+        bad_url.notifier.webhooks[0].url = "hooks.example".into();
+        assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
     }
 }

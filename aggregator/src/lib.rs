@@ -11,6 +11,7 @@ mod error;
 pub mod evaluator;
 pub mod health;
 pub mod metrics;
+pub mod notifier;
 pub mod rules;
 pub mod store;
 
@@ -26,10 +27,21 @@ use tokio::task::JoinSet;
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
 
-/// Runs the aggregator — migrations, consumer, evaluator and admin endpoints — until `shutdown`
-/// completes or one of its parts fails. Tests call this with an admin listener on port 0.
+/// What runs: the whole aggregator, or only the notifier (`aggregator notify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Consumer, evaluator, and the notifier when webhooks are configured.
+    All,
+    /// Only the notifier, scaled or deployed apart from the aggregation.
+    Notifier,
+}
+
+/// Runs the aggregator — migrations, consumer, evaluator, notifier and admin endpoints, or the
+/// notifier and admin endpoints alone — until `shutdown` completes or one of its parts fails.
+/// Tests call this with an admin listener on port 0.
 pub async fn run(
     cfg: AggregatorConfig,
+    role: Role,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AggregatorError> {
@@ -38,15 +50,20 @@ pub async fn run(
     tracing::info!(?applied, database = store.database(), "schema up to date");
     let metrics = Arc::new(metrics::Metrics::new());
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
-    let ownership = Arc::new(consumer::Ownership::default());
-    let consumer =
-        consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
-    let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership)?;
-
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    tasks.spawn(consumer.run(stopped.clone()));
-    tasks.spawn(evaluator.run(cfg.evaluation.interval(), stopped.clone()));
+    if role == Role::All {
+        let ownership = Arc::new(consumer::Ownership::default());
+        let consumer =
+            consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
+        let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership)?;
+        tasks.spawn(consumer.run(stopped.clone()));
+        tasks.spawn(evaluator.run(cfg.evaluation.interval(), stopped.clone()));
+    }
+    if role == Role::Notifier || !cfg.notifier.webhooks.is_empty() {
+        let notifier = notifier::Notifier::new(&cfg, store.clone(), producer.clone(), metrics.clone())?;
+        tasks.spawn(notifier.run(stopped.clone()));
+    }
     tasks.spawn(admin::serve(admin, admin::AdminState { store, metrics }, stopped));
 
     let mut result = Ok(());

@@ -19,6 +19,10 @@ struct Args {
 enum Command {
     /// Consume, aggregate and alert until SIGTERM/SIGINT (the default).
     Run,
+    /// Only the CSM notifier (alerts → webhooks, `[notifier]` in the config) and the admin
+    /// endpoints; for running it apart from the aggregation. `run` includes it when webhooks
+    /// are configured.
+    Notify,
     /// Apply the ClickHouse migrations and exit.
     Migrate,
     /// Replay the stored history through the rules (`rules_file`), one evaluation per day, and
@@ -79,12 +83,17 @@ async fn main() -> anyhow::Result<()> {
             // A reader that stops early (`| head`) is not an error.
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
-        Command::Run => {
+        command @ (Command::Run | Command::Notify) => {
+            let role = if matches!(command, Command::Notify) { aggregator::Role::Notifier } else { aggregator::Role::All };
+            anyhow::ensure!(
+                role == aggregator::Role::All || !config.notifier.webhooks.is_empty(),
+                "notify: no [[notifier.webhooks]] configured"
+            );
             let admin = tokio::net::TcpListener::bind(config.admin_listen)
                 .await
                 .with_context(|| format!("binding {}", config.admin_listen))?;
             tracing::info!(admin = %config.admin_listen, brokers = %config.kafka.brokers, clickhouse = %config.clickhouse.url, "aggregator started");
-            aggregator::run(config, admin, schemas::runtime::shutdown_signal()).await?;
+            aggregator::run(config, role, admin, schemas::runtime::shutdown_signal()).await?;
             tracing::info!("aggregator stopped");
         }
     }

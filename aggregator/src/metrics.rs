@@ -24,6 +24,15 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Open alert episodes.
     pub open_episodes: IntGauge,
+    /// Notifier: alert records per webhook and outcome (delivered, dead_lettered,
+    /// already_delivered = skipped by the ledger, malformed).
+    pub notifications: IntCounterVec,
+    /// Notifier: failed webhook attempts that were retried, per webhook.
+    pub notify_retries: IntCounterVec,
+    /// Notifier: alert records parked on the alerts dead-letter topic, per webhook.
+    pub notify_dead_letters: IntCounterVec,
+    /// Notifier: duration of one webhook request.
+    pub notify_seconds: Histogram,
 }
 
 impl Metrics {
@@ -51,7 +60,24 @@ impl Metrics {
         )
         .unwrap();
         registry.register(Box::new(alerts.clone())).unwrap();
+        let per_webhook = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap();
+            registry.register(Box::new(c.clone())).unwrap();
+            c
+        };
         Self {
+            notifications: per_webhook(
+                "uptake_notifier_notifications_total",
+                "Alert records handled per webhook, by outcome",
+                &["webhook", "outcome"],
+            ),
+            notify_retries: per_webhook("uptake_notifier_retries_total", "Failed webhook attempts that were retried", &["webhook"]),
+            notify_dead_letters: per_webhook(
+                "uptake_notifier_dead_letters_total",
+                "Alert records parked on the alerts dead-letter topic",
+                &["webhook"],
+            ),
+            notify_seconds: histogram("uptake_notifier_request_seconds", "Duration of one webhook request"),
             events_stored: counter("uptake_aggregator_events_stored_total", "Events stored in ClickHouse"),
             duplicates: counter("uptake_aggregator_duplicates_total", "Records skipped as already stored (same message id)"),
             dedup_ids: gauge("uptake_aggregator_dedup_window_ids", "Message ids remembered for deduplication"),

@@ -104,6 +104,23 @@ pub struct AlertRow {
     pub reason: String,
 }
 
+/// One row of `notifications`: an alert record delivered to (or parked for) one webhook.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct NotificationRow {
+    pub delivery_id: String,
+    pub alert_id: String,
+    pub status: String,
+    pub webhook: String,
+    pub account_id: String,
+    pub rule_id: String,
+    pub severity: String,
+    /// `delivered` or `dead_lettered`.
+    pub outcome: String,
+    pub attempts: u32,
+    pub error: String,
+    pub recorded_at: u32,
+}
+
 /// An alert episode that fired and has not resolved.
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct OpenEpisode {
@@ -239,5 +256,11 @@ impl Store {
             db = self.db
         );
         Ok(self.client.query(&sql).fetch_all().await?)
+    }
+
+    /// The webhooks the notifier already delivered (or parked) the alert record `delivery_id` for.
+    pub async fn served_webhooks(&self, delivery_id: &str) -> Result<Vec<String>, AggregatorError> {
+        let sql = format!("SELECT DISTINCT webhook FROM {}.notifications WHERE delivery_id = ?", self.db);
+        Ok(self.client.query(&sql).bind(delivery_id).fetch_all().await?)
     }
 }

@@ -52,7 +52,7 @@ async fn a_clickhouse_outage_delays_but_loses_and_duplicates_nothing() {
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", admin.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg.clone(), admin, async {
+    let task = tokio::spawn(aggregator::run(cfg.clone(), aggregator::Role::All, admin, async {
         let _ = stopped.await;
     }));
 

@@ -131,7 +131,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_url = format!("http://{}", admin.local_addr().unwrap());
     let (stop_agg, agg_stopped) = oneshot::channel::<()>();
-    let agg_task = tokio::spawn(aggregator::run(agg_cfg, admin, async {
+    let agg_task = tokio::spawn(aggregator::run(agg_cfg, aggregator::Role::All, admin, async {
         let _ = agg_stopped.await;
     }));
 

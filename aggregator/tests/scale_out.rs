@@ -40,7 +40,7 @@ async fn start(stack: &Stack, topics: &(String, String, String)) -> Instance {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}/metrics", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg, listener, async {
+    let task = tokio::spawn(aggregator::run(cfg, aggregator::Role::All, listener, async {
         let _ = stopped.await;
     }));
     Instance { admin, stop, task }

@@ -17,7 +17,7 @@ STATE=$ROOT/.uptake
 PIDS=$STATE/pids
 KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081
 WRITE_KEY=uptake-dev-key
-TOPICS=(usage-events usage-alerts usage-events-dlq)
+TOPICS=(usage-events usage-alerts usage-events-dlq usage-alerts-dlq)
 BIN=$ROOT/target/release
 
 ch() { curl -sS --fail-with-body "http://127.0.0.1:$CH_HTTP/" --data-binary "$1"; }

@@ -7,6 +7,9 @@ pub const USAGE_EVENTS: &str = "usage-events";
 pub const USAGE_ALERTS: &str = "usage-alerts";
 /// Records the aggregator could not store, with the reason in the `error` header.
 pub const USAGE_EVENTS_DLQ: &str = "usage-events-dlq";
+/// Alert records the notifier could not deliver to a webhook after its retries, verbatim, with
+/// the webhook in the `webhook` header and the last failure in `error`.
+pub const USAGE_ALERTS_DLQ: &str = "usage-alerts-dlq";
 
 /// Kafka header that carries the reason a record was dead-lettered.
 pub const HEADER_ERROR: &str = "error";
@@ -14,3 +17,7 @@ pub const HEADER_ERROR: &str = "error";
 pub const HEADER_KIND: &str = "kind";
 /// Kafka header that names the source (write key owner) a dead-lettered event came from.
 pub const HEADER_SOURCE: &str = "source";
+/// Kafka header that names the webhook a parked alert was meant for.
+pub const HEADER_WEBHOOK: &str = "webhook";
+/// Kafka header with the number of delivery attempts made before an alert was parked.
+pub const HEADER_ATTEMPTS: &str = "attempts";

@@ -1,0 +1,243 @@
+//! The CSM notifier: `usage-alerts` → webhooks.
+//!
+//! Every alert record goes to each webhook whose route (severity, status, CSM owner) matches it.
+//! Exactly once per record and webhook: before delivering, the notifier looks the record up in
+//! the `notifications` ledger (ClickHouse) and skips webhooks already served; after delivering
+//! (or parking) it writes the ledger row, then commits the Kafka offset. The offset is only a
+//! hint, as in the event consumer: a record replayed after a crash, or published twice by the
+//! aggregator, finds its ledger rows and is not sent again. The one window left — a crash after
+//! the receiver's 2xx and before the ledger write — is covered by the `Idempotency-Key` header.
+//!
+//! Records are handled one at a time, in partition order, so a CSM sees an episode's `firing`
+//! before its `resolved`. Webhooks of one record are served concurrently, so a failing webhook
+//! delays the others only by its retries, and never loses them anything.
+
+mod deliver;
+pub mod payload;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, TopicPartitionList};
+use schemas::alert::Alert;
+use schemas::topics::{HEADER_ATTEMPTS, HEADER_ERROR, HEADER_WEBHOOK};
+use tokio::sync::watch;
+
+pub use deliver::Outcome;
+
+use crate::config::{AggregatorConfig, WebhookConfig};
+use crate::metrics::Metrics;
+use crate::store::{to_datetime, NotificationRow, Store};
+use crate::AggregatorError;
+
+/// How long to wait before retrying ClickHouse or the broker when they fail.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+pub struct Notifier {
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    store: Store,
+    metrics: Arc<Metrics>,
+    sender: deliver::Sender,
+    webhooks: Vec<WebhookConfig>,
+    alerts_topic: String,
+    dlq_topic: String,
+}
+
+impl Notifier {
+    pub fn new(
+        cfg: &AggregatorConfig,
+        store: Store,
+        producer: FutureProducer,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AggregatorError> {
+        let mut consumer_cfg = cfg.kafka.to_rdkafka_consumer();
+        consumer_cfg.set("group.id", &cfg.notifier.group_id);
+        let consumer: StreamConsumer = consumer_cfg.create()?;
+        let sender = deliver::Sender::new(&cfg.notifier).map_err(|e| AggregatorError::Task(format!("http client: {e}")))?;
+        Ok(Self {
+            consumer,
+            producer,
+            store,
+            metrics,
+            sender,
+            webhooks: cfg.notifier.webhooks.clone(),
+            alerts_topic: cfg.kafka.alerts_topic.clone(),
+            dlq_topic: cfg.notifier.dlq_topic.clone(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true. A record whose deliveries were cut short by shutdown
+    /// is neither recorded nor committed, so the next start delivers what it still owes.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+        self.consumer.subscribe(&[&self.alerts_topic])?;
+        tracing::info!(topic = %self.alerts_topic, webhooks = self.webhooks.len(), "notifier started");
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let message = tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                m = self.consumer.recv() => m,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts topic: receive failed; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                    continue;
+                }
+            };
+            let payload = message.payload().unwrap_or_default();
+            let handled = match serde_json::from_slice::<Alert>(payload) {
+                Ok(alert) => self.notify(&alert, payload, &mut shutdown).await?,
+                Err(e) => {
+                    // Not an alert (another producer on the topic): parked whole, never retried.
+                    self.metrics.notifications.with_label_values(&["", "malformed"]).inc();
+                    self.park(payload, message.key(), "", 0, &format!("not an alert record: {e}"), &mut shutdown).await
+                }
+            };
+            if !handled {
+                return Ok(()); // shutdown mid-record: redelivered after the restart
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(message.topic(), message.partition(), rdkafka::Offset::Offset(message.offset() + 1))?;
+            // Async: the ledger already holds the outcome; a lost commit only means a replay.
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed (the ledger prevents redelivery)");
+            }
+        }
+    }
+
+    /// Serves every webhook routed for `alert` that the ledger has no row for. False when
+    /// shutdown interrupted it.
+    async fn notify(
+        &self,
+        alert: &Alert,
+        payload: &[u8],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, AggregatorError> {
+        let id = payload::delivery_id(alert);
+        let routed: Vec<&WebhookConfig> = self.webhooks.iter().filter(|w| w.routes(alert)).collect();
+        if routed.is_empty() {
+            return Ok(true);
+        }
+        let Some(done) = self.until_ok(shutdown, || self.store.served_webhooks(&id)).await else {
+            return Ok(false);
+        };
+        let done: HashSet<String> = done.into_iter().collect();
+        let (served, todo): (Vec<&WebhookConfig>, Vec<&WebhookConfig>) =
+            routed.into_iter().partition(|w| done.contains(&w.name));
+        for hook in served {
+            self.metrics.notifications.with_label_values(&[&hook.name, "already_delivered"]).inc();
+        }
+        let served = join_all(todo.into_iter().map(|hook| self.serve(hook, alert, payload, &id, shutdown.clone()))).await;
+        Ok(served.into_iter().all(|done| done))
+    }
+
+    /// Delivers to one webhook (parking the record when that fails for good) and writes its
+    /// ledger row straight away — not after the other webhooks — so a crash while another
+    /// webhook is still retrying never makes this one receive the record twice. False when
+    /// shutdown interrupted it.
+    async fn serve(
+        &self,
+        hook: &WebhookConfig,
+        alert: &Alert,
+        payload: &[u8],
+        id: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> bool {
+        let (outcome, attempts, error) = match self.sender.deliver(hook, alert, &self.metrics, &mut shutdown).await {
+            Outcome::Delivered { attempts } => ("delivered", attempts, String::new()),
+            Outcome::Failed { attempts, error } => {
+                tracing::error!(webhook = %hook.name, delivery = %id, attempts, %error, "webhook delivery failed for good; parking the alert");
+                let key = Some(alert.account_id.as_bytes());
+                if !self.park(payload, key, &hook.name, attempts, &error, &mut shutdown).await {
+                    return false;
+                }
+                self.metrics.notify_dead_letters.with_label_values(&[&hook.name]).inc();
+                ("dead_lettered", attempts, error)
+            }
+            Outcome::Interrupted => return false,
+        };
+        self.metrics.notifications.with_label_values(&[&hook.name, outcome]).inc();
+        let row = NotificationRow {
+            delivery_id: id.to_owned(),
+            alert_id: alert.alert_id.clone(),
+            status: alert.status.as_str().into(),
+            webhook: hook.name.clone(),
+            account_id: alert.account_id.clone(),
+            rule_id: alert.rule_id.clone(),
+            severity: alert.severity.as_str().into(),
+            outcome: outcome.into(),
+            attempts,
+            error,
+            recorded_at: to_datetime(chrono::Utc::now()),
+        };
+        let rows = [row];
+        if self.until_ok(&mut shutdown, || self.store.insert_rows("notifications", &rows)).await.is_none() {
+            // Shutdown while ClickHouse is down: rather than hang, accept one repeat after the
+            // restart (the Idempotency-Key lets receivers drop it).
+            tracing::error!(webhook = %hook.name, delivery = %id, "shutdown before the delivery ledger was written; this webhook will get the alert again");
+            return false;
+        }
+        true
+    }
+
+    /// Puts a record on the alerts dead-letter topic with the webhook and the reason in headers.
+    /// Retries until the broker takes it; false when shutdown came first.
+    async fn park(
+        &self,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        webhook: &str,
+        attempts: u32,
+        error: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let attempts = attempts.to_string();
+        self.until_ok(shutdown, || async {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: HEADER_WEBHOOK, value: Some(webhook) })
+                .insert(Header { key: HEADER_ERROR, value: Some(error) })
+                .insert(Header { key: HEADER_ATTEMPTS, value: Some(attempts.as_str()) });
+            let mut record = FutureRecord::to(&self.dlq_topic).payload(payload).headers(headers);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            self.producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| AggregatorError::Delivery(e.to_string()))
+        })
+        .await
+        .is_some()
+    }
+
+    /// Runs `op` until it succeeds; `None` when shutdown came first.
+    async fn until_ok<T, F, Fut>(&self, shutdown: &mut watch::Receiver<bool>, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AggregatorError>>,
+    {
+        loop {
+            match op().await {
+                Ok(v) => return Some(v),
+                Err(e) => tracing::warn!(error = %e, "notifier: ClickHouse or broker failed; retrying"),
+            }
+            if *shutdown.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_RETRY) => {}
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+}
