@@ -161,7 +161,9 @@ impl Evaluator {
 
     /// Runs every rule over every account: a condition that holds for `for` consecutive passes
     /// (and not within `cooldown` of the last episode) opens an episode; one that stops holding
-    /// resolves it, when the rule auto-resolves.
+    /// resolves it, when the rule auto-resolves. The pass's alerts are published together and
+    /// only then change the open episodes, so a failed publish changes nothing and the next
+    /// pass tries again.
     async fn apply_rules(
         &mut self,
         rule_set: &[Rule],
@@ -169,11 +171,12 @@ impl Evaluator {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), AggregatorError> {
+        let mut alerts = Vec::new();
         for m in rows {
             for rule in rule_set {
                 let key = (m.account_id.clone(), rule.id.clone());
                 let finding = if rule.applies(m) { rule.when.check(m) } else { None };
-                match (finding, self.open.get(&key).cloned()) {
+                match (finding, self.open.get(&key)) {
                     (Some(finding), None) => {
                         let streak = self.streaks.entry(key.clone()).or_default();
                         *streak += 1;
@@ -182,105 +185,125 @@ impl Evaluator {
                             .get(&key)
                             .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
                         if *streak >= rule.for_evaluations && !cooling {
-                            self.streaks.remove(&key);
-                            let alert = self.fire(rule, m, finding, now).await?;
-                            report.fired.push(alert);
+                            alerts.push(firing(rule, m, finding, now));
                         }
                     }
                     (Some(_), Some(_)) => {}
                     (None, open) => {
-                        self.streaks.remove(&key);
                         if let (Some(episode), true) = (open, rule.auto_resolve) {
-                            let alert = self.resolve(rule, m, &episode, now).await?;
-                            report.resolved.push(alert);
+                            alerts.push(resolved(rule, m, episode, now));
                         }
+                        self.streaks.remove(&key);
                     }
+                }
+            }
+        }
+        self.publish(&alerts, now).await?;
+        for alert in alerts {
+            let key = (alert.account_id.clone(), alert.rule_id.clone());
+            match alert.status {
+                AlertStatus::Firing => {
+                    self.streaks.remove(&key);
+                    let episode = OpenEpisode {
+                        alert_id: alert.alert_id.clone(),
+                        account_id: alert.account_id.clone(),
+                        rule_id: alert.rule_id.clone(),
+                        fired_at: to_datetime(alert.fired_at),
+                    };
+                    self.open.insert(key, episode);
+                    report.fired.push(alert);
+                }
+                AlertStatus::Resolved => {
+                    self.open.remove(&key);
+                    self.last_resolved.insert(key, to_datetime(now));
+                    report.resolved.push(alert);
                 }
             }
         }
         Ok(())
     }
 
-    async fn fire(&mut self, rule: &Rule, m: &MetricsRow, finding: Finding, now: DateTime<Utc>) -> Result<Alert, AggregatorError> {
-        let alert = Alert {
-            alert_id: Alert::episode_id(&m.account_id, &rule.id, now),
-            account_id: m.account_id.clone(),
-            rule_id: rule.id.clone(),
-            severity: rule.severity,
-            status: AlertStatus::Firing,
-            fired_at: now,
-            resolved_at: None,
-            lifecycle_stage: Some(m.lifecycle_stage.clone()),
-            health_score: m.health_score,
-            metrics: finding.metrics,
-            csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
-            reason: finding.reason,
-        };
-        self.publish(&alert, now).await?;
-        let episode = OpenEpisode {
-            alert_id: alert.alert_id.clone(),
-            account_id: alert.account_id.clone(),
-            rule_id: alert.rule_id.clone(),
-            fired_at: to_datetime(now),
-        };
-        self.open.insert((m.account_id.clone(), rule.id.clone()), episode);
-        Ok(alert)
-    }
-
-    async fn resolve(&mut self, rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Result<Alert, AggregatorError> {
-        let what = if rule.description.is_empty() { rule.id.as_str() } else { rule.description.as_str() };
-        let alert = Alert {
-            alert_id: episode.alert_id.clone(),
-            account_id: m.account_id.clone(),
-            rule_id: rule.id.clone(),
-            severity: rule.severity,
-            status: AlertStatus::Resolved,
-            fired_at: DateTime::from_timestamp(episode.fired_at as i64, 0).unwrap_or(now),
-            resolved_at: Some(now),
-            lifecycle_stage: Some(m.lifecycle_stage.clone()),
-            health_score: m.health_score,
-            metrics: rule.when.values(m),
-            csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
-            reason: format!("No longer true: {what}"),
-        };
-        self.publish(&alert, now).await?;
-        let key = (m.account_id.clone(), rule.id.clone());
-        self.open.remove(&key);
-        self.last_resolved.insert(key, to_datetime(now));
-        Ok(alert)
-    }
-
-    /// Publishes to the alert topic (waiting for the broker's acknowledgement), then records it
-    /// in `alerts`. In that order: a crash in between re-sends the same `alert_id` after the
-    /// restart, which receivers deduplicate, rather than losing the notification.
-    async fn publish(&self, alert: &Alert, now: DateTime<Utc>) -> Result<(), AggregatorError> {
-        if self.dry_run {
+    /// Publishes the alerts to the alert topic (all in flight at once, each acknowledged by the
+    /// broker), then records them in `alerts` with one INSERT. In that order: a crash in between
+    /// re-sends them after the restart — receivers deduplicate by `alert_id` and the notifier's
+    /// ledger — rather than losing a notification.
+    async fn publish(&self, alerts: &[Alert], now: DateTime<Utc>) -> Result<(), AggregatorError> {
+        if self.dry_run || alerts.is_empty() {
             return Ok(());
         }
-        let payload = serde_json::to_vec(alert).map_err(schemas::SchemaError::from)?;
-        let record = FutureRecord::to(&self.alerts_topic).key(&alert.account_id).payload(&payload);
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| AggregatorError::Delivery(format!("alert topic: {e}")))?;
-        let row = AlertRow {
-            alert_id: alert.alert_id.clone(),
-            account_id: alert.account_id.clone(),
-            rule_id: alert.rule_id.clone(),
-            severity: alert.severity.as_str().to_owned(),
-            status: alert.status.as_str().to_owned(),
-            fired_at: to_datetime(alert.fired_at),
-            resolved_at: alert.resolved_at.map(to_datetime),
-            recorded_at: to_datetime(now),
-            lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
-            health_score: alert.health_score,
-            metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
-            csm_owner: alert.csm_owner.clone().unwrap_or_default(),
-            reason: alert.reason.clone(),
-        };
-        self.store.insert_rows("alerts", &[row]).await?;
-        self.metrics.alerts.with_label_values(&[alert.status.as_str()]).inc();
-        tracing::info!(account = %alert.account_id, rule = %alert.rule_id, status = alert.status.as_str(), reason = %alert.reason, "alert");
+        let payloads = alerts
+            .iter()
+            .map(|a| serde_json::to_vec(a).map_err(schemas::SchemaError::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sends = alerts.iter().zip(&payloads).map(|(alert, payload)| {
+            let record = FutureRecord::to(&self.alerts_topic).key(&alert.account_id).payload(payload);
+            self.producer.send(record, Duration::from_secs(30))
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(e, _)| AggregatorError::Delivery(format!("alert topic: {e}")))?;
+        }
+        let rows = alerts
+            .iter()
+            .map(|alert| {
+                Ok(AlertRow {
+                    alert_id: alert.alert_id.clone(),
+                    account_id: alert.account_id.clone(),
+                    rule_id: alert.rule_id.clone(),
+                    severity: alert.severity.as_str().to_owned(),
+                    status: alert.status.as_str().to_owned(),
+                    fired_at: to_datetime(alert.fired_at),
+                    resolved_at: alert.resolved_at.map(to_datetime),
+                    recorded_at: to_datetime(now),
+                    lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
+                    health_score: alert.health_score,
+                    metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
+                    csm_owner: alert.csm_owner.clone().unwrap_or_default(),
+                    reason: alert.reason.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, AggregatorError>>()?;
+        self.store.insert_rows("alerts", &rows).await?;
+        for alert in alerts {
+            self.metrics.alerts.with_label_values(&[alert.status.as_str()]).inc();
+            tracing::info!(account = %alert.account_id, rule = %alert.rule_id, status = alert.status.as_str(), reason = %alert.reason, "alert");
+        }
         Ok(())
+    }
+}
+
+/// The `firing` record that opens an episode of `rule` for `m`'s account.
+fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, now: DateTime<Utc>) -> Alert {
+    Alert {
+        alert_id: Alert::episode_id(&m.account_id, &rule.id, now),
+        account_id: m.account_id.clone(),
+        rule_id: rule.id.clone(),
+        severity: rule.severity,
+        status: AlertStatus::Firing,
+        fired_at: now,
+        resolved_at: None,
+        lifecycle_stage: Some(m.lifecycle_stage.clone()),
+        health_score: m.health_score,
+        metrics: finding.metrics,
+        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
+        reason: finding.reason,
+    }
+}
+
+/// The `resolved` record that closes `episode`.
+fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Alert {
+    let what = if rule.description.is_empty() { rule.id.as_str() } else { rule.description.as_str() };
+    Alert {
+        alert_id: episode.alert_id.clone(),
+        account_id: m.account_id.clone(),
+        rule_id: rule.id.clone(),
+        severity: rule.severity,
+        status: AlertStatus::Resolved,
+        fired_at: DateTime::from_timestamp(episode.fired_at as i64, 0).unwrap_or(now),
+        resolved_at: Some(now),
+        lifecycle_stage: Some(m.lifecycle_stage.clone()),
+        health_score: m.health_score,
+        metrics: rule.when.values(m),
+        csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
+        reason: format!("No longer true: {what}"),
     }
 }

@@ -60,6 +60,11 @@ rm -rf "$STATE/kafka" "$STATE/clickhouse"
 start_broker "$KAFKA_PORT" "$STATE/kafka"
 start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"
 
+step "Smoke-running the benchmark (every phase, tiny: checks that every event arrives, asserts no timing)"
+cargo build --workspace --bins --locked --quiet || die "build failed"
+"$ROOT/target/debug/bench" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
+  --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "bench --smoke failed"
+
 step "Running every test (unit, and end-to-end against the real broker and ClickHouse)"
 export UPTAKE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export UPTAKE_TEST_CLICKHOUSE="http://127.0.0.1:$CH_HTTP"

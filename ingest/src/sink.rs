@@ -43,10 +43,10 @@ impl KafkaSink {
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
             let payload = serde_json::to_vec(event).map_err(schemas::SchemaError::from)?;
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: schemas::topics::HEADER_KIND, value: Some(event.kind.as_str()) });
-            let record =
-                FutureRecord::to(&self.topic).key(event.partition_key()).payload(&payload).headers(headers);
+            // No Kafka headers: the value says everything, and the local broker (Tansu 0.6, SQLite)
+            // has no index on its header table, so every fetch of a headed record scans all
+            // headers — consumption slowed to a crawl as the topic grew (found by `bench`).
+            let record = FutureRecord::to(&self.topic).key(event.partition_key()).payload(&payload);
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => return Err(self.failed(started, format!("producer queue refused the event: {e}"))),

@@ -13,8 +13,6 @@ pub const USAGE_ALERTS_DLQ: &str = "usage-alerts-dlq";
 
 /// Kafka header that carries the reason a record was dead-lettered.
 pub const HEADER_ERROR: &str = "error";
-/// Kafka header that carries the event kind, so consumers can route without parsing the value.
-pub const HEADER_KIND: &str = "kind";
 /// Kafka header that names the source (write key owner) a dead-lettered event came from.
 pub const HEADER_SOURCE: &str = "source";
 /// Kafka header that names the webhook a parked alert was meant for.

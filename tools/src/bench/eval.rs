@@ -1,0 +1,74 @@
+//! Evaluation time: one metrics + rules pass over a book of N accounts, as the aggregator's
+//! evaluator runs it (the rolling-metrics queries, health, every shipped rule, the
+//! `account_metrics` insert and the alerts it publishes).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::consumer::Ownership;
+use aggregator::evaluator::Evaluator;
+use aggregator::metrics::Metrics;
+use aggregator::store::{EventRow, Store};
+use aggregator::AggregatorConfig;
+use chrono::Utc;
+use rdkafka::producer::FutureProducer;
+use schemas::event::{Event, EventKind};
+
+use super::BenchError;
+
+/// Events per account: a month of logins and feature use by a few users, and one account
+/// traits event (seats, contract dates), so every metric and rule has input.
+const EVENTS_PER_ACCOUNT: usize = 12;
+
+/// Fills `store` (migrated) with accounts `from..to` of the synthetic book, spread over 4
+/// partitions of `topic`.
+pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<(), BenchError> {
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(50_000);
+    for a in from..to {
+        let account = format!("eval-{a:06}");
+        let partition = (a % 4) as i32;
+        for i in 0..EVENTS_PER_ACCOUNT {
+            let day = chrono::Duration::days(((i * 3 + a) % 30) as i64);
+            let (kind, user) = match i {
+                0 => (EventKind::Account, String::new()),
+                i if i % 3 == 0 => (EventKind::Login, format!("u{}", i % 4)),
+                _ => (EventKind::FeatureUsed, format!("u{}", i % 4)),
+            };
+            let mut e = Event::new(kind, format!("eval-{a}-{i}"), account.clone(), user, now - day, now, "bench".into());
+            match kind {
+                EventKind::Account => {
+                    let start = (now - chrono::Duration::days((a % 700) as i64)).date_naive().to_string();
+                    let renewal = (now + chrono::Duration::days(365 - (a % 365) as i64)).date_naive().to_string();
+                    e.traits.insert("seats".into(), (5 + a % 50).into());
+                    e.traits.insert("contract_start".into(), start.into());
+                    e.traits.insert("renewal_date".into(), renewal.into());
+                }
+                EventKind::FeatureUsed => {
+                    e.feature = Some(["reports", "exports", "api", "sso"][i % 4].into());
+                    e.count = Some(1);
+                }
+                _ => {}
+            }
+            rows.push(EventRow::new(e, topic, partition, (a * EVENTS_PER_ACCOUNT + i) as i64));
+            if rows.len() == 50_000 {
+                store.insert_rows("events", &rows).await?;
+                rows.clear();
+            }
+        }
+    }
+    if !rows.is_empty() {
+        store.insert_rows("events", &rows).await?;
+    }
+    Ok(())
+}
+
+/// The duration of one full evaluation pass over everything in `cfg`'s database, and the
+/// number of accounts it evaluated.
+pub async fn pass(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Result<(Duration, usize), BenchError> {
+    let ownership = Arc::new(Ownership::fixed(0..4));
+    let mut evaluator = Evaluator::new(cfg, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership)?;
+    let started = Instant::now();
+    let report = evaluator.evaluate(Utc::now()).await?;
+    Ok((started.elapsed(), report.accounts))
+}

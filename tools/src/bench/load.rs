@@ -1,0 +1,216 @@
+//! HTTP load on ingest: batches as fast as it takes them, single events at fixed rates, and
+//! probes that time an event from ingest's 200 to its account's row in `account_metrics`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use super::{BenchError, Rate};
+
+/// A client for ingest with the write key.
+#[derive(Clone)]
+pub struct Ingest {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Ingest {
+    pub fn new(url: &str, key: &str) -> Self {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client");
+        Self { client, url: format!("{url}/v1/events"), key: key.to_owned() }
+    }
+
+    /// POSTs one body; Ok only on 200. A 503 (broker busy) is retried after its Retry-After, so
+    /// every event is counted exactly once; the refusals are reported.
+    async fn post(&self, body: Bytes, refusals: &Mutex<u64>) -> Result<(), BenchError> {
+        for _ in 0..60 {
+            let resp = self.client.post(&self.url).basic_auth(&self.key, Some("")).header("content-type", "application/json").body(body.clone()).send().await?;
+            match resp.status().as_u16() {
+                200 => return Ok(()),
+                503 | 429 => {
+                    *refusals.lock().unwrap() += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                s => return Err(BenchError::Setup(format!("ingest answered {s}: {}", resp.text().await.unwrap_or_default()))),
+            }
+        }
+        Err(BenchError::Setup("ingest kept refusing (503/429) for 12 s".into()))
+    }
+
+    /// Sends every body with `concurrency` requests in flight; `events` in total.
+    pub async fn batches(&self, bodies: &[Bytes], events: usize, concurrency: usize) -> Result<(Rate, u64), BenchError> {
+        let refusals = Mutex::new(0);
+        let started = Instant::now();
+        let results: Vec<Result<(), BenchError>> =
+            stream::iter(bodies.iter().cloned()).map(|b| self.post(b, &refusals)).buffer_unordered(concurrency).collect().await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let refused = *refusals.lock().unwrap();
+        Ok((Rate::new(events, started.elapsed()), refused))
+    }
+
+    /// Single-event requests at `rate` per second for `duration`, open loop: each request is
+    /// started on its schedule whatever the earlier ones do, and its latency counts from its
+    /// scheduled start (so a stalled server or client cannot hide queueing).
+    pub async fn fixed_rate(&self, bodies: &[Bytes], rate: u32, duration: Duration) -> Result<Latency, BenchError> {
+        let total = ((rate as f64 * duration.as_secs_f64()) as usize).min(bodies.len());
+        let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+        let errors = Arc::new(Mutex::new(0u64));
+        let started = tokio::time::Instant::now();
+        let mut tasks = Vec::with_capacity(total);
+        for (i, body) in bodies.iter().take(total).enumerate() {
+            let at = started + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(at).await;
+            let (me, body, latencies, errors) = (self.clone(), body.clone(), latencies.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let ok = me
+                    .client
+                    .post(&me.url)
+                    .basic_auth(&me.key, Some(""))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                if ok {
+                    latencies.lock().unwrap().push(at.elapsed());
+                } else {
+                    *errors.lock().unwrap() += 1;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let elapsed = started.elapsed();
+        let mut l = latencies.lock().unwrap().clone();
+        let errors = *errors.lock().unwrap();
+        Ok(Latency::from(rate, elapsed, &mut l, errors))
+    }
+}
+
+/// Latency of one fixed-rate run.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    pub target: u32,
+    /// Requests answered 200 (each with a fresh event).
+    pub ok: usize,
+    /// Requests answered 200 per second of the run.
+    pub achieved: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub errors: u64,
+}
+
+impl Latency {
+    fn from(target: u32, elapsed: Duration, l: &mut [Duration], errors: u64) -> Self {
+        l.sort();
+        Self { target, ok: l.len(), achieved: l.len() as f64 / elapsed.as_secs_f64(), p50: quantile(l, 0.50), p99: quantile(l, 0.99), errors }
+    }
+
+    /// Kept up with the schedule, without errors, within the 10 ms p99 goal.
+    pub fn sustained(&self) -> bool {
+        self.errors == 0 && self.achieved >= 0.95 * self.target as f64 && self.p99 <= Duration::from_millis(10)
+    }
+}
+
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// End to end: while `bodies` (batches of `per_batch` events) go to ingest at `rate` events/s,
+/// a probe event for a fresh account is sent every 200 ms; a poller watches `account_metrics`
+/// for the probe accounts. Returns each probe's time from ingest's 200 to its row appearing.
+pub async fn end_to_end(
+    ingest: &Ingest,
+    clickhouse: &str,
+    database: &str,
+    run: &str,
+    bodies: &[Bytes],
+    per_batch: usize,
+    rate: u32,
+) -> Result<Vec<Duration>, BenchError> {
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let load_done = Arc::new(tokio::sync::Notify::new());
+
+    let poller = {
+        let seen = seen.clone();
+        let http = reqwest::Client::new();
+        let sql = format!("SELECT DISTINCT account_id FROM {database}.account_metrics WHERE account_id LIKE 'probe-{run}-%' FORMAT TSV");
+        let url = clickhouse.to_owned();
+        tokio::spawn(async move {
+            // Runs until aborted once the last probe was seen.
+            loop {
+                if let Ok(r) = http.post(&url).body(sql.clone()).send().await {
+                    let text = r.text().await.unwrap_or_default();
+                    let now = Instant::now();
+                    let mut seen = seen.lock().unwrap();
+                    for account in text.lines() {
+                        seen.entry(account.to_owned()).or_insert(now);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    let prober = {
+        let (ingest, accepted, load_done) = (ingest.clone(), accepted.clone(), load_done.clone());
+        let run = run.to_owned();
+        tokio::spawn(async move {
+            let refusals = Mutex::new(0);
+            for k in 0.. {
+                let account = format!("probe-{run}-{k:04}");
+                let body = json!({ "kind": "login", "account_id": account, "user_id": "probe", "message_id": account });
+                tokio::select! {
+                    _ = load_done.notified() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                if ingest.post(Bytes::from(body.to_string()), &refusals).await.is_ok() {
+                    accepted.lock().unwrap().insert(account, Instant::now());
+                }
+            }
+        })
+    };
+
+    // The background load, paced: one batch every per_batch / rate seconds.
+    let interval = Duration::from_secs_f64(per_batch as f64 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let mut sends = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let (ingest, body) = (ingest.clone(), body.clone());
+        sends.push(tokio::spawn(async move { ingest.post(body, &Mutex::new(0)).await }));
+    }
+    for s in sends {
+        s.await.map_err(|e| BenchError::Setup(e.to_string()))??;
+    }
+    load_done.notify_one();
+    prober.await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    // Wait for the poller to see the last probes (or give up after 60 s: reported as missing).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (n_acc, n_seen) = (accepted.lock().unwrap().len(), seen.lock().unwrap().len());
+        if n_seen >= n_acc || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    poller.abort();
+    let accepted = accepted.lock().unwrap();
+    let seen = seen.lock().unwrap();
+    let mut out: Vec<Duration> = accepted
+        .iter()
+        .map(|(a, t)| seen.get(a).map_or(Duration::MAX, |s| s.saturating_duration_since(*t)))
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,361 @@
+//! `bench`: one run on the local stack that measures uptake against the limits measured in the
+//! same run — the raw rdkafka producer and consumer on the same broker, the raw ClickHouse
+//! insert on the same server — and prints absolute figures, ratios and the targets.
+//!
+//! It starts its own ingest and aggregator processes (release binaries) on free ports, with
+//! throwaway topics and databases on the running broker and ClickHouse, so a running demo stack
+//! is left alone; it measures their CPU time and peak RSS through /proc and stops them by pid.
+
+mod data;
+mod eval;
+mod load;
+mod procs;
+mod raw;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aggregator::store::Store;
+use aggregator::AggregatorConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+pub use report::Report;
+
+/// Everything that can stop a bench run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("aggregator: {0}")]
+    Aggregator(#[from] aggregator::AggregatorError),
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A throughput: `count` items in `elapsed`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub count: usize,
+    pub elapsed: Duration,
+}
+
+impl Rate {
+    pub fn new(count: usize, elapsed: Duration) -> Self {
+        Self { count, elapsed }
+    }
+    pub fn per_sec(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What to run, and how big.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub brokers: String,
+    pub clickhouse: String,
+    /// Where the `ingest` and `aggregator` release binaries are.
+    pub bin_dir: PathBuf,
+    /// Events for the throughput phases.
+    pub events: usize,
+    /// Accounts those events belong to.
+    pub accounts: usize,
+    /// Single-event request rates to measure latency at (requests/s).
+    pub rates: Vec<u32>,
+    /// Seconds per fixed-rate run.
+    pub rate_secs: f64,
+    /// Search for the highest rate with p99 ≤ 10 ms beyond the listed rates.
+    pub find_max_rate: bool,
+    /// Background load (events/s) and seconds of the end-to-end phase.
+    pub e2e_rate: u32,
+    pub e2e_secs: u32,
+    /// Book sizes for the evaluation timing.
+    pub eval_accounts: Vec<usize>,
+    /// Keep the bench databases afterwards (for inspection).
+    pub keep: bool,
+}
+
+impl Options {
+    /// The full run: the figures in docs/BENCHMARKS.md.
+    pub fn full(brokers: String, clickhouse: String, bin_dir: PathBuf) -> Self {
+        Self {
+            brokers,
+            clickhouse,
+            bin_dir,
+            events: 200_000,
+            accounts: 2_000,
+            rates: vec![1_000, 5_000],
+            rate_secs: 5.0,
+            find_max_rate: true,
+            e2e_rate: 5_000,
+            e2e_secs: 20,
+            eval_accounts: vec![10_000, 100_000],
+            keep: false,
+        }
+    }
+
+    /// A minute-sized run that exercises every phase (`deploy/local/test.sh`); its figures mean
+    /// nothing, its checks (every event arrived, every probe was seen) do.
+    pub fn smoke(brokers: String, clickhouse: String, bin_dir: PathBuf) -> Self {
+        Self {
+            events: 5_000,
+            accounts: 100,
+            rates: vec![200],
+            rate_secs: 1.0,
+            find_max_rate: false,
+            e2e_rate: 500,
+            e2e_secs: 3,
+            eval_accounts: vec![500],
+            ..Self::full(brokers, clickhouse, bin_dir)
+        }
+    }
+}
+
+/// Names of this run's topics and databases.
+struct Names {
+    id: String,
+    raw_topic: String,
+    events_topic: String,
+    alerts_topic: String,
+    dlq_topic: String,
+    db: String,
+    raw_db: String,
+    eval_db: String,
+}
+
+impl Names {
+    fn new() -> Self {
+        let id = format!("b{}", chrono::Utc::now().format("%m%d%H%M%S"));
+        Self {
+            raw_topic: format!("bench-{id}-raw"),
+            events_topic: format!("bench-{id}-events"),
+            alerts_topic: format!("bench-{id}-alerts"),
+            dlq_topic: format!("bench-{id}-dlq"),
+            db: format!("bench_{id}"),
+            raw_db: format!("bench_{id}_raw"),
+            eval_db: format!("bench_{id}_eval"),
+            id,
+        }
+    }
+}
+
+const PARTITIONS: i32 = 4;
+const WRITE_KEY: &str = "bench-write-key";
+
+/// Runs every phase and returns the report; `progress` gets a line per step.
+pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    let n = Names::new();
+    let mut r = Report::default();
+    let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
+    std::fs::create_dir_all(&work)?;
+    create_topics(&opts.brokers, &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
+
+    progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
+    let native = data::native_events(&n.id, opts.events, opts.accounts);
+    let canonical = data::canonical(&native)?;
+
+    progress("raw producer: rdkafka → broker, ingest's producer settings");
+    let ingest_cfg = ingest_config(opts, &n, 0);
+    let producer_cfg = ingest_cfg.kafka.to_rdkafka();
+    r.raw_produce = Some(raw::produce(&producer_cfg, &n.raw_topic, &canonical).await?);
+    progress("raw consumer: broker → rdkafka");
+    let (brokers, topic, count) = (opts.brokers.clone(), n.raw_topic.clone(), canonical.len());
+    r.raw_consume = Some(
+        tokio::task::spawn_blocking(move || raw::consume(&brokers, &topic, PARTITIONS, count))
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))??,
+    );
+    progress("raw ClickHouse insert: RowBinary into the same schema (materialized views included)");
+    let raw_store = store(opts, &n.raw_db).await?;
+    r.raw_insert = Some(raw::insert(&raw_store, &n.raw_topic, &canonical, 50_000).await?);
+
+    // ingest, alone, on the batch endpoint.
+    let ingest_port = procs::free_port()?;
+    let ingest_file = work.join("ingest.toml");
+    std::fs::write(&ingest_file, ingest_toml(opts, &n, ingest_port))?;
+    let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
+    let mut ingest = procs::Service::start("ingest", &ingest_bin, &["--config", ingest_file.to_str().unwrap()], ingest_port, "/readyz", &work.join("ingest.log")).await?;
+    let client = load::Ingest::new(&ingest.url, WRITE_KEY);
+    progress("ingest: POST /v1/events, batches of 500, 8 in flight");
+    let bodies = data::batch_bodies(&native, 500);
+    let before = ingest.usage();
+    let (rate, refusals) = client.batches(&bodies, native.len(), 8).await?;
+    r.ingest_batches = Some(rate);
+    r.ingest_refusals = refusals;
+    r.ingest_cpu = Some((ingest.usage().cpu_secs - before.cpu_secs, native.len()));
+
+    // aggregator, started once the events wait on the topic: it drains them.
+    let admin_port = procs::free_port()?;
+    let agg_file = work.join("aggregator.toml");
+    std::fs::write(&agg_file, aggregator_toml(opts, &n, admin_port))?;
+    let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
+    progress("aggregator: drain the topic into ClickHouse");
+    let mut agg = procs::Service::start("aggregator", &agg_bin, &["--config", agg_file.to_str().unwrap(), "run"], admin_port, "/readyz", &work.join("aggregator.log")).await?;
+    let svc_store = store_unmigrated(opts, &n.db);
+    let before = agg.usage();
+    let started = Instant::now();
+    let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
+    if stored < native.len() {
+        return Err(BenchError::Setup(format!("the aggregator stored {stored} of {} events in 300 s; see {}", native.len(), work.display())));
+    }
+    r.aggregator = Some(Rate::new(stored, started.elapsed()));
+    r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
+
+    progress("single-event requests at fixed rates");
+    let mut rates = opts.rates.clone();
+    if opts.find_max_rate {
+        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
+        rates.sort();
+    }
+    for rate in rates {
+        let listed = opts.rates.contains(&rate);
+        if !listed && r.latency.iter().any(|l| l.target < rate && !l.sustained()) {
+            continue; // past the highest sustainable rate: only the listed rates still run
+        }
+        progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
+        // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
+        let count = (rate as f64 * opts.rate_secs) as usize;
+        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
+            .iter()
+            .map(|e| bytes::Bytes::from(e.to_string()))
+            .collect();
+        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
+    }
+
+    progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
+    let e2e_events = data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
+    let e2e_bodies = data::batch_bodies(&e2e_events, 50);
+    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
+    let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
+    if stored != total_sent {
+        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
+    }
+    r.ingest_usage = ingest.usage();
+    r.aggregator_usage = agg.usage();
+    ingest.stop();
+    agg.stop();
+
+    progress("evaluation time");
+    let mut eval_cfg = AggregatorConfig::default();
+    eval_cfg.kafka.brokers = opts.brokers.clone();
+    eval_cfg.kafka.events_topic = n.events_topic.clone();
+    eval_cfg.kafka.alerts_topic = n.alerts_topic.clone();
+    eval_cfg.clickhouse.url = opts.clickhouse.clone();
+    eval_cfg.clickhouse.database = n.eval_db.clone();
+    let eval_store = store(opts, &n.eval_db).await?;
+    let producer = eval_cfg.kafka.to_rdkafka_producer().create()?;
+    let mut filled = 0;
+    for accounts in &opts.eval_accounts {
+        progress(&format!("  {accounts} accounts"));
+        eval::fill(&eval_store, &n.events_topic, filled, *accounts).await?;
+        filled = *accounts;
+        let (took, evaluated) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
+        if evaluated != *accounts {
+            return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
+        }
+        r.evaluation.push((*accounts, took));
+    }
+
+    if !opts.keep {
+        for db in [&n.db, &n.raw_db, &n.eval_db] {
+            let _ = eval_store.client().query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await;
+        }
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(r)
+}
+
+async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        result.map_err(|(t, e)| BenchError::Setup(format!("creating topic {t}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn store_unmigrated(opts: &Options, db: &str) -> Store {
+    let mut cfg = AggregatorConfig::default().clickhouse;
+    cfg.url = opts.clickhouse.clone();
+    cfg.database = db.to_owned();
+    Store::new(&cfg)
+}
+
+async fn store(opts: &Options, db: &str) -> Result<Store, BenchError> {
+    let s = store_unmigrated(opts, db);
+    s.migrate().await?;
+    Ok(s)
+}
+
+/// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
+async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<usize, BenchError> {
+    let deadline = Instant::now() + timeout;
+    let sql = format!("SELECT count() FROM {}.events", store.database());
+    loop {
+        let got = store.client().query(&sql).fetch_one::<u64>().await.unwrap_or(0) as usize;
+        if got >= want || Instant::now() > deadline {
+            return Ok(got);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ingest_config(opts: &Options, n: &Names, port: u16) -> ingest::config::IngestConfig {
+    let text = ingest_toml(opts, n, port);
+    let mut cfg: ingest::config::IngestConfig = toml::from_str(&text).expect("bench ingest config");
+    cfg.kafka.brokers = opts.brokers.clone();
+    cfg
+}
+
+fn ingest_toml(opts: &Options, n: &Names, port: u16) -> String {
+    format!(
+        r#"listen = "127.0.0.1:{port}"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+[[write_keys]]
+key = "{WRITE_KEY}"
+source = "bench"
+[limits]
+rate_per_sec = 0
+"#,
+        brokers = opts.brokers,
+        topic = n.events_topic,
+        dlq = n.dlq_topic,
+    )
+}
+
+fn aggregator_toml(opts: &Options, n: &Names, port: u16) -> String {
+    format!(
+        r#"admin_listen = "127.0.0.1:{port}"
+[kafka]
+brokers = "{brokers}"
+group_id = "bench-{id}"
+events_topic = "{events}"
+alerts_topic = "{alerts}"
+dlq_topic = "{dlq}"
+[clickhouse]
+url = "{ch}"
+database = "{db}"
+[batch]
+max_wait_ms = 200
+[evaluation]
+interval_ms = 1000
+"#,
+        brokers = opts.brokers,
+        id = n.id,
+        events = n.events_topic,
+        alerts = n.alerts_topic,
+        dlq = n.dlq_topic,
+        ch = opts.clickhouse,
+        db = n.db,
+    )
+}

@@ -1,0 +1,139 @@
+//! The bench's result: absolute figures, the limit each is compared with (measured in the same
+//! run), the ratio, and the target from the issue — printed as one table.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::load::{quantile, Latency};
+use super::procs::Usage;
+use super::Rate;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub raw_produce: Option<Rate>,
+    pub raw_consume: Option<Rate>,
+    pub raw_insert: Option<Rate>,
+    pub ingest_batches: Option<Rate>,
+    /// 503/429 answers during the batch phase (retried, so every event still counted once).
+    pub ingest_refusals: u64,
+    /// (CPU seconds, events) of ingest during the batch phase.
+    pub ingest_cpu: Option<(f64, usize)>,
+    pub aggregator: Option<Rate>,
+    pub aggregator_cpu: Option<(f64, usize)>,
+    pub latency: Vec<Latency>,
+    /// Per probe: ingest's 200 → row in account_metrics (Duration::MAX: never seen).
+    pub e2e: Vec<Duration>,
+    pub evaluation: Vec<(usize, Duration)>,
+    pub ingest_usage: Usage,
+    pub aggregator_usage: Usage,
+}
+
+struct Line {
+    figure: String,
+    value: String,
+    limit: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn rate(r: &Rate) -> String {
+    format!("{:.0}/s", r.per_sec())
+}
+
+fn ms(d: Duration) -> String {
+    if d == Duration::MAX {
+        "never".into()
+    } else if d < Duration::from_millis(10) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.0} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+impl Report {
+    fn lines(&self) -> Vec<Line> {
+        let mut out = Vec::new();
+        let mut push = |figure: &str, value: String, limit: String, ratio: Option<f64>, target: &str, met: Option<bool>| {
+            out.push(Line {
+                figure: figure.into(),
+                value,
+                limit,
+                ratio: ratio.map_or(String::new(), |r| format!("{r:.2}")),
+                target: target.into(),
+                met,
+            })
+        };
+        if let (Some(p), Some(c), Some(i)) = (&self.raw_produce, &self.raw_consume, &self.raw_insert) {
+            push("raw producer (rdkafka → broker)", rate(p), "limit".into(), None, "", None);
+            push("raw consumer (broker → rdkafka)", rate(c), "limit".into(), None, "", None);
+            push("raw ClickHouse insert (RowBinary)", rate(i), "limit".into(), None, "", None);
+            if let Some(b) = &self.ingest_batches {
+                let ratio = b.per_sec() / p.per_sec();
+                push("ingest batches (500/request)", rate(b), format!("{} raw producer", rate(p)), Some(ratio), "≥ 0.70", Some(ratio >= 0.7));
+            }
+            if let Some(a) = &self.aggregator {
+                let limit = c.per_sec().min(i.per_sec());
+                let ratio = a.per_sec() / limit;
+                push("aggregator Kafka → ClickHouse", rate(a), format!("{limit:.0}/s min(consumer, insert)"), Some(ratio), "≥ 0.60", Some(ratio >= 0.6));
+            }
+        }
+        for (name, cpu, target) in [("ingest CPU per event", self.ingest_cpu, 3.0), ("aggregator CPU per event", self.aggregator_cpu, 5.0)] {
+            if let Some((secs, events)) = cpu {
+                let us = secs * 1e6 / events.max(1) as f64;
+                push(name, format!("{us:.1} µs"), format!("{secs:.1} CPU s / {events} events"), None, &format!("≤ {target} µs"), Some(us <= target));
+            }
+        }
+        for l in &self.latency {
+            let met = (l.target == 5_000).then(|| l.p99 < Duration::from_millis(10));
+            push(
+                &format!("single event @ {} req/s p50 / p99", l.target),
+                format!("{} / {}", ms(l.p50), ms(l.p99)),
+                format!("{:.0} req/s achieved, {} errors", l.achieved, l.errors),
+                None,
+                if l.target == 5_000 { "p99 < 10 ms" } else { "" },
+                met,
+            );
+        }
+        if let Some(best) = self.latency.iter().filter(|l| l.sustained()).map(|l| l.target).max() {
+            push("max sustained single-event rate", format!("{best} req/s"), "p99 ≤ 10 ms, ≥ 95 % on schedule".into(), None, "", None);
+        }
+        if !self.e2e.is_empty() {
+            let (p50, p99) = (quantile(&self.e2e, 0.5), quantile(&self.e2e, 0.99));
+            push(
+                "end to end (200 → account_metrics) p50 / p99",
+                format!("{} / {}", ms(p50), ms(p99)),
+                format!("{} probes", self.e2e.len()),
+                None,
+                "p99 < 2 s",
+                Some(p99 < Duration::from_secs(2)),
+            );
+        }
+        for (accounts, took) in &self.evaluation {
+            let met = (*accounts == 100_000).then(|| *took < Duration::from_secs(10));
+            push(&format!("evaluation pass, {accounts} accounts"), ms(*took), String::new(), None, if *accounts == 100_000 { "< 10 s" } else { "" }, met);
+        }
+        let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
+        push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
+        push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        out
+    }
+
+    /// The table, as printed by `bench` and pasted into docs/BENCHMARKS.md (Markdown).
+    pub fn table(&self) -> String {
+        let mut s = String::from("| figure | value | limit / context | ratio | target | |\n|---|---:|---|---:|---|---|\n");
+        for l in self.lines() {
+            let verdict = match l.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "",
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", l.figure, l.value, l.limit, l.ratio, l.target, verdict);
+        }
+        if self.ingest_refusals > 0 {
+            let _ = writeln!(s, "\n{} batch requests were refused (503/429) and retried.", self.ingest_refusals);
+        }
+        s
+    }
+}

@@ -1,0 +1,56 @@
+//! `bench`: measures uptake on the running local stack against the limits measured in the same
+//! run and prints one table (docs/BENCHMARKS.md explains every figure).
+//!
+//!   deploy/local/run.sh up && target/release/bench            the full run (~5 minutes)
+//!   target/release/bench --smoke                                 every phase, tiny (test.sh)
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tools::bench::{self, Options};
+
+#[derive(Parser)]
+#[command(version, about = "Benchmarks uptake against raw broker and ClickHouse limits measured in the same run")]
+struct Args {
+    /// Kafka bootstrap servers of the running stack.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// ClickHouse HTTP URL of the running stack.
+    #[arg(long, default_value = "http://127.0.0.1:8123")]
+    clickhouse: String,
+    /// Directory of the `ingest` and `aggregator` binaries; default: next to this one.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// A minute-sized run of every phase: checks that everything arrives, its figures mean nothing.
+    #[arg(long)]
+    smoke: bool,
+    /// Events for the throughput phases (full run: 200000).
+    #[arg(long)]
+    events: Option<usize>,
+    /// Keep the bench databases (bench_*) afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin_dir = match args.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()?.parent().context("bench's directory")?.to_path_buf(),
+    };
+    let mut opts = if args.smoke {
+        Options::smoke(args.brokers, args.clickhouse, bin_dir)
+    } else {
+        Options::full(args.brokers, args.clickhouse, bin_dir)
+    };
+    if let Some(n) = args.events {
+        opts.events = n;
+    }
+    opts.keep = args.keep;
+    let started = std::time::Instant::now();
+    let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
+    println!("{}", report.table());
+    Ok(())
+}

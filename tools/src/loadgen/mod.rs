@@ -1,0 +1,107 @@
+//! `loadgen`: simulates a book of accounts and sends their usage to ingest — historical days as
+//! fast as ingest takes them, or live at a target rate — and can write the ground truth (which
+//! accounts it made decline, and when) for checking what uptake alerted.
+
+pub mod book;
+pub mod generate;
+pub mod send;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use serde_json::{json, Value};
+
+pub use book::{Book, Profile};
+pub use generate::{day_events, to_segment, Format};
+
+/// Everything that can stop a load run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("ingest refused a batch: {0}")]
+    Refused(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The ground truth of a book, as JSON: each account's profile, contract and, for decliners,
+/// when the decline started and the churn date.
+pub fn truth(book: &Book) -> Value {
+    let count = |p: Profile| book.accounts.iter().filter(|a| a.profile == p).count();
+    json!({
+        "seed": book.seed,
+        "first_day": book.first_day,
+        "today": book.today,
+        "profiles": {
+            "onboarding": count(Profile::Onboarding), "steady": count(Profile::Steady), "growing": count(Profile::Growing),
+            "declining": count(Profile::Declining), "dormant": count(Profile::Dormant),
+        },
+        "accounts": book.accounts.iter().map(|a| {
+            let mut v = serde_json::to_value(a).expect("account serialises");
+            v["users"] = json!(a.users.len());
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Sends every day of `book`, oldest first; returns the events accepted.
+pub async fn history(book: &Book, sender: &send::Sender, batch: usize, concurrency: usize) -> Result<u64, LoadgenError> {
+    let mut progress = send::Progress::default();
+    let days = book.days().count();
+    for (k, day) in book.days().enumerate() {
+        let events = day_events(book, day);
+        sender.send_all(&events, batch, concurrency).await?;
+        progress.tick(sender.accepted.load(Ordering::Relaxed), &format!("day {}/{days} ({day})", k + 1), k + 1 == days);
+    }
+    Ok(sender.accepted.load(Ordering::Relaxed))
+}
+
+/// Live traffic: today's behaviour of the book, stamped with the current time, at `rate`
+/// events/s for `duration`; returns the events accepted.
+pub async fn live(book: &Book, sender: &send::Sender, rate: u32, duration: Duration, batch: usize) -> Result<u64, LoadgenError> {
+    let mut progress = send::Progress::default();
+    let started = tokio::time::Instant::now();
+    let batch = batch.min(rate.max(1) as usize);
+    let mut sent = 0usize;
+    let mut pending = Vec::new();
+    // Cycle through simulated days so the mix stays realistic however long the run.
+    for day in book.days().cycle() {
+        for mut e in day_events(book, day) {
+            if started.elapsed() >= duration {
+                break;
+            }
+            e["timestamp"] = json!(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            e["message_id"] = json!(format!("live-{}-{sent}", started.elapsed().as_nanos()));
+            pending.push(e);
+            sent += 1;
+            if pending.len() == batch {
+                // Pace: the batch ending at event `sent` is due at sent / rate seconds.
+                tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / rate as f64)).await;
+                let (worker, chunk) = (sender.clone(), std::mem::take(&mut pending));
+                tokio::spawn(async move { worker.send(&chunk).await });
+                progress.tick(sender.accepted.load(Ordering::Relaxed), "live", false);
+            }
+        }
+        if started.elapsed() >= duration {
+            break;
+        }
+    }
+    sender.send_all(&pending, batch, 1).await?;
+    // Let the requests in flight finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let accepted = sender.accepted.load(Ordering::Relaxed);
+    progress.tick(accepted, "live, done", true);
+    Ok(accepted)
+}
+
+/// Today in UTC.
+pub fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// Writes the ground truth of `book` to `path`.
+pub fn write_truth(book: &Book, path: &PathBuf) -> Result<(), LoadgenError> {
+    std::fs::write(path, serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n")?;
+    Ok(())
+}

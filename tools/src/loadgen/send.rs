@@ -1,0 +1,106 @@
+//! Sends generated events to ingest over HTTP: batches with several requests in flight,
+//! refusals (503, 429) retried after their Retry-After so nothing is dropped, progress on stderr.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+
+use super::generate::{to_segment, Format};
+use super::LoadgenError;
+
+/// A client for ingest's batch endpoint of one format.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    url: String,
+    write_key: String,
+    format: Format,
+    /// Events ingest accepted so far.
+    pub accepted: Arc<AtomicU64>,
+}
+
+impl Sender {
+    pub fn new(base_url: &str, write_key: &str, format: Format) -> Self {
+        let path = match format {
+            Format::Native => "/v1/events",
+            Format::Segment => "/v1/batch",
+        };
+        Self {
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            url: format!("{}{path}", base_url.trim_end_matches('/')),
+            write_key: write_key.to_owned(),
+            format,
+            accepted: Arc::default(),
+        }
+    }
+
+    fn body(&self, events: &[Value]) -> Value {
+        match self.format {
+            Format::Native => json!({ "batch": events }),
+            Format::Segment => json!({ "batch": events.iter().map(to_segment).collect::<Vec<_>>() }),
+        }
+    }
+
+    /// Sends one batch until ingest takes it: 200 counts it; 503/429 and connection errors wait
+    /// (Retry-After, else 1 s) and try again, for up to 5 minutes; 400 and other refusals stop
+    /// the run with ingest's error list, since a generator bug must not go unnoticed.
+    pub async fn send(&self, events: &[Value]) -> Result<(), LoadgenError> {
+        let body = self.body(events).to_string();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let wait = match self.client.post(&self.url).basic_auth(&self.write_key, Some("")).header("content-type", "application/json").body(body.clone()).send().await {
+                Ok(r) if r.status().is_success() => {
+                    self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(r) if r.status() == 503 || r.status() == 429 => r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .map_or(Duration::from_secs(1), Duration::from_secs),
+                Ok(r) => {
+                    let status = r.status();
+                    return Err(LoadgenError::Refused(format!("{status}: {}", r.text().await.unwrap_or_default())));
+                }
+                Err(_) => Duration::from_secs(1),
+            };
+            if Instant::now() + wait > deadline {
+                return Err(LoadgenError::Refused("ingest kept refusing or was unreachable for 5 minutes".into()));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends `events` in batches of `batch`, `concurrency` requests in flight.
+    pub async fn send_all(&self, events: &[Value], batch: usize, concurrency: usize) -> Result<(), LoadgenError> {
+        let results: Vec<Result<(), LoadgenError>> =
+            stream::iter(events.chunks(batch)).map(|c| self.send(c)).buffer_unordered(concurrency).collect().await;
+        results.into_iter().collect()
+    }
+}
+
+/// Prints progress to stderr at most once a second.
+pub struct Progress {
+    started: Instant,
+    last: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { started: Instant::now(), last: Instant::now() }
+    }
+}
+
+impl Progress {
+    pub fn tick(&mut self, accepted: u64, what: &str, force: bool) {
+        if !force && self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        eprintln!("[{secs:>6.1} s] {accepted:>9} events accepted ({:>7.0}/s)  {what}", accepted as f64 / secs.max(1e-3));
+    }
+}
