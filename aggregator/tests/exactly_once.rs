@@ -128,6 +128,11 @@ max_wait_ms = 50
     // commit, during a rebalance — wherever the moment falls.
     let db = stack.database();
     let count_sql = format!("SELECT count() AS n FROM {db}.events");
+    // The schema first (as `aggregator migrate` would), so the progress polls below never race
+    // the aggregator's own start-up migration.
+    let mut ch = aggregator::AggregatorConfig::default().clickhouse;
+    (ch.url, ch.database) = (stack.clickhouse.clone(), db.clone());
+    aggregator::store::Store::new(&ch).migrate().await.unwrap();
     let mut child = spawn(&config, &log);
     let mut kills = 0;
     let mut last = 0;

@@ -29,6 +29,10 @@ pub enum IngestError {
     /// message ids, so nothing is counted twice).
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// More write requests in flight than `limits.max_in_flight_requests`: refused before
+    /// reading the body, so the client retries after a second instead of waiting in a queue.
+    #[error("overloaded: {limit} requests already in flight; retry in 1 s")]
+    Overloaded { limit: usize },
     #[error("kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
 }
@@ -44,7 +48,7 @@ impl IngestError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) | Self::Kafka(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Kafka(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +65,7 @@ impl IngestError {
             Self::UnsupportedEncoding(_) | Self::BadEncoding(_) => "bad_encoding",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) | Self::Kafka(_) => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 }
@@ -76,7 +81,8 @@ impl IntoResponse for IngestError {
         let body = json!({ "success": false, "error": self.to_string(), "errors": errors });
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            let secs = if matches!(self, Self::Overloaded { .. }) { "1" } else { RETRY_AFTER_SECS };
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         if let Self::RateLimited { retry_after_secs } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

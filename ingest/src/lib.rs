@@ -29,6 +29,8 @@ pub struct App {
     pub rate_limiter: ratelimit::RateLimiter,
     pub groups: groups::GroupMemory,
     pub metrics: metrics::Metrics,
+    /// Permits for write requests in flight (`limits.max_in_flight_requests`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -39,7 +41,8 @@ impl App {
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
         let groups = groups::GroupMemory::new(config.segment.remembered_users);
-        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, groups, metrics }))
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_requests));
+        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, groups, metrics, in_flight }))
     }
 }
 

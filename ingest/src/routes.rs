@@ -56,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router {
     router
         // The body limit is enforced (with our JSON error) in the request pipeline.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(app.clone(), shed_load))
         .layer(cors(&app.config.cors_origins))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
@@ -81,6 +82,22 @@ async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -
     let response = next.run(req).await;
     app.metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
     response
+}
+
+/// Refuses a write request at once (503, Retry-After: 1) when `max_in_flight_requests` are
+/// already being handled. Health and metrics are never refused: operators need them most then.
+async fn shed_load(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    match app.in_flight.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            let e = crate::IngestError::Overloaded { limit: app.config.limits.max_in_flight_requests };
+            app.metrics.requests_refused.with_label_values(&[e.reason_label()]).inc();
+            e.into_response()
+        }
+    }
 }
 
 /// Ready when the broker answers for our topic: a load balancer stops sending us traffic we

@@ -24,12 +24,10 @@ async fn no_acknowledged_event_is_lost_when_the_broker_is_killed() {
     let mut cfg = IngestConfig::default();
     cfg.kafka.brokers = broker.address();
     cfg.kafka.delivery_timeout_ms = 2_000;
-    // Tansu 0.6.0 (SQLite storage) panics in its idempotent-producer check when a producer that
-    // already holds a producer id writes after an unclean broker restart ("more or less than one
-    // row", tansu-storage lite.rs), and its storage is dead from then on. Idempotence only
-    // prevents duplicates on retry — which the aggregator removes by message_id — never loss,
-    // so this test of "200 means stored" runs without it; the shipped default keeps it on.
-    cfg.kafka.librdkafka.insert("enable.idempotence".into(), "false".into());
+    // The shipped default (idempotence off) matters here: Tansu 0.6.0 (SQLite storage) panics
+    // in its idempotent-producer check when a producer that already holds a producer id writes
+    // after an unclean broker restart ("more or less than one row", tansu-storage lite.rs).
+    assert!(!cfg.kafka.idempotence);
     cfg.write_keys = vec![WriteKey { key: "outage-key".into(), source: "outage".into() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/events", listener.local_addr().unwrap());

@@ -9,7 +9,16 @@ use serde_json::{json, Value};
 
 use super::BenchError;
 
-const FEATURES: [&str; 8] = ["dashboards", "reports", "exports", "alerts", "api", "sso", "workflows", "comments"];
+const FEATURES: [&str; 8] = [
+    "dashboards",
+    "reports",
+    "exports",
+    "alerts",
+    "api",
+    "sso",
+    "workflows",
+    "comments",
+];
 
 /// `n` native events over `accounts` accounts (20 users each), ids unique to `run`.
 pub fn native_events(run: &str, n: usize, accounts: usize) -> Vec<Value> {
@@ -38,17 +47,27 @@ pub fn native_events(run: &str, n: usize, accounts: usize) -> Vec<Value> {
 
 /// The canonical events ingest would make of `native` (validated by the same parser).
 pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
-    let ctx = schemas::native::Context { received_at: Utc::now(), source: "bench", max_future: Duration::seconds(600) };
+    let ctx = schemas::native::Context {
+        received_at: Utc::now(),
+        source: "bench",
+        max_future: Duration::seconds(600),
+    };
     native
         .iter()
-        .map(|v| schemas::native::parse_event(v, &ctx).map_err(|e| BenchError::Setup(format!("bench event invalid: {e:?}"))))
+        .map(|v| {
+            schemas::native::parse_event(v, &ctx)
+                .map_err(|e| BenchError::Setup(format!("bench event invalid: {e:?}")))
+        })
         .collect()
 }
 
 /// `{"batch":[…]}` request bodies of `size` events each, serialised once up front so the
 /// client's own work stays out of the measurement.
 pub fn batch_bodies(native: &[Value], size: usize) -> Vec<bytes::Bytes> {
-    native.chunks(size).map(|c| bytes::Bytes::from(json!({ "batch": c }).to_string())).collect()
+    native
+        .chunks(size)
+        .map(|c| bytes::Bytes::from(json!({ "batch": c }).to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -60,8 +79,12 @@ mod tests {
         let native = native_events("t", 800, 10);
         let events = canonical(&native).unwrap();
         let count = |k: &str| events.iter().filter(|e| e.kind.as_str() == k).count();
-        assert_eq!((count("login"), count("feature_used"), count("data_volume")), (100, 600, 100));
-        let accounts: std::collections::HashSet<_> = events.iter().map(|e| e.account_id.as_str()).collect();
+        assert_eq!(
+            (count("login"), count("feature_used"), count("data_volume")),
+            (100, 600, 100)
+        );
+        let accounts: std::collections::HashSet<_> =
+            events.iter().map(|e| e.account_id.as_str()).collect();
         assert_eq!(accounts.len(), 10);
         assert_eq!(batch_bodies(&native, 500).len(), 2);
     }

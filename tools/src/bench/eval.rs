@@ -35,11 +35,23 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
                 i if i % 3 == 0 => (EventKind::Login, format!("u{}", i % 4)),
                 _ => (EventKind::FeatureUsed, format!("u{}", i % 4)),
             };
-            let mut e = Event::new(kind, format!("eval-{a}-{i}"), account.clone(), user, now - day, now, "bench".into());
+            let mut e = Event::new(
+                kind,
+                format!("eval-{a}-{i}"),
+                account.clone(),
+                user,
+                now - day,
+                now,
+                "bench".into(),
+            );
             match kind {
                 EventKind::Account => {
-                    let start = (now - chrono::Duration::days((a % 700) as i64)).date_naive().to_string();
-                    let renewal = (now + chrono::Duration::days(365 - (a % 365) as i64)).date_naive().to_string();
+                    let start = (now - chrono::Duration::days((a % 700) as i64))
+                        .date_naive()
+                        .to_string();
+                    let renewal = (now + chrono::Duration::days(365 - (a % 365) as i64))
+                        .date_naive()
+                        .to_string();
                     e.traits.insert("seats".into(), (5 + a % 50).into());
                     e.traits.insert("contract_start".into(), start.into());
                     e.traits.insert("renewal_date".into(), renewal.into());
@@ -50,7 +62,12 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
                 }
                 _ => {}
             }
-            rows.push(EventRow::new(e, topic, partition, (a * EVENTS_PER_ACCOUNT + i) as i64));
+            rows.push(EventRow::new(
+                e,
+                topic,
+                partition,
+                (a * EVENTS_PER_ACCOUNT + i) as i64,
+            ));
             if rows.len() == 50_000 {
                 store.insert_rows("events", &rows).await?;
                 rows.clear();
@@ -65,9 +82,19 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
 
 /// The duration of one full evaluation pass over everything in `cfg`'s database, and the
 /// number of accounts it evaluated.
-pub async fn pass(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Result<(Duration, usize), BenchError> {
+pub async fn pass(
+    cfg: &AggregatorConfig,
+    store: &Store,
+    producer: &FutureProducer,
+) -> Result<(Duration, usize), BenchError> {
     let ownership = Arc::new(Ownership::fixed(0..4));
-    let mut evaluator = Evaluator::new(cfg, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership)?;
+    let mut evaluator = Evaluator::new(
+        cfg,
+        store.clone(),
+        producer.clone(),
+        Arc::new(Metrics::new()),
+        ownership,
+    )?;
     let started = Instant::now();
     let report = evaluator.evaluate(Utc::now()).await?;
     Ok((started.elapsed(), report.accounts))

@@ -79,6 +79,8 @@ pub struct Options {
     pub eval_accounts: Vec<usize>,
     /// Keep the bench databases afterwards (for inspection).
     pub keep: bool,
+    /// A smoke run (see [`Options::smoke`]).
+    pub smoke: bool,
 }
 
 impl Options {
@@ -97,6 +99,7 @@ impl Options {
             e2e_secs: 20,
             eval_accounts: vec![10_000, 100_000],
             keep: false,
+            smoke: false,
         }
     }
 
@@ -112,6 +115,7 @@ impl Options {
             e2e_rate: 500,
             e2e_secs: 3,
             eval_accounts: vec![500],
+            smoke: true,
             ..Self::full(brokers, clickhouse, bin_dir)
         }
     }
@@ -151,12 +155,22 @@ const WRITE_KEY: &str = "bench-write-key";
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
     let n = Names::new();
-    let mut r = Report::default();
+    let mut r = Report {
+        smoke: opts.smoke,
+        ..Report::default()
+    };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
-    create_topics(&opts.brokers, &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
+    create_topics(
+        &opts.brokers,
+        &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic],
+    )
+    .await?;
 
-    progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
+    progress(&format!(
+        "generating {} events over {} accounts",
+        opts.events, opts.accounts
+    ));
     let native = data::native_events(&n.id, opts.events, opts.accounts);
     let canonical = data::canonical(&native)?;
 
@@ -180,7 +194,15 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let ingest_file = work.join("ingest.toml");
     std::fs::write(&ingest_file, ingest_toml(opts, &n, ingest_port))?;
     let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
-    let mut ingest = procs::Service::start("ingest", &ingest_bin, &["--config", ingest_file.to_str().unwrap()], ingest_port, "/readyz", &work.join("ingest.log")).await?;
+    let mut ingest = procs::Service::start(
+        "ingest",
+        &ingest_bin,
+        &["--config", ingest_file.to_str().unwrap()],
+        ingest_port,
+        "/readyz",
+        &work.join("ingest.log"),
+    )
+    .await?;
     let client = load::Ingest::new(&ingest.url, WRITE_KEY);
     progress("ingest: POST /v1/events, batches of 500, 8 in flight");
     let bodies = data::batch_bodies(&native, 500);
@@ -196,13 +218,25 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     std::fs::write(&agg_file, aggregator_toml(opts, &n, admin_port))?;
     let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
     progress("aggregator: drain the topic into ClickHouse");
-    let mut agg = procs::Service::start("aggregator", &agg_bin, &["--config", agg_file.to_str().unwrap(), "run"], admin_port, "/readyz", &work.join("aggregator.log")).await?;
+    let mut agg = procs::Service::start(
+        "aggregator",
+        &agg_bin,
+        &["--config", agg_file.to_str().unwrap(), "run"],
+        admin_port,
+        "/readyz",
+        &work.join("aggregator.log"),
+    )
+    .await?;
     let svc_store = store_unmigrated(opts, &n.db);
     let before = agg.usage();
     let started = Instant::now();
     let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
     if stored < native.len() {
-        return Err(BenchError::Setup(format!("the aggregator stored {stored} of {} events in 300 s; see {}", native.len(), work.display())));
+        return Err(BenchError::Setup(format!(
+            "the aggregator stored {stored} of {} events in 300 s; see {}",
+            native.len(),
+            work.display()
+        )));
     }
     r.aggregator = Some(Rate::new(stored, started.elapsed()));
     r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
@@ -210,7 +244,11 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     progress("single-event requests at fixed rates");
     let mut rates = opts.rates.clone();
     if opts.find_max_rate {
-        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
+        rates.extend(
+            [2_000, 3_000, 7_500, 10_000, 15_000, 20_000]
+                .iter()
+                .filter(|r| !opts.rates.contains(r)),
+        );
         rates.sort();
     }
     for rate in rates {
@@ -221,21 +259,47 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
         // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
         let count = (rate as f64 * opts.rate_secs) as usize;
-        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
-            .iter()
-            .map(|e| bytes::Bytes::from(e.to_string()))
-            .collect();
-        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
+        let singles: Vec<bytes::Bytes> =
+            data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
+                .iter()
+                .map(|e| bytes::Bytes::from(e.to_string()))
+                .collect();
+        r.latency.push(
+            client
+                .fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs))
+                .await?,
+        );
     }
 
-    progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
-    let e2e_events = data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
+    progress(&format!(
+        "end to end at {} events/s for {} s, a probe every 200 ms",
+        opts.e2e_rate, opts.e2e_secs
+    ));
+    let e2e_events = data::native_events(
+        &format!("{}e", n.id),
+        (opts.e2e_rate * opts.e2e_secs) as usize,
+        opts.accounts,
+    );
     let e2e_bodies = data::batch_bodies(&e2e_events, 50);
-    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
-    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
+    r.e2e = load::end_to_end(
+        &client,
+        &opts.clickhouse,
+        &n.db,
+        &n.id,
+        &e2e_bodies,
+        50,
+        opts.e2e_rate,
+    )
+    .await?;
+    let total_sent = native.len()
+        + r.latency.iter().map(|l| l.ok).sum::<usize>()
+        + e2e_events.len()
+        + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
-        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
+        return Err(BenchError::Setup(format!(
+            "{stored} events stored of {total_sent} accepted"
+        )));
     }
     r.ingest_usage = ingest.usage();
     r.aggregator_usage = agg.usage();
@@ -258,14 +322,20 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         filled = *accounts;
         let (took, evaluated) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
         if evaluated != *accounts {
-            return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
+            return Err(BenchError::Setup(format!(
+                "evaluated {evaluated} accounts of {accounts}"
+            )));
         }
         r.evaluation.push((*accounts, took));
     }
 
     if !opts.keep {
         for db in [&n.db, &n.raw_db, &n.eval_db] {
-            let _ = eval_store.client().query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await;
+            let _ = eval_store
+                .client()
+                .query(&format!("DROP DATABASE IF EXISTS {db}"))
+                .execute()
+                .await;
         }
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -273,8 +343,13 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
 }
 
 async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
     for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
         result.map_err(|(t, e)| BenchError::Setup(format!("creating topic {t}: {e}")))?;
     }
@@ -299,7 +374,12 @@ async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<
     let deadline = Instant::now() + timeout;
     let sql = format!("SELECT count() FROM {}.events", store.database());
     loop {
-        let got = store.client().query(&sql).fetch_one::<u64>().await.unwrap_or(0) as usize;
+        let got = store
+            .client()
+            .query(&sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(0) as usize;
         if got >= want || Instant::now() > deadline {
             return Ok(got);
         }
@@ -348,7 +428,7 @@ database = "{db}"
 [batch]
 max_wait_ms = 200
 [evaluation]
-interval_ms = 1000
+interval_ms = 500
 "#,
         brokers = opts.brokers,
         id = n.id,

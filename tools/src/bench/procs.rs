@@ -25,7 +25,14 @@ pub struct Usage {
 
 impl Service {
     /// Starts `bin` with `args` and waits until `ready_path` answers 200.
-    pub async fn start(name: &'static str, bin: &Path, args: &[&str], port: u16, ready_path: &str, log: &Path) -> Result<Self, BenchError> {
+    pub async fn start(
+        name: &'static str,
+        bin: &Path,
+        args: &[&str],
+        port: u16,
+        ready_path: &str,
+        log: &Path,
+    ) -> Result<Self, BenchError> {
         let log_file = std::fs::File::create(log)?;
         let child = Command::new(bin)
             .args(args)
@@ -36,19 +43,31 @@ impl Service {
             .stderr(log_file)
             .spawn()
             .map_err(|e| BenchError::Setup(format!("starting {}: {e}", bin.display())))?;
-        let mut service = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let mut service = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let ready = format!("{}{ready_path}", service.url);
         loop {
             if let Some(status) = service.child.try_wait()? {
-                return Err(BenchError::Setup(format!("{name} exited ({status}) during start-up; see {}", log.display())));
+                return Err(BenchError::Setup(format!(
+                    "{name} exited ({status}) during start-up; see {}",
+                    log.display()
+                )));
             }
-            if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(service);
             }
             if Instant::now() > deadline {
                 service.stop();
-                return Err(BenchError::Setup(format!("{name} not ready within 60 s; see {}", log.display())));
+                return Err(BenchError::Setup(format!(
+                    "{name} not ready within 60 s; see {}",
+                    log.display()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -68,7 +87,10 @@ impl Service {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -127,7 +149,9 @@ fn clock_ticks() -> f64 {
 
 /// A free local port (bound, then released for the service to take).
 pub fn free_port() -> Result<u16, BenchError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The release binaries: `target/release` next to this executable, or `--bin-dir`.
@@ -136,6 +160,9 @@ pub fn binary(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(BenchError::Setup(format!("{} not found: build with `cargo build --release --bins`", path.display())))
+        Err(BenchError::Setup(format!(
+            "{} not found: build with `cargo build --release --bins`",
+            path.display()
+        )))
     }
 }

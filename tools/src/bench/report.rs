@@ -10,6 +10,8 @@ use super::Rate;
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// A smoke run: the checks count, the figures do not.
+    pub smoke: bool,
     pub raw_produce: Option<Rate>,
     pub raw_consume: Option<Rate>,
     pub raw_insert: Option<Rate>,
@@ -54,7 +56,12 @@ fn ms(d: Duration) -> String {
 impl Report {
     fn lines(&self) -> Vec<Line> {
         let mut out = Vec::new();
-        let mut push = |figure: &str, value: String, limit: String, ratio: Option<f64>, target: &str, met: Option<bool>| {
+        let mut push = |figure: &str,
+                        value: String,
+                        limit: String,
+                        ratio: Option<f64>,
+                        target: &str,
+                        met: Option<bool>| {
             out.push(Line {
                 figure: figure.into(),
                 value,
@@ -64,24 +71,71 @@ impl Report {
                 met,
             })
         };
-        if let (Some(p), Some(c), Some(i)) = (&self.raw_produce, &self.raw_consume, &self.raw_insert) {
-            push("raw producer (rdkafka → broker)", rate(p), "limit".into(), None, "", None);
-            push("raw consumer (broker → rdkafka)", rate(c), "limit".into(), None, "", None);
-            push("raw ClickHouse insert (RowBinary)", rate(i), "limit".into(), None, "", None);
+        if let (Some(p), Some(c), Some(i)) =
+            (&self.raw_produce, &self.raw_consume, &self.raw_insert)
+        {
+            push(
+                "raw producer (rdkafka → broker)",
+                rate(p),
+                "limit".into(),
+                None,
+                "",
+                None,
+            );
+            push(
+                "raw consumer (broker → rdkafka)",
+                rate(c),
+                "limit".into(),
+                None,
+                "",
+                None,
+            );
+            push(
+                "raw ClickHouse insert (RowBinary)",
+                rate(i),
+                "limit".into(),
+                None,
+                "",
+                None,
+            );
             if let Some(b) = &self.ingest_batches {
                 let ratio = b.per_sec() / p.per_sec();
-                push("ingest batches (500/request)", rate(b), format!("{} raw producer", rate(p)), Some(ratio), "≥ 0.70", Some(ratio >= 0.7));
+                push(
+                    "ingest batches (500/request)",
+                    rate(b),
+                    format!("{} raw producer", rate(p)),
+                    Some(ratio),
+                    "≥ 0.70",
+                    Some(ratio >= 0.7),
+                );
             }
             if let Some(a) = &self.aggregator {
                 let limit = c.per_sec().min(i.per_sec());
                 let ratio = a.per_sec() / limit;
-                push("aggregator Kafka → ClickHouse", rate(a), format!("{limit:.0}/s min(consumer, insert)"), Some(ratio), "≥ 0.60", Some(ratio >= 0.6));
+                push(
+                    "aggregator Kafka → ClickHouse",
+                    rate(a),
+                    format!("{limit:.0}/s min(consumer, insert)"),
+                    Some(ratio),
+                    "≥ 0.60",
+                    Some(ratio >= 0.6),
+                );
             }
         }
-        for (name, cpu, target) in [("ingest CPU per event", self.ingest_cpu, 3.0), ("aggregator CPU per event", self.aggregator_cpu, 5.0)] {
+        for (name, cpu, target) in [
+            ("ingest CPU per event", self.ingest_cpu, 3.0),
+            ("aggregator CPU per event", self.aggregator_cpu, 5.0),
+        ] {
             if let Some((secs, events)) = cpu {
                 let us = secs * 1e6 / events.max(1) as f64;
-                push(name, format!("{us:.1} µs"), format!("{secs:.1} CPU s / {events} events"), None, &format!("≤ {target} µs"), Some(us <= target));
+                push(
+                    name,
+                    format!("{us:.1} µs"),
+                    format!("{secs:.1} CPU s / {events} events"),
+                    None,
+                    &format!("≤ {target} µs"),
+                    Some(us <= target),
+                );
             }
         }
         for l in &self.latency {
@@ -95,8 +149,23 @@ impl Report {
                 met,
             );
         }
-        if let Some(best) = self.latency.iter().filter(|l| l.sustained()).map(|l| l.target).max() {
-            push("max sustained single-event rate", format!("{best} req/s"), "p99 ≤ 10 ms, ≥ 95 % on schedule".into(), None, "", None);
+        if let Some(best) = self
+            .latency
+            .iter()
+            .filter(|l| l.sustained())
+            .max_by_key(|l| l.target)
+        {
+            push(
+                "max sustained single-event rate",
+                format!("{} req/s", best.target),
+                format!(
+                    "≥ 95 % on schedule, no errors, p99 {} (< 1 s)",
+                    ms(best.p99)
+                ),
+                None,
+                "",
+                None,
+            );
         }
         if !self.e2e.is_empty() {
             let (p50, p99) = (quantile(&self.e2e, 0.5), quantile(&self.e2e, 0.99));
@@ -111,28 +180,65 @@ impl Report {
         }
         for (accounts, took) in &self.evaluation {
             let met = (*accounts == 100_000).then(|| *took < Duration::from_secs(10));
-            push(&format!("evaluation pass, {accounts} accounts"), ms(*took), String::new(), None, if *accounts == 100_000 { "< 10 s" } else { "" }, met);
+            push(
+                &format!("evaluation pass, {accounts} accounts"),
+                ms(*took),
+                String::new(),
+                None,
+                if *accounts == 100_000 { "< 10 s" } else { "" },
+                met,
+            );
         }
         let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
-        push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
-        push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        let (i, a) = (
+            mb(self.ingest_usage.peak_rss),
+            mb(self.aggregator_usage.peak_rss),
+        );
+        push(
+            "peak RSS ingest",
+            format!("{i:.0} MB"),
+            String::new(),
+            None,
+            "≤ 64 MB",
+            Some(i <= 64.0),
+        );
+        push(
+            "peak RSS aggregator",
+            format!("{a:.0} MB"),
+            String::new(),
+            None,
+            "≤ 256 MB",
+            Some(a <= 256.0),
+        );
         out
     }
 
     /// The table, as printed by `bench` and pasted into docs/BENCHMARKS.md (Markdown).
     pub fn table(&self) -> String {
-        let mut s = String::from("| figure | value | limit / context | ratio | target | |\n|---|---:|---|---:|---|---|\n");
+        let mut s = String::new();
+        if self.smoke {
+            s.push_str("(smoke run: every phase ran and every event arrived; the figures of so small a run mean nothing)\n\n");
+        }
+        s.push_str("| figure | value | limit / context | ratio | target | |\n|---|---:|---|---:|---|---|\n",
+        );
         for l in self.lines() {
             let verdict = match l.met {
                 Some(true) => "met",
                 Some(false) => "MISSED",
                 None => "",
             };
-            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", l.figure, l.value, l.limit, l.ratio, l.target, verdict);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                l.figure, l.value, l.limit, l.ratio, l.target, verdict
+            );
         }
         if self.ingest_refusals > 0 {
-            let _ = writeln!(s, "\n{} batch requests were refused (503/429) and retried.", self.ingest_refusals);
+            let _ = writeln!(
+                s,
+                "\n{} batch requests were refused (503/429) and retried.",
+                self.ingest_refusals
+            );
         }
         s
     }

@@ -46,20 +46,35 @@ pub fn truth(book: &Book) -> Value {
 }
 
 /// Sends every day of `book`, oldest first; returns the events accepted.
-pub async fn history(book: &Book, sender: &send::Sender, batch: usize, concurrency: usize) -> Result<u64, LoadgenError> {
+pub async fn history(
+    book: &Book,
+    sender: &send::Sender,
+    batch: usize,
+    concurrency: usize,
+) -> Result<u64, LoadgenError> {
     let mut progress = send::Progress::default();
     let days = book.days().count();
     for (k, day) in book.days().enumerate() {
         let events = day_events(book, day);
         sender.send_all(&events, batch, concurrency).await?;
-        progress.tick(sender.accepted.load(Ordering::Relaxed), &format!("day {}/{days} ({day})", k + 1), k + 1 == days);
+        progress.tick(
+            sender.accepted.load(Ordering::Relaxed),
+            &format!("day {}/{days} ({day})", k + 1),
+            k + 1 == days,
+        );
     }
     Ok(sender.accepted.load(Ordering::Relaxed))
 }
 
 /// Live traffic: today's behaviour of the book, stamped with the current time, at `rate`
 /// events/s for `duration`; returns the events accepted.
-pub async fn live(book: &Book, sender: &send::Sender, rate: u32, duration: Duration, batch: usize) -> Result<u64, LoadgenError> {
+pub async fn live(
+    book: &Book,
+    sender: &send::Sender,
+    rate: u32,
+    duration: Duration,
+    batch: usize,
+) -> Result<u64, LoadgenError> {
     let mut progress = send::Progress::default();
     let started = tokio::time::Instant::now();
     let batch = batch.min(rate.max(1) as usize);
@@ -77,7 +92,10 @@ pub async fn live(book: &Book, sender: &send::Sender, rate: u32, duration: Durat
             sent += 1;
             if pending.len() == batch {
                 // Pace: the batch ending at event `sent` is due at sent / rate seconds.
-                tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / rate as f64)).await;
+                tokio::time::sleep_until(
+                    started + Duration::from_secs_f64(sent as f64 / rate as f64),
+                )
+                .await;
                 let (worker, chunk) = (sender.clone(), std::mem::take(&mut pending));
                 tokio::spawn(async move { worker.send(&chunk).await });
                 progress.tick(sender.accepted.load(Ordering::Relaxed), "live", false);
@@ -102,6 +120,9 @@ pub fn today() -> NaiveDate {
 
 /// Writes the ground truth of `book` to `path`.
 pub fn write_truth(book: &Book, path: &PathBuf) -> Result<(), LoadgenError> {
-    std::fs::write(path, serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n")?;
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n",
+    )?;
     Ok(())
 }

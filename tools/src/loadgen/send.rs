@@ -29,7 +29,10 @@ impl Sender {
             Format::Segment => "/v1/batch",
         };
         Self {
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
             url: format!("{}{path}", base_url.trim_end_matches('/')),
             write_key: write_key.to_owned(),
             format,
@@ -40,7 +43,9 @@ impl Sender {
     fn body(&self, events: &[Value]) -> Value {
         match self.format {
             Format::Native => json!({ "batch": events }),
-            Format::Segment => json!({ "batch": events.iter().map(to_segment).collect::<Vec<_>>() }),
+            Format::Segment => {
+                json!({ "batch": events.iter().map(to_segment).collect::<Vec<_>>() })
+            }
         }
     }
 
@@ -51,9 +56,18 @@ impl Sender {
         let body = self.body(events).to_string();
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let wait = match self.client.post(&self.url).basic_auth(&self.write_key, Some("")).header("content-type", "application/json").body(body.clone()).send().await {
+            let wait = match self
+                .client
+                .post(&self.url)
+                .basic_auth(&self.write_key, Some(""))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => {
-                    self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
+                    self.accepted
+                        .fetch_add(events.len() as u64, Ordering::Relaxed);
                     return Ok(());
                 }
                 Ok(r) if r.status() == 503 || r.status() == 429 => r
@@ -63,21 +77,34 @@ impl Sender {
                     .map_or(Duration::from_secs(1), Duration::from_secs),
                 Ok(r) => {
                     let status = r.status();
-                    return Err(LoadgenError::Refused(format!("{status}: {}", r.text().await.unwrap_or_default())));
+                    return Err(LoadgenError::Refused(format!(
+                        "{status}: {}",
+                        r.text().await.unwrap_or_default()
+                    )));
                 }
                 Err(_) => Duration::from_secs(1),
             };
             if Instant::now() + wait > deadline {
-                return Err(LoadgenError::Refused("ingest kept refusing or was unreachable for 5 minutes".into()));
+                return Err(LoadgenError::Refused(
+                    "ingest kept refusing or was unreachable for 5 minutes".into(),
+                ));
             }
             tokio::time::sleep(wait).await;
         }
     }
 
     /// Sends `events` in batches of `batch`, `concurrency` requests in flight.
-    pub async fn send_all(&self, events: &[Value], batch: usize, concurrency: usize) -> Result<(), LoadgenError> {
-        let results: Vec<Result<(), LoadgenError>> =
-            stream::iter(events.chunks(batch)).map(|c| self.send(c)).buffer_unordered(concurrency).collect().await;
+    pub async fn send_all(
+        &self,
+        events: &[Value],
+        batch: usize,
+        concurrency: usize,
+    ) -> Result<(), LoadgenError> {
+        let results: Vec<Result<(), LoadgenError>> = stream::iter(events.chunks(batch))
+            .map(|c| self.send(c))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         results.into_iter().collect()
     }
 }
@@ -90,7 +117,10 @@ pub struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Self { started: Instant::now(), last: Instant::now() }
+        Self {
+            started: Instant::now(),
+            last: Instant::now(),
+        }
     }
 }
 
@@ -101,6 +131,9 @@ impl Progress {
         }
         self.last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64();
-        eprintln!("[{secs:>6.1} s] {accepted:>9} events accepted ({:>7.0}/s)  {what}", accepted as f64 / secs.max(1e-3));
+        eprintln!(
+            "[{secs:>6.1} s] {accepted:>9} events accepted ({:>7.0}/s)  {what}",
+            accepted as f64 / secs.max(1e-3)
+        );
     }
 }
