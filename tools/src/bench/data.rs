@@ -9,16 +9,8 @@ use serde_json::{json, Value};
 
 use super::BenchError;
 
-const FEATURES: [&str; 8] = [
-    "dashboards",
-    "reports",
-    "exports",
-    "alerts",
-    "api",
-    "sso",
-    "workflows",
-    "comments",
-];
+/// The first eight of the load generator's features.
+const FEATURES: &[&str] = crate::loadgen::book::FEATURES.split_at(8).0;
 
 /// `n` native events over `accounts` accounts (20 users each), ids unique to `run`.
 pub fn native_events(run: &str, n: usize, accounts: usize) -> Vec<Value> {
