@@ -189,7 +189,7 @@ fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> A
     };
     let contract_start = match profile {
         Profile::Onboarding => day(today, -(rng.range(10, 60) as i64)),
-        _ => day(today, -(rng.range(120, 330) as i64)),
+        _ => day(today, -(rng.range(100, 300) as i64)),
     };
     let mut renewal_date = day(contract_start, 365);
     // Adoption: the share of seats that ever get a user.
