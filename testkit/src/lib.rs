@@ -52,27 +52,34 @@ impl Stack {
     /// Runs SQL on ClickHouse over plain HTTP (not through the code under test) and returns
     /// the rows as JSON objects.
     pub async fn query(&self, sql: &str) -> Vec<Value> {
-        let body = reqwest::Client::new()
+        self.try_query(sql).await.unwrap_or_else(|e| panic!("query failed: {e}\n{sql}"))
+    }
+
+    /// Like [`Stack::query`], with a failure (e.g. the table does not exist yet) as an error.
+    pub async fn try_query(&self, sql: &str) -> Result<Vec<Value>, String> {
+        let resp = reqwest::Client::new()
             .post(&self.clickhouse)
             .body(format!("{sql} FORMAT JSONEachRow"))
             .send()
             .await
-            .expect("clickhouse reachable")
-            .error_for_status()
-            .expect("query accepted")
-            .text()
-            .await
-            .unwrap();
-        body.lines().map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+            .map_err(|e| format!("clickhouse unreachable: {e}"))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        body.lines().map(|l| serde_json::from_str(l).map_err(|e| format!("not a JSON row: {e}"))).collect()
     }
 
-    /// Polls `sql` until it returns `want` rows' worth of `count()` or `timeout` passes.
+    /// Polls `sql` until it returns `want` rows' worth of `count()` or `timeout` passes. A failing
+    /// query counts as 0: the service under test may not have created its tables yet.
     pub async fn wait_for_count(&self, sql: &str, want: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         loop {
             let got = self
-                .query(sql)
+                .try_query(sql)
                 .await
+                .unwrap_or_default()
                 .first()
                 .and_then(|r| r["n"].as_str().and_then(|s| s.parse().ok()).or_else(|| r["n"].as_u64()))
                 .unwrap_or(0);
