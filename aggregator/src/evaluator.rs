@@ -33,6 +33,21 @@ pub struct PassReport {
     pub accounts: usize,
     pub fired: Vec<Alert>,
     pub resolved: Vec<Alert>,
+    /// Where the pass's time went (logged per pass; `bench` prints it).
+    pub timings: PassTimings,
+}
+
+/// The phases of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PassTimings {
+    /// Open episodes (when ownership changed) and the rolling-window queries in ClickHouse.
+    pub queries: Duration,
+    /// Metrics and health of every account, in Rust.
+    pub compute: Duration,
+    /// The `account_metrics` insert.
+    pub insert: Duration,
+    /// Every rule over every account, and publishing and recording the pass's alerts.
+    pub rules: Duration,
 }
 
 pub struct Evaluator {
@@ -135,6 +150,12 @@ impl Evaluator {
     /// One pass at time `now` (injectable, so tests can evaluate any day).
     pub async fn evaluate(&mut self, now: DateTime<Utc>) -> Result<PassReport, AggregatorError> {
         let started = std::time::Instant::now();
+        let mut timings = PassTimings::default();
+        let mut phase = std::time::Instant::now();
+        let mut lap = |slot: &mut Duration| {
+            *slot = phase.elapsed();
+            phase = std::time::Instant::now();
+        };
         self.refresh_open_episodes().await?;
         let partitions = self.ownership.partitions();
         let (inputs, features_seen) = if partitions.is_empty() {
@@ -142,17 +163,32 @@ impl Evaluator {
         } else {
             self.store.account_inputs(now, &self.events_topic, &partitions).await?
         };
+        lap(&mut timings.queries);
         let catalogue = if self.catalogue > 0 { self.catalogue } else { features_seen };
         let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
         let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
+        lap(&mut timings.compute);
         if !rows.is_empty() && !self.dry_run {
             self.store.insert_rows("account_metrics", &rows).await?;
         }
+        lap(&mut timings.insert);
         let mut report = PassReport { accounts: rows.len(), ..Default::default() };
         let rule_set = std::mem::take(&mut self.rules);
         let result = self.apply_rules(&rule_set, &rows, now, &mut report).await;
         self.rules = rule_set;
         result?;
+        lap(&mut timings.rules);
+        report.timings = timings;
+        tracing::debug!(
+            accounts = rows.len(),
+            queries_ms = timings.queries.as_millis() as u64,
+            compute_ms = timings.compute.as_millis() as u64,
+            insert_ms = timings.insert.as_millis() as u64,
+            rules_ms = timings.rules.as_millis() as u64,
+            fired = report.fired.len(),
+            resolved = report.resolved.len(),
+            "evaluation pass"
+        );
         self.metrics.accounts_evaluated.set(rows.len() as i64);
         self.metrics.open_episodes.set(self.open.len() as i64);
         self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());

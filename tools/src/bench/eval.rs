@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aggregator::consumer::Ownership;
-use aggregator::evaluator::Evaluator;
+use aggregator::evaluator::{Evaluator, PassTimings};
 use aggregator::metrics::Metrics;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
@@ -80,13 +80,13 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
     Ok(())
 }
 
-/// The duration of one full evaluation pass over everything in `cfg`'s database, and the
-/// number of accounts it evaluated.
+/// The duration of one full evaluation pass over everything in `cfg`'s database, the number
+/// of accounts it evaluated, and where the time went.
 pub async fn pass(
     cfg: &AggregatorConfig,
     store: &Store,
     producer: &FutureProducer,
-) -> Result<(Duration, usize), BenchError> {
+) -> Result<(Duration, usize, PassTimings), BenchError> {
     let ownership = Arc::new(Ownership::fixed(0..4));
     let mut evaluator = Evaluator::new(
         cfg,
@@ -97,5 +97,5 @@ pub async fn pass(
     )?;
     let started = Instant::now();
     let report = evaluator.evaluate(Utc::now()).await?;
-    Ok((started.elapsed(), report.accounts))
+    Ok((started.elapsed(), report.accounts, report.timings))
 }

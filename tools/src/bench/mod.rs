@@ -320,13 +320,13 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         progress(&format!("  {accounts} accounts"));
         eval::fill(&eval_store, &n.events_topic, filled, *accounts).await?;
         filled = *accounts;
-        let (took, evaluated) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
+        let (took, evaluated, phases) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
         if evaluated != *accounts {
             return Err(BenchError::Setup(format!(
                 "evaluated {evaluated} accounts of {accounts}"
             )));
         }
-        r.evaluation.push((*accounts, took));
+        r.evaluation.push((*accounts, took, phases));
     }
 
     if !opts.keep {

@@ -25,7 +25,8 @@ pub struct Report {
     pub latency: Vec<Latency>,
     /// Per probe: ingest's 200 → row in account_metrics (Duration::MAX: never seen).
     pub e2e: Vec<Duration>,
-    pub evaluation: Vec<(usize, Duration)>,
+    /// Per book size: the pass's duration and its phases.
+    pub evaluation: Vec<(usize, Duration, aggregator::evaluator::PassTimings)>,
     pub ingest_usage: Usage,
     pub aggregator_usage: Usage,
 }
@@ -178,12 +179,18 @@ impl Report {
                 Some(p99 < Duration::from_secs(2)),
             );
         }
-        for (accounts, took) in &self.evaluation {
+        for (accounts, took, t) in &self.evaluation {
             let met = (*accounts == 100_000).then(|| *took < Duration::from_secs(10));
             push(
                 &format!("evaluation pass, {accounts} accounts"),
                 ms(*took),
-                String::new(),
+                format!(
+                    "queries {}, metrics {}, insert {}, rules + alerts {}",
+                    ms(t.queries),
+                    ms(t.compute),
+                    ms(t.insert),
+                    ms(t.rules)
+                ),
                 None,
                 if *accounts == 100_000 { "< 10 s" } else { "" },
                 met,
