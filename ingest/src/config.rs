@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -18,11 +18,20 @@ use crate::IngestError;
 pub struct IngestConfig {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
+    /// Address of `/healthz`, `/readyz` and `/metrics`: kept off the public write port, so the
+    /// internet can neither read our metrics nor make us call the broker per request.
+    pub admin_listen: SocketAddr,
     /// `auto` (human in a terminal, JSON otherwise), `json` or `text`.
     pub log_format: LogFormat,
     pub kafka: KafkaConfig,
-    /// Accepted write keys. A request without one of these is refused with 401.
+    /// Accepted write keys. A request without one of these is refused with 401. A list of
+    /// `{key, source}` tables, or (as `UPTAKE_WRITE_KEYS` from the environment) a string of
+    /// `<key> <source>` entries separated by newlines or commas; see [`crate::keys`].
+    #[serde(deserialize_with = "crate::keys::deserialize")]
     pub write_keys: Vec<WriteKey>,
+    /// A file of further keys, one `<key> <source>` per line (`#` comments): secrets stay out
+    /// of the config file. Read at start by [`IngestConfig::load`].
+    pub write_keys_file: Option<PathBuf>,
     pub limits: Limits,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// `["*"]` allows any. Browser SDKs need this; server SDKs do not.
@@ -34,9 +43,11 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             log_format: LogFormat::Auto,
             kafka: KafkaConfig::default(),
             write_keys: Vec::new(),
+            write_keys_file: None,
             limits: Limits::default(),
             cors_origins: vec!["*".into()],
             segment: SegmentConfig::default(),
@@ -156,6 +167,26 @@ pub struct Limits {
     /// instead of queueing. Bounds memory and latency when the broker falls behind (the bench
     /// saw ingest grow past 1 GB with requests piling up on an overloaded broker).
     pub max_in_flight_requests: usize,
+    /// Longest wait for a request's headers, from the first byte (or from the end of the
+    /// previous request on a kept-alive connection); then the connection is closed. A client
+    /// trickling headers must not hold a connection forever. Load balancers' idle timeout must
+    /// be shorter than this, or they reuse connections we just closed.
+    pub header_timeout_ms: u64,
+    /// Longest wait for a whole request body; then 408. Bounds how long a stalled client holds
+    /// a connection and an in-flight permit.
+    pub body_timeout_ms: u64,
+    /// Open connections at most; beyond, new ones wait in the kernel's accept queue. Bounds
+    /// file descriptors and memory whatever clients do.
+    pub max_connections: usize,
+    /// Requests without a key in the headers (the key is `writeKey` in the body, as analytics.js
+    /// sends) read, inflate and parse their body before we know who they are: they get this
+    /// small budget of their own (503 + Retry-After beyond), so they can never take the permits
+    /// of authenticated writers. 0 = refuse key-less requests (401).
+    pub max_keyless_in_flight: usize,
+    /// Largest decoded (decompressed) body of a key-less request (413 beyond). Lower than
+    /// `max_decompressed_bytes`: an unknown sender gets little amplification out of a gzip
+    /// bomb. Segment's own batch limit is 500 KB.
+    pub max_keyless_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -169,14 +200,34 @@ impl Default for Limits {
             burst: 10_000,
             max_future_secs: 600,
             max_in_flight_requests: 512,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 15_000,
+            max_connections: 8_192,
+            max_keyless_in_flight: 32,
+            max_keyless_body_bytes: 512 * 1024,
         }
     }
 }
 
+impl Limits {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+}
+
 impl IngestConfig {
-    /// Reads the file (if given) and the environment, then validates.
+    /// Reads the file (if given) and the environment, adds the keys of `write_keys_file`, then
+    /// validates.
     pub fn load(file: Option<&Path>) -> Result<Self, IngestError> {
-        let cfg: Self = schemas::settings::load(file)?;
+        let mut cfg: Self = schemas::settings::load(file)?;
+        if let Some(path) = &cfg.write_keys_file {
+            let more = crate::keys::read_file(path, cfg.listen)?;
+            cfg.write_keys.extend(more);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -199,16 +250,9 @@ impl IngestConfig {
         if !["lz4", "zstd", "snappy", "gzip", "none"].contains(&self.kafka.compression.as_str()) {
             return bad("kafka.compression", "must be one of lz4, zstd, snappy, gzip, none");
         }
-        if self.write_keys.is_empty() {
-            return bad("write_keys", "at least one write key is required");
-        }
-        for (i, k) in self.write_keys.iter().enumerate() {
-            if k.key.len() < 8 {
-                return bad(&format!("write_keys[{i}].key"), "must be at least 8 characters");
-            }
-            if k.source.trim().is_empty() {
-                return bad(&format!("write_keys[{i}].source"), "must name the sending source");
-            }
+        crate::keys::check_all(&self.write_keys, self.listen)?;
+        if self.admin_listen == self.listen {
+            return bad("admin_listen", "must differ from listen");
         }
         if self.limits.max_body_bytes < 1024 {
             return bad("limits.max_body_bytes", "must be at least 1024");
@@ -231,6 +275,20 @@ impl IngestConfig {
         if self.limits.max_future_secs < 0 {
             return bad("limits.max_future_secs", "must not be negative");
         }
+        if !(100..=300_000).contains(&self.limits.header_timeout_ms) {
+            return bad("limits.header_timeout_ms", "must be between 100 and 300000");
+        }
+        if !(100..=600_000).contains(&self.limits.body_timeout_ms) {
+            return bad("limits.body_timeout_ms", "must be between 100 and 600000");
+        }
+        if self.limits.max_connections == 0 {
+            return bad("limits.max_connections", "must be at least 1");
+        }
+        if self.limits.max_keyless_body_bytes < 1024
+            || self.limits.max_keyless_body_bytes > self.limits.max_decompressed_bytes
+        {
+            return bad("limits.max_keyless_body_bytes", "must be between 1024 and limits.max_decompressed_bytes");
+        }
         Ok(())
     }
 }
@@ -239,11 +297,19 @@ impl IngestConfig {
 mod tests {
     use super::*;
 
+    const KEY: &str = "test-key-0123456789abcdef0123456789";
+
+    /// Tests that read the environment (through `load`) or change it take this lock.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn valid() -> IngestConfig {
-        IngestConfig {
-            write_keys: vec![WriteKey { key: "0123456789".into(), source: "web".into() }],
-            ..Default::default()
-        }
+        IngestConfig { write_keys: vec![WriteKey { key: KEY.into(), source: "web".into() }], ..Default::default() }
+    }
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("uptake-ingest-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     #[test]
@@ -253,12 +319,15 @@ mod tests {
 
     #[test]
     fn the_shipped_local_config_loads() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/ingest.toml"));
         let cfg = IngestConfig::load(Some(path)).unwrap();
         assert_eq!(cfg.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(cfg.admin_listen, SocketAddr::from(([127, 0, 0, 1], 8082)));
         assert_eq!(cfg.write_keys[0].key, "uptake-dev-key");
         assert_eq!(cfg.cors_origins, ["*"]);
         assert_eq!(cfg.limits.max_event_bytes, 32 * 1024);
+        assert_eq!((cfg.limits.header_timeout_ms, cfg.limits.body_timeout_ms), (10_000, 15_000));
         assert!(cfg.segment.mapping.login.iter().any(|n| n == "Signed In"));
     }
 
@@ -273,7 +342,59 @@ mod tests {
         c.kafka.compression = "brotli".into();
         assert!(c.validate().unwrap_err().to_string().contains("kafka.compression"));
 
+        let mut c = valid();
+        c.limits.body_timeout_ms = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("limits.body_timeout_ms"));
+
         let c = IngestConfig::default();
         assert!(c.validate().unwrap_err().to_string().contains("write_keys"));
+    }
+
+    #[test]
+    fn dev_key_on_a_non_loopback_listen_is_a_config_error() {
+        let mut c = valid();
+        c.write_keys.push(WriteKey { key: crate::keys::DEV_KEY.into(), source: "local".into() });
+        c.validate().unwrap();
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("write_keys[1].key") && err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn short_key_is_a_config_error() {
+        let mut c = valid();
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        c.write_keys[0].key = "0123456789abcdef0123456789abcde".into(); // 31 characters
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("write_keys[0].key") && err.contains("(31 characters)"), "{err}");
+        assert!(!err.contains("0123456789"), "the key leaked: {err}");
+    }
+
+    #[test]
+    fn keys_load_from_a_file_and_from_the_environment() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = temp_file("keys", &format!("# production keys\n{KEY}-web  website\n\n{KEY}-api backend api\n"));
+        let cfg_file = temp_file("cfg.toml", &format!("listen = \"0.0.0.0:8080\"\nwrite_keys_file = {:?}\n", keys));
+        let cfg = IngestConfig::load(Some(&cfg_file)).unwrap();
+        let got: Vec<(&str, &str)> = cfg.write_keys.iter().map(|k| (k.key.as_str(), k.source.as_str())).collect();
+        assert_eq!(got, [(format!("{KEY}-web").as_str(), "website"), (format!("{KEY}-api").as_str(), "backend api")]);
+
+        // UPTAKE_WRITE_KEYS (entries separated by commas or newlines) replaces the file's
+        // `write_keys` list, like any environment override; the keys file still adds to it.
+        std::env::set_var("UPTAKE_WRITE_KEYS", format!("{KEY}-env1 env-one, {KEY}-env2 env-two"));
+        let cfg = IngestConfig::load(Some(&cfg_file));
+        std::env::remove_var("UPTAKE_WRITE_KEYS");
+        let sources: Vec<String> = cfg.unwrap().write_keys.into_iter().map(|k| k.source).collect();
+        assert_eq!(sources, ["env-one", "env-two", "website", "backend api"]);
+
+        // A bad line names the file's line, not the key.
+        std::fs::write(&keys, format!("{KEY}-ok web\nshort-key-1234567 api\n")).unwrap();
+        let err = IngestConfig::load(Some(&cfg_file)).unwrap_err().to_string();
+        assert!(err.contains("write_keys_file line 2.key") && !err.contains("short-key"), "{err}");
+        std::fs::write(&keys, format!("{KEY}-ok\n")).unwrap();
+        let err = IngestConfig::load(Some(&cfg_file)).unwrap_err().to_string();
+        assert!(err.contains("write_keys_file") && err.contains("line 1"), "{err}");
+        let _ = std::fs::remove_file(keys);
+        let _ = std::fs::remove_file(cfg_file);
     }
 }

@@ -13,6 +13,12 @@ pub enum IngestError {
     Schema(#[from] schemas::SchemaError),
     #[error("missing or unknown write key")]
     Unauthorized,
+    /// `limits.max_keyless_in_flight = 0`: this deployment takes keys from headers only.
+    #[error("send the write key in the Authorization header (HTTP Basic user name or Bearer token)")]
+    KeyRequiredInHeader,
+    /// The body did not arrive within `limits.body_timeout_ms`.
+    #[error("request body not received within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("batch of {len} events; at most {limit} per request")]
@@ -33,6 +39,10 @@ pub enum IngestError {
     /// reading the body, so the client retries after a second instead of waiting in a queue.
     #[error("overloaded: {limit} requests already in flight; retry in 1 s")]
     Overloaded { limit: usize },
+    /// More requests without a header key in flight than `limits.max_keyless_in_flight`: their
+    /// own small budget, so they can never take the permits of authenticated writers.
+    #[error("overloaded: {limit} requests without a write key in the headers already in flight; retry in 1 s or send the key in the Authorization header")]
+    KeylessOverloaded { limit: usize },
     #[error("kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
 }
@@ -46,9 +56,12 @@ impl IngestError {
             Self::Schema(_) | Self::Invalid(_) | Self::BadEncoding(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::KeyRequiredInHeader => StatusCode::UNAUTHORIZED,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) | Self::Kafka(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Kafka(_) | Self::Overloaded { .. } | Self::KeylessOverloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,7 +71,8 @@ impl IngestError {
         match self {
             Self::Config { .. } => "config",
             Self::Schema(_) => "bad_json",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized | Self::KeyRequiredInHeader => "unauthorized",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::Invalid(_) => "invalid",
@@ -66,6 +80,7 @@ impl IngestError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) | Self::Kafka(_) => "unavailable",
             Self::Overloaded { .. } => "overloaded",
+            Self::KeylessOverloaded { .. } => "overloaded_keyless",
         }
     }
 }
@@ -81,11 +96,16 @@ impl IntoResponse for IngestError {
         let body = json!({ "success": false, "error": self.to_string(), "errors": errors });
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            let secs = if matches!(self, Self::Overloaded { .. }) { "1" } else { RETRY_AFTER_SECS };
+            let shed = matches!(self, Self::Overloaded { .. } | Self::KeylessOverloaded { .. });
+            let secs = if shed { "1" } else { RETRY_AFTER_SECS };
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         if let Self::RateLimited { retry_after_secs } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: this connection cannot be reused.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"uptake\""));

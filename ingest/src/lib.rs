@@ -1,18 +1,22 @@
 //! uptake ingest: the HTTP front door. Validates usage events and writes them to Kafka,
 //! answering 200 only once the broker has acknowledged every event of the request.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 mod error;
 pub mod groups;
 pub mod handlers;
+pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
 pub mod request;
 pub mod routes;
+pub mod server;
 pub mod sink;
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +33,14 @@ pub struct App {
     pub rate_limiter: ratelimit::RateLimiter,
     pub groups: groups::GroupMemory,
     pub metrics: metrics::Metrics,
-    /// Permits for write requests in flight (`limits.max_in_flight_requests`).
+    /// Permits for write requests in flight (`limits.max_in_flight_requests`), taken only once
+    /// the sender's key is known.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The separate, small budget of requests whose key is in the body and so not yet known
+    /// (`limits.max_keyless_in_flight`): they can never take the permits above.
+    pub keyless_in_flight: Arc<tokio::sync::Semaphore>,
+    /// The broker's last readiness answer, refreshed by [`admin::refresh_readiness`].
+    pub ready: AtomicBool,
 }
 
 impl App {
@@ -42,21 +52,42 @@ impl App {
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
         let groups = groups::GroupMemory::new(config.segment.remembered_users);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_requests));
-        Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, groups, metrics, in_flight }))
+        let keyless_in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_keyless_in_flight));
+        Ok(Arc::new(Self {
+            config,
+            sink,
+            write_keys,
+            rate_limiter,
+            groups,
+            metrics,
+            in_flight,
+            keyless_in_flight,
+            ready: AtomicBool::new(false),
+        }))
     }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests
-/// and flushes the producer. Tests call this with a listener on port 0.
+/// and flushes the producer. Tests call this with a listener on port 0. The admin endpoints are
+/// served apart, by [`serve_admin`].
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), IngestError> {
+    let limits = &app.config.limits;
+    let server_limits = server::ServerLimits {
+        header_timeout: limits.header_timeout(),
+        max_connections: limits.max_connections,
+        // A request in progress needs at most its body deadline plus the broker's.
+        drain_timeout: limits.body_timeout() + app.config.kafka.delivery_timeout() + Duration::from_secs(1),
+    };
     let router = routes::router(app.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| IngestError::Unavailable(format!("http server: {e}")))?;
+    server::serve_http(listener, router, server_limits, Some(app.metrics.clone()), shutdown).await;
     app.sink.flush(Duration::from_secs(10))
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` (`admin_listen`) until `shutdown`.
+pub async fn serve_admin(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    admin::serve_admin(listener, app, shutdown).await
 }

@@ -24,9 +24,21 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(listen = %config.listen, brokers = %config.kafka.brokers, topic = %config.kafka.topic, "ingest started");
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding admin_listen {}", config.admin_listen))?;
+    tracing::info!(listen = %config.listen, admin_listen = %config.admin_listen, brokers = %config.kafka.brokers,
+        topic = %config.kafka.topic, "ingest started");
     let app = App::new(config)?;
-    ingest::serve(listener, app, schemas::runtime::shutdown_signal()).await?;
+    // The admin listener outlives the API's drain, so health and metrics answer during it.
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(ingest::serve_admin(admin_listener, app.clone(), async {
+        let _ = admin_stopped.await;
+    }));
+    let served = ingest::serve(listener, app, schemas::runtime::shutdown_signal()).await;
+    let _ = stop_admin.send(());
+    let _ = admin.await;
+    served?;
     tracing::info!("ingest stopped");
     Ok(())
 }

@@ -18,6 +18,15 @@ pub struct Metrics {
     pub produce_latency: HistogramVec,
     /// Messages waiting in the producer's queue (sampled on each scrape).
     pub producer_queue: IntGauge,
+    /// Bytes of request bodies after decompression, by where the key was (`header`, or `body`:
+    /// decoded before the sender is known, so bounded by `limits.max_keyless_body_bytes`).
+    pub decoded_bytes: IntCounterVec,
+    /// Open HTTP connections on the API listener (at most `limits.max_connections`).
+    pub open_connections: IntGauge,
+    /// Connections closed because their headers did not arrive within `limits.header_timeout_ms`.
+    pub header_timeouts: prometheus::IntCounter,
+    /// 1 while the broker answered the last readiness check, else 0.
+    pub ready: IntGauge,
 }
 
 impl Metrics {
@@ -51,12 +60,40 @@ impl Metrics {
         .unwrap();
         let producer_queue =
             IntGauge::new("uptake_ingest_producer_queue_messages", "Messages in the Kafka producer queue").unwrap();
-        for c in [&requests, &events_accepted, &events_rejected, &requests_refused] {
+        let decoded_bytes = IntCounterVec::new(
+            Opts::new("uptake_ingest_decoded_bytes_total", "Request body bytes after decompression, by where the key was"),
+            &["key"],
+        )
+        .unwrap();
+        let open_connections =
+            IntGauge::new("uptake_ingest_open_connections", "Open HTTP connections on the API listener").unwrap();
+        let header_timeouts = prometheus::IntCounter::new(
+            "uptake_ingest_header_timeouts_total",
+            "Connections closed because their request headers did not arrive in time",
+        )
+        .unwrap();
+        let ready = IntGauge::new("uptake_ingest_ready", "1 while the broker answered the last readiness check").unwrap();
+        for c in [&requests, &events_accepted, &events_rejected, &requests_refused, &decoded_bytes] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         registry.register(Box::new(produce_latency.clone())).unwrap();
-        registry.register(Box::new(producer_queue.clone())).unwrap();
-        Self { registry, requests, events_accepted, events_rejected, requests_refused, produce_latency, producer_queue }
+        for g in [&producer_queue, &open_connections, &ready] {
+            registry.register(Box::new(g.clone())).unwrap();
+        }
+        registry.register(Box::new(header_timeouts.clone())).unwrap();
+        Self {
+            registry,
+            requests,
+            events_accepted,
+            events_rejected,
+            requests_refused,
+            produce_latency,
+            producer_queue,
+            decoded_bytes,
+            open_connections,
+            header_timeouts,
+            ready,
+        }
     }
 
     /// The Prometheus text exposition of every metric.

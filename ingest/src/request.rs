@@ -1,16 +1,19 @@
-//! The path every write request takes, whatever its API: authenticate, bound and decompress the
-//! body, parse JSON, rate-limit, validate each event, then write the valid events to the events
+//! The path every write request takes, whatever its API: authenticate (and take a load-shedding
+//! permit), bound and decompress the body, parse JSON, rate-limit, validate each event, then write the valid events to the events
 //! topic and the rejected ones (with their reasons) to the dead-letter topic.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use flate2::read::{GzDecoder, ZlibDecoder};
+use prometheus::IntCounter;
 use schemas::event::Event;
 use schemas::FieldError;
 use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{key_from_body, key_from_headers};
 use crate::{App, IngestError};
@@ -19,41 +22,99 @@ use crate::{App, IngestError};
 pub struct Caller {
     pub write_key: String,
     pub source: String,
+    /// The request's `max_in_flight_requests` permit, held until the caller is dropped (after
+    /// the broker answered).
+    _permit: OwnedSemaphorePermit,
 }
 
-/// Reads and authenticates a request. A key in the headers is checked before the body is read,
-/// so unknown senders cost us nothing; a key in the body (`writeKey`) after parsing.
+/// Reads and authenticates a request, in the order that makes an unknown sender cheap:
+///
+/// - key in the headers: checked first (401 at once), then the main in-flight permit (503 at
+///   once when full), then the body is read, inflated and parsed;
+/// - key in the body (`writeKey`, as analytics.js sends it): the body must be read, inflated and
+///   parsed to find it, so these requests get their own small budget
+///   (`max_keyless_in_flight`) and a lower inflation bound (`max_keyless_body_bytes`); only
+///   once the key is known do they take a main permit. Stalled or abusive key-less clients can
+///   then never starve authenticated writers.
+///
+/// Every body read is bounded by `body_timeout_ms` (408).
 pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<(Caller, Value), IngestError> {
-    let header_key = key_from_headers(headers);
-    if let Some(key) = &header_key {
-        app.write_keys.source_of(key).ok_or(IngestError::Unauthorized)?;
-    }
     let limits = &app.config.limits;
-    let raw = axum::body::to_bytes(body, limits.max_body_bytes)
-        .await
-        .map_err(|_| IngestError::BodyTooLarge { limit: limits.max_body_bytes })?;
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    let json = decompress(&raw, encoding, limits.max_decompressed_bytes)?;
+    if let Some(write_key) = key_from_headers(headers) {
+        let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
+        let permit = main_permit(app)?;
+        let raw = read_body(app, headers, body).await?;
+        let decoded = app.metrics.decoded_bytes.with_label_values(&["header"]);
+        let json = decode(&raw, encoding(headers), limits.max_decompressed_bytes, &decoded)?;
+        let body = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
+        return Ok((Caller { write_key, source, _permit: permit }, body));
+    }
+    if limits.max_keyless_in_flight == 0 {
+        return Err(IngestError::KeyRequiredInHeader);
+    }
+    let keyless = try_permit(&app.keyless_in_flight)
+        .ok_or(IngestError::KeylessOverloaded { limit: limits.max_keyless_in_flight })?;
+    let raw = read_body(app, headers, body).await?;
+    let decoded = app.metrics.decoded_bytes.with_label_values(&["body"]);
+    let json = decode(&raw, encoding(headers), limits.max_keyless_body_bytes, &decoded)?;
     let body: Value = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
-    let write_key = header_key.or_else(|| key_from_body(&body)).ok_or(IngestError::Unauthorized)?;
+    let write_key = key_from_body(&body).ok_or(IngestError::Unauthorized)?;
     let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
-    Ok((Caller { write_key, source }, body))
+    let permit = main_permit(app)?;
+    drop(keyless);
+    Ok((Caller { write_key, source, _permit: permit }, body))
 }
 
-/// Inflates a gzip or deflate body, refusing to produce more than `limit` bytes so that a small
-/// compressed "bomb" cannot exhaust memory.
-fn decompress(raw: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, IngestError> {
+fn try_permit(semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    semaphore.clone().try_acquire_owned().ok()
+}
+
+/// A `max_in_flight_requests` permit, or 503 at once: the client retries after a second
+/// instead of waiting in a queue.
+fn main_permit(app: &App) -> Result<OwnedSemaphorePermit, IngestError> {
+    try_permit(&app.in_flight).ok_or(IngestError::Overloaded { limit: app.config.limits.max_in_flight_requests })
+}
+
+fn encoding(headers: &HeaderMap) -> &str {
+    headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity")
+}
+
+/// Reads the whole body, at most `max_body_bytes` (413) and within `body_timeout_ms` (408). A
+/// declared `Content-Length` over the limit is refused before reading anything.
+async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError> {
+    let limits = &app.config.limits;
+    let too_large = IngestError::BodyTooLarge { limit: limits.max_body_bytes };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(too_large);
+    }
+    match tokio::time::timeout(limits.body_timeout(), axum::body::to_bytes(body, limits.max_body_bytes)).await {
+        Ok(Ok(raw)) => Ok(raw),
+        Ok(Err(_)) => Err(too_large),
+        Err(_) => Err(IngestError::BodyTimeout { ms: limits.body_timeout_ms }),
+    }
+}
+
+/// Decodes a gzip, deflate or plain body, refusing to produce more than `limit` bytes so that a
+/// small compressed "bomb" cannot exhaust memory. `decoded` counts the bytes produced, refused
+/// or not (what the work cost us).
+fn decode(raw: &[u8], encoding: &str, limit: usize, decoded: &IntCounter) -> Result<Vec<u8>, IngestError> {
     let reader: Box<dyn Read + '_> = match encoding.trim().to_ascii_lowercase().as_str() {
-        "identity" | "" => return Ok(raw.to_vec()),
+        "identity" | "" => {
+            decoded.inc_by(raw.len() as u64);
+            if raw.len() > limit {
+                return Err(IngestError::BodyTooLarge { limit });
+            }
+            return Ok(raw.to_vec());
+        }
         "gzip" | "x-gzip" => Box::new(GzDecoder::new(raw)),
         "deflate" => Box::new(ZlibDecoder::new(raw)),
         other => return Err(IngestError::UnsupportedEncoding(other.to_owned())),
     };
-    let mut out = Vec::with_capacity(raw.len() * 4);
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| IngestError::BadEncoding(format!("{encoding} body could not be decoded: {e}")))?;
+    let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
+    let result = reader.take(limit as u64 + 1).read_to_end(&mut out);
+    decoded.inc_by(out.len() as u64);
+    result.map_err(|e| IngestError::BadEncoding(format!("{encoding} body could not be decoded: {e}")))?;
     if out.len() > limit {
         return Err(IngestError::BodyTooLarge { limit });
     }

@@ -1,12 +1,13 @@
-//! The HTTP router: write endpoints, CORS for browser SDKs, and the operational endpoints.
+//! The public HTTP router: write endpoints, CORS for browser SDKs and `/healthz`. `/readyz` and
+//! `/metrics` are on the admin listener ([`crate::admin`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
@@ -14,8 +15,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{handlers, App};
 
-/// Every route the API serves, as (method, path). The router is built from this table and the
-/// OpenAPI document (`schemas/openapi/ingest.json`) is tested against it.
+/// Every route the public API serves, as (method, path). The router is built from this table and
+/// the OpenAPI document (`schemas/openapi/ingest.json`) is tested against it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events"),
     ("POST", "/v1/track"),
@@ -27,8 +28,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/batch"),
     ("POST", "/v1/import"),
     ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
 ];
 
 fn handler(path: &str) -> MethodRouter<Arc<App>> {
@@ -42,8 +41,6 @@ fn handler(path: &str) -> MethodRouter<Arc<App>> {
         "/v1/alias" => post(handlers::alias),
         "/v1/batch" | "/v1/import" => post(handlers::batch),
         "/healthz" => get(|| async { Json(json!({ "status": "ok" })) }),
-        "/readyz" => get(readyz),
-        "/metrics" => get(metrics),
         other => unreachable!("route {other} is in ROUTES but has no handler"),
     }
 }
@@ -54,9 +51,9 @@ pub fn router(app: Arc<App>) -> Router {
         router = router.route(path, handler(path));
     }
     router
-        // The body limit is enforced (with our JSON error) in the request pipeline.
+        // The body limit, its deadline and load shedding are enforced (with our JSON errors) in
+        // the request pipeline, once the sender's key is known: see `request::authenticate`.
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(app.clone(), shed_load))
         .layer(cors(&app.config.cors_origins))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
@@ -82,36 +79,4 @@ async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -
     let response = next.run(req).await;
     app.metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
     response
-}
-
-/// Refuses a write request at once (503, Retry-After: 1) when `max_in_flight_requests` are
-/// already being handled. Health and metrics are never refused: operators need them most then.
-async fn shed_load(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
-        return next.run(req).await;
-    }
-    match app.in_flight.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            let e = crate::IngestError::Overloaded { limit: app.config.limits.max_in_flight_requests };
-            app.metrics.requests_refused.with_label_values(&[e.reason_label()]).inc();
-            e.into_response()
-        }
-    }
-}
-
-/// Ready when the broker answers for our topic: a load balancer stops sending us traffic we
-/// could only refuse with 503.
-async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.sink.is_ready(Duration::from_secs(2)).await {
-        Json(json!({ "ready": true })).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": "kafka unreachable" })))
-            .into_response()
-    }
-}
-
-async fn metrics(State(app): State<Arc<App>>) -> String {
-    app.metrics.producer_queue.set(app.sink.queue_len() as i64);
-    app.metrics.render()
 }
