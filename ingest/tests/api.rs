@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use testkit::Stack;
 use tokio::sync::oneshot;
 
-const KEY: &str = "api-test-key";
+const KEY: &str = "api-test-key-0123456789abcdef01234";
 
 /// ingest on port 0 against fresh topics; stops when dropped.
 struct Ingest {

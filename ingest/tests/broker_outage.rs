@@ -14,6 +14,7 @@ use serde_json::json;
 use testkit::{create_topics, read_records, OwnBroker};
 
 const EVENTS_PER_REQUEST: usize = 5;
+const KEY: &str = "outage-key-0123456789abcdef0123456";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs tansu: run deploy/local/test.sh"]
@@ -28,7 +29,7 @@ async fn no_acknowledged_event_is_lost_when_the_broker_is_killed() {
     // in its idempotent-producer check when a producer that already holds a producer id writes
     // after an unclean broker restart ("more or less than one row", tansu-storage lite.rs).
     assert!(!cfg.kafka.idempotence);
-    cfg.write_keys = vec![WriteKey { key: "outage-key".into(), source: "outage".into() }];
+    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "outage".into() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -50,7 +51,7 @@ async fn no_acknowledged_event_is_lost_when_the_broker_is_killed() {
                 let ids: Vec<String> = (0..EVENTS_PER_REQUEST).map(|i| format!("c{client}-r{n}-e{i}")).collect();
                 n += 1;
                 let batch = json!({"batch": ids.iter().map(|id| json!({"kind": "login", "account_id": format!("acct-{client}"), "user_id": "u", "message_id": id})).collect::<Vec<_>>()});
-                let status = match http.post(&url).basic_auth("outage-key", Some("")).json(&batch).send().await {
+                let status = match http.post(&url).basic_auth(KEY, Some("")).json(&batch).send().await {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
                 };

@@ -33,7 +33,7 @@ async fn every_route_in_the_table_is_served() {
     // No broker is needed to route: write routes answer 401 without a key, before any Kafka I/O.
     let mut cfg = IngestConfig::default();
     cfg.kafka.brokers = "127.0.0.1:1".into();
-    cfg.write_keys = vec![WriteKey { key: "openapi-test-key".into(), source: "t".into() }];
+    cfg.write_keys = vec![WriteKey { key: "openapi-test-key-0123456789abcdef0".into(), source: "t".into() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), std::future::pending()));

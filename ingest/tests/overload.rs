@@ -1,7 +1,7 @@
 //! Load shedding: with `limits.max_in_flight_requests` write requests in flight, the next one
 //! is refused at once — 503 with `Retry-After: 1` and a clear error, never queued — while
-//! `/healthz` and `/metrics` still answer, and the refusal is counted. Needs no broker: the
-//! refusal comes before the body is read.
+//! `/healthz` (both listeners) and `/metrics` (admin listener) still answer, and the refusal is
+//! counted. Needs no broker: the refusal comes before the body is read.
 
 use std::time::{Duration, Instant};
 
@@ -9,20 +9,28 @@ use ingest::config::WriteKey;
 use ingest::{App, IngestConfig};
 use tokio::io::AsyncWriteExt;
 
+const KEY: &str = "overload-key-0123456789abcdef012345";
+
 #[tokio::test]
 async fn a_write_request_over_the_in_flight_limit_is_refused_at_once() {
     let mut cfg = IngestConfig::default();
     cfg.kafka.brokers = "127.0.0.1:1".into(); // never reached in this test
-    cfg.write_keys = vec![WriteKey { key: "overload-key".into(), source: "test".into() }];
+    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "test".into() }];
     cfg.limits.max_in_flight_requests = 1;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), std::future::pending()));
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = admin_listener.local_addr().unwrap();
+    let app = App::new(cfg).unwrap();
+    tokio::spawn(ingest::serve(listener, app.clone(), std::future::pending()));
+    tokio::spawn(ingest::serve_admin(admin_listener, app, std::future::pending()));
 
     // A client that sends its headers and half its body, then stalls: it holds the one permit.
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer overload-key\r\n\
-                Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"kind\":";
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"kind\":"
+    );
     slow.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -30,7 +38,7 @@ async fn a_write_request_over_the_in_flight_limit_is_refused_at_once() {
     let started = Instant::now();
     let resp = client
         .post(format!("http://{addr}/v1/events"))
-        .bearer_auth("overload-key")
+        .bearer_auth(KEY)
         .body(r#"{"kind":"login","account_id":"a","user_id":"u"}"#)
         .send()
         .await
@@ -42,7 +50,8 @@ async fn a_write_request_over_the_in_flight_limit_is_refused_at_once() {
     assert_eq!(body["error"], "overloaded: 1 requests already in flight; retry in 1 s");
 
     assert_eq!(client.get(format!("http://{addr}/healthz")).send().await.unwrap().status(), 200);
-    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(client.get(format!("http://{admin}/healthz")).send().await.unwrap().status(), 200);
+    let metrics = client.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.lines().any(|l| l == r#"uptake_ingest_requests_refused_total{reason="overloaded"} 1"#),
         "{metrics}"

@@ -10,7 +10,7 @@ use ingest::{App, IngestConfig};
 use schemas::event::{Event, EventKind};
 use testkit::Stack;
 
-const KEY: &str = "sdk-test-write-key";
+const KEY: &str = "sdk-test-write-key-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local stack and the Python SDKs: run deploy/local/test.sh"]
