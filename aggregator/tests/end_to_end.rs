@@ -12,7 +12,7 @@ use testkit::Stack;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-const KEY: &str = "e2e-write-key";
+const KEY: &str = "e2e-write-key-0123456789abcdef01234";
 
 /// Noon UTC `days` days before today: safely inside that day's rollup whatever the hour now.
 fn days_ago(days: u64) -> DateTime<Utc> {
@@ -113,6 +113,10 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     let ingest_url = format!("http://{}", listener.local_addr().unwrap());
     let (stop_ingest, ingest_stopped) = oneshot::channel::<()>();
     let ingest_app = ingest::App::new(ingest_cfg).unwrap();
+    // ingest's /readyz is on its admin listener.
+    let ingest_admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingest_admin_url = format!("http://{}", ingest_admin.local_addr().unwrap());
+    tokio::spawn(ingest::serve_admin(ingest_admin, ingest_app.clone(), std::future::pending()));
     let ingest_task = tokio::spawn(ingest::serve(listener, ingest_app, async {
         let _ = ingest_stopped.await;
     }));
@@ -250,7 +254,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
         "{metrics_text}"
     );
     assert_eq!(http.get(format!("{admin_url}/readyz")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("{ingest_url}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(format!("{ingest_admin_url}/readyz")).send().await.unwrap().status(), 200);
 
     stop_ingest.send(()).unwrap();
     stop_agg.send(()).unwrap();

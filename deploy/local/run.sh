@@ -8,14 +8,14 @@
 #   deploy/local/run.sh status   what runs where
 #   deploy/local/run.sh stop     stop what run.sh started (process ids in .uptake/pids/)
 #
-# Ports: Kafka 127.0.0.1:9092 · ClickHouse HTTP 8123 (native 9000) · ingest 8080 ·
-# aggregator admin/metrics 8081. State under .uptake/ (delete it to start from scratch).
+# Ports: Kafka 127.0.0.1:9092 · ClickHouse HTTP 8123 (native 9000) · ingest 8080 (admin/metrics
+# 8082) · aggregator admin/metrics 8081. State under .uptake/ (delete it to start from scratch).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=$ROOT/.uptake
 PIDS=$STATE/pids
-KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081
+KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081 INGEST_ADMIN_PORT=8082
 WRITE_KEY=uptake-dev-key
 TOPICS=(usage-events usage-alerts usage-events-dlq usage-alerts-dlq)
 BIN=$ROOT/target/release
@@ -53,13 +53,13 @@ up() {
   step "Applying the ClickHouse schema"
   "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" migrate 2>>"$STATE/logs/migrate.log" | sed 's/^/    /'
 
-  step "Starting aggregator (admin on 127.0.0.1:$ADMIN_PORT) and ingest (API on 127.0.0.1:$INGEST_PORT)"
+  step "Starting aggregator (admin on 127.0.0.1:$ADMIN_PORT) and ingest (API on 127.0.0.1:$INGEST_PORT, admin on $INGEST_ADMIN_PORT)"
   start aggregator "$STATE/logs/aggregator.log" "$STATE" \
     env UPTAKE_LOG_FORMAT=json "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" run
   wait_http aggregator "http://127.0.0.1:$ADMIN_PORT/readyz" 30
   start ingest "$STATE/logs/ingest.log" "$STATE" \
     env UPTAKE_LOG_FORMAT=json "$BIN/ingest" --config "$ROOT/deploy/local/ingest.toml"
-  wait_http ingest "http://127.0.0.1:$INGEST_PORT/readyz" 30
+  wait_http ingest "http://127.0.0.1:$INGEST_ADMIN_PORT/readyz" 30
 
   step "uptake is running"
   info "send events:  curl -u $WRITE_KEY: http://127.0.0.1:$INGEST_PORT/v1/events -H 'Content-Type: application/json' \\"
@@ -120,7 +120,7 @@ status() {
       printf '    %-11s stopped\n' "$name"
     fi
   done
-  if is_running ingest; then info "ingest readyz:     $(curl -s "http://127.0.0.1:$INGEST_PORT/readyz")"; fi
+  if is_running ingest; then info "ingest readyz:     $(curl -s "http://127.0.0.1:$INGEST_ADMIN_PORT/readyz") (admin 127.0.0.1:$INGEST_ADMIN_PORT)"; fi
   if is_running aggregator; then info "aggregator readyz: $(curl -s "http://127.0.0.1:$ADMIN_PORT/readyz")"; fi
 }
 

@@ -251,7 +251,7 @@ impl IngestConfig {
             return bad("kafka.compression", "must be one of lz4, zstd, snappy, gzip, none");
         }
         crate::keys::check_all(&self.write_keys, self.listen)?;
-        if self.admin_listen == self.listen {
+        if self.admin_listen == self.listen && self.listen.port() != 0 {
             return bad("admin_listen", "must differ from listen");
         }
         if self.limits.max_body_bytes < 1024 {

@@ -13,7 +13,7 @@ use schemas::event::Event;
 use testkit::Stack;
 use tools::loadgen::{self, send::Sender, Book, Format};
 
-const KEY: &str = "loadgen-test-key";
+const KEY: &str = "loadgen-test-key-0123456789abcdef0";
 
 /// (kind, account) → events, of what the generator made or what arrived.
 fn tally<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<(String, String), usize> {

@@ -150,7 +150,7 @@ impl Names {
 }
 
 const PARTITIONS: i32 = 4;
-const WRITE_KEY: &str = "bench-write-key";
+const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
@@ -175,7 +175,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let canonical = data::canonical(&native)?;
 
     progress("raw producer: rdkafka → broker, ingest's producer settings");
-    let ingest_cfg = ingest_config(opts, &n, 0);
+    let ingest_cfg = ingest_config(opts, &n, 0, 0);
     let producer_cfg = ingest_cfg.kafka.to_rdkafka();
     r.raw_produce = Some(raw::produce(&producer_cfg, &n.raw_topic, &canonical).await?);
     progress("raw consumer: broker → rdkafka");
@@ -192,18 +192,20 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     // ingest, alone, on the batch endpoint.
     let ingest_port = procs::free_port()?;
     let ingest_file = work.join("ingest.toml");
-    std::fs::write(&ingest_file, ingest_toml(opts, &n, ingest_port))?;
+    // ingest's /readyz is on its admin listener: the bench waits on that one.
+    let ingest_admin_port = procs::free_port()?;
+    std::fs::write(&ingest_file, ingest_toml(opts, &n, ingest_port, ingest_admin_port))?;
     let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
     let mut ingest = procs::Service::start(
         "ingest",
         &ingest_bin,
         &["--config", ingest_file.to_str().unwrap()],
-        ingest_port,
+        ingest_admin_port,
         "/readyz",
         &work.join("ingest.log"),
     )
     .await?;
-    let client = load::Ingest::new(&ingest.url, WRITE_KEY);
+    let client = load::Ingest::new(&format!("http://127.0.0.1:{ingest_port}"), WRITE_KEY);
     progress("ingest: POST /v1/events, batches of 500, 8 in flight");
     let bodies = data::batch_bodies(&native, 500);
     let before = ingest.usage();
@@ -387,16 +389,17 @@ async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<
     }
 }
 
-fn ingest_config(opts: &Options, n: &Names, port: u16) -> ingest::config::IngestConfig {
-    let text = ingest_toml(opts, n, port);
+fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::config::IngestConfig {
+    let text = ingest_toml(opts, n, port, admin_port);
     let mut cfg: ingest::config::IngestConfig = toml::from_str(&text).expect("bench ingest config");
     cfg.kafka.brokers = opts.brokers.clone();
     cfg
 }
 
-fn ingest_toml(opts: &Options, n: &Names, port: u16) -> String {
+fn ingest_toml(opts: &Options, n: &Names, port: u16, admin_port: u16) -> String {
     format!(
         r#"listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
 [kafka]
 brokers = "{brokers}"
 topic = "{topic}"
