@@ -185,7 +185,7 @@ pub struct Limits {
     pub max_keyless_in_flight: usize,
     /// Largest decoded (decompressed) body of a key-less request (413 beyond). Lower than
     /// `max_decompressed_bytes`: an unknown sender gets little amplification out of a gzip
-    /// bomb. Segment's own batch limit is 500 KB.
+    /// bomb. Segment's own batch limit is 500 KB. Never more than `max_decompressed_bytes`.
     pub max_keyless_body_bytes: usize,
 }
 
@@ -216,6 +216,12 @@ impl Limits {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// The decoded-size bound of a key-less request: the lower of the two limits, so that
+    /// lowering `max_decompressed_bytes` alone is never a configuration error.
+    pub fn keyless_body_limit(&self) -> usize {
+        self.max_keyless_body_bytes.min(self.max_decompressed_bytes)
     }
 }
 
@@ -284,10 +290,8 @@ impl IngestConfig {
         if self.limits.max_connections == 0 {
             return bad("limits.max_connections", "must be at least 1");
         }
-        if self.limits.max_keyless_body_bytes < 1024
-            || self.limits.max_keyless_body_bytes > self.limits.max_decompressed_bytes
-        {
-            return bad("limits.max_keyless_body_bytes", "must be between 1024 and limits.max_decompressed_bytes");
+        if self.limits.max_keyless_body_bytes < 1024 {
+            return bad("limits.max_keyless_body_bytes", "must be at least 1024");
         }
         Ok(())
     }
@@ -348,6 +352,16 @@ mod tests {
 
         let c = IngestConfig::default();
         assert!(c.validate().unwrap_err().to_string().contains("write_keys"));
+    }
+
+    #[test]
+    fn a_lower_decompression_limit_also_bounds_keyless_bodies() {
+        let mut c = valid();
+        c.limits.max_body_bytes = 4096;
+        c.limits.max_decompressed_bytes = 64 * 1024;
+        c.validate().unwrap();
+        assert_eq!(c.limits.keyless_body_limit(), 64 * 1024);
+        assert_eq!(Limits::default().keyless_body_limit(), 512 * 1024);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<
         .ok_or(IngestError::KeylessOverloaded { limit: limits.max_keyless_in_flight })?;
     let raw = read_body(app, headers, body).await?;
     let decoded = app.metrics.decoded_bytes.with_label_values(&["body"]);
-    let json = decode(&raw, encoding(headers), limits.max_keyless_body_bytes, &decoded)?;
+    let json = decode(&raw, encoding(headers), limits.keyless_body_limit(), &decoded)?;
     let body: Value = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
     let write_key = key_from_body(&body).ok_or(IngestError::Unauthorized)?;
     let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
