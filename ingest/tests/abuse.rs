@@ -85,6 +85,19 @@ async fn ending(mut stream: TcpStream, wait: Duration) -> (Ending, String) {
     }
 }
 
+/// Raises this process's open-files soft limit to at least `want` (within the hard limit): the
+/// stalled-connections test holds both ends of 600 connections, over a common default of 1024.
+fn raise_fd_limit(want: libc::rlim_t) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a valid, owned struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -94,6 +107,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn stalled_keyless_connections_do_not_block_keyed_writers() {
     const STALLED: usize = 600;
     const WRITER_SECS: u64 = 10;
+    raise_fd_limit(4 * STALLED as libc::rlim_t);
     let stack = Stack::from_env("abuse_stalled");
     let (ingest, events_topic) = start_on_stack(&stack).await;
     let limits = ingest.app.config.limits.clone();
