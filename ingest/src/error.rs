@@ -41,7 +41,10 @@ pub enum IngestError {
     Overloaded { limit: usize },
     /// More requests without a header key in flight than `limits.max_keyless_in_flight`: their
     /// own small budget, so they can never take the permits of authenticated writers.
-    #[error("overloaded: {limit} requests without a write key in the headers already in flight; retry in 1 s or send the key in the Authorization header")]
+    #[error(
+        "overloaded: {limit} requests without a write key in the headers already in flight; \
+         retry in 1 s or send the key in the Authorization header"
+    )]
     KeylessOverloaded { limit: usize },
     #[error("kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

@@ -86,7 +86,10 @@ pub fn check(name: &str, k: &WriteKey, listen: SocketAddr) -> Result<(), IngestE
         if !listen.ip().is_loopback() {
             return bad(
                 ".key",
-                format!("the local development key {DEV_KEY:?} is public; it is refused unless `listen` is a loopback address (listen = {listen})"),
+                format!(
+                    "the local development key {DEV_KEY:?} is public; it is refused unless `listen` \
+                     is a loopback address (listen = {listen})"
+                ),
             );
         }
     } else if k.key.chars().count() < MIN_KEY_CHARS {
@@ -95,7 +98,8 @@ pub fn check(name: &str, k: &WriteKey, listen: SocketAddr) -> Result<(), IngestE
     // SDKs send the key as an HTTP Basic user name (which ends at ':') or a Bearer token, and the
     // entry format splits at ',' and whitespace: such a character is a pasting mistake.
     if !k.key.chars().all(|c| c.is_ascii_graphic() && c != ':' && c != ',' && c != '#') {
-        return bad(".key", format!("{} has a character outside printable ASCII, or one of `:` `,` `#`", redacted(&k.key)));
+        let why = format!("{} has a character outside printable ASCII, or one of `:` `,` `#`", redacted(&k.key));
+        return bad(".key", why);
     }
     if k.source.trim().is_empty() {
         return bad(".source", "must name the sending source".into());
@@ -131,7 +135,8 @@ pub fn read_file(path: &std::path::Path, listen: SocketAddr) -> Result<Vec<Write
         // One entry per line keeps "line N" exact in every error.
         return Err(bad(format!("{}: one `<key> <source>` entry per line, no commas", path.display())));
     }
-    let entries = parse_entries(&text).map_err(|why| bad(format!("{}: {}", path.display(), why.replacen("entry", "line", 1))))?;
+    let entries = parse_entries(&text)
+        .map_err(|why| bad(format!("{}: {}", path.display(), why.replacen("entry", "line", 1))))?;
     let mut keys = Vec::with_capacity(entries.len());
     for (line, k) in entries {
         check(&format!("write_keys_file line {line}"), &k, listen)?;

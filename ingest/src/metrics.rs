@@ -61,7 +61,7 @@ impl Metrics {
         let producer_queue =
             IntGauge::new("uptake_ingest_producer_queue_messages", "Messages in the Kafka producer queue").unwrap();
         let decoded_bytes = IntCounterVec::new(
-            Opts::new("uptake_ingest_decoded_bytes_total", "Request body bytes after decompression, by where the key was"),
+            Opts::new("uptake_ingest_decoded_bytes_total", "Request body bytes after decompression, by key location"),
             &["key"],
         )
         .unwrap();
@@ -72,7 +72,8 @@ impl Metrics {
             "Connections closed because their request headers did not arrive in time",
         )
         .unwrap();
-        let ready = IntGauge::new("uptake_ingest_ready", "1 while the broker answered the last readiness check").unwrap();
+        let ready =
+            IntGauge::new("uptake_ingest_ready", "1 while the broker answered the last readiness check").unwrap();
         for c in [&requests, &events_accepted, &events_rejected, &requests_refused, &decoded_bytes] {
             registry.register(Box::new(c.clone())).unwrap();
         }

@@ -1,6 +1,7 @@
 //! The path every write request takes, whatever its API: authenticate (and take a load-shedding
-//! permit), bound and decompress the body, parse JSON, rate-limit, validate each event, then write the valid events to the events
-//! topic and the rejected ones (with their reasons) to the dead-letter topic.
+//! permit), bound and decompress the body, parse JSON, rate-limit, validate each event, then
+//! write the valid events to the events topic and the rejected ones (with their reasons) to the
+//! dead-letter topic.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -88,7 +89,8 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(too_large);
     }
-    match tokio::time::timeout(limits.body_timeout(), axum::body::to_bytes(body, limits.max_body_bytes)).await {
+    let read = axum::body::to_bytes(body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_timeout(), read).await {
         Ok(Ok(raw)) => Ok(raw),
         Ok(Err(_)) => Err(too_large),
         Err(_) => Err(IngestError::BodyTimeout { ms: limits.body_timeout_ms }),
