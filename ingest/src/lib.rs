@@ -40,7 +40,7 @@ impl App {
         let sink = sink::KafkaSink::new(&config.kafka, metrics.clone())?;
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
-        let groups = groups::GroupMemory::new(config.segment.remembered_users);
+        let groups = groups::GroupMemory::new(config.segment.remembered_bytes);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_requests));
         Ok(Arc::new(Self { config, sink, write_keys, rate_limiter, groups, metrics, in_flight }))
     }
