@@ -23,28 +23,28 @@ const FIELDS: &[&str] = &[
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
+    let known = proptest::sample::select(&[
+        "login", "feature_used", "data_volume", "survey", "support_ticket", "account", "user", "opened", "closed",
+        "track", "identify", "group", "page", "screen", "alias", "Signed In", "Data Imported", "Survey Submitted",
+        "Ticket Opened", "Ticket Closed", "", " ", " acme", "\u{0}", "\u{202E}x", "x\u{200B}", "東京",
+    ][..]);
+    let times = proptest::sample::select(&[
+        "2026-11-22T12:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2015-12-12T19:11:01.249Z",
+        "2026-11-22T12:00:00+23:59", "1970-01-01T00:00:00-23:59", "2026-02-30T00:00:00Z",
+    ][..]);
     prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        prop_oneof![Just(u64::MAX), Just(0u64), Just(1_000_000_000_000), Just(1_000_001)].prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
-        prop_oneof![Just(1e300), Just(-1e300), Just(-0.0), Just(0.5)].prop_map(|f: f64| Value::from(f)),
-        ".*".prop_map(Value::String),
-        "\\PC{0,300}".prop_map(Value::String),
-        proptest::sample::select(&[
-            "login", "feature_used", "data_volume", "survey", "support_ticket", "account", "user", "opened", "closed",
-            "track", "identify", "group", "page", "screen", "alias", "Signed In", "Data Imported", "Survey Submitted",
-            "Ticket Opened", "Ticket Closed", "", " ", "\u{0}", "\u{202E}x",
-        ][..])
-        .prop_map(|s: &str| Value::String(s.to_owned())),
-        proptest::sample::select(&[
-            "2026-11-22T12:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2015-12-12T19:11:01.249Z",
-            "2026-11-22T12:00:00+23:59", "1970-01-01T00:00:00-23:59", "2026-02-30T00:00:00Z",
-        ][..])
-        .prop_map(|s: &str| Value::String(s.to_owned())),
-        (257usize..40_000).prop_map(|n| Value::String("x".repeat(n))),
+        1 => Just(Value::Null),
+        1 => any::<bool>().prop_map(Value::Bool),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => prop_oneof![Just(u64::MAX), Just(0u64), Just(1_000_000_000_000), Just(1_000_001)].prop_map(Value::from),
+        1 => any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
+        1 => prop_oneof![Just(1e300), Just(-1e300), Just(-0.0), Just(0.5)].prop_map(|f: f64| Value::from(f)),
+        2 => ".*".prop_map(Value::String),
+        2 => "\\PC{0,300}".prop_map(Value::String),
+        4 => known.prop_map(|s: &str| Value::String(s.to_owned())),
+        2 => times.prop_map(|s: &str| Value::String(s.to_owned())),
+        1 => (257usize..40_000).prop_map(|n| Value::String("x".repeat(n))),
     ]
 }
 
@@ -59,11 +59,25 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// An event-shaped object: a top-level object with the real fields, which is what the parsers
-/// get almost always.
+const KINDS: &[&str] = &["login", "feature_used", "data_volume", "survey", "support_ticket", "account", "user"];
+const CALLS: &[&str] = &["track", "identify", "group", "page", "screen", "alias"];
+
+/// An event-shaped object, which is what the parsers get almost always: a valid `kind` and
+/// `type` (so both parsers go past their first check) and the real fields, mostly with leaf
+/// values (ids, counts, timestamps), sometimes nested ones.
 fn event_object() -> impl Strategy<Value = Value> {
-    proptest::collection::vec((proptest::sample::select(FIELDS), json_value()), 0..16)
-        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    let field = (proptest::sample::select(FIELDS), prop_oneof![3 => leaf(), 1 => json_value()]);
+    (proptest::sample::select(KINDS), proptest::sample::select(CALLS), proptest::collection::vec(field, 0..16)).prop_map(
+        |(kind, call, fields)| {
+            let mut obj = Map::new();
+            obj.insert("kind".into(), Value::from(kind));
+            obj.insert("type".into(), Value::from(call));
+            for (k, v) in fields {
+                obj.insert(k.to_owned(), v);
+            }
+            Value::Object(obj)
+        },
+    )
 }
 
 fn received() -> DateTime<Utc> {
