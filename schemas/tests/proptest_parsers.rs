@@ -102,7 +102,7 @@ proptest! {
     #[test]
     fn segment_parser_never_panics(value in prop_oneof![json_value(), event_object()], call in 0usize..7) {
         let mapping = EventMapping::default();
-        let groups = |user: &str| (user.len() % 2 == 0).then(|| "remembered".to_owned());
+        let groups = |user: &str| user.contains('a').then(|| "remembered".to_owned());
         let ctx = segment::Context {
             received_at: received(),
             source: "prop",
