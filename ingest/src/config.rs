@@ -117,6 +117,18 @@ impl KafkaConfig {
     pub fn delivery_timeout(&self) -> Duration {
         Duration::from_millis(self.delivery_timeout_ms)
     }
+
+    /// The producer's largest record (librdkafka `message.max.bytes`, default 1,000,000): a
+    /// record above it is refused by the producer itself.
+    pub fn message_max_bytes(&self) -> Result<usize, IngestError> {
+        match self.librdkafka.get("message.max.bytes") {
+            None => Ok(1_000_000),
+            Some(v) => v.trim().parse().map_err(|_| IngestError::Config {
+                key: "kafka.librdkafka.\"message.max.bytes\"".into(),
+                reason: format!("must be a number of bytes, not {v:?}"),
+            }),
+        }
+    }
 }
 
 /// The Segment Tracking API endpoints.
@@ -126,13 +138,14 @@ pub struct SegmentConfig {
     /// Which track event names are logins, data volume, surveys and tickets; every other name
     /// is feature use with feature = event name.
     pub mapping: schemas::segment::EventMapping,
-    /// How many users' last `group` call each instance remembers for attribution.
-    pub remembered_users: usize,
+    /// Bytes of memory for the users' last `group` call (attribution), least recently used
+    /// forgotten first, fairly per write key (see `groups.rs`). 0 = remember nothing.
+    pub remembered_bytes: usize,
 }
 
 impl Default for SegmentConfig {
     fn default() -> Self {
-        Self { mapping: schemas::segment::EventMapping::default(), remembered_users: 1_000_000 }
+        Self { mapping: schemas::segment::EventMapping::default(), remembered_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -163,6 +176,10 @@ pub struct Limits {
     pub burst: u32,
     /// Event timestamps further ahead than this are taken as clock skew and clamped.
     pub max_future_secs: i64,
+    /// Oldest event accepted, in days before its receipt; older → a per-event error on
+    /// `timestamp`. Bounds how far back a history import reaches (and so how many monthly
+    /// partitions one batch can touch downstream).
+    pub max_age_days: i64,
     /// Write requests handled at once; one more is refused at once with 503 + Retry-After
     /// instead of queueing. Bounds memory and latency when the broker falls behind (the bench
     /// saw ingest grow past 1 GB with requests piling up on an overloaded broker).
@@ -199,6 +216,7 @@ impl Default for Limits {
             rate_per_sec: 5_000,
             burst: 10_000,
             max_future_secs: 600,
+            max_age_days: schemas::limits::DEFAULT_MAX_AGE_DAYS,
             max_in_flight_requests: 512,
             header_timeout_ms: 10_000,
             body_timeout_ms: 15_000,
@@ -225,7 +243,16 @@ impl Limits {
     }
 }
 
+/// Room in a Kafka record beyond the canonical event's two-fold size: ingest's own fields
+/// (received_at, source, kind…), the key and the record framing.
+const EVENT_RECORD_HEADROOM: usize = 64 * 1024;
+
 impl IngestConfig {
+    /// The oldest event age accepted (`limits.max_age_days`).
+    pub fn max_age(&self) -> chrono::Duration {
+        chrono::Duration::days(self.limits.max_age_days)
+    }
+
     /// Reads the file (if given) and the environment, adds the keys of `write_keys_file`, then
     /// validates.
     pub fn load(file: Option<&Path>) -> Result<Self, IngestError> {
@@ -269,6 +296,20 @@ impl IngestConfig {
         if self.limits.max_event_bytes == 0 || self.limits.max_event_bytes > self.limits.max_decompressed_bytes {
             return bad("limits.max_event_bytes", "must be between 1 and limits.max_decompressed_bytes");
         }
+        // An accepted event must fit one Kafka record, or the producer refuses it and the
+        // client retries forever: the canonical event may hold up to twice the event as sent
+        // (Segment context traits are copied into traits and kept in properties), plus headroom.
+        let max_record = self.kafka.message_max_bytes()?;
+        if self.limits.max_event_bytes.saturating_mul(2).saturating_add(EVENT_RECORD_HEADROOM) > max_record {
+            return bad(
+                "limits.max_event_bytes",
+                &format!(
+                    "must be at most ({max_record} - {EVENT_RECORD_HEADROOM}) / 2 = {}: twice it must fit the producer's \
+                     message.max.bytes ({max_record})",
+                    max_record.saturating_sub(EVENT_RECORD_HEADROOM) / 2
+                ),
+            );
+        }
         if self.limits.rate_per_sec > 0 && self.limits.burst == 0 {
             return bad("limits.burst", "must be at least 1 when rate_per_sec is set");
         }
@@ -292,6 +333,9 @@ impl IngestConfig {
         }
         if self.limits.max_keyless_body_bytes < 1024 {
             return bad("limits.max_keyless_body_bytes", "must be at least 1024");
+        }
+        if !(1..=36_500).contains(&self.limits.max_age_days) {
+            return bad("limits.max_age_days", "must be between 1 and 36500");
         }
         Ok(())
     }
@@ -352,6 +396,23 @@ mod tests {
 
         let c = IngestConfig::default();
         assert!(c.validate().unwrap_err().to_string().contains("write_keys"));
+
+        let mut c = valid();
+        c.limits.max_age_days = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("limits.max_age_days"));
+    }
+
+    #[test]
+    fn the_event_limit_must_fit_the_producers_record_limit() {
+        let mut c = valid();
+        c.limits.max_event_bytes = 1024 * 1024;
+        c.limits.max_decompressed_bytes = 4 * 1024 * 1024;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("limits.max_event_bytes") && err.contains("message.max.bytes (1000000)"), "{err}");
+        c.kafka.librdkafka.insert("message.max.bytes".into(), "4000000".into());
+        c.validate().unwrap();
+        c.kafka.librdkafka.insert("message.max.bytes".into(), "lots".into());
+        assert!(c.validate().unwrap_err().to_string().contains("message.max.bytes"));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn native(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
     let result = async {
         let (caller, body) = authenticate(&app, &headers, body).await?;
         let (raw, is_batch) = schemas::native::split_body(body)?;
-        let ctx = schemas::native::Context { received_at: Utc::now(), source: &caller.source, max_future: max_future(&app) };
+        let ctx = schemas::native::Context { received_at: Utc::now(), source: &caller.source, max_future: max_future(&app), max_age: app.config.max_age() };
         ingest_events(&app, &caller, raw, is_batch, |v| schemas::native::parse_event(v, &ctx)).await
     }
     .await;
@@ -56,7 +56,7 @@ fn parse_segment(
 ) -> Result<schemas::event::Event, Vec<schemas::FieldError>> {
     let event = segment::parse_message(call, msg, ctx)?;
     if event.kind == EventKind::Account {
-        app.groups.remember(&event.user_id, &event.account_id);
+        app.groups.remember(&event.source, &event.user_id, &event.account_id);
     }
     Ok(event)
 }
@@ -68,11 +68,12 @@ async fn segment_request(app: Arc<App>, headers: HeaderMap, body: Body, call: Op
             Some(_) => (vec![body], false),
             None => (segment::split_batch(body)?, true),
         };
-        let lookup = |user: &str| app.groups.account_of(user);
+        let lookup = |user: &str| app.groups.account_of(&caller.source, user);
         let ctx = segment::Context {
             received_at: Utc::now(),
             source: &caller.source,
             max_future: max_future(&app),
+            max_age: app.config.max_age(),
             mapping: &app.config.segment.mapping,
             group_of_user: &lookup,
         };

@@ -50,7 +50,7 @@ impl App {
         let sink = sink::KafkaSink::new(&config.kafka, metrics.clone())?;
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
-        let groups = groups::GroupMemory::new(config.segment.remembered_users);
+        let groups = groups::GroupMemory::new(config.segment.remembered_bytes);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_requests));
         let keyless_in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_keyless_in_flight));
         Ok(Arc::new(Self {

@@ -8,6 +8,7 @@ pub mod alert;
 mod error;
 pub mod event;
 mod fields;
+pub mod limits;
 pub mod migrations;
 pub mod native;
 #[cfg(feature = "runtime")]

@@ -8,11 +8,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::event::{Event, EventKind, TicketStatus};
-use crate::fields::Reader;
+use crate::fields::{IdType, Reader};
+use crate::limits::{check_age, MAX_USES, MAX_VOLUME};
 use crate::{FieldError, SchemaError};
 
-/// Longest accepted identifier (account, user, message, ticket ids; feature names).
-pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted identifier in bytes (account, user, message, ticket ids; feature names):
+/// the one id rule is [`crate::limits::check_id`].
+pub const MAX_ID_LEN: usize = crate::limits::MAX_ID_BYTES;
 
 /// What validation needs to know beyond the event itself.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Context<'a> {
     pub source: &'a str,
     /// Timestamps further than this in the future are clock skew: clamped to `received_at`.
     pub max_future: Duration,
+    /// Events older than this (before `received_at`) are refused with an error on `timestamp`.
+    pub max_age: Duration,
 }
 
 /// Splits a parsed request body into its events: one event object, or `{"batch": [...]}`.
@@ -103,7 +107,12 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
             properties.insert("uptake_client_timestamp".into(), Value::String(t.to_rfc3339()));
             ctx.received_at
         }
-        Some(t) => t,
+        Some(t) => {
+            if let Some(reason) = check_age(t, ctx.received_at, ctx.max_age) {
+                r.fail("timestamp", &reason);
+            }
+            t
+        }
         None => ctx.received_at,
     };
 
@@ -114,11 +123,11 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
         EventKind::FeatureUsed => {
             event.feature = r.id("feature", true);
             event.module = r.id("module", false);
-            event.count = Some(r.uint("count", 1, u64::MAX).unwrap_or(1));
+            event.count = Some(r.uint("count", 1, MAX_USES).unwrap_or(1));
         }
         EventKind::DataVolume => {
-            event.records = r.uint("records", 0, u64::MAX);
-            event.bytes = r.uint("bytes", 0, u64::MAX);
+            event.records = r.uint("records", 0, MAX_VOLUME);
+            event.bytes = r.uint("bytes", 0, MAX_VOLUME);
             event.object = r.id("object", false);
             if event.records.is_none() && event.bytes.is_none() && !r.has("records") && !r.has("bytes") {
                 r.fail("records", "a data_volume event needs records and/or bytes");
@@ -154,34 +163,12 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
 }
 
 impl Reader<'_> {
-    /// A non-empty identifier-like string of at most [`MAX_ID_LEN`] characters.
+    /// An id or name under the one id rule ([`crate::limits::check_id`]); strings only.
     fn id(&mut self, field: &str, required: bool) -> Option<String> {
-        match self.obj.get(field) {
-            None | Some(Value::Null) if required => self.fail(field, "is required"),
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.trim().is_empty() => self.fail(field, "must not be empty"),
-            Some(Value::String(s)) if s.chars().count() > MAX_ID_LEN => {
-                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"))
-            }
-            Some(Value::String(s)) => return Some(s.clone()),
-            Some(_) => self.fail(field, "must be a string"),
-        }
-        None
+        self.id_at(field, self.obj.get(field), required, IdType::String)
     }
 
     fn uint(&mut self, field: &str, min: u64, max: u64) -> Option<u64> {
-        let value = self.obj.get(field)?;
-        match value.as_u64() {
-            Some(v) if (min..=max).contains(&v) => Some(v),
-            _ if value.is_null() => None,
-            _ if max == u64::MAX => {
-                self.fail(field, &format!("must be an integer of at least {min}"));
-                None
-            }
-            _ => {
-                self.fail(field, &format!("must be an integer from {min} to {max}"));
-                None
-            }
-        }
+        self.count_at(field, self.obj.get(field), min, max)
     }
 }

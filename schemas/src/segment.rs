@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventKind, TicketStatus};
-use crate::fields::Reader;
-use crate::native::MAX_ID_LEN;
+use crate::fields::{IdType, Reader};
+use crate::limits::{check_age, MAX_USES, MAX_VOLUME};
 use crate::{FieldError, SchemaError};
 
 /// Which Segment call a message is. The single-call endpoints say it by their path; in
@@ -101,6 +101,8 @@ pub struct Context<'a> {
     pub received_at: DateTime<Utc>,
     pub source: &'a str,
     pub max_future: Duration,
+    /// Events older than this (before `received_at`) are refused with an error on `timestamp`.
+    pub max_age: Duration,
     pub mapping: &'a EventMapping,
     /// The account of the user's last `group` call, if ingest remembers one.
     pub group_of_user: &'a (dyn Fn(&str) -> Option<String> + Sync),
@@ -183,9 +185,11 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
     }
     let timestamp = r.event_time(ctx, &mut properties);
 
-    let ctx_group = context.as_ref().and_then(|c| c.get("groupId")).and_then(id_of);
-    let prop_account = ["account_id", "accountId"].iter().find_map(|k| own_properties.get(*k).and_then(id_of));
-    let trait_account = traits.as_ref().and_then(|t| ["account_id", "accountId"].iter().find_map(|k| t.get(*k).and_then(id_of)));
+    // Every id the attribution chain may use is held to the id rule, wherever it sits: a
+    // 32 KiB `context.groupId` is refused with its path, never stored or remembered.
+    let ctx_group = context.as_ref().and_then(|c| r.id_at("context.groupId", c.get("groupId"), false, IdType::StringOrNumber));
+    let prop_account = r.account_in(&own_properties, "properties");
+    let trait_account = traits.as_ref().and_then(|t| r.account_in(t, "traits"));
 
     let mut event =
         Event::new(EventKind::FeatureUsed, message_id, String::new(), user.clone(), timestamp, ctx.received_at, ctx.source.to_owned());
@@ -213,23 +217,23 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
         }
         CallType::Group => {
             event.kind = EventKind::Account;
-            match obj.get("groupId").and_then(id_of) {
-                Some(g) => event.account_id = g,
-                None => r.fail("groupId", "is required (a string or number)"),
+            if let Some(g) = r.id_at("groupId", obj.get("groupId"), true, IdType::StringOrNumber) {
+                event.account_id = g;
             }
             event.traits = traits.unwrap_or_default();
             event.properties = without(&properties, &own_properties);
         }
         CallType::Page | CallType::Screen => {
-            let label = obj
-                .get("name")
-                .and_then(Value::as_str)
-                .or_else(|| own_properties.get("name").and_then(Value::as_str))
-                .or_else(|| own_properties.get("path").and_then(Value::as_str))
-                .unwrap_or("unknown");
+            // The label becomes the feature name, so it is held to the id rule, under the
+            // name of the field it came from.
+            let label = [("name", obj.get("name")), ("properties.name", own_properties.get("name")), ("properties.path", own_properties.get("path"))]
+                .into_iter()
+                .find(|(_, v)| v.is_some_and(Value::is_string))
+                .and_then(|(path, v)| r.name_at(path, v))
+                .unwrap_or_else(|| "unknown".to_owned());
             event.account_id = chain(None);
             event.feature = Some(format!("{}:{label}", call.as_str()));
-            event.module = obj.get("category").and_then(Value::as_str).map(str::to_owned);
+            event.module = r.name_at("category", obj.get("category"));
             event.count = Some(1);
             event.properties = properties;
         }
@@ -238,12 +242,9 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
             if user_id.is_none() {
                 r.fail("userId", "is required for alias");
             }
-            match obj.get("previousId").and_then(id_of) {
-                Some(p) => {
-                    event.properties = without(&properties, &own_properties);
-                    event.properties.insert("alias_previous_id".into(), Value::String(p));
-                }
-                None => r.fail("previousId", "is required (a string or number)"),
+            if let Some(p) = r.id_at("previousId", obj.get("previousId"), true, IdType::StringOrNumber) {
+                event.properties = without(&properties, &own_properties);
+                event.properties.insert("alias_previous_id".into(), Value::String(p));
             }
             event.account_id = chain(None);
         }
@@ -257,56 +258,36 @@ fn without(all: &Map<String, Value>, own: &Map<String, Value>) -> Map<String, Va
     all.iter().filter(|(k, _)| !own.contains_key(*k) || *k == "context" || *k == "integrations").map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// An id as Segment libraries send it: a string, or a number (stringified).
-fn id_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 impl Reader<'_> {
+    /// A top-level id as Segment libraries send it: a string, or a number (stringified).
     fn id_or_number(&mut self, field: &str) -> Option<String> {
-        let v = self.obj.get(field)?;
-        if v.is_null() {
-            return None;
-        }
-        match id_of(v) {
-            Some(s) if s.chars().count() > MAX_ID_LEN => {
-                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"));
-                None
-            }
-            Some(s) => Some(s),
-            None => {
-                self.fail(field, "must be a non-empty string or a number");
-                None
-            }
-        }
+        self.id_at(field, self.obj.get(field), false, IdType::StringOrNumber)
     }
 
     fn required_str(&mut self, field: &str) -> Option<String> {
-        match self.obj.get(field) {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_ID_LEN => Some(s.clone()),
-            Some(Value::String(s)) if !s.trim().is_empty() => {
-                self.fail(field, &format!("is longer than {MAX_ID_LEN} characters"));
-                None
-            }
-            _ => {
-                self.fail(field, "is required (a non-empty string)");
-                None
-            }
-        }
+        self.id_at(field, self.obj.get(field), true, IdType::String)
+    }
+
+    /// A free-form name (module, object, priority, page name) used only when it is a string:
+    /// Segment leaves these loosely typed, so another type is ignored as before, but a string
+    /// is held to the id rule, since it is stored and grouped by like an id.
+    fn name_at(&mut self, path: &str, value: Option<&Value>) -> Option<String> {
+        value.filter(|v| v.is_string()).and_then(|v| self.id_at(path, Some(v), false, IdType::String))
+    }
+
+    /// The account id a `properties` or `traits` object names (`account_id`, else `accountId`).
+    fn account_in(&mut self, obj: &Map<String, Value>, prefix: &str) -> Option<String> {
+        ["account_id", "accountId"]
+            .into_iter()
+            .find(|k| obj.get(*k).is_some_and(|v| !v.is_null()))
+            .and_then(|k| self.id_at(&format!("{prefix}.{k}"), obj.get(k), false, IdType::StringOrNumber))
     }
 
     /// Segment's rule: with `sentAt`, the client's clock offset is removed —
     /// timestamp = receivedAt − (sentAt − client time). Far-future results are clamped.
     fn event_time(&mut self, ctx: &Context<'_>, properties: &mut Map<String, Value>) -> DateTime<Utc> {
-        let client = if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) {
-            self.timestamp("timestamp")
-        } else {
-            self.timestamp("originalTimestamp")
-        };
+        let field = if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) { "timestamp" } else { "originalTimestamp" };
+        let client = self.timestamp(field);
         let sent_at = self.timestamp("sentAt");
         let t = match (client, sent_at) {
             (Some(c), Some(s)) => ctx.received_at - (s - c),
@@ -317,20 +298,14 @@ impl Reader<'_> {
             properties.insert("uptake_client_timestamp".into(), Value::String(t.to_rfc3339()));
             return ctx.received_at;
         }
+        if let Some(reason) = check_age(t, ctx.received_at, ctx.max_age) {
+            self.fail(field, &reason);
+        }
         t
     }
 
     fn prop_uint(&mut self, props: &Map<String, Value>, name: &str, min: u64, max: u64) -> Option<u64> {
-        let v = props.get(name)?;
-        match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Some(n),
-            _ if v.is_null() => None,
-            _ => {
-                let range = if max == u64::MAX { format!("an integer of at least {min}") } else { format!("an integer from {min} to {max}") };
-                self.fail(&format!("properties.{name}"), &format!("must be {range}"));
-                None
-            }
-        }
+        self.count_at(&format!("properties.{name}"), props.get(name), min, max)
     }
 
     fn track(&mut self, e: &mut Event, mapped: Mapped, props: &Map<String, Value>, name: String) {
@@ -338,9 +313,9 @@ impl Reader<'_> {
             Mapped::Login => e.kind = EventKind::Login,
             Mapped::DataVolume => {
                 e.kind = EventKind::DataVolume;
-                e.records = self.prop_uint(props, "records", 0, u64::MAX);
-                e.bytes = self.prop_uint(props, "bytes", 0, u64::MAX);
-                e.object = props.get("object").and_then(Value::as_str).map(str::to_owned);
+                e.records = self.prop_uint(props, "records", 0, MAX_VOLUME);
+                e.bytes = self.prop_uint(props, "bytes", 0, MAX_VOLUME);
+                e.object = self.name_at("properties.object", props.get("object"));
                 if !props.contains_key("records") && !props.contains_key("bytes") {
                     self.fail("properties.records", "a data volume event needs properties.records and/or properties.bytes");
                 }
@@ -356,16 +331,17 @@ impl Reader<'_> {
             Mapped::Ticket(status) => {
                 e.kind = EventKind::SupportTicket;
                 e.ticket_status = Some(status);
-                e.ticket_id = ["ticket_id", "ticketId"].iter().find_map(|k| props.get(*k).and_then(id_of));
-                if e.ticket_id.is_none() {
-                    self.fail("properties.ticket_id", "a ticket event needs properties.ticket_id");
+                let key = ["ticket_id", "ticketId"].into_iter().find(|k| props.get(*k).is_some_and(|v| !v.is_null()));
+                match key {
+                    Some(k) => e.ticket_id = self.id_at(&format!("properties.{k}"), props.get(k), false, IdType::StringOrNumber),
+                    None => self.fail("properties.ticket_id", "a ticket event needs properties.ticket_id"),
                 }
-                e.priority = props.get("priority").and_then(Value::as_str).map(str::to_owned);
+                e.priority = self.name_at("properties.priority", props.get("priority"));
             }
             Mapped::Feature => {
                 e.kind = EventKind::FeatureUsed;
-                e.module = props.get("module").and_then(Value::as_str).map(str::to_owned);
-                e.count = Some(if props.contains_key("count") { self.prop_uint(props, "count", 1, u64::MAX).unwrap_or(1) } else { 1 });
+                e.module = self.name_at("properties.module", props.get("module"));
+                e.count = Some(self.prop_uint(props, "count", 1, MAX_USES).unwrap_or(1));
                 e.feature = Some(name);
             }
         }

@@ -11,6 +11,7 @@ fn ctx() -> Context<'static> {
         received_at: "2026-11-22T12:00:00Z".parse().unwrap(),
         source: "web",
         max_future: Duration::minutes(10),
+        max_age: Duration::days(730),
     }
 }
 

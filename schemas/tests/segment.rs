@@ -15,7 +15,7 @@ fn no_groups(_: &str) -> Option<String> {
 
 fn with<R>(received: &str, groups: &(dyn Fn(&str) -> Option<String> + Sync), f: impl FnOnce(&Context<'_>) -> R) -> R {
     let mapping = EventMapping::default();
-    let ctx = Context { received_at: t(received), source: "segment", max_future: Duration::minutes(10), mapping: &mapping, group_of_user: groups };
+    let ctx = Context { received_at: t(received), source: "segment", max_future: Duration::minutes(10), max_age: Duration::days(730), mapping: &mapping, group_of_user: groups };
     f(&ctx)
 }
 

@@ -43,6 +43,7 @@ pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
         received_at: Utc::now(),
         source: "bench",
         max_future: Duration::seconds(600),
+        max_age: Duration::days(schemas::limits::DEFAULT_MAX_AGE_DAYS),
     };
     native
         .iter()

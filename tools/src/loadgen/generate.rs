@@ -251,6 +251,7 @@ mod tests {
             received_at: Utc::now(),
             source: "t",
             max_future: chrono::Duration::seconds(600),
+            max_age: chrono::Duration::days(schemas::limits::DEFAULT_MAX_AGE_DAYS),
         };
         let mapping = schemas::segment::EventMapping::default();
         let mut kinds = HashSet::new();
@@ -262,6 +263,7 @@ mod tests {
                     received_at: Utc::now(),
                     source: "t",
                     max_future: chrono::Duration::seconds(600),
+                    max_age: chrono::Duration::days(schemas::limits::DEFAULT_MAX_AGE_DAYS),
                     mapping: &mapping,
                     group_of_user: &|_| None,
                 };
