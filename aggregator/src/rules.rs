@@ -171,18 +171,24 @@ fn bad(rule: &str, field: &str, reason: impl std::fmt::Display) -> AggregatorErr
     AggregatorError::Config { key: format!("rule {rule:?}: {field}"), reason: reason.to_string() }
 }
 
-/// `30m`, `12h`, `7d`.
+/// `30m`, `12h`, `7d`. `None` for anything else — including a multi-byte last character
+/// (`"7µ"`) and an amount that would overflow — never a panic: the text comes from a config file.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let (n, unit) = s.trim().split_at(s.trim().len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let secs: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
         _ => return None,
     };
-    Some(Duration::from_secs(n * secs))
+    // The unit is ASCII here, so cutting one byte off is on a character boundary.
+    let n = &s[..s.len() - 1];
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Duration::from_secs(n.parse::<u64>().ok()?.checked_mul(secs)?))
 }
 
 /// Parses and validates a rule file; every error names the rule and the field.
@@ -250,7 +256,9 @@ fn condition(rule: &str, field: &str, v: &Value) -> Result<Condition, Aggregator
     let num = |k: &str| -> Result<f64, AggregatorError> {
         get(k)
             .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
-            .ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a number"))
+            // nan/inf would make a condition silently never (or always) hold.
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a number (not nan or inf)"))
     };
     let string = |k: &str| -> Result<String, AggregatorError> {
         get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a string"))
