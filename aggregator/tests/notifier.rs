@@ -102,7 +102,7 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
     let severity = [Severity::Info, Severity::Warning, Severity::Critical][i % 3];
     let fired_at = "2026-05-04T08:00:00Z".parse().unwrap();
     Alert {
-        alert_id: Alert::episode_id(&format!("acct-{i}"), "usage_drop", fired_at),
+        alert_id: Alert::episode_id(&format!("acct-{i}"), "usage_drop", None),
         account_id: format!("acct-{i}"),
         rule_id: "usage_drop".into(),
         severity,
