@@ -36,8 +36,11 @@ pub fn change_pct(previous: u64, current: u64) -> Option<f64> {
     (previous > 0).then(|| (current as f64 - previous as f64) * 100.0 / previous as f64)
 }
 
+/// How to read one metric from a metrics row.
+type Reader = fn(&MetricsRow) -> Option<f64>;
+
 /// Every metric a rule may name, with how to read it from a metrics row.
-const METRICS: &[(&str, fn(&MetricsRow) -> Option<f64>)] = &[
+const METRICS: &[(&str, Reader)] = &[
     ("active_users_1d", |m| Some(m.active_users_1d as f64)),
     ("active_users_7d", |m| Some(m.active_users_7d as f64)),
     ("active_users_30d", |m| Some(m.active_users_30d as f64)),
@@ -74,7 +77,7 @@ const METRICS: &[(&str, fn(&MetricsRow) -> Option<f64>)] = &[
     ("days_to_renewal", |m| m.days_to_renewal.map(f64::from)),
 ];
 
-fn metric(name: &str) -> Option<fn(&MetricsRow) -> Option<f64>> {
+fn metric(name: &str) -> Option<Reader> {
     METRICS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -112,7 +112,7 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
         lifecycle_stage: Some("growth".into()),
         health_score: Some(40.0 + i as f64),
         metrics: BTreeMap::from([("active_users_change_7d".into(), -60.0), ("active_users_7d".into(), 4.0)]),
-        csm_owner: Some(if i % 2 == 0 { "dana@vendor.example" } else { "sam@vendor.example" }.into()),
+        csm_owner: Some(["dana@vendor.example", "sam@vendor.example"][i % 2].into()),
         reason: format!("Weekly active users fell 60 % (10 → 4) vs the previous 7 days (acct-{i})."),
     }
 }
