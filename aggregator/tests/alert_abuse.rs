@@ -4,6 +4,9 @@
 //! evaluator then carries on or crashes and restarts, the episode keeps one `alert_id`, CSMs get
 //! each record once, and the episode's resolution matches the record they got.
 //!
+//! Also: a receive error on the alerts topic (subscribed before it exists) is counted and never
+//! ends the notifier, which delivers once the topic exists.
+//!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
 use std::sync::{Arc, Mutex};
@@ -223,4 +226,32 @@ async fn a_failed_alerts_insert_is_stored_by_the_next_pass_without_republishing(
         }
     }
     panic!("the second episode did not fire");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn notifier_receive_error_is_counted_and_never_fatal() {
+    let stack = Stack::from_env("notifier_recv_errors");
+    let rx = Receiver::default();
+    let (mut cfg, store, producer) = setup(&stack, rx.start().await).await;
+    // Subscribed to a topic that does not exist yet: librdkafka reports that as a receive error
+    // (once; the backoff itself is unit-tested in notifier::backoff). Refresh metadata often, so
+    // the topic is found soon once it exists.
+    cfg.kafka.alerts_topic = stack.topic("not-yet-alerts");
+    cfg.kafka.librdkafka.insert("topic.metadata.refresh.interval.ms".into(), "500".into());
+    let metrics = Arc::new(Metrics::new());
+    let (stop, notifier) = start_notifier(&cfg, &store, &producer, metrics.clone());
+    wait_until("a receive error", || metrics.notify_receive_errors.get() >= 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!notifier.is_finished(), "the notifier ended on a receive error");
+
+    // The topic appears: the notifier recovers by itself and delivers.
+    stack.create_topics(&[&cfg.kafka.alerts_topic], 1).await;
+    let mut ev = evaluator(&cfg, &store, &producer);
+    let fired = ev.evaluate(t("2026-03-08T18:00:00Z")).await.unwrap().fired;
+    assert_eq!(fired.len(), 1);
+    wait_until("the alert to be delivered", || !rx.keys().is_empty()).await;
+    assert_eq!(rx.keys(), [format!("{}:firing", fired[0].alert_id)]);
+    stop.send(true).unwrap();
+    notifier.await.unwrap();
 }
