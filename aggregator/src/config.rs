@@ -394,8 +394,17 @@ impl AggregatorConfig {
             if !names.insert(w.name.as_str()) {
                 return bad(key("name"), "is used by another webhook");
             }
-            if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
+            if !w.url.starts_with("http://") && !w.url.starts_with("https://") || reqwest::Url::parse(&w.url).is_err() {
                 return bad(key("url"), "must be an http:// or https:// URL");
+            }
+            // Else every request would fail in the client and each alert be retried, then parked.
+            for (name, value) in &w.headers {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || reqwest::header::HeaderValue::from_str(value).is_err()
+                {
+                    // The value is not quoted: it is often a secret.
+                    return bad(key(&format!("headers.{name}")), "must be a valid HTTP header name and value");
+                }
             }
             if w.statuses.is_empty() {
                 return bad(key("statuses"), "must name firing and/or resolved");
@@ -467,5 +476,11 @@ mod tests {
         let mut bad_url = cfg.clone();
         bad_url.notifier.webhooks[0].url = "hooks.example".into();
         assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
+        bad_url.notifier.webhooks[0].url = "https://exa mple.com:99999/".into();
+        assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
+        let mut bad_header = cfg.clone();
+        bad_header.notifier.webhooks[0].headers.insert("Authorization".into(), "Bearer s3cret\n".into());
+        let err = bad_header.validate().unwrap_err().to_string();
+        assert!(err.contains("notifier.webhooks[0] (dana-slack).headers.Authorization") && !err.contains("s3cret"), "{err}");
     }
 }

@@ -8,6 +8,13 @@
 //!
 //! Only the accounts of the partitions this instance consumes are evaluated ([`Ownership`]), so
 //! two instances in one consumer group never compute or alert on the same account.
+//!
+//! An episode's `alert_id` is chained from the previous episode of the same account and rule
+//! ([`Alert::episode_id`]), read from the `alerts` table, never from the time of the pass: a
+//! firing record re-sent after any failure before its row was stored carries the same id, so
+//! the notifier's ledger delivers it once. A row that failed to store after its record was
+//! published is kept and stored before the next pass ([`Evaluator::record_unrecorded`]) instead
+//! of publishing the record again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +32,7 @@ use crate::rules::{self, Finding, Rule};
 use crate::account::{metrics_row, MetricsRow, Model};
 use crate::health::{HealthConfig, LifecycleConfig};
 use crate::store::{to_datetime, AlertRow, OpenEpisode, Store};
+use serde::Deserialize;
 use crate::AggregatorError;
 
 /// What one evaluation pass did.
@@ -60,6 +68,11 @@ pub struct Evaluator {
     streaks: HashMap<(String, String), u32>,
     /// When each (account, rule)'s last episode resolved (`cooldown`).
     last_resolved: HashMap<(String, String), u32>,
+    /// Each (account, rule)'s latest episode id: the next episode's id is chained from it.
+    last_episode: HashMap<(String, String), String>,
+    /// `alerts` rows whose records were published but whose INSERT failed: stored before the
+    /// next pass, so the pass neither re-publishes them nor forgets the state they changed.
+    unrecorded: Vec<AlertRow>,
     lifecycle: LifecycleConfig,
     health: HealthConfig,
     /// The configured feature catalogue's size; 0 = use the features seen in 90 days.
@@ -90,6 +103,8 @@ impl Evaluator {
             rules: rules::load_rules(cfg.rules_file.as_deref())?,
             streaks: HashMap::new(),
             last_resolved: HashMap::new(),
+            last_episode: HashMap::new(),
+            unrecorded: Vec::new(),
             lifecycle: cfg.lifecycle.clone(),
             health: cfg.health.clone(),
             catalogue: cfg.metrics.feature_catalogue.len() as u64,
@@ -126,8 +141,44 @@ impl Evaluator {
             .into_iter()
             .map(|e| ((e.account_id.clone(), e.rule_id.clone()), e))
             .collect();
-        self.last_resolved = self.store.last_resolutions().await?.into_iter().map(|(a, r, t)| ((a, r), t)).collect();
+        let history = self.episode_history().await?;
+        self.last_resolved = history
+            .iter()
+            .filter(|h| h.last_resolved > 0)
+            .map(|h| ((h.account_id.clone(), h.rule_id.clone()), h.last_resolved))
+            .collect();
+        self.last_episode =
+            history.into_iter().map(|h| ((h.account_id, h.rule_id), h.last_alert_id)).collect();
         self.loaded_for = Some(generation);
+        Ok(())
+    }
+
+    /// Per (account, rule) with any alert: the latest episode's id and when the latest episode
+    /// resolved (0: never). The latest episode is the one with the latest row; at a tie in time
+    /// the firing row wins (a new episode's firing can follow the previous resolution within a
+    /// second only in that order).
+    async fn episode_history(&self) -> Result<Vec<EpisodeHistory>, AggregatorError> {
+        let sql = format!(
+            "SELECT account_id, rule_id,
+                    argMax(alert_id, toUInt64(recorded_at) * 2 + (status = 'firing')) AS last_alert_id,
+                    toUInt32(maxIf(recorded_at, status = 'resolved')) AS last_resolved
+             FROM {db}.alerts
+             GROUP BY account_id, rule_id",
+            db = self.store.database()
+        );
+        Ok(self.store.client().query(&sql).fetch_all().await?)
+    }
+
+    /// Stores the `alerts` rows a failed INSERT left behind, before anything else reads the
+    /// table. Until it succeeds no pass runs: a pass would re-fire episodes the table does not
+    /// show yet (the same ids, but a repeat on the topic all the same).
+    pub async fn record_unrecorded(&mut self) -> Result<(), AggregatorError> {
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        self.store.insert_rows("alerts", &self.unrecorded).await?;
+        tracing::info!(rows = self.unrecorded.len(), "stored the alert rows of an earlier pass");
+        self.unrecorded.clear();
         Ok(())
     }
 
@@ -139,9 +190,17 @@ impl Evaluator {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => {
+                    // One last try, so a restart need not re-send their records (it would, with
+                    // the same ids, and the ledger would drop them).
+                    if let Err(e) = self.record_unrecorded().await {
+                        tracing::warn!(error = %e, rows = self.unrecorded.len(), "alert rows not stored at shutdown; their records are re-sent after the restart");
+                    }
+                    return Ok(());
+                }
             }
             if let Err(e) = self.evaluate(Utc::now()).await {
+                self.metrics.evaluation_failures.inc();
                 tracing::warn!(error = %e, "evaluation pass failed; retrying next interval");
             }
         }
@@ -156,6 +215,7 @@ impl Evaluator {
             *slot = phase.elapsed();
             phase = std::time::Instant::now();
         };
+        self.record_unrecorded().await?;
         self.refresh_open_episodes().await?;
         let partitions = self.ownership.partitions();
         let (inputs, features_seen) = if partitions.is_empty() {
@@ -199,7 +259,8 @@ impl Evaluator {
     /// (and not within `cooldown` of the last episode) opens an episode; one that stops holding
     /// resolves it, when the rule auto-resolves. The pass's alerts are published together and
     /// only then change the open episodes, so a failed publish changes nothing and the next
-    /// pass tries again.
+    /// pass tries again (with the same ids). Once published they change the state even if
+    /// their rows fail to store: those are kept for the next pass ([`Self::record_unrecorded`]).
     async fn apply_rules(
         &mut self,
         rule_set: &[Rule],
@@ -221,7 +282,8 @@ impl Evaluator {
                             .get(&key)
                             .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
                         if *streak >= rule.for_evaluations && !cooling {
-                            alerts.push(firing(rule, m, finding, now));
+                            let previous = self.last_episode.get(&key).map(String::as_str);
+                            alerts.push(firing(rule, m, finding, previous, now));
                         }
                     }
                     (Some(_), Some(_)) => {}
@@ -234,12 +296,14 @@ impl Evaluator {
                 }
             }
         }
-        self.publish(&alerts, now).await?;
+        let rows = alert_rows(&alerts, now)?;
+        self.publish(&alerts).await?;
         for alert in alerts {
             let key = (alert.account_id.clone(), alert.rule_id.clone());
             match alert.status {
                 AlertStatus::Firing => {
                     self.streaks.remove(&key);
+                    self.last_episode.insert(key.clone(), alert.alert_id.clone());
                     let episode = OpenEpisode {
                         alert_id: alert.alert_id.clone(),
                         account_id: alert.account_id.clone(),
@@ -256,14 +320,21 @@ impl Evaluator {
                 }
             }
         }
+        if self.dry_run || rows.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.insert_rows("alerts", &rows).await {
+            tracing::warn!(error = %e, rows = rows.len(), "alert records published but their rows not stored; storing them before the next pass");
+            self.unrecorded.extend(rows);
+            return Err(e);
+        }
         Ok(())
     }
 
-    /// Publishes the alerts to the alert topic (all in flight at once, each acknowledged by the
-    /// broker), then records them in `alerts` with one INSERT. In that order: a crash in between
-    /// re-sends them after the restart — receivers deduplicate by `alert_id` and the notifier's
-    /// ledger — rather than losing a notification.
-    async fn publish(&self, alerts: &[Alert], now: DateTime<Utc>) -> Result<(), AggregatorError> {
+    /// Publishes the alerts to the alert topic, all in flight at once, each acknowledged by the
+    /// broker. Before their rows are stored: a crash in between re-sends them after the restart
+    /// with the same ids — the notifier's ledger drops the repeat — rather than losing one.
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), AggregatorError> {
         if self.dry_run || alerts.is_empty() {
             return Ok(());
         }
@@ -278,27 +349,6 @@ impl Evaluator {
         for sent in futures::future::join_all(sends).await {
             sent.map_err(|(e, _)| AggregatorError::Delivery(format!("alert topic: {e}")))?;
         }
-        let rows = alerts
-            .iter()
-            .map(|alert| {
-                Ok(AlertRow {
-                    alert_id: alert.alert_id.clone(),
-                    account_id: alert.account_id.clone(),
-                    rule_id: alert.rule_id.clone(),
-                    severity: alert.severity.as_str().to_owned(),
-                    status: alert.status.as_str().to_owned(),
-                    fired_at: to_datetime(alert.fired_at),
-                    resolved_at: alert.resolved_at.map(to_datetime),
-                    recorded_at: to_datetime(now),
-                    lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
-                    health_score: alert.health_score,
-                    metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
-                    csm_owner: alert.csm_owner.clone().unwrap_or_default(),
-                    reason: alert.reason.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, AggregatorError>>()?;
-        self.store.insert_rows("alerts", &rows).await?;
         for alert in alerts {
             self.metrics.alerts.with_label_values(&[alert.status.as_str()]).inc();
             tracing::info!(account = %alert.account_id, rule = %alert.rule_id, status = alert.status.as_str(), reason = %alert.reason, "alert");
@@ -307,10 +357,44 @@ impl Evaluator {
     }
 }
 
-/// The `firing` record that opens an episode of `rule` for `m`'s account.
-fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, now: DateTime<Utc>) -> Alert {
+/// Per (account, rule): its latest episode and when an episode last resolved.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct EpisodeHistory {
+    account_id: String,
+    rule_id: String,
+    last_alert_id: String,
+    last_resolved: u32,
+}
+
+/// The `alerts` rows of a pass's alerts, recorded at `now`.
+fn alert_rows(alerts: &[Alert], now: DateTime<Utc>) -> Result<Vec<AlertRow>, AggregatorError> {
+    alerts
+        .iter()
+        .map(|alert| {
+            Ok(AlertRow {
+                alert_id: alert.alert_id.clone(),
+                account_id: alert.account_id.clone(),
+                rule_id: alert.rule_id.clone(),
+                severity: alert.severity.as_str().to_owned(),
+                status: alert.status.as_str().to_owned(),
+                fired_at: to_datetime(alert.fired_at),
+                resolved_at: alert.resolved_at.map(to_datetime),
+                recorded_at: to_datetime(now),
+                lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
+                health_score: alert.health_score,
+                metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
+                csm_owner: alert.csm_owner.clone().unwrap_or_default(),
+                reason: alert.reason.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The `firing` record that opens an episode of `rule` for `m`'s account, after the episode
+/// `previous` (the pair's latest, if any).
+fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, previous: Option<&str>, now: DateTime<Utc>) -> Alert {
     Alert {
-        alert_id: Alert::episode_id(&m.account_id, &rule.id, now),
+        alert_id: Alert::episode_id(&m.account_id, &rule.id, previous),
         account_id: m.account_id.clone(),
         rule_id: rule.id.clone(),
         severity: rule.severity,

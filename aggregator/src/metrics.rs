@@ -33,6 +33,10 @@ pub struct Metrics {
     pub notify_dead_letters: IntCounterVec,
     /// Notifier: duration of one webhook request.
     pub notify_seconds: Histogram,
+    /// Notifier: failed receives from the alerts topic (each retried with backoff).
+    pub notify_receive_errors: IntCounter,
+    /// Evaluation passes that failed (each retried at the next interval).
+    pub evaluation_failures: IntCounter,
 }
 
 impl Metrics {
@@ -78,6 +82,8 @@ impl Metrics {
                 &["webhook"],
             ),
             notify_seconds: histogram("uptake_notifier_request_seconds", "Duration of one webhook request"),
+            notify_receive_errors: counter("uptake_notifier_receive_errors_total", "Failed receives from the alerts topic (retried with backoff)"),
+            evaluation_failures: counter("uptake_aggregator_evaluation_failures_total", "Evaluation passes that failed (retried next interval)"),
             events_stored: counter("uptake_aggregator_events_stored_total", "Events stored in ClickHouse"),
             duplicates: counter("uptake_aggregator_duplicates_total", "Records skipped as already stored (same message id)"),
             dedup_ids: gauge("uptake_aggregator_dedup_window_ids", "Message ids remembered for deduplication"),

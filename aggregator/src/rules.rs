@@ -36,8 +36,11 @@ pub fn change_pct(previous: u64, current: u64) -> Option<f64> {
     (previous > 0).then(|| (current as f64 - previous as f64) * 100.0 / previous as f64)
 }
 
+/// How to read one metric from a metrics row.
+type Reader = fn(&MetricsRow) -> Option<f64>;
+
 /// Every metric a rule may name, with how to read it from a metrics row.
-const METRICS: &[(&str, fn(&MetricsRow) -> Option<f64>)] = &[
+const METRICS: &[(&str, Reader)] = &[
     ("active_users_1d", |m| Some(m.active_users_1d as f64)),
     ("active_users_7d", |m| Some(m.active_users_7d as f64)),
     ("active_users_30d", |m| Some(m.active_users_30d as f64)),
@@ -74,7 +77,7 @@ const METRICS: &[(&str, fn(&MetricsRow) -> Option<f64>)] = &[
     ("days_to_renewal", |m| m.days_to_renewal.map(f64::from)),
 ];
 
-fn metric(name: &str) -> Option<fn(&MetricsRow) -> Option<f64>> {
+fn metric(name: &str) -> Option<Reader> {
     METRICS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -171,18 +174,24 @@ fn bad(rule: &str, field: &str, reason: impl std::fmt::Display) -> AggregatorErr
     AggregatorError::Config { key: format!("rule {rule:?}: {field}"), reason: reason.to_string() }
 }
 
-/// `30m`, `12h`, `7d`.
+/// `30m`, `12h`, `7d`. `None` for anything else — including a multi-byte last character
+/// (`"7µ"`) and an amount that would overflow — never a panic: the text comes from a config file.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let (n, unit) = s.trim().split_at(s.trim().len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let secs: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
         _ => return None,
     };
-    Some(Duration::from_secs(n * secs))
+    // The unit is ASCII here, so cutting one byte off is on a character boundary.
+    let n = &s[..s.len() - 1];
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Duration::from_secs(n.parse::<u64>().ok()?.checked_mul(secs)?))
 }
 
 /// Parses and validates a rule file; every error names the rule and the field.
@@ -250,7 +259,9 @@ fn condition(rule: &str, field: &str, v: &Value) -> Result<Condition, Aggregator
     let num = |k: &str| -> Result<f64, AggregatorError> {
         get(k)
             .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
-            .ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a number"))
+            // nan/inf would make a condition silently never (or always) hold.
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a number (not nan or inf)"))
     };
     let string = |k: &str| -> Result<String, AggregatorError> {
         get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a string"))

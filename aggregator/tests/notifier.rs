@@ -102,7 +102,7 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
     let severity = [Severity::Info, Severity::Warning, Severity::Critical][i % 3];
     let fired_at = "2026-05-04T08:00:00Z".parse().unwrap();
     Alert {
-        alert_id: Alert::episode_id(&format!("acct-{i}"), "usage_drop", fired_at),
+        alert_id: Alert::episode_id(&format!("acct-{i}"), "usage_drop", None),
         account_id: format!("acct-{i}"),
         rule_id: "usage_drop".into(),
         severity,
@@ -112,7 +112,7 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
         lifecycle_stage: Some("growth".into()),
         health_score: Some(40.0 + i as f64),
         metrics: BTreeMap::from([("active_users_change_7d".into(), -60.0), ("active_users_7d".into(), 4.0)]),
-        csm_owner: Some(if i % 2 == 0 { "dana@vendor.example" } else { "sam@vendor.example" }.into()),
+        csm_owner: Some(["dana@vendor.example", "sam@vendor.example"][i % 2].into()),
         reason: format!("Weekly active users fell 60 % (10 → 4) vs the previous 7 days (acct-{i})."),
     }
 }

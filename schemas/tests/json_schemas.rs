@@ -13,7 +13,7 @@ fn schema(name: &str) -> Value {
 #[test]
 fn alert_schema_matches_the_alert_type() {
     let alert = Alert {
-        alert_id: Alert::episode_id("acme", "active_users_drop", "2026-11-22T10:00:00Z".parse().unwrap()),
+        alert_id: Alert::episode_id("acme", "active_users_drop", None),
         account_id: "acme".into(),
         rule_id: "active_users_drop".into(),
         severity: Severity::Warning,
@@ -38,8 +38,8 @@ fn alert_schema_matches_the_alert_type() {
         assert!(schema["properties"][field]["enum"].as_array().unwrap().contains(&Value::from(value)));
     }
     // The same episode always gets the same id: receivers deduplicate on it.
-    assert_eq!(alert.alert_id, Alert::episode_id("acme", "active_users_drop", alert.fired_at));
-    assert_ne!(alert.alert_id, Alert::episode_id("acme", "other_rule", alert.fired_at));
+    assert_eq!(alert.alert_id, Alert::episode_id("acme", "active_users_drop", None));
+    assert_ne!(alert.alert_id, Alert::episode_id("acme", "other_rule", None));
     let back: Alert = serde_json::from_value(json).unwrap();
     assert_eq!(back, alert);
 }

@@ -1,5 +1,10 @@
 //! One alert record to one webhook: POST, and on failure retry with exponential backoff until
 //! it succeeds, fails for good, or runs out of attempts.
+//!
+//! The client never follows a redirect: it would re-send the webhook's custom headers (API keys)
+//! and the alert to whatever address the receiver names — a 3xx is a final failure that says so.
+//! A refusal's body is read only up to [`ERROR_BODY_CAP`], so a receiver answering an endless
+//! error page costs a few KiB, not memory and the whole request timeout.
 
 use std::time::Duration;
 
@@ -10,6 +15,9 @@ use tokio::sync::watch;
 use super::payload;
 use crate::config::{NotifierConfig, WebhookConfig};
 use crate::metrics::Metrics;
+
+/// How much of a failed response's body is read for the error message.
+pub const ERROR_BODY_CAP: usize = 4 * 1024;
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +52,7 @@ impl Sender {
     pub fn new(cfg: &NotifierConfig) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout())
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("uptake-notifier/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -107,13 +116,28 @@ impl Sender {
         if status.is_success() {
             return Ok(());
         }
+        if status.is_redirection() {
+            // Only the host: the rest of the location may carry a token.
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| response.url().join(v).ok())
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "an unknown address".into());
+            return Err(Failure {
+                error: format!("HTTP {status}: redirect to {to} not followed (it would carry the webhook's headers there); configure the final URL"),
+                retryable: false,
+                retry_after: None,
+            });
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().await.unwrap_or_default();
+        let text = capped_body(response, ERROR_BODY_CAP).await;
         let snippet: String = text.chars().take(200).collect();
         Err(Failure {
             error: format!("HTTP {status}: {snippet}"),
@@ -131,32 +155,23 @@ impl Sender {
     }
 }
 
+/// The first `cap` bytes of the body (lossy UTF-8); a read error ends it early. The rest is
+/// never read: dropping the response closes the connection.
+async fn capped_body(mut response: reqwest::Response, cap: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk[..chunk.len().min(cap - buf.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// Server trouble and throttling pass; any other refusal would only repeat.
 fn retryable(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_errors_and_throttling_are_retried_other_refusals_are_not() {
-        for code in [500, 502, 503, 429, 408] {
-            assert!(retryable(StatusCode::from_u16(code).unwrap()), "{code}");
-        }
-        for code in [400, 401, 403, 404, 410, 422] {
-            assert!(!retryable(StatusCode::from_u16(code).unwrap()), "{code}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        let cfg = NotifierConfig { initial_backoff_ms: 100, max_backoff_ms: 1_000, ..NotifierConfig::default() };
-        let s = Sender::new(&cfg).unwrap();
-        for (attempt, base) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1_000), (30, 1_000)] {
-            let got = s.backoff(attempt).as_millis() as u64;
-            assert!((base..=base * 6 / 5).contains(&got), "attempt {attempt}: {got} ms");
-        }
-    }
-}
+mod tests;

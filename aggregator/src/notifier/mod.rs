@@ -12,6 +12,7 @@
 //! before its `resolved`. Webhooks of one record are served concurrently, so a failing webhook
 //! delays the others only by its retries, and never loses them anything.
 
+pub mod backoff;
 mod deliver;
 pub mod payload;
 
@@ -37,6 +38,8 @@ use crate::AggregatorError;
 
 /// How long to wait before retrying ClickHouse or the broker when they fail.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// First and longest wait after a Kafka receive error ([`backoff::Backoff`]).
+const RECEIVE_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
 
 pub struct Notifier {
     consumer: StreamConsumer,
@@ -77,6 +80,7 @@ impl Notifier {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
         self.consumer.subscribe(&[&self.alerts_topic])?;
         tracing::info!(topic = %self.alerts_topic, webhooks = self.webhooks.len(), "notifier started");
+        let mut receive = backoff::Backoff::new(RECEIVE_RETRY.0, RECEIVE_RETRY.1);
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -85,11 +89,20 @@ impl Notifier {
                 _ = shutdown.changed() => return Ok(()),
                 m = self.consumer.recv() => m,
             };
+            // Never fatal: counted, and retried ever more slowly while it persists.
             let message = match message {
-                Ok(m) => m,
+                Ok(m) => {
+                    receive.succeed();
+                    m
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "alerts topic: receive failed; retrying");
-                    tokio::time::sleep(STORE_RETRY).await;
+                    self.metrics.notify_receive_errors.inc();
+                    let wait = receive.fail();
+                    tracing::warn!(error = %e, in_a_row = receive.failures(), wait_ms = wait.as_millis() as u64, "alerts topic: receive failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
                     continue;
                 }
             };
@@ -105,10 +118,13 @@ impl Notifier {
             if !handled {
                 return Ok(()); // shutdown mid-record: redelivered after the restart
             }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(message.topic(), message.partition(), rdkafka::Offset::Offset(message.offset() + 1))?;
             // Async: the ledger already holds the outcome; a lost commit only means a replay.
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            let mut tpl = TopicPartitionList::new();
+            let next = rdkafka::Offset::Offset(message.offset() + 1);
+            let committed = tpl
+                .add_partition_offset(message.topic(), message.partition(), next)
+                .and_then(|()| self.consumer.commit(&tpl, CommitMode::Async));
+            if let Err(e) = committed {
                 tracing::warn!(error = %e, "offset commit failed (the ledger prevents redelivery)");
             }
         }

@@ -26,7 +26,15 @@ pub fn render(format: WebhookFormat, webhook: &str, alert: &Alert) -> Value {
 /// A Slack incoming-webhook message: `text` is the notification line (and the fallback for
 /// clients without blocks); the blocks add the metric values and the context a CSM needs to act
 /// without opening a dashboard.
+///
+/// Every string that comes from outside uptake's code — account id, reason, rule id, stage, CSM
+/// owner, metric names — is escaped ([`esc`]): an account id `<!channel>` would otherwise ping
+/// a whole channel, and `<https://evil.example|Open dashboard>` would show as a disguised link.
+/// Each is also clipped, since Slack refuses (400, final) a section over 3000
+/// characters, which would park the alert instead of delivering it.
 fn slack(alert: &Alert) -> Value {
+    let account = esc(&alert.account_id, 200);
+    let reason = esc(&alert.reason, 1_500);
     let headline = match alert.status {
         AlertStatus::Firing => {
             let icon = match alert.severity {
@@ -34,20 +42,19 @@ fn slack(alert: &Alert) -> Value {
                 Severity::Warning => ":warning:",
                 Severity::Info => ":information_source:",
             };
-            format!("{icon} *{}* churn risk for *{}*: {}", alert.severity.as_str(), alert.account_id, alert.reason)
+            format!("{icon} *{}* churn risk for *{account}*: {reason}", alert.severity.as_str())
         }
-        AlertStatus::Resolved => {
-            format!(":white_check_mark: Resolved for *{}*: {}", alert.account_id, alert.reason)
-        }
+        AlertStatus::Resolved => format!(":white_check_mark: Resolved for *{account}*: {reason}"),
     };
-    let mut context = vec![format!("rule `{}`", alert.rule_id)];
+    let mut context = vec![format!("rule `{}`", esc(&alert.rule_id, 200))];
     if let Some(stage) = &alert.lifecycle_stage {
-        context.push(format!("stage {stage}"));
+        context.push(format!("stage {}", esc(stage, 50)));
     }
     if let Some(score) = alert.health_score {
         context.push(format!("health {score:.0}/100"));
     }
-    context.push(format!("CSM {}", alert.csm_owner.as_deref().unwrap_or("unassigned")));
+    let owner = alert.csm_owner.as_deref().unwrap_or("unassigned");
+    context.push(format!("CSM {}", esc(owner, 200)));
     context.push(format!("fired {}", alert.fired_at.format("%Y-%m-%d %H:%M UTC")));
     if let Some(at) = alert.resolved_at {
         context.push(format!("resolved {}", at.format("%Y-%m-%d %H:%M UTC")));
@@ -57,7 +64,7 @@ fn slack(alert: &Alert) -> Value {
         .metrics
         .iter()
         .take(10)
-        .map(|(name, value)| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", number(*value)) }))
+        .map(|(name, value)| json!({ "type": "mrkdwn", "text": format!("*{}*\n{}", esc(name, 100), number(*value)) }))
         .collect();
     let mut blocks = vec![json!({ "type": "section", "text": { "type": "mrkdwn", "text": headline } })];
     if !fields.is_empty() {
@@ -65,6 +72,38 @@ fn slack(alert: &Alert) -> Value {
     }
     blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": context.join(" · ") }] }));
     json!({ "text": headline, "blocks": blocks })
+}
+
+/// Slack's escaping for text it would otherwise read as markup: `&`, `<` and `>` (and nothing
+/// else — Slack shows other entities literally). `<…>` is how Slack writes mentions (`<!channel>`,
+/// `<@U123>`) and links (`<url|label>`), so escaped they show as the characters they are.
+/// At most `max` characters come out (escapes counted, never cut), with `…` when clipped.
+pub fn esc(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    let mut used = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let piece = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => "",
+        };
+        let width = if piece.is_empty() { 1 } else { piece.len() };
+        // Room for this character and, unless it is the last, the ellipsis.
+        let reserve = usize::from(chars.peek().is_some());
+        if used + width + reserve > max {
+            out.push('…');
+            return out;
+        }
+        if piece.is_empty() {
+            out.push(c)
+        } else {
+            out.push_str(piece)
+        }
+        used += width;
+    }
+    out
 }
 
 /// Whole numbers without a fraction, others to two places: "12", "0.35".
@@ -78,6 +117,8 @@ fn number(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn alert(status: &str) -> Alert {
@@ -112,5 +153,45 @@ mod tests {
 
         let resolved = render(WebhookFormat::Slack, "s", &alert("resolved"));
         assert!(resolved["text"].as_str().unwrap().starts_with(":white_check_mark: Resolved for *acme*"));
+    }
+
+    #[test]
+    fn slack_payload_escapes_customer_text() {
+        let mut a = alert("firing");
+        a.account_id = "<!channel> & co".into();
+        a.reason = "Open <https://evil.example/login|the dashboard> now".into();
+        a.rule_id = "r<1>".into();
+        a.lifecycle_stage = Some("<!here>".into());
+        a.csm_owner = Some("<@U0123>".into());
+        a.metrics = BTreeMap::from([("<!everyone>".into(), 1.0)]);
+        let body = render(WebhookFormat::Slack, "s", &a);
+        let text = body["text"].as_str().unwrap();
+        assert_eq!(
+            text,
+            ":rotating_light: *critical* churn risk for *&lt;!channel&gt; &amp; co*: Open &lt;https://evil.example/login|the dashboard&gt; now"
+        );
+        // Nowhere in the message — text or any block — is there a raw `<`, `>` or unescaped `&`.
+        let all = body.to_string();
+        assert!(!all.contains('<') && !all.contains('>'), "{all}");
+        assert_eq!(body["blocks"][0]["text"]["text"].as_str(), Some(text));
+        assert_eq!(body["blocks"][1]["fields"][0]["text"], "*&lt;!everyone&gt;*\n1");
+        let context = body["blocks"][2]["elements"][0]["text"].as_str().unwrap();
+        assert!(context.starts_with("rule `r&lt;1&gt;` · stage &lt;!here&gt; · health 41/100 · CSM &lt;@U0123&gt;"), "{context}");
+        // The JSON envelope carries the record verbatim: escaping is Slack's concern only.
+        assert_eq!(render(WebhookFormat::Json, "j", &a)["alert"]["account_id"], "<!channel> & co");
+    }
+
+    #[test]
+    fn slack_text_stays_within_slacks_section_limit() {
+        let mut a = alert("firing");
+        a.account_id = "<".repeat(5_000);
+        a.reason = "&".repeat(10_000);
+        let body = render(WebhookFormat::Slack, "s", &a);
+        let text = body["text"].as_str().unwrap();
+        assert!(text.chars().count() <= 3_000, "{}", text.len());
+        assert!(text.contains("&lt;…*") && text.ends_with("&amp;…"), "clipped between escapes, never inside one");
+        assert_eq!(esc("a<b", 10), "a&lt;b");
+        assert_eq!(esc("a<b", 5), "a…", "no cut entity");
+        assert_eq!(esc("abc", 3), "abc");
     }
 }

@@ -109,4 +109,19 @@ fn durations() {
     assert_eq!(parse_duration("7"), None);
     assert_eq!(parse_duration("d"), None);
     assert_eq!(parse_duration(""), None);
+    assert_eq!(parse_duration("+7d"), None);
+    assert_eq!(parse_duration("99999999999999999d"), None, "overflow is not a duration");
+}
+
+#[test]
+fn duration_with_multibyte_unit_is_a_config_error() {
+    // "7µ" used to panic: the unit was split off at a byte index inside the 2-byte 'µ'.
+    for bad in ["7µ", "µ", "7d\u{e9}", "é", "7日"] {
+        assert_eq!(parse_duration(bad), None, "{bad:?}");
+    }
+    let toml = "[[rule]]\nid = \"r1\"\nseverity = \"warning\"\ncooldown = \"7µ\"\nwhen = { kind = \"inactivity\", since = \"login\", days = 7 }\n";
+    let e = err(toml);
+    assert!(e.contains("rule \"r1\": cooldown") && e.contains("7µ"), "{e}");
+    let nan = toml.replace("cooldown = \"7µ\"\n", "").replace("days = 7", "days = nan");
+    assert!(err(&nan).contains("rule \"r1\": when.days: must be a number (not nan or inf)"), "{}", err(&nan));
 }
