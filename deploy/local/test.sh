@@ -5,8 +5,9 @@
 #   that need the stack — then stops exactly what it started. Exits non-zero on any failure.
 #   Also runs every migration and metric query on current ClickHouse (chDB) besides 18.16.
 #
-# Ports: Kafka 127.0.0.1:19092, ClickHouse HTTP 127.0.0.1:18123 (native 19000); override with
-# UPTAKE_TEST_KAFKA_PORT, UPTAKE_TEST_CH_HTTP_PORT, UPTAKE_TEST_CH_TCP_PORT.
+# Ports: Kafka 127.0.0.1:19092, ClickHouse HTTP 127.0.0.1:18123 (native 19000), ingest (for the
+# schemathesis run) 18080 with admin 18082; override with UPTAKE_TEST_KAFKA_PORT,
+# UPTAKE_TEST_CH_HTTP_PORT, UPTAKE_TEST_CH_TCP_PORT, UPTAKE_TEST_INGEST_PORT, UPTAKE_TEST_INGEST_ADMIN_PORT.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -15,11 +16,14 @@ PIDS=$STATE/pids
 KAFKA_PORT=${UPTAKE_TEST_KAFKA_PORT:-19092}
 CH_HTTP=${UPTAKE_TEST_CH_HTTP_PORT:-18123}
 CH_TCP=${UPTAKE_TEST_CH_TCP_PORT:-19000}
+INGEST_PORT=${UPTAKE_TEST_INGEST_PORT:-18080}
+INGEST_ADMIN_PORT=${UPTAKE_TEST_INGEST_ADMIN_PORT:-18082}
 started_at=$(date +%s)
 
 cleanup() {
   local rc=$?
   step "Stopping the test stack"
+  stop ingest
   stop broker
   stop clickhouse
   if [ "$rc" -eq 0 ]; then
@@ -42,10 +46,10 @@ cd "$ROOT"
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
 
-step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs)"
-if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics' 2>/dev/null; then
+step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs, schemathesis)"
+if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemathesis' 2>/dev/null; then
   info "installing chdb-core (~180 MB), segment-analytics-python, rudder-sdk-python (once)"
-  python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python schemathesis
 fi
 info "ready"
 
@@ -64,6 +68,31 @@ step "Smoke-running the benchmark (every phase, tiny: checks that every event ar
 cargo build --workspace --bins --locked --quiet || die "build failed"
 "$ROOT/target/debug/bench" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
   --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "bench --smoke failed"
+
+step "Fuzzing the ingest API against its OpenAPI document (schemathesis, on a running ingest)"
+# Every generated request, valid or not, must get an answer the document describes and never a
+# 5xx: a crash, a panic or an undocumented status is a failure.
+create_topics "$KAFKA_PORT" 1 schemathesis-events schemathesis-dlq >/dev/null
+cat >"$STATE/ingest-schemathesis.toml" <<TOML
+listen = "127.0.0.1:$INGEST_PORT"
+admin_listen = "127.0.0.1:$INGEST_ADMIN_PORT"
+log_format = "json"
+[kafka]
+brokers = "127.0.0.1:$KAFKA_PORT"
+topic = "schemathesis-events"
+dlq_topic = "schemathesis-dlq"
+[[write_keys]]
+key = "uptake-dev-key"
+source = "schemathesis"
+TOML
+start ingest "$STATE/ingest-schemathesis.log" "$STATE" "$ROOT/target/debug/ingest" --config "$STATE/ingest-schemathesis.toml"
+wait_for_port ingest "$INGEST_PORT" 30
+python3 -m schemathesis.cli run "$ROOT/schemas/openapi/ingest.json" --url "http://127.0.0.1:$INGEST_PORT" \
+  -H "Authorization: Bearer uptake-dev-key" --workers 2 --max-examples "${UPTAKE_SCHEMATHESIS_EXAMPLES:-100}" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  >"$STATE/schemathesis.out" 2>&1 || { cat "$STATE/schemathesis.out"; die "schemathesis found failures"; }
+grep -E '^ *(Operations|Test cases):|[0-9]+ (generated|passed|failed)' "$STATE/schemathesis.out" | sed 's/^ */    /'
+stop ingest
 
 step "Running every test (unit, and end-to-end against the real broker and ClickHouse)"
 export UPTAKE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
