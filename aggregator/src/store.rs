@@ -208,6 +208,14 @@ impl Store {
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
+        self.insert_each(table, rows).await
+    }
+
+    /// [`Store::insert_rows`] for rows that are not contiguous in memory.
+    pub async fn insert_each<'a, T>(&self, table: &str, rows: impl IntoIterator<Item = &'a T>) -> Result<(), AggregatorError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite + 'a,
+    {
         // `db` is a validated plain identifier (config), so `db.table` needs no escaping.
         let mut insert = self.client.insert_unescaped::<T>(&format!("{}.{table}", self.db)).await?;
         for row in rows {
@@ -217,14 +225,23 @@ impl Store {
         Ok(())
     }
 
-    /// `(received_at, message_id)` of the events stored from one Kafka partition since `since`.
-    pub async fn stored_ids(&self, topic: &str, partition: i32, since: u32) -> Result<Vec<(u32, String)>, AggregatorError> {
+    /// `(received_at, message_id)` of the events stored from one Kafka partition that were
+    /// received since `since`, or sit at offset `from_offset` or later (what a replay from
+    /// `from_offset` can meet again, even when it was received long ago).
+    pub async fn stored_ids(
+        &self,
+        topic: &str,
+        partition: i32,
+        since: u32,
+        from_offset: i64,
+    ) -> Result<Vec<(u32, String)>, AggregatorError> {
         let sql = format!(
             "SELECT toUInt32(received_at), message_id FROM {db}.events
-             WHERE kafka_topic = ? AND kafka_partition = ? AND received_at >= toDateTime(?)",
+             WHERE kafka_topic = ? AND kafka_partition = ?
+               AND (received_at >= toDateTime(?, 'UTC') OR kafka_offset >= ?)",
             db = self.db
         );
-        Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).fetch_all().await?)
+        Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).bind(from_offset).fetch_all().await?)
     }
 
     /// The partitions of `topic` that stored events came from.
