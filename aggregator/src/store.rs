@@ -281,3 +281,52 @@ impl Store {
         Ok(self.client.query(&sql).bind(delivery_id).fetch_all().await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Every call of a date function in `sql`, with its arguments: `toDate(timestamp, 'UTC')`.
+    fn date_calls(sql: &str) -> Vec<String> {
+        let mut calls = Vec::new();
+        for f in ["toDate(", "toDateTime(", "toYYYYMM(", "toYYYYMMDD(", "toStartOf", "toMonday(", "today(", "yesterday("] {
+            for (at, _) in sql.match_indices(f) {
+                let open = at + sql[at..].find('(').unwrap_or(0);
+                let mut depth = 0;
+                let end = sql[open..]
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += i32::from(c == '(') - i32::from(c == ')');
+                        depth == 0
+                    })
+                    .map_or(sql.len(), |(i, _)| open + i + 1);
+                calls.push(sql[at..end].to_owned());
+            }
+        }
+        calls
+    }
+
+    #[test]
+    fn every_day_boundary_is_utc() {
+        let store = Store::new(&ClickHouseConfig::default());
+        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1]).sql();
+        // The materialized views as the migrations leave them: the last definition of each.
+        let mut views = BTreeMap::new();
+        for m in MIGRATIONS {
+            for s in m.statements("db") {
+                if let Some(rest) = s.strip_prefix("CREATE MATERIALIZED VIEW IF NOT EXISTS ") {
+                    views.insert(rest.split_whitespace().next().unwrap_or_default().to_owned(), s.clone());
+                }
+            }
+        }
+        assert!(views.contains_key("db.account_daily_mv"));
+        sql.extend(views.into_values());
+        let calls: Vec<String> = sql.iter().flat_map(|s| date_calls(s)).collect();
+        assert!(calls.len() >= 8, "the queries and views have date expressions: {calls:?}");
+        for call in calls {
+            assert!(call.contains("'UTC'"), "a date expression in the server's timezone: {call}");
+        }
+    }
+}
