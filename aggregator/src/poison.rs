@@ -107,7 +107,10 @@ pub struct Outcome {
 pub(crate) async fn store_isolating<T>(rows: &[T], sink: &mut impl Sink<T>) -> Option<Outcome> {
     let mut outcome = Outcome::default();
     // Ranges still to store, the next one last (a stack keeps the rows in order).
-    let mut todo: Vec<Range<usize>> = if rows.is_empty() { vec![] } else { vec![0..rows.len()] };
+    let mut todo: Vec<Range<usize>> = Vec::new();
+    if !rows.is_empty() {
+        todo.push(0..rows.len());
+    }
     while let Some(range) = todo.pop() {
         match sink.insert(&rows[range.clone()]).await {
             Ok(()) => outcome.stored += range.len(),
