@@ -141,7 +141,7 @@ impl Store {
                     toUInt32(max(ll)) AS last_login,
                     toUInt16(min(day)) AS first_day
                  FROM (
-                    SELECT account_id, day, toDate(?) AS d,
+                    SELECT account_id, day, toDate(?, 'UTC') AS d,
                         uniqExactMerge(active_users) AS dau,
                         uniqExactMergeState(active_users) AS u,
                         uniqExactMergeState(login_users) AS lu,
@@ -153,7 +153,7 @@ impl Store {
                         maxMerge(last_seen) AS ls,
                         maxMerge(last_login) AS ll
                     FROM {db}.account_daily
-                    WHERE day <= toDate(?) AND {own}
+                    WHERE day <= toDate(?, 'UTC') AND {own}
                     GROUP BY account_id, day)
                  GROUP BY account_id
                  ORDER BY account_id"
@@ -172,9 +172,9 @@ impl Store {
             .query(&format!(
                 "SELECT account_id,
                     toInt16(ifNull(argMaxIf(nps, timestamp, isNotNull(nps)), -1)) AS latest_nps,
-                    toFloat64(ifNull(avgIf(csat, timestamp > toDateTime(?) - 90 * 86400 AND isNotNull(csat)), nan)) AS avg_csat
+                    toFloat64(ifNull(avgIf(csat, timestamp > toDateTime(?, 'UTC') - 90 * 86400 AND isNotNull(csat)), nan)) AS avg_csat
                  FROM {db}.events
-                 WHERE kind = 'survey' AND timestamp <= toDateTime(?) AND {own}
+                 WHERE kind = 'survey' AND timestamp <= toDateTime(?, 'UTC') AND {own}
                  GROUP BY account_id"
             ))
             .bind(to_datetime(now))
@@ -186,7 +186,7 @@ impl Store {
                 "SELECT account_id, toUInt64(countIf(status = 'opened')) AS open_tickets
                  FROM (SELECT account_id, ticket_id, argMax(ticket_status, timestamp) AS status
                        FROM {db}.events
-                       WHERE kind = 'support_ticket' AND timestamp <= toDateTime(?) AND {own}
+                       WHERE kind = 'support_ticket' AND timestamp <= toDateTime(?, 'UTC') AND {own}
                        GROUP BY account_id, ticket_id)
                  GROUP BY account_id"
             ))
@@ -197,7 +197,7 @@ impl Store {
             .client()
             .query(&format!(
                 "SELECT toUInt64(length(groupUniqArrayMerge(features))) FROM {db}.account_daily
-                 WHERE day > toDate(?) - 90 AND day <= toDate(?)"
+                 WHERE day > toDate(?, 'UTC') - 90 AND day <= toDate(?, 'UTC')"
             ))
             .bind(&day)
             .bind(&day);

@@ -114,6 +114,9 @@ impl KafkaConfig {
     }
 }
 
+/// Current ClickHouse's default `max_partitions_per_insert_block`.
+pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
@@ -126,6 +129,9 @@ pub struct ClickHouseConfig {
     /// For a replicated ClickHouse cluster: the cluster name (from `remote_servers`). Migrations
     /// then run `ON CLUSTER` with Replicated engines (see docs/analysts.md). Empty: one server.
     pub cluster: String,
+    /// Most monthly partitions one INSERT may touch. Current ClickHouse refuses more than its
+    /// `max_partitions_per_insert_block` (100); a batch of backdated events is split to fit.
+    pub max_partitions_per_insert: usize,
 }
 
 impl Default for ClickHouseConfig {
@@ -136,6 +142,7 @@ impl Default for ClickHouseConfig {
             user: "default".into(),
             password: String::new(),
             cluster: String::new(),
+            max_partitions_per_insert: MAX_PARTITIONS_PER_INSERT,
         }
     }
 }
@@ -337,6 +344,12 @@ impl AggregatorConfig {
         if !cluster.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return bad("clickhouse.cluster", "must be a cluster name (letters, digits, _ or -)");
         }
+        if !(1..=MAX_PARTITIONS_PER_INSERT).contains(&self.clickhouse.max_partitions_per_insert) {
+            return bad(
+                "clickhouse.max_partitions_per_insert",
+                "must be 1 to 100 (ClickHouse's max_partitions_per_insert_block; lower it if the server's is lower)",
+            );
+        }
         if self.batch.max_rows == 0 {
             return bad("batch.max_rows", "must be at least 1");
         }
@@ -433,6 +446,11 @@ mod tests {
         let mut c = AggregatorConfig::default();
         c.clickhouse.database = "up-take; DROP".into();
         assert!(c.validate().unwrap_err().to_string().contains("clickhouse.database"));
+        for bad in [0, 101] {
+            let mut c = AggregatorConfig::default();
+            c.clickhouse.max_partitions_per_insert = bad;
+            assert!(c.validate().unwrap_err().to_string().contains("clickhouse.max_partitions_per_insert"));
+        }
         let mut c = AggregatorConfig::default();
         c.rules_file = Some("/nonexistent/rules.toml".into());
         assert!(c.validate().unwrap_err().to_string().contains("rules_file"));

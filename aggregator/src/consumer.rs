@@ -1,31 +1,38 @@
-//! The consume loop: `usage-events` → batches → one ClickHouse INSERT per batch → offset commit.
+//! The consume loop: `usage-events` → batches → ClickHouse INSERTs → offset commit.
 //!
-//! Offsets are committed only after ClickHouse acknowledged the insert, so a crash never skips
-//! an event; the records a crash replays, and client retries, are recognised by their message id
-//! ([`DedupWindow`]) and stored once. A record that is not a valid event goes to the dead-letter
-//! topic with the reason and never blocks its partition.
+//! Offsets are committed only after ClickHouse acknowledged the batch's inserts, so a crash never
+//! skips an event; the records a crash replays, and client retries, are recognised by their
+//! message id ([`DedupWindow`]) and stored once. A batch becomes as many INSERTs as its months
+//! need ([`crate::chunk`]); a crash between two of them replays the batch, and the window —
+//! reloaded with every row stored from the replay's first offset on — skips what was stored.
+//! Nothing blocks a partition: an unreadable record, or a row ClickHouse refuses for good
+//! ([`crate::poison`]), goes to the dead-letter topic with the reason; consume errors and
+//! transient ClickHouse errors are retried with backoff.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use schemas::event::Event;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::batch::{Added, Batch, DeadLetter, Pending};
 use crate::config::AggregatorConfig;
 use crate::dedup::DedupWindow;
 use crate::metrics::Metrics;
-use crate::store::{to_datetime, EventRow, Store};
+use crate::poison::{store_isolating, Sink};
+use crate::store::{to_datetime, Store};
 use crate::AggregatorError;
 
-/// Longest pause between attempts to store a batch while ClickHouse is unavailable.
+/// Longest pause between attempts while ClickHouse, the broker or the dead-letter topic fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The partitions of the events topic this instance owns, as the consumer group assigned them,
 /// and a counter of rebalances. Shared with the evaluator: an account's metrics and rules are
@@ -89,15 +96,9 @@ pub struct EventConsumer {
     dlq_topic: String,
     max_rows: usize,
     max_wait: Duration,
+    max_partitions: usize,
     dedup: DedupWindow,
     dedup_window_secs: u32,
-}
-
-/// A consumed record that could not become a row.
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    error: String,
 }
 
 impl EventConsumer {
@@ -120,6 +121,7 @@ impl EventConsumer {
             dlq_topic: cfg.kafka.dlq_topic.clone(),
             max_rows: cfg.batch.max_rows,
             max_wait: cfg.batch.max_wait(),
+            max_partitions: cfg.clickhouse.max_partitions_per_insert,
             dedup: DedupWindow::new(cfg.dedup.window_secs, cfg.dedup.max_ids_per_partition),
             dedup_window_secs: cfg.dedup.window_secs,
         })
@@ -130,63 +132,54 @@ impl EventConsumer {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
         let mut generation = self.rebalances();
         loop {
-            let mut rows = Vec::new();
-            let mut dead = Vec::new();
-            let mut next_offsets: HashMap<i32, i64> = HashMap::new();
+            let mut batch = Batch::default();
             // Wait as long as it takes for the first record of a batch, then at most max_wait.
-            let first = tokio::select! {
-                m = self.consumer.recv() => m,
-                _ = shutdown.changed() => return Ok(()),
-            };
+            let first = recv_retrying(
+                || async { self.consumer.recv().await.map(|m| m.detach()) },
+                |e| self.consume_failed(e),
+                &mut shutdown,
+            )
+            .await;
+            let Some(first) = first else { return Ok(()) };
             let deadline = Instant::now() + self.max_wait;
             let mut next = Some(first);
-            while let Some(received) = next.take() {
-                let msg = received?.detach();
-                if generation != self.rebalances() {
-                    // Partitions may have moved: another instance may have stored more of them,
-                    // and rows of partitions no longer ours must not be written by us.
-                    generation = self.rebalances();
-                    self.dedup.forget_all();
-                    let ours = self.assigned_partitions()?;
-                    rows.retain(|r: &EventRow| ours.contains(&r.kafka_partition));
-                    next_offsets.retain(|p, _| ours.contains(p));
-                }
+            while let Some(msg) = next.take() {
+                self.follow_rebalance(&mut generation, &mut batch);
                 let partition = msg.partition();
-                if !self.dedup.knows(partition) && !self.load_window(partition, &mut shutdown).await {
-                    return Ok(()); // shutdown: nothing of this batch was stored or committed
-                }
-                next_offsets.insert(partition, msg.offset() + 1);
-                match parse(msg.payload()) {
-                    Ok(event) => {
-                        let received_at = to_datetime(event.received_at);
-                        if self.dedup.seen_or_insert(partition, &event.message_id, received_at) {
-                            self.metrics.duplicates.inc();
-                        } else {
-                            rows.push(EventRow::new(event, msg.topic(), partition, msg.offset()));
-                        }
+                if !self.dedup.knows(partition) {
+                    let from = batch.first_offset(partition).map_or(msg.offset(), |o| o.min(msg.offset()));
+                    if !self.load_window(&mut batch, partition, from, &mut shutdown).await {
+                        return Ok(()); // shutdown: nothing of this batch was stored or committed
                     }
-                    Err(error) => dead.push(DeadLetter {
-                        key: msg.key().map(<[u8]>::to_vec),
-                        payload: msg.payload().unwrap_or_default().to_vec(),
-                        error,
-                    }),
                 }
-                if rows.len() + dead.len() >= self.max_rows {
+                let added = batch.add(&mut self.dedup, msg.topic(), partition, msg.offset(), msg.key(), msg.payload());
+                if added == Added::Duplicate {
+                    self.metrics.duplicates.inc();
+                }
+                if batch.len() >= self.max_rows {
                     break;
                 }
-                next = tokio::time::timeout_at(deadline, self.consumer.recv()).await.ok();
+                next = self.recv_until(deadline).await;
+            }
+            // A rebalance after the last record still takes revoked partitions' rows away, and
+            // the rows of partitions whose window was dropped are checked against a fresh one.
+            self.follow_rebalance(&mut generation, &mut batch);
+            for partition in batch.unloaded_partitions(&self.dedup) {
+                let from = batch.first_offset(partition).unwrap_or(0);
+                if !self.load_window(&mut batch, partition, from, &mut shutdown).await {
+                    return Ok(());
+                }
             }
 
-            self.dead_letter(&dead).await?;
-            if !self.store_rows(&rows, &mut shutdown).await {
+            let dead = std::mem::take(&mut batch.dead);
+            if !self.dead_letter(&dead, &mut shutdown).await {
                 return Ok(());
             }
-            // A rebalance during this batch reloaded the windows from ClickHouse before these
-            // rows were in it: remember them again, so a later retry of one is still caught.
-            for r in &rows {
-                self.dedup.seen_or_insert(r.kafka_partition, &r.message_id, r.received_at);
+            let Some(poison) = self.store_rows(&mut batch.rows, &mut shutdown).await else { return Ok(()) };
+            if !self.dead_letter(&poison, &mut shutdown).await {
+                return Ok(());
             }
-            self.commit(&next_offsets)?;
+            self.commit(&batch.next_offsets);
             self.dedup.expire(to_datetime(chrono::Utc::now()));
             self.metrics.dedup_ids.set(self.dedup.len() as i64);
         }
@@ -196,92 +189,228 @@ impl EventConsumer {
         self.consumer.context().ownership.generation()
     }
 
-    fn assigned_partitions(&self) -> Result<HashSet<i32>, AggregatorError> {
-        let assignment = self.consumer.assignment()?;
-        Ok(assignment.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect())
+    /// After a rebalance: partitions may have moved — another instance may have stored more of
+    /// them, and rows of partitions no longer ours must not be written by us.
+    fn follow_rebalance(&mut self, generation: &mut u64, batch: &mut Batch) {
+        if *generation == self.rebalances() {
+            return;
+        }
+        *generation = self.rebalances();
+        let ours = self.consumer.context().ownership.partitions().into_iter().collect();
+        batch.rebalanced(&mut self.dedup, &ours);
     }
 
-    /// Loads the ids `partition` stored within the window, retrying while ClickHouse is down:
-    /// without them a replayed record could be stored twice. False if shutdown came first.
-    async fn load_window(&mut self, partition: i32, shutdown: &mut watch::Receiver<bool>) -> bool {
+    fn consume_failed(&self, e: &rdkafka::error::KafkaError) {
+        self.metrics.consume_errors.inc();
+        tracing::warn!(error = %e, "receiving from Kafka failed; retrying");
+    }
+
+    /// The next record before `deadline`, or none. A consume error ends the batch early (it is
+    /// stored; the next one waits for the broker with backoff).
+    async fn recv_until(&self, deadline: Instant) -> Option<OwnedMessage> {
+        match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+            Ok(Ok(m)) => Some(m.detach()),
+            Ok(Err(e)) => {
+                self.consume_failed(&e);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Loads the ids `partition` stored within the window, and every id stored from offset
+    /// `from` on (a replay starts there, however old its records), retrying while ClickHouse
+    /// is down: without them a replayed record could be stored twice. Then checks the batch's
+    /// pending rows of the partition against it. False if shutdown came first.
+    async fn load_window(
+        &mut self,
+        batch: &mut Batch,
+        partition: i32,
+        from: i64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
         let since = to_datetime(chrono::Utc::now()).saturating_sub(self.dedup_window_secs);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         loop {
-            match self.store.stored_ids(&self.topic, partition, since).await {
+            match self.store.stored_ids(&self.topic, partition, since, from).await {
                 Ok(ids) => {
                     tracing::info!(partition, ids = ids.len(), "dedup window loaded");
                     self.dedup.load(partition, ids);
+                    let dropped = batch.window_loaded(&mut self.dedup, partition);
+                    self.metrics.duplicates.inc_by(dropped as u64);
                     return true;
                 }
                 Err(e) => tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return false,
+            if !pause(&mut backoff, shutdown).await {
+                return false;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// Stores the batch, retrying with backoff while ClickHouse fails. Returns false if shutdown
-    /// came first (nothing committed, nothing lost).
-    async fn store_rows(&self, rows: &[EventRow], shutdown: &mut watch::Receiver<bool>) -> bool {
-        if rows.is_empty() {
-            return true;
+    /// Stores the rows in INSERTs of few enough partitions each, retrying transient failures.
+    /// Returns the rows ClickHouse refused for good, as dead letters; `None` if shutdown came
+    /// first (nothing committed; a replay skips what was stored).
+    async fn store_rows(&self, rows: &mut [Pending], shutdown: &mut watch::Receiver<bool>) -> Option<Vec<DeadLetter>> {
+        let chunks = crate::chunk::plan(rows, |p| p.row.timestamp, self.max_partitions);
+        if chunks.len() > 1 {
+            tracing::info!(rows = rows.len(), inserts = chunks.len(), "batch spans many months; inserting it in parts");
         }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let started = std::time::Instant::now();
-            match self.store.insert_rows("events", rows).await {
-                Ok(()) => {
-                    self.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());
-                    self.metrics.events_stored.inc_by(rows.len() as u64);
-                    return true;
-                }
-                Err(e) => {
-                    self.metrics.insert_failures.inc();
-                    tracing::warn!(error = %e, rows = rows.len(), retry_in = ?backoff, "ClickHouse insert failed; retrying");
-                }
+        let mut sink = EventSink { consumer: self, shutdown, backoff: FIRST_BACKOFF };
+        let mut dead = Vec::new();
+        for range in chunks {
+            let chunk = &rows[range];
+            let outcome = store_isolating(chunk, &mut sink).await?;
+            self.metrics.events_stored.inc_by(outcome.stored as u64);
+            for (i, error) in outcome.poison {
+                let p = &chunk[i];
+                tracing::warn!(error = %error, message_id = %p.row.message_id, partition = p.row.kafka_partition,
+                    offset = p.row.kafka_offset, "ClickHouse refused a row for good; dead-lettering it");
+                let (partition, key, payload) = (p.row.kafka_partition, p.key.clone(), p.payload.clone());
+                dead.push(DeadLetter { partition, key, payload, error });
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return false,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        Some(dead)
     }
 
-    async fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), AggregatorError> {
+    /// Writes dead letters, retrying while the topic is unavailable. False if shutdown came first.
+    async fn dead_letter(&self, dead: &[DeadLetter], shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut backoff = FIRST_BACKOFF;
         for d in dead {
-            tracing::warn!(error = %d.error, "dead-lettering an unreadable record");
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: schemas::topics::HEADER_ERROR, value: Some(d.error.as_str()) });
-            let mut record = FutureRecord::to(&self.dlq_topic).payload(&d.payload).headers(headers);
-            if let Some(key) = &d.key {
-                record = record.key(key);
+            tracing::warn!(error = %d.error, partition = d.partition, "dead-lettering a record");
+            loop {
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: schemas::topics::HEADER_ERROR, value: Some(d.error.as_str()) });
+                let mut record = FutureRecord::to(&self.dlq_topic).payload(&d.payload).headers(headers);
+                if let Some(key) = &d.key {
+                    record = record.key(key);
+                }
+                match self.producer.send(record, Duration::from_secs(30)).await {
+                    Ok(_) => break,
+                    Err((e, _)) => tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying"),
+                }
+                if !pause(&mut backoff, shutdown).await {
+                    return false;
+                }
             }
-            self.producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| AggregatorError::Delivery(format!("dead-letter topic: {e}")))?;
             self.metrics.dead_letters.inc();
         }
-        Ok(())
+        true
     }
 
-    fn commit(&self, next_offsets: &HashMap<i32, i64>) -> Result<(), AggregatorError> {
+    fn commit(&self, next_offsets: &HashMap<i32, i64>) {
         let mut tpl = TopicPartitionList::new();
         for (&partition, &offset) in next_offsets {
-            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
+            if let Err(e) = tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(error = %e, partition, "offset not committed");
+            }
         }
-        // Async: the rows are already safe in ClickHouse; a lost commit only means a replay.
-        self.consumer.commit(&tpl, CommitMode::Async)?;
-        Ok(())
+        // Async, and a failure is only logged: the rows are already safe in ClickHouse, and a
+        // lost commit only means a replay, which the dedup window absorbs.
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(error = %e, "committing offsets failed; a restart will replay them");
+        }
     }
 }
 
-/// A record's value as a canonical event, or why it is not one.
-fn parse(payload: Option<&[u8]>) -> Result<Event, String> {
-    let payload = payload.ok_or("record has no value")?;
-    serde_json::from_slice(payload).map_err(|e| format!("not a canonical event: {e}"))
+/// The events table, as a [`Sink`] that retries transient failures with backoff until shutdown.
+struct EventSink<'a> {
+    consumer: &'a EventConsumer,
+    shutdown: &'a mut watch::Receiver<bool>,
+    backoff: Duration,
+}
+
+impl Sink<Pending> for EventSink<'_> {
+    async fn insert(&mut self, rows: &[Pending]) -> Result<(), AggregatorError> {
+        let started = std::time::Instant::now();
+        let result = self.consumer.store.insert_each("events", rows.iter().map(Pending::row)).await;
+        match &result {
+            Ok(()) => {
+                self.consumer.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());
+                self.backoff = FIRST_BACKOFF;
+            }
+            Err(_) => self.consumer.metrics.insert_failures.inc(),
+        }
+        result
+    }
+
+    async fn pause(&mut self, error: &AggregatorError) -> bool {
+        tracing::warn!(error = %error, retry_in = ?self.backoff, "ClickHouse insert failed; retrying");
+        pause(&mut self.backoff, self.shutdown).await
+    }
+}
+
+/// Sleeps `backoff` (then doubles it, up to [`MAX_BACKOFF`]). False if shutdown came first.
+async fn pause(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = shutdown.changed() => return false,
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    true
+}
+
+/// The next item `recv` gives, retrying its errors with backoff (each reported to `failed`) —
+/// a broker that is away, or a fetch error, never ends the consumer. `None` on shutdown.
+pub(crate) async fn recv_retrying<T, E, F, Fut>(
+    mut recv: F,
+    mut failed: impl FnMut(&E),
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let received = tokio::select! {
+            r = recv() => r,
+            _ = shutdown.changed() => return None,
+        };
+        match received {
+            Ok(item) => return Some(item),
+            Err(e) => failed(&e),
+        }
+        if !pause(&mut backoff, shutdown).await {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn consume_error_is_not_fatal() {
+        // Three receive errors (a broker away, a fetch error), then a record.
+        let (_stop, mut shutdown) = watch::channel(false);
+        let mut results = vec![Ok(7), Err("transport failure"), Err("all brokers down"), Err("fetch failed")];
+        let mut errors = Vec::new();
+        let got = recv_retrying(|| std::future::ready(results.pop().unwrap()), |e: &&str| errors.push(*e), &mut shutdown).await;
+        assert_eq!(got, Some(7), "the consumer goes on after the errors");
+        assert_eq!(errors, ["fetch failed", "all brokers down", "transport failure"], "each error reported");
+
+        // Errors for ever: it keeps retrying until shutdown, and then ends cleanly.
+        let (stop, mut shutdown) = watch::channel(false);
+        let attempts = std::cell::Cell::new(0);
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            stop.send(true).unwrap();
+        };
+        let retrying = recv_retrying(
+            || {
+                attempts.set(attempts.get() + 1);
+                std::future::ready(Err::<u8, _>("down"))
+            },
+            |_| {},
+            &mut shutdown,
+        );
+        let (got, ()) = tokio::join!(retrying, stopper);
+        assert_eq!(got, None);
+        assert!((10..40).contains(&attempts.get()), "backoff up to {MAX_BACKOFF:?}: {} attempts in 60 s", attempts.get());
+    }
 }

@@ -4,6 +4,8 @@
 pub mod account;
 pub mod admin;
 pub mod backtest;
+pub mod batch;
+pub mod chunk;
 pub mod config;
 pub mod consumer;
 pub mod dedup;
@@ -12,6 +14,7 @@ pub mod evaluator;
 pub mod health;
 pub mod metrics;
 pub mod notifier;
+pub mod poison;
 pub mod rules;
 pub mod store;
 

@@ -12,8 +12,10 @@ pub struct Metrics {
     pub dedup_ids: IntGauge,
     /// Records sent to the dead-letter topic.
     pub dead_letters: IntCounter,
-    /// Failed ClickHouse inserts (each retried).
+    /// Failed ClickHouse inserts (retried, or split to isolate rows refused for good).
     pub insert_failures: IntCounter,
+    /// Kafka receive errors (each retried with backoff).
+    pub consume_errors: IntCounter,
     /// Duration of successful event-batch inserts.
     pub insert_seconds: Histogram,
     /// Duration of one metrics + rules evaluation pass.
@@ -89,6 +91,7 @@ impl Metrics {
             dedup_ids: gauge("uptake_aggregator_dedup_window_ids", "Message ids remembered for deduplication"),
             dead_letters: counter("uptake_aggregator_dead_letters_total", "Records sent to the dead-letter topic"),
             insert_failures: counter("uptake_aggregator_insert_failures_total", "Failed ClickHouse inserts (retried)"),
+            consume_errors: counter("uptake_aggregator_consume_errors_total", "Kafka receive errors (retried)"),
             insert_seconds: histogram("uptake_aggregator_insert_seconds", "Duration of event batch inserts"),
             evaluation_seconds: histogram("uptake_aggregator_evaluation_seconds", "Duration of an evaluation pass"),
             accounts_evaluated: gauge("uptake_aggregator_accounts_evaluated", "Accounts in the last evaluation pass"),

@@ -208,6 +208,14 @@ impl Store {
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
+        self.insert_each(table, rows).await
+    }
+
+    /// [`Store::insert_rows`] for rows that are not contiguous in memory.
+    pub async fn insert_each<'a, T>(&self, table: &str, rows: impl IntoIterator<Item = &'a T>) -> Result<(), AggregatorError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite + 'a,
+    {
         // `db` is a validated plain identifier (config), so `db.table` needs no escaping.
         let mut insert = self.client.insert_unescaped::<T>(&format!("{}.{table}", self.db)).await?;
         for row in rows {
@@ -217,14 +225,23 @@ impl Store {
         Ok(())
     }
 
-    /// `(received_at, message_id)` of the events stored from one Kafka partition since `since`.
-    pub async fn stored_ids(&self, topic: &str, partition: i32, since: u32) -> Result<Vec<(u32, String)>, AggregatorError> {
+    /// `(received_at, message_id)` of the events stored from one Kafka partition that were
+    /// received since `since`, or sit at offset `from_offset` or later (what a replay from
+    /// `from_offset` can meet again, even when it was received long ago).
+    pub async fn stored_ids(
+        &self,
+        topic: &str,
+        partition: i32,
+        since: u32,
+        from_offset: i64,
+    ) -> Result<Vec<(u32, String)>, AggregatorError> {
         let sql = format!(
             "SELECT toUInt32(received_at), message_id FROM {db}.events
-             WHERE kafka_topic = ? AND kafka_partition = ? AND received_at >= toDateTime(?)",
+             WHERE kafka_topic = ? AND kafka_partition = ?
+               AND (received_at >= toDateTime(?, 'UTC') OR kafka_offset >= ?)",
             db = self.db
         );
-        Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).fetch_all().await?)
+        Ok(self.client.query(&sql).bind(topic).bind(partition).bind(since).bind(from_offset).fetch_all().await?)
     }
 
     /// The partitions of `topic` that stored events came from.
@@ -262,5 +279,54 @@ impl Store {
     pub async fn served_webhooks(&self, delivery_id: &str) -> Result<Vec<String>, AggregatorError> {
         let sql = format!("SELECT DISTINCT webhook FROM {}.notifications WHERE delivery_id = ?", self.db);
         Ok(self.client.query(&sql).bind(delivery_id).fetch_all().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Every call of a date function in `sql`, with its arguments: `toDate(timestamp, 'UTC')`.
+    fn date_calls(sql: &str) -> Vec<String> {
+        let mut calls = Vec::new();
+        for f in ["toDate(", "toDateTime(", "toYYYYMM(", "toYYYYMMDD(", "toStartOf", "toMonday(", "today(", "yesterday("] {
+            for (at, _) in sql.match_indices(f) {
+                let open = at + sql[at..].find('(').unwrap_or(0);
+                let mut depth = 0;
+                let end = sql[open..]
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += i32::from(c == '(') - i32::from(c == ')');
+                        depth == 0
+                    })
+                    .map_or(sql.len(), |(i, _)| open + i + 1);
+                calls.push(sql[at..end].to_owned());
+            }
+        }
+        calls
+    }
+
+    #[test]
+    fn every_day_boundary_is_utc() {
+        let store = Store::new(&ClickHouseConfig::default());
+        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1]).sql();
+        // The materialized views as the migrations leave them: the last definition of each.
+        let mut views = BTreeMap::new();
+        for m in MIGRATIONS {
+            for s in m.statements("db") {
+                if let Some(rest) = s.strip_prefix("CREATE MATERIALIZED VIEW IF NOT EXISTS ") {
+                    views.insert(rest.split_whitespace().next().unwrap_or_default().to_owned(), s.clone());
+                }
+            }
+        }
+        assert!(views.contains_key("db.account_daily_mv"));
+        sql.extend(views.into_values());
+        let calls: Vec<String> = sql.iter().flat_map(|s| date_calls(s)).collect();
+        assert!(calls.len() >= 8, "the queries and views have date expressions: {calls:?}");
+        for call in calls {
+            assert!(call.contains("'UTC'"), "a date expression in the server's timezone: {call}");
+        }
     }
 }

@@ -4,8 +4,14 @@ tests use: every migration, then one evaluation pass's queries over a small know
 
 Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin.
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
+
+The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
+boundaries of the rollup and the windows must still be UTC days (account gamma sits on one).
+Then it proves the partition limit the aggregator's INSERT chunking exists for: an INSERT into
+`events` spanning 100 months is accepted, one spanning 150 is refused (error 252).
 """
 import json
+import re
 import sys
 import tempfile
 
@@ -27,13 +33,21 @@ BOOK = """INSERT INTO uptake_chdb.events
   ('c5', 'alpha', '',   'support_ticket', '',        0, 0,   NULL, 'T1', 'opened', '2026-06-26 12:00:00', '2026-06-26 12:00:00', '', 'usage-events', 0, 5),
   ('c6', 'alpha', 'u2', 'feature_used',   'reports', 2, 0,   NULL, '',   '',       '2026-06-29 12:00:00', '2026-06-29 12:00:00', '', 'usage-events', 0, 6),
   ('c7', 'alpha', 'u1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 0, 7),
-  ('c8', 'beta',  'b1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-28 12:00:00', '2026-06-28 12:00:00', '', 'usage-events', 1, 1)"""
+  ('c8', 'beta',  'b1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-28 12:00:00', '2026-06-28 12:00:00', '', 'usage-events', 1, 1),
+  ('c9', 'gamma', 'g1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-23 23:30:00', '2026-06-23 23:30:00', '', 'usage-events', 1, 2),
+  ('c10','gamma', 'g2', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 1, 3)"""
+# The instants are UTC, whatever the session's timezone.
+BOOK = re.sub(r"'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)'", r"toDateTime('\1', 'UTC')", BOOK)
+# A session far from UTC: a day there starts 14 hours before the UTC day.
+SESSION_TIMEZONE = "Pacific/Kiritimati"
 
 # What each query must return for BOOK (a subset of columns, by account).
 EXPECT = [
     {"alpha": {"active_users_7d": 2, "active_users_prev_7d": 1, "active_users_30d": 3, "logins_7d": 1,
                "events_7d": 5, "features_used_30d": 1, "records_30d": 70, "dau_sum_30d": 4},
-     "beta": {"active_users_7d": 1, "active_users_prev_7d": 0, "logins_7d": 1}},
+     "beta": {"active_users_7d": 1, "active_users_prev_7d": 0, "logins_7d": 1},
+     # g1 late on 23 June UTC (the previous week), g2 at noon on 30 June UTC (today).
+     "gamma": {"active_users_1d": 1, "active_users_7d": 1, "active_users_prev_7d": 1}},
     {"alpha": {"traits": '{"seats":5}'}},
     {"alpha": {"latest_nps": 8}},
     {"alpha": {"open_tickets": 1}},
@@ -50,6 +64,7 @@ def run(sess, sql, fmt="JSONEachRow"):
 
 with tempfile.TemporaryDirectory() as path:
     sess = session.Session(path)
+    run(sess, f"SET session_timezone = '{SESSION_TIMEZONE}'", "CSV")
     for s in ddl:
         run(sess, s, "CSV")
     print(f"    {len(ddl)} migration statements ran on ClickHouse {chdb.__version__} (chDB)")
@@ -67,4 +82,17 @@ with tempfile.TemporaryDirectory() as path:
                 got = by_account.get(account, {}).get(column)
                 if got is None or (str(got) != str(want)):
                     sys.exit(f"{column} of {account}: got {got!r}, expected {want!r}, from:\n{sql}")
-    print(f"    {len(queries)} evaluation queries returned the expected values")
+    print(f"    {len(queries)} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+
+    # The partition limit of current ClickHouse (max_partitions_per_insert_block = 100).
+    def months(n):
+        return (f"INSERT INTO uptake_chdb.events (message_id, timestamp) SELECT toString(number), "
+                f"toDateTime('2000-01-15 12:00:00', 'UTC') + toIntervalMonth(number) FROM numbers({n})")
+    run(sess, months(100), "CSV")
+    try:
+        sess.query(months(150), "CSV")
+        sys.exit("an INSERT spanning 150 monthly partitions was accepted; the chunking test assumes it is refused")
+    except Exception as e:  # noqa: BLE001 - the refusal is the expected outcome
+        if "252" not in str(e) and "TOO_MANY_PARTS" not in str(e):
+            sys.exit(f"150 months refused for another reason: {e}")
+    print("    an INSERT of 100 months is accepted, of 150 refused (error 252): INSERTs are chunked by month")

@@ -11,6 +11,9 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
+mod fault;
+pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};
+
 /// The real broker and ClickHouse, from the environment `deploy/local/test.sh` sets.
 pub struct Stack {
     pub kafka: String,

@@ -1,0 +1,203 @@
+//! Assembling one batch of consumed records: rows to store, dead letters, the offsets to commit —
+//! and what a consumer-group rebalance in the middle of the batch changes. Pure (no Kafka, no
+//! ClickHouse), so the exactly-once bookkeeping is unit-tested on its own.
+//!
+//! After a rebalance the dedup windows are dropped (another instance may have stored more of a
+//! partition) and reloaded from ClickHouse when next needed. The rows this batch read but has not
+//! stored yet are in no reloaded window, so they must be checked against it and remembered again
+//! ([`Batch::window_loaded`]): otherwise a client retry of one of them later in the same batch
+//! would be stored twice, and a row another instance stored meanwhile would be stored again.
+
+use std::collections::{HashMap, HashSet};
+
+use schemas::event::Event;
+
+use crate::dedup::DedupWindow;
+use crate::store::{to_datetime, EventRow};
+
+/// A consumed record that becomes a row, with the record as read (for the dead-letter topic,
+/// should ClickHouse refuse the row).
+pub struct Pending {
+    pub row: EventRow,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+impl Pending {
+    /// The row (a function, not a closure: the insert future must be `Send` for any borrow).
+    pub fn row(&self) -> &EventRow {
+        &self.row
+    }
+}
+
+/// A record that cannot be stored: unreadable, or refused by ClickHouse for good.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub error: String,
+}
+
+/// What [`Batch::add`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Row,
+    Duplicate,
+    Dead,
+}
+
+#[derive(Default)]
+pub struct Batch {
+    pub rows: Vec<Pending>,
+    pub dead: Vec<DeadLetter>,
+    /// Per Kafka partition, the offset to commit once the batch is stored.
+    pub next_offsets: HashMap<i32, i64>,
+    /// Partitions whose pending rows have not been checked against a window reloaded since the
+    /// last rebalance.
+    unchecked: HashSet<i32>,
+}
+
+impl Batch {
+    /// Records read (rows and dead letters).
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.dead.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the record at `offset` of `partition` of `topic`. Its partition's window must be
+    /// loaded (and [`Batch::window_loaded`] called) first.
+    pub fn add(
+        &mut self,
+        dedup: &mut DedupWindow,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Added {
+        self.next_offsets.insert(partition, offset + 1);
+        let (key, bytes) = (key.map(<[u8]>::to_vec), payload.unwrap_or_default().to_vec());
+        match parse(payload) {
+            Ok(event) => {
+                if dedup.seen_or_insert(partition, &event.message_id, to_datetime(event.received_at)) {
+                    return Added::Duplicate;
+                }
+                self.rows.push(Pending { row: EventRow::new(event, topic, partition, offset), key, payload: bytes });
+                Added::Row
+            }
+            Err(error) => {
+                self.dead.push(DeadLetter { partition, key, payload: bytes, error });
+                Added::Dead
+            }
+        }
+    }
+
+    /// A rebalance happened; `ours` are the partitions still assigned. Rows, dead letters and
+    /// offsets of the others are dropped — their new owner consumes them — and every window is
+    /// forgotten, to be reloaded from ClickHouse.
+    pub fn rebalanced(&mut self, dedup: &mut DedupWindow, ours: &HashSet<i32>) {
+        dedup.forget_all();
+        self.rows.retain(|p| ours.contains(&p.row.kafka_partition));
+        self.dead.retain(|d| ours.contains(&d.partition));
+        self.next_offsets.retain(|p, _| ours.contains(p));
+        self.unchecked = self.rows.iter().map(|p| p.row.kafka_partition).collect();
+    }
+
+    /// `partition`'s window was just (re)loaded from ClickHouse: drops the pending rows it shows
+    /// stored (another owner stored them meanwhile) and remembers the rest, so a retry later in
+    /// this batch is still a duplicate. Returns the number of rows dropped.
+    pub fn window_loaded(&mut self, dedup: &mut DedupWindow, partition: i32) -> usize {
+        if !self.unchecked.remove(&partition) {
+            return 0;
+        }
+        let before = self.rows.len();
+        self.rows.retain(|p| {
+            let r = &p.row;
+            r.kafka_partition != partition || !dedup.seen_or_insert(partition, &r.message_id, r.received_at)
+        });
+        before - self.rows.len()
+    }
+
+    /// Partitions with rows pending whose window is not loaded (only after a rebalance): they
+    /// must be loaded and checked before the batch is stored.
+    pub fn unloaded_partitions(&self, dedup: &DedupWindow) -> Vec<i32> {
+        let mut p: Vec<i32> = self.unchecked.iter().copied().filter(|p| !dedup.knows(*p)).collect();
+        p.sort_unstable();
+        p
+    }
+
+    /// The lowest offset of `partition` this batch holds a row of: a reloaded window must cover
+    /// every stored row from there on, however long ago it was received.
+    pub fn first_offset(&self, partition: i32) -> Option<i64> {
+        self.rows.iter().filter(|p| p.row.kafka_partition == partition).map(|p| p.row.kafka_offset).min()
+    }
+}
+
+/// A record's value as a canonical event, or why it is not one.
+pub fn parse(payload: Option<&[u8]>) -> Result<Event, String> {
+    let payload = payload.ok_or("record has no value")?;
+    serde_json::from_slice(payload).map_err(|e| format!("not a canonical event: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use schemas::event::EventKind;
+
+    fn record(id: &str) -> Vec<u8> {
+        let e = Event::new(EventKind::Login, id.into(), "acme".into(), "u1".into(), Utc::now(), Utc::now(), "t".into());
+        serde_json::to_vec(&e).unwrap()
+    }
+
+    fn add(b: &mut Batch, d: &mut DedupWindow, partition: i32, offset: i64, id: &str) -> Added {
+        b.add(d, "usage-events", partition, offset, Some(b"acme"), Some(&record(id)))
+    }
+
+    #[test]
+    fn rebalance_mid_batch_keeps_pending_ids() {
+        let mut dedup = DedupWindow::new(86_400, 1_000);
+        let mut b = Batch::default();
+        dedup.load(0, []);
+        dedup.load(1, []);
+        assert_eq!(add(&mut b, &mut dedup, 0, 10, "m1"), Added::Row);
+        assert_eq!(add(&mut b, &mut dedup, 1, 20, "n1"), Added::Row);
+        b.add(&mut dedup, "usage-events", 1, 21, None, Some(b"{oops"));
+
+        // Partition 1 moves away; partition 0 stays. Both windows are forgotten.
+        b.rebalanced(&mut dedup, &HashSet::from([0]));
+        assert_eq!(b.rows.len(), 1, "rows of the revoked partition are not ours to store");
+        assert!(b.dead.is_empty(), "nor are its dead letters");
+        assert_eq!(b.next_offsets, HashMap::from([(0, 11)]));
+        assert_eq!(b.unloaded_partitions(&dedup), vec![0]);
+        assert_eq!(b.first_offset(0), Some(10));
+
+        // The next record of partition 0 reloads its window from ClickHouse (m1 is not stored
+        // yet, so not in it), and is a client retry of m1: it must be caught.
+        dedup.load(0, []);
+        assert_eq!(b.window_loaded(&mut dedup, 0), 0);
+        assert_eq!(add(&mut b, &mut dedup, 0, 12, "m1"), Added::Duplicate, "retry of a pending row");
+        assert_eq!(add(&mut b, &mut dedup, 0, 13, "m2"), Added::Row);
+        assert_eq!(b.rows.iter().map(|p| p.row.message_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+        assert!(b.unloaded_partitions(&dedup).is_empty());
+    }
+
+    #[test]
+    fn a_pending_row_another_owner_stored_meanwhile_is_dropped() {
+        let mut dedup = DedupWindow::new(86_400, 1_000);
+        let mut b = Batch::default();
+        dedup.load(2, []);
+        add(&mut b, &mut dedup, 2, 5, "a");
+        add(&mut b, &mut dedup, 2, 6, "b");
+        // Partition 2 was revoked and assigned back; its other owner stored "a" in between.
+        b.rebalanced(&mut dedup, &HashSet::from([2]));
+        dedup.load(2, [(to_datetime(Utc::now()), "a".to_owned())]);
+        assert_eq!(b.window_loaded(&mut dedup, 2), 1);
+        assert_eq!(b.rows.iter().map(|p| p.row.message_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(add(&mut b, &mut dedup, 2, 6, "b"), Added::Duplicate, "the replay of b");
+    }
+}
