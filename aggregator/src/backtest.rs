@@ -5,29 +5,31 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use rdkafka::producer::FutureProducer;
 use schemas::alert::Alert;
 
 use crate::config::AggregatorConfig;
 use crate::consumer::Ownership;
 use crate::evaluator::Evaluator;
+use crate::rules::RuleSet;
+use crate::sink::CollectingSink;
 use crate::store::Store;
 use crate::AggregatorError;
 
-/// Every alert record the rules would have produced between `from` and `to` (inclusive), in
-/// order. `progress` is told each day and how many accounts it evaluated.
+/// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
+/// order, starting from no open episodes. `progress` is told each day and how many accounts it
+/// evaluated.
 pub async fn backtest(
     cfg: &AggregatorConfig,
+    rules: RuleSet,
     from: NaiveDate,
     to: NaiveDate,
     mut progress: impl FnMut(NaiveDate, usize),
 ) -> Result<Vec<Alert>, AggregatorError> {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
-    // Never used to send (dry run); creating it does not connect.
-    let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let mut evaluator = Evaluator::new(cfg, store, producer, metrics, Arc::new(Ownership::fixed(partitions)))?.dry_run();
+    let ownership = Arc::new(Ownership::fixed(partitions));
+    let mut evaluator = Evaluator::new(cfg, rules, store, CollectingSink::default(), metrics, ownership);
     let mut alerts = Vec::new();
     let mut day = from;
     while day <= to {

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
-use crate::health::{HealthConfig, LifecycleConfig};
+use crate::model::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,8 +376,12 @@ impl AggregatorConfig {
             }
         }
         self.validate_notifier()?;
-        // The rules are validated at start too: a bad rule stops the service, naming rule and field.
-        crate::rules::load_rules(self.rules_file.as_deref())?;
+        // The file must be readable; its rules are parsed and validated once, at start, by
+        // `rules::RuleSet::load` (config stays a leaf: it knows no rule).
+        if let Some(p) = &self.rules_file {
+            std::fs::File::open(p)
+                .map_err(|e| AggregatorError::Config { key: "rules_file".into(), reason: format!("{}: {e}", p.display()) })?;
+        }
         Ok(())
     }
 }

@@ -1,7 +1,6 @@
 //! uptake aggregator: consumes usage events from Kafka into ClickHouse, keeps per-account
 //! rolling adoption metrics and turns them into churn-risk alerts.
 
-pub mod account;
 pub mod admin;
 pub mod backtest;
 pub mod batch;
@@ -9,14 +8,17 @@ pub mod chunk;
 pub mod config;
 pub mod consumer;
 pub mod dedup;
+pub mod episode;
 mod error;
 pub mod evaluator;
-pub mod health;
 pub mod metrics;
+pub mod model;
 pub mod notifier;
 pub mod poison;
 pub mod rules;
+pub mod sink;
 pub mod store;
+
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,11 +41,24 @@ pub enum Role {
     Notifier,
 }
 
-/// Runs the aggregator — migrations, consumer, evaluator, notifier and admin endpoints, or the
-/// notifier and admin endpoints alone — until `shutdown` completes or one of its parts fails.
-/// Tests call this with an admin listener on port 0.
+/// [`serve`] with the rule set `cfg.rules_file` names (loaded here, once). Tests call this with
+/// an admin listener on port 0.
 pub async fn run(
     cfg: AggregatorConfig,
+    role: Role,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AggregatorError> {
+    let rules = rules::RuleSet::load(cfg.rules_file.as_deref())?;
+    serve(cfg, rules, role, admin, shutdown).await
+}
+
+/// Runs the aggregator — migrations, consumer, evaluator, notifier and admin endpoints, or the
+/// notifier and admin endpoints alone — until `shutdown` completes or one of its parts fails.
+/// `rules` were loaded and validated at start (`main`).
+pub async fn serve(
+    cfg: AggregatorConfig,
+    rules: rules::RuleSet,
     role: Role,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
@@ -59,7 +74,8 @@ pub async fn run(
         let ownership = Arc::new(consumer::Ownership::default());
         let consumer =
             consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
-        let evaluator = evaluator::Evaluator::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership)?;
+        let evaluator =
+            evaluator::Evaluator::live(&cfg, rules, store.clone(), producer.clone(), metrics.clone(), ownership);
         tasks.spawn(consumer.run(stopped.clone()));
         tasks.spawn(evaluator.run(cfg.evaluation.interval(), stopped.clone()));
     }

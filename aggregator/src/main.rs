@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use aggregator::rules::RuleSet;
 use aggregator::AggregatorConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the metric catalogue as the Markdown table of docs/analysts.md.
+    MetricsDoc,
     /// Print every SQL statement uptake runs — the migrations, then one evaluation pass's
     /// queries — each ending with `;` on its own line end. Used to prove the SQL on other
     /// ClickHouse versions (deploy/local/chdb_check.py).
@@ -55,6 +58,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = AggregatorConfig::load(args.config.as_deref()).context("loading configuration")?;
+    // Loaded and validated once, at start: a bad rule stops the service, naming rule and field.
+    let rules = RuleSet::load(config.rules_file.as_deref()).context("loading the rules")?;
     schemas::runtime::init_logs(config.log_format);
     match args.command.unwrap_or(Command::Run) {
         Command::Migrate => {
@@ -65,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let days = (to - from).num_days() + 1;
             let mut done = 0;
-            let alerts = aggregator::backtest::backtest(&config, from, to, |day, accounts| {
+            let alerts = aggregator::backtest::backtest(&config, rules, from, to, |day, accounts| {
                 done += 1;
                 eprintln!("[{done}/{days}] {day}: {accounts} accounts evaluated");
             })
@@ -76,6 +81,9 @@ async fn main() -> anyhow::Result<()> {
                 aggregator::backtest::table(&alerts)
             };
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+        }
+        Command::MetricsDoc => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), aggregator::model::catalogue::doc_table().as_bytes());
         }
         Command::Sql { at } => {
             let store = aggregator::store::Store::new(&config.clickhouse);
@@ -96,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.admin_listen))?;
             tracing::info!(admin = %config.admin_listen, brokers = %config.kafka.brokers, clickhouse = %config.clickhouse.url, "aggregator started");
-            aggregator::run(config, role, admin, schemas::runtime::shutdown_signal()).await?;
+            aggregator::serve(config, rules, role, admin, schemas::runtime::shutdown_signal()).await?;
             tracing::info!("aggregator stopped");
         }
     }

@@ -22,70 +22,26 @@ use std::time::Duration;
 
 use schemas::alert::Severity;
 use serde::Deserialize;
-use toml::Value;
 
-use crate::account::MetricsRow;
-use crate::health::Stage;
+use crate::model::{Metric, MetricsRow, Stage};
 use crate::AggregatorError;
+
+mod parse;
+
+pub use parse::{parse_duration, parse_rules};
 
 /// The rule set shipped with uptake (deploy/rules.toml), used when no file is configured.
 pub const DEFAULT_RULES: &str = include_str!("../../deploy/rules.toml");
 
-/// Percentage change from `previous` to `current`; `None` when there is no previous base.
-pub fn change_pct(previous: u64, current: u64) -> Option<f64> {
-    (previous > 0).then(|| (current as f64 - previous as f64) * 100.0 / previous as f64)
-}
-
-/// How to read one metric from a metrics row.
-type Reader = fn(&MetricsRow) -> Option<f64>;
-
-/// Every metric a rule may name, with how to read it from a metrics row.
-const METRICS: &[(&str, Reader)] = &[
-    ("active_users_1d", |m| Some(m.active_users_1d as f64)),
-    ("active_users_7d", |m| Some(m.active_users_7d as f64)),
-    ("active_users_30d", |m| Some(m.active_users_30d as f64)),
-    ("active_users_prev_7d", |m| Some(m.active_users_prev_7d as f64)),
-    ("active_users_prev_30d", |m| Some(m.active_users_prev_30d as f64)),
-    ("active_users_change_7d", |m| m.active_users_change_7d),
-    ("active_users_change_30d", |m| m.active_users_change_30d),
-    ("logins_7d", |m| Some(m.logins_7d as f64)),
-    ("logins_30d", |m| Some(m.logins_30d as f64)),
-    ("login_users_7d", |m| Some(m.login_users_7d as f64)),
-    ("login_users_30d", |m| Some(m.login_users_30d as f64)),
-    ("events_7d", |m| Some(m.events_7d as f64)),
-    ("events_prev_7d", |m| Some(m.events_prev_7d as f64)),
-    ("events_change_7d", |m| m.events_change_7d),
-    ("events_30d", |m| Some(m.events_30d as f64)),
-    ("events_per_active_user_7d", |m| m.events_per_active_user_7d),
-    ("features_used_7d", |m| Some(m.features_used_7d as f64)),
-    ("features_used_30d", |m| Some(m.features_used_30d as f64)),
-    ("feature_breadth_30d", |m| m.feature_breadth_30d),
-    ("records_30d", |m| Some(m.records_30d as f64)),
-    ("records_prev_30d", |m| Some(m.records_prev_30d as f64)),
-    ("records_change_30d", |m| m.records_change_30d),
-    ("bytes_30d", |m| Some(m.bytes_30d as f64)),
-    ("bytes_prev_30d", |m| Some(m.bytes_prev_30d as f64)),
-    ("bytes_change_30d", |m| m.bytes_change_30d),
-    ("stickiness_30d", |m| m.stickiness_30d),
-    ("seat_utilisation", |m| m.seat_utilisation),
-    ("days_since_last_activity", |m| m.days_since_last_activity.map(f64::from)),
-    ("days_since_last_login", |m| m.days_since_last_login.map(f64::from)),
-    ("latest_nps", |m| m.latest_nps.map(f64::from)),
-    ("avg_csat_90d", |m| m.avg_csat_90d),
-    ("open_tickets", |m| Some(m.open_tickets as f64)),
-    ("health_score", |m| m.health_score),
-    ("days_to_renewal", |m| m.days_to_renewal.map(f64::from)),
-];
-
-fn metric(name: &str) -> Option<Reader> {
-    METRICS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Op {
+    #[serde(rename = "<")]
     Below,
+    #[serde(rename = "<=")]
     AtMost,
+    #[serde(rename = ">")]
     Above,
+    #[serde(rename = ">=")]
     AtLeast,
 }
 
@@ -109,13 +65,33 @@ impl Op {
     }
 }
 
+/// What an inactivity condition measures from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Since {
+    Login,
+    Activity,
+}
+
+impl Since {
+    fn metric(self) -> Metric {
+        let name = match self {
+            Self::Login => "days_since_last_login",
+            Self::Activity => "days_since_last_activity",
+        };
+        Metric::named(name).expect("recency metrics are in the catalogue")
+    }
+}
+
+/// A validated condition; its metrics are resolved from their names when the file is loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    Threshold { metric: String, op: Op, value: f64 },
-    /// `metric_change_window` at most `at_most_pct`, with at least `min_base` in the previous window.
-    Change { metric: String, window: String, at_most_pct: f64, min_base: f64 },
+    Threshold { metric: Metric, op: Op, value: f64 },
+    /// `current`'s change (`change`) at most `at_most_pct`, with at least `min_base` in the
+    /// previous window (`previous`, when the catalogue has it).
+    Change { name: String, window: String, current: Metric, previous: Option<Metric>, change: Metric, at_most_pct: f64, min_base: f64 },
     /// No login (or no activity) for at least `days`.
-    Inactivity { login: bool, days: u32 },
+    Inactivity { since: Since, days: u32 },
     All(Vec<Condition>),
     Any(Vec<Condition>),
 }
@@ -135,197 +111,42 @@ pub struct Rule {
     pub when: Condition,
 }
 
+/// The rules, loaded and validated once at start (docs/architecture.md#rules).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Parses and validates a rule file's text; every error names the rule and the field.
+    pub fn parse(text: &str) -> Result<Self, AggregatorError> {
+        Ok(Self { rules: parse_rules(text)? })
+    }
+
+    /// Reads and validates the rule file at `path`, or the shipped default set.
+    pub fn load(path: Option<&Path>) -> Result<Self, AggregatorError> {
+        match path {
+            None => Self::parse(DEFAULT_RULES),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| AggregatorError::Config {
+                    key: "rules_file".into(),
+                    reason: format!("{}: {e}", p.display()),
+                })?;
+                Self::parse(&text)
+            }
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
 /// What a condition found: the values it read and a sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub metrics: BTreeMap<String, f64>,
     pub reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
-    #[serde(default)]
-    description: String,
-    severity: String,
-    #[serde(default)]
-    stages: Vec<String>,
-    #[serde(default)]
-    min_account_age_days: u32,
-    #[serde(default, rename = "for")]
-    for_evaluations: Option<u32>,
-    #[serde(default)]
-    cooldown: Option<String>,
-    #[serde(default)]
-    auto_resolve: Option<bool>,
-    when: Value,
-}
-
-/// A validation error that names the rule and the field.
-fn bad(rule: &str, field: &str, reason: impl std::fmt::Display) -> AggregatorError {
-    AggregatorError::Config { key: format!("rule {rule:?}: {field}"), reason: reason.to_string() }
-}
-
-/// `30m`, `12h`, `7d`. `None` for anything else — including a multi-byte last character
-/// (`"7µ"`) and an amount that would overflow — never a panic: the text comes from a config file.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let unit = s.chars().last()?;
-    let secs: u64 = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        _ => return None,
-    };
-    // The unit is ASCII here, so cutting one byte off is on a character boundary.
-    let n = &s[..s.len() - 1];
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(Duration::from_secs(n.parse::<u64>().ok()?.checked_mul(secs)?))
-}
-
-/// Parses and validates a rule file; every error names the rule and the field.
-pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
-    let raw: RawFile = toml::from_str(text)
-        .map_err(|e| AggregatorError::Config { key: "rules file".into(), reason: e.to_string() })?;
-    let mut rules: Vec<Rule> = Vec::new();
-    for r in raw.rule {
-        if r.id.is_empty() || !r.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(bad(&r.id, "id", "must be letters, digits, _ or -"));
-        }
-        if rules.iter().any(|x| x.id == r.id) {
-            return Err(bad(&r.id, "id", "is used by another rule"));
-        }
-        let severity = match r.severity.as_str() {
-            "info" => Severity::Info,
-            "warning" => Severity::Warning,
-            "critical" => Severity::Critical,
-            other => return Err(bad(&r.id, "severity", format!("{other:?}; expected info, warning or critical"))),
-        };
-        let stages = r
-            .stages
-            .iter()
-            .map(|s| Stage::parse(s).ok_or_else(|| bad(&r.id, "stages", format!("unknown stage {s:?}; expected onboarding, growth or renewal"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let for_evaluations = r.for_evaluations.unwrap_or(1);
-        if for_evaluations == 0 {
-            return Err(bad(&r.id, "for", "must be at least 1"));
-        }
-        let cooldown = match &r.cooldown {
-            None => Duration::ZERO,
-            Some(c) => parse_duration(c).ok_or_else(|| bad(&r.id, "cooldown", format!("{c:?} is not a duration like 30m, 12h or 7d")))?,
-        };
-        let when = condition(&r.id, "when", &r.when)?;
-        rules.push(Rule {
-            description: r.description,
-            severity,
-            stages,
-            min_account_age_days: r.min_account_age_days,
-            for_evaluations,
-            cooldown,
-            auto_resolve: r.auto_resolve.unwrap_or(true),
-            when,
-            id: r.id,
-        });
-    }
-    Ok(rules)
-}
-
-/// Reads and validates the rule file at `path`, or the shipped default set.
-pub fn load_rules(path: Option<&Path>) -> Result<Vec<Rule>, AggregatorError> {
-    match path {
-        None => parse_rules(DEFAULT_RULES),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| AggregatorError::Config { key: "rules_file".into(), reason: format!("{}: {e}", p.display()) })?;
-            parse_rules(&text)
-        }
-    }
-}
-
-fn condition(rule: &str, field: &str, v: &Value) -> Result<Condition, AggregatorError> {
-    let t = v.as_table().ok_or_else(|| bad(rule, field, "must be a table with a kind"))?;
-    let get = |k: &str| t.get(k);
-    let num = |k: &str| -> Result<f64, AggregatorError> {
-        get(k)
-            .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
-            // nan/inf would make a condition silently never (or always) hold.
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a number (not nan or inf)"))
-    };
-    let string = |k: &str| -> Result<String, AggregatorError> {
-        get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(rule, &format!("{field}.{k}"), "must be a string"))
-    };
-    let allowed = |keys: &[&str]| -> Result<(), AggregatorError> {
-        match t.keys().find(|k| !keys.contains(&k.as_str())) {
-            Some(k) => Err(bad(rule, &format!("{field}.{k}"), "unknown field for this kind")),
-            None => Ok(()),
-        }
-    };
-    match string("kind")?.as_str() {
-        "threshold" => {
-            allowed(&["kind", "metric", "op", "value"])?;
-            let m = string("metric")?;
-            if metric(&m).is_none() {
-                let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-                return Err(bad(rule, &format!("{field}.metric"), format!("unknown metric {m:?}; known: {}", known.join(", "))));
-            }
-            let op = match string("op")?.as_str() {
-                "<" => Op::Below,
-                "<=" => Op::AtMost,
-                ">" => Op::Above,
-                ">=" => Op::AtLeast,
-                other => return Err(bad(rule, &format!("{field}.op"), format!("{other:?}; expected <, <=, > or >="))),
-            };
-            Ok(Condition::Threshold { metric: m, op, value: num("value")? })
-        }
-        "change" => {
-            allowed(&["kind", "metric", "window", "at_most_pct", "min_base"])?;
-            let (m, w) = (string("metric")?, string("window")?);
-            for needed in [format!("{m}_change_{w}"), format!("{m}_{w}")] {
-                if metric(&needed).is_none() {
-                    return Err(bad(rule, &format!("{field}.metric"), format!("no change metric for {m:?} over {w:?} (e.g. active_users 7d/30d, events 7d, records 30d)")));
-                }
-            }
-            let min_base = if get("min_base").is_some() { num("min_base")? } else { 1.0 };
-            Ok(Condition::Change { metric: m, window: w, at_most_pct: num("at_most_pct")?, min_base })
-        }
-        "inactivity" => {
-            allowed(&["kind", "since", "days"])?;
-            let login = match string("since")?.as_str() {
-                "login" => true,
-                "activity" => false,
-                other => return Err(bad(rule, &format!("{field}.since"), format!("{other:?}; expected login or activity"))),
-            };
-            let days = num("days")?;
-            if days < 1.0 {
-                return Err(bad(rule, &format!("{field}.days"), "must be at least 1"));
-            }
-            Ok(Condition::Inactivity { login, days: days as u32 })
-        }
-        kind @ ("all" | "any") => {
-            allowed(&["kind", "of"])?;
-            let of = get("of").and_then(Value::as_array).filter(|a| !a.is_empty());
-            let of = of.ok_or_else(|| bad(rule, &format!("{field}.of"), "must be a non-empty list of conditions"))?;
-            let parts = of
-                .iter()
-                .enumerate()
-                .map(|(i, c)| condition(rule, &format!("{field}.of[{i}]"), c))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(if kind == "all" { Condition::All(parts) } else { Condition::Any(parts) })
-        }
-        other => Err(bad(rule, &format!("{field}.kind"), format!("{other:?}; expected threshold, change, inactivity, all or any"))),
-    }
 }
 
 fn label(metric: &str, window: &str) -> String {
@@ -352,25 +173,26 @@ impl Condition {
     /// it needs is missing (a rule never fires on data the account does not send).
     pub fn check(&self, m: &MetricsRow) -> Option<Finding> {
         match self {
-            Self::Threshold { metric: name, op, value } => {
-                let v = metric(name)?(m)?;
+            Self::Threshold { metric, op, value } => {
+                let v = metric.read(m)?;
                 op.holds(v, *value).then(|| Finding {
-                    metrics: BTreeMap::from([(name.clone(), v)]),
-                    reason: format!("{} is {} ({} {})", label(name, ""), fmt_num(v), op.words(), fmt_num(*value)),
+                    metrics: BTreeMap::from([(metric.name().to_owned(), v)]),
+                    reason: format!("{} is {} ({} {})", label(metric.name(), ""), fmt_num(v), op.words(), fmt_num(*value)),
                 })
             }
-            Self::Change { metric: name, window, at_most_pct, min_base } => {
-                let cur = metric(&format!("{name}_{window}"))?(m)?;
-                let prev = metric(&format!("{name}_prev_{window}")).and_then(|f| f(m));
-                let change = metric(&format!("{name}_change_{window}"))?(m)?;
+            Self::Change { name, window, current, previous, change: change_metric, at_most_pct, min_base } => {
+                let cur = current.read(m)?;
+                let prev = previous.and_then(|p| p.read(m));
+                let change = change_metric.read(m)?;
                 if change > *at_most_pct || prev.is_some_and(|p| p < *min_base) {
                     return None;
                 }
-                let mut metrics = BTreeMap::from([(format!("{name}_{window}"), cur), (format!("{name}_change_{window}"), change)]);
+                let mut metrics =
+                    BTreeMap::from([(current.name().to_owned(), cur), (change_metric.name().to_owned(), change)]);
                 let span = window.trim_end_matches('d');
                 let reason = match prev {
                     Some(p) => {
-                        metrics.insert(format!("{name}_prev_{window}"), p);
+                        metrics.insert(previous.expect("read above").name().to_owned(), p);
                         let verb = if change < 0.0 { "fell" } else { "rose" };
                         format!("{} {verb} {:.0} % ({} → {}) vs the previous {span} days", label(name, window), change.abs(), fmt_num(p), fmt_num(cur))
                     }
@@ -378,12 +200,13 @@ impl Condition {
                 };
                 Some(Finding { metrics, reason })
             }
-            Self::Inactivity { login, days } => {
-                let (name, what) = if *login { ("days_since_last_login", "login") } else { ("days_since_last_activity", "activity") };
-                let since = metric(name)?(m);
-                match since {
+            Self::Inactivity { since: from, days } => {
+                let login = *from == Since::Login;
+                let what = if login { "login" } else { "activity" };
+                let metric = from.metric();
+                match metric.read(m) {
                     Some(d) if d >= *days as f64 => Some(Finding {
-                        metrics: BTreeMap::from([(name.to_owned(), d)]),
+                        metrics: BTreeMap::from([(metric.name().to_owned(), d)]),
                         reason: format!("No {what} for {} days", fmt_num(d)),
                     }),
                     Some(_) => None,
@@ -421,30 +244,27 @@ fn merge(found: Vec<Finding>, join: &str) -> Finding {
 }
 
 impl Condition {
-    fn metric_names(&self, out: &mut Vec<String>) {
+    fn metrics(&self, out: &mut Vec<Metric>) {
         match self {
-            Self::Threshold { metric, .. } => out.push(metric.clone()),
-            Self::Change { metric, window, .. } => {
-                out.extend([format!("{metric}_{window}"), format!("{metric}_prev_{window}"), format!("{metric}_change_{window}")])
-            }
-            Self::Inactivity { login: true, .. } => out.push("days_since_last_login".into()),
-            Self::Inactivity { login: false, .. } => out.push("days_since_last_activity".into()),
-            Self::All(parts) | Self::Any(parts) => parts.iter().for_each(|p| p.metric_names(out)),
+            Self::Threshold { metric, .. } => out.push(*metric),
+            Self::Change { current, previous, change, .. } => out.extend([Some(*current), *previous, Some(*change)].into_iter().flatten()),
+            Self::Inactivity { since, .. } => out.push(since.metric()),
+            Self::All(parts) | Self::Any(parts) => parts.iter().for_each(|p| p.metrics(out)),
         }
     }
 
     /// The current values of every metric the condition reads (for resolved alerts).
     pub fn values(&self, m: &MetricsRow) -> BTreeMap<String, f64> {
-        let mut names = Vec::new();
-        self.metric_names(&mut names);
-        names.into_iter().filter_map(|n| metric(&n).and_then(|f| f(m)).map(|v| (n, v))).collect()
+        let mut metrics = Vec::new();
+        self.metrics(&mut metrics);
+        metrics.into_iter().filter_map(|metric| metric.read(m).map(|v| (metric.name().to_owned(), v))).collect()
     }
 }
 
 impl Rule {
     /// Whether the rule applies to `m` at all: its stage and the account's age.
     pub fn applies(&self, m: &MetricsRow) -> bool {
-        let stage_ok = self.stages.is_empty() || m.stage().is_some_and(|s| self.stages.contains(&s));
+        let stage_ok = self.stages.is_empty() || self.stages.contains(&m.lifecycle_stage);
         let age_ok = self.min_account_age_days == 0
             || m.days_since_start.is_some_and(|d| d >= self.min_account_age_days as i32);
         stage_ok && age_ok

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
+use aggregator::rules::RuleSet;
 use aggregator::metrics::Metrics;
 use aggregator::notifier::Notifier;
 use aggregator::store::{EventRow, Store};
@@ -98,7 +99,8 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, 
 
 fn evaluator(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
     let metrics = Arc::new(Metrics::new());
-    Evaluator::new(cfg, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0]))).unwrap()
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
 
 /// Runs SQL that returns nothing (DDL) on ClickHouse directly, not through the code under test.

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use aggregator::account::MetricsRow;
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
+use aggregator::model::MetricsRow;
+use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -121,7 +122,8 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
-    let mut evaluator = Evaluator::new(&cfg, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0]))).unwrap();
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    let mut evaluator = Evaluator::live(&cfg, rules, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
     let now: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
     let report = evaluator.evaluate(now).await.unwrap();
     assert_eq!(report.accounts, 2);

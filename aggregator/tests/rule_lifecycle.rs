@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
+use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use chrono::{DateTime, Utc};
@@ -81,7 +82,8 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let evaluator = |cfg: &AggregatorConfig| {
         let metrics = Arc::new(aggregator::metrics::Metrics::new());
-        Evaluator::new(cfg, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0]))).unwrap()
+        let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+        Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
     };
     let mut ev = evaluator(&cfg);
     let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
@@ -150,7 +152,8 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
     // Live: one pass at the last second of each day, publishing for real.
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
-    let mut live = Evaluator::new(&cfg, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0]))).unwrap();
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    let mut live = Evaluator::live(&cfg, rules.clone(), store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
     let (from, to) = (chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
     let mut day = from;
     while day <= to {
@@ -169,7 +172,7 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
 
     let mut progress = Vec::new();
     let replayed: Vec<(String, String, String, String)> =
-        aggregator::backtest::backtest(&cfg, from, to, |d, n| progress.push((d, n)))
+        aggregator::backtest::backtest(&cfg, rules.clone(), from, to, |d, n| progress.push((d, n)))
             .await
             .unwrap()
             .into_iter()
@@ -197,7 +200,7 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
             s("2026-03-28", "busy-co", "active_users_drop", "resolved"),
         ]
     );
-    let table = aggregator::backtest::table(&aggregator::backtest::backtest(&cfg, from, to, |_, _| {}).await.unwrap());
+    let table = aggregator::backtest::table(&aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap());
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(table.lines().nth(2).unwrap().contains("No login for 14 days"), "{table}");
 }

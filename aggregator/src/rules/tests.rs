@@ -1,7 +1,8 @@
 use super::*;
+use crate::model::change_pct;
 
 fn row() -> MetricsRow {
-    MetricsRow { account_id: "acme".into(), lifecycle_stage: "growth".into(), ..Default::default() }
+    MetricsRow { account_id: "acme".into(), lifecycle_stage: Stage::Growth, ..Default::default() }
 }
 
 fn err(toml: &str) -> String {
@@ -93,7 +94,7 @@ fn stages_and_age_decide_whether_a_rule_applies() {
     let onboarding = &rules[2];
     let mut m = row();
     assert!(!onboarding.applies(&m), "growth account");
-    m.lifecycle_stage = "onboarding".into();
+    m.lifecycle_stage = Stage::Onboarding;
     assert!(!onboarding.applies(&m), "age unknown");
     m.days_since_start = Some(10);
     assert!(!onboarding.applies(&m), "too young");

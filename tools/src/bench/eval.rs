@@ -88,13 +88,8 @@ pub async fn pass(
     producer: &FutureProducer,
 ) -> Result<(Duration, usize, PassTimings), BenchError> {
     let ownership = Arc::new(Ownership::fixed(0..4));
-    let mut evaluator = Evaluator::new(
-        cfg,
-        store.clone(),
-        producer.clone(),
-        Arc::new(Metrics::new()),
-        ownership,
-    )?;
+    let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
+    let mut evaluator = Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership);
     let started = Instant::now();
     let report = evaluator.evaluate(Utc::now()).await?;
     Ok((started.elapsed(), report.accounts, report.timings))

@@ -1,10 +1,10 @@
-//! ClickHouse access: migrations, event inserts, the rolling-metrics query and alert history.
+//! ClickHouse access — all of uptake's SQL: migrations and event inserts here, the evaluation's
+//! input queries in [`inputs`], alert history in [`alerts`] (docs/architecture.md#layers).
 //!
 //! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
 //! end-to-end tests read every written column back from the real server to hold them to it.
 
-use chrono::{DateTime, Utc};
 use clickhouse::{Client, Row};
 use schemas::event::Event;
 use schemas::migrations::{ledger_ddl, on_cluster, MIGRATIONS};
@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseConfig;
 use crate::AggregatorError;
+
+mod alerts;
+mod inputs;
+
+pub use alerts::AlertRow;
+pub use inputs::InputQueries;
 
 /// One row of `events`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
@@ -43,9 +49,7 @@ pub struct EventRow {
 }
 
 /// DateTime columns hold seconds since the epoch in a UInt32.
-pub fn to_datetime(t: DateTime<Utc>) -> u32 {
-    t.timestamp().clamp(0, u32::MAX as i64) as u32
-}
+pub use crate::model::to_datetime;
 
 fn json_or_empty(map: &serde_json::Map<String, serde_json::Value>) -> String {
     if map.is_empty() {
@@ -86,24 +90,6 @@ impl EventRow {
     }
 }
 
-/// One row of `alerts`.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct AlertRow {
-    pub alert_id: String,
-    pub account_id: String,
-    pub rule_id: String,
-    pub severity: String,
-    pub status: String,
-    pub fired_at: u32,
-    pub resolved_at: Option<u32>,
-    pub recorded_at: u32,
-    pub lifecycle_stage: String,
-    pub health_score: Option<f64>,
-    pub metrics: String,
-    pub csm_owner: String,
-    pub reason: String,
-}
-
 /// One row of `notifications`: an alert record delivered to (or parked for) one webhook.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
 pub struct NotificationRow {
@@ -119,15 +105,6 @@ pub struct NotificationRow {
     pub attempts: u32,
     pub error: String,
     pub recorded_at: u32,
-}
-
-/// An alert episode that fired and has not resolved.
-#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
-pub struct OpenEpisode {
-    pub alert_id: String,
-    pub account_id: String,
-    pub rule_id: String,
-    pub fired_at: u32,
 }
 
 #[derive(Clone)]
@@ -251,28 +228,6 @@ impl Store {
             self.db
         );
         Ok(self.client.query(&sql).bind(topic).fetch_all().await?)
-    }
-
-    /// `(account, rule, when)` of the latest resolution of each account's rule, for cooldowns.
-    pub async fn last_resolutions(&self) -> Result<Vec<(String, String, u32)>, AggregatorError> {
-        let sql = format!(
-            "SELECT account_id, rule_id, toUInt32(max(recorded_at)) FROM {}.alerts
-             WHERE status = 'resolved' GROUP BY account_id, rule_id",
-            self.db
-        );
-        Ok(self.client.query(&sql).fetch_all().await?)
-    }
-
-    /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.
-    pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
-        let sql = format!(
-            "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
-             FROM {db}.alerts
-             GROUP BY alert_id
-             HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
-            db = self.db
-        );
-        Ok(self.client.query(&sql).fetch_all().await?)
     }
 
     /// The webhooks the notifier already delivered (or parked) the alert record `delivery_id` for.

@@ -1,66 +1,60 @@
-//! The customer-success model: lifecycle stage from contract dates and an explainable health
-//! score from weighted components (DESIGN.md "The customer-success model it serves").
+//! The explainable health score: weighted components, each 0–100
+//! (docs/architecture.md#the-customer-success-model).
 //!
 //! Health = outcome (deployment: seats in use; adoption: breadth of feature use; usage trend;
 //! value: data accumulated) + experience (surveys, tickets). Outcome carries most of the weight,
 //! so an account with great survey scores but fading use scores low.
 
-use chrono::NaiveDate;
 use serde::Deserialize;
 
-/// onboarding = first `onboarding_days` after contract start; renewal = last `renewal_days`
-/// before the renewal date (or past it); growth = in between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Onboarding,
-    Growth,
-    Renewal,
+use super::lifecycle::Stage;
+
+/// The five components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Deployment,
+    Adoption,
+    Trend,
+    Value,
+    Experience,
 }
 
-impl Stage {
+impl Component {
+    /// In the order the score visits them: at a tie in shortfall the earlier is the weakest.
+    pub const ALL: [Component; 5] = [Self::Deployment, Self::Adoption, Self::Trend, Self::Value, Self::Experience];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Onboarding => "onboarding",
-            Self::Growth => "growth",
-            Self::Renewal => "renewal",
+            Self::Deployment => "deployment",
+            Self::Adoption => "adoption",
+            Self::Trend => "trend",
+            Self::Value => "value",
+            Self::Experience => "experience",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Onboarding, Self::Growth, Self::Renewal].into_iter().find(|st| st.as_str() == s)
-    }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LifecycleConfig {
-    pub onboarding_days: i64,
-    pub renewal_days: i64,
+/// The component scores, each 0–100; `None` where the account gives no input.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Components {
+    pub deployment: Option<f64>,
+    pub adoption: Option<f64>,
+    pub trend: Option<f64>,
+    pub value: Option<f64>,
+    pub experience: Option<f64>,
 }
 
-impl Default for LifecycleConfig {
-    fn default() -> Self {
-        Self { onboarding_days: 90, renewal_days: 90 }
-    }
-}
-
-/// The stage on `today`. Without a contract start, the first day the account was seen stands in
-/// for it (a new account is onboarding whether or not its contract was sent).
-pub fn stage(cfg: &LifecycleConfig, today: NaiveDate, start: Option<NaiveDate>, renewal: Option<NaiveDate>) -> Stage {
-    if let Some(renewal) = renewal {
-        if (renewal - today).num_days() <= cfg.renewal_days {
-            return Stage::Renewal;
+impl Components {
+    pub fn of(&self, c: Component) -> Option<f64> {
+        match c {
+            Component::Deployment => self.deployment,
+            Component::Adoption => self.adoption,
+            Component::Trend => self.trend,
+            Component::Value => self.value,
+            Component::Experience => self.experience,
         }
     }
-    match start {
-        Some(start) if (today - start).num_days() < cfg.onboarding_days => Stage::Onboarding,
-        _ => Stage::Growth,
-    }
 }
-
-/// The five components, each 0–100.
-pub const COMPONENTS: [&str; 5] = ["deployment", "adoption", "trend", "value", "experience"];
 
 /// Weights of the components in one stage (any scale; they are normalised over the components
 /// that have inputs).
@@ -75,13 +69,13 @@ pub struct Weights {
 }
 
 impl Weights {
-    fn of(&self, component: &str) -> f64 {
+    pub fn of(&self, component: Component) -> f64 {
         match component {
-            "deployment" => self.deployment,
-            "adoption" => self.adoption,
-            "trend" => self.trend,
-            "value" => self.value,
-            _ => self.experience,
+            Component::Deployment => self.deployment,
+            Component::Adoption => self.adoption,
+            Component::Trend => self.trend,
+            Component::Value => self.value,
+            Component::Experience => self.experience,
         }
     }
 }
@@ -159,17 +153,16 @@ pub struct Inputs {
 pub struct Health {
     pub score: Option<f64>,
     pub band: &'static str,
-    /// Component scores in [`COMPONENTS`] order.
-    pub components: [Option<f64>; 5],
+    pub components: Components,
     /// The component that pulls the score down most (largest weighted shortfall from 100).
-    pub weakest: Option<&'static str>,
+    pub weakest: Option<Component>,
 }
 
 fn pct(x: f64) -> f64 {
     (x * 100.0).clamp(0.0, 100.0)
 }
 
-pub fn components(cfg: &HealthConfig, i: &Inputs) -> [Option<f64>; 5] {
+pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
     let deployment = i.seat_utilisation.map(|u| pct(u / cfg.seat_utilisation_target));
     let adoption = i.feature_breadth.map(|b| pct(b / cfg.feature_breadth_target));
     // Flat or growing use is healthy; a 50 % fall in active users scores 0.
@@ -192,7 +185,7 @@ pub fn components(cfg: &HealthConfig, i: &Inputs) -> [Option<f64>; 5] {
         let base = if surveys.is_empty() { 100.0 } else { surveys.iter().sum::<f64>() / surveys.len() as f64 };
         Some((base - cfg.open_ticket_penalty * i.open_tickets as f64).clamp(0.0, 100.0))
     };
-    [deployment, adoption, trend, value, experience]
+    Components { deployment, adoption, trend, value, experience }
 }
 
 /// The weighted score. A component without input is left out and its weight shared by the rest.
@@ -200,9 +193,9 @@ pub fn score(cfg: &HealthConfig, stage: Stage, inputs: &Inputs) -> Health {
     let comps = components(cfg, inputs);
     let w = cfg.weights(stage);
     let (mut sum, mut weight) = (0.0, 0.0);
-    let mut weakest: Option<(&'static str, f64)> = None;
-    for (name, c) in COMPONENTS.iter().zip(comps) {
-        let Some(c) = c else { continue };
+    let mut weakest: Option<(Component, f64)> = None;
+    for name in Component::ALL {
+        let Some(c) = comps.of(name) else { continue };
         sum += w.of(name) * c;
         weight += w.of(name);
         let shortfall = w.of(name) * (100.0 - c);
@@ -218,22 +211,6 @@ pub fn score(cfg: &HealthConfig, stage: Stage, inputs: &Inputs) -> Health {
 mod tests {
     use super::*;
 
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn stages_follow_the_contract_dates() {
-        let cfg = LifecycleConfig::default();
-        let today = d("2026-11-22");
-        assert_eq!(stage(&cfg, today, Some(d("2026-10-01")), Some(d("2027-10-01"))), Stage::Onboarding);
-        assert_eq!(stage(&cfg, today, Some(d("2026-08-24")), Some(d("2027-08-24"))), Stage::Growth, "day 90");
-        assert_eq!(stage(&cfg, today, Some(d("2025-12-01")), Some(d("2027-02-20"))), Stage::Renewal, "90 days left");
-        assert_eq!(stage(&cfg, today, Some(d("2025-12-01")), Some(d("2027-02-21"))), Stage::Growth, "91 days left");
-        assert_eq!(stage(&cfg, today, None, Some(d("2026-11-01"))), Stage::Renewal, "past renewal");
-        assert_eq!(stage(&cfg, today, None, None), Stage::Growth);
-    }
-
     #[test]
     fn components_are_banded_from_their_inputs() {
         let cfg = HealthConfig::default();
@@ -248,12 +225,12 @@ mod tests {
             open_tickets: 1,
         };
         // 0.4/0.8, 0.25/0.5, 100-40, 100-30, mean(80, 75) - 10
-        assert_eq!(components(&cfg, &i), [Some(50.0), Some(50.0), Some(60.0), Some(70.0), Some(67.5)]);
+        assert_eq!(components(&cfg, &i), Components { deployment: Some(50.0), adoption: Some(50.0), trend: Some(60.0), value: Some(70.0), experience: Some(67.5) });
         // growth: .25*50 + .25*50 + .25*60 + .15*70 + .10*67.5 = 57.25
         let h = score(&cfg, Stage::Growth, &i);
         assert_eq!(h.score, Some(57.3));
         assert_eq!(h.band, "yellow");
-        assert_eq!(h.weakest, Some("deployment"), "deployment and adoption tie at 12.5; the first wins");
+        assert_eq!(h.weakest, Some(Component::Deployment), "deployment and adoption tie at 12.5; the first wins");
     }
 
     #[test]
@@ -261,9 +238,9 @@ mod tests {
         let cfg = HealthConfig::default();
         let i = Inputs { feature_breadth: Some(0.5), active_users_change_pct: Some(-50.0), ..Default::default() };
         let h = score(&cfg, Stage::Growth, &i);
-        assert_eq!(h.components, [None, Some(100.0), Some(0.0), None, None]);
+        assert_eq!(h.components, Components { adoption: Some(100.0), trend: Some(0.0), ..Default::default() });
         assert_eq!(h.score, Some(50.0), "(.25*100 + .25*0) / .5");
-        assert_eq!(h.weakest, Some("trend"));
+        assert_eq!(h.weakest, Some(Component::Trend));
         assert_eq!(score(&cfg, Stage::Growth, &Inputs::default()).score, None);
     }
 
@@ -282,6 +259,6 @@ mod tests {
         let h = score(&cfg, Stage::Growth, &fading);
         assert!(h.score.unwrap() < cfg.red_below, "score {:?}", h.score);
         assert_eq!(h.band, "red");
-        assert_eq!(h.components[4], Some(100.0), "experience itself is perfect");
+        assert_eq!(h.components.experience, Some(100.0), "experience itself is perfect");
     }
 }

@@ -1,0 +1,266 @@
+//! The metric catalogue: every column of `account_metrics`, in one list. From it follow the
+//! window row the rolling-window query fills ([`WindowRow`]), the metrics row the evaluator
+//! writes ([`MetricsRow`]), the metrics a rule may name ([`Metric`], resolved once when the
+//! rule file is loaded), the JSON names (the field names) and the table in docs/analysts.md
+//! ([`doc_table`], held to the file by a test). See docs/architecture.md#the-metric-catalogue.
+//!
+//! Adding a metric is one entry below plus its SQL: a `count` needs its column in the window
+//! query (`store/inputs.rs`, same position as here) and in `account_metrics` (a migration); a
+//! `metric` or `column` needs its derivation in `model/derive.rs` and the migration.
+
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::Stage;
+
+/// What a catalogue entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Read by the window query and copied unchanged; rules may name it.
+    Count,
+    /// Derived in the model; rules may name it.
+    Metric,
+    /// Derived or descriptive; not visible to rules.
+    Column,
+}
+
+/// One entry of the catalogue.
+#[derive(Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub doc: &'static str,
+    /// How a rule reads it; `None` for a [`Kind::Column`].
+    read: Option<fn(&MetricsRow) -> Option<f64>>,
+}
+
+/// A metric's value as a rule sees it: a number, or nothing when the account gives no input.
+trait AsMetric {
+    fn as_metric(&self) -> Option<f64>;
+}
+
+impl AsMetric for u64 {
+    fn as_metric(&self) -> Option<f64> {
+        Some(*self as f64)
+    }
+}
+
+impl AsMetric for Option<f64> {
+    fn as_metric(&self) -> Option<f64> {
+        *self
+    }
+}
+
+macro_rules! impl_as_metric_for_option {
+    ($($t:ty),*) => { $(impl AsMetric for Option<$t> {
+        fn as_metric(&self) -> Option<f64> {
+            self.map(f64::from)
+        }
+    })* };
+}
+impl_as_metric_for_option!(u8, u32, i32);
+
+macro_rules! kind {
+    (count) => { Kind::Count };
+    (metric) => { Kind::Metric };
+    (column) => { Kind::Column };
+}
+
+macro_rules! reader {
+    (column, $name:ident) => { None };
+    ($kind:ident, $name:ident) => { Some(|m: &MetricsRow| AsMetric::as_metric(&m.$name)) };
+}
+
+macro_rules! copy_count {
+    (count, $m:ident, $w:ident, $name:ident) => { $m.$name = $w.$name; };
+    ($kind:ident, $m:ident, $w:ident, $name:ident) => {};
+}
+
+/// Collects the `count` entries into [`WindowRow`], in catalogue order (the query's order).
+macro_rules! window_row {
+    ([$($acc:tt)*] [$($names:tt)*] [$( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )*]) => {
+        /// The window aggregates of one account, as the rolling-window query returns them
+        /// (column for column, in this order: the query is decoded by position).
+        #[derive(Debug, Clone, Default, clickhouse::Row, Deserialize)]
+        pub struct WindowRow {
+            pub account_id: String,
+            $($acc)*
+            $( $(#[doc = $idoc])* pub $iname: $ity, )*
+        }
+
+        impl WindowRow {
+            /// The column names, in the order the window query must select them.
+            pub const COLUMNS: &'static [&'static str] = &["account_id", $($names)* $( stringify!($iname), )*];
+        }
+    };
+    ([$($acc:tt)*] [$($names:tt)*] $inputs:tt ($name:ident, $ty:ty, count, $doc:literal) $($rest:tt)*) => {
+        window_row!([$($acc)* #[doc = $doc] pub $name: $ty,] [$($names)* stringify!($name),] $inputs $($rest)*);
+    };
+    ([$($acc:tt)*] [$($names:tt)*] $inputs:tt ($name:ident, $ty:ty, $kind:ident, $doc:literal) $($rest:tt)*) => {
+        window_row!([$($acc)*] [$($names)*] $inputs $($rest)*);
+    };
+}
+
+macro_rules! catalogue {
+    (
+        window_inputs { $( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )* }
+        columns { $( $name:ident : $ty:ty, $kind:ident, $doc:literal; )* }
+    ) => {
+        window_row!([] [] [$( $(#[doc = $idoc])* $iname: $ity, )*] $( ($name, $ty, $kind, $doc) )*);
+
+        /// One row of `account_metrics`.
+        #[derive(Debug, Clone, Default, clickhouse::Row, Serialize, Deserialize, PartialEq)]
+        pub struct MetricsRow {
+            $( #[doc = $doc] pub $name: $ty, )*
+        }
+
+        impl MetricsRow {
+            /// A row with the window's counts copied and everything else empty.
+            pub fn from_window(w: &WindowRow) -> Self {
+                let mut m = Self { account_id: w.account_id.clone(), ..Default::default() };
+                $( copy_count!($kind, m, w, $name); )*
+                m
+            }
+        }
+
+        /// Every column of `account_metrics`, in order.
+        pub const CATALOGUE: &[Column] = &[
+            $( Column { name: stringify!($name), kind: kind!($kind), doc: $doc, read: reader!($kind, $name) }, )*
+        ];
+    };
+}
+
+catalogue! {
+    window_inputs {
+        /// Sum over the 30 days of each day's distinct active users (for average DAU).
+        dau_sum_30d: u64,
+        /// 0 when never.
+        last_seen: u32,
+        last_login: u32,
+        /// First day with any row (days since 1970-01-01).
+        first_day: u16,
+    }
+    columns {
+        account_id: String, column, "the customer account";
+        as_of: u16, column, "the day the windows end on (ClickHouse `Date`)";
+        computed_at: u32, column, "when computed";
+        lifecycle_stage: Stage, column, "`onboarding` (first 90 days after `contract_start`, or after first seen), `renewal` (90 days or less before `renewal_date`, or past it), else `growth` (boundaries in config `[lifecycle]`)";
+        days_since_start: Option<i32>, column, "days since `contract_start` (NULL when unknown)";
+        days_to_renewal: Option<i32>, metric, "days until `renewal_date` (NULL when unknown)";
+        plan: String, column, "the account's `plan` trait";
+        csm_owner: String, column, "the account's CSM (`csm` trait)";
+        seats: Option<u32>, column, "licensed seats (`seats` trait)";
+        active_users_1d: u64, count, "distinct users with a login, feature use or data event on `as_of`";
+        active_users_7d: u64, count, "the same over 7 days";
+        active_users_30d: u64, count, "the same over 30 days";
+        active_users_prev_7d: u64, count, "the same over the previous 7 days";
+        active_users_prev_30d: u64, count, "the same over the previous 30 days";
+        active_users_change_7d: Option<f64>, metric, "change in % vs the previous 7 days (NULL without a previous base)";
+        active_users_change_30d: Option<f64>, metric, "change in % vs the previous 30 days (NULL without a previous base)";
+        logins_7d: u64, count, "logins in 7 days";
+        logins_30d: u64, count, "logins in 30 days";
+        login_users_7d: u64, count, "distinct users who logged in, 7 days";
+        login_users_30d: u64, count, "distinct users who logged in, 30 days";
+        events_7d: u64, count, "events of every kind, 7 days";
+        events_prev_7d: u64, count, "events of every kind, the previous 7 days";
+        events_change_7d: Option<f64>, metric, "change in % of events vs the previous 7 days";
+        events_30d: u64, count, "events of every kind, 30 days";
+        events_per_active_user_7d: Option<f64>, metric, "depth of use: events ÷ active users, 7 days";
+        features_used_7d: u64, count, "distinct features used, 7 days";
+        features_used_30d: u64, count, "distinct features used, 30 days";
+        feature_breadth_30d: Option<f64>, metric, "features used ÷ the catalogue (config `metrics.feature_catalogue`, else every feature any account used in 90 days)";
+        records_30d: u64, count, "data records accumulated in 30 days (value / ROI)";
+        records_prev_30d: u64, count, "the same, the previous 30 days";
+        records_change_30d: Option<f64>, metric, "change in % of records vs the previous 30 days";
+        bytes_30d: u64, count, "data bytes accumulated in 30 days";
+        bytes_prev_30d: u64, count, "the same, the previous 30 days";
+        bytes_change_30d: Option<f64>, metric, "change in % of bytes vs the previous 30 days";
+        stickiness_30d: Option<f64>, metric, "average daily active users over 30 days ÷ 30-day active users";
+        seat_utilisation: Option<f64>, metric, "30-day active users ÷ licensed `seats`";
+        last_seen: Option<u32>, column, "last activity (NULL = never)";
+        last_login: Option<u32>, column, "last login (NULL = never)";
+        days_since_last_activity: Option<u32>, metric, "recency of any activity (NULL = never)";
+        days_since_last_login: Option<u32>, metric, "recency of logins (NULL = never)";
+        latest_nps: Option<u8>, metric, "the last NPS answer";
+        avg_csat_90d: Option<f64>, metric, "mean CSAT over 90 days";
+        open_tickets: u64, metric, "tickets whose latest status is `opened`";
+        health_score: Option<f64>, metric, "0–100 (see below)";
+        health_band: String, column, "`red` (< 40) / `yellow` / `green` (≥ 70)";
+        health_deployment: Option<f64>, column, "component, 0–100 (NULL = no input, weight shared by the others)";
+        health_adoption: Option<f64>, column, "component, 0–100";
+        health_trend: Option<f64>, column, "component, 0–100";
+        health_value: Option<f64>, column, "component, 0–100";
+        health_experience: Option<f64>, column, "component, 0–100";
+        health_weakest: String, column, "the component that pulls the score down most";
+    }
+}
+
+/// A metric a rule may name, resolved once from its name when the rule file is loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric(&'static Column);
+
+impl PartialEq for Metric {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Metric {
+    /// The rule-visible metric called `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        CATALOGUE.iter().find(|c| c.name == name && c.read.is_some()).map(Metric)
+    }
+
+    /// Every rule-visible metric, in catalogue order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        CATALOGUE.iter().filter(|c| c.read.is_some()).map(Metric)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// Its value for `m`; `None` when the account gives no input.
+    pub fn read(self, m: &MetricsRow) -> Option<f64> {
+        self.0.read.and_then(|f| f(m))
+    }
+}
+
+/// The `account_metrics` table of docs/analysts.md, rendered from the catalogue.
+pub fn doc_table() -> String {
+    let mut out = String::from("| column | rules | meaning |\n|---|---|---|\n");
+    for c in CATALOGUE {
+        let rules = if c.read.is_some() { "✓" } else { "" };
+        out.push_str(&format!("| `{}` | {rules} | {} |\n", c.name, c.doc));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_copied_and_rules_read_them() {
+        let w = WindowRow { account_id: "acme".into(), active_users_7d: 4, bytes_prev_30d: 9, ..Default::default() };
+        let m = MetricsRow::from_window(&w);
+        assert_eq!((m.account_id.as_str(), m.active_users_7d, m.bytes_prev_30d), ("acme", 4, 9));
+        assert_eq!(Metric::named("active_users_7d").unwrap().read(&m), Some(4.0));
+        assert_eq!(Metric::named("seat_utilisation").unwrap().read(&m), None);
+        assert!(Metric::named("plan").is_none(), "a column, not a metric");
+        assert_eq!(Metric::all().count(), 34);
+    }
+
+    #[test]
+    fn the_window_row_lists_the_counts_then_the_inputs() {
+        assert_eq!(WindowRow::COLUMNS.first(), Some(&"account_id"));
+        assert_eq!(&WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 4..], ["dau_sum_30d", "last_seen", "last_login", "first_day"]);
+        let counts = CATALOGUE.iter().filter(|c| c.kind == Kind::Count).count();
+        assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 4);
+    }
+
+    #[test]
+    fn the_analysts_guide_shows_the_catalogue() {
+        let guide = include_str!("../../../docs/analysts.md");
+        assert!(guide.contains(&doc_table()), "docs/analysts.md is stale: paste `aggregator metrics-doc` into it");
+    }
+}

@@ -1,0 +1,112 @@
+//! How one account's inputs become its metrics row: derived ratios and changes, the
+//! time-based metrics (which change even when no event arrives), lifecycle stage and health.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use super::catalogue::{MetricsRow, WindowRow};
+use super::health::{self, Component, HealthConfig, Inputs};
+use super::lifecycle::{self, LifecycleConfig};
+use super::{change_pct, date_number, epoch_day, ratio, to_datetime};
+
+/// Everything the metrics of one account are computed from (read by `store::inputs`).
+#[derive(Debug, Clone, Default)]
+pub struct AccountInputs {
+    pub window: WindowRow,
+    pub traits: Map<String, Value>,
+    pub latest_nps: Option<u8>,
+    pub avg_csat: Option<f64>,
+    pub open_tickets: u64,
+}
+
+/// What turns inputs into metrics beyond the inputs themselves.
+pub struct Model<'a> {
+    pub lifecycle: &'a LifecycleConfig,
+    pub health: &'a HealthConfig,
+    /// Features in the product's catalogue (0: unknown, breadth left out).
+    pub catalogue: u64,
+}
+
+/// The first of `keys` present in `traits`, as text (numbers too).
+fn trait_str(traits: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match traits.get(*k)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A date trait: `YYYY-MM-DD` or an RFC 3339 date-time.
+fn trait_date(traits: &Map<String, Value>, keys: &[&str]) -> Option<NaiveDate> {
+    let s = trait_str(traits, keys)?;
+    s.parse::<NaiveDate>().ok().or_else(|| DateTime::parse_from_rfc3339(&s).ok().map(|t| t.date_naive()))
+}
+
+/// The metrics row of one account at `now`: derived ratios and changes, the time-based metrics
+/// (which change even when no event arrives), lifecycle stage and health.
+pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> MetricsRow {
+    let w = &i.window;
+    let today = now.date_naive();
+    let since = |t: u32| (t > 0).then(|| ((now.timestamp() - t as i64).max(0) / 86_400) as u32);
+    let start = trait_date(&i.traits, &["contract_start", "contractStart", "start_date"]);
+    let renewal = trait_date(&i.traits, &["renewal_date", "renewalDate", "contract_end"]);
+    let first_seen = epoch_day() + chrono::Days::new(w.first_day as u64);
+    let stage = lifecycle::stage(model.lifecycle, today, start.or(Some(first_seen)), renewal);
+    let seats = trait_str(&i.traits, &["seats", "licensed_seats", "licenses"]).and_then(|s| s.parse::<u32>().ok());
+    let seat_utilisation = seats.and_then(|s| ratio(w.active_users_30d, s as u64));
+    let feature_breadth = ratio(w.features_used_30d, model.catalogue);
+    let records_change = change_pct(w.records_prev_30d, w.records_30d);
+    let active_change = change_pct(w.active_users_prev_7d, w.active_users_7d);
+    let inputs = Inputs {
+        seat_utilisation,
+        feature_breadth,
+        // Two silent weeks after use earlier in the month is use that stopped, not "no trend":
+        // without this a dormant account kept a green score (seen in the loadgen demo).
+        active_users_change_pct: active_change.or(
+            (w.active_users_7d == 0 && w.active_users_prev_7d == 0 && w.active_users_30d > 0).then_some(-100.0),
+        ),
+        records_30d: (w.records_30d > 0 || w.records_prev_30d > 0).then_some(w.records_30d),
+        records_change_pct: records_change,
+        latest_nps: i.latest_nps,
+        avg_csat: i.avg_csat,
+        open_tickets: i.open_tickets,
+    };
+    let h = health::score(model.health, stage, &inputs);
+    MetricsRow {
+        as_of: date_number(today),
+        computed_at: to_datetime(now),
+        lifecycle_stage: stage,
+        days_since_start: start.map(|s| (today - s).num_days() as i32),
+        days_to_renewal: renewal.map(|r| (r - today).num_days() as i32),
+        plan: trait_str(&i.traits, &["plan"]).unwrap_or_default(),
+        csm_owner: trait_str(&i.traits, &["csm", "csm_owner", "csm_email"]).unwrap_or_default(),
+        seats,
+        active_users_change_7d: active_change,
+        active_users_change_30d: change_pct(w.active_users_prev_30d, w.active_users_30d),
+        events_change_7d: change_pct(w.events_prev_7d, w.events_7d),
+        events_per_active_user_7d: ratio(w.events_7d, w.active_users_7d),
+        feature_breadth_30d: feature_breadth,
+        records_change_30d: records_change,
+        bytes_change_30d: change_pct(w.bytes_prev_30d, w.bytes_30d),
+        // Average DAU over 30 days ÷ MAU: how many days a month the typical user comes back.
+        stickiness_30d: (w.active_users_30d > 0).then(|| w.dau_sum_30d as f64 / 30.0 / w.active_users_30d as f64),
+        seat_utilisation,
+        last_seen: (w.last_seen > 0).then_some(w.last_seen),
+        last_login: (w.last_login > 0).then_some(w.last_login),
+        days_since_last_activity: since(w.last_seen),
+        days_since_last_login: since(w.last_login),
+        latest_nps: i.latest_nps,
+        avg_csat_90d: i.avg_csat,
+        open_tickets: i.open_tickets,
+        health_score: h.score,
+        health_band: h.band.to_owned(),
+        health_deployment: h.components.deployment,
+        health_adoption: h.components.adoption,
+        health_trend: h.components.trend,
+        health_value: h.components.value,
+        health_experience: h.components.experience,
+        health_weakest: h.weakest.map(Component::as_str).unwrap_or_default().to_owned(),
+        // The window's counts, copied as they are (the catalogue's `count` entries).
+        ..MetricsRow::from_window(w)
+    }
+}

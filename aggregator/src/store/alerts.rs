@@ -1,0 +1,110 @@
+//! Alert history: the `alerts` rows the evaluator records, and the episode state read back
+//! from them at start and after a rebalance.
+
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use schemas::alert::Alert;
+use serde::{Deserialize, Serialize};
+
+use super::{to_datetime, Store};
+use crate::episode::{EpisodeHistory, OpenEpisode};
+use crate::AggregatorError;
+
+/// One row of `alerts`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct AlertRow {
+    pub alert_id: String,
+    pub account_id: String,
+    pub rule_id: String,
+    pub severity: String,
+    pub status: String,
+    pub fired_at: u32,
+    pub resolved_at: Option<u32>,
+    pub recorded_at: u32,
+    pub lifecycle_stage: String,
+    pub health_score: Option<f64>,
+    pub metrics: String,
+    pub csm_owner: String,
+    pub reason: String,
+}
+
+impl AlertRow {
+    /// The row of `alert`, recorded at `now`.
+    pub fn new(alert: &Alert, now: DateTime<Utc>) -> Result<Self, AggregatorError> {
+        Ok(Self {
+            alert_id: alert.alert_id.clone(),
+            account_id: alert.account_id.clone(),
+            rule_id: alert.rule_id.clone(),
+            severity: alert.severity.as_str().to_owned(),
+            status: alert.status.as_str().to_owned(),
+            fired_at: to_datetime(alert.fired_at),
+            resolved_at: alert.resolved_at.map(to_datetime),
+            recorded_at: to_datetime(now),
+            lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
+            health_score: alert.health_score,
+            metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
+            csm_owner: alert.csm_owner.clone().unwrap_or_default(),
+            reason: alert.reason.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct OpenRow {
+    alert_id: String,
+    account_id: String,
+    rule_id: String,
+    fired_at: u32,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct HistoryRow {
+    account_id: String,
+    rule_id: String,
+    last_alert_id: String,
+    last_resolved: u32,
+}
+
+impl Store {
+    /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.
+    pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
+        let sql = format!(
+            "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
+             FROM {db}.alerts
+             GROUP BY alert_id
+             HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
+            db = self.db
+        );
+        let rows: Vec<OpenRow> = self.client.query(&sql).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OpenEpisode { alert_id: r.alert_id, account_id: r.account_id, rule_id: r.rule_id, fired_at: r.fired_at })
+            .collect())
+    }
+
+    /// Per (account, rule) with any alert: the latest episode's id and when the latest episode
+    /// resolved (0: never). The latest episode is the one with the latest row; at a tie in time
+    /// the firing row wins (a new episode's firing can follow the previous resolution within a
+    /// second only in that order).
+    pub async fn episode_history(&self) -> Result<Vec<EpisodeHistory>, AggregatorError> {
+        let sql = format!(
+            "SELECT account_id, rule_id,
+                    argMax(alert_id, toUInt64(recorded_at) * 2 + (status = 'firing')) AS last_alert_id,
+                    toUInt32(maxIf(recorded_at, status = 'resolved')) AS last_resolved
+             FROM {db}.alerts
+             GROUP BY account_id, rule_id",
+            db = self.db
+        );
+        let rows: Vec<HistoryRow> = self.client.query(&sql).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EpisodeHistory {
+                account_id: r.account_id,
+                rule_id: r.rule_id,
+                last_alert_id: r.last_alert_id,
+                last_resolved: r.last_resolved,
+            })
+            .collect())
+    }
+
+}
