@@ -165,3 +165,149 @@ fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Ut
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Stage;
+    use crate::rules::RuleSet;
+
+    const RULES: &str = r#"
+[[rule]]
+id = "quiet"
+description = "No login for a week"
+severity = "critical"
+for = 2
+cooldown = "15d"
+when = { kind = "inactivity", since = "login", days = 7 }
+
+[[rule]]
+id = "sticky"
+severity = "info"
+auto_resolve = false
+when = { kind = "inactivity", since = "login", days = 7 }
+"#;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn rules() -> Vec<Rule> {
+        RuleSet::parse(RULES).unwrap().rules().to_vec()
+    }
+
+    fn row(days_since_login: u32) -> MetricsRow {
+        MetricsRow {
+            account_id: "quiet-co".into(),
+            lifecycle_stage: Stage::Growth,
+            days_since_last_login: Some(days_since_login),
+            ..Default::default()
+        }
+    }
+
+    /// One pass of `rule` at `at`: decide, then commit what was proposed (a successful publish).
+    fn pass(e: &mut Episodes, rule: &Rule, days: u32, at: &str) -> Option<Alert> {
+        let m = row(days);
+        let finding = rule.when.check(&m);
+        let alert = e.decide(rule, &m, finding, t(at));
+        if let Some(a) = &alert {
+            e.commit(a, t(at));
+        }
+        alert
+    }
+
+    fn status(a: Option<Alert>) -> Option<AlertStatus> {
+        a.map(|a| a.status)
+    }
+
+    #[test]
+    fn for_holds_the_first_passes_back() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None, "first pass of `for = 2`");
+        let fired = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
+        assert_eq!((fired.status, fired.reason.as_str()), (AlertStatus::Firing, "No login for 8 days"));
+        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T18:00:00Z")), None, "same episode: no second firing");
+        assert_eq!(e.open_count(), 1);
+    }
+
+    #[test]
+    fn a_clear_pass_breaks_the_streak() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None);
+        assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-09T18:00:00Z")), None, "a login");
+        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-16T18:00:00Z")), None, "the streak starts again");
+        assert_eq!(status(pass(&mut e, quiet, 8, "2026-03-17T18:00:00Z")), Some(AlertStatus::Firing));
+    }
+
+    #[test]
+    fn auto_resolve_closes_the_episode_with_its_id() {
+        let rules = rules();
+        let (quiet, sticky) = (&rules[0], &rules[1]);
+        let mut e = Episodes::default();
+        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
+        let fired = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
+        let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
+        assert_eq!(resolved.status, AlertStatus::Resolved);
+        assert_eq!(resolved.alert_id, fired.alert_id, "firing and resolved share the episode id");
+        assert_eq!(resolved.fired_at, fired.fired_at);
+        assert_eq!(resolved.reason, "No longer true: No login for a week");
+        assert_eq!(e.open_count(), 0);
+
+        assert_eq!(status(pass(&mut e, sticky, 8, "2026-03-09T18:00:00Z")), Some(AlertStatus::Firing));
+        assert_eq!(status(pass(&mut e, sticky, 0, "2026-03-12T18:00:00Z")), None, "auto_resolve = false");
+        assert_eq!(e.open_count(), 1);
+    }
+
+    #[test]
+    fn cooldown_holds_the_next_episode_back() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
+        let first = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
+        pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
+        for (days, at) in [(8, "2026-03-20T18:00:00Z"), (9, "2026-03-21T18:00:00Z"), (14, "2026-03-26T18:00:00Z")] {
+            assert_eq!(status(pass(&mut e, quiet, days, at)), None, "{at}: inside the 15-day cooldown");
+        }
+        let second = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
+        assert_eq!(second.status, AlertStatus::Firing, "past the cooldown (resolved 03-12 18:00 + 15 d)");
+        assert_ne!(second.alert_id, first.alert_id, "a new episode, a new id");
+        assert_eq!(second.alert_id, Alert::episode_id("quiet-co", "quiet", Some(&first.alert_id)), "chained from the first");
+    }
+
+    #[test]
+    fn an_unpublished_firing_is_proposed_again_with_the_same_id() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
+        let m = row(8);
+        // Publishing failed: nothing committed.
+        let first = e.decide(quiet, &m, quiet.when.check(&m), t("2026-03-09T18:00:00Z")).unwrap();
+        let again = e.decide(quiet, &m, quiet.when.check(&m), t("2026-03-09T18:00:30Z")).unwrap();
+        assert_eq!(again.alert_id, first.alert_id);
+        assert_eq!(e.open_count(), 0);
+    }
+
+    #[test]
+    fn restored_state_is_neither_re_fired_nor_forgotten() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        let open = OpenEpisode {
+            alert_id: "a1".into(),
+            account_id: "quiet-co".into(),
+            rule_id: "quiet".into(),
+            fired_at: to_datetime(t("2026-03-09T18:00:00Z")),
+        };
+        let history =
+            EpisodeHistory { account_id: "quiet-co".into(), rule_id: "quiet".into(), last_alert_id: "a1".into(), last_resolved: 0 };
+        e.restore(vec![open], vec![history]);
+        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-11T18:00:00Z")), None, "a restart does not re-fire");
+        let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
+        assert_eq!((resolved.alert_id.as_str(), resolved.fired_at), ("a1", t("2026-03-09T18:00:00Z")));
+        // After the cooldown, the next episode is chained from the restored one.
+        pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z");
+        let next = pass(&mut e, quiet, 17, "2026-03-29T18:00:00Z").unwrap();
+        assert_eq!(next.alert_id, Alert::episode_id("quiet-co", "quiet", Some("a1")));
+    }
+}

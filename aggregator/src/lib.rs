@@ -19,6 +19,9 @@ pub mod rules;
 pub mod sink;
 pub mod store;
 
+#[cfg(test)]
+mod layering;
+
 
 use std::future::Future;
 use std::sync::Arc;
