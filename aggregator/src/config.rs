@@ -455,8 +455,7 @@ mod tests {
             c.clickhouse.max_partitions_per_insert = bad;
             assert!(c.validate().unwrap_err().to_string().contains("clickhouse.max_partitions_per_insert"));
         }
-        let mut c = AggregatorConfig::default();
-        c.rules_file = Some("/nonexistent/rules.toml".into());
+        let c = AggregatorConfig { rules_file: Some("/nonexistent/rules.toml".into()), ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("rules_file"));
     }
 
