@@ -14,8 +14,10 @@ const KEY: &str = "pipeline-key-0123456789abcdef012345";
 
 /// ingest on port 0 writing to `sink`; the server runs until the test ends.
 async fn start(sink: Arc<CollectingSink>) -> String {
-    let mut cfg = IngestConfig::default();
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "pipeline".into() }];
+    let cfg = IngestConfig {
+        write_keys: vec![WriteKey { key: KEY.into(), source: "pipeline".into() }],
+        ..IngestConfig::default()
+    };
     let app = App::with_sink(cfg, sink as Arc<dyn EventSink>).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
