@@ -2,6 +2,7 @@
 //! Prometheus text endpoint, and the plumbing both services would otherwise write twice:
 //! [`kafka`] (client settings, topic creation, dead letters), [`retry`] (retry-until-shutdown)
 //! and [`format`]. Behind the `runtime` feature so the contract types stay light.
+//! Where each piece is used: `docs/architecture.md#shared-plumbing`.
 
 pub mod format;
 pub mod kafka;

@@ -1,6 +1,7 @@
 //! Helpers for tests against the real local stack started by `deploy/local/test.sh`:
 //! throwaway topics and databases, so tests never see each other's data, and readers that
-//! check what really arrived (records on a topic, rows in ClickHouse).
+//! check what really arrived (records on a topic, rows in ClickHouse). [`ingest`] and
+//! [`aggregator`] start a service against the stack in one call (`docs/architecture.md#testing`).
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Where accepted and rejected events go: the [`EventSink`] seam of the request pipeline.
 //! Production writes to Kafka ([`KafkaSink`]); [`CollectingSink`] keeps them in memory, so the
 //! whole pipeline (auth, limits, parsing, validation, dead letters, status codes) can be tested
-//! in milliseconds without a broker.
+//! in milliseconds without a broker. See `docs/architecture.md#seams`.
 
 mod collect;
 mod dead_letter;
