@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
@@ -57,8 +58,10 @@ impl Default for AggregatorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
-    /// Bootstrap brokers, comma-separated `host:port`.
-    pub brokers: String,
+    /// `brokers` and the `librdkafka` passthrough (for both consumer and producer), shared with
+    /// ingest; read and written as `kafka.brokers` through `Deref`.
+    #[serde(flatten)]
+    pub client: KafkaClient,
     /// Consumer group; instances with the same group share the partitions.
     pub group_id: String,
     /// Topic of usage events to consume.
@@ -67,50 +70,47 @@ pub struct KafkaConfig {
     pub dlq_topic: String,
     /// Topic that receives churn-risk alerts.
     pub alerts_topic: String,
-    /// Further librdkafka properties for both consumer and producer, passed through verbatim.
-    pub librdkafka: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
-            brokers: "127.0.0.1:9092".into(),
+            client: KafkaClient::default(),
             group_id: "uptake-aggregator".into(),
             events_topic: schemas::topics::USAGE_EVENTS.into(),
             dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
             alerts_topic: schemas::topics::USAGE_ALERTS.into(),
-            librdkafka: BTreeMap::new(),
         }
+    }
+}
+
+impl std::ops::Deref for KafkaConfig {
+    type Target = KafkaClient;
+    fn deref(&self) -> &KafkaClient {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for KafkaConfig {
+    fn deref_mut(&mut self) -> &mut KafkaClient {
+        &mut self.client
     }
 }
 
 impl KafkaConfig {
     /// Consumer settings. Offsets are committed by hand, only after ClickHouse stored the rows.
     pub fn to_rdkafka_consumer(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
-        self.extra(c)
+        self.client.client_config(&[
+            ("group.id", &self.group_id),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+        ])
     }
 
     /// Producer settings (alerts and dead letters): acknowledged by every in-sync replica.
     pub fn to_rdkafka_producer(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "10000");
-        self.extra(c)
-    }
-
-    fn extra(&self, mut c: ClientConfig) -> ClientConfig {
-        for (k, v) in &self.librdkafka {
-            c.set(k, v);
-        }
-        c
+        self.client.client_config(&[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "10000")])
     }
 }
 

@@ -16,9 +16,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use schemas::runtime::kafka::DeadLetterWriter;
+use schemas::runtime::retry::{self, Backoff};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -33,6 +35,11 @@ use crate::AggregatorError;
 /// Longest pause between attempts while ClickHouse, the broker or the dead-letter topic fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The backoff of every retry loop of the consumer.
+fn backoff() -> Backoff {
+    Backoff::new(FIRST_BACKOFF, MAX_BACKOFF)
+}
 
 /// The partitions of the events topic this instance owns, as the consumer group assigned them,
 /// and a counter of rebalances. Shared with the evaluator: an account's metrics and rules are
@@ -89,11 +96,10 @@ impl ConsumerContext for OwnershipContext {
 
 pub struct EventConsumer {
     consumer: StreamConsumer<OwnershipContext>,
-    producer: FutureProducer,
+    dead_letters: DeadLetterWriter,
     store: Store,
     metrics: Arc<Metrics>,
     topic: String,
-    dlq_topic: String,
     max_rows: usize,
     max_wait: Duration,
     max_partitions: usize,
@@ -114,11 +120,10 @@ impl EventConsumer {
         consumer.subscribe(&[&cfg.kafka.events_topic])?;
         Ok(Self {
             consumer,
-            producer,
+            dead_letters: DeadLetterWriter::new(producer, cfg.kafka.dlq_topic.clone()),
             store,
             metrics,
             topic: cfg.kafka.events_topic.clone(),
-            dlq_topic: cfg.kafka.dlq_topic.clone(),
             max_rows: cfg.batch.max_rows,
             max_wait: cfg.batch.max_wait(),
             max_partitions: cfg.clickhouse.max_partitions_per_insert,
@@ -230,22 +235,17 @@ impl EventConsumer {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let since = to_datetime(chrono::Utc::now()).saturating_sub(self.dedup_window_secs);
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self.store.stored_ids(&self.topic, partition, since, from).await {
-                Ok(ids) => {
-                    tracing::info!(partition, ids = ids.len(), "dedup window loaded");
-                    self.dedup.load(partition, ids);
-                    let dropped = batch.window_loaded(&mut self.dedup, partition);
-                    self.metrics.duplicates.inc_by(dropped as u64);
-                    return true;
-                }
-                Err(e) => tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying"),
-            }
-            if !pause(&mut backoff, shutdown).await {
-                return false;
-            }
-        }
+        let (store, topic) = (&self.store, &self.topic);
+        let mut backoff = backoff();
+        let loaded = retry::until_ok(&mut backoff, shutdown, || store.stored_ids(topic, partition, since, from), |e, _| {
+            tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying")
+        });
+        let Some(ids) = loaded.await else { return false };
+        tracing::info!(partition, ids = ids.len(), "dedup window loaded");
+        self.dedup.load(partition, ids);
+        let dropped = batch.window_loaded(&mut self.dedup, partition);
+        self.metrics.duplicates.inc_by(dropped as u64);
+        true
     }
 
     /// Stores the rows in INSERTs of few enough partitions each, retrying transient failures.
@@ -256,7 +256,7 @@ impl EventConsumer {
         if chunks.len() > 1 {
             tracing::info!(rows = rows.len(), inserts = chunks.len(), "batch spans many months; inserting it in parts");
         }
-        let mut sink = EventSink { consumer: self, shutdown, backoff: FIRST_BACKOFF };
+        let mut sink = EventSink { consumer: self, shutdown, backoff: backoff() };
         let mut dead = Vec::new();
         for range in chunks {
             let chunk = &rows[range];
@@ -273,25 +273,16 @@ impl EventConsumer {
         Some(dead)
     }
 
-    /// Writes dead letters, retrying while the topic is unavailable. False if shutdown came first.
+    /// Writes dead letters, retrying while the topic is unavailable (one backoff for the whole
+    /// batch: a topic that is down stays backed off). False if shutdown came first.
     async fn dead_letter(&self, dead: &[DeadLetter], shutdown: &mut watch::Receiver<bool>) -> bool {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = backoff();
         for d in dead {
             tracing::warn!(error = %d.error, partition = d.partition, "dead-lettering a record");
-            loop {
-                let headers = OwnedHeaders::new()
-                    .insert(Header { key: schemas::topics::HEADER_ERROR, value: Some(d.error.as_str()) });
-                let mut record = FutureRecord::to(&self.dlq_topic).payload(&d.payload).headers(headers);
-                if let Some(key) = &d.key {
-                    record = record.key(key);
-                }
-                match self.producer.send(record, Duration::from_secs(30)).await {
-                    Ok(_) => break,
-                    Err((e, _)) => tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying"),
-                }
-                if !pause(&mut backoff, shutdown).await {
-                    return false;
-                }
+            let headers = [(schemas::topics::HEADER_ERROR, d.error.as_str())];
+            let key = d.key.as_deref();
+            if !self.dead_letters.write_until_shutdown(key, &d.payload, &headers, &mut backoff, shutdown).await {
+                return false;
             }
             self.metrics.dead_letters.inc();
         }
@@ -317,7 +308,7 @@ impl EventConsumer {
 struct EventSink<'a> {
     consumer: &'a EventConsumer,
     shutdown: &'a mut watch::Receiver<bool>,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl Sink<Pending> for EventSink<'_> {
@@ -327,7 +318,7 @@ impl Sink<Pending> for EventSink<'_> {
         match &result {
             Ok(()) => {
                 self.consumer.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());
-                self.backoff = FIRST_BACKOFF;
+                self.backoff.succeed();
             }
             Err(_) => self.consumer.metrics.insert_failures.inc(),
         }
@@ -335,22 +326,9 @@ impl Sink<Pending> for EventSink<'_> {
     }
 
     async fn pause(&mut self, error: &AggregatorError) -> bool {
-        tracing::warn!(error = %error, retry_in = ?self.backoff, "ClickHouse insert failed; retrying");
-        pause(&mut self.backoff, self.shutdown).await
+        tracing::warn!(error = %error, failures = self.backoff.failures() + 1, "ClickHouse insert failed; retrying");
+        self.backoff.pause(self.shutdown).await
     }
-}
-
-/// Sleeps `backoff` (then doubles it, up to [`MAX_BACKOFF`]). False if shutdown came first.
-async fn pause(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    if *shutdown.borrow() {
-        return false;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(*backoff) => {}
-        _ = shutdown.changed() => return false,
-    }
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
-    true
 }
 
 /// The next item `recv` gives, retrying its errors with backoff (each reported to `failed`) —
@@ -364,7 +342,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = backoff();
     loop {
         let received = tokio::select! {
             r = recv() => r,
@@ -374,7 +352,7 @@ where
             Ok(item) => return Some(item),
             Err(e) => failed(&e),
         }
-        if !pause(&mut backoff, shutdown).await {
+        if !backoff.pause(shutdown).await {
             return None;
         }
     }

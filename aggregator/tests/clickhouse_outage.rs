@@ -12,7 +12,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::event::{Event, EventKind};
 use testkit::{Proxy, Stack};
-use tokio::sync::oneshot;
 
 async fn produce(producer: &FutureProducer, topic: &str, range: std::ops::Range<usize>) {
     for i in range {
@@ -37,24 +36,14 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn a_clickhouse_outage_delays_but_loses_and_duplicates_nothing() {
     let stack = Stack::from_env("ch_outage");
-    let topics = (stack.topic("usage-events"), stack.topic("usage-alerts"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&topics.0, &topics.1, &topics.2], 2).await;
+    let mut cfg = testkit::aggregator::config(&stack, "ch-outage", 2).await;
+    let topics = (cfg.kafka.events_topic.clone(), cfg.kafka.alerts_topic.clone(), cfg.kafka.dlq_topic.clone());
     let proxy = Proxy::start(stack.clickhouse.trim_start_matches("http://")).await;
-
-    let mut cfg = aggregator::AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.group_id = format!("ch-outage-{}", stack.suffix);
-    (cfg.kafka.events_topic, cfg.kafka.alerts_topic, cfg.kafka.dlq_topic) = topics.clone();
     cfg.clickhouse.url = proxy.url();
-    cfg.clickhouse.database = stack.database();
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 1_000;
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}/metrics", admin.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg.clone(), aggregator::Role::All, admin, async {
-        let _ = stopped.await;
-    }));
+    let testkit::aggregator::RunningAggregator { admin_url, stop, task } = testkit::aggregator::start(cfg.clone()).await;
+    let metrics_url = format!("{admin_url}/metrics");
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let db = stack.database();

@@ -10,7 +10,6 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveTime, Utc};
 use testkit::Stack;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 const KEY: &str = "e2e-write-key-0123456789abcdef01234";
 
@@ -100,44 +99,20 @@ fn as_strings(row: &Value) -> BTreeMap<String, String> {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account() {
     let stack = Stack::from_env("e2e");
-    let (events_topic, alerts_topic, dlq_topic) =
-        (stack.topic("usage-events"), stack.topic("usage-alerts"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&events_topic, &alerts_topic, &dlq_topic], 2).await;
+    let mut agg_cfg = testkit::aggregator::config(&stack, "aggregator", 2).await;
+    let (events_topic, alerts_topic) = (agg_cfg.kafka.events_topic.clone(), agg_cfg.kafka.alerts_topic.clone());
 
-    // ingest, on port 0
-    let mut ingest_cfg = ingest::IngestConfig::default();
-    ingest_cfg.kafka.brokers = stack.kafka.clone();
+    // ingest, on port 0; its /readyz is on its admin listener.
+    let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, KEY, "e2e");
     ingest_cfg.kafka.topic = events_topic.clone();
-    ingest_cfg.write_keys = vec![ingest::config::WriteKey { key: KEY.into(), source: "e2e".into() }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingest_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_ingest, ingest_stopped) = oneshot::channel::<()>();
-    let ingest_app = ingest::App::new(ingest_cfg).unwrap();
-    // ingest's /readyz is on its admin listener.
-    let ingest_admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingest_admin_url = format!("http://{}", ingest_admin.local_addr().unwrap());
-    tokio::spawn(ingest::serve_admin(ingest_admin, ingest_app.clone(), std::future::pending()));
-    let ingest_task = tokio::spawn(ingest::serve(listener, ingest_app, async {
-        let _ = ingest_stopped.await;
-    }));
+    let ingest = testkit::ingest::serve(ingest_cfg).await;
+    let (ingest_url, ingest_admin_url) = (ingest.url.clone(), ingest.admin_url.clone());
 
     // aggregator, admin on port 0, evaluating every half second
-    let mut agg_cfg = aggregator::AggregatorConfig::default();
-    agg_cfg.kafka.brokers = stack.kafka.clone();
-    agg_cfg.kafka.group_id = format!("aggregator-{}", stack.suffix);
-    agg_cfg.kafka.events_topic = events_topic.clone();
-    agg_cfg.kafka.alerts_topic = alerts_topic.clone();
-    agg_cfg.kafka.dlq_topic = dlq_topic.clone();
-    agg_cfg.clickhouse.url = stack.clickhouse.clone();
-    agg_cfg.clickhouse.database = stack.database();
     agg_cfg.batch.max_wait_ms = 200;
     agg_cfg.evaluation.interval_ms = 500;
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_url = format!("http://{}", admin.local_addr().unwrap());
-    let (stop_agg, agg_stopped) = oneshot::channel::<()>();
-    let agg_task = tokio::spawn(aggregator::run(agg_cfg, aggregator::Role::All, admin, async {
-        let _ = agg_stopped.await;
-    }));
+    let aggregator = testkit::aggregator::start(agg_cfg).await;
+    let admin_url = aggregator.admin_url.clone();
 
     // Send the book over HTTP: acme as one batch with Basic auth, globex one event at a time
     // with Bearer auth. Every request must be acknowledged.
@@ -256,8 +231,6 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     assert_eq!(http.get(format!("{admin_url}/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("{ingest_admin_url}/readyz")).send().await.unwrap().status(), 200);
 
-    stop_ingest.send(()).unwrap();
-    stop_agg.send(()).unwrap();
-    ingest_task.await.unwrap().unwrap();
-    agg_task.await.unwrap().unwrap();
+    ingest.stop().await.unwrap();
+    aggregator.stop().await.unwrap();
 }

@@ -129,15 +129,12 @@ fn hook(name: &str, url: String, format: WebhookFormat) -> WebhookConfig {
 async fn setup(stack: &Stack, webhooks: Vec<WebhookConfig>) -> (AggregatorConfig, Store, FutureProducer) {
     let (alerts, dlq) = (stack.topic("usage-alerts"), stack.topic("usage-alerts-dlq"));
     stack.create_topics(&[&alerts, &dlq], 2).await;
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
+    let mut cfg = testkit::aggregator::config_for(stack, "aggregator");
     cfg.kafka.alerts_topic = alerts;
     cfg.kafka.librdkafka.insert("session.timeout.ms".into(), "6000".into());
     cfg.notifier.group_id = format!("notifier-{}", stack.suffix);
     cfg.notifier.dlq_topic = dlq;
     cfg.notifier.webhooks = webhooks;
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
     cfg.validate().unwrap();
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();

@@ -28,22 +28,13 @@ struct Instance {
 }
 
 async fn start(stack: &Stack, topics: &(String, String, String)) -> Instance {
-    let mut cfg = aggregator::AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.group_id = format!("scale-out-{}", stack.suffix);
+    let mut cfg = testkit::aggregator::config_for(stack, "scale-out");
     (cfg.kafka.events_topic, cfg.kafka.alerts_topic, cfg.kafka.dlq_topic) = topics.clone();
     cfg.kafka.librdkafka.insert("session.timeout.ms".into(), "6000".into());
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 500;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = format!("http://{}/metrics", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg, aggregator::Role::All, listener, async {
-        let _ = stopped.await;
-    }));
-    Instance { admin, stop, task }
+    let running = testkit::aggregator::start(cfg).await;
+    Instance { admin: format!("{}/metrics", running.admin_url), stop: running.stop, task: running.task }
 }
 
 async fn gauge(admin: &str, name: &str) -> u64 {

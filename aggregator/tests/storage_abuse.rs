@@ -34,26 +34,16 @@ async fn produce(stack: &Stack, topic: &str, events: &[Event]) {
 
 /// Topics and a config whose ClickHouse is `clickhouse_url` (the proxy).
 async fn setup(stack: &Stack, clickhouse_url: String) -> AggregatorConfig {
-    let topics = (stack.topic("usage-events"), stack.topic("usage-alerts"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&topics.0, &topics.1, &topics.2], 2).await;
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.group_id = format!("abuse-{}", stack.suffix);
-    (cfg.kafka.events_topic, cfg.kafka.alerts_topic, cfg.kafka.dlq_topic) = topics;
+    let mut cfg = testkit::aggregator::config(stack, "abuse", 2).await;
     cfg.clickhouse.url = clickhouse_url;
-    cfg.clickhouse.database = stack.database();
     cfg.evaluation.interval_ms = 60_000;
     cfg
 }
 
 /// The aggregator, in process; `.0.send(())` stops it.
 async fn start(cfg: &AggregatorConfig) -> (oneshot::Sender<()>, JoinHandle<Result<(), aggregator::AggregatorError>>) {
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg.clone(), aggregator::Role::All, admin, async {
-        let _ = stopped.await;
-    }));
-    (stop, task)
+    let running = testkit::aggregator::start(cfg.clone()).await;
+    (running.stop, running.task)
 }
 
 /// `(rows, distinct message ids)` in the test's `events`.

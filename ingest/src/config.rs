@@ -1,12 +1,12 @@
 //! Ingest configuration: `ingest.toml` overlaid with `UPTAKE_…` environment variables
 //! (e.g. `UPTAKE_KAFKA__BROKERS=host:9092`), validated into [`IngestConfig`] at start.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
@@ -60,8 +60,10 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
-    /// Bootstrap brokers, comma-separated `host:port`.
-    pub brokers: String,
+    /// `brokers` and the `librdkafka` passthrough (which wins over the fields below), shared
+    /// with the aggregator; read and written as `kafka.brokers` through `Deref`.
+    #[serde(flatten)]
+    pub client: KafkaClient,
     /// Topic of accepted events.
     pub topic: String,
     /// Topic of rejected events, with the reasons in the `error` header.
@@ -79,39 +81,47 @@ pub struct KafkaConfig {
     /// ~23 µs of CPU per event — librdkafka's broker thread polls in a loop while the
     /// idempotent in-flight cap (5 requests) is reached — 4.4× ingest's whole work (`bench`).
     pub idempotence: bool,
-    /// Further librdkafka properties, passed through verbatim (they win over the fields above).
-    pub librdkafka: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
-            brokers: "127.0.0.1:9092".into(),
+            client: KafkaClient::default(),
             topic: schemas::topics::USAGE_EVENTS.into(),
             dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
             delivery_timeout_ms: 5_000,
             compression: "lz4".into(),
             linger_ms: 5,
             idempotence: false,
-            librdkafka: BTreeMap::new(),
         }
+    }
+}
+
+impl std::ops::Deref for KafkaConfig {
+    type Target = KafkaClient;
+    fn deref(&self) -> &KafkaClient {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for KafkaConfig {
+    fn deref_mut(&mut self) -> &mut KafkaClient {
+        &mut self.client
     }
 }
 
 impl KafkaConfig {
     /// The librdkafka producer configuration.
     pub fn to_rdkafka(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", self.idempotence.to_string())
-            .set("acks", "all")
-            .set("compression.type", &self.compression)
-            .set("linger.ms", self.linger_ms.to_string())
-            .set("message.timeout.ms", self.delivery_timeout_ms.to_string());
-        for (k, v) in &self.librdkafka {
-            c.set(k, v);
-        }
-        c
+        let (idempotence, linger, timeout) =
+            (self.idempotence.to_string(), self.linger_ms.to_string(), self.delivery_timeout_ms.to_string());
+        self.client.client_config(&[
+            ("enable.idempotence", &idempotence),
+            ("acks", "all"),
+            ("compression.type", &self.compression),
+            ("linger.ms", &linger),
+            ("message.timeout.ms", &timeout),
+        ])
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -121,13 +131,10 @@ impl KafkaConfig {
     /// The producer's largest record (librdkafka `message.max.bytes`, default 1,000,000): a
     /// record above it is refused by the producer itself.
     pub fn message_max_bytes(&self) -> Result<usize, IngestError> {
-        match self.librdkafka.get("message.max.bytes") {
-            None => Ok(1_000_000),
-            Some(v) => v.trim().parse().map_err(|_| IngestError::Config {
-                key: "kafka.librdkafka.\"message.max.bytes\"".into(),
-                reason: format!("must be a number of bytes, not {v:?}"),
-            }),
-        }
+        self.client.librdkafka_number("message.max.bytes", 1_000_000).map_err(|key| {
+            let v = &self.librdkafka["message.max.bytes"];
+            IngestError::Config { key, reason: format!("must be a number of bytes, not {v:?}") }
+        })
     }
 }
 
@@ -377,6 +384,27 @@ mod tests {
         assert_eq!(cfg.limits.max_event_bytes, 32 * 1024);
         assert_eq!((cfg.limits.header_timeout_ms, cfg.limits.body_timeout_ms), (10_000, 15_000));
         assert!(cfg.segment.mapping.login.iter().any(|n| n == "Signed In"));
+    }
+
+    #[test]
+    fn kafka_keys_and_overrides_are_unchanged_by_the_shared_client_settings() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let path = temp_file(
+            "kafka.toml",
+            "[kafka]\nbrokers = \"a:1\"\nlinger_ms = 9\ntopic = \"t\"\n[kafka.librdkafka]\n\"message.max.bytes\" = \"4000000\"\n",
+        );
+        std::env::set_var("UPTAKE_KAFKA__BROKERS", "b:2,c:3");
+        std::env::set_var("UPTAKE_KAFKA__LINGER_MS", "7");
+        let cfg = schemas::settings::load::<IngestConfig>(Some(&path));
+        std::env::remove_var("UPTAKE_KAFKA__BROKERS");
+        std::env::remove_var("UPTAKE_KAFKA__LINGER_MS");
+        let kafka = cfg.unwrap().kafka;
+        assert_eq!((kafka.brokers.as_str(), kafka.linger_ms, kafka.topic.as_str()), ("b:2,c:3", 7, "t"));
+        assert_eq!(kafka.message_max_bytes().unwrap(), 4_000_000);
+        std::fs::write(&path, "[kafka]\nbrokerz = \"a:1\"\n").unwrap();
+        let err = schemas::settings::load::<IngestConfig>(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

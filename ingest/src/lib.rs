@@ -28,7 +28,9 @@ pub use error::IngestError;
 /// The shared state of the service.
 pub struct App {
     pub config: IngestConfig,
-    pub sink: sink::KafkaSink,
+    /// Where events go: Kafka in production ([`sink::KafkaSink`]), memory in fast tests
+    /// ([`sink::CollectingSink`]).
+    pub sink: Arc<dyn sink::EventSink>,
     pub write_keys: auth::WriteKeys,
     pub rate_limiter: ratelimit::RateLimiter,
     pub groups: groups::GroupMemory,
@@ -44,10 +46,25 @@ pub struct App {
 }
 
 impl App {
+    /// The service writing to Kafka (`config.kafka`).
     pub fn new(config: IngestConfig) -> Result<Arc<Self>, IngestError> {
         config.validate()?;
         let metrics = metrics::Metrics::new();
-        let sink = sink::KafkaSink::new(&config.kafka, metrics.clone())?;
+        let sink = Arc::new(sink::KafkaSink::new(&config.kafka, metrics.clone())?);
+        Self::assemble(config, sink, metrics)
+    }
+
+    /// The service writing to `sink` instead of Kafka (`config.kafka` is then unused).
+    pub fn with_sink(config: IngestConfig, sink: Arc<dyn sink::EventSink>) -> Result<Arc<Self>, IngestError> {
+        config.validate()?;
+        Self::assemble(config, sink, metrics::Metrics::new())
+    }
+
+    fn assemble(
+        config: IngestConfig,
+        sink: Arc<dyn sink::EventSink>,
+        metrics: metrics::Metrics,
+    ) -> Result<Arc<Self>, IngestError> {
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
         let groups = groups::GroupMemory::new(config.segment.remembered_bytes);

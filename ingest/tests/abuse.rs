@@ -7,50 +7,29 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
+use ingest::IngestConfig;
 use serde_json::{json, Value};
+use testkit::ingest::RunningIngest;
 use testkit::Stack;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const KEY: &str = "abuse-test-key-0123456789abcdef0123";
 
-/// ingest (API and admin listeners on port 0), serving until the test ends.
-struct Ingest {
-    api: SocketAddr,
-    admin: SocketAddr,
-    app: Arc<App>,
-}
-
-async fn start(brokers: &str, tweak: impl FnOnce(&mut IngestConfig)) -> Ingest {
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = brokers.into();
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "abuse".into() }];
+/// ingest (API and admin listeners on port 0) on `brokers`, serving until the test ends.
+async fn start(brokers: &str, tweak: impl FnOnce(&mut IngestConfig)) -> RunningIngest {
+    let mut cfg = testkit::ingest::config_for(brokers, KEY, "abuse");
     tweak(&mut cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (api, admin) = (listener.local_addr().unwrap(), admin_listener.local_addr().unwrap());
-    let app = App::new(cfg).unwrap();
-    tokio::spawn(ingest::serve(listener, app.clone(), std::future::pending()));
-    tokio::spawn(ingest::serve_admin(admin_listener, app.clone(), std::future::pending()));
-    Ingest { api, admin, app }
+    testkit::ingest::serve(cfg).await
 }
 
 /// ingest against fresh topics on the real broker; returns it and its events topic.
-async fn start_on_stack(stack: &Stack) -> (Ingest, String) {
-    let (events, dlq) = (stack.topic("usage-events"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&events, &dlq], 2).await;
-    let (e, d) = (events.clone(), dlq.clone());
-    let ingest = start(&stack.kafka, move |c| {
-        c.kafka.topic = e;
-        c.kafka.dlq_topic = d;
-    })
-    .await;
+async fn start_on_stack(stack: &Stack) -> (RunningIngest, String) {
+    let ingest = testkit::ingest::start(stack, KEY, "abuse", |_| {}).await;
+    let events = ingest.events_topic.clone();
     (ingest, events)
 }
 

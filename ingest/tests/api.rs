@@ -7,39 +7,17 @@ use std::io::Write;
 use std::time::Duration;
 
 use flate2::write::{GzEncoder, ZlibEncoder};
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
+use ingest::IngestConfig;
 use schemas::event::{Event, EventKind};
 use serde_json::{json, Value};
+use testkit::ingest::RunningIngest;
 use testkit::Stack;
-use tokio::sync::oneshot;
 
 const KEY: &str = "api-test-key-0123456789abcdef01234";
 
 /// ingest on port 0 against fresh topics; stops when dropped.
-struct Ingest {
-    url: String,
-    events_topic: String,
-    dlq_topic: String,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start(stack: &Stack, tweak: impl FnOnce(&mut IngestConfig)) -> Ingest {
-    let (events_topic, dlq_topic) = (stack.topic("usage-events"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&events_topic, &dlq_topic], 2).await;
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.topic = events_topic.clone();
-    cfg.kafka.dlq_topic = dlq_topic.clone();
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "api-test".into() }];
-    tweak(&mut cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), async {
-        let _ = stopped.await;
-    }));
-    Ingest { url, events_topic, dlq_topic, _stop: stop }
+async fn start(stack: &Stack, tweak: impl FnOnce(&mut IngestConfig)) -> RunningIngest {
+    testkit::ingest::start(stack, KEY, "api-test", tweak).await
 }
 
 fn post(url: &str, path: &str) -> reqwest::RequestBuilder {

@@ -8,8 +8,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
 use serde_json::json;
 use testkit::{create_topics, read_records, OwnBroker};
 
@@ -22,20 +20,14 @@ async fn no_acknowledged_event_is_lost_when_the_broker_is_killed() {
     let mut broker = OwnBroker::start("outage").await;
     create_topics(&broker.address(), &["usage-events", "usage-events-dlq"], 2).await;
 
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = broker.address();
+    let mut cfg = testkit::ingest::config_for(&broker.address(), KEY, "outage");
     cfg.kafka.delivery_timeout_ms = 2_000;
     // The shipped default (idempotence off) matters here: Tansu 0.6.0 (SQLite storage) panics
     // in its idempotent-producer check when a producer that already holds a producer id writes
     // after an unclean broker restart ("more or less than one row", tansu-storage lite.rs).
     assert!(!cfg.kafka.idempotence);
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "outage".into() }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), async {
-        let _ = stopped.await;
-    }));
+    let ingest = testkit::ingest::serve(cfg).await;
+    let url = format!("{}/v1/events", ingest.url);
 
     // Four clients send for 12 s; the broker is killed at 3 s and restarted at 7 s.
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -12,39 +12,17 @@ use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
 use futures::StreamExt;
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
 use serde_json::{json, Value};
 use testkit::Stack;
-use tokio::sync::oneshot;
+use testkit::ingest::RunningIngest;
 
 /// Production-length keys (at least 32 characters), so the test holds whatever key rules apply.
 const KEY: &str = "data-abuse-app-key-0123456789abcdef";
 const FLOOD_KEY: &str = "data-abuse-flood-key-0123456789abcdef";
 
-struct Ingest {
-    url: String,
-    events_topic: String,
-    dlq_topic: String,
-    _stop: oneshot::Sender<()>,
-}
-
 /// ingest in-process on port 0 against fresh topics; stops when dropped.
-async fn start(stack: &Stack) -> Ingest {
-    let (events_topic, dlq_topic) = (stack.topic("usage-events"), stack.topic("usage-events-dlq"));
-    stack.create_topics(&[&events_topic, &dlq_topic], 2).await;
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.topic = events_topic.clone();
-    cfg.kafka.dlq_topic = dlq_topic.clone();
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "data-abuse".into() }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), async {
-        let _ = stopped.await;
-    }));
-    Ingest { url, events_topic, dlq_topic, _stop: stop }
+async fn start(stack: &Stack) -> RunningIngest {
+    testkit::ingest::start(stack, KEY, "data-abuse", |_| {}).await
 }
 
 fn post(url: &str, path: &str, key: &str) -> reqwest::RequestBuilder {

@@ -5,25 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
 use tokio::io::AsyncWriteExt;
 
 const KEY: &str = "overload-key-0123456789abcdef012345";
 
 #[tokio::test]
 async fn a_write_request_over_the_in_flight_limit_is_refused_at_once() {
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = "127.0.0.1:1".into(); // never reached in this test
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "test".into() }];
+    let mut cfg = testkit::ingest::config_for("127.0.0.1:1", KEY, "test"); // the broker is never reached in this test
     cfg.limits.max_in_flight_requests = 1;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = admin_listener.local_addr().unwrap();
-    let app = App::new(cfg).unwrap();
-    tokio::spawn(ingest::serve(listener, app.clone(), std::future::pending()));
-    tokio::spawn(ingest::serve_admin(admin_listener, app, std::future::pending()));
+    let ingest = testkit::ingest::serve(cfg).await;
+    let (addr, admin) = (ingest.api, ingest.admin);
 
     // A client that sends its headers and half its body, then stalls: it holds the one permit.
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use ingest::config::WriteKey;
-use ingest::{App, IngestConfig};
 use schemas::event::{Event, EventKind};
 use testkit::Stack;
 
@@ -16,16 +14,8 @@ const KEY: &str = "sdk-test-write-key-0123456789abcdef";
 #[ignore = "needs the local stack and the Python SDKs: run deploy/local/test.sh"]
 async fn segment_and_rudderstack_sdks_work_unchanged() {
     let stack = Stack::from_env("sdks");
-    let topic = stack.topic("usage-events");
-    stack.create_topics(&[&topic, &stack.topic("usage-events-dlq")], 2).await;
-    let mut cfg = IngestConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
-    cfg.kafka.topic = topic.clone();
-    cfg.kafka.dlq_topic = stack.topic("usage-events-dlq");
-    cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "sdk".into() }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), std::future::pending()));
+    let ingest = testkit::ingest::start(&stack, KEY, "sdk", |_| {}).await;
+    let (topic, url) = (ingest.events_topic.clone(), ingest.url.clone());
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_send.py");
     for sdk in ["segment", "rudder"] {

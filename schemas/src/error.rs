@@ -37,4 +37,12 @@ pub enum SchemaError {
     /// A configuration file or environment override could not be read or does not fit its type.
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// A Kafka client could not be created or a Kafka request failed (runtime plumbing).
+    #[cfg(feature = "runtime")]
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused to create a topic.
+    #[cfg(feature = "runtime")]
+    #[error("creating topic {topic}: {reason}")]
+    TopicCreation { topic: String, reason: String },
 }

@@ -1,5 +1,12 @@
 //! What every uptake service does the same way at run time: logs, shutdown signals and the
-//! Prometheus text endpoint. Behind the `runtime` feature so the contract types stay light.
+//! Prometheus text endpoint, and the plumbing both services would otherwise write twice:
+//! [`kafka`] (client settings, topic creation, dead letters), [`retry`] (retry-until-shutdown)
+//! and [`format`]. Behind the `runtime` feature so the contract types stay light.
+//! Where each piece is used: `docs/architecture.md#shared-plumbing`.
+
+pub mod format;
+pub mod kafka;
+pub mod retry;
 
 use std::io::IsTerminal;
 

@@ -1,17 +1,18 @@
 //! Helpers for tests against the real local stack started by `deploy/local/test.sh`:
 //! throwaway topics and databases, so tests never see each other's data, and readers that
-//! check what really arrived (records on a topic, rows in ClickHouse).
+//! check what really arrived (records on a topic, rows in ClickHouse). [`ingest`] and
+//! [`aggregator`] start a service against the stack in one call (`docs/architecture.md#testing`).
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
+pub mod aggregator;
 mod fault;
+pub mod ingest;
 pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};
 
 /// The real broker and ClickHouse, from the environment `deploy/local/test.sh` sets.
@@ -218,18 +219,9 @@ impl Drop for OwnBroker {
     }
 }
 
-/// Creates topics on any broker.
+/// Creates topics on any broker (panics on failure: a test cannot go on without them).
 pub async fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
-    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
-    let results = admin
-        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
-        .await
-        .expect("create topics");
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
+    schemas::runtime::kafka::create_topics(brokers, names, partitions).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Low and high watermark of every partition of `topic`: how many records the broker holds.

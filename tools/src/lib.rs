@@ -2,4 +2,5 @@
 //! (`bench`).
 
 pub mod bench;
+pub mod ingest_client;
 pub mod loadgen;

@@ -91,12 +91,8 @@ impl Sender {
             metrics.notify_retries.with_label_values(&[&hook.name]).inc();
             let wait = failure.retry_after.unwrap_or_else(|| self.backoff(attempt)).min(self.max_backoff);
             tracing::warn!(webhook = %hook.name, delivery = %id, attempt, error = %failure.error, wait_ms = wait.as_millis() as u64, "webhook delivery failed; retrying");
-            if *shutdown.borrow() {
+            if !schemas::runtime::retry::sleep_unless_shutdown(wait, shutdown).await {
                 return Outcome::Interrupted;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return Outcome::Interrupted,
             }
         }
     }

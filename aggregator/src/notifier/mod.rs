@@ -12,7 +12,6 @@
 //! before its `resolved`. Webhooks of one record are served concurrently, so a failing webhook
 //! delays the others only by its retries, and never loses them anything.
 
-pub mod backoff;
 mod deliver;
 pub mod payload;
 
@@ -22,10 +21,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, TopicPartitionList};
 use schemas::alert::Alert;
+use schemas::runtime::kafka::DeadLetterWriter;
+use schemas::runtime::retry::{self, Backoff};
 use schemas::topics::{HEADER_ATTEMPTS, HEADER_ERROR, HEADER_WEBHOOK};
 use tokio::sync::watch;
 
@@ -38,18 +38,17 @@ use crate::AggregatorError;
 
 /// How long to wait before retrying ClickHouse or the broker when they fail.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-/// First and longest wait after a Kafka receive error ([`backoff::Backoff`]).
+/// First and longest wait after a Kafka receive error ([`Backoff`]).
 const RECEIVE_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
 
 pub struct Notifier {
     consumer: StreamConsumer,
-    producer: FutureProducer,
+    dead_letters: DeadLetterWriter,
     store: Store,
     metrics: Arc<Metrics>,
     sender: deliver::Sender,
     webhooks: Vec<WebhookConfig>,
     alerts_topic: String,
-    dlq_topic: String,
 }
 
 impl Notifier {
@@ -65,13 +64,12 @@ impl Notifier {
         let sender = deliver::Sender::new(&cfg.notifier).map_err(|e| AggregatorError::Task(format!("http client: {e}")))?;
         Ok(Self {
             consumer,
-            producer,
+            dead_letters: DeadLetterWriter::new(producer, cfg.notifier.dlq_topic.clone()),
             store,
             metrics,
             sender,
             webhooks: cfg.notifier.webhooks.clone(),
             alerts_topic: cfg.kafka.alerts_topic.clone(),
-            dlq_topic: cfg.notifier.dlq_topic.clone(),
         })
     }
 
@@ -80,7 +78,7 @@ impl Notifier {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
         self.consumer.subscribe(&[&self.alerts_topic])?;
         tracing::info!(topic = %self.alerts_topic, webhooks = self.webhooks.len(), "notifier started");
-        let mut receive = backoff::Backoff::new(RECEIVE_RETRY.0, RECEIVE_RETRY.1);
+        let mut receive = Backoff::new(RECEIVE_RETRY.0, RECEIVE_RETRY.1);
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -99,9 +97,8 @@ impl Notifier {
                     self.metrics.notify_receive_errors.inc();
                     let wait = receive.fail();
                     tracing::warn!(error = %e, in_a_row = receive.failures(), wait_ms = wait.as_millis() as u64, "alerts topic: receive failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                    if !retry::sleep_unless_shutdown(wait, &mut shutdown).await {
+                        return Ok(());
                     }
                     continue;
                 }
@@ -217,43 +214,21 @@ impl Notifier {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let attempts = attempts.to_string();
-        self.until_ok(shutdown, || async {
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: HEADER_WEBHOOK, value: Some(webhook) })
-                .insert(Header { key: HEADER_ERROR, value: Some(error) })
-                .insert(Header { key: HEADER_ATTEMPTS, value: Some(attempts.as_str()) });
-            let mut record = FutureRecord::to(&self.dlq_topic).payload(payload).headers(headers);
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            self.producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| AggregatorError::Delivery(e.to_string()))
-        })
-        .await
-        .is_some()
+        let headers = [(HEADER_WEBHOOK, webhook), (HEADER_ERROR, error), (HEADER_ATTEMPTS, attempts.as_str())];
+        let mut backoff = Backoff::constant(STORE_RETRY);
+        self.dead_letters.write_until_shutdown(key, payload, &headers, &mut backoff, shutdown).await
     }
 
-    /// Runs `op` until it succeeds; `None` when shutdown came first.
-    async fn until_ok<T, F, Fut>(&self, shutdown: &mut watch::Receiver<bool>, mut op: F) -> Option<T>
+    /// Runs `op` until it succeeds, once a second; `None` when shutdown came first.
+    async fn until_ok<T, F, Fut>(&self, shutdown: &mut watch::Receiver<bool>, op: F) -> Option<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AggregatorError>>,
     {
-        loop {
-            match op().await {
-                Ok(v) => return Some(v),
-                Err(e) => tracing::warn!(error = %e, "notifier: ClickHouse or broker failed; retrying"),
-            }
-            if *shutdown.borrow() {
-                return None;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(STORE_RETRY) => {}
-                _ = shutdown.changed() => return None,
-            }
-        }
+        let mut backoff = Backoff::constant(STORE_RETRY);
+        retry::until_ok(&mut backoff, shutdown, op, |e, _| {
+            tracing::warn!(error = %e, "notifier: ClickHouse or broker failed; retrying")
+        })
+        .await
     }
 }

@@ -5,6 +5,7 @@
 //! receiver's 2xx and the ledger write).
 
 use schemas::alert::{Alert, AlertStatus, Severity};
+use schemas::runtime::format::number;
 use serde_json::{json, Value};
 
 use crate::config::WebhookFormat;
@@ -106,14 +107,6 @@ pub fn esc(s: &str, max: usize) -> String {
     out
 }
 
-/// Whole numbers without a fraction, others to two places: "12", "0.35".
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
 
 #[cfg(test)]
 mod tests {

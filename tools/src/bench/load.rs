@@ -10,57 +10,37 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::{BenchError, Rate};
+use crate::ingest_client::{IngestClient, PostError, RetryPolicy};
 
 /// A client for ingest with the write key.
 #[derive(Clone)]
 pub struct Ingest {
-    client: reqwest::Client,
-    url: String,
-    key: String,
+    client: IngestClient,
 }
+
+/// Refusals are waited out (their Retry-After, else 200 ms) for up to 12 s; ingest is the
+/// bench's own, so a connection error ends the run.
+const RETRY: RetryPolicy = RetryPolicy {
+    fallback_wait: Duration::from_millis(200),
+    give_up_after: Duration::from_secs(12),
+    retry_unreachable: false,
+};
 
 impl Ingest {
     pub fn new(url: &str, key: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("http client");
-        Self {
-            client,
-            url: format!("{url}/v1/events"),
-            key: key.to_owned(),
-        }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client");
+        Self { client: IngestClient::new(http, url, "/v1/events", key) }
     }
 
     /// POSTs one body; Ok only on 200. A 503 (broker busy) is retried after its Retry-After, so
     /// every event is counted exactly once; the refusals are reported.
     async fn post(&self, body: Bytes, refusals: &Mutex<u64>) -> Result<(), BenchError> {
-        for _ in 0..60 {
-            let resp = self
-                .client
-                .post(&self.url)
-                .basic_auth(&self.key, Some(""))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await?;
-            match resp.status().as_u16() {
-                200 => return Ok(()),
-                503 | 429 => {
-                    *refusals.lock().unwrap() += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                s => {
-                    return Err(BenchError::Setup(format!(
-                        "ingest answered {s}: {}",
-                        resp.text().await.unwrap_or_default()
-                    )))
-                }
-            }
-        }
-        Err(BenchError::Setup(
-            "ingest kept refusing (503/429) for 12 s".into(),
-        ))
+        let refused = || *refusals.lock().unwrap() += 1;
+        self.client.post_until_accepted(&body, &RETRY, refused).await.map_err(|e| match e {
+            PostError::Http(e) => BenchError::Http(e),
+            PostError::Refused { status, body } => BenchError::Setup(format!("ingest answered {}: {body}", status.as_u16())),
+            e @ PostError::GaveUp { .. } => BenchError::Setup(e.to_string()),
+        })
     }
 
     /// Sends every body with `concurrency` requests in flight; `events` in total.
@@ -108,10 +88,7 @@ impl Ingest {
             tasks.push(tokio::spawn(async move {
                 let ok = me
                     .client
-                    .post(&me.url)
-                    .basic_auth(&me.key, Some(""))
-                    .header("content-type", "application/json")
-                    .body(body)
+                    .request(body)
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == 200);

@@ -18,9 +18,6 @@ use std::time::{Duration, Instant};
 
 use aggregator::store::Store;
 use aggregator::AggregatorConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::ClientConfig;
 
 pub use report::Report;
 
@@ -345,17 +342,9 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
 }
 
 async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
-        result.map_err(|(t, e)| BenchError::Setup(format!("creating topic {t}: {e}")))?;
-    }
-    Ok(())
+    schemas::runtime::kafka::create_topics(brokers, names, PARTITIONS)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
 fn store_unmigrated(opts: &Options, db: &str) -> Store {

@@ -5,22 +5,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::generate::{to_segment, Format};
 use super::LoadgenError;
+use crate::ingest_client::{IngestClient, RetryPolicy};
 
 /// A client for ingest's batch endpoint of one format.
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
-    url: String,
-    write_key: String,
+    client: IngestClient,
     format: Format,
     /// Events ingest accepted so far.
     pub accepted: Arc<AtomicU64>,
 }
+
+/// Refusals and an unreachable ingest are waited out for up to 5 minutes.
+const RETRY: RetryPolicy = RetryPolicy {
+    fallback_wait: Duration::from_secs(1),
+    give_up_after: Duration::from_secs(300),
+    retry_unreachable: true,
+};
 
 impl Sender {
     pub fn new(base_url: &str, write_key: &str, format: Format) -> Self {
@@ -28,16 +35,8 @@ impl Sender {
             Format::Native => "/v1/events",
             Format::Segment => "/v1/batch",
         };
-        Self {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
-            url: format!("{}{path}", base_url.trim_end_matches('/')),
-            write_key: write_key.to_owned(),
-            format,
-            accepted: Arc::default(),
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
+        Self { client: IngestClient::new(http, base_url, path, write_key), format, accepted: Arc::default() }
     }
 
     fn body(&self, events: &[Value]) -> Value {
@@ -53,43 +52,13 @@ impl Sender {
     /// (Retry-After, else 1 s) and try again, for up to 5 minutes; 400 and other refusals stop
     /// the run with ingest's error list, since a generator bug must not go unnoticed.
     pub async fn send(&self, events: &[Value]) -> Result<(), LoadgenError> {
-        let body = self.body(events).to_string();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let wait = match self
-                .client
-                .post(&self.url)
-                .basic_auth(&self.write_key, Some(""))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => {
-                    self.accepted
-                        .fetch_add(events.len() as u64, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(r) if r.status() == 503 || r.status() == 429 => r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .map_or(Duration::from_secs(1), Duration::from_secs),
-                Ok(r) => {
-                    let status = r.status();
-                    return Err(LoadgenError::Refused(format!(
-                        "{status}: {}",
-                        r.text().await.unwrap_or_default()
-                    )));
-                }
-                Err(_) => Duration::from_secs(1),
-            };
-            if Instant::now() + wait > deadline {
-                return Err(LoadgenError::Refused(
-                    "ingest kept refusing or was unreachable for 5 minutes".into(),
-                ));
+        let body = Bytes::from(self.body(events).to_string());
+        match self.client.post_until_accepted(&body, &RETRY, || {}).await {
+            Ok(()) => {
+                self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
+                Ok(())
             }
-            tokio::time::sleep(wait).await;
+            Err(e) => Err(LoadgenError::Refused(e.to_string())),
         }
     }
 

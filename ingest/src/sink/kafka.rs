@@ -1,0 +1,165 @@
+//! The Kafka sink, ingest's [`EventSink`] in production: writes a request's events and reports
+//! success only when the broker has acknowledged every one of them.
+
+use std::time::{Duration, Instant};
+
+use futures::future::{join_all, BoxFuture};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use schemas::event::Event;
+use schemas::runtime::kafka::DeadLetterWriter;
+use schemas::FieldError;
+use serde_json::Value;
+
+use super::dead_letter::{dead_letter_record, HEADER_TRUNCATED};
+use super::EventSink;
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::IngestError;
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+    dead_letters: DeadLetterWriter,
+    /// The longest a request waits for its acknowledgements (see [`KafkaSink::await_acks`]).
+    ack_deadline: Duration,
+    metrics: Metrics,
+}
+
+impl KafkaSink {
+    pub fn new(cfg: &KafkaConfig, metrics: Metrics) -> Result<Self, IngestError> {
+        let producer: FutureProducer = cfg.to_rdkafka().create()?;
+        Ok(Self {
+            dead_letters: DeadLetterWriter::new(producer.clone(), cfg.dlq_topic.clone()),
+            producer,
+            topic: cfg.topic.clone(),
+            ack_deadline: cfg.delivery_timeout() + Duration::from_secs(1),
+            metrics,
+        })
+    }
+
+    /// Produces every event and waits for all acknowledgements. Any failure (queue full, broker
+    /// down until `delivery_timeout_ms`) fails the whole call, so the client retries the request;
+    /// events of it that did land are deduplicated downstream by `message_id`.
+    pub async fn send_all(&self, events: &[Event]) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = serde_json::to_vec(event).map_err(schemas::SchemaError::from)?;
+            // No Kafka headers: the value says everything, and the local broker (Tansu 0.6, SQLite)
+            // has no index on its header table, so every fetch of a headed record scans all
+            // headers — consumption slowed to a crawl as the topic grew (found by `bench`).
+            let record = FutureRecord::to(&self.topic).key(event.partition_key()).payload(&payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(self.failed(started, format!("producer queue refused the event: {e}"))),
+            }
+        }
+        for result in self.await_acks(deliveries, started).await? {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(self.failed(started, format!("broker did not acknowledge: {e}"))),
+                Err(_) => return Err(self.failed(started, "producer shut down before delivery".into())),
+            }
+        }
+        self.metrics.produce_latency.with_label_values(&["ok"]).observe(started.elapsed().as_secs_f64());
+        for event in events {
+            self.metrics.events_accepted.with_label_values(&[event.kind.as_str()]).inc();
+        }
+        Ok(())
+    }
+
+    /// Writes rejected events to the dead-letter topic with the reasons in the `error` header,
+    /// and waits for the acknowledgements: a rejected event is reported, never dropped. What is
+    /// written is [`dead_letter_record`]: without write keys, and truncated so that it always
+    /// fits a Kafka record (an oversize event must get its 400, not a 503 retried forever).
+    pub async fn dead_letter(&self, rejected: &[(Value, Vec<FieldError>)], source: &str) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(rejected.len());
+        for (raw, errors) in rejected {
+            let dead = dead_letter_record(raw, errors)?;
+            let mut headers = vec![(schemas::topics::HEADER_ERROR, dead.reason.as_str()), (schemas::topics::HEADER_SOURCE, source)];
+            if let Some(original) = &dead.truncated_from {
+                headers.push((HEADER_TRUNCATED, original.as_str()));
+            }
+            match self.dead_letters.enqueue(Some(dead.key.as_bytes()), &dead.payload, &headers) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(e) => return Err(self.failed(started, format!("producer queue refused a dead letter: {e}"))),
+            }
+        }
+        for result in self.await_acks(deliveries, started).await? {
+            if !matches!(result, Ok(Ok(_))) {
+                return Err(self.failed(started, "broker did not acknowledge a dead letter".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every acknowledgement, but no longer than the delivery timeout plus a second:
+    /// librdkafka's own message timeout does not bound a request already in flight to a broker
+    /// that just died, and the API promises a prompt 503, never a hang. Events that still land
+    /// later are deduplicated downstream by message id.
+    async fn await_acks(
+        &self,
+        deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+        started: Instant,
+    ) -> Result<Vec<<rdkafka::producer::DeliveryFuture as std::future::Future>::Output>, IngestError> {
+        tokio::time::timeout(self.ack_deadline, join_all(deliveries))
+            .await
+            .map_err(|_| self.failed(started, format!("no acknowledgement within {:?}", self.ack_deadline)))
+    }
+
+    fn failed(&self, started: Instant, why: String) -> IngestError {
+        self.metrics.produce_latency.with_label_values(&["error"]).observe(started.elapsed().as_secs_f64());
+        IngestError::Unavailable(why)
+    }
+
+    /// Whether the broker answers a metadata request for our topic within `timeout`.
+    pub async fn is_ready(&self, timeout: Duration) -> bool {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok_and(|m| m.topics().iter().any(|t| t.name() == topic && t.error().is_none()))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub fn queue_len(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits until every queued event is delivered (or `timeout` passes). Called on shutdown so
+    /// that nothing acknowledged is left in memory.
+    pub fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
+        Ok(self.producer.flush(timeout)?)
+    }
+}
+
+impl EventSink for KafkaSink {
+    fn send_all<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), IngestError>> {
+        Box::pin(KafkaSink::send_all(self, events))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        rejected: &'a [(Value, Vec<FieldError>)],
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<(), IngestError>> {
+        Box::pin(KafkaSink::dead_letter(self, rejected, source))
+    }
+
+    fn is_ready(&self, timeout: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(KafkaSink::is_ready(self, timeout))
+    }
+
+    fn queue_len(&self) -> i32 {
+        KafkaSink::queue_len(self)
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
+        KafkaSink::flush(self, timeout)
+    }
+}

@@ -1,0 +1,62 @@
+//! The aggregator in-process in one call: fresh topics and database on the test stack, its own
+//! consumer group, admin listener on port 0.
+
+use aggregator::{AggregatorConfig, AggregatorError, Role};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::Stack;
+
+/// An aggregator configuration on `stack`: fresh `usage-events`, `usage-alerts` and
+/// `usage-events-dlq` topics (created here with `partitions` partitions), the group
+/// `{group}-{suffix}`, and the test's database. Tests tune batching and evaluation on it.
+pub async fn config(stack: &Stack, group: &str, partitions: i32) -> AggregatorConfig {
+    let topics = (stack.topic("usage-events"), stack.topic("usage-alerts"), stack.topic("usage-events-dlq"));
+    stack.create_topics(&[&topics.0, &topics.1, &topics.2], partitions).await;
+    let mut cfg = config_for(stack, group);
+    (cfg.kafka.events_topic, cfg.kafka.alerts_topic, cfg.kafka.dlq_topic) = topics;
+    cfg
+}
+
+/// Like [`config`] without creating topics (they keep their default names until set).
+pub fn config_for(stack: &Stack, group: &str) -> AggregatorConfig {
+    let mut cfg = AggregatorConfig::default();
+    cfg.kafka.brokers = stack.kafka.clone();
+    cfg.kafka.group_id = format!("{group}-{}", stack.suffix);
+    cfg.clickhouse.url = stack.clickhouse.clone();
+    cfg.clickhouse.database = stack.database();
+    cfg
+}
+
+/// A running aggregator ([`Role::All`] unless started with [`start_as`]).
+pub struct RunningAggregator {
+    /// `http://` address of `/healthz`, `/readyz`, `/metrics`.
+    pub admin_url: String,
+    /// Sending (or dropping) it stops the aggregator.
+    pub stop: oneshot::Sender<()>,
+    pub task: JoinHandle<Result<(), AggregatorError>>,
+}
+
+impl RunningAggregator {
+    /// Stops it and waits for a clean end.
+    pub async fn stop(self) -> Result<(), AggregatorError> {
+        let _ = self.stop.send(());
+        self.task.await.expect("aggregator task panicked")
+    }
+}
+
+/// Runs `cfg` in-process with every role.
+pub async fn start(cfg: AggregatorConfig) -> RunningAggregator {
+    start_as(cfg, Role::All).await
+}
+
+/// Runs `cfg` in-process as `role`.
+pub async fn start_as(cfg: AggregatorConfig, role: Role) -> RunningAggregator {
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(aggregator::run(cfg, role, admin, async {
+        let _ = stopped.await;
+    }));
+    RunningAggregator { admin_url, stop, task }
+}
