@@ -33,7 +33,8 @@ pub async fn backtest(
     let mut alerts = Vec::new();
     let mut day = from;
     while day <= to {
-        let end_of_day: DateTime<Utc> = day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
+        let end_of_day: DateTime<Utc> =
+            day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
         let report = evaluator.evaluate(end_of_day).await?;
         progress(day, report.accounts);
         alerts.extend(report.fired);
@@ -45,7 +46,8 @@ pub async fn backtest(
 
 /// One line per alert record, for people.
 pub fn table(alerts: &[Alert]) -> String {
-    let mut out = format!("{:<10}  {:<20}  {:<26}  {:<8}  {:<8}  {}\n", "day", "account", "rule", "severity", "status", "reason");
+    let mut out =
+        format!("{:<10}  {:<20}  {:<26}  {:<8}  {:<8}  {}\n", "day", "account", "rule", "severity", "status", "reason");
     for a in alerts {
         let at = a.resolved_at.unwrap_or(a.fired_at);
         out.push_str(&format!(

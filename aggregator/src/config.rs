@@ -379,8 +379,10 @@ impl AggregatorConfig {
         // The file must be readable; its rules are parsed and validated once, at start, by
         // `rules::RuleSet::load` (config stays a leaf: it knows no rule).
         if let Some(p) = &self.rules_file {
-            std::fs::File::open(p)
-                .map_err(|e| AggregatorError::Config { key: "rules_file".into(), reason: format!("{}: {e}", p.display()) })?;
+            std::fs::File::open(p).map_err(|e| AggregatorError::Config {
+                key: "rules_file".into(),
+                reason: format!("{}: {e}", p.display()),
+            })?;
         }
         Ok(())
     }
@@ -502,6 +504,9 @@ mod tests {
         let mut bad_header = cfg.clone();
         bad_header.notifier.webhooks[0].headers.insert("Authorization".into(), "Bearer s3cret\n".into());
         let err = bad_header.validate().unwrap_err().to_string();
-        assert!(err.contains("notifier.webhooks[0] (dana-slack).headers.Authorization") && !err.contains("s3cret"), "{err}");
+        assert!(
+            err.contains("notifier.webhooks[0] (dana-slack).headers.Authorization") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -10,9 +10,9 @@
 //! transient ClickHouse errors are retried with backoff.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -116,7 +116,8 @@ impl EventConsumer {
         ownership: Arc<Ownership>,
     ) -> Result<Self, AggregatorError> {
         let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership };
-        let consumer: StreamConsumer<OwnershipContext> = cfg.kafka.to_rdkafka_consumer().create_with_context(context)?;
+        let consumer: StreamConsumer<OwnershipContext> =
+            cfg.kafka.to_rdkafka_consumer().create_with_context(context)?;
         consumer.subscribe(&[&cfg.kafka.events_topic])?;
         Ok(Self {
             consumer,
@@ -237,9 +238,12 @@ impl EventConsumer {
         let since = to_datetime(chrono::Utc::now()).saturating_sub(self.dedup_window_secs);
         let (store, topic) = (&self.store, &self.topic);
         let mut backoff = backoff();
-        let loaded = retry::until_ok(&mut backoff, shutdown, || store.stored_ids(topic, partition, since, from), |e, _| {
-            tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying")
-        });
+        let loaded = retry::until_ok(
+            &mut backoff,
+            shutdown,
+            || store.stored_ids(topic, partition, since, from),
+            |e, _| tracing::warn!(error = %e, partition, "loading stored message ids failed; retrying"),
+        );
         let Some(ids) = loaded.await else { return false };
         tracing::info!(partition, ids = ids.len(), "dedup window loaded");
         self.dedup.load(partition, ids);
@@ -368,7 +372,9 @@ mod tests {
         let (_stop, mut shutdown) = watch::channel(false);
         let mut results = vec![Ok(7), Err("transport failure"), Err("all brokers down"), Err("fetch failed")];
         let mut errors = Vec::new();
-        let got = recv_retrying(|| std::future::ready(results.pop().unwrap()), |e: &&str| errors.push(*e), &mut shutdown).await;
+        let got =
+            recv_retrying(|| std::future::ready(results.pop().unwrap()), |e: &&str| errors.push(*e), &mut shutdown)
+                .await;
         assert_eq!(got, Some(7), "the consumer goes on after the errors");
         assert_eq!(errors, ["fetch failed", "all brokers down", "transport failure"], "each error reported");
 
@@ -389,6 +395,10 @@ mod tests {
         );
         let (got, ()) = tokio::join!(retrying, stopper);
         assert_eq!(got, None);
-        assert!((10..40).contains(&attempts.get()), "backoff up to {MAX_BACKOFF:?}: {} attempts in 60 s", attempts.get());
+        assert!(
+            (10..40).contains(&attempts.get()),
+            "backoff up to {MAX_BACKOFF:?}: {} attempts in 60 s",
+            attempts.get()
+        );
     }
 }

@@ -76,7 +76,13 @@ impl Episodes {
 
     /// The record `rule` calls for on `m`'s account at `now`, given what its condition found
     /// (`None`: it does not hold, or the rule does not apply). Counts `for` streaks.
-    pub fn decide(&mut self, rule: &Rule, m: &MetricsRow, finding: Option<Finding>, now: DateTime<Utc>) -> Option<Alert> {
+    pub fn decide(
+        &mut self,
+        rule: &Rule,
+        m: &MetricsRow,
+        finding: Option<Finding>,
+        now: DateTime<Utc>,
+    ) -> Option<Alert> {
         let key = (m.account_id.clone(), rule.id.clone());
         match (finding, self.open.get(&key)) {
             (Some(finding), None) => {
@@ -164,7 +170,6 @@ fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Ut
         reason: format!("No longer true: {what}"),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -273,7 +278,11 @@ when = { kind = "inactivity", since = "login", days = 7 }
         let second = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
         assert_eq!(second.status, AlertStatus::Firing, "past the cooldown (resolved 03-12 18:00 + 15 d)");
         assert_ne!(second.alert_id, first.alert_id, "a new episode, a new id");
-        assert_eq!(second.alert_id, Alert::episode_id("quiet-co", "quiet", Some(&first.alert_id)), "chained from the first");
+        assert_eq!(
+            second.alert_id,
+            Alert::episode_id("quiet-co", "quiet", Some(&first.alert_id)),
+            "chained from the first"
+        );
     }
 
     #[test]
@@ -299,8 +308,12 @@ when = { kind = "inactivity", since = "login", days = 7 }
             rule_id: "quiet".into(),
             fired_at: to_datetime(t("2026-03-09T18:00:00Z")),
         };
-        let history =
-            EpisodeHistory { account_id: "quiet-co".into(), rule_id: "quiet".into(), last_alert_id: "a1".into(), last_resolved: 0 };
+        let history = EpisodeHistory {
+            account_id: "quiet-co".into(),
+            rule_id: "quiet".into(),
+            last_alert_id: "a1".into(),
+            last_resolved: 0,
+        };
         e.restore(vec![open], vec![history]);
         assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-11T18:00:00Z")), None, "a restart does not re-fire");
         let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();

@@ -22,7 +22,6 @@ pub mod store;
 #[cfg(test)]
 mod layering;
 
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

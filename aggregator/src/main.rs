@@ -83,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         Command::MetricsDoc => {
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), aggregator::model::catalogue::doc_table().as_bytes());
+            let _ =
+                std::io::Write::write_all(&mut std::io::stdout(), aggregator::model::catalogue::doc_table().as_bytes());
         }
         Command::Sql { at } => {
             let store = aggregator::store::Store::new(&config.clickhouse);
@@ -95,7 +96,8 @@ async fn main() -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         command @ (Command::Run | Command::Notify) => {
-            let role = if matches!(command, Command::Notify) { aggregator::Role::Notifier } else { aggregator::Role::All };
+            let role =
+                if matches!(command, Command::Notify) { aggregator::Role::Notifier } else { aggregator::Role::All };
             anyhow::ensure!(
                 role == aggregator::Role::All || !config.notifier.webhooks.is_empty(),
                 "notify: no [[notifier.webhooks]] configured"

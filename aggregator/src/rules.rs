@@ -86,12 +86,27 @@ impl Since {
 /// A validated condition; its metrics are resolved from their names when the file is loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    Threshold { metric: Metric, op: Op, value: f64 },
+    Threshold {
+        metric: Metric,
+        op: Op,
+        value: f64,
+    },
     /// `current`'s change (`change`) at most `at_most_pct`, with at least `min_base` in the
     /// previous window (`previous`, when the catalogue has it).
-    Change { name: String, window: String, current: Metric, previous: Option<Metric>, change: Metric, at_most_pct: f64, min_base: f64 },
+    Change {
+        name: String,
+        window: String,
+        current: Metric,
+        previous: Option<Metric>,
+        change: Metric,
+        at_most_pct: f64,
+        min_base: f64,
+    },
     /// No login (or no activity) for at least `days`.
-    Inactivity { since: Since, days: u32 },
+    Inactivity {
+        since: Since,
+        days: u32,
+    },
     All(Vec<Condition>),
     Any(Vec<Condition>),
 }
@@ -159,13 +174,21 @@ fn label(metric: &str, window: &str) -> String {
             let words = metric.replace('_', " ");
             let mut c = words.chars();
             let first = c.next().map(|f| f.to_uppercase().collect::<String>()).unwrap_or_default();
-            if window.is_empty() { format!("{first}{}", c.as_str()) } else { format!("{first}{} ({window})", c.as_str()) }
+            if window.is_empty() {
+                format!("{first}{}", c.as_str())
+            } else {
+                format!("{first}{} ({window})", c.as_str())
+            }
         }
     }
 }
 
 fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 impl Condition {
@@ -177,7 +200,13 @@ impl Condition {
                 let v = metric.read(m)?;
                 op.holds(v, *value).then(|| Finding {
                     metrics: BTreeMap::from([(metric.name().to_owned(), v)]),
-                    reason: format!("{} is {} ({} {})", label(metric.name(), ""), fmt_num(v), op.words(), fmt_num(*value)),
+                    reason: format!(
+                        "{} is {} ({} {})",
+                        label(metric.name(), ""),
+                        fmt_num(v),
+                        op.words(),
+                        fmt_num(*value)
+                    ),
                 })
             }
             Self::Change { name, window, current, previous, change: change_metric, at_most_pct, min_base } => {
@@ -194,7 +223,13 @@ impl Condition {
                     Some(p) => {
                         metrics.insert(previous.expect("read above").name().to_owned(), p);
                         let verb = if change < 0.0 { "fell" } else { "rose" };
-                        format!("{} {verb} {:.0} % ({} → {}) vs the previous {span} days", label(name, window), change.abs(), fmt_num(p), fmt_num(cur))
+                        format!(
+                            "{} {verb} {:.0} % ({} → {}) vs the previous {span} days",
+                            label(name, window),
+                            change.abs(),
+                            fmt_num(p),
+                            fmt_num(cur)
+                        )
                     }
                     None => format!("{} changed {:.0} % vs the previous {span} days", label(name, window), change),
                 };
@@ -247,7 +282,9 @@ impl Condition {
     fn metrics(&self, out: &mut Vec<Metric>) {
         match self {
             Self::Threshold { metric, .. } => out.push(*metric),
-            Self::Change { current, previous, change, .. } => out.extend([Some(*current), *previous, Some(*change)].into_iter().flatten()),
+            Self::Change { current, previous, change, .. } => {
+                out.extend([Some(*current), *previous, Some(*change)].into_iter().flatten())
+            }
             Self::Inactivity { since, .. } => out.push(since.metric()),
             Self::All(parts) | Self::Any(parts) => parts.iter().for_each(|p| p.metrics(out)),
         }
@@ -265,8 +302,8 @@ impl Rule {
     /// Whether the rule applies to `m` at all: its stage and the account's age.
     pub fn applies(&self, m: &MetricsRow) -> bool {
         let stage_ok = self.stages.is_empty() || self.stages.contains(&m.lifecycle_stage);
-        let age_ok = self.min_account_age_days == 0
-            || m.days_since_start.is_some_and(|d| d >= self.min_account_age_days as i32);
+        let age_ok =
+            self.min_account_age_days == 0 || m.days_since_start.is_some_and(|d| d >= self.min_account_age_days as i32);
         stage_ok && age_ok
     }
 }

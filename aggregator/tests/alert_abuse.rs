@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
-use aggregator::rules::RuleSet;
 use aggregator::metrics::Metrics;
 use aggregator::notifier::Notifier;
+use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use axum::extract::State;
@@ -43,7 +43,15 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn login(n: usize, at: &str) -> EventRow {
-    let e = Event::new(EventKind::Login, format!("abuse-{n}"), "quiet-co".into(), "u1".into(), t(at), t(at), "abuse".into());
+    let e = Event::new(
+        EventKind::Login,
+        format!("abuse-{n}"),
+        "quiet-co".into(),
+        "u1".into(),
+        t(at),
+        t(at),
+        "abuse".into(),
+    );
     EventRow::new(e, TOPIC, 0, n as i64)
 }
 
@@ -123,17 +131,27 @@ async fn pass_with_failing_alerts_insert(stack: &Stack, ev: &mut Evaluator, at: 
 /// (alert_id, status) of every record on the alerts topic.
 async fn published(stack: &Stack, topic: &str) -> Vec<(String, String)> {
     let records = stack.read_topic(topic, Duration::from_secs(5)).await;
-    records.iter().map(|(_, a)| (a["alert_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned())).collect()
+    records
+        .iter()
+        .map(|(_, a)| (a["alert_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
 /// (alert_id, status) of every row of `alerts`, in recording order.
 async fn recorded(stack: &Stack) -> Vec<(String, String)> {
     let sql = format!("SELECT alert_id, status FROM {}.alerts ORDER BY recorded_at, status", stack.database());
     let rows = stack.query(&sql).await;
-    rows.iter().map(|r| (r["alert_id"].as_str().unwrap().to_owned(), r["status"].as_str().unwrap().to_owned())).collect()
+    rows.iter()
+        .map(|r| (r["alert_id"].as_str().unwrap().to_owned(), r["status"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
-fn start_notifier(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer, metrics: Arc<Metrics>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+fn start_notifier(
+    cfg: &AggregatorConfig,
+    store: &Store,
+    producer: &FutureProducer,
+    metrics: Arc<Metrics>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let notifier = Notifier::new(cfg, store.clone(), producer.clone(), metrics).unwrap();
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(async move { notifier.run(stopped).await.unwrap() }))
@@ -173,7 +191,11 @@ async fn refire_after_failed_alerts_insert_keeps_alert_id_and_delivers_once() {
     // The restarted evaluator sees no open episode and fires it again: with the same id.
     let mut ev = evaluator(&cfg, &store, &producer);
     let refired = ev.evaluate(t("2026-03-09T18:00:00Z")).await.unwrap().fired;
-    assert_eq!(refired.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), [id.as_str()], "re-fired with a new id");
+    assert_eq!(
+        refired.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()],
+        "re-fired with a new id"
+    );
     assert_eq!(published(&stack, &cfg.kafka.alerts_topic).await, [pair(&id, "firing"), pair(&id, "firing")]);
     assert_eq!(recorded(&stack).await, [pair(&id, "firing")]);
 

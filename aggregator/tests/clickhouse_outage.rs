@@ -15,15 +15,27 @@ use testkit::{Proxy, Stack};
 
 async fn produce(producer: &FutureProducer, topic: &str, range: std::ops::Range<usize>) {
     for i in range {
-        let e = Event::new(EventKind::Login, format!("out-{i:05}"), format!("acct-{}", i % 9), format!("u{}", i % 50), Utc::now(), Utc::now(), "outage".into());
+        let e = Event::new(
+            EventKind::Login,
+            format!("out-{i:05}"),
+            format!("acct-{}", i % 9),
+            format!("u{}", i % 50),
+            Utc::now(),
+            Utc::now(),
+            "outage".into(),
+        );
         let payload = serde_json::to_vec(&e).unwrap();
-        producer.send(FutureRecord::to(topic).key(&e.account_id).payload(&payload), Duration::from_secs(10)).await.unwrap();
+        producer
+            .send(FutureRecord::to(topic).key(&e.account_id).payload(&payload), Duration::from_secs(10))
+            .await
+            .unwrap();
     }
 }
 
 /// Offsets the group has committed, summed over the partitions.
 fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
@@ -42,7 +54,8 @@ async fn a_clickhouse_outage_delays_but_loses_and_duplicates_nothing() {
     cfg.clickhouse.url = proxy.url();
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 1_000;
-    let testkit::aggregator::RunningAggregator { admin_url, stop, task } = testkit::aggregator::start(cfg.clone()).await;
+    let testkit::aggregator::RunningAggregator { admin_url, stop, task } =
+        testkit::aggregator::start(cfg.clone()).await;
     let metrics_url = format!("{admin_url}/metrics");
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
-use testkit::Stack;
 use serde_json::{json, Value};
+use testkit::Stack;
 
 const KEY: &str = "e2e-write-key-0123456789abcdef01234";
 
@@ -172,7 +172,13 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     let want_daily = [(12, 1, 1), (11, 1, 1), (10, 1, 1), (9, 1, 1), (8, 2, 2), (5, 1, 1), (3, 1, 1), (2, 1, 1)];
     let got_daily: Vec<(String, String, String)> = daily
         .iter()
-        .map(|r| (r["day"].as_str().unwrap().to_owned(), r["users"].to_string().replace('"', ""), r["logins"].to_string().replace('"', "")))
+        .map(|r| {
+            (
+                r["day"].as_str().unwrap().to_owned(),
+                r["users"].to_string().replace('"', ""),
+                r["logins"].to_string().replace('"', ""),
+            )
+        })
         .collect();
     let want_daily: Vec<(String, String, String)> =
         want_daily.iter().map(|(d, u, l)| (day(*d), u.to_string(), l.to_string())).collect();
@@ -224,10 +230,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
 
     // The admin endpoint reports what happened.
     let metrics_text = http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(
-        metrics_text.contains(&format!("uptake_aggregator_events_stored_total {}", sent.len())),
-        "{metrics_text}"
-    );
+    assert!(metrics_text.contains(&format!("uptake_aggregator_events_stored_total {}", sent.len())), "{metrics_text}");
     assert_eq!(http.get(format!("{admin_url}/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("{ingest_admin_url}/readyz")).send().await.unwrap().status(), 200);
 

@@ -117,7 +117,8 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     cfg.rules_file = Some(no_rules);
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
-    let rows: Vec<EventRow> = book().into_iter().enumerate().map(|(i, e)| EventRow::new(e, TOPIC, 0, i as i64)).collect();
+    let rows: Vec<EventRow> =
+        book().into_iter().enumerate().map(|(i, e)| EventRow::new(e, TOPIC, 0, i as i64)).collect();
     store.insert_rows("events", &rows).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
@@ -137,7 +138,8 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
         .unwrap();
     assert_eq!(got.len(), 2);
     let (a, b) = (&got[0], &got[1]);
-    let as_of = (NaiveDate::from_ymd_opt(2026, 6, 30).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days();
+    let as_of =
+        (NaiveDate::from_ymd_opt(2026, 6, 30).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days();
     let noon_0630 = at("2026-06-30").timestamp() as u32;
 
     // alpha, by hand (windows end 06-30 inclusive):
@@ -186,7 +188,10 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
 
     // beta: one login today, nothing else known.
     assert_eq!(b.account_id, "beta");
-    assert_eq!((b.lifecycle_stage.as_str(), b.days_since_start, b.days_to_renewal, b.seats), ("onboarding", None, None, None));
+    assert_eq!(
+        (b.lifecycle_stage.as_str(), b.days_since_start, b.days_to_renewal, b.seats),
+        ("onboarding", None, None, None)
+    );
     assert_eq!((b.active_users_1d, b.active_users_7d, b.active_users_30d, b.active_users_prev_7d), (1, 1, 1, 0));
     close(b.active_users_change_7d, None, "no previous week");
     close(b.seat_utilisation, None, "no seats known");
@@ -208,6 +213,9 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
         .await
         .unwrap();
     let l = &later_rows[0];
-    assert_eq!((l.days_since_last_login, l.days_since_last_activity, l.active_users_7d, l.active_users_prev_7d), (Some(7), Some(7), 0, 3));
+    assert_eq!(
+        (l.days_since_last_login, l.days_since_last_activity, l.active_users_7d, l.active_users_prev_7d),
+        (Some(7), Some(7), 0, 3)
+    );
     assert_eq!(l.days_to_renewal, Some(70));
 }

@@ -118,11 +118,12 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
 }
 
 fn hook(name: &str, url: String, format: WebhookFormat) -> WebhookConfig {
-    toml::from_str::<WebhookConfig>(&format!("name = {name:?}\nurl = {url:?}\nformat = \"json\"")).map(|mut w| {
-        w.format = format;
-        w
-    })
-    .unwrap()
+    toml::from_str::<WebhookConfig>(&format!("name = {name:?}\nurl = {url:?}\nformat = \"json\""))
+        .map(|mut w| {
+            w.format = format;
+            w
+        })
+        .unwrap()
 }
 
 /// A config on fresh topics and a fresh database; the alerts topic has two partitions.
@@ -150,7 +151,12 @@ async fn publish(producer: &FutureProducer, topic: &str, alerts: &[Alert]) {
     }
 }
 
-fn start(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer, metrics: Arc<Metrics>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+fn start(
+    cfg: &AggregatorConfig,
+    store: &Store,
+    producer: &FutureProducer,
+    metrics: Arc<Metrics>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let notifier = Notifier::new(cfg, store.clone(), producer.clone(), metrics).unwrap();
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(async move { notifier.run(stopped).await.unwrap() }))
@@ -174,7 +180,8 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     dana.owners = vec!["DANA@vendor.example".into()];
     dana.min_severity = Severity::Warning;
     dana.statuses = vec![AlertStatus::Firing];
-    let (cfg, store, producer) = setup(&stack, vec![hook("all", format!("{url}/ok/all"), WebhookFormat::Json), dana]).await;
+    let (cfg, store, producer) =
+        setup(&stack, vec![hook("all", format!("{url}/ok/all"), WebhookFormat::Json), dana]).await;
 
     // Ten episodes, three of them resolved, and alert 0's firing record published twice (as the
     // aggregator does after a crash between publishing and recording).
@@ -186,7 +193,11 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     let expected_all: Vec<&Alert> = records[..13].iter().collect();
     let expected_dana: Vec<&Alert> = records[..13]
         .iter()
-        .filter(|a| a.csm_owner.as_deref() == Some("dana@vendor.example") && a.severity >= Severity::Warning && a.status == AlertStatus::Firing)
+        .filter(|a| {
+            a.csm_owner.as_deref() == Some("dana@vendor.example")
+                && a.severity >= Severity::Warning
+                && a.status == AlertStatus::Firing
+        })
         .collect();
     assert_eq!(expected_dana.len(), 3, "acct-2, acct-4 (critical, warning), acct-8 (critical)");
 
@@ -219,9 +230,16 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     // The crash really cut a delivery short: that request came again after the restart.
     let log = rx.log();
     let held = &log.iter().filter(|r| r.hook == "all").nth(3).unwrap().idempotency_key;
-    assert_eq!(log.iter().filter(|r| &r.idempotency_key == held && r.hook == "all").count(), 2, "held request redelivered");
+    assert_eq!(
+        log.iter().filter(|r| &r.idempotency_key == held && r.hook == "all").count(),
+        2,
+        "held request redelivered"
+    );
     assert!(log.len() > before_restart, "the second notifier delivered the rest");
-    assert!(metrics.notifications.with_label_values(&["all", "already_delivered"]).get() >= 1, "the duplicate record was skipped by the ledger");
+    assert!(
+        metrics.notifications.with_label_values(&["all", "already_delivered"]).get() >= 1,
+        "the duplicate record was skipped by the ledger"
+    );
 
     // The payloads: the generic envelope carries the alert verbatim; Slack gets a message.
     let json = log.iter().find(|r| r.hook == "all" && r.answered).unwrap();
@@ -234,10 +252,15 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
 
     // The ledger in ClickHouse holds one delivered row per answered delivery.
     let rows = stack
-        .query(&format!("SELECT webhook, delivery_id, outcome FROM {}.notifications FINAL ORDER BY webhook, delivery_id", stack.database()))
+        .query(&format!(
+            "SELECT webhook, delivery_id, outcome FROM {}.notifications FINAL ORDER BY webhook, delivery_id",
+            stack.database()
+        ))
         .await;
-    let ledger: Vec<(String, String)> =
-        rows.iter().map(|r| (r["webhook"].as_str().unwrap().to_owned(), r["delivery_id"].as_str().unwrap().to_owned())).collect();
+    let ledger: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["webhook"].as_str().unwrap().to_owned(), r["delivery_id"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(ledger, want_keys);
     assert!(rows.iter().all(|r| r["outcome"] == "delivered"));
 }
@@ -259,7 +282,13 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
 
     let metrics = Arc::new(Metrics::new());
     let (stop, task) = start(&cfg, &store, &producer, metrics.clone());
-    let parked = stack.wait_for_count(&format!("SELECT count() AS n FROM {}.notifications", stack.database()), 4, Duration::from_secs(60)).await;
+    let parked = stack
+        .wait_for_count(
+            &format!("SELECT count() AS n FROM {}.notifications", stack.database()),
+            4,
+            Duration::from_secs(60),
+        )
+        .await;
     stop.send(true).unwrap();
     task.await.unwrap();
     assert_eq!(parked, 4, "two alerts × two webhooks recorded as parked");
@@ -293,7 +322,13 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
     // old ones have had no further attempts.
     let (stop, task) = start(&cfg, &store, &producer, Arc::new(Metrics::new()));
     publish(&producer, &cfg.kafka.alerts_topic, &[alert(3, AlertStatus::Firing)]).await;
-    let parked = stack.wait_for_count(&format!("SELECT count() AS n FROM {}.notifications", stack.database()), 6, Duration::from_secs(60)).await;
+    let parked = stack
+        .wait_for_count(
+            &format!("SELECT count() AS n FROM {}.notifications", stack.database()),
+            6,
+            Duration::from_secs(60),
+        )
+        .await;
     stop.send(true).unwrap();
     task.await.unwrap();
     assert_eq!(parked, 6, "the new alert was handled after the restart");

@@ -41,7 +41,15 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn login(n: usize, at: &str) -> EventRow {
-    let e = Event::new(EventKind::Login, format!("lc-{n}"), "quiet-co".into(), "u1".into(), t(at), t(at), "lifecycle".into());
+    let e = Event::new(
+        EventKind::Login,
+        format!("lc-{n}"),
+        "quiet-co".into(),
+        "u1".into(),
+        t(at),
+        t(at),
+        "lifecycle".into(),
+    );
     EventRow::new(e, TOPIC, 0, n as i64)
 }
 
@@ -91,7 +99,11 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
 
     assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not yet");
     assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = 2` holds it back");
-    assert_eq!(pass(&mut ev, "2026-03-09T18:00:00Z").await, (quiet(), vec![]), "second pass: fires, with no event arriving");
+    assert_eq!(
+        pass(&mut ev, "2026-03-09T18:00:00Z").await,
+        (quiet(), vec![]),
+        "second pass: fires, with no event arriving"
+    );
     assert_eq!(pass(&mut ev, "2026-03-10T18:00:00Z").await, none, "same episode: no second firing");
 
     // A restart in the middle of the episode: the open episode is read back, not re-fired.
@@ -121,8 +133,10 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
         .iter()
         .map(|(_, a)| (a["rule_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
         .collect();
-    let want: Vec<(String, String)> =
-        [("quiet", "firing"), ("quiet", "resolved"), ("quiet", "firing")].iter().map(|(r, s)| (r.to_string(), s.to_string())).collect();
+    let want: Vec<(String, String)> = [("quiet", "firing"), ("quiet", "resolved"), ("quiet", "firing")]
+        .iter()
+        .map(|(r, s)| (r.to_string(), s.to_string()))
+        .collect();
     assert_eq!(seq, want);
     assert_eq!(records[0].1["alert_id"], records[1].1["alert_id"], "firing and resolved share the episode id");
     assert_ne!(records[0].1["alert_id"], records[2].1["alert_id"], "a new episode, a new id");
@@ -134,16 +148,33 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
 async fn the_backtest_reports_what_the_live_path_alerted() {
     let stack = Stack::from_env("backtest");
     let (cfg, store, alerts_topic) = setup(&stack, None).await; // the shipped default rules
-    // quiet-co (a customer since 2025, so in growth) logs in on 03-01 and 03-12;
-    // busy-co has 5 users, then 2 from 03-15 on.
-    let mut traits = Event::new(EventKind::Account, "quiet-traits".into(), "quiet-co".into(), String::new(), t("2026-03-01T00:00:00Z"), t("2026-03-01T00:00:00Z"), "lifecycle".into());
+                                                                // quiet-co (a customer since 2025, so in growth) logs in on 03-01 and 03-12;
+                                                                // busy-co has 5 users, then 2 from 03-15 on.
+    let mut traits = Event::new(
+        EventKind::Account,
+        "quiet-traits".into(),
+        "quiet-co".into(),
+        String::new(),
+        t("2026-03-01T00:00:00Z"),
+        t("2026-03-01T00:00:00Z"),
+        "lifecycle".into(),
+    );
     traits.traits = serde_json::json!({"contract_start": "2025-01-01"}).as_object().unwrap().clone();
-    let mut rows = vec![EventRow::new(traits, TOPIC, 0, 0), login(1, "2026-03-01T12:00:00Z"), login(2, "2026-03-12T09:00:00Z")];
+    let mut rows =
+        vec![EventRow::new(traits, TOPIC, 0, 0), login(1, "2026-03-01T12:00:00Z"), login(2, "2026-03-12T09:00:00Z")];
     for day in 1..=28u32 {
         let users = if day < 15 { 5 } else { 2 };
         for u in 0..users {
             let at: DateTime<Utc> = format!("2026-03-{day:02}T10:00:00Z").parse().unwrap();
-            let e = Event::new(EventKind::Login, format!("busy-{day}-{u}"), "busy-co".into(), format!("b{u}"), at, at, "lifecycle".into());
+            let e = Event::new(
+                EventKind::Login,
+                format!("busy-{day}-{u}"),
+                "busy-co".into(),
+                format!("b{u}"),
+                at,
+                at,
+                "lifecycle".into(),
+            );
             rows.push(EventRow::new(e, TOPIC, 0, 100 + rows.len() as i64));
         }
     }
@@ -153,8 +184,10 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    let mut live = Evaluator::live(&cfg, rules.clone(), store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
-    let (from, to) = (chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
+    let mut live =
+        Evaluator::live(&cfg, rules.clone(), store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
+    let (from, to) =
+        (chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
     let mut day = from;
     while day <= to {
         live.evaluate(day.and_hms_opt(23, 59, 59).unwrap().and_utc()).await.unwrap();
@@ -166,7 +199,12 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
         .into_iter()
         .map(|(_, a)| {
             let at = a["resolved_at"].as_str().or(a["fired_at"].as_str()).unwrap()[..10].to_owned();
-            (at, a["account_id"].as_str().unwrap().into(), a["rule_id"].as_str().unwrap().into(), a["status"].as_str().unwrap().into())
+            (
+                at,
+                a["account_id"].as_str().unwrap().into(),
+                a["rule_id"].as_str().unwrap().into(),
+                a["status"].as_str().unwrap().into(),
+            )
         })
         .collect();
 
@@ -200,7 +238,8 @@ async fn the_backtest_reports_what_the_live_path_alerted() {
             s("2026-03-28", "busy-co", "active_users_drop", "resolved"),
         ]
     );
-    let table = aggregator::backtest::table(&aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap());
+    let table =
+        aggregator::backtest::table(&aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap());
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(table.lines().nth(2).unwrap().contains("No login for 14 days"), "{table}");
 }

@@ -18,7 +18,15 @@ const ACCOUNTS: usize = 12;
 fn login(account: usize, user: usize, days_ago: u64) -> Event {
     let day = Utc::now().date_naive() - Days::new(days_ago);
     let ts = day.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()).and_utc();
-    Event::new(EventKind::Login, format!("a{account}-u{user}-d{days_ago}"), format!("account-{account:02}"), format!("user-{user}"), ts, Utc::now(), "scale-out".into())
+    Event::new(
+        EventKind::Login,
+        format!("a{account}-u{user}-d{days_ago}"),
+        format!("account-{account:02}"),
+        format!("user-{user}"),
+        ts,
+        Utc::now(),
+        "scale-out".into(),
+    )
 }
 
 struct Instance {

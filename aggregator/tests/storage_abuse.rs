@@ -28,7 +28,10 @@ async fn produce(stack: &Stack, topic: &str, events: &[Event]) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     for e in events {
         let payload = serde_json::to_vec(e).unwrap();
-        producer.send(FutureRecord::to(topic).key(&e.account_id).payload(&payload), Duration::from_secs(10)).await.unwrap();
+        producer
+            .send(FutureRecord::to(topic).key(&e.account_id).payload(&payload), Duration::from_secs(10))
+            .await
+            .unwrap();
     }
 }
 
@@ -48,7 +51,9 @@ async fn start(cfg: &AggregatorConfig) -> (oneshot::Sender<()>, JoinHandle<Resul
 
 /// `(rows, distinct message ids)` in the test's `events`.
 async fn totals(stack: &Stack) -> (u64, u64) {
-    let r = stack.query(&format!("SELECT count() AS n, uniqExact(message_id) AS ids FROM {}.events", stack.database())).await;
+    let r = stack
+        .query(&format!("SELECT count() AS n, uniqExact(message_id) AS ids FROM {}.events", stack.database()))
+        .await;
     let n = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
     (n(&r[0]["n"]), n(&r[0]["ids"]))
 }
@@ -111,8 +116,8 @@ async fn backdated_150_month_batch_is_stored_exactly_once() {
     proxy.refuse_inserts(partition_limit);
     let mut cfg = setup(&stack, proxy.url()).await;
     cfg.batch.max_wait_ms = 3_000; // the whole import in one batch
-    // A customer's history, imported: two events in each of 150 months, all sent before the
-    // aggregator starts so that one batch holds them all.
+                                   // A customer's history, imported: two events in each of 150 months, all sent before the
+                                   // aggregator starts so that one batch holds them all.
     let now = Utc::now();
     let events: Vec<Event> = (0..150)
         .flat_map(|m| {
@@ -137,7 +142,11 @@ async fn backdated_150_month_batch_is_stored_exactly_once() {
     let daily = stack
         .query(&format!("SELECT sumMerge(events) AS n, uniqExact(day) AS days FROM {}.account_daily", stack.database()))
         .await;
-    assert_eq!((daily[0]["n"].as_str(), daily[0]["days"].as_str()), (Some("300"), Some("300")), "the rollup has every day");
+    assert_eq!(
+        (daily[0]["n"].as_str(), daily[0]["days"].as_str()),
+        (Some("300"), Some("300")),
+        "the rollup has every day"
+    );
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
@@ -155,7 +164,8 @@ async fn a_crash_between_the_inserts_of_a_batch_stores_the_rest_once() {
     let received = Utc::now() - chrono::Duration::days(3);
     let events: Vec<Event> = (0..120)
         .map(|i| {
-            let at = Utc.with_ymd_and_hms(2022 + i / 48, (i / 4 % 12) as u32 + 1, 5 + (i % 4) as u32, 10, 0, 0).unwrap();
+            let at =
+                Utc.with_ymd_and_hms(2022 + i / 48, (i / 4 % 12) as u32 + 1, 5 + (i % 4) as u32, 10, 0, 0).unwrap();
             login(&format!("c{i:03}"), &format!("acct-{}", i % 5), at, received)
         })
         .collect();

@@ -41,6 +41,12 @@ command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first
 ensure_clickhouse
 ensure_tansu
 
+step "Checking formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
+cd "$ROOT"
+cargo fmt --all -- --check || die "cargo fmt finds differences: run cargo fmt --all"
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings || die "clippy finds warnings"
+info "clean"
+
 step "Building the tests"
 cd "$ROOT"
 cargo test --workspace --no-run --locked 2>&1 |

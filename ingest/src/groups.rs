@@ -1,5 +1,5 @@
 //! Which account each user was last tied to by a Segment `group` call, so that their later
-//! track calls without a `context.groupId` are still attributed (DESIGN.md attribution chain).
+//! track calls without a `context.groupId` are still attributed (docs/architecture.md#contracts, attribution).
 //!
 //! Per instance and in memory, bounded in **bytes** (`segment.remembered_bytes`), not entries:
 //! a count cap says nothing about memory when each id may be long. With the id rule (ids are at
@@ -74,10 +74,8 @@ impl GroupMemory {
         }
         let mut inner = self.inner.lock().expect("group memory lock poisoned");
         let inner = &mut *inner;
-        let lane = inner
-            .lanes
-            .entry(source.to_owned())
-            .or_insert_with(|| Lane { users: LruCache::unbounded(), bytes: 0 });
+        let lane =
+            inner.lanes.entry(source.to_owned()).or_insert_with(|| Lane { users: LruCache::unbounded(), bytes: 0 });
         if let Some(old) = lane.users.put(user_id.to_owned(), account_id.to_owned()) {
             let freed = cost(user_id, &old);
             lane.bytes -= freed;

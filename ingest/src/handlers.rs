@@ -38,7 +38,12 @@ pub async fn native(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
     let result = async {
         let (caller, body) = authenticate(&app, &headers, body).await?;
         let (raw, is_batch) = schemas::native::split_body(body)?;
-        let ctx = schemas::native::Context { received_at: Utc::now(), source: &caller.source, max_future: max_future(&app), max_age: app.config.max_age() };
+        let ctx = schemas::native::Context {
+            received_at: Utc::now(),
+            source: &caller.source,
+            max_future: max_future(&app),
+            max_age: app.config.max_age(),
+        };
         ingest_events(&app, &caller, raw, is_batch, |v| schemas::native::parse_event(v, &ctx)).await
     }
     .await;

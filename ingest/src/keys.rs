@@ -135,8 +135,8 @@ pub fn read_file(path: &std::path::Path, listen: SocketAddr) -> Result<Vec<Write
         // One entry per line keeps "line N" exact in every error.
         return Err(bad(format!("{}: one `<key> <source>` entry per line, no commas", path.display())));
     }
-    let entries = parse_entries(&text)
-        .map_err(|why| bad(format!("{}: {}", path.display(), why.replacen("entry", "line", 1))))?;
+    let entries =
+        parse_entries(&text).map_err(|why| bad(format!("{}: {}", path.display(), why.replacen("entry", "line", 1))))?;
     let mut keys = Vec::with_capacity(entries.len());
     for (line, k) in entries {
         check(&format!("write_keys_file line {line}"), &k, listen)?;

@@ -21,9 +21,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = IngestConfig::load(args.config.as_deref()).context("loading configuration")?;
     schemas::runtime::init_logs(config.log_format);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding admin_listen {}", config.admin_listen))?;

@@ -153,7 +153,10 @@ pub async fn ingest_events(
     for (index, item) in raw.into_iter().enumerate() {
         let size = serde_json::to_vec(&item).map(|v| v.len()).unwrap_or(usize::MAX);
         let result = if size > limits.max_event_bytes {
-            Err(vec![FieldError::new("event", format!("is {size} bytes; at most {} per event", limits.max_event_bytes))])
+            Err(vec![FieldError::new(
+                "event",
+                format!("is {size} bytes; at most {} per event", limits.max_event_bytes),
+            )])
         } else {
             parse(&item)
         };

@@ -51,7 +51,8 @@ async fn every_native_kind_round_trips_through_the_topic() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "accepted": 7, "rejected": []}));
     // A single event with the key in the body.
-    let single = json!({"writeKey": KEY, "kind": "login", "account_id": "initech", "user_id": "i1", "message_id": "m8"});
+    let single =
+        json!({"writeKey": KEY, "kind": "login", "account_id": "initech", "user_id": "i1", "message_id": "m8"});
     let r = reqwest::Client::new().post(format!("{}/v1/events", ingest.url)).json(&single).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
@@ -120,12 +121,22 @@ async fn compressed_bodies_are_accepted() {
     let stack = Stack::from_env("ingest_gzip");
     let ingest = start(&stack, |_| {}).await;
     let body = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "message_id": "gz"}).to_string();
-    let r = post(&ingest.url, "/v1/events").header("Content-Encoding", "gzip").body(gzip(body.as_bytes())).send().await.unwrap();
+    let r = post(&ingest.url, "/v1/events")
+        .header("Content-Encoding", "gzip")
+        .body(gzip(body.as_bytes()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let body = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "message_id": "zz"}).to_string();
     let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(body.as_bytes()).unwrap();
-    let r = post(&ingest.url, "/v1/events").header("Content-Encoding", "deflate").body(z.finish().unwrap()).send().await.unwrap();
+    let r = post(&ingest.url, "/v1/events")
+        .header("Content-Encoding", "deflate")
+        .body(z.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let events = events_of(stack.read_topic(&ingest.events_topic, Duration::from_secs(5)).await);
     assert_eq!(events.iter().map(|(_, e)| e.message_id.as_str()).collect::<Vec<_>>(), ["gz", "zz"]);
@@ -154,32 +165,51 @@ async fn refused_requests_say_why_and_write_nothing() {
         body
     };
     check(http.post(&url).json(&login).send().await.unwrap(), 401, "write key").await;
-    check(http.post(&url).basic_auth("wrong-key-123", Some("")).json(&login).send().await.unwrap(), 401, "write key").await;
-    check(http.post(&url).json(&json!({"writeKey": "nope-nope", "kind": "login"})).send().await.unwrap(), 401, "write key").await;
+    check(http.post(&url).basic_auth("wrong-key-123", Some("")).json(&login).send().await.unwrap(), 401, "write key")
+        .await;
+    check(
+        http.post(&url).json(&json!({"writeKey": "nope-nope", "kind": "login"})).send().await.unwrap(),
+        401,
+        "write key",
+    )
+    .await;
     let big = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "x".repeat(5000)}});
     check(post(&ingest.url, "/v1/events").json(&big).send().await.unwrap(), 413, "larger than 4096").await;
     let six = json!({"batch": vec![login.clone(); 6]});
     check(post(&ingest.url, "/v1/events").json(&six).send().await.unwrap(), 413, "at most 5").await;
     // 1 MiB of padding compresses to about 1 KiB: a bomb for a 64 KiB decompression limit.
-    let bomb = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "0".repeat(1 << 20)}});
+    let bomb =
+        json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "0".repeat(1 << 20)}});
     let bomb = gzip(bomb.to_string().as_bytes());
     assert!(bomb.len() < 4096);
     let r = post(&ingest.url, "/v1/events").header("Content-Encoding", "gzip").body(bomb).send().await.unwrap();
     check(r, 413, "larger than 65536").await;
     let r = post(&ingest.url, "/v1/events").header("Content-Encoding", "br").json(&login).send().await.unwrap();
     check(r, 415, "Content-Encoding").await;
-    let r = post(&ingest.url, "/v1/events").header("Content-Type", "application/json").body("{not json").send().await.unwrap();
+    let r = post(&ingest.url, "/v1/events")
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     check(r, 400, "invalid JSON").await;
-    let body = check(post(&ingest.url, "/v1/events").json(&json!({"kind": "login", "account_id": "acme"})).send().await.unwrap(), 400, "invalid").await;
+    let body = check(
+        post(&ingest.url, "/v1/events").json(&json!({"kind": "login", "account_id": "acme"})).send().await.unwrap(),
+        400,
+        "invalid",
+    )
+    .await;
     assert_eq!(body["errors"], json!([{"field": "user_id", "reason": "is required"}]));
-    let oversize = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "x".repeat(2000)}});
+    let oversize =
+        json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "x".repeat(2000)}});
     let body = check(post(&ingest.url, "/v1/events").json(&oversize).send().await.unwrap(), 400, "invalid").await;
     assert_eq!(body["errors"][0]["field"], "event");
 
     assert!(stack.read_topic(&ingest.events_topic, Duration::from_secs(4)).await.is_empty(), "nothing written");
     // The two invalid events were dead-lettered with their reasons; the refused requests were not.
     let dead = stack.read_records(&ingest.dlq_topic, Duration::from_secs(2)).await;
-    let reasons: Vec<&str> = dead.iter().flat_map(|r| r.headers.iter().filter(|(k, _)| k == "error").map(|(_, v)| v.as_str())).collect();
+    let reasons: Vec<&str> =
+        dead.iter().flat_map(|r| r.headers.iter().filter(|(k, _)| k == "error").map(|(_, v)| v.as_str())).collect();
     let size = serde_json::to_vec(&oversize).unwrap().len();
     assert_eq!(reasons, ["user_id: is required".to_owned(), format!("event: is {size} bytes; at most 1024 per event")]);
 }
@@ -193,9 +223,7 @@ async fn a_write_key_over_its_rate_gets_429_with_retry_after() {
         c.limits.burst = 10;
     })
     .await;
-    let batch = |n: usize, tag: &str| {
-        json!({"batch": (0..n).map(|i| json!({"kind": "login", "account_id": "acme", "user_id": "u", "message_id": format!("{tag}-{i}")})).collect::<Vec<_>>()})
-    };
+    let batch = |n: usize, tag: &str| json!({"batch": (0..n).map(|i| json!({"kind": "login", "account_id": "acme", "user_id": "u", "message_id": format!("{tag}-{i}")})).collect::<Vec<_>>()});
     assert_eq!(post(&ingest.url, "/v1/events").json(&batch(10, "a")).send().await.unwrap().status(), 200);
     let r = post(&ingest.url, "/v1/events").json(&batch(5, "b")).send().await.unwrap();
     assert_eq!(r.status(), 429);
@@ -230,9 +258,14 @@ async fn every_segment_endpoint_round_trips_through_the_topic() {
     // Order matters: the group call ties s-user to acme, so the later track call without
     // context.groupId is attributed to acme.
     call("/v1/group", json!({"userId": "s-user", "groupId": "acme", "messageId": "s1", "traits": {"plan": "enterprise", "seats": 50}})).await;
-    call("/v1/track", json!({"userId": "s-user", "event": "Report Exported", "messageId": "s2", "properties": {"format": "csv"}})).await;
+    call(
+        "/v1/track",
+        json!({"userId": "s-user", "event": "Report Exported", "messageId": "s2", "properties": {"format": "csv"}}),
+    )
+    .await;
     call("/v1/identify", json!({"userId": "s-user", "messageId": "s3", "traits": {"email": "s@example.com"}})).await;
-    call("/v1/page", json!({"userId": "s-user", "name": "Pricing", "messageId": "s4", "context": {"groupId": "acme"}})).await;
+    call("/v1/page", json!({"userId": "s-user", "name": "Pricing", "messageId": "s4", "context": {"groupId": "acme"}}))
+        .await;
     call("/v1/screen", json!({"anonymousId": "anon-1", "name": "Home", "messageId": "s5"})).await;
     call("/v1/alias", json!({"userId": "s-user", "previousId": "anon-1", "messageId": "s6"})).await;
     let batch = json!({
@@ -245,7 +278,11 @@ async fn every_segment_endpoint_round_trips_through_the_topic() {
     });
     let r = reqwest::Client::new().post(format!("{}/v1/batch", ingest.url)).json(&batch).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = post(&ingest.url, "/v1/import").json(&json!({"batch": [{"type": "screen", "userId": "i-user", "name": "Import", "messageId": "s9"}]})).send().await.unwrap();
+    let r = post(&ingest.url, "/v1/import")
+        .json(&json!({"batch": [{"type": "screen", "userId": "i-user", "name": "Import", "messageId": "s9"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     let events = events_of(stack.read_topic(&ingest.events_topic, Duration::from_secs(6)).await);

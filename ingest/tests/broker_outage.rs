@@ -64,16 +64,22 @@ async fn no_acknowledged_event_is_lost_when_the_broker_is_killed() {
     }
 
     eprintln!("watermarks after restart: {:?}", testkit::watermarks(&broker.address(), "usage-events"));
-    let stored: HashSet<String> = read_records(&broker.address(), "usage-events", "outage-check", Duration::from_secs(15))
-        .await
-        .into_iter()
-        .map(|r| r.value["message_id"].as_str().unwrap().to_owned())
-        .collect();
+    let stored: HashSet<String> =
+        read_records(&broker.address(), "usage-events", "outage-check", Duration::from_secs(15))
+            .await
+            .into_iter()
+            .map(|r| r.value["message_id"].as_str().unwrap().to_owned())
+            .collect();
     let statuses = statuses.lock().unwrap().clone();
     let acked = acked.lock().unwrap().clone();
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     let unavailable = statuses.iter().filter(|&&s| s == 503).count();
-    eprintln!("{} requests: {ok} answered 200, {unavailable} answered 503; {} acknowledged events, {} on the topic", statuses.len(), acked.len(), stored.len());
+    eprintln!(
+        "{} requests: {ok} answered 200, {unavailable} answered 503; {} acknowledged events, {} on the topic",
+        statuses.len(),
+        acked.len(),
+        stored.len()
+    );
     assert_eq!(ok + unavailable, statuses.len(), "every answer is 200 or 503: {statuses:?}");
     assert!(unavailable > 0, "the outage must have been noticed");
     assert!(ok > 0);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use testkit::Stack;
 use testkit::ingest::RunningIngest;
+use testkit::Stack;
 
 /// Production-length keys (at least 32 characters), so the test holds whatever key rules apply.
 const KEY: &str = "data-abuse-app-key-0123456789abcdef";
@@ -127,7 +127,11 @@ async fn group_id_flood_keeps_memory_bounded_and_real_attribution() {
     let idle_rss = ingest.peak_rss();
 
     // A real user's group call, through the product's own key.
-    let r = post(&ingest.url, "/v1/group", KEY).json(&json!({"userId": "real-user", "groupId": "acme-real"})).send().await.unwrap();
+    let r = post(&ingest.url, "/v1/group", KEY)
+        .json(&json!({"userId": "real-user", "groupId": "acme-real"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // The attack, through another key: group calls with 32 KB group ids (each would cost
@@ -168,7 +172,10 @@ async fn group_id_flood_keeps_memory_bounded_and_real_attribution() {
     for (status, body) in post_all(&ingest.url, FLOOD_KEY, fresh_batches).await {
         assert_eq!(status, 200, "{body:.300}");
     }
-    println!("flood: {LONG_IDS} group calls with {LONG_ID_BYTES}-byte ids + {FRESH_USERS} fresh users in {:?}", started.elapsed());
+    println!(
+        "flood: {LONG_IDS} group calls with {LONG_ID_BYTES}-byte ids + {FRESH_USERS} fresh users in {:?}",
+        started.elapsed()
+    );
 
     // The real user's later track call still carries its account.
     let r = post(&ingest.url, "/v1/track", KEY)
@@ -194,7 +201,10 @@ async fn group_id_flood_keeps_memory_bounded_and_real_attribution() {
     let stored: i64 = testkit::watermarks(&stack.kafka, &events_topic).iter().map(|(low, high)| high - low).sum();
     assert_eq!(stored, FRESH_USERS as i64 + 2, "every valid call is on the topic, none of the 32 KB ones");
     let records = read_tail(&stack.kafka, &events_topic, 3).await;
-    let (key, real) = records.iter().find(|(_, v)| v["message_id"] == "real-track").expect("the real user's track call is on the topic");
+    let (key, real) = records
+        .iter()
+        .find(|(_, v)| v["message_id"] == "real-track")
+        .expect("the real user's track call is on the topic");
     assert_eq!(real["account_id"], "acme-real", "the real user's attribution survived the flood");
     assert_eq!(key, "acme-real");
 }
@@ -255,7 +265,11 @@ async fn oversize_event_is_refused_with_reason_and_dead_lettered_truncated() {
         let r = send().await.unwrap();
         assert_eq!(r.status(), 400, "attempt {attempt}: an oversize event is the client's error, never a 503 to retry");
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["errors"], json!([{"field": "event", "reason": format!("is {} bytes; at most 32768 per event", raw.len())}]), "{body}");
+        assert_eq!(
+            body["errors"],
+            json!([{"field": "event", "reason": format!("is {} bytes; at most 32768 per event", raw.len())}]),
+            "{body}"
+        );
     }
     // A Segment call of 40 KB, key in the body too.
     let track = json!({"writeKey": KEY, "userId": "u1", "event": "Report Exported", "properties": {"blob": "y".repeat(40_000)}});
@@ -275,7 +289,10 @@ async fn oversize_event_is_refused_with_reason_and_dead_lettered_truncated() {
         assert_eq!(record.value["uptake_truncated"]["original_bytes"], original);
         assert!(record.value["head"].as_str().unwrap().starts_with('{'));
     }
-    assert!(stack.read_topic(&ingest.events_topic, Duration::from_secs(2)).await.is_empty(), "nothing reached the events topic");
+    assert!(
+        stack.read_topic(&ingest.events_topic, Duration::from_secs(2)).await.is_empty(),
+        "nothing reached the events topic"
+    );
 }
 
 #[tokio::test]
@@ -320,12 +337,20 @@ async fn counts_and_ages_are_capped() {
         .iter()
         .map(|e| (e["index"].as_u64().unwrap(), e["field"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(rejected, [(0, "properties.bytes".into()), (1, "properties.count".into()), (2, "timestamp".into())], "{body}");
+    assert_eq!(
+        rejected,
+        [(0, "properties.bytes".into()), (1, "properties.count".into()), (2, "timestamp".into())],
+        "{body}"
+    );
     assert_eq!(body["accepted"], 1);
 
     let events = stack.read_topic(&ingest.events_topic, Duration::from_secs(5)).await;
     let ids: Vec<&str> = events.iter().map(|(_, e)| e["message_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["seg-ok"], "only the event within the caps was written");
     assert_eq!(events[0].1["records"], 1_000_000_000_000u64);
-    assert_eq!(stack.read_records(&ingest.dlq_topic, Duration::from_secs(3)).await.len(), 5, "every refused event is dead-lettered");
+    assert_eq!(
+        stack.read_records(&ingest.dlq_topic, Duration::from_secs(3)).await.len(),
+        5,
+        "every refused event is dead-lettered"
+    );
 }

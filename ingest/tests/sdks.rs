@@ -20,7 +20,12 @@ async fn segment_and_rudderstack_sdks_work_unchanged() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_send.py");
     for sdk in ["segment", "rudder"] {
         let out = tokio::process::Command::new("python3").args([script, sdk, &url, KEY]).output().await.unwrap();
-        assert!(out.status.success(), "{sdk}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sdk}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let mut events: Vec<Event> = stack
@@ -52,7 +57,8 @@ async fn segment_and_rudderstack_sdks_work_unchanged() {
             ],
             "{sdk}"
         );
-        let library = events.iter().find(|e| e.message_id == ids[2]).unwrap().properties["context"]["library"]["name"].clone();
+        let library =
+            events.iter().find(|e| e.message_id == ids[2]).unwrap().properties["context"]["library"]["name"].clone();
         assert!(library.is_string(), "{sdk} context kept: {library}");
     }
 }

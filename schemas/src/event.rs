@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// What happened. The kinds are the customer-success signals of DESIGN.md: deployment (logins,
+/// What happened. The kinds are the customer-success signals of docs/architecture.md#the-customer-success-model: deployment (logins,
 /// users), adoption (feature use), value (data accumulated) and experience (surveys, tickets),
 /// plus the account and user traits the metrics are measured against (seats, contract dates, CSM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -78,7 +78,8 @@ impl<'a> Reader<'a> {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) if types == IdType::StringOrNumber => n.to_string(),
             Some(_) => {
-                let what = if types == IdType::String { "must be a string" } else { "must be a non-empty string or a number" };
+                let what =
+                    if types == IdType::String { "must be a string" } else { "must be a non-empty string or a number" };
                 self.fail(path, what);
                 return None;
             }

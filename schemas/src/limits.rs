@@ -55,7 +55,11 @@ fn is_invisible(c: char) -> bool {
 pub fn check_age(timestamp: DateTime<Utc>, received_at: DateTime<Utc>, max_age: Duration) -> Option<String> {
     let age = received_at.signed_duration_since(timestamp);
     (age > max_age).then(|| {
-        format!("is {} days old; events may be at most {} days old (limits.max_age_days)", age.num_days(), max_age.num_days())
+        format!(
+            "is {} days old; events may be at most {} days old (limits.max_age_days)",
+            age.num_days(),
+            max_age.num_days()
+        )
     })
 }
 

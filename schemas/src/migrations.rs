@@ -66,12 +66,8 @@ impl Migration {
     /// The migration's statements for database `db`, one per element, without the trailing `;`.
     /// Comment lines are dropped; statements are separated by a `;` at the end of a line.
     pub fn statements(&self, db: &str) -> Vec<String> {
-        let body: String = self
-            .sql
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let body: String =
+            self.sql.lines().filter(|l| !l.trim_start().starts_with("--")).map(|l| format!("{l}\n")).collect();
         body.split(";\n")
             .map(|s| s.trim().trim_end_matches(';').trim().replace("{db}", db))
             .filter(|s| !s.is_empty())
@@ -116,7 +112,8 @@ mod tests {
         assert_eq!(on_cluster("DROP TABLE IF EXISTS up.m", "c"), "DROP TABLE IF EXISTS up.m ON CLUSTER c");
         let ledger = on_cluster(&ledger_ddl("up"), "c");
         assert!(ledger.contains("up.schema_migrations ON CLUSTER c (version"), "{ledger}");
-        assert!(ledger.contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/up/schema_migrations', '{replica}')"));
+        assert!(ledger
+            .contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/up/schema_migrations', '{replica}')"));
         // Every table of every migration gets a replicated engine.
         for m in MIGRATIONS {
             for s in m.statements("up") {

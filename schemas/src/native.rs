@@ -116,7 +116,8 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
         None => ctx.received_at,
     };
 
-    let mut event = Event::new(kind, message_id, account_id, user_id, timestamp, ctx.received_at, ctx.source.to_owned());
+    let mut event =
+        Event::new(kind, message_id, account_id, user_id, timestamp, ctx.received_at, ctx.source.to_owned());
     event.properties = properties;
     match kind {
         EventKind::Login => {}

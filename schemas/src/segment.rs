@@ -122,8 +122,10 @@ pub fn split_batch(body: Value) -> Result<Vec<Value>, SchemaError> {
         Some(_) => return Err(invalid("batch", "must be an array of messages")),
         None => return Err(invalid("batch", "is required")),
     };
-    let shared: Vec<(&str, Value)> =
-        ["context", "integrations"].into_iter().filter_map(|k| body.get(k).filter(|v| v.is_object()).map(|v| (k, v.clone()))).collect();
+    let shared: Vec<(&str, Value)> = ["context", "integrations"]
+        .into_iter()
+        .filter_map(|k| body.get(k).filter(|v| v.is_object()).map(|v| (k, v.clone())))
+        .collect();
     let sent_at = body.get("sentAt").cloned();
     Ok(messages
         .into_iter()
@@ -187,14 +189,22 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
 
     // Every id the attribution chain may use is held to the id rule, wherever it sits: a
     // 32 KiB `context.groupId` is refused with its path, never stored or remembered.
-    let ctx_group = context.as_ref().and_then(|c| r.id_at("context.groupId", c.get("groupId"), false, IdType::StringOrNumber));
+    let ctx_group =
+        context.as_ref().and_then(|c| r.id_at("context.groupId", c.get("groupId"), false, IdType::StringOrNumber));
     let prop_account = r.account_in(&own_properties, "properties");
     let trait_account = traits.as_ref().and_then(|t| r.account_in(t, "traits"));
 
-    let mut event =
-        Event::new(EventKind::FeatureUsed, message_id, String::new(), user.clone(), timestamp, ctx.received_at, ctx.source.to_owned());
+    let mut event = Event::new(
+        EventKind::FeatureUsed,
+        message_id,
+        String::new(),
+        user.clone(),
+        timestamp,
+        ctx.received_at,
+        ctx.source.to_owned(),
+    );
     event.event = call.as_str().to_owned();
-    // Attribution chain (DESIGN.md): context.groupId → properties.account_id/accountId →
+    // Attribution chain (docs/architecture.md#contracts): context.groupId → properties.account_id/accountId →
     // (identify: traits.account_id/accountId) → the user's last group call → unattributed.
     let chain = |extra: Option<String>| {
         ctx_group.clone().or(prop_account.clone()).or(extra).or_else(|| (ctx.group_of_user)(&user)).unwrap_or_default()
@@ -212,7 +222,9 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
         CallType::Identify => {
             event.kind = EventKind::User;
             event.account_id = chain(trait_account);
-            event.traits = traits.or_else(|| context.as_ref().and_then(|c| c.get("traits")).and_then(|t| t.as_object().cloned())).unwrap_or_default();
+            event.traits = traits
+                .or_else(|| context.as_ref().and_then(|c| c.get("traits")).and_then(|t| t.as_object().cloned()))
+                .unwrap_or_default();
             event.properties = without(&properties, &own_properties);
         }
         CallType::Group => {
@@ -226,11 +238,15 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
         CallType::Page | CallType::Screen => {
             // The label becomes the feature name, so it is held to the id rule, under the
             // name of the field it came from.
-            let label = [("name", obj.get("name")), ("properties.name", own_properties.get("name")), ("properties.path", own_properties.get("path"))]
-                .into_iter()
-                .find(|(_, v)| v.is_some_and(Value::is_string))
-                .and_then(|(path, v)| r.name_at(path, v))
-                .unwrap_or_else(|| "unknown".to_owned());
+            let label = [
+                ("name", obj.get("name")),
+                ("properties.name", own_properties.get("name")),
+                ("properties.path", own_properties.get("path")),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_some_and(Value::is_string))
+            .and_then(|(path, v)| r.name_at(path, v))
+            .unwrap_or_else(|| "unknown".to_owned());
             event.account_id = chain(None);
             event.feature = Some(format!("{}:{label}", call.as_str()));
             event.module = r.name_at("category", obj.get("category"));
@@ -255,7 +271,10 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
 /// `all` without the keys of `own` (the message's own `properties`, which only track, page and
 /// screen calls carry as event properties).
 fn without(all: &Map<String, Value>, own: &Map<String, Value>) -> Map<String, Value> {
-    all.iter().filter(|(k, _)| !own.contains_key(*k) || *k == "context" || *k == "integrations").map(|(k, v)| (k.clone(), v.clone())).collect()
+    all.iter()
+        .filter(|(k, _)| !own.contains_key(*k) || *k == "context" || *k == "integrations")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 impl Reader<'_> {
@@ -286,7 +305,8 @@ impl Reader<'_> {
     /// Segment's rule: with `sentAt`, the client's clock offset is removed —
     /// timestamp = receivedAt − (sentAt − client time). Far-future results are clamped.
     fn event_time(&mut self, ctx: &Context<'_>, properties: &mut Map<String, Value>) -> DateTime<Utc> {
-        let field = if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) { "timestamp" } else { "originalTimestamp" };
+        let field =
+            if self.obj.get("timestamp").is_some_and(|v| !v.is_null()) { "timestamp" } else { "originalTimestamp" };
         let client = self.timestamp(field);
         let sent_at = self.timestamp("sentAt");
         let t = match (client, sent_at) {
@@ -317,7 +337,10 @@ impl Reader<'_> {
                 e.bytes = self.prop_uint(props, "bytes", 0, MAX_VOLUME);
                 e.object = self.name_at("properties.object", props.get("object"));
                 if !props.contains_key("records") && !props.contains_key("bytes") {
-                    self.fail("properties.records", "a data volume event needs properties.records and/or properties.bytes");
+                    self.fail(
+                        "properties.records",
+                        "a data volume event needs properties.records and/or properties.bytes",
+                    );
                 }
             }
             Mapped::Survey => {
@@ -325,7 +348,10 @@ impl Reader<'_> {
                 e.nps = self.prop_uint(props, "nps", 0, 10).map(|v| v as u8);
                 e.csat = self.prop_uint(props, "csat", 1, 5).map(|v| v as u8);
                 if !props.contains_key("nps") && !props.contains_key("csat") {
-                    self.fail("properties.nps", "a survey event needs properties.nps (0-10) and/or properties.csat (1-5)");
+                    self.fail(
+                        "properties.nps",
+                        "a survey event needs properties.nps (0-10) and/or properties.csat (1-5)",
+                    );
                 }
             }
             Mapped::Ticket(status) => {
@@ -333,7 +359,10 @@ impl Reader<'_> {
                 e.ticket_status = Some(status);
                 let key = ["ticket_id", "ticketId"].into_iter().find(|k| props.get(*k).is_some_and(|v| !v.is_null()));
                 match key {
-                    Some(k) => e.ticket_id = self.id_at(&format!("properties.{k}"), props.get(k), false, IdType::StringOrNumber),
+                    Some(k) => {
+                        e.ticket_id =
+                            self.id_at(&format!("properties.{k}"), props.get(k), false, IdType::StringOrNumber)
+                    }
                     None => self.fail("properties.ticket_id", "a ticket event needs properties.ticket_id"),
                 }
                 e.priority = self.name_at("properties.priority", props.get("priority"));

@@ -68,7 +68,10 @@ mod tests {
         std::env::set_var("UPTAKE_TEST_KAFKA", "x:1");
         let cfg: Cfg = load(Some(&path)).unwrap();
         std::env::remove_var("UPTAKE_KAFKA__BROKERS");
-        assert_eq!(cfg, Cfg { listen: "127.0.0.1:1".into(), kafka: Kafka { brokers: "b:9092,c:9092".into(), linger_ms: 5 } });
+        assert_eq!(
+            cfg,
+            Cfg { listen: "127.0.0.1:1".into(), kafka: Kafka { brokers: "b:9092,c:9092".into(), linger_ms: 5 } }
+        );
 
         std::env::set_var("UPTAKE_KAFKA__LINGER_MS", "soon");
         let err = load::<Cfg>(Some(&path)).unwrap_err().to_string();

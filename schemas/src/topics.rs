@@ -1,4 +1,4 @@
-//! Default Kafka topic names (DESIGN.md "Topics"). Every name is configurable per service; these
+//! Default Kafka topic names (docs/architecture.md#contracts). Every name is configurable per service; these
 //! are the defaults both services and the deploy scripts start from.
 
 /// Canonical usage events, key = account id (user id when the event is unattributed).

@@ -14,7 +14,12 @@ fn now() -> DateTime<Utc> {
 }
 
 fn native_result(v: &Value) -> Result<schemas::event::Event, Vec<FieldError>> {
-    let ctx = native::Context { received_at: now(), source: "web", max_future: Duration::minutes(10), max_age: Duration::days(730) };
+    let ctx = native::Context {
+        received_at: now(),
+        source: "web",
+        max_future: Duration::minutes(10),
+        max_age: Duration::days(730),
+    };
     native::parse_event(v, &ctx)
 }
 
@@ -57,7 +62,9 @@ fn bad_ids() -> Vec<(String, &'static str)> {
 fn native_every_id_field_follows_the_id_rule() {
     let base = |field: &str| -> Value {
         let mut e = match field {
-            "ticket_id" | "priority" => json!({"kind": "support_ticket", "account_id": "a", "ticket_id": "T-1", "status": "opened"}),
+            "ticket_id" | "priority" => {
+                json!({"kind": "support_ticket", "account_id": "a", "ticket_id": "T-1", "status": "opened"})
+            }
             "object" => json!({"kind": "data_volume", "account_id": "a", "records": 1}),
             _ => json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "reports"}),
         };
@@ -106,7 +113,11 @@ fn segment_every_id_field_follows_the_id_rule() {
         (CallType::Track, json!({"userId": "u", "event": "Report Exported"}), "properties.module"),
         (CallType::Track, json!({"userId": "u", "event": "Ticket Opened"}), "properties.ticket_id"),
         (CallType::Track, json!({"userId": "u", "event": "Ticket Opened"}), "properties.ticketId"),
-        (CallType::Track, json!({"userId": "u", "event": "Data Imported", "properties": {"records": 1}}), "properties.object"),
+        (
+            CallType::Track,
+            json!({"userId": "u", "event": "Data Imported", "properties": {"records": 1}}),
+            "properties.object",
+        ),
         (CallType::Identify, json!({"userId": "u"}), "traits.account_id"),
         (CallType::Identify, json!({"userId": "u"}), "traits.accountId"),
         (CallType::Group, json!({"userId": "u"}), "groupId"),
@@ -134,7 +145,10 @@ fn segment_every_id_field_follows_the_id_rule() {
 #[test]
 fn a_32k_context_group_id_is_refused_with_its_path_and_size() {
     let msg = json!({"userId": "u", "event": "x", "context": {"groupId": "g".repeat(32768)}});
-    assert_eq!(only_error(segment_result(Some(CallType::Track), &msg)), "context.groupId: is 32768 bytes; ids are at most 256");
+    assert_eq!(
+        only_error(segment_result(Some(CallType::Track), &msg)),
+        "context.groupId: is 32768 bytes; ids are at most 256"
+    );
     // Numeric ids are stringified and then held to the same rule.
     let msg = json!({"userId": 12345, "event": "x", "context": {"groupId": 42}});
     let e = segment_result(Some(CallType::Track), &msg).unwrap();
@@ -143,20 +157,36 @@ fn a_32k_context_group_id_is_refused_with_its_path_and_size() {
 
 #[test]
 fn counts_are_capped_in_both_formats() {
-    let native_volume = |records: Value| native_result(&json!({"kind": "data_volume", "account_id": "a", "records": records}));
+    let native_volume =
+        |records: Value| native_result(&json!({"kind": "data_volume", "account_id": "a", "records": records}));
     assert_eq!(native_volume(json!(MAX_VOLUME)).unwrap().records, Some(MAX_VOLUME));
     assert_eq!(only_error(native_volume(json!(MAX_VOLUME + 1))), "records: must be an integer from 0 to 1000000000000");
     assert_eq!(only_error(native_volume(json!(u64::MAX))), "records: must be an integer from 0 to 1000000000000");
     let bytes = native_result(&json!({"kind": "data_volume", "account_id": "a", "bytes": u64::MAX}));
     assert_eq!(only_error(bytes), "bytes: must be an integer from 0 to 1000000000000");
-    let uses = |count: u64| native_result(&json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "f", "count": count}));
+    let uses = |count: u64| {
+        native_result(
+            &json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "f", "count": count}),
+        )
+    };
     assert_eq!(uses(MAX_USES).unwrap().count, Some(MAX_USES));
     assert_eq!(only_error(uses(MAX_USES + 1)), "count: must be an integer from 1 to 1000000");
 
-    let track = |event: &str, props: Value| segment_result(Some(CallType::Track), &json!({"userId": "u", "event": event, "properties": props}));
-    assert_eq!(only_error(track("Data Imported", json!({"records": u64::MAX}))), "properties.records: must be an integer from 0 to 1000000000000");
-    assert_eq!(only_error(track("Data Imported", json!({"bytes": 1e15}))), "properties.bytes: must be an integer from 0 to 1000000000000");
-    assert_eq!(only_error(track("Report Exported", json!({"count": u64::MAX}))), "properties.count: must be an integer from 1 to 1000000");
+    let track = |event: &str, props: Value| {
+        segment_result(Some(CallType::Track), &json!({"userId": "u", "event": event, "properties": props}))
+    };
+    assert_eq!(
+        only_error(track("Data Imported", json!({"records": u64::MAX}))),
+        "properties.records: must be an integer from 0 to 1000000000000"
+    );
+    assert_eq!(
+        only_error(track("Data Imported", json!({"bytes": 1e15}))),
+        "properties.bytes: must be an integer from 0 to 1000000000000"
+    );
+    assert_eq!(
+        only_error(track("Report Exported", json!({"count": u64::MAX}))),
+        "properties.count: must be an integer from 1 to 1000000"
+    );
     assert_eq!(track("Report Exported", json!({"count": 7})).unwrap().count, Some(7));
 }
 
@@ -166,12 +196,17 @@ fn events_older_than_the_maximum_age_are_refused_naming_timestamp() {
     let almost_two = (now() - Duration::days(729)).to_rfc3339();
     let login = |ts: &str| native_result(&json!({"kind": "login", "account_id": "a", "user_id": "u", "timestamp": ts}));
     assert!(login(&almost_two).is_ok(), "a two-year back-fill is stored");
-    assert_eq!(only_error(login(&three_years)), "timestamp: is 1096 days old; events may be at most 730 days old (limits.max_age_days)");
+    assert_eq!(
+        only_error(login(&three_years)),
+        "timestamp: is 1096 days old; events may be at most 730 days old (limits.max_age_days)"
+    );
 
     let track = |m: Value| segment_result(Some(CallType::Track), &m);
     assert!(track(json!({"userId": "u", "event": "x", "timestamp": almost_two})).is_ok());
-    assert!(only_error(track(json!({"userId": "u", "event": "x", "timestamp": three_years}))).starts_with("timestamp: is 1096 days old"));
-    assert!(only_error(track(json!({"userId": "u", "event": "x", "originalTimestamp": three_years}))).starts_with("originalTimestamp: is 1096 days old"));
+    assert!(only_error(track(json!({"userId": "u", "event": "x", "timestamp": three_years})))
+        .starts_with("timestamp: is 1096 days old"));
+    assert!(only_error(track(json!({"userId": "u", "event": "x", "originalTimestamp": three_years})))
+        .starts_with("originalTimestamp: is 1096 days old"));
     // The age is judged after the clock-skew correction: a client clock three years behind,
     // with a matching sentAt, sent an event that happened just now.
     let skewed = json!({"userId": "u", "event": "x", "timestamp": three_years, "sentAt": three_years});

@@ -50,13 +50,17 @@ fn every_kind_carries_its_own_measures() {
     )
     .unwrap();
     assert_eq!((f.feature.as_deref(), f.module.as_deref(), f.count), (Some("reports"), Some("bi"), Some(3)));
-    let f = parse_event(&json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "x"}), &ctx()).unwrap();
+    let f = parse_event(&json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "x"}), &ctx())
+        .unwrap();
     assert_eq!(f.count, Some(1), "count defaults to one use");
 
-    let d = parse_event(&json!({"kind": "data_volume", "account_id": "a", "records": 120, "object": "contacts"}), &ctx()).unwrap();
+    let d =
+        parse_event(&json!({"kind": "data_volume", "account_id": "a", "records": 120, "object": "contacts"}), &ctx())
+            .unwrap();
     assert_eq!((d.records, d.bytes, d.object.as_deref()), (Some(120), None, Some("contacts")));
 
-    let s = parse_event(&json!({"kind": "survey", "account_id": "a", "user_id": "u", "nps": 0, "csat": 5}), &ctx()).unwrap();
+    let s = parse_event(&json!({"kind": "survey", "account_id": "a", "user_id": "u", "nps": 0, "csat": 5}), &ctx())
+        .unwrap();
     assert_eq!((s.nps, s.csat), (Some(0), Some(5)));
 
     let t = parse_event(
@@ -64,9 +68,13 @@ fn every_kind_carries_its_own_measures() {
         &ctx(),
     )
     .unwrap();
-    assert_eq!((t.ticket_id.as_deref(), t.ticket_status, t.priority.as_deref()), (Some("T-9"), Some(TicketStatus::Opened), Some("high")));
+    assert_eq!(
+        (t.ticket_id.as_deref(), t.ticket_status, t.priority.as_deref()),
+        (Some("T-9"), Some(TicketStatus::Opened), Some("high"))
+    );
 
-    let a = parse_event(&json!({"kind": "account", "account_id": "a", "traits": {"seats": 25, "plan": "pro"}}), &ctx()).unwrap();
+    let a = parse_event(&json!({"kind": "account", "account_id": "a", "traits": {"seats": 25, "plan": "pro"}}), &ctx())
+        .unwrap();
     assert_eq!(a.traits["seats"], 25);
     assert_eq!(a.user_id, "", "account events need no user");
 }
@@ -107,14 +115,23 @@ fn each_problem_names_its_field() {
     assert_eq!(fields(json!({"kind": "login", "account_id": "", "user_id": "u"})), ["account_id"]);
     assert_eq!(fields(json!({"kind": "login", "account_id": 7, "user_id": "u"})), ["account_id"]);
     assert_eq!(fields(json!({"kind": "feature_used", "account_id": "a", "user_id": "u"})), ["feature"]);
-    assert_eq!(fields(json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "f", "count": 0})), ["count"]);
+    assert_eq!(
+        fields(json!({"kind": "feature_used", "account_id": "a", "user_id": "u", "feature": "f", "count": 0})),
+        ["count"]
+    );
     assert_eq!(fields(json!({"kind": "data_volume", "account_id": "a"})), ["records"]);
     assert_eq!(fields(json!({"kind": "data_volume", "account_id": "a", "records": -5})), ["records"]);
     assert_eq!(fields(json!({"kind": "survey", "account_id": "a", "nps": 11})), ["nps"]);
     assert_eq!(fields(json!({"kind": "survey", "account_id": "a", "csat": 0})), ["csat"]);
-    assert_eq!(fields(json!({"kind": "support_ticket", "account_id": "a", "ticket_id": "T", "status": "lost"})), ["status"]);
+    assert_eq!(
+        fields(json!({"kind": "support_ticket", "account_id": "a", "ticket_id": "T", "status": "lost"})),
+        ["status"]
+    );
     assert_eq!(fields(json!({"kind": "account", "account_id": "a"})), ["traits"]);
-    assert_eq!(fields(json!({"kind": "login", "account_id": "a", "user_id": "u", "timestamp": "yesterday"})), ["timestamp"]);
+    assert_eq!(
+        fields(json!({"kind": "login", "account_id": "a", "user_id": "u", "timestamp": "yesterday"})),
+        ["timestamp"]
+    );
     assert_eq!(fields(json!({"kind": "login", "account_id": "a", "user_id": "u", "feature": "x"})), ["feature"]);
     assert_eq!(fields(json!({"kind": "login", "account_id": "a", "user_id": "u", "properties": [1]})), ["properties"]);
     assert_eq!(fields(json!({"kind": "login", "account_id": "a".repeat(257), "user_id": "u"})), ["account_id"]);
@@ -135,7 +152,8 @@ fn all_problems_of_an_event_are_reported_at_once_with_readable_reasons() {
 fn bodies_are_one_event_or_a_batch() {
     let (events, batch) = split_body(json!({"kind": "login"})).unwrap();
     assert_eq!((events.len(), batch), (1, false));
-    let (events, batch) = split_body(json!({"batch": [{"kind": "login"}, {"kind": "survey"}], "writeKey": "k"})).unwrap();
+    let (events, batch) =
+        split_body(json!({"batch": [{"kind": "login"}, {"kind": "survey"}], "writeKey": "k"})).unwrap();
     assert_eq!((events.len(), batch), (2, true));
     for bad in [json!({"batch": []}), json!({"batch": {}}), json!([1, 2]), json!({"batch": [], "kind": "login"})] {
         assert!(matches!(split_body(bad.clone()), Err(SchemaError::Invalid(_))), "{bad} must be refused");

@@ -15,23 +15,88 @@ use serde_json::{Map, Number, Value};
 
 const FIELDS: &[&str] = &[
     // native
-    "kind", "account_id", "user_id", "timestamp", "message_id", "properties", "writeKey", "feature", "module", "count",
-    "records", "bytes", "object", "nps", "csat", "ticket_id", "status", "priority", "traits", "batch",
+    "kind",
+    "account_id",
+    "user_id",
+    "timestamp",
+    "message_id",
+    "properties",
+    "writeKey",
+    "feature",
+    "module",
+    "count",
+    "records",
+    "bytes",
+    "object",
+    "nps",
+    "csat",
+    "ticket_id",
+    "status",
+    "priority",
+    "traits",
+    "batch",
     // Segment
-    "type", "userId", "anonymousId", "messageId", "event", "context", "groupId", "previousId", "integrations", "sentAt",
-    "originalTimestamp", "name", "category", "path", "accountId", "ticketId",
+    "type",
+    "userId",
+    "anonymousId",
+    "messageId",
+    "event",
+    "context",
+    "groupId",
+    "previousId",
+    "integrations",
+    "sentAt",
+    "originalTimestamp",
+    "name",
+    "category",
+    "path",
+    "accountId",
+    "ticketId",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
-    let known = proptest::sample::select(&[
-        "login", "feature_used", "data_volume", "survey", "support_ticket", "account", "user", "opened", "closed",
-        "track", "identify", "group", "page", "screen", "alias", "Signed In", "Data Imported", "Survey Submitted",
-        "Ticket Opened", "Ticket Closed", "", " ", " acme", "\u{0}", "\u{202E}x", "x\u{200B}", "東京",
-    ][..]);
-    let times = proptest::sample::select(&[
-        "2026-11-22T12:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2015-12-12T19:11:01.249Z",
-        "2026-11-22T12:00:00+23:59", "1970-01-01T00:00:00-23:59", "2026-02-30T00:00:00Z",
-    ][..]);
+    let known = proptest::sample::select(
+        &[
+            "login",
+            "feature_used",
+            "data_volume",
+            "survey",
+            "support_ticket",
+            "account",
+            "user",
+            "opened",
+            "closed",
+            "track",
+            "identify",
+            "group",
+            "page",
+            "screen",
+            "alias",
+            "Signed In",
+            "Data Imported",
+            "Survey Submitted",
+            "Ticket Opened",
+            "Ticket Closed",
+            "",
+            " ",
+            " acme",
+            "\u{0}",
+            "\u{202E}x",
+            "x\u{200B}",
+            "東京",
+        ][..],
+    );
+    let times = proptest::sample::select(
+        &[
+            "2026-11-22T12:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2015-12-12T19:11:01.249Z",
+            "2026-11-22T12:00:00+23:59",
+            "1970-01-01T00:00:00-23:59",
+            "2026-02-30T00:00:00Z",
+        ][..],
+    );
     prop_oneof![
         1 => Just(Value::Null),
         1 => any::<bool>().prop_map(Value::Bool),
@@ -54,7 +119,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         let key = prop_oneof![4 => proptest::sample::select(FIELDS).prop_map(str::to_owned), 1 => ".{0,12}"];
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            proptest::collection::vec((key, inner), 0..12).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            proptest::collection::vec((key, inner), 0..12)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -67,8 +133,8 @@ const CALLS: &[&str] = &["track", "identify", "group", "page", "screen", "alias"
 /// values (ids, counts, timestamps), sometimes nested ones.
 fn event_object() -> impl Strategy<Value = Value> {
     let field = (proptest::sample::select(FIELDS), prop_oneof![3 => leaf(), 1 => json_value()]);
-    (proptest::sample::select(KINDS), proptest::sample::select(CALLS), proptest::collection::vec(field, 0..16)).prop_map(
-        |(kind, call, fields)| {
+    (proptest::sample::select(KINDS), proptest::sample::select(CALLS), proptest::collection::vec(field, 0..16))
+        .prop_map(|(kind, call, fields)| {
             let mut obj = Map::new();
             obj.insert("kind".into(), Value::from(kind));
             obj.insert("type".into(), Value::from(call));
@@ -76,8 +142,7 @@ fn event_object() -> impl Strategy<Value = Value> {
                 obj.insert(k.to_owned(), v);
             }
             Value::Object(obj)
-        },
-    )
+        })
 }
 
 fn received() -> DateTime<Utc> {
@@ -146,9 +211,18 @@ proptest! {
 fn deeply_nested_bodies_do_not_panic() {
     let mut deep = Value::from(1);
     for i in 0..120 {
-        deep = if i % 2 == 0 { serde_json::json!({"properties": deep, "groupId": 1e300}) } else { serde_json::json!([deep, "\u{202E}"]) };
+        deep = if i % 2 == 0 {
+            serde_json::json!({"properties": deep, "groupId": 1e300})
+        } else {
+            serde_json::json!([deep, "\u{202E}"])
+        };
     }
-    let ctx = native::Context { received_at: received(), source: "prop", max_future: Duration::minutes(10), max_age: Duration::days(730) };
+    let ctx = native::Context {
+        received_at: received(),
+        source: "prop",
+        max_future: Duration::minutes(10),
+        max_age: Duration::days(730),
+    };
     let mut event = serde_json::json!({"kind": "login", "account_id": "a", "user_id": "u"});
     event["properties"] = serde_json::json!({"deep": deep});
     let _ = native::parse_event(&event, &ctx);

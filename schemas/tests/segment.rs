@@ -15,7 +15,14 @@ fn no_groups(_: &str) -> Option<String> {
 
 fn with<R>(received: &str, groups: &(dyn Fn(&str) -> Option<String> + Sync), f: impl FnOnce(&Context<'_>) -> R) -> R {
     let mapping = EventMapping::default();
-    let ctx = Context { received_at: t(received), source: "segment", max_future: Duration::minutes(10), max_age: Duration::days(730), mapping: &mapping, group_of_user: groups };
+    let ctx = Context {
+        received_at: t(received),
+        source: "segment",
+        max_future: Duration::minutes(10),
+        max_age: Duration::days(730),
+        mapping: &mapping,
+        group_of_user: groups,
+    };
     f(&ctx)
 }
 
@@ -39,7 +46,9 @@ fn course_clicked() -> Value {
 
 #[test]
 fn the_documented_track_example_is_feature_use_with_skew_corrected_time() {
-    let e = with("2015-12-12T19:11:01.300Z", &no_groups, |c| parse_message(Some(CallType::Track), &course_clicked(), c)).unwrap();
+    let e =
+        with("2015-12-12T19:11:01.300Z", &no_groups, |c| parse_message(Some(CallType::Track), &course_clicked(), c))
+            .unwrap();
     assert_eq!(e.kind, EventKind::FeatureUsed);
     assert_eq!((e.event.as_str(), e.feature.as_deref(), e.count), ("Course Clicked", Some("Course Clicked"), Some(1)));
     assert_eq!((e.user_id.as_str(), e.account_id.as_str()), ("AiUGstSDIg", "initech"));
@@ -62,7 +71,9 @@ fn the_documented_identify_group_page_screen_and_alias_examples_are_accepted() {
     };
     let groups = |u: &str| (u == "97980cfea0067").then(|| "initech-remembered".to_owned());
     with("2015-02-23T22:28:55.387Z", &groups, |c| {
-        let identify = msg(json!({"type": "identify", "traits": {"name": "Peter Gibbons", "email": "peter@example.com", "plan": "premium", "logins": 5}}));
+        let identify = msg(
+            json!({"type": "identify", "traits": {"name": "Peter Gibbons", "email": "peter@example.com", "plan": "premium", "logins": 5}}),
+        );
         let e = parse_message(None, &identify, c).unwrap();
         assert_eq!((e.kind, e.user_id.as_str()), (EventKind::User, "97980cfea0067"));
         assert_eq!(e.traits["plan"], "premium");
@@ -75,7 +86,9 @@ fn the_documented_identify_group_page_screen_and_alias_examples_are_accepted() {
         assert_eq!((e.kind, e.account_id.as_str()), (EventKind::Account, "0e8c78ea9d97a7b8185e8632"));
         assert_eq!(e.traits["employees"], 329);
 
-        let page = msg(json!({"type": "page", "name": "Home", "properties": {"title": "Welcome | Initech", "url": "https://initech.com"}}));
+        let page = msg(
+            json!({"type": "page", "name": "Home", "properties": {"title": "Welcome | Initech", "url": "https://initech.com"}}),
+        );
         let e = parse_message(None, &page, c).unwrap();
         assert_eq!((e.kind, e.feature.as_deref()), (EventKind::FeatureUsed, Some("page:Home")));
         assert_eq!(e.properties["url"], "https://initech.com");
@@ -106,8 +119,13 @@ fn the_documented_batch_example_shares_its_context_and_sent_at() {
     assert_eq!(messages[0]["context"]["device"]["type"], "phone");
     assert_eq!(messages[2]["context"]["device"]["type"], "tablet", "the message's own context keys win");
     assert_eq!(messages[1]["sentAt"], "2012-12-02T00:30:13.000Z");
-    let events: Vec<_> = with("2012-12-02T00:30:14.000Z", &no_groups, |c| messages.iter().map(|m| parse_message(None, m, c).unwrap()).collect());
-    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::User, EventKind::FeatureUsed, EventKind::FeatureUsed]);
+    let events: Vec<_> = with("2012-12-02T00:30:14.000Z", &no_groups, |c| {
+        messages.iter().map(|m| parse_message(None, m, c).unwrap()).collect()
+    });
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::User, EventKind::FeatureUsed, EventKind::FeatureUsed]
+    );
     assert_eq!(events[1].account_id, "globex", "batch context.groupId");
     assert_eq!(events[2].account_id, "acme");
     // received 14.000 − (sent 13.000 − 08.276) = 09.276
@@ -140,17 +158,28 @@ fn attribution_follows_the_chain_in_order() {
 #[test]
 fn mapped_event_names_become_their_kinds() {
     let track = |event: &str, props: Value| {
-        with("2026-11-22T12:00:00Z", &no_groups, |c| parse_message(Some(CallType::Track), &json!({"userId": "u", "event": event, "properties": props}), c))
+        with("2026-11-22T12:00:00Z", &no_groups, |c| {
+            parse_message(Some(CallType::Track), &json!({"userId": "u", "event": event, "properties": props}), c)
+        })
     };
     assert_eq!(track("signed in", json!({})).unwrap().kind, EventKind::Login, "case-insensitive");
     let d = track("Data Imported", json!({"records": 250, "bytes": 1024, "object": "contacts"})).unwrap();
-    assert_eq!((d.kind, d.records, d.bytes, d.object.as_deref()), (EventKind::DataVolume, Some(250), Some(1024), Some("contacts")));
+    assert_eq!(
+        (d.kind, d.records, d.bytes, d.object.as_deref()),
+        (EventKind::DataVolume, Some(250), Some(1024), Some("contacts"))
+    );
     let s = track("Survey Submitted", json!({"nps": 3})).unwrap();
     assert_eq!((s.kind, s.nps, s.csat), (EventKind::Survey, Some(3), None));
     let k = track("Ticket Closed", json!({"ticketId": "T-7", "priority": "low"})).unwrap();
-    assert_eq!((k.kind, k.ticket_status, k.ticket_id.as_deref()), (EventKind::SupportTicket, Some(TicketStatus::Closed), Some("T-7")));
+    assert_eq!(
+        (k.kind, k.ticket_status, k.ticket_id.as_deref()),
+        (EventKind::SupportTicket, Some(TicketStatus::Closed), Some("T-7"))
+    );
     let f = track("Dashboard Shared", json!({"module": "bi", "count": 3})).unwrap();
-    assert_eq!((f.kind, f.feature.as_deref(), f.module.as_deref(), f.count), (EventKind::FeatureUsed, Some("Dashboard Shared"), Some("bi"), Some(3)));
+    assert_eq!(
+        (f.kind, f.feature.as_deref(), f.module.as_deref(), f.count),
+        (EventKind::FeatureUsed, Some("Dashboard Shared"), Some("bi"), Some(3))
+    );
 }
 
 #[test]
@@ -175,11 +204,23 @@ fn every_problem_is_named_by_its_field() {
     assert_eq!(fields(None, json!({"userId": "u", "type": "click"})), ["type"]);
     assert_eq!(fields(Some(CallType::Track), json!({"event": "x"})), ["userId"]);
     assert_eq!(fields(Some(CallType::Track), json!({"userId": "u"})), ["event"]);
-    assert_eq!(fields(Some(CallType::Track), json!({"userId": "u", "event": "x", "timestamp": "noon", "properties": []})), ["properties", "timestamp"]);
+    assert_eq!(
+        fields(Some(CallType::Track), json!({"userId": "u", "event": "x", "timestamp": "noon", "properties": []})),
+        ["properties", "timestamp"]
+    );
     assert_eq!(fields(Some(CallType::Group), json!({"userId": "u"})), ["groupId"]);
     assert_eq!(fields(Some(CallType::Alias), json!({"anonymousId": "a"})), ["previousId", "userId"]);
-    assert_eq!(fields(Some(CallType::Track), json!({"userId": "u", "event": "Survey Submitted", "properties": {"nps": 11}})), ["properties.nps"]);
-    assert_eq!(fields(Some(CallType::Track), json!({"userId": "u", "event": "Data Imported", "properties": {}})), ["properties.records"]);
-    assert_eq!(fields(Some(CallType::Track), json!({"userId": "u", "event": "Ticket Opened"})), ["properties.ticket_id"]);
+    assert_eq!(
+        fields(Some(CallType::Track), json!({"userId": "u", "event": "Survey Submitted", "properties": {"nps": 11}})),
+        ["properties.nps"]
+    );
+    assert_eq!(
+        fields(Some(CallType::Track), json!({"userId": "u", "event": "Data Imported", "properties": {}})),
+        ["properties.records"]
+    );
+    assert_eq!(
+        fields(Some(CallType::Track), json!({"userId": "u", "event": "Ticket Opened"})),
+        ["properties.ticket_id"]
+    );
     assert_eq!(fields(Some(CallType::Track), json!({"userId": {"id": 1}, "event": "x"})), ["userId"]);
 }

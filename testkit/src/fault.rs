@@ -113,7 +113,11 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         if let Some(fault) = fault {
             shared.refused.fetch_add(1, Ordering::SeqCst);
             let mut headers = HeaderMap::new();
-            if let Some(code) = fault.body.strip_prefix("Code: ").map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>()) {
+            if let Some(code) = fault
+                .body
+                .strip_prefix("Code: ")
+                .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>())
+            {
                 headers.insert("X-ClickHouse-Exception-Code", code.parse().unwrap());
             }
             return respond(StatusCode::from_u16(fault.status).unwrap(), headers, fault.body.into_bytes());

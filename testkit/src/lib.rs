@@ -30,7 +30,8 @@ impl Stack {
             .with_test_writer()
             .try_init();
         let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this test through deploy/local/test.sh"))
+            std::env::var(name)
+                .unwrap_or_else(|_| panic!("{name} is not set: run this test through deploy/local/test.sh"))
         };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         Self {

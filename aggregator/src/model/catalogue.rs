@@ -60,18 +60,30 @@ macro_rules! impl_as_metric_for_option {
 impl_as_metric_for_option!(u8, u32, i32);
 
 macro_rules! kind {
-    (count) => { Kind::Count };
-    (metric) => { Kind::Metric };
-    (column) => { Kind::Column };
+    (count) => {
+        Kind::Count
+    };
+    (metric) => {
+        Kind::Metric
+    };
+    (column) => {
+        Kind::Column
+    };
 }
 
 macro_rules! reader {
-    (column, $name:ident) => { None };
-    ($kind:ident, $name:ident) => { Some(|m: &MetricsRow| AsMetric::as_metric(&m.$name)) };
+    (column, $name:ident) => {
+        None
+    };
+    ($kind:ident, $name:ident) => {
+        Some(|m: &MetricsRow| AsMetric::as_metric(&m.$name))
+    };
 }
 
 macro_rules! copy_count {
-    (count, $m:ident, $w:ident, $name:ident) => { $m.$name = $w.$name; };
+    (count, $m:ident, $w:ident, $name:ident) => {
+        $m.$name = $w.$name;
+    };
     ($kind:ident, $m:ident, $w:ident, $name:ident) => {};
 }
 
@@ -252,7 +264,10 @@ mod tests {
     #[test]
     fn the_window_row_lists_the_counts_then_the_inputs() {
         assert_eq!(WindowRow::COLUMNS.first(), Some(&"account_id"));
-        assert_eq!(&WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 4..], ["dau_sum_30d", "last_seen", "last_login", "first_day"]);
+        assert_eq!(
+            &WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 4..],
+            ["dau_sum_30d", "last_seen", "last_login", "first_day"]
+        );
         let counts = CATALOGUE.iter().filter(|c| c.kind == Kind::Count).count();
         assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 4);
     }

@@ -62,9 +62,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         feature_breadth,
         // Two silent weeks after use earlier in the month is use that stopped, not "no trend":
         // without this a dormant account kept a green score (seen in the loadgen demo).
-        active_users_change_pct: active_change.or(
-            (w.active_users_7d == 0 && w.active_users_prev_7d == 0 && w.active_users_30d > 0).then_some(-100.0),
-        ),
+        active_users_change_pct: active_change
+            .or((w.active_users_7d == 0 && w.active_users_prev_7d == 0 && w.active_users_30d > 0).then_some(-100.0)),
         records_30d: (w.records_30d > 0 || w.records_prev_30d > 0).then_some(w.records_30d),
         records_change_pct: records_change,
         latest_nps: i.latest_nps,

@@ -173,12 +173,8 @@ pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
         (_, Some(c)) => (100.0 + c).clamp(0.0, 100.0),
         (_, None) => 100.0,
     });
-    let surveys: Vec<f64> = i
-        .latest_nps
-        .map(|n| n as f64 * 10.0)
-        .into_iter()
-        .chain(i.avg_csat.map(|c| (c - 1.0) * 25.0))
-        .collect();
+    let surveys: Vec<f64> =
+        i.latest_nps.map(|n| n as f64 * 10.0).into_iter().chain(i.avg_csat.map(|c| (c - 1.0) * 25.0)).collect();
     let experience = if surveys.is_empty() && i.open_tickets == 0 {
         None
     } else {
@@ -225,7 +221,16 @@ mod tests {
             open_tickets: 1,
         };
         // 0.4/0.8, 0.25/0.5, 100-40, 100-30, mean(80, 75) - 10
-        assert_eq!(components(&cfg, &i), Components { deployment: Some(50.0), adoption: Some(50.0), trend: Some(60.0), value: Some(70.0), experience: Some(67.5) });
+        assert_eq!(
+            components(&cfg, &i),
+            Components {
+                deployment: Some(50.0),
+                adoption: Some(50.0),
+                trend: Some(60.0),
+                value: Some(70.0),
+                experience: Some(67.5)
+            }
+        );
         // growth: .25*50 + .25*50 + .25*60 + .15*70 + .10*67.5 = 57.25
         let h = score(&cfg, Stage::Growth, &i);
         assert_eq!(h.score, Some(57.3));

@@ -96,6 +96,9 @@ mod tests {
     fn a_stage_is_its_name_in_json() {
         assert_eq!(serde_json::to_string(&Stage::Renewal).unwrap(), "\"renewal\"");
         assert_eq!(serde_json::from_str::<Stage>("\"onboarding\"").unwrap(), Stage::Onboarding);
-        assert!(serde_json::from_str::<Stage>("\"trial\"").unwrap_err().to_string().contains("unknown stage \"trial\""));
+        assert!(serde_json::from_str::<Stage>("\"trial\"")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown stage \"trial\""));
     }
 }

@@ -135,11 +135,7 @@ impl Sender {
             .map(Duration::from_secs);
         let text = capped_body(response, ERROR_BODY_CAP).await;
         let snippet: String = text.chars().take(200).collect();
-        Err(Failure {
-            error: format!("HTTP {status}: {snippet}"),
-            retryable: retryable(status),
-            retry_after,
-        })
+        Err(Failure { error: format!("HTTP {status}: {snippet}"), retryable: retryable(status), retry_after })
     }
 
     /// `initial × 2^(attempt-1)`, capped, with up to 20 % jitter so that many alerts failing

@@ -61,7 +61,8 @@ impl Notifier {
         let mut consumer_cfg = cfg.kafka.to_rdkafka_consumer();
         consumer_cfg.set("group.id", &cfg.notifier.group_id);
         let consumer: StreamConsumer = consumer_cfg.create()?;
-        let sender = deliver::Sender::new(&cfg.notifier).map_err(|e| AggregatorError::Task(format!("http client: {e}")))?;
+        let sender =
+            deliver::Sender::new(&cfg.notifier).map_err(|e| AggregatorError::Task(format!("http client: {e}")))?;
         Ok(Self {
             consumer,
             dead_letters: DeadLetterWriter::new(producer, cfg.notifier.dlq_topic.clone()),
@@ -149,7 +150,8 @@ impl Notifier {
         for hook in served {
             self.metrics.notifications.with_label_values(&[&hook.name, "already_delivered"]).inc();
         }
-        let served = join_all(todo.into_iter().map(|hook| self.serve(hook, alert, payload, &id, shutdown.clone()))).await;
+        let served =
+            join_all(todo.into_iter().map(|hook| self.serve(hook, alert, payload, &id, shutdown.clone()))).await;
         Ok(served.into_iter().all(|done| done))
     }
 
@@ -226,9 +228,12 @@ impl Notifier {
         Fut: std::future::Future<Output = Result<T, AggregatorError>>,
     {
         let mut backoff = Backoff::constant(STORE_RETRY);
-        retry::until_ok(&mut backoff, shutdown, op, |e, _| {
-            tracing::warn!(error = %e, "notifier: ClickHouse or broker failed; retrying")
-        })
+        retry::until_ok(
+            &mut backoff,
+            shutdown,
+            op,
+            |e, _| tracing::warn!(error = %e, "notifier: ClickHouse or broker failed; retrying"),
+        )
         .await
     }
 }

@@ -107,7 +107,6 @@ pub fn esc(s: &str, max: usize) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -137,12 +136,18 @@ mod tests {
     fn the_slack_message_says_who_what_and_why() {
         let body = render(WebhookFormat::Slack, "s", &alert("firing"));
         let text = body["text"].as_str().unwrap();
-        assert!(text.starts_with(":rotating_light: *critical* churn risk for *acme*: Weekly active users fell 75 %"), "{text}");
+        assert!(
+            text.starts_with(":rotating_light: *critical* churn risk for *acme*: Weekly active users fell 75 %"),
+            "{text}"
+        );
         let fields = body["blocks"][1]["fields"].as_array().unwrap();
         let shown: Vec<&str> = fields.iter().map(|f| f["text"].as_str().unwrap()).collect();
         assert_eq!(shown, ["*active_users_7d*\n3", "*active_users_change_7d*\n-75", "*seat_utilisation*\n0.15"]);
         let context = body["blocks"][2]["elements"][0]["text"].as_str().unwrap();
-        assert_eq!(context, "rule `wau_drop` · stage growth · health 41/100 · CSM dana@vendor.example · fired 2026-03-01 09:30 UTC");
+        assert_eq!(
+            context,
+            "rule `wau_drop` · stage growth · health 41/100 · CSM dana@vendor.example · fired 2026-03-01 09:30 UTC"
+        );
 
         let resolved = render(WebhookFormat::Slack, "s", &alert("resolved"));
         assert!(resolved["text"].as_str().unwrap().starts_with(":white_check_mark: Resolved for *acme*"));
@@ -169,7 +174,10 @@ mod tests {
         assert_eq!(body["blocks"][0]["text"]["text"].as_str(), Some(text));
         assert_eq!(body["blocks"][1]["fields"][0]["text"], "*&lt;!everyone&gt;*\n1");
         let context = body["blocks"][2]["elements"][0]["text"].as_str().unwrap();
-        assert!(context.starts_with("rule `r&lt;1&gt;` · stage &lt;!here&gt; · health 41/100 · CSM &lt;@U0123&gt;"), "{context}");
+        assert!(
+            context.starts_with("rule `r&lt;1&gt;` · stage &lt;!here&gt; · health 41/100 · CSM &lt;@U0123&gt;"),
+            "{context}"
+        );
         // The JSON envelope carries the record verbatim: escaping is Slack's concern only.
         assert_eq!(render(WebhookFormat::Json, "j", &a)["alert"]["account_id"], "<!channel> & co");
     }

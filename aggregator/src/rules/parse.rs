@@ -223,7 +223,9 @@ fn locate(rule: &str, field: &str, v: &Value) -> Option<AggregatorError> {
                 let of = rest.get("of").and_then(Value::as_array);
                 // An error inside one of the parts: find that part.
                 let part = of.into_iter().flatten().enumerate().find_map(|(i, c)| {
-                    RawCondition::deserialize(c.clone()).err().and_then(|_| locate(rule, &format!("{field}.of[{i}]"), c))
+                    RawCondition::deserialize(c.clone())
+                        .err()
+                        .and_then(|_| locate(rule, &format!("{field}.of[{i}]"), c))
                 });
                 return part.or_else(|| Some(bad(rule, &f, reason)));
             }
@@ -238,13 +240,18 @@ fn resolve(rule: &str, field: &str, raw: RawCondition) -> Result<Condition, Aggr
         RawCondition::Threshold(t) => {
             let metric = Metric::named(&t.metric).ok_or_else(|| {
                 let known: Vec<&str> = Metric::all().map(Metric::name).collect();
-                bad(rule, &format!("{field}.metric"), format!("unknown metric {:?}; known: {}", t.metric, known.join(", ")))
+                bad(
+                    rule,
+                    &format!("{field}.metric"),
+                    format!("unknown metric {:?}; known: {}", t.metric, known.join(", ")),
+                )
             })?;
             Ok(Condition::Threshold { metric, op: t.op, value: t.value })
         }
         RawCondition::Change(c) => {
             let (m, w) = (&c.metric, &c.window);
-            let (Some(change), Some(current)) = (Metric::named(&format!("{m}_change_{w}")), Metric::named(&format!("{m}_{w}")))
+            let (Some(change), Some(current)) =
+                (Metric::named(&format!("{m}_change_{w}")), Metric::named(&format!("{m}_{w}")))
             else {
                 return Err(bad(
                     rule,

@@ -15,28 +15,57 @@ fn the_shipped_rules_parse() {
     let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["active_users_drop", "no_login_14d", "onboarding_not_activated", "low_seats_before_renewal", "detractor_with_falling_use", "data_stalled"]
+        [
+            "active_users_drop",
+            "no_login_14d",
+            "onboarding_not_activated",
+            "low_seats_before_renewal",
+            "detractor_with_falling_use",
+            "data_stalled"
+        ]
     );
     let onboarding = &rules[2];
-    assert_eq!((onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_evaluations), ([Stage::Onboarding].as_slice(), 21, 2));
+    assert_eq!(
+        (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_evaluations),
+        ([Stage::Onboarding].as_slice(), 21, 2)
+    );
     assert_eq!(rules[3].cooldown, Duration::from_secs(7 * 86_400));
     assert!(matches!(rules[4].when, Condition::All(ref p) if p.len() == 2));
 }
 
 #[test]
 fn every_mistake_names_the_rule_and_the_field() {
-    let rule = |when: &str, extra: &str| format!("[[rule]]\nid = \"r1\"\nseverity = \"warning\"\n{extra}\nwhen = {when}\n");
+    let rule =
+        |when: &str, extra: &str| format!("[[rule]]\nid = \"r1\"\nseverity = \"warning\"\n{extra}\nwhen = {when}\n");
     let t = r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = 0.3 }"#;
     parse_rules(&rule(t, "")).unwrap();
     let cases = [
-        (rule(r#"{ kind = "threshold", metric = "seats_used", op = "<", value = 1 }"#, ""), "rule \"r1\": when.metric: unknown metric \"seats_used\""),
-        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "=<", value = 1 }"#, ""), "rule \"r1\": when.op"),
-        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = "low" }"#, ""), "rule \"r1\": when.value: must be a number"),
-        (rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = 1, window = "7d" }"#, ""), "rule \"r1\": when.window: unknown field"),
+        (
+            rule(r#"{ kind = "threshold", metric = "seats_used", op = "<", value = 1 }"#, ""),
+            "rule \"r1\": when.metric: unknown metric \"seats_used\"",
+        ),
+        (
+            rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "=<", value = 1 }"#, ""),
+            "rule \"r1\": when.op",
+        ),
+        (
+            rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = "low" }"#, ""),
+            "rule \"r1\": when.value: must be a number",
+        ),
+        (
+            rule(r#"{ kind = "threshold", metric = "seat_utilisation", op = "<", value = 1, window = "7d" }"#, ""),
+            "rule \"r1\": when.window: unknown field",
+        ),
         (rule(r#"{ kind = "trend" }"#, ""), "rule \"r1\": when.kind: \"trend\""),
-        (rule(r#"{ kind = "change", metric = "logins", window = "7d", at_most_pct = -50 }"#, ""), "rule \"r1\": when.metric: no change metric"),
+        (
+            rule(r#"{ kind = "change", metric = "logins", window = "7d", at_most_pct = -50 }"#, ""),
+            "rule \"r1\": when.metric: no change metric",
+        ),
         (rule(r#"{ kind = "inactivity", since = "purchase", days = 7 }"#, ""), "rule \"r1\": when.since"),
-        (rule(r#"{ kind = "all", of = [{ kind = "threshold", metric = "nps", op = "<", value = 7 }] }"#, ""), "rule \"r1\": when.of[0].metric"),
+        (
+            rule(r#"{ kind = "all", of = [{ kind = "threshold", metric = "nps", op = "<", value = 7 }] }"#, ""),
+            "rule \"r1\": when.of[0].metric",
+        ),
         (rule(t, "stages = [\"trial\"]"), "rule \"r1\": stages: unknown stage \"trial\""),
         (rule(t, "cooldown = \"1 week\""), "rule \"r1\": cooldown"),
         (rule(t, "for = 0"), "rule \"r1\": for: must be at least 1"),
@@ -84,7 +113,10 @@ fn threshold_inactivity_and_combinations() {
     assert_eq!(detractor.check(&m), None, "detractor alone is not enough");
     (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (10, 7, change_pct(10, 7));
     let f = detractor.check(&m).unwrap();
-    assert_eq!(f.reason, "Latest NPS is 4 (at most 6) and weekly active users fell 30 % (10 → 7) vs the previous 7 days");
+    assert_eq!(
+        f.reason,
+        "Latest NPS is 4 (at most 6) and weekly active users fell 30 % (10 → 7) vs the previous 7 days"
+    );
     assert_eq!(f.metrics.len(), 4);
 }
 

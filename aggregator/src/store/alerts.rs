@@ -78,7 +78,12 @@ impl Store {
         let rows: Vec<OpenRow> = self.client.query(&sql).fetch_all().await?;
         Ok(rows
             .into_iter()
-            .map(|r| OpenEpisode { alert_id: r.alert_id, account_id: r.account_id, rule_id: r.rule_id, fired_at: r.fired_at })
+            .map(|r| OpenEpisode {
+                alert_id: r.alert_id,
+                account_id: r.account_id,
+                rule_id: r.rule_id,
+                fired_at: r.fired_at,
+            })
             .collect())
     }
 
@@ -106,5 +111,4 @@ impl Store {
             })
             .collect())
     }
-
 }

@@ -189,7 +189,11 @@ impl Store {
     }
 
     /// [`Store::insert_rows`] for rows that are not contiguous in memory.
-    pub async fn insert_each<'a, T>(&self, table: &str, rows: impl IntoIterator<Item = &'a T>) -> Result<(), AggregatorError>
+    pub async fn insert_each<'a, T>(
+        &self,
+        table: &str,
+        rows: impl IntoIterator<Item = &'a T>,
+    ) -> Result<(), AggregatorError>
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite + 'a,
     {
@@ -246,7 +250,9 @@ mod tests {
     /// Every call of a date function in `sql`, with its arguments: `toDate(timestamp, 'UTC')`.
     fn date_calls(sql: &str) -> Vec<String> {
         let mut calls = Vec::new();
-        for f in ["toDate(", "toDateTime(", "toYYYYMM(", "toYYYYMMDD(", "toStartOf", "toMonday(", "today(", "yesterday("] {
+        for f in
+            ["toDate(", "toDateTime(", "toYYYYMM(", "toYYYYMMDD(", "toStartOf", "toMonday(", "today(", "yesterday("]
+        {
             for (at, _) in sql.match_indices(f) {
                 let open = at + sql[at..].find('(').unwrap_or(0);
                 let mut depth = 0;

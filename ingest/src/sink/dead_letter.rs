@@ -1,9 +1,9 @@
 //! What a rejected event looks like on the dead-letter topic: without credentials, and small
 //! enough to always fit a Kafka record.
 
-use serde_json::Value;
 use schemas::runtime::format::truncate_at_char;
 use schemas::FieldError;
+use serde_json::Value;
 
 use crate::IngestError;
 
@@ -62,7 +62,12 @@ pub fn dead_letter_record(raw: &Value, errors: &[FieldError]) -> Result<DeadLett
         .iter()
         .find_map(|k| raw.get(*k).and_then(Value::as_str).filter(|id| schemas::limits::check_id(id).is_ok()))
         .unwrap_or_default();
-    Ok(DeadLetter { key: key.to_owned(), payload, reason: truncate_at_char(&reason, DEAD_LETTER_MAX_REASON).to_owned(), truncated_from })
+    Ok(DeadLetter {
+        key: key.to_owned(),
+        payload,
+        reason: truncate_at_char(&reason, DEAD_LETTER_MAX_REASON).to_owned(),
+        truncated_from,
+    })
 }
 
 /// Removes credential-like keys from every object in `value`, however deep.
@@ -93,7 +98,10 @@ mod tests {
         let dead = dead_letter_record(&raw, &errors).unwrap();
         assert!(dead.payload.len() <= DEAD_LETTER_MAX_PAYLOAD, "{}", dead.payload.len());
         let text = String::from_utf8(dead.payload.clone()).unwrap();
-        assert!(!text.contains("secret-key-123") && !text.contains("Bearer") && !text.contains("api_key"), "{text:.300}");
+        assert!(
+            !text.contains("secret-key-123") && !text.contains("Bearer") && !text.contains("api_key"),
+            "{text:.300}"
+        );
         let value: Value = serde_json::from_slice(&dead.payload).unwrap();
         let original: usize = dead.truncated_from.as_deref().unwrap().parse().unwrap();
         assert!(original > 2_000_000);
@@ -105,7 +113,10 @@ mod tests {
         let raw = json!({"writeKey": "secret-key-123", "kind": "login", "account_id": "a".repeat(5000)});
         let dead = dead_letter_record(&raw, &errors).unwrap();
         assert_eq!(dead.truncated_from, None);
-        assert_eq!(serde_json::from_slice::<Value>(&dead.payload).unwrap(), json!({"kind": "login", "account_id": "a".repeat(5000)}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&dead.payload).unwrap(),
+            json!({"kind": "login", "account_id": "a".repeat(5000)})
+        );
         assert_eq!(dead.key, "");
         let many = vec![FieldError::new("x".repeat(10_000), "unknown field"); 3];
         assert!(dead_letter_record(&raw, &many).unwrap().reason.len() <= DEAD_LETTER_MAX_REASON);

@@ -77,7 +77,8 @@ impl KafkaSink {
         let mut deliveries = Vec::with_capacity(rejected.len());
         for (raw, errors) in rejected {
             let dead = dead_letter_record(raw, errors)?;
-            let mut headers = vec![(schemas::topics::HEADER_ERROR, dead.reason.as_str()), (schemas::topics::HEADER_SOURCE, source)];
+            let mut headers =
+                vec![(schemas::topics::HEADER_ERROR, dead.reason.as_str()), (schemas::topics::HEADER_SOURCE, source)];
             if let Some(original) = &dead.truncated_from {
                 headers.push((HEADER_TRUNCATED, original.as_str()));
             }

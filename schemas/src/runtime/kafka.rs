@@ -126,7 +126,8 @@ impl serde::de::Visitor<'_> for LenientString {
 /// test stack have one broker). An existing topic is an error, as for the tools that call this.
 pub async fn create_topics(brokers: &str, names: &[&str], partitions: i32) -> Result<(), SchemaError> {
     let admin: AdminClient<DefaultClientContext> = KafkaClient::for_brokers(brokers).client_config(&[]).create()?;
-    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let topics: Vec<NewTopic> =
+        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
         result.map_err(|(topic, e)| SchemaError::TopicCreation { topic, reason: e.to_string() })?;
@@ -161,7 +162,12 @@ impl DeadLetterWriter {
 
     /// Queues one dead letter and returns its acknowledgement, for callers that send many and
     /// wait for all of them under their own deadline (ingest answers a request promptly).
-    pub fn enqueue(&self, key: Option<&[u8]>, payload: &[u8], headers: &[(&str, &str)]) -> Result<DeliveryFuture, KafkaError> {
+    pub fn enqueue(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<DeliveryFuture, KafkaError> {
         let headers = owned_headers(headers);
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
         if let Some(key) = key {
@@ -190,9 +196,12 @@ impl DeadLetterWriter {
         backoff: &mut Backoff,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
-        let written = super::retry::until_ok(backoff, shutdown, || self.write(key, payload, headers), |e, wait| {
-            tracing::warn!(error = %e, topic = %self.topic, retry_in = ?wait, "writing to the dead-letter topic failed; retrying")
-        });
+        let written = super::retry::until_ok(
+            backoff,
+            shutdown,
+            || self.write(key, payload, headers),
+            |e, wait| tracing::warn!(error = %e, topic = %self.topic, retry_in = ?wait, "writing to the dead-letter topic failed; retrying"),
+        );
         written.await.is_some()
     }
 }
@@ -224,7 +233,8 @@ mod tests {
 
     #[test]
     fn flattened_settings_keep_their_keys_and_unknown_keys_are_refused() {
-        let s: Service = toml_like(r#"{"brokers": "b:1", "librdkafka": {"message.max.bytes": 4000000}, "linger_ms": 7}"#);
+        let s: Service =
+            toml_like(r#"{"brokers": "b:1", "librdkafka": {"message.max.bytes": 4000000}, "linger_ms": 7}"#);
         assert_eq!(s.client.brokers, "b:1");
         assert_eq!(s.client.librdkafka["message.max.bytes"], "4000000");
         assert_eq!((s.topic.as_str(), s.linger_ms), ("t", 7));

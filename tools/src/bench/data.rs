@@ -48,8 +48,7 @@ pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
     native
         .iter()
         .map(|v| {
-            schemas::native::parse_event(v, &ctx)
-                .map_err(|e| BenchError::Setup(format!("bench event invalid: {e:?}")))
+            schemas::native::parse_event(v, &ctx).map_err(|e| BenchError::Setup(format!("bench event invalid: {e:?}")))
         })
         .collect()
 }
@@ -57,10 +56,7 @@ pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
 /// `{"batch":[…]}` request bodies of `size` events each, serialised once up front so the
 /// client's own work stays out of the measurement.
 pub fn batch_bodies(native: &[Value], size: usize) -> Vec<bytes::Bytes> {
-    native
-        .chunks(size)
-        .map(|c| bytes::Bytes::from(json!({ "batch": c }).to_string()))
-        .collect()
+    native.chunks(size).map(|c| bytes::Bytes::from(json!({ "batch": c }).to_string())).collect()
 }
 
 #[cfg(test)]
@@ -72,12 +68,8 @@ mod tests {
         let native = native_events("t", 800, 10);
         let events = canonical(&native).unwrap();
         let count = |k: &str| events.iter().filter(|e| e.kind.as_str() == k).count();
-        assert_eq!(
-            (count("login"), count("feature_used"), count("data_volume")),
-            (100, 600, 100)
-        );
-        let accounts: std::collections::HashSet<_> =
-            events.iter().map(|e| e.account_id.as_str()).collect();
+        assert_eq!((count("login"), count("feature_used"), count("data_volume")), (100, 600, 100));
+        let accounts: std::collections::HashSet<_> = events.iter().map(|e| e.account_id.as_str()).collect();
         assert_eq!(accounts.len(), 10);
         assert_eq!(batch_bodies(&native, 500).len(), 2);
     }

@@ -35,23 +35,12 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
                 i if i % 3 == 0 => (EventKind::Login, format!("u{}", i % 4)),
                 _ => (EventKind::FeatureUsed, format!("u{}", i % 4)),
             };
-            let mut e = Event::new(
-                kind,
-                format!("eval-{a}-{i}"),
-                account.clone(),
-                user,
-                now - day,
-                now,
-                "bench".into(),
-            );
+            let mut e =
+                Event::new(kind, format!("eval-{a}-{i}"), account.clone(), user, now - day, now, "bench".into());
             match kind {
                 EventKind::Account => {
-                    let start = (now - chrono::Duration::days((a % 700) as i64))
-                        .date_naive()
-                        .to_string();
-                    let renewal = (now + chrono::Duration::days(365 - (a % 365) as i64))
-                        .date_naive()
-                        .to_string();
+                    let start = (now - chrono::Duration::days((a % 700) as i64)).date_naive().to_string();
+                    let renewal = (now + chrono::Duration::days(365 - (a % 365) as i64)).date_naive().to_string();
                     e.traits.insert("seats".into(), (5 + a % 50).into());
                     e.traits.insert("contract_start".into(), start.into());
                     e.traits.insert("renewal_date".into(), renewal.into());
@@ -62,12 +51,7 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
                 }
                 _ => {}
             }
-            rows.push(EventRow::new(
-                e,
-                topic,
-                partition,
-                (a * EVENTS_PER_ACCOUNT + i) as i64,
-            ));
+            rows.push(EventRow::new(e, topic, partition, (a * EVENTS_PER_ACCOUNT + i) as i64));
             if rows.len() == 50_000 {
                 store.insert_rows("events", &rows).await?;
                 rows.clear();
@@ -89,7 +73,8 @@ pub async fn pass(
 ) -> Result<(Duration, usize, PassTimings), BenchError> {
     let ownership = Arc::new(Ownership::fixed(0..4));
     let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
-    let mut evaluator = Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership);
+    let mut evaluator =
+        Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership);
     let started = Instant::now();
     let report = evaluator.evaluate(Utc::now()).await?;
     Ok((started.elapsed(), report.accounts, report.timings))

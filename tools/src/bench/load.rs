@@ -38,7 +38,9 @@ impl Ingest {
         let refused = || *refusals.lock().unwrap() += 1;
         self.client.post_until_accepted(&body, &RETRY, refused).await.map_err(|e| match e {
             PostError::Http(e) => BenchError::Http(e),
-            PostError::Refused { status, body } => BenchError::Setup(format!("ingest answered {}: {body}", status.as_u16())),
+            PostError::Refused { status, body } => {
+                BenchError::Setup(format!("ingest answered {}: {body}", status.as_u16()))
+            }
             e @ PostError::GaveUp { .. } => BenchError::Setup(e.to_string()),
         })
     }
@@ -65,12 +67,7 @@ impl Ingest {
     /// Single-event requests at `rate` per second for `duration`, open loop: each request is
     /// started on its schedule whatever the earlier ones do, and its latency counts from its
     /// scheduled start (so a stalled server or client cannot hide queueing).
-    pub async fn fixed_rate(
-        &self,
-        bodies: &[Bytes],
-        rate: u32,
-        duration: Duration,
-    ) -> Result<Latency, BenchError> {
+    pub async fn fixed_rate(&self, bodies: &[Bytes], rate: u32, duration: Duration) -> Result<Latency, BenchError> {
         let total = ((rate as f64 * duration.as_secs_f64()) as usize).min(bodies.len());
         let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
         let errors = Arc::new(Mutex::new(0u64));
@@ -79,19 +76,9 @@ impl Ingest {
         for (i, body) in bodies.iter().take(total).enumerate() {
             let at = started + Duration::from_secs_f64(i as f64 / rate as f64);
             tokio::time::sleep_until(at).await;
-            let (me, body, latencies, errors) = (
-                self.clone(),
-                body.clone(),
-                latencies.clone(),
-                errors.clone(),
-            );
+            let (me, body, latencies, errors) = (self.clone(), body.clone(), latencies.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
-                let ok = me
-                    .client
-                    .request(body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200);
+                let ok = me.client.request(body).send().await.is_ok_and(|r| r.status() == 200);
                 if ok {
                     latencies.lock().unwrap().push(at.elapsed());
                 } else {
@@ -138,9 +125,7 @@ impl Latency {
     /// Kept up with the schedule (≥ 95 % answered 200 in time) without errors, and latency
     /// did not run away (p99 under a second: the server is not just queueing).
     pub fn sustained(&self) -> bool {
-        self.errors == 0
-            && self.achieved >= 0.95 * self.target as f64
-            && self.p99 < Duration::from_secs(1)
+        self.errors == 0 && self.achieved >= 0.95 * self.target as f64 && self.p99 < Duration::from_secs(1)
     }
 }
 
@@ -200,11 +185,7 @@ pub async fn end_to_end(
                     _ = load_done.notified() => break,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
-                if ingest
-                    .post(Bytes::from(body.to_string()), &refusals)
-                    .await
-                    .is_ok()
-                {
+                if ingest.post(Bytes::from(body.to_string()), &refusals).await.is_ok() {
                     accepted.lock().unwrap().insert(account, Instant::now());
                 }
             }
@@ -218,9 +199,7 @@ pub async fn end_to_end(
     for (i, body) in bodies.iter().enumerate() {
         tokio::time::sleep_until(started + interval * i as u32).await;
         let (ingest, body) = (ingest.clone(), body.clone());
-        sends.push(tokio::spawn(async move {
-            ingest.post(body, &Mutex::new(0)).await
-        }));
+        sends.push(tokio::spawn(async move { ingest.post(body, &Mutex::new(0)).await }));
     }
     for s in sends {
         s.await.map_err(|e| BenchError::Setup(e.to_string()))??;
@@ -239,13 +218,8 @@ pub async fn end_to_end(
     poller.abort();
     let accepted = accepted.lock().unwrap();
     let seen = seen.lock().unwrap();
-    let mut out: Vec<Duration> = accepted
-        .iter()
-        .map(|(a, t)| {
-            seen.get(a)
-                .map_or(Duration::MAX, |s| s.saturating_duration_since(*t))
-        })
-        .collect();
+    let mut out: Vec<Duration> =
+        accepted.iter().map(|(a, t)| seen.get(a).map_or(Duration::MAX, |s| s.saturating_duration_since(*t))).collect();
     out.sort();
     Ok(out)
 }

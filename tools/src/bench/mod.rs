@@ -152,22 +152,12 @@ const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
     let n = Names::new();
-    let mut r = Report {
-        smoke: opts.smoke,
-        ..Report::default()
-    };
+    let mut r = Report { smoke: opts.smoke, ..Report::default() };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
-    create_topics(
-        &opts.brokers,
-        &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic],
-    )
-    .await?;
+    create_topics(&opts.brokers, &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
 
-    progress(&format!(
-        "generating {} events over {} accounts",
-        opts.events, opts.accounts
-    ));
+    progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
     let native = data::native_events(&n.id, opts.events, opts.accounts);
     let canonical = data::canonical(&native)?;
 
@@ -243,11 +233,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     progress("single-event requests at fixed rates");
     let mut rates = opts.rates.clone();
     if opts.find_max_rate {
-        rates.extend(
-            [2_000, 3_000, 7_500, 10_000, 15_000, 20_000]
-                .iter()
-                .filter(|r| !opts.rates.contains(r)),
-        );
+        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
         rates.sort();
     }
     for rate in rates {
@@ -258,47 +244,22 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
         // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
         let count = (rate as f64 * opts.rate_secs) as usize;
-        let singles: Vec<bytes::Bytes> =
-            data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
-                .iter()
-                .map(|e| bytes::Bytes::from(e.to_string()))
-                .collect();
-        r.latency.push(
-            client
-                .fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs))
-                .await?,
-        );
+        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
+            .iter()
+            .map(|e| bytes::Bytes::from(e.to_string()))
+            .collect();
+        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
     }
 
-    progress(&format!(
-        "end to end at {} events/s for {} s, a probe every 200 ms",
-        opts.e2e_rate, opts.e2e_secs
-    ));
-    let e2e_events = data::native_events(
-        &format!("{}e", n.id),
-        (opts.e2e_rate * opts.e2e_secs) as usize,
-        opts.accounts,
-    );
+    progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
+    let e2e_events =
+        data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
     let e2e_bodies = data::batch_bodies(&e2e_events, 50);
-    r.e2e = load::end_to_end(
-        &client,
-        &opts.clickhouse,
-        &n.db,
-        &n.id,
-        &e2e_bodies,
-        50,
-        opts.e2e_rate,
-    )
-    .await?;
-    let total_sent = native.len()
-        + r.latency.iter().map(|l| l.ok).sum::<usize>()
-        + e2e_events.len()
-        + r.e2e.len();
+    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
-        return Err(BenchError::Setup(format!(
-            "{stored} events stored of {total_sent} accepted"
-        )));
+        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
     }
     r.ingest_usage = ingest.usage();
     r.aggregator_usage = agg.usage();
@@ -321,20 +282,14 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         filled = *accounts;
         let (took, evaluated, phases) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
         if evaluated != *accounts {
-            return Err(BenchError::Setup(format!(
-                "evaluated {evaluated} accounts of {accounts}"
-            )));
+            return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
         }
         r.evaluation.push((*accounts, took, phases));
     }
 
     if !opts.keep {
         for db in [&n.db, &n.raw_db, &n.eval_db] {
-            let _ = eval_store
-                .client()
-                .query(&format!("DROP DATABASE IF EXISTS {db}"))
-                .execute()
-                .await;
+            let _ = eval_store.client().query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await;
         }
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -365,12 +320,7 @@ async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<
     let deadline = Instant::now() + timeout;
     let sql = format!("SELECT count() FROM {}.events", store.database());
     loop {
-        let got = store
-            .client()
-            .query(&sql)
-            .fetch_one::<u64>()
-            .await
-            .unwrap_or(0) as usize;
+        let got = store.client().query(&sql).fetch_one::<u64>().await.unwrap_or(0) as usize;
         if got >= want || Instant::now() > deadline {
             return Ok(got);
         }

@@ -43,10 +43,7 @@ impl Service {
             .stderr(log_file)
             .spawn()
             .map_err(|e| BenchError::Setup(format!("starting {}: {e}", bin.display())))?;
-        let mut service = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
+        let mut service = Self { child, url: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);
         let ready = format!("{}{ready_path}", service.url);
         loop {
@@ -56,18 +53,12 @@ impl Service {
                     log.display()
                 )));
             }
-            if reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(service);
             }
             if Instant::now() > deadline {
                 service.stop();
-                return Err(BenchError::Setup(format!(
-                    "{name} not ready within 60 s; see {}",
-                    log.display()
-                )));
+                return Err(BenchError::Setup(format!("{name} not ready within 60 s; see {}", log.display())));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -87,10 +78,7 @@ impl Service {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -149,9 +137,7 @@ fn clock_ticks() -> f64 {
 
 /// A free local port (bound, then released for the service to take).
 pub fn free_port() -> Result<u16, BenchError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The release binaries: `target/release` next to this executable, or `--bin-dir`.
@@ -160,9 +146,6 @@ pub fn binary(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(BenchError::Setup(format!(
-            "{} not found: build with `cargo build --release --bins`",
-            path.display()
-        )))
+        Err(BenchError::Setup(format!("{} not found: build with `cargo build --release --bins`", path.display())))
     }
 }

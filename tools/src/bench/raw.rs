@@ -16,15 +16,9 @@ use super::{BenchError, Rate};
 /// Writes `events` to `topic` with ingest's producer settings (idempotent, acks=all, lz4,
 /// linger 5 ms) and as many records in flight as librdkafka queues; events/s until every one is
 /// acknowledged.
-pub async fn produce(
-    producer_cfg: &ClientConfig,
-    topic: &str,
-    events: &[Event],
-) -> Result<Rate, BenchError> {
-    let payloads: Vec<(String, Vec<u8>)> = events
-        .iter()
-        .map(|e| (e.partition_key().to_owned(), serde_json::to_vec(e).unwrap()))
-        .collect();
+pub async fn produce(producer_cfg: &ClientConfig, topic: &str, events: &[Event]) -> Result<Rate, BenchError> {
+    let payloads: Vec<(String, Vec<u8>)> =
+        events.iter().map(|e| (e.partition_key().to_owned(), serde_json::to_vec(e).unwrap())).collect();
     let producer: FutureProducer = producer_cfg.create()?;
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();
@@ -53,10 +47,7 @@ pub async fn produce(
     Ok(Rate::new(events.len(), started.elapsed()))
 }
 
-type Acked = Result<
-    rdkafka::producer::future_producer::OwnedDeliveryResult,
-    futures::channel::oneshot::Canceled,
->;
+type Acked = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
 
 fn check(done: Acked) -> Result<(), BenchError> {
     match done {
@@ -68,12 +59,7 @@ fn check(done: Acked) -> Result<(), BenchError> {
 
 /// Reads `expected` records of `topic` from the beginning of every partition (no consumer group
 /// coordination, nothing committed); events/s from the first poll to the last record.
-pub fn consume(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    expected: usize,
-) -> Result<Rate, BenchError> {
+pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Result<Rate, BenchError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bench-raw-{topic}"))
@@ -91,9 +77,7 @@ pub fn consume(
     let mut bytes = 0usize;
     while seen < expected {
         if Instant::now() > deadline {
-            return Err(BenchError::Setup(format!(
-                "raw consumer read {seen} of {expected} records in 300 s"
-            )));
+            return Err(BenchError::Setup(format!("raw consumer read {seen} of {expected} records in 300 s")));
         }
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             bytes += m?.payload().map_or(0, |p| p.len());
@@ -106,17 +90,9 @@ pub fn consume(
 
 /// Inserts the rows the aggregator would store for `events` straight into `events` of `store`
 /// (migrated: the materialized views run, as for the aggregator), `batch` rows per INSERT.
-pub async fn insert(
-    store: &Store,
-    topic: &str,
-    events: &[Event],
-    batch: usize,
-) -> Result<Rate, BenchError> {
-    let rows: Vec<EventRow> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| EventRow::new(e.clone(), topic, (i % 4) as i32, i as i64))
-        .collect();
+pub async fn insert(store: &Store, topic: &str, events: &[Event], batch: usize) -> Result<Rate, BenchError> {
+    let rows: Vec<EventRow> =
+        events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), topic, (i % 4) as i32, i as i64)).collect();
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
         store.insert_rows("events", chunk).await?;

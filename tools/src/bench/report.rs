@@ -57,48 +57,21 @@ fn ms(d: Duration) -> String {
 impl Report {
     fn lines(&self) -> Vec<Line> {
         let mut out = Vec::new();
-        let mut push = |figure: &str,
-                        value: String,
-                        limit: String,
-                        ratio: Option<f64>,
-                        target: &str,
-                        met: Option<bool>| {
-            out.push(Line {
-                figure: figure.into(),
-                value,
-                limit,
-                ratio: ratio.map_or(String::new(), |r| format!("{r:.2}")),
-                target: target.into(),
-                met,
-            })
-        };
-        if let (Some(p), Some(c), Some(i)) =
-            (&self.raw_produce, &self.raw_consume, &self.raw_insert)
-        {
-            push(
-                "raw producer (rdkafka → broker)",
-                rate(p),
-                "limit".into(),
-                None,
-                "",
-                None,
-            );
-            push(
-                "raw consumer (broker → rdkafka)",
-                rate(c),
-                "limit".into(),
-                None,
-                "",
-                None,
-            );
-            push(
-                "raw ClickHouse insert (RowBinary)",
-                rate(i),
-                "limit".into(),
-                None,
-                "",
-                None,
-            );
+        let mut push =
+            |figure: &str, value: String, limit: String, ratio: Option<f64>, target: &str, met: Option<bool>| {
+                out.push(Line {
+                    figure: figure.into(),
+                    value,
+                    limit,
+                    ratio: ratio.map_or(String::new(), |r| format!("{r:.2}")),
+                    target: target.into(),
+                    met,
+                })
+            };
+        if let (Some(p), Some(c), Some(i)) = (&self.raw_produce, &self.raw_consume, &self.raw_insert) {
+            push("raw producer (rdkafka → broker)", rate(p), "limit".into(), None, "", None);
+            push("raw consumer (broker → rdkafka)", rate(c), "limit".into(), None, "", None);
+            push("raw ClickHouse insert (RowBinary)", rate(i), "limit".into(), None, "", None);
             if let Some(b) = &self.ingest_batches {
                 let ratio = b.per_sec() / p.per_sec();
                 push(
@@ -123,10 +96,9 @@ impl Report {
                 );
             }
         }
-        for (name, cpu, target) in [
-            ("ingest CPU per event", self.ingest_cpu, 3.0),
-            ("aggregator CPU per event", self.aggregator_cpu, 5.0),
-        ] {
+        for (name, cpu, target) in
+            [("ingest CPU per event", self.ingest_cpu, 3.0), ("aggregator CPU per event", self.aggregator_cpu, 5.0)]
+        {
             if let Some((secs, events)) = cpu {
                 let us = secs * 1e6 / events.max(1) as f64;
                 push(
@@ -150,19 +122,11 @@ impl Report {
                 met,
             );
         }
-        if let Some(best) = self
-            .latency
-            .iter()
-            .filter(|l| l.sustained())
-            .max_by_key(|l| l.target)
-        {
+        if let Some(best) = self.latency.iter().filter(|l| l.sustained()).max_by_key(|l| l.target) {
             push(
                 "max sustained single-event rate",
                 format!("{} req/s", best.target),
-                format!(
-                    "≥ 95 % on schedule, no errors, p99 {} (< 1 s)",
-                    ms(best.p99)
-                ),
+                format!("≥ 95 % on schedule, no errors, p99 {} (< 1 s)", ms(best.p99)),
                 None,
                 "",
                 None,
@@ -197,26 +161,9 @@ impl Report {
             );
         }
         let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let (i, a) = (
-            mb(self.ingest_usage.peak_rss),
-            mb(self.aggregator_usage.peak_rss),
-        );
-        push(
-            "peak RSS ingest",
-            format!("{i:.0} MB"),
-            String::new(),
-            None,
-            "≤ 64 MB",
-            Some(i <= 64.0),
-        );
-        push(
-            "peak RSS aggregator",
-            format!("{a:.0} MB"),
-            String::new(),
-            None,
-            "≤ 256 MB",
-            Some(a <= 256.0),
-        );
+        let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
+        push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
+        push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
         out
     }
 
@@ -224,28 +171,22 @@ impl Report {
     pub fn table(&self) -> String {
         let mut s = String::new();
         if self.smoke {
-            s.push_str("(smoke run: every phase ran and every event arrived; the figures of so small a run mean nothing)\n\n");
+            s.push_str(
+                "(smoke run: every phase ran and every event arrived; the figures of so small a run mean nothing)\n\n",
+            );
         }
-        s.push_str("| figure | value | limit / context | ratio | target | |\n|---|---:|---|---:|---|---|\n",
-        );
+        s.push_str("| figure | value | limit / context | ratio | target | |\n|---|---:|---|---:|---|---|\n");
         for l in self.lines() {
             let verdict = match l.met {
                 Some(true) => "met",
                 Some(false) => "MISSED",
                 None => "",
             };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                l.figure, l.value, l.limit, l.ratio, l.target, verdict
-            );
+            let _ =
+                writeln!(s, "| {} | {} | {} | {} | {} | {} |", l.figure, l.value, l.limit, l.ratio, l.target, verdict);
         }
         if self.ingest_refusals > 0 {
-            let _ = writeln!(
-                s,
-                "\n{} batch requests were refused (503/429) and retried.",
-                self.ingest_refusals
-            );
+            let _ = writeln!(s, "\n{} batch requests were refused (503/429) and retried.", self.ingest_refusals);
         }
         s
     }

@@ -11,10 +11,7 @@ use clap::Parser;
 use tools::bench::{self, Options};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Benchmarks uptake against raw broker and ClickHouse limits measured in the same run"
-)]
+#[command(version, about = "Benchmarks uptake against raw broker and ClickHouse limits measured in the same run")]
 struct Args {
     /// Kafka bootstrap servers of the running stack.
     #[arg(long, default_value = "127.0.0.1:9092")]
@@ -41,10 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin_dir = match args.bin_dir {
         Some(d) => d,
-        None => std::env::current_exe()?
-            .parent()
-            .context("bench's directory")?
-            .to_path_buf(),
+        None => std::env::current_exe()?.parent().context("bench's directory")?.to_path_buf(),
     };
     let mut opts = if args.smoke {
         Options::smoke(args.brokers, args.clickhouse, bin_dir)
@@ -56,10 +50,7 @@ async fn main() -> anyhow::Result<()> {
     }
     opts.keep = args.keep;
     let started = std::time::Instant::now();
-    let report = bench::run(&opts, |step| {
-        eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())
-    })
-    .await?;
+    let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
     Ok(())
 }

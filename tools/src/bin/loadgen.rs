@@ -23,10 +23,7 @@ enum Mode {
 }
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Simulates a book of accounts and sends their product usage to uptake's ingest"
-)]
+#[command(version, about = "Simulates a book of accounts and sends their product usage to uptake's ingest")]
 struct Args {
     /// ingest's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -68,10 +65,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.accounts > 0 && args.days > 0,
-        "--accounts and --days must be at least 1"
-    );
+    anyhow::ensure!(args.accounts > 0 && args.days > 0, "--accounts and --days must be at least 1");
     anyhow::ensure!(
         args.batch > 0 && args.concurrency > 0 && args.rate > 0,
         "--batch, --concurrency and --rate must be at least 1"
@@ -85,11 +79,7 @@ async fn main() -> anyhow::Result<()> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for day in book.days() {
             for e in loadgen::day_events(&book, day) {
-                let e = if args.format == Format::Segment {
-                    loadgen::to_segment(&e)
-                } else {
-                    e
-                };
+                let e = if args.format == Format::Segment { loadgen::to_segment(&e) } else { e };
                 if writeln!(out, "{e}").is_err() {
                     return Ok(()); // the reader stopped (`| head`)
                 }
@@ -100,16 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let sender = Sender::new(&args.url, &args.write_key, args.format);
     let accepted = match args.mode {
         Mode::History => loadgen::history(&book, &sender, args.batch, args.concurrency).await?,
-        Mode::Live => {
-            loadgen::live(
-                &book,
-                &sender,
-                args.rate,
-                Duration::from_secs(args.duration),
-                args.batch,
-            )
-            .await?
-        }
+        Mode::Live => loadgen::live(&book, &sender, args.rate, Duration::from_secs(args.duration), args.batch).await?,
     };
     println!("{accepted}");
     Ok(())

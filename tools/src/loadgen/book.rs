@@ -70,12 +70,7 @@ pub const FEATURES: [&str; 12] = [
     "audit_log",
     "custom_fields",
 ];
-const CSMS: [&str; 4] = [
-    "dana@vendor.example",
-    "sam@vendor.example",
-    "lee@vendor.example",
-    "ana@vendor.example",
-];
+const CSMS: [&str; 4] = ["dana@vendor.example", "sam@vendor.example", "lee@vendor.example", "ana@vendor.example"];
 const NAMES: [&str; 12] = [
     "acme",
     "globex",
@@ -142,22 +137,13 @@ impl Book {
     pub fn new(accounts: usize, days: u32, seed: u64, today: NaiveDate) -> Self {
         let root = Rng::new(seed);
         let first_day = day(today, 1 - days as i64);
-        let accounts = (0..accounts)
-            .map(|i| account(i, &mut root.fork(i as u64 + 1), first_day, today))
-            .collect();
-        Self {
-            accounts,
-            first_day,
-            today,
-            seed,
-        }
+        let accounts = (0..accounts).map(|i| account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
+        Self { accounts, first_day, today, seed }
     }
 
     /// Every day of the window, oldest first.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + Clone + '_ {
-        self.first_day
-            .iter_days()
-            .take_while(move |d| *d <= self.today)
+        self.first_day.iter_days().take_while(move |d| *d <= self.today)
     }
 }
 
@@ -179,9 +165,7 @@ fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> A
             _ => Profile::Dormant,
         },
     };
-    let id = NAMES
-        .get(i)
-        .map_or_else(|| format!("acct-{i:05}"), |n| (*n).to_owned());
+    let id = NAMES.get(i).map_or_else(|| format!("acct-{i:05}"), |n| (*n).to_owned());
     let (plan, seats) = match rng.range(0, 9) {
         0..=3 => ("starter", rng.range(3, 10) as u32),
         4..=7 => ("pro", rng.range(10, 40) as u32),
@@ -201,11 +185,7 @@ fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> A
     let (decline_start, churn_date) = if profile == Profile::Declining {
         // The demo's first account fades inside the last two weeks, so its weekly active users
         // halve week over week; the others anywhere in the window's second half.
-        let churn = if i == 0 {
-            day(today, 3)
-        } else {
-            day(today, rng.range(0, 30) as i64 - 10)
-        };
+        let churn = if i == 0 { day(today, 3) } else { day(today, rng.range(0, 30) as i64 - 10) };
         let start = day(churn, -(rng.range(18, 24) as i64));
         (Some(start.max(first_day)), Some(churn))
     } else {
@@ -220,10 +200,7 @@ fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> A
                     let late = rng.chance(0.4);
                     (
                         if late {
-                            day(
-                                first_day,
-                                rng.range(0, (today - first_day).num_days() as u64) as i64,
-                            )
+                            day(first_day, rng.range(0, (today - first_day).num_days() as u64) as i64)
                         } else {
                             day(first_day, -1)
                         },
@@ -231,27 +208,16 @@ fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> A
                     )
                 }
                 Profile::Onboarding => (day(contract_start, rng.range(0, 30) as i64), None),
-                Profile::Dormant => (
-                    day(first_day, -1),
-                    Some(day(today, -(rng.range(16, 25) as i64))),
-                ),
+                Profile::Dormant => (day(first_day, -1), Some(day(today, -(rng.range(16, 25) as i64)))),
             };
             // Declining: each user leaves on a day between the decline start and the churn date;
             // one champion holds on until the end.
             let until = match (decline_start, churn_date) {
-                (Some(s), Some(c)) if u > 0 => Some(day(
-                    s,
-                    rng.range(0, (c - s).num_days().max(0) as u64) as i64,
-                )),
+                (Some(s), Some(c)) if u > 0 => Some(day(s, rng.range(0, (c - s).num_days().max(0) as u64) as i64)),
                 (Some(_), Some(c)) => Some(c),
                 _ => until,
             };
-            User {
-                id: format!("{id}-user{:03}", u + 1),
-                daily: 0.35 + 0.55 * rng.unit(),
-                from,
-                until,
-            }
+            User { id: format!("{id}-user{:03}", u + 1), daily: 0.35 + 0.55 * rng.unit(), from, until }
         })
         .collect();
     Account {
@@ -277,12 +243,8 @@ mod tests {
     fn the_same_seed_gives_the_same_book() {
         let today = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
         let (a, b) = (Book::new(50, 35, 7, today), Book::new(50, 35, 7, today));
-        let ids = |b: &Book| {
-            b.accounts
-                .iter()
-                .map(|a| (a.id.clone(), a.profile, a.seats, a.users.len()))
-                .collect::<Vec<_>>()
-        };
+        let ids =
+            |b: &Book| b.accounts.iter().map(|a| (a.id.clone(), a.profile, a.seats, a.users.len())).collect::<Vec<_>>();
         assert_eq!(ids(&a), ids(&b));
         assert_ne!(ids(&a), ids(&Book::new(50, 35, 8, today)));
         assert_eq!(a.days().count(), 35);
@@ -294,29 +256,12 @@ mod tests {
     fn every_profile_appears_and_decliners_have_dates_in_order() {
         let today = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
         let book = Book::new(200, 60, 1, today);
-        for p in [
-            Profile::Onboarding,
-            Profile::Steady,
-            Profile::Growing,
-            Profile::Declining,
-            Profile::Dormant,
-        ] {
+        for p in [Profile::Onboarding, Profile::Steady, Profile::Growing, Profile::Declining, Profile::Dormant] {
             assert!(book.accounts.iter().any(|a| a.profile == p), "{p:?}");
         }
-        for a in book
-            .accounts
-            .iter()
-            .filter(|a| a.profile == Profile::Declining)
-        {
-            assert!(
-                a.decline_start.unwrap() <= a.churn_date.unwrap(),
-                "{}",
-                a.id
-            );
-            assert!(a
-                .users
-                .iter()
-                .all(|u| u.until.is_some_and(|d| d <= a.churn_date.unwrap())));
+        for a in book.accounts.iter().filter(|a| a.profile == Profile::Declining) {
+            assert!(a.decline_start.unwrap() <= a.churn_date.unwrap(), "{}", a.id);
+            assert!(a.users.iter().all(|u| u.until.is_some_and(|d| d <= a.churn_date.unwrap())));
         }
     }
 }

@@ -17,8 +17,7 @@ fn timestamp(day: NaiveDate, rng: &mut Rng) -> String {
     // Working hours, with a tail into the evening.
     let secs = rng.range(7 * 3600, 20 * 3600) as u32;
     let t = day.and_time(NaiveTime::from_num_seconds_from_midnight_opt(secs, 0).unwrap());
-    Utc.from_utc_datetime(&t)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    Utc.from_utc_datetime(&t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The account's and its users' traits; sent on the first simulated day.
@@ -54,11 +53,7 @@ pub fn day_events(book: &Book, day: NaiveDate) -> Vec<Value> {
             format!("{}-{day}-{seq}", a.id)
         };
         let mut active = 0;
-        for u in a
-            .users
-            .iter()
-            .filter(|u| u.from <= day && u.until.is_none_or(|t| day <= t))
-        {
+        for u in a.users.iter().filter(|u| u.from <= day && u.until.is_none_or(|t| day <= t)) {
             let p = if weekend { u.daily * 0.2 } else { u.daily };
             if !rng.chance(p) {
                 continue;
@@ -78,22 +73,14 @@ pub fn day_events(book: &Book, day: NaiveDate) -> Vec<Value> {
         let declining = a.decline_start.is_some_and(|s| day >= s);
         // Surveys about every four weeks per account; fading accounts turn into detractors.
         if active > 0 && rng.chance(1.0 / 28.0) {
-            let nps = if declining || a.profile == Profile::Dormant {
-                rng.range(1, 6)
-            } else {
-                rng.range(6, 10)
-            };
+            let nps = if declining || a.profile == Profile::Dormant { rng.range(1, 6) } else { rng.range(6, 10) };
             out.push(json!({ "kind": "survey", "account_id": a.id, "user_id": a.users[0].id, "timestamp": timestamp(day, &mut rng),
                              "message_id": id(a), "nps": nps, "csat": (nps / 2).clamp(1, 5) }));
         }
         // Support tickets: more, and more urgent, while an account struggles.
         if rng.chance(if declining { 0.25 } else { 0.04 }) {
             let ticket = format!("T-{}-{day_no}", a.id);
-            let priority = if declining && rng.chance(0.5) {
-                "high"
-            } else {
-                "normal"
-            };
+            let priority = if declining && rng.chance(0.5) { "high" } else { "normal" };
             out.push(json!({ "kind": "support_ticket", "account_id": a.id, "user_id": a.users[0].id, "timestamp": timestamp(day, &mut rng),
                              "message_id": id(a), "ticket_id": ticket, "status": "opened", "priority": priority }));
             if rng.chance(0.7) {
@@ -131,26 +118,18 @@ pub fn to_segment(e: &Value) -> Value {
             let mut m = base("track");
             let (name, props) = match kind {
                 "login" => ("Signed In".into(), json!({})),
-                "feature_used" => (
-                    e["feature"].as_str().unwrap_or("feature").to_owned(),
-                    json!({ "count": get("count") }),
-                ),
+                "feature_used" => {
+                    (e["feature"].as_str().unwrap_or("feature").to_owned(), json!({ "count": get("count") }))
+                }
                 "data_volume" => (
                     "Data Imported".into(),
                     json!({ "records": get("records"), "bytes": get("bytes"), "object": get("object") }),
                 ),
-                "survey" => (
-                    "Survey Submitted".into(),
-                    json!({ "nps": get("nps"), "csat": get("csat") }),
-                ),
-                _ if e["status"] == "closed" => (
-                    "Ticket Closed".into(),
-                    json!({ "ticket_id": get("ticket_id"), "priority": get("priority") }),
-                ),
-                _ => (
-                    "Ticket Opened".into(),
-                    json!({ "ticket_id": get("ticket_id"), "priority": get("priority") }),
-                ),
+                "survey" => ("Survey Submitted".into(), json!({ "nps": get("nps"), "csat": get("csat") })),
+                _ if e["status"] == "closed" => {
+                    ("Ticket Closed".into(), json!({ "ticket_id": get("ticket_id"), "priority": get("priority") }))
+                }
+                _ => ("Ticket Opened".into(), json!({ "ticket_id": get("ticket_id"), "priority": get("priority") })),
             };
             m["event"] = Value::String(name);
             m["properties"] = props;
@@ -190,46 +169,19 @@ mod tests {
     #[test]
     fn a_decliner_loses_its_users_while_a_steady_account_keeps_them() {
         let book = Book::new(12, 35, 42, today());
-        let (acme_now, acme_before) = (
-            active_users(&book, "acme", 0, 6),
-            active_users(&book, "acme", 7, 13),
-        );
-        assert!(
-            acme_before >= 3 && acme_now * 2 <= acme_before,
-            "acme {acme_before} → {acme_now}"
-        );
-        let (globex_now, globex_before) = (
-            active_users(&book, "globex", 0, 6),
-            active_users(&book, "globex", 7, 13),
-        );
-        assert!(
-            globex_now * 10 >= globex_before * 8,
-            "globex {globex_before} → {globex_now}"
-        );
-        assert_eq!(
-            active_users(&book, "umbrella", 0, 13),
-            0,
-            "dormant: nobody for two weeks"
-        );
+        let (acme_now, acme_before) = (active_users(&book, "acme", 0, 6), active_users(&book, "acme", 7, 13));
+        assert!(acme_before >= 3 && acme_now * 2 <= acme_before, "acme {acme_before} → {acme_now}");
+        let (globex_now, globex_before) = (active_users(&book, "globex", 0, 6), active_users(&book, "globex", 7, 13));
+        assert!(globex_now * 10 >= globex_before * 8, "globex {globex_before} → {globex_now}");
+        assert_eq!(active_users(&book, "umbrella", 0, 13), 0, "dormant: nobody for two weeks");
     }
 
     #[test]
     fn weekends_are_quieter_and_generation_is_deterministic() {
         let book = Book::new(40, 14, 3, today());
-        let logins = |d: NaiveDate| {
-            day_events(&book, d)
-                .iter()
-                .filter(|e| e["kind"] == "login")
-                .count()
-        };
-        let (sat, sun) = (
-            today() - chrono::Days::new(3),
-            today() - chrono::Days::new(2),
-        );
-        let (thu, fri) = (
-            today() - chrono::Days::new(5),
-            today() - chrono::Days::new(4),
-        );
+        let logins = |d: NaiveDate| day_events(&book, d).iter().filter(|e| e["kind"] == "login").count();
+        let (sat, sun) = (today() - chrono::Days::new(3), today() - chrono::Days::new(2));
+        let (thu, fri) = (today() - chrono::Days::new(5), today() - chrono::Days::new(4));
         assert!(
             logins(sat) + logins(sun) < (logins(thu) + logins(fri)) / 2,
             "weekend {} {}, weekdays {} {}",
@@ -238,10 +190,7 @@ mod tests {
             logins(thu),
             logins(fri)
         );
-        assert_eq!(
-            day_events(&book, thu),
-            day_events(&Book::new(40, 14, 3, today()), thu)
-        );
+        assert_eq!(day_events(&book, thu), day_events(&Book::new(40, 14, 3, today()), thu));
     }
 
     #[test]
@@ -257,8 +206,7 @@ mod tests {
         let mut kinds = HashSet::new();
         for d in book.days() {
             for e in day_events(&book, d) {
-                let native = schemas::native::parse_event(&e, &native_ctx)
-                    .unwrap_or_else(|err| panic!("{e}: {err:?}"));
+                let native = schemas::native::parse_event(&e, &native_ctx).unwrap_or_else(|err| panic!("{e}: {err:?}"));
                 let seg_ctx = schemas::segment::Context {
                     received_at: Utc::now(),
                     source: "t",
@@ -269,11 +217,7 @@ mod tests {
                 };
                 let seg = schemas::segment::parse_message(None, &to_segment(&e), &seg_ctx)
                     .unwrap_or_else(|err| panic!("{}: {err:?}", to_segment(&e)));
-                assert_eq!(
-                    (seg.kind, &seg.account_id),
-                    (native.kind, &native.account_id),
-                    "{e}"
-                );
+                assert_eq!((seg.kind, &seg.account_id), (native.kind, &native.account_id), "{e}");
                 kinds.insert(native.kind.as_str());
             }
         }

@@ -57,11 +57,7 @@ pub async fn history(
     for (k, day) in book.days().enumerate() {
         let events = day_events(book, day);
         sender.send_all(&events, batch, concurrency).await?;
-        progress.tick(
-            sender.accepted.load(Ordering::Relaxed),
-            &format!("day {}/{days} ({day})", k + 1),
-            k + 1 == days,
-        );
+        progress.tick(sender.accepted.load(Ordering::Relaxed), &format!("day {}/{days} ({day})", k + 1), k + 1 == days);
     }
     Ok(sender.accepted.load(Ordering::Relaxed))
 }
@@ -92,10 +88,7 @@ pub async fn live(
             sent += 1;
             if pending.len() == batch {
                 // Pace: the batch ending at event `sent` is due at sent / rate seconds.
-                tokio::time::sleep_until(
-                    started + Duration::from_secs_f64(sent as f64 / rate as f64),
-                )
-                .await;
+                tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / rate as f64)).await;
                 let (worker, chunk) = (sender.clone(), std::mem::take(&mut pending));
                 tokio::spawn(async move { worker.send(&chunk).await });
                 progress.tick(sender.accepted.load(Ordering::Relaxed), "live", false);
@@ -120,9 +113,6 @@ pub fn today() -> NaiveDate {
 
 /// Writes the ground truth of `book` to `path`.
 pub fn write_truth(book: &Book, path: &PathBuf) -> Result<(), LoadgenError> {
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n",
-    )?;
+    std::fs::write(path, serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n")?;
     Ok(())
 }

@@ -63,17 +63,9 @@ impl Sender {
     }
 
     /// Sends `events` in batches of `batch`, `concurrency` requests in flight.
-    pub async fn send_all(
-        &self,
-        events: &[Value],
-        batch: usize,
-        concurrency: usize,
-    ) -> Result<(), LoadgenError> {
-        let results: Vec<Result<(), LoadgenError>> = stream::iter(events.chunks(batch))
-            .map(|c| self.send(c))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    pub async fn send_all(&self, events: &[Value], batch: usize, concurrency: usize) -> Result<(), LoadgenError> {
+        let results: Vec<Result<(), LoadgenError>> =
+            stream::iter(events.chunks(batch)).map(|c| self.send(c)).buffer_unordered(concurrency).collect().await;
         results.into_iter().collect()
     }
 }
@@ -86,10 +78,7 @@ pub struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            last: Instant::now(),
-        }
+        Self { started: Instant::now(), last: Instant::now() }
     }
 }
 

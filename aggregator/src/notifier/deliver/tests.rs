@@ -73,7 +73,9 @@ async fn deliver(hook: &WebhookConfig) -> Outcome {
     let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
     let (sender, alert, metrics) = (sender(), an_alert(), Metrics::new());
     let delivery = sender.deliver(hook, &alert, &metrics, &mut shutdown);
-    tokio::time::timeout(Duration::from_secs(5), delivery).await.expect("the delivery ends without waiting for the request timeout")
+    tokio::time::timeout(Duration::from_secs(5), delivery)
+        .await
+        .expect("the delivery ends without waiting for the request timeout")
 }
 
 #[tokio::test]
@@ -103,7 +105,11 @@ async fn webhook_redirect_is_not_followed() {
     let Outcome::Failed { attempts, error } = outcome else { panic!("a redirect must fail the delivery: {outcome:?}") };
     assert_eq!(attempts, 1, "final at once: following it later would not be safer");
     assert!(error.starts_with("HTTP 307") && error.contains("redirect to 127.0.0.1 not followed"), "{error}");
-    assert!(leaked.lock().unwrap().is_empty(), "the other host got the alert and its key: {:?}", leaked.lock().unwrap());
+    assert!(
+        leaked.lock().unwrap().is_empty(),
+        "the other host got the alert and its key: {:?}",
+        leaked.lock().unwrap()
+    );
 }
 
 #[tokio::test]
