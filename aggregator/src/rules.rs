@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use schemas::alert::Severity;
+use schemas::runtime::format::number;
 use serde::Deserialize;
 
 use crate::model::{Metric, MetricsRow, Stage};
@@ -183,14 +184,6 @@ fn label(metric: &str, window: &str) -> String {
     }
 }
 
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 impl Condition {
     /// The finding when the condition holds for `m`; `None` when it does not, or when an input
     /// it needs is missing (a rule never fires on data the account does not send).
@@ -203,9 +196,9 @@ impl Condition {
                     reason: format!(
                         "{} is {} ({} {})",
                         label(metric.name(), ""),
-                        fmt_num(v),
+                        number(v),
                         op.words(),
-                        fmt_num(*value)
+                        number(*value)
                     ),
                 })
             }
@@ -227,8 +220,8 @@ impl Condition {
                             "{} {verb} {:.0} % ({} → {}) vs the previous {span} days",
                             label(name, window),
                             change.abs(),
-                            fmt_num(p),
-                            fmt_num(cur)
+                            number(p),
+                            number(cur)
                         )
                     }
                     None => format!("{} changed {:.0} % vs the previous {span} days", label(name, window), change),
@@ -242,7 +235,7 @@ impl Condition {
                 match metric.read(m) {
                     Some(d) if d >= *days as f64 => Some(Finding {
                         metrics: BTreeMap::from([(metric.name().to_owned(), d)]),
-                        reason: format!("No {what} for {} days", fmt_num(d)),
+                        reason: format!("No {what} for {} days", number(d)),
                     }),
                     Some(_) => None,
                     // Never: only a login rule can say so (activity always has a first event).
