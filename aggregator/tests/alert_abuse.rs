@@ -16,7 +16,6 @@ use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
 use aggregator::metrics::Metrics;
-use aggregator::notifier::Notifier;
 use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
@@ -27,7 +26,6 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
 use testkit::Stack;
-use tokio::sync::watch;
 
 const TOPIC: &str = "abuse-events";
 const RULES: &str = r#"
@@ -146,17 +144,6 @@ async fn recorded(stack: &Stack) -> Vec<(String, String)> {
         .collect()
 }
 
-fn start_notifier(
-    cfg: &AggregatorConfig,
-    store: &Store,
-    producer: &FutureProducer,
-    metrics: Arc<Metrics>,
-) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let notifier = Notifier::new(cfg, store.clone(), producer.clone(), metrics).unwrap();
-    let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(async move { notifier.run(stopped).await.unwrap() }))
-}
-
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -176,7 +163,7 @@ async fn refire_after_failed_alerts_insert_keeps_alert_id_and_delivers_once() {
     let rx = Receiver::default();
     let (cfg, store, producer) = setup(&stack, rx.start().await).await;
     let metrics = Arc::new(Metrics::new());
-    let (stop, notifier) = start_notifier(&cfg, &store, &producer, metrics.clone());
+    let (stop, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
 
     let mut ev = evaluator(&cfg, &store, &producer);
     assert!(ev.evaluate(t("2026-03-05T18:00:00Z")).await.unwrap().fired.is_empty(), "4 days: not yet");
@@ -264,7 +251,7 @@ async fn notifier_receive_error_is_counted_and_never_fatal() {
     cfg.kafka.alerts_topic = stack.topic("not-yet-alerts");
     cfg.kafka.librdkafka.insert("topic.metadata.refresh.interval.ms".into(), "500".into());
     let metrics = Arc::new(Metrics::new());
-    let (stop, notifier) = start_notifier(&cfg, &store, &producer, metrics.clone());
+    let (stop, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     wait_until("a receive error", || metrics.notify_receive_errors.get() >= 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!notifier.is_finished(), "the notifier ended on a receive error");

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::metrics::Metrics;
-use aggregator::notifier::Notifier;
 use aggregator::store::Store;
 use aggregator::AggregatorConfig;
 use axum::extract::{Path, State};
@@ -22,7 +21,7 @@ use rdkafka::ClientConfig;
 use schemas::alert::{Alert, AlertStatus, Severity};
 use serde_json::Value;
 use testkit::Stack;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -151,17 +150,6 @@ async fn publish(producer: &FutureProducer, topic: &str, alerts: &[Alert]) {
     }
 }
 
-fn start(
-    cfg: &AggregatorConfig,
-    store: &Store,
-    producer: &FutureProducer,
-    metrics: Arc<Metrics>,
-) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let notifier = Notifier::new(cfg, store.clone(), producer.clone(), metrics).unwrap();
-    let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(async move { notifier.run(stopped).await.unwrap() }))
-}
-
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -202,7 +190,7 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     assert_eq!(expected_dana.len(), 3, "acct-2, acct-4 (critical, warning), acct-8 (critical)");
 
     // Crash (abort, no graceful stop) while the 4th delivery to `all` is in flight.
-    let (_stop1, first) = start(&cfg, &store, &producer, Arc::new(Metrics::new()));
+    let (_stop1, first) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Metrics::new()));
     tokio::time::timeout(Duration::from_secs(60), rx.held.notified()).await.expect("the 4th delivery arrives");
     // Let the same record's delivery to `dana` (if routed) finish and be recorded, so what the
     // crash cuts short is exactly the held request.
@@ -212,7 +200,7 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     let before_restart = rx.log().len();
 
     let metrics = Arc::new(Metrics::new());
-    let (stop2, second) = start(&cfg, &store, &producer, metrics.clone());
+    let (stop2, second) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     let want = expected_all.len() + expected_dana.len();
     wait_until("every routed delivery to be answered", Duration::from_secs(90), || rx.answered().len() == want).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // room for any wrong extra delivery
@@ -281,7 +269,7 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
     publish(&producer, &cfg.kafka.alerts_topic, &records).await;
 
     let metrics = Arc::new(Metrics::new());
-    let (stop, task) = start(&cfg, &store, &producer, metrics.clone());
+    let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     let parked = stack
         .wait_for_count(
             &format!("SELECT count() AS n FROM {}.notifications", stack.database()),
@@ -320,7 +308,7 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
 
     // A restart does not start over on parked alerts: once a new alert has been handled, the
     // old ones have had no further attempts.
-    let (stop, task) = start(&cfg, &store, &producer, Arc::new(Metrics::new()));
+    let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Metrics::new()));
     publish(&producer, &cfg.kafka.alerts_topic, &[alert(3, AlertStatus::Firing)]).await;
     let parked = stack
         .wait_for_count(

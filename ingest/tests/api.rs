@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::write::ZlibEncoder;
 use ingest::IngestConfig;
 use schemas::event::{Event, EventKind};
 use serde_json::{json, Value};
@@ -109,12 +109,6 @@ async fn a_partly_invalid_batch_writes_the_valid_events_and_dead_letters_the_res
     assert_eq!(header("source").as_deref(), Some("api-test"));
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn compressed_bodies_are_accepted() {
@@ -123,7 +117,7 @@ async fn compressed_bodies_are_accepted() {
     let body = json!({"kind": "login", "account_id": "acme", "user_id": "u1", "message_id": "gz"}).to_string();
     let r = post(&ingest.url, "/v1/events")
         .header("Content-Encoding", "gzip")
-        .body(gzip(body.as_bytes()))
+        .body(testkit::gzip(body.as_bytes()))
         .send()
         .await
         .unwrap();
@@ -180,7 +174,7 @@ async fn refused_requests_say_why_and_write_nothing() {
     // 1 MiB of padding compresses to about 1 KiB: a bomb for a 64 KiB decompression limit.
     let bomb =
         json!({"kind": "login", "account_id": "acme", "user_id": "u1", "properties": {"pad": "0".repeat(1 << 20)}});
-    let bomb = gzip(bomb.to_string().as_bytes());
+    let bomb = testkit::gzip(bomb.to_string().as_bytes());
     assert!(bomb.len() < 4096);
     let r = post(&ingest.url, "/v1/events").header("Content-Encoding", "gzip").body(bomb).send().await.unwrap();
     check(r, 413, "larger than 65536").await;

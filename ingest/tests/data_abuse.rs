@@ -5,12 +5,10 @@
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
-use std::io::Write;
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use testkit::ingest::RunningIngest;
@@ -235,12 +233,6 @@ async fn read_tail(brokers: &str, topic: &str, n: i64) -> Vec<(String, Value)> {
     out
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn oversize_event_is_refused_with_reason_and_dead_lettered_truncated() {
@@ -258,7 +250,7 @@ async fn oversize_event_is_refused_with_reason_and_dead_lettered_truncated() {
             .header("Content-Type", "application/json")
             .header("Content-Encoding", "gzip")
             .basic_auth(KEY, Some(""))
-            .body(gzip(raw.as_bytes()))
+            .body(testkit::gzip(raw.as_bytes()))
             .send()
     };
     for attempt in 1..=2 {

@@ -60,3 +60,17 @@ pub async fn start_as(cfg: AggregatorConfig, role: Role) -> RunningAggregator {
     }));
     RunningAggregator { admin_url, stop, task }
 }
+
+/// The CSM notifier alone (as `aggregator notify` runs it), in a task; send `true` on the
+/// returned channel to stop it, or abort the task to stop it as a crash would.
+pub fn start_notifier(
+    cfg: &AggregatorConfig,
+    store: &aggregator::store::Store,
+    producer: &rdkafka::producer::FutureProducer,
+    metrics: std::sync::Arc<aggregator::metrics::Metrics>,
+) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>) {
+    let notifier =
+        aggregator::notifier::Notifier::new(cfg, store.clone(), producer.clone(), metrics).expect("notifier");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    (stop, tokio::spawn(async move { notifier.run(stopped).await.expect("notifier run") }))
+}
