@@ -178,11 +178,16 @@ impl<S: AlertSink> Evaluator<S> {
         self.record_unrecorded().await?;
         self.refresh_episodes().await?;
         let partitions = self.ownership.partitions();
-        let (inputs, features_seen) = if partitions.is_empty() {
+        let (mut inputs, features_seen) = if partitions.is_empty() {
             (Vec::new(), 0)
         } else {
             self.store.account_inputs(now, &self.events_topic, &partitions).await?
         };
+        // Health history: what each account scored two weeks ago (`health_change_14d`).
+        let past = self.sink.health_on(now.date_naive() - chrono::Days::new(14)).await?;
+        for i in &mut inputs {
+            i.health_14d_ago = past.get(&i.window.account_id).copied();
+        }
         lap(&mut timings.queries);
         let catalogue = if self.catalogue > 0 { self.catalogue } else { features_seen };
         let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };

@@ -3,17 +3,19 @@
 //! Production publishes to Kafka and records in ClickHouse ([`LiveSink`]); a backtest or a unit
 //! test collects what it would have sent ([`CollectingSink`]) and starts from no episodes.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::Alert;
 
 use crate::episode::{EpisodeHistory, OpenEpisode};
 use crate::metrics::Metrics;
 use crate::model::MetricsRow;
-use crate::store::{AlertRow, Store};
+use crate::store::{history_day, AlertRow, Store};
 use crate::AggregatorError;
 
 /// The evaluator's output.
@@ -23,7 +25,10 @@ pub trait AlertSink: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<(Vec<OpenEpisode>, Vec<EpisodeHistory>), AggregatorError>> + Send;
 
-    /// Stores a pass's metrics rows.
+    /// Each account's health score on `day`, as this sink recorded it (the daily health history).
+    fn health_on(&self, day: NaiveDate) -> impl Future<Output = Result<HashMap<String, f64>, AggregatorError>> + Send;
+
+    /// Stores a pass's metrics rows (and the day's health history).
     fn write_metrics(&self, rows: &[MetricsRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 
     /// Publishes a pass's alert records, each acknowledged, before they are recorded.
@@ -56,7 +61,12 @@ impl AlertSink for LiveSink {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows("account_metrics", rows).await
+        self.store.insert_rows("account_metrics", rows).await?;
+        self.store.write_health_history(rows).await
+    }
+
+    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
+        self.store.health_on(day).await
     }
 
     /// All in flight at once. Before their rows are stored: a crash in between re-sends them
@@ -96,7 +106,13 @@ impl AlertSink for LiveSink {
 #[derive(Debug, Default)]
 pub struct CollectingSink {
     published: Mutex<Vec<Alert>>,
+    /// The health scores of the days written, by day, the latest [`HISTORY_DAYS`] only: what a
+    /// replay's rules read as history.
+    history: Mutex<BTreeMap<NaiveDate, HashMap<String, f64>>>,
 }
+
+/// Days of health history a [`CollectingSink`] keeps (rules look 14 days back).
+const HISTORY_DAYS: usize = 15;
 
 impl CollectingSink {
     /// Every alert record published so far, in order.
@@ -110,8 +126,21 @@ impl AlertSink for CollectingSink {
         Ok((Vec::new(), Vec::new()))
     }
 
-    async fn write_metrics(&self, _rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+    async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+        let mut history = self.history.lock().expect("sink lock poisoned");
+        for m in rows {
+            if let Some(score) = m.health_score {
+                history.entry(history_day(m)).or_default().insert(m.account_id.clone(), score);
+            }
+        }
+        while history.len() > HISTORY_DAYS {
+            history.pop_first();
+        }
         Ok(())
+    }
+
+    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
+        Ok(self.history.lock().expect("sink lock poisoned").get(&day).cloned().unwrap_or_default())
     }
 
     async fn publish(&self, alerts: &[Alert]) -> Result<(), AggregatorError> {

@@ -174,17 +174,33 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     assert_eq!((a.days_since_last_activity, a.days_since_last_login), (Some(0), Some(0)));
     assert_eq!((a.latest_nps, a.open_tickets), (Some(6), 1));
     close(a.avg_csat_90d, Some(4.0), "the March CSAT is outside 90 days");
+    // Baselines: complete weeks ending yesterday (06-29), newest first. User-days (daily active
+    // users summed): 06-23..29 {06-25, 06-26, 06-29} = 3; 06-16..22 = 4; 06-09..15 = 2;
+    // 06-02..08 = 1; 05-26..06-01 = 0; 05-19..25 = 1; 05-12..18 = 6; then 0, 0. The account was
+    // seen in 2025 (its traits), so all eight earlier weeks count: median of 4 2 1 0 1 6 0 0 = 1.
+    assert_eq!((a.active_user_days_7d, a.baseline_weeks), (3, Some(8)));
+    close(a.active_user_days_baseline, Some(1.0), "user-days baseline");
+    close(a.active_user_days_vs_baseline, Some(200.0), "3 vs a usual 1");
+    close(a.active_users_vs_baseline, Some(200.0), "one user a day: distinct users = user-days here");
+    // The last three whole days (06-27..29: 1) vs the same weekdays before (4 on 06-20, then 0s):
+    // the usual is 0, so there is no percentage, not an infinite one.
+    close(a.active_user_days_3d_vs_baseline, None, "nothing to fall from");
+    // Logins 2 vs weeks 4 0 1 0 0 6 0 0 (median 0); features and records: median 0 too.
+    close(a.logins_baseline, Some(0.0), "logins baseline");
+    assert_eq!((a.logins_vs_baseline, a.features_used_vs_baseline, a.records_vs_baseline), (None, None, None));
     // health, renewal weights (.30 .20 .25 .10 .15):
-    // deployment 0.5/0.8 → 62.5; adoption 0.5/0.5 → 100; trend 100 − 2·25 → 50;
+    // deployment 0.5/0.8 → 62.5; adoption 0.5/0.5 → 100; trend from the baseline, +200 % → 100;
     // value 100 − 66.67 → 33.33; experience mean(60, 75) − 10 per open ticket → 57.5
     close(a.health_deployment, Some(62.5), "deployment");
     close(a.health_adoption, Some(100.0), "adoption");
-    close(a.health_trend, Some(50.0), "trend");
+    close(a.health_trend, Some(100.0), "trend");
     close(a.health_value, Some(100.0 - 200.0 / 3.0), "value");
     close(a.health_experience, Some(57.5), "experience");
-    // .3·62.5 + .2·100 + .25·50 + .1·33.33 + .15·57.5 = 63.21 → 63.2
-    close(a.health_score, Some(63.2), "score");
-    assert_eq!((a.health_band.as_str(), a.health_weakest.as_str()), ("yellow", "trend"));
+    // .3·62.5 + .2·100 + .25·100 + .1·33.33 + .15·57.5 = 75.71 → 75.7; deployment's shortfall
+    // .3·37.5 is the largest
+    close(a.health_score, Some(75.7), "score");
+    assert_eq!((a.health_band.as_str(), a.health_weakest.as_str(), a.health_cap.as_str()), ("green", "deployment", ""));
+    close(a.health_change_14d, None, "no history 14 days back");
 
     // beta: one login today, nothing else known.
     assert_eq!(b.account_id, "beta");
@@ -218,4 +234,35 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
         (Some(7), Some(7), 0, 3)
     );
     assert_eq!(l.days_to_renewal, Some(70));
+    // A week of silence: the last whole week (06-30..07-06) has 1 user-day (06-30) against a usual
+    // of 1.5 (median of 3 4 2 1 0 1 6 0): −33 %, trend 100 − 2.5·33.3 = 16.7. Deployment 4 of 10
+    // seats → 50; the rest as before: .3·50 + .2·100 + .25·16.67 + .1·33.33 + .15·57.5 = 51.1,
+    // already under the falling-usage cap (60), so no cap is named.
+    close(l.active_user_days_vs_baseline, Some(-100.0 / 3.0), "1 vs 1.5");
+    assert_eq!((l.health_cap.as_str(), l.health_score, l.health_band.as_str()), ("", Some(51.1), "yellow"));
+    // The daily health history holds both days, one row each.
+    let history: Vec<(u16, Option<f64>)> = store
+        .client()
+        .query(&format!(
+            "SELECT day, health_score FROM {}.account_health_daily FINAL WHERE account_id = 'alpha' ORDER BY day",
+            stack.database()
+        ))
+        .fetch_all()
+        .await
+        .unwrap();
+    let day = |d: &str| aggregator::model::date_number(d.parse().unwrap());
+    assert_eq!(history, vec![(day("2026-06-30"), Some(75.7)), (day("2026-07-07"), Some(51.1))]);
+    // Two weeks after the first pass, the history gives the change: 75.7 then, today's score now.
+    let two_weeks: DateTime<Utc> = "2026-07-14T18:00:00Z".parse().unwrap();
+    evaluator.evaluate(two_weeks).await.unwrap();
+    let rows: Vec<MetricsRow> = store
+        .client()
+        .query(&format!("SELECT ?fields FROM {}.account_metrics FINAL WHERE account_id = 'alpha'", stack.database()))
+        .fetch_all()
+        .await
+        .unwrap();
+    let t = &rows[0];
+    assert_eq!(t.health_score_14d_ago, Some(75.7));
+    close(t.health_change_14d, t.health_score.map(|s| ((s - 75.7) * 10.0).round() / 10.0), "change in 14 days");
+    assert!(t.health_change_14d.unwrap() < 0.0, "{t:?}");
 }

@@ -150,6 +150,19 @@ catalogue! {
         last_login: u32,
         /// First day with any row (days since 1970-01-01).
         first_day: u16,
+        /// Per week k = 0..=8, newest first (k = 0: the 7 complete days ending yesterday), for the
+        /// baselines (`model/baseline.rs`): user-days (sum of daily active users) …
+        weekly_user_days: Vec<u64>,
+        /// … distinct active users …
+        weekly_active_users: Vec<u64>,
+        /// … logins …
+        weekly_logins: Vec<u64>,
+        /// … distinct features used …
+        weekly_features: Vec<u64>,
+        /// … and records.
+        weekly_records: Vec<u64>,
+        /// User-days of the 3 complete days ending yesterday, and of the same 3 weekdays k weeks before.
+        recent_user_days: Vec<u64>,
     }
     columns {
         account_id: String, column, "the customer account";
@@ -188,6 +201,19 @@ catalogue! {
         bytes_change_30d: Option<f64>, metric, "change in % of bytes vs the previous 30 days";
         stickiness_30d: Option<f64>, metric, "average daily active users over 30 days ÷ 30-day active users";
         seat_utilisation: Option<f64>, metric, "30-day active users ÷ licensed `seats`";
+        active_user_days_7d: u64, metric, "user-days in the 7 complete days ending yesterday: the sum of each day's active users (how much the product is used, not only by how many)";
+        active_user_days_baseline: Option<f64>, metric, "the account's usual week of user-days: the median of up to 8 complete weeks before the current one (NULL with fewer than 4 weeks of history)";
+        active_user_days_vs_baseline: Option<f64>, metric, "`active_user_days_7d` vs its baseline, in % (−30 = 30 % below the usual)";
+        active_user_days_3d_vs_baseline: Option<f64>, metric, "user-days of the 3 complete days ending yesterday vs the same three weekdays of the earlier weeks (median), in %";
+        active_users_baseline: Option<f64>, metric, "the usual weekly active users (median of the earlier weeks)";
+        active_users_vs_baseline: Option<f64>, metric, "weekly active users of the 7 complete days ending yesterday vs the usual, in %";
+        logins_baseline: Option<f64>, metric, "the usual weekly logins";
+        logins_vs_baseline: Option<f64>, metric, "logins of the 7 complete days ending yesterday vs the usual, in %";
+        features_used_baseline: Option<f64>, metric, "the usual number of distinct features used in a week";
+        features_used_vs_baseline: Option<f64>, metric, "distinct features used in the 7 complete days ending yesterday vs the usual, in %";
+        records_baseline: Option<f64>, metric, "the usual weekly records imported";
+        records_vs_baseline: Option<f64>, metric, "records of the 7 complete days ending yesterday vs the usual, in %";
+        baseline_weeks: Option<u8>, column, "how many earlier weeks the baselines are the median of (NULL: under 4 weeks of history, no baseline)";
         last_seen: Option<u32>, column, "last activity (NULL = never)";
         last_login: Option<u32>, column, "last login (NULL = never)";
         days_since_last_activity: Option<u32>, metric, "recency of any activity (NULL = never)";
@@ -203,6 +229,9 @@ catalogue! {
         health_value: Option<f64>, column, "component, 0–100";
         health_experience: Option<f64>, column, "component, 0–100";
         health_weakest: String, column, "the component that pulls the score down most";
+        health_cap: String, column, "why the score is capped, if it is: `inactive` (no activity for `health.inactive_red_days`: red) or `falling_usage` (user-days `health.falling_usage_pct` or more below the usual: at most yellow)";
+        health_score_14d_ago: Option<f64>, column, "the health score 14 days before `as_of` (from `account_health_daily`)";
+        health_change_14d: Option<f64>, metric, "health points gained (+) or lost (−) in 14 days";
     }
 }
 
@@ -265,11 +294,11 @@ mod tests {
     fn the_window_row_lists_the_counts_then_the_inputs() {
         assert_eq!(WindowRow::COLUMNS.first(), Some(&"account_id"));
         assert_eq!(
-            &WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 4..],
+            &WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 10..WindowRow::COLUMNS.len() - 6],
             ["dau_sum_30d", "last_seen", "last_login", "first_day"]
         );
         let counts = CATALOGUE.iter().filter(|c| c.kind == Kind::Count).count();
-        assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 4);
+        assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 10);
     }
 
     #[test]

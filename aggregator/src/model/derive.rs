@@ -4,10 +4,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
+use super::baseline::{covered, Baseline, Series};
 use super::catalogue::{MetricsRow, WindowRow};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
-use super::{change_pct, date_number, epoch_day, ratio, to_datetime};
+use super::{change_pct, date_number, epoch_day_plus, ratio, to_datetime};
 
 /// Everything the metrics of one account are computed from (read by `store::inputs`).
 #[derive(Debug, Clone, Default)]
@@ -17,6 +18,46 @@ pub struct AccountInputs {
     pub latest_nps: Option<u8>,
     pub avg_csat: Option<f64>,
     pub open_tickets: u64,
+    /// The account's health score 14 days before (from the daily health history).
+    pub health_14d_ago: Option<f64>,
+}
+
+/// The baselines of one account (`model/baseline.rs`); each `None` without enough history.
+struct Baselines {
+    user_days: Option<Baseline>,
+    user_days_3d: Option<Baseline>,
+    active_users: Option<Baseline>,
+    logins: Option<Baseline>,
+    features: Option<Baseline>,
+    records: Option<Baseline>,
+}
+
+impl Baselines {
+    fn of(w: &WindowRow, today: NaiveDate) -> Self {
+        let today = date_number(today) as i64;
+        // Only the periods the account's history covers: weeks before it was first seen are
+        // not weeks of zero use.
+        let series = |values: &[u64], span: i64| {
+            let n = covered(today, w.first_day as i64, span, values.len());
+            Series(&values[..n]).baseline()
+        };
+        Self {
+            user_days: series(&w.weekly_user_days, 7),
+            user_days_3d: series(&w.recent_user_days, 3),
+            active_users: series(&w.weekly_active_users, 7),
+            logins: series(&w.weekly_logins, 7),
+            features: series(&w.weekly_features, 7),
+            records: series(&w.weekly_records, 7),
+        }
+    }
+}
+
+fn usual(b: Option<Baseline>) -> Option<f64> {
+    b.map(|b| b.usual)
+}
+
+fn vs(b: Option<Baseline>) -> Option<f64> {
+    b.and_then(|b| b.change_pct)
 }
 
 /// What turns inputs into metrics beyond the inputs themselves.
@@ -50,14 +91,18 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let since = |t: u32| (t > 0).then(|| ((now.timestamp() - t as i64).max(0) / 86_400) as u32);
     let start = trait_date(&i.traits, &["contract_start", "contractStart", "start_date"]);
     let renewal = trait_date(&i.traits, &["renewal_date", "renewalDate", "contract_end"]);
-    let first_seen = epoch_day() + chrono::Days::new(w.first_day as u64);
+    let first_seen = epoch_day_plus(w.first_day);
     let stage = lifecycle::stage(model.lifecycle, today, start.or(Some(first_seen)), renewal);
     let seats = trait_str(&i.traits, &["seats", "licensed_seats", "licenses"]).and_then(|s| s.parse::<u32>().ok());
     let seat_utilisation = seats.and_then(|s| ratio(w.active_users_30d, s as u64));
     let feature_breadth = ratio(w.features_used_30d, model.catalogue);
     let records_change = change_pct(w.records_prev_30d, w.records_30d);
     let active_change = change_pct(w.active_users_prev_7d, w.active_users_7d);
+    let base = Baselines::of(w, today);
+    let days_since_last_activity = since(w.last_seen);
     let inputs = Inputs {
+        usage_vs_baseline: vs(base.user_days),
+        days_since_last_activity,
         seat_utilisation,
         feature_breadth,
         // Two silent weeks after use earlier in the month is use that stopped, not "no trend":
@@ -71,6 +116,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         open_tickets: i.open_tickets,
     };
     let h = health::score(model.health, stage, &inputs);
+    let round = |x: f64| (x * 10.0).round() / 10.0;
     MetricsRow {
         as_of: date_number(today),
         computed_at: to_datetime(now),
@@ -92,7 +138,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         seat_utilisation,
         last_seen: (w.last_seen > 0).then_some(w.last_seen),
         last_login: (w.last_login > 0).then_some(w.last_login),
-        days_since_last_activity: since(w.last_seen),
+        days_since_last_activity,
         days_since_last_login: since(w.last_login),
         latest_nps: i.latest_nps,
         avg_csat_90d: i.avg_csat,
@@ -105,6 +151,22 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         health_value: h.components.value,
         health_experience: h.components.experience,
         health_weakest: h.weakest.map(Component::as_str).unwrap_or_default().to_owned(),
+        health_cap: h.cap.map(health::Cap::as_str).unwrap_or_default().to_owned(),
+        health_score_14d_ago: i.health_14d_ago,
+        health_change_14d: h.score.zip(i.health_14d_ago).map(|(now, then)| round(now - then)),
+        active_user_days_7d: w.weekly_user_days.first().copied().unwrap_or(0),
+        active_user_days_baseline: usual(base.user_days),
+        active_user_days_vs_baseline: vs(base.user_days),
+        active_user_days_3d_vs_baseline: vs(base.user_days_3d),
+        active_users_baseline: usual(base.active_users),
+        active_users_vs_baseline: vs(base.active_users),
+        logins_baseline: usual(base.logins),
+        logins_vs_baseline: vs(base.logins),
+        features_used_baseline: usual(base.features),
+        features_used_vs_baseline: vs(base.features),
+        records_baseline: usual(base.records),
+        records_vs_baseline: vs(base.records),
+        baseline_weeks: base.user_days.map(|b| b.weeks),
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     }

@@ -91,6 +91,15 @@ pub struct HealthConfig {
     pub open_ticket_penalty: f64,
     /// Scores below this are red.
     pub red_below: f64,
+    /// No activity at all for this many days caps the score at `inactive_max_score` (red):
+    /// nobody is using what they pay for, whatever the surveys or seats say.
+    pub inactive_red_days: u32,
+    pub inactive_max_score: f64,
+    /// User-days this far below the account's usual (in %, e.g. −25) cap the score at
+    /// `falling_usage_max_score` (yellow): a slide shows within about a week, and good
+    /// seats, breadth or surveys cannot keep a fading account green.
+    pub falling_usage_pct: f64,
+    pub falling_usage_max_score: f64,
     /// Scores from this up are green; between the two, yellow.
     pub green_from: f64,
     pub onboarding: Weights,
@@ -106,6 +115,10 @@ impl Default for HealthConfig {
             open_ticket_penalty: 10.0,
             red_below: 40.0,
             green_from: 70.0,
+            inactive_red_days: 14,
+            inactive_max_score: 20.0,
+            falling_usage_pct: -25.0,
+            falling_usage_max_score: 60.0,
             // Onboarding is about getting seats live and first features used.
             onboarding: Weights { deployment: 0.35, adoption: 0.30, trend: 0.10, value: 0.15, experience: 0.10 },
             growth: Weights { deployment: 0.25, adoption: 0.25, trend: 0.25, value: 0.15, experience: 0.10 },
@@ -138,6 +151,9 @@ impl HealthConfig {
 /// What the score is computed from; `None` where the account gives no input.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inputs {
+    /// User-days of the last complete week vs the account's baseline, in % (`model/baseline.rs`).
+    pub usage_vs_baseline: Option<f64>,
+    pub days_since_last_activity: Option<u32>,
     pub seat_utilisation: Option<f64>,
     pub feature_breadth: Option<f64>,
     pub active_users_change_pct: Option<f64>,
@@ -156,6 +172,26 @@ pub struct Health {
     pub components: Components,
     /// The component that pulls the score down most (largest weighted shortfall from 100).
     pub weakest: Option<Component>,
+    /// Why the score was capped below what the components give, if it was.
+    pub cap: Option<Cap>,
+}
+
+/// A guardrail that caps the weighted score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// No activity for `inactive_red_days`.
+    Inactive,
+    /// User-days `falling_usage_pct` or more below the account's usual.
+    FallingUsage,
+}
+
+impl Cap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive",
+            Self::FallingUsage => "falling_usage",
+        }
+    }
 }
 
 fn pct(x: f64) -> f64 {
@@ -165,8 +201,13 @@ fn pct(x: f64) -> f64 {
 pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
     let deployment = i.seat_utilisation.map(|u| pct(u / cfg.seat_utilisation_target));
     let adoption = i.feature_breadth.map(|b| pct(b / cfg.feature_breadth_target));
-    // Flat or growing use is healthy; a 50 % fall in active users scores 0.
-    let trend = i.active_users_change_pct.map(|c| (100.0 + 2.0 * c).clamp(0.0, 100.0));
+    // Use at or above the account's usual is healthy; 40 % below it scores 0. Without a
+    // baseline (under four weeks of history), the week-over-week change of active users stands
+    // in, where a 50 % fall scores 0.
+    let trend = match i.usage_vs_baseline {
+        Some(c) => Some((100.0 + 2.5 * c).clamp(0.0, 100.0)),
+        None => i.active_users_change_pct.map(|c| (100.0 + 2.0 * c).clamp(0.0, 100.0)),
+    };
     // Value is data accumulating: none in 30 days scores 0, shrinking imports score less.
     let value = i.records_30d.map(|r| match (r, i.records_change_pct) {
         (0, _) => 0.0,
@@ -185,8 +226,8 @@ pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
 }
 
 /// The weighted score. A component without input is left out and its weight shared by the rest.
-pub fn score(cfg: &HealthConfig, stage: Stage, inputs: &Inputs) -> Health {
-    let comps = components(cfg, inputs);
+pub fn score(cfg: &HealthConfig, stage: Stage, i: &Inputs) -> Health {
+    let comps = components(cfg, i);
     let w = cfg.weights(stage);
     let (mut sum, mut weight) = (0.0, 0.0);
     let mut weakest: Option<(Component, f64)> = None;
@@ -199,8 +240,20 @@ pub fn score(cfg: &HealthConfig, stage: Stage, inputs: &Inputs) -> Health {
             weakest = Some((name, shortfall));
         }
     }
-    let score = (weight > 0.0).then(|| ((sum / weight) * 10.0).round() / 10.0);
-    Health { score, band: score.map_or("", |s| cfg.band(s)), components: comps, weakest: weakest.map(|(n, _)| n) }
+    let mut score = (weight > 0.0).then(|| ((sum / weight) * 10.0).round() / 10.0);
+    let cap = if i.days_since_last_activity.is_some_and(|d| d >= cfg.inactive_red_days) {
+        Some((Cap::Inactive, cfg.inactive_max_score))
+    } else if i.usage_vs_baseline.is_some_and(|c| c <= cfg.falling_usage_pct) {
+        Some((Cap::FallingUsage, cfg.falling_usage_max_score))
+    } else {
+        None
+    };
+    // A cap only counts when it lowers the score (a score already below it is not "capped").
+    let cap = cap.filter(|(_, max)| score.is_some_and(|s| s > *max)).map(|(cap, max)| {
+        score = Some(max);
+        cap
+    });
+    Health { score, band: score.map_or("", |s| cfg.band(s)), components: comps, weakest: weakest.map(|(n, _)| n), cap }
 }
 
 #[cfg(test)]
@@ -219,6 +272,7 @@ mod tests {
             latest_nps: Some(8),
             avg_csat: Some(4.0),
             open_tickets: 1,
+            ..Default::default()
         };
         // 0.4/0.8, 0.25/0.5, 100-40, 100-30, mean(80, 75) - 10
         assert_eq!(
@@ -265,5 +319,80 @@ mod tests {
         assert!(h.score.unwrap() < cfg.red_below, "score {:?}", h.score);
         assert_eq!(h.band, "red");
         assert_eq!(h.components.experience, Some(100.0), "experience itself is perfect");
+    }
+
+    /// A well-run account: seats in use, broad adoption, data flowing, happy surveys.
+    fn thriving() -> Inputs {
+        Inputs {
+            usage_vs_baseline: Some(2.0),
+            days_since_last_activity: Some(0),
+            seat_utilisation: Some(0.75),
+            feature_breadth: Some(0.5),
+            records_30d: Some(20_000),
+            records_change_pct: Some(5.0),
+            latest_nps: Some(9),
+            avg_csat: Some(4.5),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn calibration_a_thriving_account_is_green_and_uncapped() {
+        let cfg = HealthConfig::default();
+        let h = score(&cfg, Stage::Growth, &thriving());
+        assert_eq!(h.band, "green", "{h:?}");
+        assert_eq!(h.cap, None);
+        assert!(h.score.unwrap() >= 90.0);
+    }
+
+    #[test]
+    fn calibration_nobody_active_for_14_days_is_red_whatever_else() {
+        let cfg = HealthConfig::default();
+        // Thirteen days: not yet the guardrail (the slide cap already applies: usage is gone).
+        let mut quiet = Inputs { days_since_last_activity: Some(13), usage_vs_baseline: Some(-100.0), ..thriving() };
+        let h13 = score(&cfg, Stage::Growth, &quiet);
+        assert_eq!((h13.band, h13.cap), ("yellow", Some(Cap::FallingUsage)), "{h13:?}");
+        quiet.days_since_last_activity = Some(14);
+        let h = score(&cfg, Stage::Renewal, &quiet);
+        assert_eq!((h.score, h.band, h.cap), (Some(20.0), "red", Some(Cap::Inactive)));
+        // Perfect surveys and a seat count from the month before change nothing.
+        assert_eq!(h.components.experience, Some(88.75));
+        assert_eq!(score(&cfg, Stage::Onboarding, &quiet).band, "red");
+    }
+
+    #[test]
+    fn calibration_a_slide_turns_yellow_within_a_week() {
+        let cfg = HealthConfig::default();
+        // A week into a three-week slide, user-days are ~20–30 % below the usual.
+        for (gap, band) in [(-10.0, "green"), (-24.0, "green"), (-25.0, "yellow"), (-30.0, "yellow")] {
+            let h = score(&cfg, Stage::Growth, &Inputs { usage_vs_baseline: Some(gap), ..thriving() });
+            assert_eq!(h.band, band, "{gap} %: {h:?}");
+        }
+        let h = score(&cfg, Stage::Growth, &Inputs { usage_vs_baseline: Some(-30.0), ..thriving() });
+        assert_eq!((h.score, h.cap, h.weakest), (Some(60.0), Some(Cap::FallingUsage), Some(Component::Trend)));
+    }
+
+    #[test]
+    fn calibration_happy_surveys_never_hide_falling_use() {
+        let cfg = HealthConfig::default();
+        let promoter_fading = Inputs {
+            usage_vs_baseline: Some(-45.0),
+            latest_nps: Some(10),
+            avg_csat: Some(5.0),
+            open_tickets: 0,
+            ..thriving()
+        };
+        let h = score(&cfg, Stage::Growth, &promoter_fading);
+        assert_eq!(h.components.experience, Some(100.0));
+        assert_ne!(h.band, "green", "{h:?}");
+        assert_eq!(h.components.trend, Some(0.0));
+    }
+
+    #[test]
+    fn calibration_a_new_account_without_a_baseline_falls_back_to_week_over_week() {
+        let cfg = HealthConfig::default();
+        let new = Inputs { usage_vs_baseline: None, active_users_change_pct: Some(50.0), ..thriving() };
+        let h = score(&cfg, Stage::Onboarding, &new);
+        assert_eq!((h.components.trend, h.cap), (Some(100.0), None));
     }
 }

@@ -2,6 +2,7 @@
 //! (changes, ratios, recency), lifecycle stage and health. No I/O: the store fills the inputs,
 //! the evaluator writes the rows (docs/architecture.md#layers).
 
+pub mod baseline;
 pub mod catalogue;
 pub mod derive;
 pub mod health;
@@ -26,6 +27,11 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
 
 pub(crate) fn epoch_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+}
+
+/// The date of a ClickHouse `Date` day number.
+pub fn epoch_day_plus(day: u16) -> NaiveDate {
+    epoch_day() + chrono::Days::new(day as u64)
 }
 
 /// Days since the epoch, as ClickHouse `Date` stores them.

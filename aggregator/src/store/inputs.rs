@@ -48,6 +48,27 @@ fn owned(db: &str, partitions: &[i32]) -> String {
     )
 }
 
+/// One array per baseline measure (`WindowRow::weekly_*`, `recent_user_days`): element k is
+/// the period k weeks before the current one, which ends yesterday (`model/baseline.rs`).
+fn weekly_columns() -> String {
+    let weeks = 0..=crate::model::baseline::BASELINE_WEEKS;
+    let array = |span: usize, expr: &dyn Fn(&str) -> String| {
+        let items: Vec<String> =
+            weeks.clone().map(|k| expr(&format!("day >= d - {} AND day < d - {}", 7 * k + span, 7 * k))).collect();
+        format!("[{}]", items.join(", "))
+    };
+    [
+        ("weekly_user_days", array(7, &|c| format!("sumIf(dau, {c})"))),
+        ("weekly_active_users", array(7, &|c| format!("uniqExactMergeIf(u, {c})"))),
+        ("weekly_logins", array(7, &|c| format!("sumIf(lg, {c})"))),
+        ("weekly_features", array(7, &|c| format!("toUInt64(length(groupUniqArrayMergeIf(f, {c})))"))),
+        ("weekly_records", array(7, &|c| format!("sumIf(rec, {c})"))),
+        ("recent_user_days", array(3, &|c| format!("sumIf(dau, {c})"))),
+    ]
+    .map(|(name, sql)| format!("{sql} AS {name}"))
+    .join(",\n                    ")
+}
+
 /// The queries one evaluation pass reads its inputs with, with every argument bound.
 pub struct InputQueries {
     pub windows: clickhouse::query::Query,
@@ -73,6 +94,7 @@ impl Store {
         let db = self.database();
         let own = owned(db, partitions);
         let day = now.date_naive().format("%Y-%m-%d").to_string();
+        let weekly = weekly_columns();
         let windows = self
             .client()
             .query(&format!(
@@ -98,7 +120,8 @@ impl Store {
                     sumIf(dau, day > d - 30) AS dau_sum_30d,
                     toUInt32(max(ls)) AS last_seen,
                     toUInt32(max(ll)) AS last_login,
-                    toUInt16(min(day)) AS first_day
+                    toUInt16(min(day)) AS first_day,
+                    {weekly}
                  FROM (
                     SELECT account_id, day, toDate(?, 'UTC') AS d,
                         uniqExactMerge(active_users) AS dau,
@@ -193,6 +216,7 @@ impl Store {
                     latest_nps: survey.and_then(|s| u8::try_from(s.latest_nps).ok()),
                     avg_csat: survey.map(|s| s.avg_csat).filter(|c| c.is_finite()),
                     open_tickets: tickets.get(id).copied().unwrap_or(0),
+                    health_14d_ago: None,
                     window,
                 }
             })

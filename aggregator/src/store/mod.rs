@@ -14,9 +14,11 @@ use crate::config::ClickHouseConfig;
 use crate::AggregatorError;
 
 mod alerts;
+mod health;
 mod inputs;
 
 pub use alerts::AlertRow;
+pub use health::{history_day, HealthDayRow};
 pub use inputs::InputQueries;
 
 /// One row of `events`.
