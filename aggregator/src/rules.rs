@@ -14,7 +14,9 @@
 //! when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
 //! ```
 //! Condition kinds: `threshold` (metric, op `<` `<=` `>` `>=`, value), `change` (metric, window,
-//! at_most_pct, min_base), `inactivity` (since = `login` | `activity`, days), `all` / `any` (of).
+//! at_most_pct, min_base), `baseline` (metric, window 7d | 3d, at_most_pct, at_least_pct,
+//! min_baseline: vs the account's own usual), `inactivity` (since = `login` | `activity`, days),
+//! `all` / `any` (of).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -103,6 +105,18 @@ pub enum Condition {
         at_most_pct: f64,
         min_base: f64,
     },
+    /// `change` (the last complete `window` vs the account's usual, in %) at most `at_most_pct`
+    /// and, when set, at least `at_least_pct` (a band: "falling, but not stopped"), on accounts
+    /// whose usual week (`usual`) is at least `min_baseline` (docs/SIGNAL.md#baselines).
+    Baseline {
+        name: String,
+        window: String,
+        usual: Metric,
+        change: Metric,
+        at_most_pct: f64,
+        at_least_pct: Option<f64>,
+        min_baseline: f64,
+    },
     /// No login (or no activity) for at least `days`.
     Inactivity {
         since: Since,
@@ -170,6 +184,9 @@ fn label(metric: &str, window: &str) -> String {
         ("active_users", "7d") => "Weekly active users".into(),
         ("active_users", "30d") => "Monthly active users".into(),
         ("latest_nps", _) => "Latest NPS".into(),
+        ("active_user_days", _) => "Active user-days".into(),
+        ("active_users", "") => "Weekly active users".into(),
+        ("records", "") => "Records imported".into(),
         ("avg_csat_90d", _) => "Average CSAT (90 days)".into(),
         _ => {
             let words = metric.replace('_', " ");
@@ -228,6 +245,26 @@ impl Condition {
                 };
                 Some(Finding { metrics, reason })
             }
+            Self::Baseline { name, window, usual, change, at_most_pct, at_least_pct, min_baseline } => {
+                let base = usual.read(m)?;
+                let c = change.read(m)?;
+                if base < *min_baseline || c > *at_most_pct || at_least_pct.is_some_and(|low| c < low) {
+                    return None;
+                }
+                let span = window.trim_end_matches('d');
+                let now = base * (1.0 + c / 100.0);
+                let per = if span == "7" { "a week".to_owned() } else { format!("in {span} days") };
+                Some(Finding {
+                    metrics: BTreeMap::from([(usual.name().to_owned(), base), (change.name().to_owned(), c)]),
+                    reason: format!(
+                        "{} {:.0} % below this account's usual over the last {span} days ({} vs a usual {} {per})",
+                        label(name, ""),
+                        -c,
+                        number((now * 10.0).round() / 10.0),
+                        number((base * 10.0).round() / 10.0)
+                    ),
+                })
+            }
             Self::Inactivity { since: from, days } => {
                 let login = *from == Since::Login;
                 let what = if login { "login" } else { "activity" };
@@ -278,6 +315,7 @@ impl Condition {
             Self::Change { current, previous, change, .. } => {
                 out.extend([Some(*current), *previous, Some(*change)].into_iter().flatten())
             }
+            Self::Baseline { usual, change, .. } => out.extend([*usual, *change]),
             Self::Inactivity { since, .. } => out.push(since.metric()),
             Self::All(parts) | Self::Any(parts) => parts.iter().for_each(|p| p.metrics(out)),
         }

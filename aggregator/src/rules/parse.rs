@@ -47,6 +47,7 @@ struct RawRule {
 enum RawCondition {
     Threshold(Threshold),
     Change(Change),
+    Baseline(BaselineRaw),
     Inactivity(Inactivity),
     All(Of),
     Any(Of),
@@ -70,6 +71,28 @@ struct Change {
     at_most_pct: f64,
     #[serde(default = "one", deserialize_with = "finite")]
     min_base: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineRaw {
+    metric: String,
+    #[serde(default = "week")]
+    window: String,
+    #[serde(deserialize_with = "finite")]
+    at_most_pct: f64,
+    #[serde(default, deserialize_with = "finite_opt")]
+    at_least_pct: Option<f64>,
+    #[serde(default = "one", deserialize_with = "finite")]
+    min_baseline: f64,
+}
+
+fn week() -> String {
+    "7d".into()
+}
+
+fn finite_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    finite(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -206,7 +229,7 @@ fn condition(rule: &str, field: &str, v: Value) -> Result<Condition, AggregatorE
 /// content and lose the path, so the condition's own kind is deserialized again on its own.
 fn locate(rule: &str, field: &str, v: &Value) -> Option<AggregatorError> {
     let Some(t) = v.as_table() else { return Some(bad(rule, field, "must be a table with a kind")) };
-    let kinds = "expected threshold, change, inactivity, all or any";
+    let kinds = "expected threshold, change, baseline, inactivity, all or any";
     let mut rest = t.clone();
     let kind = match rest.remove("kind") {
         Some(Value::String(k)) => k,
@@ -217,6 +240,7 @@ fn locate(rule: &str, field: &str, v: &Value) -> Option<AggregatorError> {
     match kind.as_str() {
         "threshold" => typed::<Threshold>(rest, field).err().and_then(fail),
         "change" => typed::<Change>(rest, field).err().and_then(fail),
+        "baseline" => typed::<BaselineRaw>(rest, field).err().and_then(fail),
         "inactivity" => typed::<Inactivity>(rest, field).err().and_then(fail),
         "all" | "any" => {
             if let Err((f, reason)) = typed::<Of>(rest.clone(), field) {
@@ -268,6 +292,35 @@ fn resolve(rule: &str, field: &str, raw: RawCondition) -> Result<Condition, Aggr
                 min_base: c.min_base,
                 name: c.metric,
                 window: c.window,
+            })
+        }
+        RawCondition::Baseline(b) => {
+            let (m, w) = (&b.metric, &b.window);
+            let change = match w.as_str() {
+                "7d" => Metric::named(&format!("{m}_vs_baseline")),
+                "3d" => Metric::named(&format!("{m}_3d_vs_baseline")),
+                _ => return Err(bad(rule, &format!("{field}.window"), format!("{w:?}; expected 7d or 3d"))),
+            };
+            let (Some(change), Some(usual)) = (change, Metric::named(&format!("{m}_baseline"))) else {
+                return Err(bad(
+                    rule,
+                    &format!("{field}.metric"),
+                    format!(
+                        "no baseline for {m:?} over {w:?} (active_user_days 7d/3d; active_users, logins, features_used, records 7d)"
+                    ),
+                ));
+            };
+            if b.at_least_pct.is_some_and(|low| low >= b.at_most_pct) {
+                return Err(bad(rule, &format!("{field}.at_least_pct"), "must be below at_most_pct"));
+            }
+            Ok(Condition::Baseline {
+                usual,
+                change,
+                at_most_pct: b.at_most_pct,
+                at_least_pct: b.at_least_pct,
+                min_baseline: b.min_baseline,
+                name: b.metric,
+                window: b.window,
             })
         }
         RawCondition::Inactivity(i) => {

@@ -158,3 +158,47 @@ fn duration_with_multibyte_unit_is_a_config_error() {
     let nan = toml.replace("cooldown = \"7µ\"\n", "").replace("days = 7", "days = nan");
     assert!(err(&nan).contains("rule \"r1\": when.days: must be a number (not nan or inf)"), "{}", err(&nan));
 }
+
+#[test]
+fn a_baseline_condition_reads_the_gap_from_the_accounts_usual() {
+    let rules = parse_rules(
+        r#"
+[[rule]]
+id = "sliding"
+severity = "warning"
+when = { kind = "baseline", metric = "active_user_days", at_most_pct = -20, at_least_pct = -70, min_baseline = 10 }
+"#,
+    )
+    .unwrap();
+    let when = &rules[0].when;
+    let at = |usual: f64, change: f64| MetricsRow {
+        active_user_days_baseline: Some(usual),
+        active_user_days_vs_baseline: Some(change),
+        ..row()
+    };
+    let found = when.check(&at(70.0, -30.0)).expect("30 % below the usual");
+    assert_eq!(
+        found.reason,
+        "Active user-days 30 % below this account's usual over the last 7 days (49 vs a usual 70 a week)"
+    );
+    assert_eq!(found.metrics.get("active_user_days_vs_baseline"), Some(&-30.0));
+    assert!(when.check(&at(70.0, -15.0)).is_none(), "inside the usual wobble");
+    assert!(when.check(&at(70.0, -90.0)).is_none(), "a stop, not a slide: below at_least_pct");
+    assert!(when.check(&at(6.0, -50.0)).is_none(), "a tiny account: under min_baseline");
+    assert!(when.check(&row()).is_none(), "no baseline yet: never fires");
+    assert!(err(r#"[[rule]]
+id = "b"
+severity = "info"
+when = { kind = "baseline", metric = "seats", at_most_pct = -20 }"#)
+    .contains("when.metric: no baseline for \"seats\""));
+    assert!(err(r#"[[rule]]
+id = "b"
+severity = "info"
+when = { kind = "baseline", metric = "logins", window = "3d", at_most_pct = -20 }"#)
+    .contains("no baseline for \"logins\" over \"3d\""));
+    assert!(err(r#"[[rule]]
+id = "b"
+severity = "info"
+when = { kind = "baseline", metric = "logins", at_most_pct = -20, at_least_pct = -10 }"#)
+    .contains("when.at_least_pct: must be below at_most_pct"));
+}
