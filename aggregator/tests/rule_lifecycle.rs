@@ -25,7 +25,7 @@ const RULES: &str = r#"
 id = "quiet"
 description = "No login for a week"
 severity = "critical"
-for = 2
+for = "1d"
 cooldown = "15d"
 when = { kind = "inactivity", since = "login", days = 7 }
 
@@ -98,7 +98,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     let quiet = || vec!["quiet".to_owned()];
 
     assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not yet");
-    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = 2` holds it back");
+    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = \"1d\"` holds it back");
     assert_eq!(
         pass(&mut ev, "2026-03-09T18:00:00Z").await,
         (quiet(), vec![]),

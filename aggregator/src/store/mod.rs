@@ -1,5 +1,5 @@
 //! ClickHouse access — all of uptake's SQL: migrations and event inserts here, the evaluation's
-//! input queries in [`inputs`], alert history in [`alerts`] (docs/architecture.md#layers).
+//! input queries in [`inputs`], alert history and pending conditions in [`alerts`] (docs/architecture.md#layers).
 //!
 //! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
@@ -16,7 +16,7 @@ use crate::AggregatorError;
 mod alerts;
 mod inputs;
 
-pub use alerts::AlertRow;
+pub use alerts::{AlertRow, PendingRow};
 pub use inputs::InputQueries;
 
 /// One row of `events`.
