@@ -2,15 +2,16 @@
 //! resolve on one pass, given what each rule found (docs/architecture.md#alert-episodes).
 //!
 //! Alerts are edge-triggered: one `firing` record when an episode starts, one `resolved`
-//! record when it ends. A condition must hold `for` consecutive passes without an open episode
-//! to fire, and not within `cooldown` of the pair's last resolution. An episode's `alert_id` is
-//! chained from the pair's previous episode ([`Alert::episode_id`]), never from the time of the
-//! pass: a firing record re-sent after a failure carries the same id, so the notifier's ledger
-//! delivers it once.
+//! record when it ends. A condition must have held continuously for the rule's `for` (a
+//! duration, measured from the first pass it held: its *pending* start) to fire, and not within
+//! `cooldown` of the pair's last resolution. An episode's `alert_id` is chained from the pair's
+//! previous episode ([`Alert::episode_id`]), never from the time of the pass: a firing record
+//! re-sent after a failure carries the same id, so the notifier's ledger delivers it once.
 //!
-//! Deciding and committing are separate: [`Episodes::decide`] proposes the pass's records (and
-//! counts `for` streaks), [`Episodes::commit`] applies a record once it was published. A failed
-//! publish commits nothing, so the next pass proposes the same records with the same ids.
+//! Deciding and committing are separate: [`Episodes::decide`] proposes the pass's records and
+//! pending changes and changes nothing; [`Episodes::commit_pending`] applies the pending changes
+//! once they are stored, [`Episodes::commit`] a record once it was published. A failed publish
+//! commits no record, so the next pass proposes the same records with the same ids.
 
 use std::collections::HashMap;
 
@@ -40,13 +41,41 @@ pub struct EpisodeHistory {
     pub last_resolved: u32,
 }
 
+/// A pair's pending state: its rule's condition has held since `since` (seconds since the
+/// epoch), or — `cleared` — stopped holding. A pass proposes one when the condition starts or
+/// stops holding (only changes, so a stored row per change, not per pass); the recorded latest
+/// state of each pair is restored at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub account_id: String,
+    pub rule_id: String,
+    pub since: u32,
+    pub cleared: bool,
+}
+
+/// What the sink recorded, restored at start and after a rebalance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorded {
+    pub open: Vec<OpenEpisode>,
+    pub history: Vec<EpisodeHistory>,
+    /// The pairs whose condition holds (cleared ones are ignored).
+    pub pending: Vec<Pending>,
+}
+
+/// What one pass proposes for one pair: a record to publish, a pending change to store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub alert: Option<Alert>,
+    pub pending: Option<Pending>,
+}
+
 type Key = (String, String);
 
 /// The episode state of every (account, rule) pair this instance evaluates.
 #[derive(Debug, Default)]
 pub struct Episodes {
-    /// Consecutive passes each pair's condition held without an open episode (`for`).
-    streaks: HashMap<Key, u32>,
+    /// Since when each pair's condition has held, as stored (`for`).
+    pending: HashMap<Key, u32>,
     /// When each pair's last episode resolved (`cooldown`).
     last_resolved: HashMap<Key, u32>,
     /// Each pair's latest episode id: the next episode's id is chained from it.
@@ -56,10 +85,11 @@ pub struct Episodes {
 }
 
 impl Episodes {
-    /// Replaces the recorded state (open episodes, last ids, last resolutions) with what the
-    /// `alerts` table holds — after a start or a rebalance. `for` streaks are kept: they count
-    /// this instance's own passes.
-    pub fn restore(&mut self, open: Vec<OpenEpisode>, history: Vec<EpisodeHistory>) {
+    /// Replaces the whole state with what the sink recorded — after a start or a rebalance.
+    /// The pending starts are replaced too: this instance's own are stored before they are
+    /// applied ([`Self::commit_pending`]), so the recorded ones include them.
+    pub fn restore(&mut self, recorded: Recorded) {
+        let Recorded { open, history, pending } = recorded;
         self.open = open.into_iter().map(|e| ((e.account_id.clone(), e.rule_id.clone()), e)).collect();
         self.last_resolved = history
             .iter()
@@ -67,6 +97,8 @@ impl Episodes {
             .map(|h| ((h.account_id.clone(), h.rule_id.clone()), h.last_resolved))
             .collect();
         self.last_episode = history.into_iter().map(|h| ((h.account_id, h.rule_id), h.last_alert_id)).collect();
+        self.pending =
+            pending.into_iter().filter(|p| !p.cleared).map(|p| ((p.account_id, p.rule_id), p.since)).collect();
     }
 
     /// Open episodes.
@@ -74,38 +106,57 @@ impl Episodes {
         self.open.len()
     }
 
-    /// The record `rule` calls for on `m`'s account at `now`, given what its condition found
-    /// (`None`: it does not hold, or the rule does not apply). Counts `for` streaks.
-    pub fn decide(
-        &mut self,
-        rule: &Rule,
-        m: &MetricsRow,
-        finding: Option<Finding>,
-        now: DateTime<Utc>,
-    ) -> Option<Alert> {
+    /// Pairs whose condition holds (with or without an open episode).
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What `rule` calls for on `m`'s account at `now`, given what its condition found (`None`:
+    /// it does not hold, or the rule does not apply). Changes nothing: see [`Self::commit`] and
+    /// [`Self::commit_pending`].
+    pub fn decide(&self, rule: &Rule, m: &MetricsRow, finding: Option<Finding>, now: DateTime<Utc>) -> Decision {
         let key = (m.account_id.clone(), rule.id.clone());
-        match (finding, self.open.get(&key)) {
-            (Some(finding), None) => {
-                let streak = self.streaks.entry(key.clone()).or_default();
-                *streak += 1;
+        let held_since = self.pending.get(&key).copied();
+        let change = |since: u32, cleared: bool| Pending {
+            account_id: m.account_id.clone(),
+            rule_id: rule.id.clone(),
+            since,
+            cleared,
+        };
+        match finding {
+            Some(finding) => {
+                let since = held_since.unwrap_or_else(|| to_datetime(now));
+                let pending = held_since.is_none().then(|| change(since, false));
+                let held = now.timestamp() - since as i64;
                 let cooling = self
                     .last_resolved
                     .get(&key)
                     .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
-                if *streak >= rule.for_evaluations && !cooling {
+                let due = held >= rule.for_duration.as_secs() as i64 && !cooling;
+                let alert = (due && !self.open.contains_key(&key)).then(|| {
                     let previous = self.last_episode.get(&key).map(String::as_str);
-                    return Some(firing(rule, m, finding, previous, now));
-                }
-                None
+                    firing(rule, m, finding, previous, now)
+                });
+                Decision { alert, pending }
             }
-            (Some(_), Some(_)) => None,
-            (None, open) => {
-                let record = match (open, rule.auto_resolve) {
+            None => {
+                let alert = match (self.open.get(&key), rule.auto_resolve) {
                     (Some(episode), true) => Some(resolved(rule, m, episode, now)),
                     _ => None,
                 };
-                self.streaks.remove(&key);
-                record
+                Decision { alert, pending: held_since.map(|since| change(since, true)) }
+            }
+        }
+    }
+
+    /// Applies pending changes [`Self::decide`] proposed, once they are stored.
+    pub fn commit_pending(&mut self, changes: &[Pending]) {
+        for p in changes {
+            let key = (p.account_id.clone(), p.rule_id.clone());
+            if p.cleared {
+                self.pending.remove(&key);
+            } else {
+                self.pending.insert(key, p.since);
             }
         }
     }
@@ -115,7 +166,6 @@ impl Episodes {
         let key = (alert.account_id.clone(), alert.rule_id.clone());
         match alert.status {
             AlertStatus::Firing => {
-                self.streaks.remove(&key);
                 self.last_episode.insert(key.clone(), alert.alert_id.clone());
                 let episode = OpenEpisode {
                     alert_id: alert.alert_id.clone(),
@@ -182,7 +232,7 @@ mod tests {
 id = "quiet"
 description = "No login for a week"
 severity = "critical"
-for = 2
+for = "3d"
 cooldown = "15d"
 when = { kind = "inactivity", since = "login", days = 7 }
 
@@ -210,40 +260,77 @@ when = { kind = "inactivity", since = "login", days = 7 }
         }
     }
 
-    /// One pass of `rule` at `at`: decide, then commit what was proposed (a successful publish).
-    fn pass(e: &mut Episodes, rule: &Rule, days: u32, at: &str) -> Option<Alert> {
+    /// What `rule` decides on an account `days` without a login, at `at` (nothing committed).
+    fn decide(e: &Episodes, rule: &Rule, days: u32, at: &str) -> Decision {
         let m = row(days);
-        let finding = rule.when.check(&m);
-        let alert = e.decide(rule, &m, finding, t(at));
-        if let Some(a) = &alert {
+        e.decide(rule, &m, rule.when.check(&m), t(at))
+    }
+
+    /// One successful pass of `rule` at `at`: decide, then commit what was proposed (the pending
+    /// change stored, the record published).
+    fn pass(e: &mut Episodes, rule: &Rule, days: u32, at: &str) -> Option<Alert> {
+        let d = decide(e, rule, days, at);
+        e.commit_pending(d.pending.as_slice());
+        if let Some(a) = &d.alert {
             e.commit(a, t(at));
         }
-        alert
+        d.alert
     }
 
     fn status(a: Option<Alert>) -> Option<AlertStatus> {
         a.map(|a| a.status)
     }
 
+    fn pending(since: &str, cleared: bool) -> Pending {
+        Pending { account_id: "quiet-co".into(), rule_id: "quiet".into(), since: to_datetime(t(since)), cleared }
+    }
+
     #[test]
-    fn for_holds_the_first_passes_back() {
+    fn for_fires_exactly_when_the_condition_held_that_long() {
         let quiet = &rules()[0];
         let mut e = Episodes::default();
-        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None, "first pass of `for = 2`");
-        let fired = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
-        assert_eq!((fired.status, fired.reason.as_str()), (AlertStatus::Firing, "No login for 8 days"));
-        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T18:00:00Z")), None, "same episode: no second firing");
+        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None, "held since now");
+        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T18:00:00Z")), None, "held 2 days");
+        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T17:59:59Z")), None, "a second short of 3 days");
+        let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
+        assert_eq!((fired.status, fired.reason.as_str()), (AlertStatus::Firing, "No login for 10 days"));
+        assert_eq!(fired.fired_at, t("2026-03-11T18:00:00Z"));
+        assert_eq!(status(pass(&mut e, quiet, 11, "2026-03-12T18:00:00Z")), None, "same episode: no second firing");
         assert_eq!(e.open_count(), 1);
     }
 
     #[test]
-    fn a_clear_pass_breaks_the_streak() {
+    fn only_changes_of_the_pending_state_are_proposed() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        let first = decide(&e, quiet, 7, "2026-03-08T18:00:00Z");
+        assert_eq!(first.pending, Some(pending("2026-03-08T18:00:00Z", false)), "starts holding");
+        e.commit_pending(first.pending.as_slice());
+        assert_eq!(decide(&e, quiet, 8, "2026-03-09T18:00:00Z").pending, None, "still holding: nothing to store");
+        let clear = decide(&e, quiet, 0, "2026-03-10T18:00:00Z");
+        assert_eq!(clear.pending, Some(pending("2026-03-08T18:00:00Z", true)), "stops holding");
+        e.commit_pending(clear.pending.as_slice());
+        assert_eq!(e.pending_count(), 0);
+        assert_eq!(decide(&e, quiet, 0, "2026-03-11T18:00:00Z"), Decision::default(), "still clear: nothing");
+    }
+
+    #[test]
+    fn a_clear_pass_restarts_the_clock() {
         let quiet = &rules()[0];
         let mut e = Episodes::default();
         assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None);
-        assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-09T18:00:00Z")), None, "a login");
-        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-16T18:00:00Z")), None, "the streak starts again");
-        assert_eq!(status(pass(&mut e, quiet, 8, "2026-03-17T18:00:00Z")), Some(AlertStatus::Firing));
+        assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-10T18:00:00Z")), None, "a login");
+        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-17T18:00:00Z")), None, "holds again: the clock restarts");
+        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-19T18:00:00Z")), None, "9 days since 03-08, 2 held");
+        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-20T18:00:00Z")), Some(AlertStatus::Firing));
+    }
+
+    #[test]
+    fn without_for_a_rule_fires_on_the_first_pass_it_holds() {
+        let sticky = &rules()[1];
+        let mut e = Episodes::default();
+        assert_eq!(status(pass(&mut e, sticky, 6, "2026-03-08T18:00:00Z")), None);
+        assert_eq!(status(pass(&mut e, sticky, 7, "2026-03-09T18:00:00Z")), Some(AlertStatus::Firing));
     }
 
     #[test]
@@ -252,7 +339,7 @@ when = { kind = "inactivity", since = "login", days = 7 }
         let (quiet, sticky) = (&rules[0], &rules[1]);
         let mut e = Episodes::default();
         pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        let fired = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
+        let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
         let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
         assert_eq!(resolved.status, AlertStatus::Resolved);
         assert_eq!(resolved.alert_id, fired.alert_id, "firing and resolved share the episode id");
@@ -270,13 +357,13 @@ when = { kind = "inactivity", since = "login", days = 7 }
         let quiet = &rules()[0];
         let mut e = Episodes::default();
         pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        let first = pass(&mut e, quiet, 8, "2026-03-09T18:00:00Z").unwrap();
+        let first = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
         pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
         for (days, at) in [(8, "2026-03-20T18:00:00Z"), (9, "2026-03-21T18:00:00Z"), (14, "2026-03-26T18:00:00Z")] {
             assert_eq!(status(pass(&mut e, quiet, days, at)), None, "{at}: inside the 15-day cooldown");
         }
         let second = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
-        assert_eq!(second.status, AlertStatus::Firing, "past the cooldown (resolved 03-12 18:00 + 15 d)");
+        assert_eq!(second.status, AlertStatus::Firing, "past the cooldown (resolved 03-12 18:00 + 15 d), held 8 d");
         assert_ne!(second.alert_id, first.alert_id, "a new episode, a new id");
         assert_eq!(
             second.alert_id,
@@ -286,16 +373,31 @@ when = { kind = "inactivity", since = "login", days = 7 }
     }
 
     #[test]
-    fn an_unpublished_firing_is_proposed_again_with_the_same_id() {
+    fn an_uncommitted_pass_changes_nothing() {
         let quiet = &rules()[0];
         let mut e = Episodes::default();
+        // Storing the pending start failed: the pass did not happen, the clock starts later.
+        let lost = decide(&e, quiet, 7, "2026-03-07T18:00:00Z");
+        assert_eq!(lost.pending, Some(pending("2026-03-07T18:00:00Z", false)));
         pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        let m = row(8);
-        // Publishing failed: nothing committed.
-        let first = e.decide(quiet, &m, quiet.when.check(&m), t("2026-03-09T18:00:00Z")).unwrap();
-        let again = e.decide(quiet, &m, quiet.when.check(&m), t("2026-03-09T18:00:30Z")).unwrap();
+        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-10T18:00:00Z")), None, "held 2 days, not 3");
+        // Publishing failed: nothing committed, the same record is proposed again.
+        let first = decide(&e, quiet, 10, "2026-03-11T18:00:00Z").alert.unwrap();
+        let again = decide(&e, quiet, 10, "2026-03-11T18:00:30Z").alert.unwrap();
         assert_eq!(again.alert_id, first.alert_id);
         assert_eq!(e.open_count(), 0);
+    }
+
+    #[test]
+    fn a_restored_pending_start_is_honoured() {
+        let quiet = &rules()[0];
+        let mut e = Episodes::default();
+        let other = Pending { rule_id: "sticky".into(), ..pending("2026-03-01T18:00:00Z", true) };
+        e.restore(Recorded { pending: vec![pending("2026-03-08T18:00:00Z", false), other], ..Default::default() });
+        assert_eq!(e.pending_count(), 1, "a cleared pair is not pending");
+        let d = decide(&e, quiet, 10, "2026-03-11T17:59:59Z");
+        assert_eq!(d, Decision::default(), "not yet, and the start is already stored");
+        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z")), Some(AlertStatus::Firing), "since + 3 d");
     }
 
     #[test]
@@ -314,13 +416,14 @@ when = { kind = "inactivity", since = "login", days = 7 }
             last_alert_id: "a1".into(),
             last_resolved: 0,
         };
-        e.restore(vec![open], vec![history]);
+        let held = pending("2026-03-06T18:00:00Z", false);
+        e.restore(Recorded { open: vec![open], history: vec![history], pending: vec![held] });
         assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-11T18:00:00Z")), None, "a restart does not re-fire");
         let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
         assert_eq!((resolved.alert_id.as_str(), resolved.fired_at), ("a1", t("2026-03-09T18:00:00Z")));
         // After the cooldown, the next episode is chained from the restored one.
-        pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z");
-        let next = pass(&mut e, quiet, 17, "2026-03-29T18:00:00Z").unwrap();
+        pass(&mut e, quiet, 13, "2026-03-25T18:00:00Z");
+        let next = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
         assert_eq!(next.alert_id, Alert::episode_id("quiet-co", "quiet", Some("a1")));
     }
 }

@@ -2,9 +2,10 @@
 //! hands them to its [`AlertSink`], runs the rules through the episode state machine
 //! ([`Episodes`]) and publishes the alert state changes.
 //!
-//! Open episodes are read back from the sink (the `alerts` table) at start and after every
-//! rebalance, so a restart or a partition moving to another instance neither re-fires an open
-//! episode nor forgets it. Only the accounts of the partitions this instance consumes are
+//! Open episodes and pending conditions are read back from the sink (the `alerts` and
+//! `alert_pending` tables) at start and after every rebalance, so a restart or a partition
+//! moving to another instance neither re-fires an open episode, forgets it, nor restarts the
+//! clock of a rule's `for`. Only the accounts of the partitions this instance consumes are
 //! evaluated ([`Ownership`]), so two instances in one consumer group never compute or alert on
 //! the same account. A row that failed to store after its record was published is kept and
 //! stored before the next pass ([`Evaluator::record_unrecorded`]) instead of publishing the
@@ -34,6 +35,8 @@ pub struct PassReport {
     pub accounts: usize,
     pub fired: Vec<Alert>,
     pub resolved: Vec<Alert>,
+    /// Conditions that started or stopped holding (rows stored in `alert_pending`).
+    pub pending_changes: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
     pub timings: PassTimings,
 }
@@ -47,7 +50,8 @@ pub struct PassTimings {
     pub compute: Duration,
     /// The `account_metrics` insert.
     pub insert: Duration,
-    /// Every rule over every account, and publishing and recording the pass's alerts.
+    /// Every rule over every account, storing the pass's pending changes, and publishing and
+    /// recording its alerts.
     pub rules: Duration,
 }
 
@@ -123,8 +127,8 @@ impl<S: AlertSink> Evaluator<S> {
         if self.loaded_for == Some(generation) {
             return Ok(());
         }
-        let (open, history) = self.sink.recorded_episodes().await?;
-        self.episodes.restore(open, history);
+        let recorded = self.sink.recorded_episodes().await?;
+        self.episodes.restore(recorded);
         self.loaded_for = Some(generation);
         Ok(())
     }
@@ -215,25 +219,34 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(report)
     }
 
-    /// Runs every rule over every account through the episode state machine. The pass's alerts
-    /// are published together and only then change the episodes, so a failed publish changes
-    /// nothing and the next pass tries again (with the same ids). Once published they change
-    /// the state even if their rows fail to store: those are kept for the next pass
-    /// ([`Self::record_unrecorded`]).
+    /// Runs every rule over every account through the episode state machine. The pass's pending
+    /// changes (conditions that started or stopped holding) are stored first and only then
+    /// applied: they are what the pass observed, whatever becomes of its alerts, and an instance
+    /// never holds a start the table lacks, so a restart neither restarts a clock nor fires
+    /// early. If storing them fails the pass changes nothing (the clock starts on the next pass
+    /// that stores it). The pass's alerts are then published together and only then change the
+    /// episodes, so a failed publish changes no episode and the next pass tries again (with the
+    /// same ids). Once published they change the state even if their rows fail to store: those
+    /// are kept for the next pass ([`Self::record_unrecorded`]).
     async fn apply_rules(
         &mut self,
         rows: &[MetricsRow],
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), AggregatorError> {
-        let mut alerts = Vec::new();
+        let (mut alerts, mut pending) = (Vec::new(), Vec::new());
         for m in rows {
             for rule in self.rules.rules() {
                 let finding = if rule.applies(m) { rule.when.check(m) } else { None };
-                alerts.extend(self.episodes.decide(rule, m, finding, now));
+                let decision = self.episodes.decide(rule, m, finding, now);
+                alerts.extend(decision.alert);
+                pending.extend(decision.pending);
             }
         }
         let records = alerts.iter().map(|a| AlertRow::new(a, now)).collect::<Result<Vec<_>, _>>()?;
+        self.sink.record_pending(&pending, now).await?;
+        self.episodes.commit_pending(&pending);
+        report.pending_changes = pending.len();
         self.sink.publish(&alerts).await?;
         for alert in alerts {
             self.episodes.commit(&alert, now);

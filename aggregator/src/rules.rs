@@ -8,7 +8,7 @@
 //! severity = "warning"                  # info | warning | critical
 //! stages = ["growth", "renewal"]        # default: every stage
 //! min_account_age_days = 30             # default 0 (age from contract_start)
-//! for = 2                               # consecutive evaluations it must hold; default 1
+//! for = "3d"                            # how long it must hold before firing; default: at once
 //! cooldown = "7d"                       # no new episode within this after one resolved
 //! auto_resolve = true                   # default true
 //! when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
@@ -135,7 +135,9 @@ pub struct Rule {
     /// Empty: every stage.
     pub stages: Vec<Stage>,
     pub min_account_age_days: u32,
-    pub for_evaluations: u32,
+    /// How long the condition must have held continuously before an episode fires (`for`);
+    /// zero: on the first pass it holds.
+    pub for_duration: Duration,
     pub cooldown: Duration,
     pub auto_resolve: bool,
     pub when: Condition,

@@ -1,29 +1,36 @@
 //! Where an evaluation pass's output goes (docs/architecture.md#alert-sink): its metrics rows,
-//! its alert records (published, then recorded), and the recorded episode state it starts from.
-//! Production publishes to Kafka and records in ClickHouse ([`LiveSink`]); a backtest or a unit
-//! test collects what it would have sent ([`CollectingSink`]) and starts from no episodes.
+//! its pending changes (since when each rule's condition holds), its alert records (published,
+//! then recorded), and the recorded state it starts from. Production publishes to Kafka and
+//! records in ClickHouse ([`LiveSink`]); a backtest or a unit test collects what it would have
+//! sent ([`CollectingSink`]) and starts from nothing recorded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::Alert;
 
-use crate::episode::{EpisodeHistory, OpenEpisode};
+use crate::episode::{Pending, Recorded};
 use crate::metrics::Metrics;
 use crate::model::MetricsRow;
-use crate::store::{history_day, AlertRow, Store};
+use crate::store::{history_day, AlertRow, PendingRow, Store};
 use crate::AggregatorError;
 
 /// The evaluator's output.
 pub trait AlertSink: Send + Sync + 'static {
-    /// The recorded open episodes and episode history, read at start and after a rebalance.
-    fn recorded_episodes(
+    /// The recorded open episodes, episode history and pending conditions, read at start and
+    /// after a rebalance.
+    fn recorded_episodes(&self) -> impl Future<Output = Result<Recorded, AggregatorError>> + Send;
+
+    /// Stores a pass's pending changes (recorded at `now`), before they change the episodes.
+    fn record_pending(
         &self,
-    ) -> impl Future<Output = Result<(Vec<OpenEpisode>, Vec<EpisodeHistory>), AggregatorError>> + Send;
+        changes: &[Pending],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 
     /// Each account's health score on `day`, as this sink recorded it (the daily health history).
     fn health_on(&self, day: NaiveDate) -> impl Future<Output = Result<HashMap<String, f64>, AggregatorError>> + Send;
@@ -53,8 +60,20 @@ impl LiveSink {
 }
 
 impl AlertSink for LiveSink {
-    async fn recorded_episodes(&self) -> Result<(Vec<OpenEpisode>, Vec<EpisodeHistory>), AggregatorError> {
-        Ok((self.store.open_episodes().await?, self.store.episode_history().await?))
+    async fn recorded_episodes(&self) -> Result<Recorded, AggregatorError> {
+        Ok(Recorded {
+            open: self.store.open_episodes().await?,
+            history: self.store.episode_history().await?,
+            pending: self.store.pending().await?,
+        })
+    }
+
+    async fn record_pending(&self, changes: &[Pending], now: DateTime<Utc>) -> Result<(), AggregatorError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<PendingRow> = changes.iter().map(|c| PendingRow::new(c, now)).collect();
+        self.store.insert_rows("alert_pending", &rows).await
     }
 
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
@@ -102,7 +121,8 @@ impl AlertSink for LiveSink {
     }
 }
 
-/// Keeps what it is given and starts from no recorded episodes: backtests and unit tests.
+/// Keeps the alert records it is given and starts from nothing recorded: backtests and unit
+/// tests. Pending changes live only in the evaluator's memory.
 #[derive(Debug, Default)]
 pub struct CollectingSink {
     published: Mutex<Vec<Alert>>,
@@ -122,8 +142,12 @@ impl CollectingSink {
 }
 
 impl AlertSink for CollectingSink {
-    async fn recorded_episodes(&self) -> Result<(Vec<OpenEpisode>, Vec<EpisodeHistory>), AggregatorError> {
-        Ok((Vec::new(), Vec::new()))
+    async fn recorded_episodes(&self) -> Result<Recorded, AggregatorError> {
+        Ok(Recorded::default())
+    }
+
+    async fn record_pending(&self, _changes: &[Pending], _now: DateTime<Utc>) -> Result<(), AggregatorError> {
+        Ok(())
     }
 
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {

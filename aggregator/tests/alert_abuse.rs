@@ -109,19 +109,13 @@ fn evaluator(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
 
-/// Runs SQL that returns nothing (DDL) on ClickHouse directly, not through the code under test.
-async fn execute(stack: &Stack, sql: &str) {
-    let resp = reqwest::Client::new().post(&stack.clickhouse).body(sql.to_owned()).send().await.unwrap();
-    assert!(resp.status().is_success(), "{sql}: {}", resp.text().await.unwrap());
-}
-
 /// One pass at `at` whose `alerts` INSERT fails: the table is away for exactly that pass (the
 /// evaluator read it when it loaded the open episodes, in an earlier pass).
 async fn pass_with_failing_alerts_insert(stack: &Stack, ev: &mut Evaluator, at: &str) {
     let db = stack.database();
-    execute(stack, &format!("RENAME TABLE {db}.alerts TO {db}.alerts_away")).await;
+    stack.execute(&format!("RENAME TABLE {db}.alerts TO {db}.alerts_away")).await;
     let result = ev.evaluate(t(at)).await;
-    execute(stack, &format!("RENAME TABLE {db}.alerts_away TO {db}.alerts")).await;
+    stack.execute(&format!("RENAME TABLE {db}.alerts_away TO {db}.alerts")).await;
     let err = result.expect_err("the alerts INSERT was to fail").to_string();
     assert!(err.contains("alerts"), "failed for another reason: {err}");
 }

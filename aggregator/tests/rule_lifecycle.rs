@@ -1,7 +1,9 @@
 //! The alert lifecycle at injected times against the real ClickHouse and broker: inactivity
-//! fires with no traffic, only after `for` passes; one firing record per episode; a restart in
-//! the middle of an episode does not re-fire; it resolves when the condition clears; `cooldown`
-//! holds the next episode back; a rule for another lifecycle stage stays silent.
+//! fires with no traffic, only once it held for `for`; one firing record per episode; a restart
+//! in the middle of an episode does not re-fire; it resolves when the condition clears;
+//! `cooldown` holds the next episode back; a rule for another lifecycle stage stays silent.
+//! `for` is measured from the stored pending start across restarts: an episode fires at
+//! since + `for`, not later, not earlier, and a pass that failed to store the start did not count.
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
@@ -25,7 +27,7 @@ const RULES: &str = r#"
 id = "quiet"
 description = "No login for a week"
 severity = "critical"
-for = 2
+for = "1d"
 cooldown = "15d"
 when = { kind = "inactivity", since = "login", days = 7 }
 
@@ -34,6 +36,15 @@ id = "renewal_only"
 severity = "info"
 stages = ["renewal"]
 when = { kind = "threshold", metric = "open_tickets", op = ">=", value = 0 }
+"#;
+
+const HELD_RULES: &str = r#"
+[[rule]]
+id = "quiet3"
+description = "No login for a week, for three days"
+severity = "critical"
+for = "3d"
+when = { kind = "inactivity", since = "login", days = 7 }
 "#;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -74,6 +85,33 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, 
     (cfg, store, alerts_topic)
 }
 
+/// A live evaluator of partition 0 on `store` with `cfg`'s rules: a fresh one is a restart.
+fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
+    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
+}
+
+/// (rule_id, status) of every record on the alerts topic.
+async fn statuses(stack: &Stack, topic: &str) -> Vec<(String, String)> {
+    let records = stack.read_topic(topic, Duration::from_secs(5)).await;
+    records
+        .iter()
+        .map(|(_, a)| (a["rule_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// (since, cleared) of every `alert_pending` row, in the order recorded: what a restart reads.
+async fn pending_rows(stack: &Stack) -> Vec<(DateTime<Utc>, u64)> {
+    let sql = format!(
+        "SELECT toUInt32(since) AS since, cleared FROM {}.alert_pending ORDER BY recorded_at, cleared",
+        stack.database()
+    );
+    let rows = stack.query(&sql).await;
+    let at = |r: &serde_json::Value| DateTime::from_timestamp(r["since"].as_i64().unwrap(), 0).unwrap();
+    rows.iter().map(|r| (at(r), r["cleared"].as_u64().unwrap())).collect()
+}
+
 /// The rule ids one evaluation pass at `at` fired and resolved.
 async fn pass(ev: &mut Evaluator, at: &str) -> (Vec<String>, Vec<String>) {
     let r = ev.evaluate(t(at)).await.unwrap();
@@ -88,17 +126,12 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let evaluator = |cfg: &AggregatorConfig| {
-        let metrics = Arc::new(aggregator::metrics::Metrics::new());
-        let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-        Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
-    };
-    let mut ev = evaluator(&cfg);
+    let mut ev = live(&cfg, &store, &producer);
     let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
     let quiet = || vec!["quiet".to_owned()];
 
     assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not yet");
-    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = 2` holds it back");
+    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "7 days, first pass: `for = \"1d\"` holds it back");
     assert_eq!(
         pass(&mut ev, "2026-03-09T18:00:00Z").await,
         (quiet(), vec![]),
@@ -107,7 +140,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     assert_eq!(pass(&mut ev, "2026-03-10T18:00:00Z").await, none, "same episode: no second firing");
 
     // A restart in the middle of the episode: the open episode is read back, not re-fired.
-    let mut ev2 = evaluator(&cfg);
+    let mut ev2 = live(&cfg, &store, &producer);
     let r = ev2.evaluate(t("2026-03-11T18:00:00Z")).await.unwrap();
     assert!(r.fired.is_empty(), "restart re-fired: {:?}", r.fired);
 
@@ -128,11 +161,8 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     assert_eq!(r.fired[0].reason, "No login for 16 days");
 
     // What CSMs received: exactly firing, resolved, firing — and nothing from the renewal-only rule.
+    let seq = statuses(&stack, &alerts_topic).await;
     let records = stack.read_topic(&alerts_topic, Duration::from_secs(5)).await;
-    let seq: Vec<(String, String)> = records
-        .iter()
-        .map(|(_, a)| (a["rule_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
-        .collect();
     let want: Vec<(String, String)> = [("quiet", "firing"), ("quiet", "resolved"), ("quiet", "firing")]
         .iter()
         .map(|(r, s)| (r.to_string(), s.to_string()))
@@ -141,6 +171,55 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     assert_eq!(records[0].1["alert_id"], records[1].1["alert_id"], "firing and resolved share the episode id");
     assert_ne!(records[0].1["alert_id"], records[2].1["alert_id"], "a new episode, a new id");
     assert_eq!(records[0].1["severity"], "critical");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn for_is_measured_from_the_stored_start_across_restarts() {
+    let stack = Stack::from_env("held");
+    let (cfg, store, alerts_topic) = setup(&stack, Some(HELD_RULES)).await;
+    store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
+    let quiet3 = || vec!["quiet3".to_owned()];
+    let db = stack.database();
+
+    let mut ev = live(&cfg, &store, &producer);
+    assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not holding");
+    // The condition holds, but storing its start fails: the pass changes nothing.
+    stack.execute(&format!("RENAME TABLE {db}.alert_pending TO {db}.alert_pending_away")).await;
+    let failed = ev.evaluate(t("2026-03-08T15:00:00Z")).await;
+    stack.execute(&format!("RENAME TABLE {db}.alert_pending_away TO {db}.alert_pending")).await;
+    let err = failed.expect_err("the alert_pending INSERT was to fail").to_string();
+    assert!(err.contains("alert_pending"), "failed for another reason: {err}");
+    assert_eq!(pass(&mut ev, "2026-03-08T18:00:00Z").await, none, "holds: the clock starts now");
+    assert_eq!(pass(&mut ev, "2026-03-09T18:00:00Z").await, none, "held a day");
+    assert_eq!(pending_rows(&stack).await, [(t("2026-03-08T18:00:00Z"), 0)], "a row per change, not per pass");
+    drop(ev);
+
+    // A restart: the start is read back — the clock neither restarts nor started at the failed pass.
+    let mut ev = live(&cfg, &store, &producer);
+    assert_eq!(pass(&mut ev, "2026-03-11T17:59:59Z").await, none, "a second before since + 3 d");
+    assert_eq!(pass(&mut ev, "2026-03-11T18:00:00Z").await, (quiet3(), vec![]), "at since + 3 d");
+    drop(ev);
+
+    // A login: the condition clears, the episode resolves, the clear is stored.
+    store.insert_rows("events", &[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
+    let mut ev = live(&cfg, &store, &producer);
+    assert_eq!(pass(&mut ev, "2026-03-12T18:00:00Z").await, (vec![], quiet3()));
+    assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-08T18:00:00Z"), 1)), "cleared");
+    drop(ev);
+
+    // After a restart the cleared start is not read back: holding again starts a new clock.
+    let mut ev = live(&cfg, &store, &producer);
+    assert_eq!(pass(&mut ev, "2026-03-20T18:00:00Z").await, none, "8 days without a login, held since now");
+    drop(ev);
+    let mut ev = live(&cfg, &store, &producer);
+    assert_eq!(pass(&mut ev, "2026-03-23T17:59:59Z").await, none);
+    assert_eq!(pass(&mut ev, "2026-03-23T18:00:00Z").await, (quiet3(), vec![]));
+
+    let s = |st: &str| ("quiet3".to_owned(), st.to_owned());
+    assert_eq!(statuses(&stack, &alerts_topic).await, [s("firing"), s("resolved"), s("firing")]);
 }
 
 #[tokio::test]

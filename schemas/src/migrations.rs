@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "account_metrics_v2", sql: include_str!("../sql/005_account_metrics_v2.sql") },
     Migration { version: 6, name: "notifications", sql: include_str!("../sql/006_notifications.sql") },
     Migration { version: 7, name: "account_daily_utc", sql: include_str!("../sql/007_account_daily_utc.sql") },
+    Migration { version: 10, name: "alert_pending", sql: include_str!("../sql/010_alert_pending.sql") },
     Migration {
         version: 11,
         name: "baselines_health_history",

@@ -76,6 +76,13 @@ impl Stack {
         body.lines().map(|l| serde_json::from_str(l).map_err(|e| format!("not a JSON row: {e}"))).collect()
     }
 
+    /// Runs SQL that returns nothing (DDL, e.g. renaming a table away to make one step fail) on
+    /// ClickHouse directly, not through the code under test.
+    pub async fn execute(&self, sql: &str) {
+        let resp = reqwest::Client::new().post(&self.clickhouse).body(sql.to_owned()).send().await.unwrap();
+        assert!(resp.status().is_success(), "{sql}: {}", resp.text().await.unwrap());
+    }
+
     /// Polls `sql` until it returns `want` rows' worth of `count()` or `timeout` passes. A failing
     /// query counts as 0: the service under test may not have created its tables yet.
     pub async fn wait_for_count(&self, sql: &str, want: u64, timeout: Duration) -> u64 {

@@ -32,7 +32,7 @@ struct RawRule {
     #[serde(default)]
     min_account_age_days: u32,
     #[serde(default, rename = "for")]
-    for_evaluations: Option<u32>,
+    for_duration: Option<ForDuration>,
     #[serde(default)]
     cooldown: Option<HumanDuration>,
     #[serde(default)]
@@ -126,6 +126,28 @@ fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Stage>, D::Error> {
     Vec::<String>::deserialize(d)?.into_iter().map(|s| Stage::try_from(s).map_err(serde::de::Error::custom)).collect()
 }
 
+/// `for`: a duration like `cooldown`. It used to be a count of evaluations; a number is refused
+/// with what changed rather than read as seconds or passes (docs/architecture.md#alert-episodes).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "Value")]
+struct ForDuration(Duration);
+
+impl TryFrom<Value> for ForDuration {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Self, String> {
+        match v {
+            Value::String(s) => HumanDuration::try_from(s).map(|d| Self(d.0)),
+            Value::Integer(_) | Value::Float(_) => {
+                Err("a number is no longer accepted: `for` is a duration such as \"3d\" \
+                 (it used to count evaluations, which depended on evaluation_interval)"
+                    .to_owned())
+            }
+            other => Err(format!("{other} is not a duration like 30m, 12h or 3d")),
+        }
+    }
+}
+
 /// `30m`, `12h`, `7d` in a rule file.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
@@ -197,17 +219,13 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
         if rules.iter().any(|x| x.id == r.id) {
             return Err(bad(&r.id, "id", "is used by another rule"));
         }
-        let for_evaluations = r.for_evaluations.unwrap_or(1);
-        if for_evaluations == 0 {
-            return Err(bad(&r.id, "for", "must be at least 1"));
-        }
         let when = condition(&r.id, "when", r.when)?;
         rules.push(Rule {
             description: r.description,
             severity: r.severity,
             stages: r.stages,
             min_account_age_days: r.min_account_age_days,
-            for_evaluations,
+            for_duration: r.for_duration.map_or(Duration::ZERO, |f| f.0),
             cooldown: r.cooldown.map_or(Duration::ZERO, |c| c.0),
             auto_resolve: r.auto_resolve.unwrap_or(true),
             when,

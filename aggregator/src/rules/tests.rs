@@ -26,8 +26,8 @@ fn the_shipped_rules_parse() {
     );
     let onboarding = &rules[2];
     assert_eq!(
-        (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_evaluations),
-        ([Stage::Onboarding].as_slice(), 21, 2)
+        (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_duration),
+        ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
     assert_eq!(rules[3].cooldown, Duration::from_secs(7 * 86_400));
     assert!(matches!(rules[4].when, Condition::All(ref p) if p.len() == 2));
@@ -68,7 +68,13 @@ fn every_mistake_names_the_rule_and_the_field() {
         ),
         (rule(t, "stages = [\"trial\"]"), "rule \"r1\": stages: unknown stage \"trial\""),
         (rule(t, "cooldown = \"1 week\""), "rule \"r1\": cooldown"),
-        (rule(t, "for = 0"), "rule \"r1\": for: must be at least 1"),
+        (
+            rule(t, "for = 2"),
+            "rule \"r1\": for: a number is no longer accepted: `for` is a duration such as \"3d\" \
+             (it used to count evaluations, which depended on evaluation_interval)",
+        ),
+        (rule(t, "for = \"2 days\""), "rule \"r1\": for: \"2 days\" is not a duration like 30m, 12h or 7d"),
+        (rule(t, "for = true"), "rule \"r1\": for: true is not a duration"),
     ];
     for (toml, want) in cases {
         let e = err(&toml);

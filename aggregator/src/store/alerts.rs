@@ -1,5 +1,6 @@
-//! Alert history: the `alerts` rows the evaluator records, and the episode state read back
-//! from them at start and after a rebalance.
+//! Alert history: the `alerts` rows the evaluator records, the `alert_pending` rows (since when
+//! each rule's condition holds), and the episode state read back from both at start and after a
+//! rebalance.
 
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
@@ -7,7 +8,7 @@ use schemas::alert::Alert;
 use serde::{Deserialize, Serialize};
 
 use super::{to_datetime, Store};
-use crate::episode::{EpisodeHistory, OpenEpisode};
+use crate::episode::{EpisodeHistory, OpenEpisode, Pending};
 use crate::AggregatorError;
 
 /// One row of `alerts`.
@@ -47,6 +48,36 @@ impl AlertRow {
             reason: alert.reason.clone(),
         })
     }
+}
+
+/// One row of `alert_pending`: a change of one pair's pending state, recorded at a pass's time.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct PendingRow {
+    pub account_id: String,
+    pub rule_id: String,
+    pub since: u32,
+    pub cleared: u8,
+    pub recorded_at: u32,
+}
+
+impl PendingRow {
+    /// The row of `change`, recorded at `now`.
+    pub fn new(change: &Pending, now: DateTime<Utc>) -> Self {
+        Self {
+            account_id: change.account_id.clone(),
+            rule_id: change.rule_id.clone(),
+            since: change.since,
+            cleared: u8::from(change.cleared),
+            recorded_at: to_datetime(now),
+        }
+    }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct HeldRow {
+    account_id: String,
+    rule_id: String,
+    since: u32,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -109,6 +140,24 @@ impl Store {
                 last_alert_id: r.last_alert_id,
                 last_resolved: r.last_resolved,
             })
+            .collect())
+    }
+
+    /// The pairs whose latest `alert_pending` row says their condition holds, with since when.
+    /// Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
+    /// wins a tie in time (the clock then restarts: an alert later, never earlier).
+    pub async fn pending(&self) -> Result<Vec<Pending>, AggregatorError> {
+        let sql = format!(
+            "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since
+             FROM {db}.alert_pending
+             GROUP BY account_id, rule_id
+             HAVING argMax(cleared, toUInt64(recorded_at) * 2 + cleared) = 0",
+            db = self.db
+        );
+        let rows: Vec<HeldRow> = self.client.query(&sql).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Pending { account_id: r.account_id, rule_id: r.rule_id, since: r.since, cleared: false })
             .collect())
     }
 }

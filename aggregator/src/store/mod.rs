@@ -1,5 +1,5 @@
 //! ClickHouse access — all of uptake's SQL: migrations and event inserts here, the evaluation's
-//! input queries in [`inputs`], alert history in [`alerts`] (docs/architecture.md#layers).
+//! input queries in [`inputs`], alert history and pending conditions in [`alerts`] (docs/architecture.md#layers).
 //!
 //! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
@@ -17,7 +17,7 @@ mod alerts;
 mod health;
 mod inputs;
 
-pub use alerts::AlertRow;
+pub use alerts::{AlertRow, PendingRow};
 pub use health::{history_day, HealthDayRow};
 pub use inputs::InputQueries;
 
