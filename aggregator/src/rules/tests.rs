@@ -16,7 +16,8 @@ fn the_shipped_rules_parse() {
     assert_eq!(
         ids,
         [
-            "active_users_drop",
+            "usage_sliding",
+            "usage_stopped",
             "no_login_14d",
             "onboarding_not_activated",
             "low_seats_before_renewal",
@@ -24,13 +25,15 @@ fn the_shipped_rules_parse() {
             "data_stalled"
         ]
     );
-    let onboarding = &rules[2];
+    assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
+    assert!(matches!(rules[1].when, Condition::Baseline { at_most_pct, .. } if at_most_pct == -80.0));
+    let onboarding = &rules[3];
     assert_eq!(
         (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_duration),
         ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
-    assert_eq!(rules[3].cooldown, Duration::from_secs(7 * 86_400));
-    assert!(matches!(rules[4].when, Condition::All(ref p) if p.len() == 2));
+    assert_eq!(rules[4].cooldown, Duration::from_secs(7 * 86_400));
+    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 2));
 }
 
 #[test]
@@ -87,7 +90,17 @@ fn every_mistake_names_the_rule_and_the_field() {
 
 #[test]
 fn change_fires_with_a_sentence_a_csm_understands() {
-    let c = parse_rules(DEFAULT_RULES).unwrap().remove(0).when;
+    let c = parse_rules(
+        r#"
+[[rule]]
+id = "active_users_drop"
+severity = "warning"
+when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
+"#,
+    )
+    .unwrap()
+    .remove(0)
+    .when;
     let mut m = row();
     (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (6, 2, change_pct(6, 2));
     let f = c.check(&m).unwrap();
@@ -102,7 +115,7 @@ fn change_fires_with_a_sentence_a_csm_understands() {
 #[test]
 fn threshold_inactivity_and_combinations() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
-    let (no_login, low_seats, detractor) = (&rules[1].when, &rules[3].when, &rules[4].when);
+    let (no_login, low_seats, detractor) = (&rules[2].when, &rules[4].when, &rules[5].when);
     let mut m = row();
     m.days_since_last_login = Some(20);
     assert_eq!(no_login.check(&m).unwrap().reason, "No login for 20 days");
@@ -117,19 +130,19 @@ fn threshold_inactivity_and_combinations() {
 
     m.latest_nps = Some(4);
     assert_eq!(detractor.check(&m), None, "detractor alone is not enough");
-    (m.active_users_prev_7d, m.active_users_7d, m.active_users_change_7d) = (10, 7, change_pct(10, 7));
+    (m.active_user_days_baseline, m.active_user_days_vs_baseline) = (Some(40.0), Some(-30.0));
     let f = detractor.check(&m).unwrap();
     assert_eq!(
         f.reason,
-        "Latest NPS is 4 (at most 6) and weekly active users fell 30 % (10 → 7) vs the previous 7 days"
+        "Latest NPS is 4 (at most 6) and active user-days 30 % below this account's usual over the last 7 days (28 vs a usual 40 a week)"
     );
-    assert_eq!(f.metrics.len(), 4);
+    assert_eq!(f.metrics.len(), 3);
 }
 
 #[test]
 fn stages_and_age_decide_whether_a_rule_applies() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
-    let onboarding = &rules[2];
+    let onboarding = &rules[3];
     let mut m = row();
     assert!(!onboarding.applies(&m), "growth account");
     m.lifecycle_stage = Stage::Onboarding;
