@@ -226,9 +226,23 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn the_backtest_reports_what_the_live_path_alerted() {
     let stack = Stack::from_env("backtest");
-    let (cfg, store, alerts_topic) = setup(&stack, None).await; // the shipped default rules
-                                                                // quiet-co (a customer since 2025, so in growth) logs in on 03-01 and 03-12;
-                                                                // busy-co has 5 users, then 2 from 03-15 on.
+    // Rules whose days are known by hand: a week-over-week change (the shipped rules compare with a
+    // baseline, which needs four weeks of history this month-long book does not have) and absence.
+    let rules = r#"
+[[rule]]
+id = "active_users_drop"
+severity = "warning"
+when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
+
+[[rule]]
+id = "no_login_14d"
+severity = "critical"
+stages = ["growth", "renewal"]
+when = { kind = "inactivity", since = "login", days = 14 }
+"#;
+    let (cfg, store, alerts_topic) = setup(&stack, Some(rules)).await;
+    // quiet-co (a customer since 2025, so in growth) logs in on 03-01 and 03-12;
+    // busy-co has 5 users, then 2 from 03-15 on.
     let mut traits = Event::new(
         EventKind::Account,
         "quiet-traits".into(),
