@@ -96,12 +96,19 @@ impl AlertSink for LiveSink {
 #[derive(Debug, Default)]
 pub struct CollectingSink {
     published: Mutex<Vec<Alert>>,
+    /// The metrics rows of the latest pass (a replay reports the state at its end).
+    last_metrics: Mutex<Vec<MetricsRow>>,
 }
 
 impl CollectingSink {
     /// Every alert record published so far, in order.
     pub fn published(&self) -> Vec<Alert> {
         self.published.lock().expect("sink lock poisoned").clone()
+    }
+
+    /// The metrics rows of the latest pass.
+    pub fn last_metrics(&self) -> Vec<MetricsRow> {
+        self.last_metrics.lock().expect("sink lock poisoned").clone()
     }
 }
 
@@ -110,7 +117,8 @@ impl AlertSink for CollectingSink {
         Ok((Vec::new(), Vec::new()))
     }
 
-    async fn write_metrics(&self, _rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+    async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+        *self.last_metrics.lock().expect("sink lock poisoned") = rows.to_vec();
         Ok(())
     }
 
