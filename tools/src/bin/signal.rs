@@ -74,10 +74,9 @@ async fn main() -> anyhow::Result<()> {
     opts.keep = args.keep;
     opts.outcomes |= args.outcomes;
     let started = std::time::Instant::now();
-    let scores = signal::run(&opts, loadgen::today(), |step| {
-        eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64())
-    })
-    .await?;
+    let scores =
+        signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
+            .await?;
     println!("{}", signal::report::table(&scores));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&scores)? + "\n")

@@ -1,5 +1,6 @@
 //! The ground-truth table for people (the JSON is [`Scores`] serialised).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::score::{Leads, Scores, Share, IDLE_DAYS, RECALL_MIN_AGE_DAYS};
@@ -23,6 +24,11 @@ fn lead(l: &Leads) -> String {
     )
 }
 
+/// The rows of a per-kind map with `overall` moved to the end.
+fn overall_last<'a, V>(m: &'a BTreeMap<&'static str, V>) -> impl Iterator<Item = (&'a &'static str, &'a V)> {
+    m.iter().filter(|(k, _)| **k != "overall").chain(m.iter().filter(|(k, _)| **k == "overall"))
+}
+
 /// The table `signal` prints.
 pub fn table(s: &Scores) -> String {
     let mut out = String::new();
@@ -32,14 +38,15 @@ pub fn table(s: &Scores) -> String {
     let _ = writeln!(w, "  book: {}  (at risk {}, healthy {})", kinds.join(", "), s.at_risk, s.healthy);
     let _ = writeln!(w, "  evaluated: {} of {}", s.evaluated, s.book_accounts);
     let _ = writeln!(w, "\nFiring at the end");
-    let _ = writeln!(w, "  recall    {}  (at risk, onset ≥ {RECALL_MIN_AGE_DAYS} days before the end)", share(&s.recall));
+    let _ =
+        writeln!(w, "  recall    {}  (at risk, onset ≥ {RECALL_MIN_AGE_DAYS} days before the end)", share(&s.recall));
     let _ = writeln!(w, "  precision {}  (open alerts on at-risk accounts)", share(&s.precision));
     let _ = writeln!(w, "\nOnset → first alert, days (onsets inside the window; missed counts as never)");
-    for (kind, l) in &s.lead_days {
+    for (kind, l) in overall_last(&s.lead_days) {
         let _ = writeln!(w, "  {kind:<12} {}", lead(l));
     }
     let _ = writeln!(w, "\nHealthy accounts with any firing in the window");
-    for (kind, sh) in &s.healthy_alerted {
+    for (kind, sh) in overall_last(&s.healthy_alerted) {
         let _ = writeln!(w, "  {kind:<12} {}", share(sh));
     }
     let _ = writeln!(w, "\nHealth at the end");

@@ -154,7 +154,8 @@ pub fn score(
     for a in alerts {
         last.insert((&a.account_id, &a.rule_id), a.status);
     }
-    let open: BTreeSet<&str> = last.iter().filter(|(_, s)| **s == AlertStatus::Firing).map(|((acc, _), _)| *acc).collect();
+    let open: BTreeSet<&str> =
+        last.iter().filter(|(_, s)| **s == AlertStatus::Firing).map(|((acc, _), _)| *acc).collect();
     let known: HashMap<&str, &Truth> = truth.iter().map(|t| (t.id.as_str(), t)).collect();
     let evaluated_set: BTreeSet<&str> = evaluated.iter().map(String::as_str).collect();
 
@@ -162,7 +163,8 @@ pub fn score(
         .iter()
         .filter(|t| t.kind.at_risk() && t.onset.is_some_and(|o| (window.to - o).num_days() >= RECALL_MIN_AGE_DAYS))
         .collect();
-    let recall = Share { count: recall_pool.iter().filter(|t| open.contains(t.id.as_str())).count(), of: recall_pool.len() };
+    let recall =
+        Share { count: recall_pool.iter().filter(|t| open.contains(t.id.as_str())).count(), of: recall_pool.len() };
     let precision = Share {
         count: open.iter().filter(|id| known.get(*id).is_some_and(|t| t.kind.at_risk())).count(),
         of: open.len(),
@@ -254,9 +256,15 @@ impl Scores {
         );
         check(
             self.evaluated == self.book_accounts && self.not_evaluated.is_empty(),
-            format!("{} of {} accounts evaluated; missing {:?}", self.evaluated, self.book_accounts, self.not_evaluated),
+            format!(
+                "{} of {} accounts evaluated; missing {:?}",
+                self.evaluated, self.book_accounts, self.not_evaluated
+            ),
         );
-        check(self.unknown_evaluated.is_empty(), format!("evaluated accounts not in the book: {:?}", self.unknown_evaluated));
+        check(
+            self.unknown_evaluated.is_empty(),
+            format!("evaluated accounts not in the book: {:?}", self.unknown_evaluated),
+        );
         for (name, s) in [("recall", self.recall), ("precision", self.precision), ("idle red", self.idle_red)] {
             check(s.count <= s.of, format!("{name}: {} of {}", s.count, s.of));
         }
@@ -281,5 +289,135 @@ impl Scores {
         check(per_rule == self.firings, format!("firings per rule {per_rule} ≠ firings {}", self.firings));
         check(self.resolutions <= self.firings, format!("{} resolutions > {} firings", self.resolutions, self.firings));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use schemas::alert::Severity;
+
+    use super::*;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
+    }
+
+    fn t(id: &str, kind: Kind, onset: Option<u32>) -> Truth {
+        Truth { id: id.into(), kind, onset: onset.map(d) }
+    }
+
+    fn alert(account: &str, rule: &str, status: AlertStatus, day: u32) -> Alert {
+        let at = Utc.with_ymd_and_hms(2026, 11, day, 23, 59, 59).unwrap();
+        Alert {
+            alert_id: format!("{account}-{rule}-{day}"),
+            account_id: account.into(),
+            rule_id: rule.into(),
+            severity: Severity::Warning,
+            status,
+            fired_at: at,
+            resolved_at: (status == AlertStatus::Resolved).then_some(at),
+            lifecycle_stage: None,
+            health_score: None,
+            metrics: Default::default(),
+            csm_owner: None,
+            reason: String::new(),
+        }
+    }
+
+    fn end(band: &str, idle: Option<u32>) -> EndState {
+        EndState { band: band.into(), idle_days: idle }
+    }
+
+    /// A hand-made book of eight accounts and what the rules did to it, 1–24 November.
+    fn scored() -> Scores {
+        use AlertStatus::*;
+        let truth = vec![
+            t("slide-a", Kind::Slide, Some(3)),    // caught on day 8: 5 days
+            t("slide-b", Kind::Slide, Some(10)),   // fired before its onset only: missed
+            t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall
+            t("fader", Kind::HappyFader, Some(1)), // caught on day 1: 0 days, resolved later
+            t("dormant", Kind::Dormant, Some(5)),  // never alerted, red
+            t("steady", Kind::Steady, None),       // alerted and still open: a false positive
+            t("dip", Kind::Dip, None),             // alerted, resolved
+            t("tiny", Kind::Tiny, None),           // quiet, red at the end
+        ];
+        let alerts = vec![
+            alert("fader", "r1", Firing, 1),
+            alert("slide-b", "r1", Firing, 5),
+            alert("slide-b", "r1", Resolved, 7),
+            alert("slide-a", "r2", Firing, 8),
+            alert("dip", "r1", Firing, 9),
+            alert("dip", "r1", Resolved, 16),
+            alert("fader", "r1", Resolved, 20),
+            alert("steady", "r2", Firing, 21),
+            alert("cliff", "r2", Firing, 22),
+        ];
+        let evaluated: Vec<String> = truth.iter().map(|t| t.id.clone()).chain(["stranger".to_owned()]).collect();
+        let end: HashMap<String, EndState> = [
+            ("dormant", end("red", Some(20))),
+            ("slide-b", end("yellow", Some(15))),
+            ("tiny", end("red", Some(2))),
+            ("steady", end("green", Some(0))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        score(&truth, Window { from: d(1), to: d(24) }, &alerts, &evaluated, &end)
+    }
+
+    #[test]
+    fn firing_at_the_end_gives_recall_and_precision() {
+        let s = scored();
+        // Onset ≤ 14 Nov: slide-a, slide-b, fader, dormant; open: slide-a only.
+        assert_eq!(s.recall, Share { count: 1, of: 4 });
+        // Open at the end: slide-a, steady, cliff; at risk: slide-a, cliff.
+        assert_eq!(s.precision, Share { count: 2, of: 3 });
+    }
+
+    #[test]
+    fn lead_times_count_the_first_firing_on_or_after_the_onset_and_missed_as_never() {
+        let s = scored();
+        let overall = &s.lead_days["overall"];
+        assert_eq!((overall.accounts, overall.caught, overall.missed), (5, 3, 2));
+        // Sorted: 0, 2, 5, missed, missed → median (3rd) 5, p90 (5th) missed.
+        assert_eq!((overall.median, overall.p90), (Some(Lead::Days(5)), Some(Lead::Missed)));
+        assert_eq!(s.lead_days["happy_fader"].median, Some(Lead::Days(0)));
+        assert_eq!(s.lead_days["cliff"].median, Some(Lead::Days(2)));
+        assert_eq!(s.lead_days["slide"].p90, Some(Lead::Missed));
+        assert_eq!(s.lead_days["dormant"].missed, 1);
+    }
+
+    #[test]
+    fn healthy_accounts_alerted_health_at_the_end_and_counts_per_rule() {
+        let s = scored();
+        assert_eq!(s.healthy_alerted["overall"], Share { count: 2, of: 3 });
+        assert_eq!(s.healthy_alerted["dip"], Share { count: 1, of: 1 });
+        assert_eq!(s.healthy_alerted["tiny"], Share { count: 0, of: 1 });
+        assert_eq!(s.idle_red, Share { count: 1, of: 2 });
+        assert_eq!((s.healthy_red, s.healthy_red_ids.clone()), (Share { count: 1, of: 3 }, vec!["tiny".to_owned()]));
+        assert_eq!(s.firings_per_rule, BTreeMap::from([("r1".to_owned(), 3), ("r2".to_owned(), 3)]));
+        assert_eq!((s.firings, s.resolutions), (6, 3));
+    }
+
+    #[test]
+    fn the_counts_add_up_and_a_stranger_or_a_missing_account_is_reported() {
+        let s = scored();
+        assert_eq!((s.book_accounts, s.at_risk, s.healthy, s.evaluated), (8, 5, 3, 8));
+        assert_eq!(s.inconsistencies(), vec![r#"evaluated accounts not in the book: ["stranger"]"#.to_owned()]);
+        let mut fixed = s.clone();
+        fixed.unknown_evaluated.clear();
+        assert!(fixed.inconsistencies().is_empty());
+        fixed.not_evaluated = vec!["tiny".into()];
+        fixed.evaluated = 7;
+        assert_eq!(fixed.inconsistencies().len(), 1);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let leads: Vec<Lead> = (1..=10).map(Lead::Days).collect();
+        assert_eq!((percentile(&leads, 50), percentile(&leads, 90)), (Some(Lead::Days(5)), Some(Lead::Days(9))));
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(serde_json::to_string(&[Lead::Days(3), Lead::Missed]).unwrap(), r#"[3,"missed"]"#);
     }
 }
