@@ -83,7 +83,7 @@ pub fn day_events(book: &Book, day: NaiveDate) -> Vec<Value> {
         let declining = a.declining(day);
         let survey = if a.kind == Kind::HappyFader {
             // The promoter whose use fades: a glowing survey every ten days, whoever is left.
-            ((day_no + a.busy_day as u64) % 10 == 0).then(|| rng.range(9, 10))
+            (day_no + a.busy_day as u64).is_multiple_of(10).then(|| rng.range(9, 10))
         } else if active > 0 && rng.chance(1.0 / 28.0) {
             // About every four weeks per account; fading accounts turn into detractors.
             Some(if declining { rng.range(1, 6) } else { rng.range(6, 10) })
