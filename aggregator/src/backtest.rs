@@ -2,6 +2,7 @@
 //! its last second, and reports which accounts would have alerted on which day. This is how a
 //! CS team tunes thresholds before switching rules on. Nothing is written or published.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -10,10 +11,20 @@ use schemas::alert::Alert;
 use crate::config::AggregatorConfig;
 use crate::consumer::Ownership;
 use crate::evaluator::Evaluator;
+use crate::model::MetricsRow;
 use crate::rules::RuleSet;
 use crate::sink::CollectingSink;
 use crate::store::Store;
 use crate::AggregatorError;
+
+/// What a replay produced: every alert record in order, every account evaluated on any day
+/// (sorted), and the metrics rows of the last day's pass (the state at the end).
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    pub alerts: Vec<Alert>,
+    pub accounts: Vec<String>,
+    pub last_rows: Vec<MetricsRow>,
+}
 
 /// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
 /// order, starting from no open episodes. `progress` is told each day and how many accounts it
@@ -23,25 +34,41 @@ pub async fn backtest(
     rules: RuleSet,
     from: NaiveDate,
     to: NaiveDate,
-    mut progress: impl FnMut(NaiveDate, usize),
+    progress: impl FnMut(NaiveDate, usize),
 ) -> Result<Vec<Alert>, AggregatorError> {
+    Ok(replay(cfg, rules, from, to, progress).await?.alerts)
+}
+
+/// The replay behind [`backtest`], with what a scorer needs besides the alerts: which accounts
+/// were evaluated and their metrics rows on the last day.
+pub async fn replay(
+    cfg: &AggregatorConfig,
+    rules: RuleSet,
+    from: NaiveDate,
+    to: NaiveDate,
+    mut progress: impl FnMut(NaiveDate, usize),
+) -> Result<Replay, AggregatorError> {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let mut evaluator = Evaluator::new(cfg, rules, store, CollectingSink::default(), metrics, ownership);
-    let mut alerts = Vec::new();
+    let mut out = Replay::default();
+    let mut accounts = BTreeSet::new();
     let mut day = from;
     while day <= to {
         let end_of_day: DateTime<Utc> =
             day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
         let report = evaluator.evaluate(end_of_day).await?;
         progress(day, report.accounts);
-        alerts.extend(report.fired);
-        alerts.extend(report.resolved);
+        out.alerts.extend(report.fired);
+        out.alerts.extend(report.resolved);
+        accounts.extend(evaluator.sink().last_metrics().into_iter().map(|r| r.account_id));
         day = day.succ_opt().expect("dates before year 262143");
     }
-    Ok(alerts)
+    out.last_rows = evaluator.sink().last_metrics();
+    out.accounts = accounts.into_iter().collect();
+    Ok(out)
 }
 
 /// One line per alert record, for people.

@@ -129,6 +129,8 @@ pub struct CollectingSink {
     /// The health scores of the days written, by day, the latest [`HISTORY_DAYS`] only: what a
     /// replay's rules read as history.
     history: Mutex<BTreeMap<NaiveDate, HashMap<String, f64>>>,
+    /// The metrics rows of the latest pass (a replay reports the state at its end).
+    last_metrics: Mutex<Vec<MetricsRow>>,
 }
 
 /// Days of health history a [`CollectingSink`] keeps (rules look 14 days back).
@@ -138,6 +140,11 @@ impl CollectingSink {
     /// Every alert record published so far, in order.
     pub fn published(&self) -> Vec<Alert> {
         self.published.lock().expect("sink lock poisoned").clone()
+    }
+
+    /// The metrics rows of the latest pass.
+    pub fn last_metrics(&self) -> Vec<MetricsRow> {
+        self.last_metrics.lock().expect("sink lock poisoned").clone()
     }
 }
 
@@ -151,6 +158,7 @@ impl AlertSink for CollectingSink {
     }
 
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+        *self.last_metrics.lock().expect("sink lock poisoned") = rows.to_vec();
         let mut history = self.history.lock().expect("sink lock poisoned");
         for m in rows {
             if let Some(score) = m.health_score {

@@ -75,6 +75,10 @@ cargo build --workspace --bins --locked --quiet || die "build failed"
 "$ROOT/target/debug/bench" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
   --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "bench --smoke failed"
 
+step "Smoke-running the signal measurement (a small book: checks that the counts add up, asserts no threshold)"
+"$ROOT/target/debug/signal" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
+  --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "signal --smoke failed"
+
 step "Fuzzing the ingest API against its OpenAPI document (schemathesis, on a running ingest)"
 # Every generated request, valid or not, must get an answer the document describes and never a
 # 5xx: a crash, a panic or an undocumented status is a failure.

@@ -1,6 +1,7 @@
-//! uptake's tools that are not services: the load generator (`loadgen`) and the benchmark
-//! (`bench`).
+//! uptake's tools that are not services: the load generator (`loadgen`), the benchmark
+//! (`bench`) and the signal-quality run (`signal`).
 
 pub mod bench;
 pub mod ingest_client;
 pub mod loadgen;
+pub mod signal;

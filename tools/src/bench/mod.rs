@@ -9,7 +9,7 @@
 mod data;
 mod eval;
 mod load;
-mod procs;
+pub(crate) mod procs;
 mod raw;
 mod report;
 
@@ -118,40 +118,41 @@ impl Options {
     }
 }
 
-/// Names of this run's topics and databases.
-struct Names {
-    id: String,
+/// Names of this run's topics and databases (the `signal` command uses them too).
+pub(crate) struct Names {
+    pub(crate) id: String,
     raw_topic: String,
-    events_topic: String,
-    alerts_topic: String,
-    dlq_topic: String,
-    db: String,
+    pub(crate) events_topic: String,
+    pub(crate) alerts_topic: String,
+    pub(crate) dlq_topic: String,
+    pub(crate) db: String,
     raw_db: String,
     eval_db: String,
 }
 
 impl Names {
-    fn new() -> Self {
-        let id = format!("b{}", chrono::Utc::now().format("%m%d%H%M%S"));
+    /// Fresh names starting with `prefix` (`bench`, `signal`) and the current time.
+    pub(crate) fn new(prefix: &str) -> Self {
+        let id = format!("{}{}", &prefix[..1], chrono::Utc::now().format("%m%d%H%M%S"));
         Self {
-            raw_topic: format!("bench-{id}-raw"),
-            events_topic: format!("bench-{id}-events"),
-            alerts_topic: format!("bench-{id}-alerts"),
-            dlq_topic: format!("bench-{id}-dlq"),
-            db: format!("bench_{id}"),
-            raw_db: format!("bench_{id}_raw"),
-            eval_db: format!("bench_{id}_eval"),
+            raw_topic: format!("{prefix}-{id}-raw"),
+            events_topic: format!("{prefix}-{id}-events"),
+            alerts_topic: format!("{prefix}-{id}-alerts"),
+            dlq_topic: format!("{prefix}-{id}-dlq"),
+            db: format!("{prefix}_{id}"),
+            raw_db: format!("{prefix}_{id}_raw"),
+            eval_db: format!("{prefix}_{id}_eval"),
             id,
         }
     }
 }
 
 const PARTITIONS: i32 = 4;
-const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
+pub(crate) const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
-    let n = Names::new();
+    let n = Names::new("bench");
     let mut r = Report { smoke: opts.smoke, ..Report::default() };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
@@ -181,7 +182,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let ingest_file = work.join("ingest.toml");
     // ingest's /readyz is on its admin listener: the bench waits on that one.
     let ingest_admin_port = procs::free_port()?;
-    std::fs::write(&ingest_file, ingest_toml(opts, &n, ingest_port, ingest_admin_port))?;
+    std::fs::write(&ingest_file, ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin_port))?;
     let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
     let mut ingest = procs::Service::start(
         "ingest",
@@ -204,7 +205,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     // aggregator, started once the events wait on the topic: it drains them.
     let admin_port = procs::free_port()?;
     let agg_file = work.join("aggregator.toml");
-    std::fs::write(&agg_file, aggregator_toml(opts, &n, admin_port))?;
+    std::fs::write(&agg_file, aggregator_toml(&opts.brokers, &opts.clickhouse, &n, admin_port))?;
     let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
     progress("aggregator: drain the topic into ClickHouse");
     let mut agg = procs::Service::start(
@@ -216,7 +217,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         &work.join("aggregator.log"),
     )
     .await?;
-    let svc_store = store_unmigrated(opts, &n.db);
+    let svc_store = store_unmigrated(&opts.clickhouse, &n.db);
     let before = agg.usage();
     let started = Instant::now();
     let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
@@ -296,27 +297,27 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     Ok(r)
 }
 
-async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
+pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
     schemas::runtime::kafka::create_topics(brokers, names, PARTITIONS)
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
-fn store_unmigrated(opts: &Options, db: &str) -> Store {
+pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Store {
     let mut cfg = AggregatorConfig::default().clickhouse;
-    cfg.url = opts.clickhouse.clone();
+    cfg.url = clickhouse.to_owned();
     cfg.database = db.to_owned();
     Store::new(&cfg)
 }
 
 async fn store(opts: &Options, db: &str) -> Result<Store, BenchError> {
-    let s = store_unmigrated(opts, db);
+    let s = store_unmigrated(&opts.clickhouse, db);
     s.migrate().await?;
     Ok(s)
 }
 
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
-async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<usize, BenchError> {
+pub(crate) async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<usize, BenchError> {
     let deadline = Instant::now() + timeout;
     let sql = format!("SELECT count() FROM {}.events", store.database());
     loop {
@@ -329,13 +330,13 @@ async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<
 }
 
 fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::config::IngestConfig {
-    let text = ingest_toml(opts, n, port, admin_port);
+    let text = ingest_toml(&opts.brokers, n, port, admin_port);
     let mut cfg: ingest::config::IngestConfig = toml::from_str(&text).expect("bench ingest config");
     cfg.kafka.brokers = opts.brokers.clone();
     cfg
 }
 
-fn ingest_toml(opts: &Options, n: &Names, port: u16, admin_port: u16) -> String {
+pub(crate) fn ingest_toml(brokers: &str, n: &Names, port: u16, admin_port: u16) -> String {
     format!(
         r#"listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
@@ -349,13 +350,12 @@ source = "bench"
 [limits]
 rate_per_sec = 0
 "#,
-        brokers = opts.brokers,
         topic = n.events_topic,
         dlq = n.dlq_topic,
     )
 }
 
-fn aggregator_toml(opts: &Options, n: &Names, port: u16) -> String {
+pub(crate) fn aggregator_toml(brokers: &str, clickhouse: &str, n: &Names, port: u16) -> String {
     format!(
         r#"admin_listen = "127.0.0.1:{port}"
 [kafka]
@@ -372,12 +372,11 @@ max_wait_ms = 200
 [evaluation]
 interval_ms = 500
 "#,
-        brokers = opts.brokers,
         id = n.id,
         events = n.events_topic,
         alerts = n.alerts_topic,
         dlq = n.dlq_topic,
-        ch = opts.clickhouse,
+        ch = clickhouse,
         db = n.db,
     )
 }

@@ -54,9 +54,12 @@ struct Args {
     /// Requests in flight (history mode).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Write the ground truth (profiles, decline and churn dates) to this JSON file.
+    /// Write the ground truth (kinds, decline onsets, churn dates, dips) to this JSON file.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Leave out the churn and renewal outcome events (for an ingest that does not accept them).
+    #[arg(long)]
+    no_outcomes: bool,
     /// Print the events (in --format) as JSON lines instead of sending them.
     #[arg(long)]
     dry_run: bool,
@@ -70,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
         args.batch > 0 && args.concurrency > 0 && args.rate > 0,
         "--batch, --concurrency and --rate must be at least 1"
     );
-    let book = Book::new(args.accounts, args.days, args.seed, loadgen::today());
+    let mut book = Book::new(args.accounts, args.days, args.seed, loadgen::today());
+    book.outcomes = !args.no_outcomes;
     if let Some(path) = &args.truth {
         loadgen::write_truth(&book, path)?;
         eprintln!("ground truth written to {}", path.display());

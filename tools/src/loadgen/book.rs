@@ -1,59 +1,96 @@
 //! The simulated book of business: accounts with contracts, seats and users, each following a
-//! profile a CSM would recognise — onboarding, steady, growing, declining towards a churn date,
-//! gone dormant. Deterministic: the same seed always gives the same book and the same events.
+//! story a CSM would recognise (docs/SIGNAL.md lists them) — healthy ones (steady, growing,
+//! onboarding, tiny, seasonal, a one-week dip) and at-risk ones (a slide, a cliff, a promoter
+//! whose use fades, gone dormant) — with the ground truth of what the simulation does to each.
+//! Deterministic: the same seed always gives the same book and the same events.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde::Serialize;
 
-/// SplitMix64: tiny, fast and reproducible everywhere — all a traffic simulation needs.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub use super::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in [lo, hi] (inclusive).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    /// A derived generator: independent streams per account and day, so changing the number
-    /// of days or accounts does not reshuffle everyone else.
-    pub fn fork(&self, salt: u64) -> Self {
-        let mut r = Self(self.0 ^ salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        r.next_u64();
-        r
-    }
-}
-
-/// How an account's use develops over the simulated window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What the simulation does to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Profile {
-    /// Contract started inside the window; users join over the first weeks.
-    Onboarding,
+pub enum Kind {
     /// Same users, same habits.
     Steady,
     /// New users keep joining.
     Growing,
-    /// Users drop away over the weeks before a churn date.
-    Declining,
-    /// Everyone stopped using the product a few weeks ago.
+    /// Contract started recently; users join over 4–8 weeks.
+    Onboarding,
+    /// 2–3 users, steady: small numbers swing by chance alone.
+    Tiny,
+    /// Weekends near zero and one busy week a month.
+    Seasonal,
+    /// One quiet week (a holiday) at 10–25 % of usual activity, normal before and after.
+    Dip,
+    /// Use falls over 14–42 days until the churn date.
+    Slide,
+    /// Use drops to ≤ 10 % within 1–3 days; churn 14–30 days later.
+    Cliff,
+    /// A slide while the surveys keep saying NPS 9–10, CSAT 5.
+    HappyFader,
+    /// Nobody active for the last 16–25 days.
     Dormant,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Steady,
+        Kind::Growing,
+        Kind::Onboarding,
+        Kind::Tiny,
+        Kind::Seasonal,
+        Kind::Dip,
+        Kind::Slide,
+        Kind::Cliff,
+        Kind::HappyFader,
+        Kind::Dormant,
+    ];
+
+    /// Whether a CSM should be told about the account.
+    pub fn at_risk(self) -> bool {
+        matches!(self, Kind::Slide | Kind::Cliff | Kind::HappyFader | Kind::Dormant)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Steady => "steady",
+            Kind::Growing => "growing",
+            Kind::Onboarding => "onboarding",
+            Kind::Tiny => "tiny",
+            Kind::Seasonal => "seasonal",
+            Kind::Dip => "dip",
+            Kind::Slide => "slide",
+            Kind::Cliff => "cliff",
+            Kind::HappyFader => "happy_fader",
+            Kind::Dormant => "dormant",
+        }
+    }
+}
+
+/// How a slide (or a happy fader) loses its use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlideStyle {
+    /// Every user's daily chance shrinks linearly towards ~0 by the churn date.
+    Fade,
+    /// Users leave one by one; a champion holds on until the churn date.
+    Leave,
+}
+
+/// A span of days, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Span {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Span {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.from <= d && d <= self.to
+    }
 }
 
 pub const FEATURES: [&str; 12] = [
@@ -70,21 +107,6 @@ pub const FEATURES: [&str; 12] = [
     "audit_log",
     "custom_fields",
 ];
-const CSMS: [&str; 4] = ["dana@vendor.example", "sam@vendor.example", "lee@vendor.example", "ana@vendor.example"];
-const NAMES: [&str; 12] = [
-    "acme",
-    "globex",
-    "initech",
-    "hooli",
-    "umbrella",
-    "stark",
-    "wayne",
-    "wonka",
-    "tyrell",
-    "cyberdyne",
-    "soylent",
-    "massive",
-];
 
 /// One user of an account.
 #[derive(Debug, Clone)]
@@ -97,23 +119,107 @@ pub struct User {
     pub until: Option<NaiveDate>,
 }
 
-/// One simulated account and, for the ground truth, what the simulation does to it.
+/// One simulated account and its ground truth (serialised into the truth JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
     pub id: String,
-    pub profile: Profile,
+    pub kind: Kind,
     pub plan: &'static str,
     pub seats: u32,
     pub csm: &'static str,
     pub contract_start: NaiveDate,
+    /// The next renewal on or after the book's first day (a healthy account renews on it when
+    /// it falls inside the book).
     pub renewal_date: NaiveDate,
-    /// Declining accounts: when use starts to fall and the day the last user leaves.
-    pub decline_start: Option<NaiveDate>,
+    /// At-risk kinds: the first day of the decline (a dormant account: its first day without use).
+    pub decline_onset: Option<NaiveDate>,
+    /// Slide, cliff, happy fader: the day the account cancels (may lie after today).
     pub churn_date: Option<NaiveDate>,
+    /// Dip: the quiet week.
+    pub dip: Option<Span>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slide_style: Option<SlideStyle>,
+    /// The multiplier of every user's chance during the dip / after a cliff.
+    #[serde(skip)]
+    pub level: f64,
+    /// Seasonal: the busy week starts on this day of each month.
+    #[serde(skip)]
+    pub busy_day: u32,
+    /// Cliff: the days the drop takes (1–3).
+    #[serde(skip)]
+    pub drop_days: u32,
     /// How many distinct features the account's users reach for.
     pub feature_breadth: usize,
     #[serde(skip)]
     pub users: Vec<User>,
+}
+
+impl Account {
+    pub fn at_risk(&self) -> bool {
+        self.kind.at_risk()
+    }
+
+    /// Whether the account has cancelled by `day`: nothing is sent from then on.
+    pub fn gone(&self, day: NaiveDate) -> bool {
+        self.churn_date.is_some_and(|c| day > c)
+    }
+
+    /// Whether the account is declining on `day` (onset reached, not yet gone).
+    pub fn declining(&self, day: NaiveDate) -> bool {
+        self.decline_onset.is_some_and(|o| day >= o) && !self.gone(day)
+    }
+
+    /// The multiplier of every user's daily chance on `day`: the account's story (weekends,
+    /// a dip, a fade, a cliff) on top of each user's own habit.
+    pub fn factor(&self, day: NaiveDate) -> f64 {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        if self.gone(day) {
+            return 0.0;
+        }
+        let story = match self.kind {
+            Kind::Dip if self.dip.is_some_and(|d| d.contains(day)) => self.level,
+            Kind::Seasonal if weekend => return 0.02,
+            Kind::Seasonal => {
+                let busy = (self.busy_day..self.busy_day + 7).contains(&day.day());
+                if busy {
+                    1.6
+                } else {
+                    0.75
+                }
+            }
+            Kind::Slide | Kind::HappyFader if self.slide_style == Some(SlideStyle::Fade) => self.fade(day),
+            Kind::Cliff => self.cliff(day),
+            _ => 1.0,
+        };
+        if weekend {
+            story * 0.2
+        } else {
+            story
+        }
+    }
+
+    /// 1 until the onset, then linearly down to 3 % on the churn date.
+    fn fade(&self, day: NaiveDate) -> f64 {
+        match (self.decline_onset, self.churn_date) {
+            (Some(o), Some(c)) if day >= o => {
+                let span = (c - o).num_days().max(1) as f64;
+                1.0 - 0.97 * ((day - o).num_days() as f64 / span).min(1.0)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// 1 until the onset, down to `level` (≤ 10 %) over the `drop_days` from the onset, then `level`.
+    fn cliff(&self, day: NaiveDate) -> f64 {
+        let Some(o) = self.decline_onset.filter(|o| day >= *o) else { return 1.0 };
+        let into = (day - o).num_days() as f64 + 1.0;
+        let drop = self.drop_days.max(1) as f64;
+        if into >= drop {
+            self.level
+        } else {
+            1.0 - (1.0 - self.level) * into / drop
+        }
+    }
 }
 
 /// The book: `accounts` accounts over the `days` days ending `today` (inclusive).
@@ -123,9 +229,11 @@ pub struct Book {
     pub first_day: NaiveDate,
     pub today: NaiveDate,
     pub seed: u64,
+    /// Whether churn and renewal outcome events are sent (`kind: "outcome"`).
+    pub outcomes: bool,
 }
 
-fn day(d: NaiveDate, offset: i64) -> NaiveDate {
+pub(crate) fn day(d: NaiveDate, offset: i64) -> NaiveDate {
     if offset >= 0 {
         d + Days::new(offset as u64)
     } else {
@@ -137,131 +245,18 @@ impl Book {
     pub fn new(accounts: usize, days: u32, seed: u64, today: NaiveDate) -> Self {
         let root = Rng::new(seed);
         let first_day = day(today, 1 - days as i64);
-        let accounts = (0..accounts).map(|i| account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
-        Self { accounts, first_day, today, seed }
+        let accounts =
+            (0..accounts).map(|i| super::draw::account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
+        Self { accounts, first_day, today, seed, outcomes: true }
     }
 
     /// Every day of the window, oldest first.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + Clone + '_ {
         self.first_day.iter_days().take_while(move |d| *d <= self.today)
     }
-}
 
-/// The first accounts have fixed profiles, so a small book (the demo) always shows each kind
-/// of story; the rest are drawn at realistic shares.
-fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> Account {
-    let profile = match i {
-        0 | 6 => Profile::Declining,
-        1 | 7 => Profile::Steady,
-        2 => Profile::Onboarding,
-        3 => Profile::Growing,
-        4 => Profile::Dormant,
-        5 => Profile::Steady, // in the renewal window with few seats used (below)
-        _ => match rng.range(0, 99) {
-            0..=44 => Profile::Steady,
-            45..=59 => Profile::Growing,
-            60..=74 => Profile::Onboarding,
-            75..=91 => Profile::Declining,
-            _ => Profile::Dormant,
-        },
-    };
-    let id = NAMES.get(i).map_or_else(|| format!("acct-{i:05}"), |n| (*n).to_owned());
-    let (plan, seats) = match rng.range(0, 9) {
-        0..=3 => ("starter", rng.range(3, 10) as u32),
-        4..=7 => ("pro", rng.range(10, 40) as u32),
-        _ => ("enterprise", rng.range(40, 120) as u32),
-    };
-    let contract_start = match profile {
-        Profile::Onboarding => day(today, -(rng.range(10, 60) as i64)),
-        _ => day(today, -(rng.range(100, 300) as i64)),
-    };
-    let mut renewal_date = day(contract_start, 365);
-    // Adoption: the share of seats that ever get a user.
-    let mut adoption = 0.5 + 0.45 * rng.unit();
-    if i == 5 {
-        renewal_date = day(today, 30);
-        adoption = 0.3;
-    }
-    let (decline_start, churn_date) = if profile == Profile::Declining {
-        // The demo's first account fades inside the last two weeks, so its weekly active users
-        // halve week over week; the others anywhere in the window's second half.
-        let churn = if i == 0 { day(today, 3) } else { day(today, rng.range(0, 30) as i64 - 10) };
-        let start = day(churn, -(rng.range(18, 24) as i64));
-        (Some(start.max(first_day)), Some(churn))
-    } else {
-        (None, None)
-    };
-    let user_count = ((seats as f64 * adoption).round() as u32).max(2);
-    let users = (0..user_count)
-        .map(|u| {
-            let (from, until) = match profile {
-                Profile::Steady | Profile::Declining => (day(first_day, -1), None),
-                Profile::Growing => {
-                    let late = rng.chance(0.4);
-                    (
-                        if late {
-                            day(first_day, rng.range(0, (today - first_day).num_days() as u64) as i64)
-                        } else {
-                            day(first_day, -1)
-                        },
-                        None,
-                    )
-                }
-                Profile::Onboarding => (day(contract_start, rng.range(0, 30) as i64), None),
-                Profile::Dormant => (day(first_day, -1), Some(day(today, -(rng.range(16, 25) as i64)))),
-            };
-            // Declining: each user leaves on a day between the decline start and the churn date;
-            // one champion holds on until the end.
-            let until = match (decline_start, churn_date) {
-                (Some(s), Some(c)) if u > 0 => Some(day(s, rng.range(0, (c - s).num_days().max(0) as u64) as i64)),
-                (Some(_), Some(c)) => Some(c),
-                _ => until,
-            };
-            User { id: format!("{id}-user{:03}", u + 1), daily: 0.35 + 0.55 * rng.unit(), from, until }
-        })
-        .collect();
-    Account {
-        feature_breadth: rng.range(3, FEATURES.len() as u64) as usize,
-        csm: CSMS[i % CSMS.len()],
-        id,
-        profile,
-        plan,
-        seats,
-        contract_start,
-        renewal_date,
-        decline_start,
-        churn_date,
-        users,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_seed_gives_the_same_book() {
-        let today = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
-        let (a, b) = (Book::new(50, 35, 7, today), Book::new(50, 35, 7, today));
-        let ids =
-            |b: &Book| b.accounts.iter().map(|a| (a.id.clone(), a.profile, a.seats, a.users.len())).collect::<Vec<_>>();
-        assert_eq!(ids(&a), ids(&b));
-        assert_ne!(ids(&a), ids(&Book::new(50, 35, 8, today)));
-        assert_eq!(a.days().count(), 35);
-        assert_eq!(a.accounts[0].id, "acme");
-        assert_eq!(a.accounts[20].id, "acct-00020");
-    }
-
-    #[test]
-    fn every_profile_appears_and_decliners_have_dates_in_order() {
-        let today = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
-        let book = Book::new(200, 60, 1, today);
-        for p in [Profile::Onboarding, Profile::Steady, Profile::Growing, Profile::Declining, Profile::Dormant] {
-            assert!(book.accounts.iter().any(|a| a.profile == p), "{p:?}");
-        }
-        for a in book.accounts.iter().filter(|a| a.profile == Profile::Declining) {
-            assert!(a.decline_start.unwrap() <= a.churn_date.unwrap(), "{}", a.id);
-            assert!(a.users.iter().all(|u| u.until.is_some_and(|d| d <= a.churn_date.unwrap())));
-        }
+    /// How many accounts of each kind, in [`Kind::ALL`] order.
+    pub fn kinds(&self) -> Vec<(Kind, usize)> {
+        Kind::ALL.iter().map(|k| (*k, self.accounts.iter().filter(|a| a.kind == *k).count())).collect()
     }
 }

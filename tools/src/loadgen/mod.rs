@@ -1,10 +1,14 @@
 //! `loadgen`: simulates a book of accounts and sends their usage to ingest — historical days as
-//! fast as ingest takes them, or live at a target rate — and can write the ground truth (which
-//! accounts it made decline, and when) for checking what uptake alerted.
+//! fast as ingest takes them, or live at a target rate — and can write the ground truth (each
+//! account's kind, decline onset, churn date, dip) for checking what uptake alerted.
 
 pub mod book;
+mod draw;
 pub mod generate;
+mod rng;
 pub mod send;
+#[cfg(test)]
+mod truth_tests;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -13,7 +17,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use serde_json::{json, Value};
 
-pub use book::{Book, Profile};
+pub use book::{Account, Book, Kind, SlideStyle, Span};
 pub use generate::{day_events, to_segment, Format};
 
 /// Everything that can stop a load run.
@@ -25,21 +29,21 @@ pub enum LoadgenError {
     Io(#[from] std::io::Error),
 }
 
-/// The ground truth of a book, as JSON: each account's profile, contract and, for decliners,
-/// when the decline started and the churn date.
+/// The ground truth of a book, as JSON (docs/SIGNAL.md): per account its kind, `at_risk`,
+/// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats.
 pub fn truth(book: &Book) -> Value {
-    let count = |p: Profile| book.accounts.iter().filter(|a| a.profile == p).count();
+    let kinds: serde_json::Map<String, Value> =
+        book.kinds().into_iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect();
     json!({
         "seed": book.seed,
         "first_day": book.first_day,
         "today": book.today,
-        "profiles": {
-            "onboarding": count(Profile::Onboarding), "steady": count(Profile::Steady), "growing": count(Profile::Growing),
-            "declining": count(Profile::Declining), "dormant": count(Profile::Dormant),
-        },
+        "outcomes": book.outcomes,
+        "kinds": kinds,
         "accounts": book.accounts.iter().map(|a| {
             let mut v = serde_json::to_value(a).expect("account serialises");
             v["users"] = json!(a.users.len());
+            v["at_risk"] = json!(a.at_risk());
             v
         }).collect::<Vec<_>>(),
     })

@@ -1,0 +1,191 @@
+//! Drawing one account of the book: its kind, contract, users and the dates of its story.
+//! The first twelve accounts are a fixed mix, so the 35-day demo (README) shows every story;
+//! the rest are drawn at the shares docs/SIGNAL.md gives.
+
+use chrono::NaiveDate;
+
+use super::book::{day, Account, Kind, SlideStyle, Span, User, FEATURES};
+use super::rng::Rng;
+
+const CSMS: [&str; 4] = ["dana@vendor.example", "sam@vendor.example", "lee@vendor.example", "ana@vendor.example"];
+const NAMES: [&str; 12] = [
+    "acme",
+    "globex",
+    "initech",
+    "hooli",
+    "umbrella",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "massive",
+];
+
+/// Shares (percent) of the randomly drawn accounts.
+const SHARES: [(Kind, u64); 10] = [
+    (Kind::Steady, 28),
+    (Kind::Growing, 10),
+    (Kind::Onboarding, 10),
+    (Kind::Tiny, 8),
+    (Kind::Seasonal, 6),
+    (Kind::Dip, 10),
+    (Kind::Slide, 13),
+    (Kind::Cliff, 5),
+    (Kind::HappyFader, 6),
+    (Kind::Dormant, 4),
+];
+
+/// The fixed demo accounts: kind and, for the at-risk ones, (onset, churn) in days from today.
+/// acme slides fast this week; wayne and tyrell (a promoter) fade over three weeks; cyberdyne
+/// fell off a cliff and churned; umbrella went dormant; stark (steady) is in its renewal window
+/// with few seats used; wonka had a holiday week.
+fn fixed(i: usize) -> Option<(Kind, Option<(i64, i64)>)> {
+    Some(match i {
+        0 => (Kind::Slide, Some((-10, 3))),
+        1 | 5 => (Kind::Steady, None),
+        2 => (Kind::Onboarding, None),
+        3 => (Kind::Growing, None),
+        4 => (Kind::Dormant, Some((-16, 0))),
+        6 => (Kind::Slide, Some((-24, 6))),
+        7 => (Kind::Dip, None),
+        8 => (Kind::HappyFader, Some((-21, 10))),
+        9 => (Kind::Cliff, Some((-33, -17))),
+        10 => (Kind::Tiny, None),
+        11 => (Kind::Seasonal, None),
+        _ => return None,
+    })
+}
+
+fn draw_kind(rng: &mut Rng) -> Kind {
+    let mut roll = rng.range(0, 99);
+    for (kind, share) in SHARES {
+        if roll < share {
+            return kind;
+        }
+        roll -= share;
+    }
+    Kind::Steady
+}
+
+/// Onset and churn (days from today) of a randomly drawn at-risk account: onsets spread over
+/// the last ~50 days, so some churn dates lie before today and some after.
+fn draw_decline(kind: Kind, rng: &mut Rng) -> (i64, i64) {
+    match kind {
+        Kind::Cliff => {
+            let onset = -rng.range_i(3, 45);
+            (onset, onset + rng.range_i(14, 30))
+        }
+        // The onset is the first quiet day: 16–25 quiet days up to today inclusive.
+        Kind::Dormant => (-rng.range_i(15, 24), 0),
+        _ => {
+            let onset = -rng.range_i(3, 50);
+            (onset, onset + rng.range_i(14, 42))
+        }
+    }
+}
+
+pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> Account {
+    let (kind, decline) = match fixed(i) {
+        Some(f) => f,
+        None => {
+            let kind = draw_kind(rng);
+            (kind, kind.at_risk().then(|| draw_decline(kind, rng)))
+        }
+    };
+    let id = NAMES.get(i).map_or_else(|| format!("acct-{i:05}"), |n| (*n).to_owned());
+    let (plan, seats) = match (kind, rng.range(0, 9)) {
+        (Kind::Tiny, _) => ("starter", rng.range(3, 5) as u32),
+        (_, 0..=3) => ("starter", rng.range(3, 10) as u32),
+        (_, 4..=7) => ("pro", rng.range(10, 40) as u32),
+        _ => ("enterprise", rng.range(40, 120) as u32),
+    };
+    let contract_start = match kind {
+        Kind::Onboarding => day(today, -rng.range_i(10, 60)),
+        _ => day(today, -rng.range_i(100, 700)),
+    };
+    // The next anniversary on or after the book's first day.
+    let mut renewal_date = day(contract_start, 365);
+    while renewal_date < first_day {
+        renewal_date = day(renewal_date, 365);
+    }
+    // Adoption: the share of seats that ever get a user.
+    let mut adoption = 0.5 + 0.45 * rng.unit();
+    if i == 5 {
+        renewal_date = day(today, 30);
+        adoption = 0.3;
+    }
+    // A decline needs two weeks of normal use before it inside the book (a short demo book).
+    let earliest = (day(first_day, 14) - today).num_days().min(-3);
+    let (decline_onset, churn_date) = match decline {
+        Some((onset, churn)) => {
+            let shift = (earliest - onset).max(0);
+            let onset = day(today, onset + shift);
+            (Some(onset), (kind != Kind::Dormant).then(|| day(today, churn + shift)))
+        }
+        None => (None, None),
+    };
+    let dip = (kind == Kind::Dip).then(|| {
+        // Inside the last 54 days, ending at least 7 days before today.
+        let back = if i == 7 { 20 } else { rng.range_i(13, 53) };
+        let from = day(today, -back.min(-earliest.min(-13)));
+        Span { from, to: day(from, 6) }
+    });
+    let slide_style = matches!(kind, Kind::Slide | Kind::HappyFader).then(|| match i {
+        0 => SlideStyle::Leave,
+        6 | 8 => SlideStyle::Fade,
+        _ if rng.chance(0.5) => SlideStyle::Fade,
+        _ => SlideStyle::Leave,
+    });
+    let level = match kind {
+        Kind::Dip => 0.1 + 0.15 * rng.unit(),
+        Kind::Cliff => 0.03 + 0.07 * rng.unit(),
+        _ => 1.0,
+    };
+    let user_count = match kind {
+        Kind::Tiny => rng.range(2, 3) as u32,
+        _ => ((seats as f64 * adoption).round() as u32).max(2),
+    };
+    let ramp = rng.range_i(28, 56);
+    let before = day(first_day, -1);
+    let window = (today - first_day).num_days();
+    let users = (0..user_count)
+        .map(|u| {
+            let (from, until) = match kind {
+                Kind::Growing if rng.chance(0.4) => (day(first_day, rng.range_i(0, window)), None),
+                Kind::Onboarding => (day(contract_start, rng.range_i(0, ramp)), None),
+                Kind::Dormant => (before, decline_onset.map(|o| day(o, -1))),
+                _ => (before, None),
+            };
+            // Leaving one by one: each user on a day between the onset and the churn date; a
+            // champion (the first user) holds on until the end.
+            let until = match (slide_style, decline_onset, churn_date) {
+                (Some(SlideStyle::Leave), Some(o), Some(c)) if u > 0 => {
+                    Some(day(o, rng.range_i(0, (c - o).num_days().max(1) - 1)))
+                }
+                (Some(SlideStyle::Leave), _, Some(c)) => Some(c),
+                _ => until,
+            };
+            User { id: format!("{id}-user{:03}", u + 1), daily: 0.35 + 0.55 * rng.unit(), from, until }
+        })
+        .collect();
+    Account {
+        feature_breadth: rng.range(3, FEATURES.len() as u64) as usize,
+        busy_day: rng.range(1, 22) as u32,
+        drop_days: rng.range(1, 3) as u32,
+        csm: CSMS[i % CSMS.len()],
+        id,
+        kind,
+        plan,
+        seats,
+        contract_start,
+        renewal_date,
+        decline_onset,
+        churn_date,
+        dip,
+        slide_style,
+        level,
+        users,
+    }
+}

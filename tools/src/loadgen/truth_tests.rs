@@ -1,0 +1,208 @@
+//! Each kind of account behaves as its ground truth says, read from the generated events.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Days, NaiveDate};
+use serde_json::Value;
+
+use super::book::{Book, Kind};
+use super::generate::day_events;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()
+}
+
+/// A 400-account, 75-day book and all its events by day (built once: it is the slow part).
+fn book() -> &'static (Book, HashMap<NaiveDate, Vec<Value>>) {
+    static BOOK: std::sync::OnceLock<(Book, HashMap<NaiveDate, Vec<Value>>)> = std::sync::OnceLock::new();
+    BOOK.get_or_init(|| {
+        let book = Book::new(400, 75, 7, today());
+        let events = book.days().map(|d| (d, day_events(&book, d))).collect();
+        (book, events)
+    })
+}
+
+/// Logins of `account` on the days [from, to].
+fn logins(account: &str, from: NaiveDate, to: NaiveDate) -> usize {
+    let (_, events) = book();
+    from.iter_days()
+        .take_while(|d| *d <= to)
+        .filter_map(|d| events.get(&d))
+        .flatten()
+        .filter(|e| e["account_id"] == account && e["kind"] == "login")
+        .count()
+}
+
+fn days(d: NaiveDate, n: i64) -> NaiveDate {
+    if n >= 0 {
+        d + Days::new(n as u64)
+    } else {
+        d - Days::new((-n) as u64)
+    }
+}
+
+fn of(kind: Kind) -> impl Iterator<Item = &'static super::book::Account> {
+    book().0.accounts.iter().filter(move |a| a.kind == kind)
+}
+
+#[test]
+fn every_kind_appears_and_the_first_twelve_are_the_demo_mix() {
+    let (b, _) = book();
+    for (kind, n) in b.kinds() {
+        assert!(n > 0, "{kind:?}");
+    }
+    assert_eq!(b.kinds().iter().map(|(_, n)| n).sum::<usize>(), 400);
+    let first: Vec<Kind> = Book::new(12, 35, 42, today()).accounts.iter().map(|a| a.kind).collect();
+    assert!(Kind::ALL.iter().all(|k| first.contains(k)), "{first:?}");
+}
+
+#[test]
+fn at_risk_accounts_have_their_dates_inside_the_book() {
+    let (b, _) = book();
+    for a in &b.accounts {
+        assert_eq!(a.decline_onset.is_some(), a.at_risk(), "{}", a.id);
+        assert_eq!(a.churn_date.is_some(), a.at_risk() && a.kind != Kind::Dormant, "{}", a.id);
+        if let (Some(o), Some(c)) = (a.decline_onset, a.churn_date) {
+            assert!(o < c && o >= b.first_day && o <= b.today, "{}: {o} {c}", a.id);
+        }
+    }
+    let inside = b.accounts.iter().filter(|a| a.decline_onset.is_some_and(|o| o > days(b.today, -54))).count();
+    let at_risk = b.accounts.iter().filter(|a| a.at_risk()).count();
+    assert!(inside * 10 >= at_risk * 8, "{inside} of {at_risk} onsets in the last 54 days");
+    let churned = b.accounts.iter().filter(|a| a.churn_date.is_some_and(|c| c <= b.today)).count();
+    let fading = b.accounts.iter().filter(|a| a.churn_date.is_some_and(|c| c > b.today)).count();
+    assert!(churned > 5 && fading > 5, "churned {churned}, still fading {fading}");
+}
+
+/// Logins per week of `account` on the days [from, to].
+fn weekly(account: &str, from: NaiveDate, to: NaiveDate) -> f64 {
+    logins(account, from, to) as f64 * 7.0 / ((to - from).num_days() + 1) as f64
+}
+
+#[test]
+fn a_dip_week_falls_at_least_60_percent_and_use_returns() {
+    let mut checked = 0;
+    for a in of(Kind::Dip) {
+        let dip = a.dip.unwrap();
+        assert!(dip.to <= days(today(), -7) && dip.from > days(today(), -54), "{}: {dip:?}", a.id);
+        let before = weekly(&a.id, days(dip.from, -14), days(dip.from, -1));
+        if before < 20.0 {
+            continue; // too few logins to tell a fall from chance
+        }
+        let during = weekly(&a.id, dip.from, dip.to);
+        let after = weekly(&a.id, days(dip.to, 1), days(dip.to, 7));
+        assert!(during <= 0.4 * before, "{}: {before} a week before, {during} in the dip", a.id);
+        assert!(after >= 0.7 * before, "{}: {before} a week before, {after} after", a.id);
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked}");
+}
+
+#[test]
+fn a_slide_loses_use_progressively_and_a_cliff_at_once() {
+    let mut checked = 0;
+    for a in of(Kind::Slide).chain(of(Kind::HappyFader)) {
+        let (o, c) = (a.decline_onset.unwrap(), a.churn_date.unwrap());
+        let end = c.min(today());
+        let half = days(o, (end - o).num_days() / 2);
+        let before = weekly(&a.id, days(o, -14), days(o, -1));
+        if (end - o).num_days() < 14 || o < days(book().0.first_day, 14) || before < 20.0 {
+            continue;
+        }
+        let (early, late) = (weekly(&a.id, o, half), weekly(&a.id, days(half, 1), end));
+        // A slide still under way at the end has lost less than one that reached its churn date.
+        let lost = if c <= today() { 0.6 } else { 0.75 };
+        assert!(
+            early <= before * 1.15 && late < early && late <= before * lost,
+            "{}: {before} → {early} → {late}",
+            a.id
+        );
+        if c < today() {
+            assert_eq!(logins(&a.id, days(c, 1), today()), 0, "{}: use after the churn date", a.id);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked}");
+    for a in of(Kind::Cliff) {
+        let o = a.decline_onset.unwrap();
+        let before = weekly(&a.id, days(o, -14), days(o, -1));
+        if before < 20.0 || o < days(book().0.first_day, 14) {
+            continue;
+        }
+        let after = weekly(&a.id, days(o, 3), days(o, 9).min(today()).max(days(o, 3)));
+        assert!(after <= before * 0.2, "{}: {before} → {after}", a.id);
+    }
+}
+
+#[test]
+fn tiny_accounts_have_two_or_three_users_and_dormant_ones_nobody_for_16_days() {
+    assert!(of(Kind::Tiny).all(|a| (2..=3).contains(&a.users.len())));
+    let (b, events) = book();
+    for a in of(Kind::Dormant) {
+        let quiet = (b.today - a.decline_onset.unwrap()).num_days() + 1;
+        assert!((16..=25).contains(&quiet), "{}: {quiet}", a.id);
+        let last16 = (0..16).flat_map(|n| &events[&days(b.today, -n)]).filter(|e| e["account_id"] == a.id.as_str());
+        assert_eq!(last16.count(), 0, "{}", a.id);
+    }
+}
+
+#[test]
+fn a_happy_fader_keeps_sending_glowing_surveys() {
+    let (_, events) = book();
+    for a in of(Kind::HappyFader) {
+        let surveys: Vec<&Value> =
+            events.values().flatten().filter(|e| e["account_id"] == a.id.as_str() && e["kind"] == "survey").collect();
+        assert!(surveys.len() >= 3, "{}: {}", a.id, surveys.len());
+        for s in surveys {
+            assert!(s["nps"].as_u64().unwrap() >= 9 && s["csat"] == 5, "{s}");
+        }
+    }
+}
+
+#[test]
+fn outcomes_on_churn_and_renewal_dates_only_when_enabled() {
+    let (b, events) = book();
+    let outcomes: Vec<&Value> = events.values().flatten().filter(|e| e["kind"] == "outcome").collect();
+    let by_account: HashSet<(&str, &str, String)> = outcomes
+        .iter()
+        .map(|e| {
+            (
+                e["account_id"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["timestamp"].to_string()[1..11].to_owned(),
+            )
+        })
+        .collect();
+    let mut want = HashSet::new();
+    for a in &b.accounts {
+        if let Some(c) = a.churn_date.filter(|c| *c <= b.today) {
+            want.insert((a.id.as_str(), "churned", c.to_string()));
+        }
+        if !a.at_risk() && a.renewal_date <= b.today {
+            want.insert((a.id.as_str(), "renewed", a.renewal_date.to_string()));
+        }
+    }
+    assert_eq!(by_account, want);
+    assert_eq!(outcomes.len(), want.len());
+    assert!(want.iter().any(|w| w.1 == "renewed") && want.iter().any(|w| w.1 == "churned"));
+    let mut quiet = Book::new(400, 75, 7, today());
+    quiet.outcomes = false;
+    assert!(quiet.days().flat_map(|d| day_events(&quiet, d)).all(|e| e["kind"] != "outcome"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_book_and_events() {
+    let (a, b) = (Book::new(60, 40, 7, today()), Book::new(60, 40, 7, today()));
+    let ids = |b: &Book| {
+        b.accounts.iter().map(|a| (a.id.clone(), a.kind, a.seats, a.users.len(), a.decline_onset)).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_ne!(ids(&a), ids(&Book::new(60, 40, 8, today())));
+    assert_eq!(day_events(&a, today()), day_events(&b, today()));
+    assert_eq!(a.days().count(), 40);
+    assert_eq!((a.accounts[0].id.as_str(), a.accounts[20].id.as_str()), ("acme", "acct-00020"));
+    let truth = super::truth(&a);
+    let acme = &truth["accounts"][0];
+    assert_eq!((acme["kind"].as_str(), acme["at_risk"].as_bool()), (Some("slide"), Some(true)));
+    assert!(acme["decline_onset"].is_string() && acme["churn_date"].is_string() && acme["users"].is_u64());
+}
