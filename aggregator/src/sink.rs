@@ -93,15 +93,22 @@ impl AlertSink for LiveSink {
 }
 
 /// Keeps what it is given and starts from no recorded episodes: backtests and unit tests.
+/// Of the metrics rows it keeps only the last pass's (a backtest's last day), not every pass's.
 #[derive(Debug, Default)]
 pub struct CollectingSink {
     published: Mutex<Vec<Alert>>,
+    last_metrics: Mutex<Vec<MetricsRow>>,
 }
 
 impl CollectingSink {
     /// Every alert record published so far, in order.
     pub fn published(&self) -> Vec<Alert> {
         self.published.lock().expect("sink lock poisoned").clone()
+    }
+
+    /// The metrics rows of the last pass.
+    pub fn last_metrics(&self) -> Vec<MetricsRow> {
+        self.last_metrics.lock().expect("sink lock poisoned").clone()
     }
 }
 
@@ -110,7 +117,8 @@ impl AlertSink for CollectingSink {
         Ok((Vec::new(), Vec::new()))
     }
 
-    async fn write_metrics(&self, _rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+    async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
+        *self.last_metrics.lock().expect("sink lock poisoned") = rows.to_vec();
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! Backtest: replays the stored daily history through a rule file, one evaluation per day at
 //! its last second, and reports which accounts would have alerted on which day. This is how a
 //! CS team tunes thresholds before switching rules on. Nothing is written or published.
+//! [`score`] measures a replay against the recorded outcomes (churned, renewed, contracted).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -10,38 +12,67 @@ use schemas::alert::Alert;
 use crate::config::AggregatorConfig;
 use crate::consumer::Ownership;
 use crate::evaluator::Evaluator;
+use crate::model::MetricsRow;
 use crate::rules::RuleSet;
 use crate::sink::CollectingSink;
 use crate::store::Store;
 use crate::AggregatorError;
 
-/// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
-/// order, starting from no open episodes. `progress` is told each day and how many accounts it
-/// evaluated.
-pub async fn backtest(
+pub mod score;
+
+/// What a replay produced.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// Every alert record, in order (firing and resolved).
+    pub alerts: Vec<Alert>,
+    /// Every account evaluated on any day, sorted.
+    pub accounts: Vec<String>,
+    /// The metrics rows of the last day's evaluation.
+    pub last_rows: Vec<MetricsRow>,
+}
+
+/// Replays `rules` over every day from `from` to `to` (inclusive), starting from no open
+/// episodes. `progress` is told each day and how many accounts it evaluated.
+pub async fn replay(
     cfg: &AggregatorConfig,
     rules: RuleSet,
     from: NaiveDate,
     to: NaiveDate,
     mut progress: impl FnMut(NaiveDate, usize),
-) -> Result<Vec<Alert>, AggregatorError> {
+) -> Result<Replay, AggregatorError> {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let mut evaluator = Evaluator::new(cfg, rules, store, CollectingSink::default(), metrics, ownership);
-    let mut alerts = Vec::new();
+    let mut out = Replay::default();
+    let mut accounts = BTreeSet::new();
     let mut day = from;
     while day <= to {
         let end_of_day: DateTime<Utc> =
             day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
         let report = evaluator.evaluate(end_of_day).await?;
         progress(day, report.accounts);
-        alerts.extend(report.fired);
-        alerts.extend(report.resolved);
+        out.alerts.extend(report.fired);
+        out.alerts.extend(report.resolved);
+        out.last_rows = evaluator.sink().last_metrics();
+        accounts.extend(out.last_rows.iter().map(|r| r.account_id.clone()));
         day = day.succ_opt().expect("dates before year 262143");
     }
-    Ok(alerts)
+    out.accounts = accounts.into_iter().collect();
+    Ok(out)
+}
+
+/// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
+/// order ([`replay`]'s alerts).
+pub async fn backtest(
+    cfg: &AggregatorConfig,
+    rules: RuleSet,
+    from: NaiveDate,
+    to: NaiveDate,
+    progress: impl FnMut(NaiveDate, usize),
+) -> Result<Vec<Alert>, AggregatorError> {
+    Ok(replay(cfg, rules, from, to, progress).await?.alerts)
 }
 
 /// One line per alert record, for people.
