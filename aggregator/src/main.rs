@@ -27,7 +27,8 @@ enum Command {
     /// Apply the ClickHouse migrations and exit.
     Migrate,
     /// Replay the stored history through the rules (`rules_file`), one evaluation per day, and
-    /// print which accounts would have alerted on which day. Writes and publishes nothing.
+    /// print which accounts would have alerted on which day — or, with `--score`, how well the
+    /// rules caught the recorded churn and contraction outcomes. Writes and publishes nothing.
     Backtest {
         /// First day (YYYY-MM-DD).
         #[arg(long)]
@@ -35,9 +36,15 @@ enum Command {
         /// Last day (YYYY-MM-DD), inclusive.
         #[arg(long)]
         to: chrono::NaiveDate,
-        /// JSON lines (one alert record each) instead of a table.
+        /// JSON instead of a table: one alert record per line, or with `--score` the score.
         #[arg(long)]
         json: bool,
+        /// Score the replay against the recorded outcomes (docs/analysts.md#scoring-rules-against-outcomes).
+        #[arg(long)]
+        score: bool,
+        /// With `--score`: how long before a churn or contraction an alert still counts ("90d").
+        #[arg(long, default_value = "90d", value_parser = aggregator::backtest::score::parse_days)]
+        horizon: u32,
     },
     /// Print the metric catalogue as the Markdown table of docs/analysts.md.
     MetricsDoc,
@@ -66,19 +73,31 @@ async fn main() -> anyhow::Result<()> {
             let applied = aggregator::store::Store::new(&config.clickhouse).migrate().await?;
             println!("migrations applied: {applied:?} (database {})", config.clickhouse.database);
         }
-        Command::Backtest { from, to, json } => {
+        Command::Backtest { from, to, json, score, horizon } => {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let days = (to - from).num_days() + 1;
             let mut done = 0;
-            let alerts = aggregator::backtest::backtest(&config, rules, from, to, |day, accounts| {
+            let replay = aggregator::backtest::replay(&config, rules.clone(), from, to, |day, accounts| {
                 done += 1;
                 eprintln!("[{done}/{days}] {day}: {accounts} accounts evaluated");
             })
             .await?;
-            let out = if json {
-                alerts.iter().map(|a| serde_json::to_string(a).map(|l| l + "\n")).collect::<Result<String, _>>()?
+            let out = if score {
+                let outcomes = aggregator::store::Store::new(&config.clickhouse).outcomes().await?;
+                let scored = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, to, horizon);
+                if json {
+                    serde_json::to_string_pretty(&scored)? + "\n"
+                } else {
+                    scored.table()
+                }
+            } else if json {
+                replay
+                    .alerts
+                    .iter()
+                    .map(|a| serde_json::to_string(a).map(|l| l + "\n"))
+                    .collect::<Result<String, _>>()?
             } else {
-                aggregator::backtest::table(&alerts)
+                aggregator::backtest::table(&replay.alerts)
             };
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }

@@ -7,7 +7,8 @@ Exits non-zero, naming the statement, if any fails or returns other than the exp
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
 boundaries of the rollup and the windows must still be UTC days (account gamma sits on one).
-Then it proves the partition limit the aggregator's INSERT chunking exists for: an INSERT into
+It then reads the `open_alerts` and `account_outcomes` views over a few rows (a resolution in
+the same second as its firing must close the episode). Then it proves the partition limit the aggregator's INSERT chunking exists for: an INSERT into
 `events` spanning 100 months is accepted, one spanning 150 is refused (error 252).
 """
 import json
@@ -83,6 +84,33 @@ with tempfile.TemporaryDirectory() as path:
                 if got is None or (str(got) != str(want)):
                     sys.exit(f"{column} of {account}: got {got!r}, expected {want!r}, from:\n{sql}")
     print(f"    {len(queries)} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+
+    # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's
+    # resolved row, recorded in the same second as its firing row, closes it; a1 stays open.
+    run(sess, """INSERT INTO uptake_chdb.alerts (alert_id, account_id, rule_id, severity, status, fired_at,
+                   resolved_at, recorded_at, lifecycle_stage, health_score, metrics, csm_owner, reason) VALUES
+                 ('a1', 'alpha', 'r', 'critical', 'firing', toDateTime('2026-06-01 00:00:00', 'UTC'), NULL,
+                  toDateTime('2026-06-01 00:00:00', 'UTC'), 'growth', 40, '{}', 'dana', 'quiet'),
+                 ('a2', 'beta', 'r', 'warning', 'firing', toDateTime('2026-06-02 00:00:00', 'UTC'), NULL,
+                  toDateTime('2026-06-02 00:00:00', 'UTC'), 'growth', 50, '{}', '', 'drop'),
+                 ('a2', 'beta', 'r', 'warning', 'resolved', toDateTime('2026-06-02 00:00:00', 'UTC'),
+                  toDateTime('2026-06-02 00:00:00', 'UTC'), toDateTime('2026-06-02 00:00:00', 'UTC'), 'growth', 50,
+                  '{}', '', 'drop')""", "CSV")
+    open_rows = [json.loads(line) for line in run(sess, "SELECT alert_id, account_id, severity, csm_owner, reason "
+                                                         "FROM uptake_chdb.open_alerts").splitlines() if line.strip()]
+    want_open = [{"alert_id": "a1", "account_id": "alpha", "severity": "critical", "csm_owner": "dana", "reason": "quiet"}]
+    if open_rows != want_open:
+        sys.exit(f"open_alerts: got {open_rows}, expected {want_open}")
+    run(sess, """INSERT INTO uptake_chdb.events (message_id, account_id, kind, outcome, timestamp, received_at, source)
+                 VALUES ('o1', 'beta', 'outcome', 'churned', toDateTime('2026-06-29 23:30:00', 'UTC'),
+                         toDateTime('2026-06-29 23:30:00', 'UTC'), 'crm')""", "CSV")
+    outcome_rows = [json.loads(line) for line in run(
+        sess, "SELECT account_id, outcome, toUInt32(occurred_at) AS occurred_at FROM uptake_chdb.account_outcomes"
+    ).splitlines() if line.strip()]
+    if outcome_rows != [{"account_id": "beta", "outcome": "churned", "occurred_at": 1782775800}]:
+        sys.exit(f"account_outcomes: got {outcome_rows}")
+    run(sess, "SELECT account_id, argMax(traits, updated_at) AS traits FROM uptake_chdb.accounts GROUP BY account_id")
+    print("    open_alerts (a same-second resolution closes its episode) and account_outcomes answer as expected")
 
     # The partition limit of current ClickHouse (max_partitions_per_insert_block = 100).
     def months(n):

@@ -384,6 +384,12 @@ mod tests {
         assert_eq!(cfg.limits.max_event_bytes, 32 * 1024);
         assert_eq!((cfg.limits.header_timeout_ms, cfg.limits.body_timeout_ms), (10_000, 15_000));
         assert!(cfg.segment.mapping.login.iter().any(|n| n == "Signed In"));
+        let shipped = schemas::segment::EventMapping::default();
+        assert_eq!(
+            (&cfg.segment.mapping.churned, &cfg.segment.mapping.renewed, &cfg.segment.mapping.contracted),
+            (&shipped.churned, &shipped.renewed, &shipped.contracted),
+            "the local config lists the built-in outcome names"
+        );
     }
 
     #[test]

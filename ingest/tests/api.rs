@@ -45,11 +45,12 @@ async fn every_native_kind_round_trips_through_the_topic() {
         {"kind": "survey", "account_id": "globex", "user_id": "g1", "message_id": "m4", "timestamp": ts, "nps": 9, "csat": 4},
         {"kind": "support_ticket", "account_id": "globex", "message_id": "m5", "timestamp": ts, "ticket_id": "T-1", "status": "opened", "priority": "high"},
         {"kind": "account", "account_id": "globex", "message_id": "m6", "timestamp": ts, "traits": {"seats": 25, "csm": "dana"}},
-        {"kind": "user", "account_id": "globex", "user_id": "g1", "message_id": "m7", "timestamp": ts, "traits": {"role": "admin"}}
+        {"kind": "user", "account_id": "globex", "user_id": "g1", "message_id": "m7", "timestamp": ts, "traits": {"role": "admin"}},
+        {"kind": "outcome", "account_id": "globex", "message_id": "m7x", "timestamp": ts, "outcome": "renewed"}
     ]});
     let r = post(&ingest.url, "/v1/events").json(&batch).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "accepted": 7, "rejected": []}));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "accepted": 8, "rejected": []}));
     // A single event with the key in the body.
     let single =
         json!({"writeKey": KEY, "kind": "login", "account_id": "initech", "user_id": "i1", "message_id": "m8"});
@@ -58,7 +59,7 @@ async fn every_native_kind_round_trips_through_the_topic() {
 
     let events = events_of(stack.read_topic(&ingest.events_topic, Duration::from_secs(6)).await);
     let ids: Vec<&str> = events.iter().map(|(_, e)| e.message_id.as_str()).collect();
-    assert_eq!(ids, ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+    assert_eq!(ids, ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m7x", "m8"]);
     let by_id = |id: &str| events.iter().find(|(_, e)| e.message_id == id).unwrap();
     let kinds: Vec<EventKind> = events.iter().map(|(_, e)| e.kind).collect();
     assert_eq!(kinds, EventKind::ALL.iter().copied().chain([EventKind::Login]).collect::<Vec<_>>());
@@ -79,6 +80,7 @@ async fn every_native_kind_round_trips_through_the_topic() {
     let (_, a) = by_id("m6");
     assert_eq!(a.traits["seats"], 25);
     assert_eq!(by_id("m8").1.account_id, "initech");
+    assert_eq!(by_id("m7x").1.outcome, Some(schemas::outcome::Outcome::Renewed));
     assert!(stack.read_topic(&ingest.dlq_topic, Duration::from_secs(2)).await.is_empty());
 }
 

@@ -4,9 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::outcome::Outcome;
+
 /// What happened. The kinds are the customer-success signals of docs/architecture.md#the-customer-success-model: deployment (logins,
 /// users), adoption (feature use), value (data accumulated) and experience (surveys, tickets),
-/// plus the account and user traits the metrics are measured against (seats, contract dates, CSM).
+/// plus the account and user traits the metrics are measured against (seats, contract dates, CSM),
+/// and the recorded outcomes (churned, renewed, contracted) the rules are scored against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -17,10 +20,11 @@ pub enum EventKind {
     SupportTicket,
     Account,
     User,
+    Outcome,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         Self::Login,
         Self::FeatureUsed,
         Self::DataVolume,
@@ -28,6 +32,7 @@ impl EventKind {
         Self::SupportTicket,
         Self::Account,
         Self::User,
+        Self::Outcome,
     ];
 
     /// The wire name, as used in the native API, on the topic and in ClickHouse.
@@ -40,6 +45,7 @@ impl EventKind {
             Self::SupportTicket => "support_ticket",
             Self::Account => "account",
             Self::User => "user",
+            Self::Outcome => "outcome",
         }
     }
 
@@ -101,6 +107,9 @@ pub struct Event {
     pub ticket_status: Option<TicketStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
+    /// What an `outcome` event records; its date is the event's `timestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     /// Account or user traits (`account` / `user` kinds): plan, seats, contract dates, CSM owner…
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub traits: Map<String, Value>,
@@ -140,6 +149,7 @@ impl Event {
             ticket_id: None,
             ticket_status: None,
             priority: None,
+            outcome: None,
             traits: Map::new(),
             properties: Map::new(),
         }

@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "account_metrics_v2", sql: include_str!("../sql/005_account_metrics_v2.sql") },
     Migration { version: 6, name: "notifications", sql: include_str!("../sql/006_notifications.sql") },
     Migration { version: 7, name: "account_daily_utc", sql: include_str!("../sql/007_account_daily_utc.sql") },
+    Migration { version: 8, name: "outcomes", sql: include_str!("../sql/008_outcomes.sql") },
+    Migration { version: 9, name: "open_alerts", sql: include_str!("../sql/009_open_alerts.sql") },
     Migration { version: 10, name: "alert_pending", sql: include_str!("../sql/010_alert_pending.sql") },
     Migration {
         version: 11,
@@ -38,20 +40,22 @@ pub fn ledger_ddl(db: &str) -> String {
 }
 
 /// A statement rewritten for a replicated ClickHouse cluster: `ON CLUSTER cluster` after the
-/// object name, and every MergeTree-family engine replaced by its Replicated twin with the
-/// conventional `/clickhouse/tables/{shard}/DB/TABLE` path and `{replica}` macro (which each
-/// server defines in its `macros` config). One shard, any number of replicas.
+/// object name (after the table of an `ALTER TABLE`), and every MergeTree-family engine replaced
+/// by its Replicated twin with the conventional `/clickhouse/tables/{shard}/DB/TABLE` path and
+/// `{replica}` macro (which each server defines in its `macros` config). One shard, any number
+/// of replicas.
 pub fn on_cluster(statement: &str, cluster: &str) -> String {
     let mut s = statement.to_owned();
     let mut name = String::new();
-    for marker in ["IF NOT EXISTS ", "IF EXISTS "] {
-        if let Some(at) = s.find(marker) {
-            let start = at + marker.len();
-            let end = s[start..].find(|c: char| c.is_whitespace() || c == '(').map_or(s.len(), |e| start + e);
-            name = s[start..end].to_owned();
-            s.insert_str(end, &format!(" ON CLUSTER {cluster}"));
-            break;
-        }
+    // An ALTER names its table first; checked first, so `DROP COLUMN IF EXISTS c` in an ALTER
+    // is not taken for the object name.
+    let alter = s.starts_with("ALTER TABLE ").then_some(("ALTER TABLE ", 0));
+    let created = ["IF NOT EXISTS ", "IF EXISTS "].into_iter().find_map(|m| s.find(m).map(|at| (m, at)));
+    if let Some((marker, at)) = alter.or(created) {
+        let start = at + marker.len();
+        let end = s[start..].find(|c: char| c.is_whitespace() || c == '(').map_or(s.len(), |e| start + e);
+        name = s[start..end].to_owned();
+        s.insert_str(end, &format!(" ON CLUSTER {cluster}"));
     }
     let path = format!("'/clickhouse/tables/{{shard}}/{}', '{{replica}}'", name.replace('.', "/"));
     for engine in ["MergeTree", "ReplacingMergeTree", "AggregatingMergeTree", "SummingMergeTree"] {
@@ -116,6 +120,14 @@ mod tests {
         let mv = on_cluster("CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv TO up.x AS SELECT 1", "prod");
         assert_eq!(mv, "CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv ON CLUSTER prod TO up.x AS SELECT 1");
         assert_eq!(on_cluster("DROP TABLE IF EXISTS up.m", "c"), "DROP TABLE IF EXISTS up.m ON CLUSTER c");
+        assert_eq!(
+            on_cluster("ALTER TABLE up.events ADD COLUMN outcome String DEFAULT ''", "c"),
+            "ALTER TABLE up.events ON CLUSTER c ADD COLUMN outcome String DEFAULT ''"
+        );
+        assert_eq!(
+            on_cluster("ALTER TABLE up.events DROP COLUMN IF EXISTS x", "c"),
+            "ALTER TABLE up.events ON CLUSTER c DROP COLUMN IF EXISTS x"
+        );
         let ledger = on_cluster(&ledger_ddl("up"), "c");
         assert!(ledger.contains("up.schema_migrations ON CLUSTER c (version"), "{ledger}");
         assert!(ledger

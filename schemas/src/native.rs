@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::event::{Event, EventKind, TicketStatus};
 use crate::fields::{IdType, Reader};
 use crate::limits::{check_age, MAX_USES, MAX_VOLUME};
+use crate::outcome::{trait_outcomes, Outcome};
 use crate::{FieldError, SchemaError};
 
 /// Longest accepted identifier in bytes (account, user, message, ticket ids; feature names):
@@ -61,6 +62,7 @@ fn kind_fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::Survey => &["nps", "csat"],
         EventKind::SupportTicket => &["ticket_id", "status", "priority"],
         EventKind::Account | EventKind::User => &["traits"],
+        EventKind::Outcome => &["outcome"],
     }
 }
 
@@ -154,11 +156,24 @@ pub fn parse_event(value: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldE
             event.priority = r.id("priority", false);
         }
         EventKind::Account => match r.object("traits") {
-            Some(traits) => event.traits = traits,
+            Some(traits) => {
+                // Outcome traits (`churned_at`…) are held to their date format here, once.
+                r.errors.extend(trait_outcomes(&traits).err().unwrap_or_default());
+                event.traits = traits;
+            }
             None if !r.has("traits") => r.fail("traits", "an account event needs a traits object"),
             None => {}
         },
         EventKind::User => event.traits = r.object("traits").unwrap_or_default(),
+        EventKind::Outcome => {
+            event.outcome = match obj.get("outcome") {
+                Some(Value::String(s)) if Outcome::parse(s).is_some() => Outcome::parse(s),
+                _ => {
+                    r.fail("outcome", "is required: \"churned\", \"renewed\" or \"contracted\"");
+                    None
+                }
+            }
+        }
     }
     r.finish(event)
 }

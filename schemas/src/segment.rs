@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::event::{Event, EventKind, TicketStatus};
 use crate::fields::{IdType, Reader};
 use crate::limits::{check_age, MAX_USES, MAX_VOLUME};
+use crate::outcome::{trait_outcomes, Outcome};
 use crate::{FieldError, SchemaError};
 
 /// Which Segment call a message is. The single-call endpoints say it by their path; in
@@ -43,7 +44,8 @@ impl CallType {
     }
 }
 
-/// Which track event names (case-insensitive) are not feature use.
+/// Which track event names (case-insensitive) are not feature use: the usage signals, and the
+/// recorded outcomes (`churned`, `renewed`, `contracted`) the rules are scored against.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventMapping {
@@ -52,6 +54,9 @@ pub struct EventMapping {
     pub survey: Vec<String>,
     pub ticket_opened: Vec<String>,
     pub ticket_closed: Vec<String>,
+    pub churned: Vec<String>,
+    pub renewed: Vec<String>,
+    pub contracted: Vec<String>,
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -66,6 +71,9 @@ impl Default for EventMapping {
             survey: names(&["Survey Submitted", "NPS Survey Submitted", "Survey Completed"]),
             ticket_opened: names(&["Ticket Opened", "Ticket Created", "Support Ticket Opened"]),
             ticket_closed: names(&["Ticket Closed", "Ticket Resolved", "Support Ticket Closed"]),
+            churned: names(&["Account Churned", "Subscription Cancelled", "Subscription Canceled", "Customer Churned"]),
+            renewed: names(&["Subscription Renewed", "Account Renewed", "Contract Renewed"]),
+            contracted: names(&["Subscription Contracted", "Subscription Downgraded", "Account Contracted"]),
         }
     }
 }
@@ -75,6 +83,7 @@ enum Mapped {
     DataVolume,
     Survey,
     Ticket(TicketStatus),
+    Outcome(Outcome),
     Feature,
 }
 
@@ -91,6 +100,12 @@ impl EventMapping {
             Mapped::Ticket(TicketStatus::Opened)
         } else if is(&self.ticket_closed) {
             Mapped::Ticket(TicketStatus::Closed)
+        } else if is(&self.churned) {
+            Mapped::Outcome(Outcome::Churned)
+        } else if is(&self.renewed) {
+            Mapped::Outcome(Outcome::Renewed)
+        } else if is(&self.contracted) {
+            Mapped::Outcome(Outcome::Contracted)
         } else {
             Mapped::Feature
         }
@@ -233,6 +248,7 @@ pub fn parse_message(call: Option<CallType>, msg: &Value, ctx: &Context<'_>) -> 
                 event.account_id = g;
             }
             event.traits = traits.unwrap_or_default();
+            r.errors.extend(trait_outcomes(&event.traits).err().unwrap_or_default());
             event.properties = without(&properties, &own_properties);
         }
         CallType::Page | CallType::Screen => {
@@ -366,6 +382,18 @@ impl Reader<'_> {
                     None => self.fail("properties.ticket_id", "a ticket event needs properties.ticket_id"),
                 }
                 e.priority = self.name_at("properties.priority", props.get("priority"));
+            }
+            Mapped::Outcome(outcome) => {
+                e.kind = EventKind::Outcome;
+                e.outcome = Some(outcome);
+                // An outcome of nobody's account scores nothing and could never be attributed
+                // later: refused, naming where the account was looked for.
+                if e.account_id.is_empty() {
+                    self.fail(
+                        "context.groupId",
+                        "an outcome track needs an account: context.groupId, properties.account_id or an earlier group call",
+                    );
+                }
             }
             Mapped::Feature => {
                 e.kind = EventKind::FeatureUsed;

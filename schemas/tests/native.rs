@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use schemas::event::{EventKind, TicketStatus};
 use schemas::native::{parse_event, split_body, Context};
+use schemas::outcome::Outcome;
 use schemas::{FieldError, SchemaError};
 use serde_json::{json, Value};
 
@@ -158,4 +159,49 @@ fn bodies_are_one_event_or_a_batch() {
     for bad in [json!({"batch": []}), json!({"batch": {}}), json!([1, 2]), json!({"batch": [], "kind": "login"})] {
         assert!(matches!(split_body(bad.clone()), Err(SchemaError::Invalid(_))), "{bad} must be refused");
     }
+}
+
+#[test]
+fn an_outcome_event_records_what_happened_on_its_timestamp() {
+    let e = parse_event(
+        &json!({"kind": "outcome", "account_id": "acme", "outcome": "churned", "timestamp": "2026-11-01T00:00:00Z"}),
+        &ctx(),
+    )
+    .unwrap();
+    assert_eq!((e.kind, e.outcome, e.event.as_str()), (EventKind::Outcome, Some(Outcome::Churned), "outcome"));
+    assert_eq!((e.account_id.as_str(), e.user_id.as_str()), ("acme", ""), "user_id is optional");
+    assert_eq!(e.timestamp.date_naive().to_string(), "2026-11-01");
+    let wire = serde_json::to_value(&e).unwrap();
+    assert_eq!((wire["kind"].as_str(), wire["outcome"].as_str()), (Some("outcome"), Some("churned")));
+    let renewed =
+        parse_event(&json!({"kind": "outcome", "account_id": "a", "user_id": "u", "outcome": "renewed"}), &ctx());
+    assert_eq!(renewed.unwrap().outcome, Some(Outcome::Renewed));
+}
+
+#[test]
+fn an_outcome_event_needs_an_account_and_a_known_outcome() {
+    assert_eq!(fields(json!({"kind": "outcome", "outcome": "churned"})), ["account_id"]);
+    for bad in [
+        json!({"kind": "outcome", "account_id": "a"}),
+        json!({"kind": "outcome", "account_id": "a", "outcome": "lost"}),
+    ] {
+        let e = errors(bad);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "outcome");
+        assert!(e[0].reason.contains("\"churned\", \"renewed\" or \"contracted\""), "{}", e[0].reason);
+    }
+    assert_eq!(fields(json!({"kind": "outcome", "account_id": "a", "outcome": "renewed", "nps": 9})), ["nps"]);
+    assert_eq!(fields(json!({"kind": "login", "account_id": "a", "user_id": "u", "outcome": "renewed"})), ["outcome"]);
+}
+
+#[test]
+fn account_traits_record_outcome_dates_and_refuse_other_values() {
+    let e = parse_event(
+        &json!({"kind": "account", "account_id": "a", "traits": {"churned_at": "2026-10-31", "renewed_at": "2026-01-01T10:00:00Z"}}),
+        &ctx(),
+    )
+    .unwrap();
+    assert_eq!(e.traits["churned_at"], "2026-10-31");
+    let e = errors(json!({"kind": "account", "account_id": "a", "traits": {"contracted_at": "Q3"}}));
+    assert_eq!(e.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["traits.contracted_at"]);
 }

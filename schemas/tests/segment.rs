@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use schemas::event::{EventKind, TicketStatus};
+use schemas::outcome::Outcome;
 use schemas::segment::{parse_message, split_batch, CallType, Context, EventMapping};
 use serde_json::{json, Value};
 
@@ -223,4 +224,51 @@ fn every_problem_is_named_by_its_field() {
         ["properties.ticket_id"]
     );
     assert_eq!(fields(Some(CallType::Track), json!({"userId": {"id": 1}, "event": "x"})), ["userId"]);
+}
+
+#[test]
+fn outcome_tracks_record_churn_renewal_and_contraction_for_their_account() {
+    let track = |name: &str, extra: Value| {
+        let mut msg = json!({"type": "track", "userId": "u1", "event": name, "timestamp": "2026-05-10T08:00:00Z"});
+        msg.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        with("2026-05-10T08:00:01Z", &|_: &str| Some("remembered".to_owned()), |c| parse_message(None, &msg, c))
+    };
+    let churn = track("Account Churned", json!({"context": {"groupId": "acme"}})).unwrap();
+    assert_eq!(
+        (churn.kind, churn.outcome, churn.account_id.as_str()),
+        (EventKind::Outcome, Some(Outcome::Churned), "acme")
+    );
+    assert_eq!((churn.event.as_str(), churn.feature.as_deref()), ("Account Churned", None));
+    let renew = track("subscription renewed", json!({"properties": {"account_id": "globex"}})).unwrap();
+    assert_eq!((renew.outcome, renew.account_id.as_str()), (Some(Outcome::Renewed), "globex"), "case-insensitive");
+    let down = track("Subscription Downgraded", json!({})).unwrap();
+    assert_eq!((down.outcome, down.account_id.as_str()), (Some(Outcome::Contracted), "remembered"), "the user's group");
+    for name in ["Subscription Cancelled", "Subscription Canceled", "Customer Churned"] {
+        assert_eq!(
+            track(name, json!({"context": {"groupId": "a"}})).unwrap().outcome,
+            Some(Outcome::Churned),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_outcome_track_without_an_account_is_refused() {
+    let msg = json!({"type": "track", "userId": "u1", "event": "Account Churned"});
+    let errors = with("2026-05-10T08:00:01Z", &no_groups, |c| parse_message(None, &msg, c)).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "context.groupId");
+    assert!(errors[0].reason.contains("needs an account"), "{}", errors[0].reason);
+}
+
+#[test]
+fn group_traits_record_outcome_dates() {
+    let group = |traits: Value| {
+        let msg = json!({"type": "group", "userId": "u1", "groupId": "acme", "traits": traits});
+        with("2026-05-10T08:00:01Z", &no_groups, |c| parse_message(None, &msg, c))
+    };
+    let e = group(json!({"name": "Acme", "churned_at": "2026-05-01"})).unwrap();
+    assert_eq!((e.kind, e.traits["churned_at"].as_str()), (EventKind::Account, Some("2026-05-01")));
+    let errors = group(json!({"renewed_at": "soon"})).unwrap_err();
+    assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["traits.renewed_at"]);
 }

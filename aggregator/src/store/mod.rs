@@ -1,5 +1,6 @@
 //! ClickHouse access — all of uptake's SQL: migrations and event inserts here, the evaluation's
-//! input queries in [`inputs`], alert history and pending conditions in [`alerts`] (docs/architecture.md#layers).
+//! input queries in [`inputs`], alert history and pending conditions in [`alerts`], recorded
+//! outcomes in [`outcomes`], the daily health history in [`health`] (docs/architecture.md#layers).
 //!
 //! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
@@ -16,10 +17,12 @@ use crate::AggregatorError;
 mod alerts;
 mod health;
 mod inputs;
+mod outcomes;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::{history_day, HealthDayRow};
 pub use inputs::InputQueries;
+pub use outcomes::{OutcomeSource, RecordedOutcome};
 
 /// One row of `events`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
@@ -40,6 +43,8 @@ pub struct EventRow {
     pub ticket_id: String,
     pub ticket_status: String,
     pub priority: String,
+    /// `churned`, `renewed` or `contracted` on `outcome` events; '' otherwise (migration 008).
+    pub outcome: String,
     pub timestamp: u32,
     pub received_at: u32,
     pub source: String,
@@ -78,6 +83,7 @@ impl EventRow {
             object: e.object.unwrap_or_default(),
             ticket_id: e.ticket_id.unwrap_or_default(),
             priority: e.priority.unwrap_or_default(),
+            outcome: e.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
             nps: e.nps,
             csat: e.csat,
             message_id: e.message_id,

@@ -1,6 +1,7 @@
 //! Backtest: replays the stored daily history through a rule file, one evaluation per day at
 //! its last second, and reports which accounts would have alerted on which day. This is how a
 //! CS team tunes thresholds before switching rules on. Nothing is written or published.
+//! [`score`] measures a replay against the recorded outcomes (churned, renewed, contracted).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,30 +18,21 @@ use crate::sink::CollectingSink;
 use crate::store::Store;
 use crate::AggregatorError;
 
-/// What a replay produced: every alert record in order, every account evaluated on any day
-/// (sorted), and the metrics rows of the last day's pass (the state at the end).
+pub mod score;
+
+/// What a replay produced.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
+    /// Every alert record, in order (firing and resolved).
     pub alerts: Vec<Alert>,
+    /// Every account evaluated on any day, sorted.
     pub accounts: Vec<String>,
+    /// The metrics rows of the last day's evaluation.
     pub last_rows: Vec<MetricsRow>,
 }
 
-/// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
-/// order, starting from no open episodes. `progress` is told each day and how many accounts it
-/// evaluated.
-pub async fn backtest(
-    cfg: &AggregatorConfig,
-    rules: RuleSet,
-    from: NaiveDate,
-    to: NaiveDate,
-    progress: impl FnMut(NaiveDate, usize),
-) -> Result<Vec<Alert>, AggregatorError> {
-    Ok(replay(cfg, rules, from, to, progress).await?.alerts)
-}
-
-/// The replay behind [`backtest`], with what a scorer needs besides the alerts: which accounts
-/// were evaluated and their metrics rows on the last day.
+/// Replays `rules` over every day from `from` to `to` (inclusive), starting from no open
+/// episodes. `progress` is told each day and how many accounts it evaluated.
 pub async fn replay(
     cfg: &AggregatorConfig,
     rules: RuleSet,
@@ -63,12 +55,24 @@ pub async fn replay(
         progress(day, report.accounts);
         out.alerts.extend(report.fired);
         out.alerts.extend(report.resolved);
-        accounts.extend(evaluator.sink().last_metrics().into_iter().map(|r| r.account_id));
+        out.last_rows = evaluator.sink().last_metrics();
+        accounts.extend(out.last_rows.iter().map(|r| r.account_id.clone()));
         day = day.succ_opt().expect("dates before year 262143");
     }
-    out.last_rows = evaluator.sink().last_metrics();
     out.accounts = accounts.into_iter().collect();
     Ok(out)
+}
+
+/// Every alert record `rules` would have produced between `from` and `to` (inclusive), in
+/// order ([`replay`]'s alerts).
+pub async fn backtest(
+    cfg: &AggregatorConfig,
+    rules: RuleSet,
+    from: NaiveDate,
+    to: NaiveDate,
+    progress: impl FnMut(NaiveDate, usize),
+) -> Result<Vec<Alert>, AggregatorError> {
+    Ok(replay(cfg, rules, from, to, progress).await?.alerts)
 }
 
 /// One line per alert record, for people.
