@@ -51,6 +51,9 @@ pub struct Pending {
     pub rule_id: String,
     pub since: u32,
     pub cleared: bool,
+    /// When the change happened (for a clear: since when the condition no longer holds, which
+    /// `resolve_after` is measured from).
+    pub at: u32,
 }
 
 /// What the sink recorded, restored at start and after a rebalance.
@@ -58,7 +61,8 @@ pub struct Pending {
 pub struct Recorded {
     pub open: Vec<OpenEpisode>,
     pub history: Vec<EpisodeHistory>,
-    /// The pairs whose condition holds (cleared ones are ignored).
+    /// Each pair's latest pending change: the pairs whose condition holds, and cleared ones
+    /// (kept for open episodes: their `resolve_after` runs from the clear).
     pub pending: Vec<Pending>,
 }
 
@@ -82,6 +86,8 @@ pub struct Episodes {
     last_episode: HashMap<Key, String>,
     /// Open episodes.
     open: HashMap<Key, OpenEpisode>,
+    /// Open episodes whose condition no longer holds: since when (`resolve_after`).
+    cleared_at: HashMap<Key, u32>,
 }
 
 impl Episodes {
@@ -97,6 +103,12 @@ impl Episodes {
             .map(|h| ((h.account_id.clone(), h.rule_id.clone()), h.last_resolved))
             .collect();
         self.last_episode = history.into_iter().map(|h| ((h.account_id, h.rule_id), h.last_alert_id)).collect();
+        self.cleared_at = pending
+            .iter()
+            .filter(|p| p.cleared)
+            .map(|p| ((p.account_id.clone(), p.rule_id.clone()), p.at))
+            .filter(|(key, _)| self.open.contains_key(key))
+            .collect();
         self.pending =
             pending.into_iter().filter(|p| !p.cleared).map(|p| ((p.account_id, p.rule_id), p.since)).collect();
     }
@@ -122,6 +134,7 @@ impl Episodes {
             rule_id: rule.id.clone(),
             since,
             cleared,
+            at: to_datetime(now),
         };
         match finding {
             Some(finding) => {
@@ -141,7 +154,17 @@ impl Episodes {
             }
             None => {
                 let alert = match (self.open.get(&key), rule.auto_resolve) {
-                    (Some(episode), true) => Some(resolved(rule, m, episode, now)),
+                    (Some(episode), true) => {
+                        // Quiet since this pass if it held until now, else since the recorded
+                        // clear: an episode resolves once the condition stayed false for
+                        // `resolve_after`, so a flicker does not close (and re-open) it.
+                        let quiet_since = match held_since {
+                            Some(_) => to_datetime(now),
+                            None => self.cleared_at.get(&key).copied().unwrap_or_else(|| to_datetime(now)),
+                        };
+                        let quiet = now.timestamp() - quiet_since as i64;
+                        (quiet >= rule.resolve_after.as_secs() as i64).then(|| resolved(rule, m, episode, now))
+                    }
                     _ => None,
                 };
                 Decision { alert, pending: held_since.map(|since| change(since, true)) }
@@ -155,7 +178,11 @@ impl Episodes {
             let key = (p.account_id.clone(), p.rule_id.clone());
             if p.cleared {
                 self.pending.remove(&key);
+                if self.open.contains_key(&key) {
+                    self.cleared_at.insert(key, p.at);
+                }
             } else {
+                self.cleared_at.remove(&key);
                 self.pending.insert(key, p.since);
             }
         }
@@ -176,6 +203,7 @@ impl Episodes {
                 self.open.insert(key, episode);
             }
             AlertStatus::Resolved => {
+                self.cleared_at.remove(&key);
                 self.open.remove(&key);
                 self.last_resolved.insert(key, to_datetime(now));
             }
@@ -241,6 +269,12 @@ id = "sticky"
 severity = "info"
 auto_resolve = false
 when = { kind = "inactivity", since = "login", days = 7 }
+
+[[rule]]
+id = "patient"
+severity = "warning"
+resolve_after = "3d"
+when = { kind = "inactivity", since = "login", days = 7 }
 "#;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -282,7 +316,55 @@ when = { kind = "inactivity", since = "login", days = 7 }
     }
 
     fn pending(since: &str, cleared: bool) -> Pending {
-        Pending { account_id: "quiet-co".into(), rule_id: "quiet".into(), since: to_datetime(t(since)), cleared }
+        Pending {
+            account_id: "quiet-co".into(),
+            rule_id: "quiet".into(),
+            since: to_datetime(t(since)),
+            cleared,
+            at: to_datetime(t(since)),
+        }
+    }
+
+    #[test]
+    fn resolve_after_keeps_a_flickering_episode_open() {
+        let patient = &rules()[2];
+        let mut e = Episodes::default();
+        let fired = pass(&mut e, patient, 8, "2026-03-09T18:00:00Z").unwrap();
+        assert_eq!(fired.status, AlertStatus::Firing);
+        // A login on 03-10 clears the condition, but for less than three days: still open.
+        assert_eq!(status(pass(&mut e, patient, 0, "2026-03-10T18:00:00Z")), None);
+        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-12T18:00:00Z")), None, "quiet for 2 days");
+        // It holds again before the three days: the clear is forgotten, still the same episode.
+        assert_eq!(status(pass(&mut e, patient, 8, "2026-03-13T12:00:00Z")), None);
+        assert_eq!(e.open_count(), 1);
+        assert_eq!(status(pass(&mut e, patient, 0, "2026-03-14T18:00:00Z")), None, "cleared again: the clock restarts");
+        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-17T17:59:59Z")), None, "a second short");
+        let resolved = pass(&mut e, patient, 1, "2026-03-17T18:00:00Z").unwrap();
+        assert_eq!((resolved.status, resolved.alert_id), (AlertStatus::Resolved, fired.alert_id));
+    }
+
+    #[test]
+    fn a_restored_clear_of_an_open_episode_keeps_counting() {
+        let patient = &rules()[2];
+        let mut e = Episodes::default();
+        let open = OpenEpisode {
+            alert_id: "a1".into(),
+            account_id: "quiet-co".into(),
+            rule_id: "patient".into(),
+            fired_at: to_datetime(t("2026-03-09T18:00:00Z")),
+        };
+        let cleared = Pending {
+            rule_id: "patient".into(),
+            at: to_datetime(t("2026-03-10T18:00:00Z")),
+            ..pending("2026-03-02T18:00:00Z", true)
+        };
+        e.restore(Recorded { open: vec![open], history: Vec::new(), pending: vec![cleared] });
+        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-12T18:00:00Z")), None);
+        assert_eq!(
+            status(pass(&mut e, patient, 1, "2026-03-13T18:00:00Z")),
+            Some(AlertStatus::Resolved),
+            "3 days after the recorded clear"
+        );
     }
 
     #[test]
@@ -308,7 +390,9 @@ when = { kind = "inactivity", since = "login", days = 7 }
         e.commit_pending(first.pending.as_slice());
         assert_eq!(decide(&e, quiet, 8, "2026-03-09T18:00:00Z").pending, None, "still holding: nothing to store");
         let clear = decide(&e, quiet, 0, "2026-03-10T18:00:00Z");
-        assert_eq!(clear.pending, Some(pending("2026-03-08T18:00:00Z", true)), "stops holding");
+        let cleared_now =
+            Pending { at: to_datetime(t("2026-03-10T18:00:00Z")), ..pending("2026-03-08T18:00:00Z", true) };
+        assert_eq!(clear.pending, Some(cleared_now), "stops holding (since kept, when it stopped)");
         e.commit_pending(clear.pending.as_slice());
         assert_eq!(e.pending_count(), 0);
         assert_eq!(decide(&e, quiet, 0, "2026-03-11T18:00:00Z"), Decision::default(), "still clear: nothing");

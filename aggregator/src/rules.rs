@@ -138,6 +138,9 @@ pub struct Rule {
     /// How long the condition must have held continuously before an episode fires (`for`);
     /// zero: on the first pass it holds.
     pub for_duration: Duration,
+    /// How long the condition must stay false before an open episode resolves (default: at
+    /// once), so a declining account whose numbers flicker keeps one open alert.
+    pub resolve_after: Duration,
     pub cooldown: Duration,
     pub auto_resolve: bool,
     pub when: Condition,

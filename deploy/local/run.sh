@@ -73,10 +73,9 @@ demo() {
   step "Sending 35 days of simulated usage for a book of 12 accounts (target/release/loadgen)"
   info "stories: steady, growing, onboarding, tiny, seasonal, a holiday dip; slides (acme fades this week), a cliff, a happy fader, dormant; ground truth in $STATE/demo-truth.json"
   local before sent
-  # TODO(helper "outcomes"): drop --no-outcomes once ingest accepts `kind: "outcome"`.
   before=$(ch "SELECT count() FROM uptake.events")
   sent=$("$BIN/loadgen" --url "http://127.0.0.1:$INGEST_PORT" --write-key "$WRITE_KEY" --accounts 12 --days 35 \
-    --seed 42 --truth "$STATE/demo-truth.json" --no-outcomes | tail -1) || die "loadgen failed"
+    --seed 42 --truth "$STATE/demo-truth.json" | tail -1) || die "loadgen failed"
   info "$sent events accepted"
 
   step "Waiting for the aggregator to store them and evaluate the rules"

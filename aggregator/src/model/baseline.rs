@@ -37,6 +37,11 @@ pub struct Baseline {
     pub change_pct: Option<f64>,
     /// How many earlier weeks the usual is the median of.
     pub weeks: u8,
+    /// How far the current value is from the usual in units of the account's own week-to-week
+    /// spread (robust: 1.4826 × the median absolute deviation of the earlier weeks, at least
+    /// √usual, the wobble of counting alone); −2 = unusually low for this account. `None` when
+    /// the usual is 0.
+    pub z: Option<f64>,
 }
 
 fn median(values: &mut [u64]) -> f64 {
@@ -62,7 +67,13 @@ impl Series<'_> {
         let usual = median(&mut values);
         let current = *current as f64;
         let change_pct = (usual > 0.0).then(|| (current - usual) * 100.0 / usual);
-        Some(Baseline { current, usual, change_pct, weeks: earlier.len() as u8 })
+        // Deviations in tenths keep the median exact in integers (a half is possible).
+        let mut deviations: Vec<u64> =
+            earlier.iter().map(|&v| ((v as f64 - usual).abs() * 10.0).round() as u64).collect();
+        let mad = median(&mut deviations) / 10.0;
+        let spread = (1.4826 * mad).max(usual.sqrt());
+        let z = (usual > 0.0).then(|| (current - usual) / spread);
+        Some(Baseline { current, usual, change_pct, weeks: earlier.len() as u8, z })
     }
 }
 
@@ -89,6 +100,20 @@ mod tests {
         let b = Series(&STEADY).baseline().unwrap();
         assert_eq!((b.usual, b.weeks), (70.5, 8), "median of 72 68 71 69 73 70 67 71");
         assert!(b.change_pct.unwrap().abs() < 1.0);
+        // Deviations 1.5 2.5 0.5 1.5 2.5 0.5 3.5 0.5 → MAD 1.5, × 1.4826 = 2.2 < √70.5 = 8.4.
+        assert!((b.z.unwrap() - (70.0 - 70.5) / 70.5f64.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_spread_is_the_accounts_own_wobble() {
+        // Same usual (50), same current week (35: −30 %), different histories.
+        let calm = Series(&[35, 50, 51, 49, 50, 52, 48, 50, 50]).baseline().unwrap();
+        let jumpy = Series(&[35, 50, 80, 20, 65, 35, 50, 75, 25]).baseline().unwrap();
+        assert_eq!((calm.usual, jumpy.usual), (50.0, 50.0));
+        assert_eq!(calm.change_pct, jumpy.change_pct);
+        // calm: spread √50 = 7.1 → z −2.1: unusual. jumpy: MAD 15 → spread 22.2 → z −0.7: its normal.
+        assert!(calm.z.unwrap() < -2.0, "{calm:?}");
+        assert!(jumpy.z.unwrap() > -1.0, "{jumpy:?}");
     }
 
     #[test]

@@ -34,6 +34,8 @@ struct RawRule {
     #[serde(default, rename = "for")]
     for_duration: Option<ForDuration>,
     #[serde(default)]
+    resolve_after: Option<HumanDuration>,
+    #[serde(default)]
     cooldown: Option<HumanDuration>,
     #[serde(default)]
     auto_resolve: Option<bool>,
@@ -226,6 +228,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
             stages: r.stages,
             min_account_age_days: r.min_account_age_days,
             for_duration: r.for_duration.map_or(Duration::ZERO, |f| f.0),
+            resolve_after: r.resolve_after.map_or(Duration::ZERO, |d| d.0),
             cooldown: r.cooldown.map_or(Duration::ZERO, |c| c.0),
             auto_resolve: r.auto_resolve.unwrap_or(true),
             when,

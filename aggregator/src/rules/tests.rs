@@ -21,8 +21,7 @@ fn the_shipped_rules_parse() {
             "no_login_14d",
             "onboarding_not_activated",
             "low_seats_before_renewal",
-            "detractor_with_falling_use",
-            "data_stalled"
+            "detractor_with_falling_use"
         ]
     );
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));

@@ -78,6 +78,8 @@ struct HeldRow {
     account_id: String,
     rule_id: String,
     since: u32,
+    cleared: u8,
+    at: u32,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -143,21 +145,28 @@ impl Store {
             .collect())
     }
 
-    /// The pairs whose latest `alert_pending` row says their condition holds, with since when.
-    /// Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
+    /// Each pair's latest `alert_pending` state: holding since when, or cleared (and when, which
+    /// an open episode's `resolve_after` runs from). Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
     /// wins a tie in time (the clock then restarts: an alert later, never earlier).
     pub async fn pending(&self) -> Result<Vec<Pending>, AggregatorError> {
         let sql = format!(
-            "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since
+            "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since,
+                    toUInt8(argMax(cleared, toUInt64(recorded_at) * 2 + cleared)) AS is_cleared,
+                    toUInt32(max(recorded_at)) AS at
              FROM {db}.alert_pending
-             GROUP BY account_id, rule_id
-             HAVING argMax(cleared, toUInt64(recorded_at) * 2 + cleared) = 0",
+             GROUP BY account_id, rule_id",
             db = self.db
         );
         let rows: Vec<HeldRow> = self.client.query(&sql).fetch_all().await?;
         Ok(rows
             .into_iter()
-            .map(|r| Pending { account_id: r.account_id, rule_id: r.rule_id, since: r.since, cleared: false })
+            .map(|r| Pending {
+                account_id: r.account_id,
+                rule_id: r.rule_id,
+                since: r.since,
+                cleared: r.cleared == 1,
+                at: r.at,
+            })
             .collect())
     }
 }

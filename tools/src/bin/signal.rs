@@ -42,12 +42,15 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write every alert record of the replay to this file, one JSON object per line.
+    #[arg(long)]
+    alerts: Option<PathBuf>,
     /// A small book (40 accounts × 60 days, 30 scored) for CI: fails only when counts do not add up.
     #[arg(long)]
     smoke: bool,
-    /// Send churn and renewal outcome events (needs an ingest that accepts `kind: "outcome"`).
+    /// Send no churn and renewal outcome events (the scored backtest then has nothing to score).
     #[arg(long)]
-    outcomes: bool,
+    no_outcomes: bool,
     /// Keep the run's database (signal_*) afterwards.
     #[arg(long)]
     keep: bool,
@@ -72,17 +75,23 @@ async fn main() -> anyhow::Result<()> {
     opts.format = args.format.unwrap_or(opts.format);
     opts.rules = args.rules;
     opts.keep = args.keep;
-    opts.outcomes |= args.outcomes;
+    opts.outcomes = !args.no_outcomes;
     let started = std::time::Instant::now();
     let scores =
         signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
             .await?;
-    println!("{}", signal::report::table(&scores));
+    println!("{}", signal::report::table(&scores.truth));
+    println!("Scored against the recorded outcomes (aggregator backtest --score):\n{}", scores.outcomes.table());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&scores)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let problems = scores.inconsistencies();
+    if let Some(path) = &args.alerts {
+        let lines: String =
+            scores.alerts.iter().map(|a| serde_json::to_string(a).map(|l| l + "\n")).collect::<Result<_, _>>()?;
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let problems = scores.truth.inconsistencies();
     anyhow::ensure!(problems.is_empty(), "the counts do not add up:\n  {}", problems.join("\n  "));
     Ok(())
 }

@@ -248,9 +248,7 @@ mod tests {
         let mapping = schemas::segment::EventMapping::default();
         let mut kinds = HashSet::new();
         for d in book.days() {
-            // TODO(helper "outcomes"): ingest rejects `kind: "outcome"` until that branch adds it to
-            // schemas; the lead re-enables outcome events here after merging.
-            for e in day_events(&book, d).into_iter().filter(|e| e["kind"] != "outcome") {
+            for e in day_events(&book, d) {
                 let native = schemas::native::parse_event(&e, &native_ctx).unwrap_or_else(|err| panic!("{e}: {err:?}"));
                 let seg_ctx = schemas::segment::Context {
                     received_at: Utc::now(),
@@ -266,6 +264,6 @@ mod tests {
                 kinds.insert(native.kind.as_str());
             }
         }
-        assert_eq!(kinds.len(), 7, "every kind appears: {kinds:?}");
+        assert_eq!(kinds.len(), 8, "every kind appears: {kinds:?}");
     }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aggregator::rules::RuleSet;
+use aggregator::store::Store;
 use aggregator::AggregatorConfig;
 use chrono::{Days, NaiveDate};
 
@@ -70,9 +71,7 @@ impl Options {
             seed: 7,
             format: Format::Segment,
             rules: None,
-            // TODO(helper "outcomes"): true once ingest accepts `kind: "outcome"`; until then
-            // ingest refuses them and the stored count would never reach the sent count.
-            outcomes: false,
+            outcomes: true,
             keep: false,
         }
     }
@@ -85,7 +84,7 @@ impl Options {
 }
 
 /// Sends the book, replays and scores. `progress` gets a line per step.
-pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> Result<Scores, SignalError> {
+pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> Result<Report, SignalError> {
     if opts.score_days == 0 || opts.score_days > opts.days {
         return Err(SignalError::Setup("--score-days must be from 1 to --days".into()));
     }
@@ -149,7 +148,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     cfg.kafka.events_topic = n.events_topic.clone();
     cfg.clickhouse.url = opts.clickhouse.clone();
     cfg.clickhouse.database = n.db.clone();
-    let replay = aggregator::backtest::replay(&cfg, rules, from, today, |day, accounts| {
+    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, accounts| {
         progress(&format!("  {day}: {accounts} accounts evaluated"));
     })
     .await?;
@@ -162,9 +161,27 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         .collect();
     let truth: Vec<Truth> = book.accounts.iter().map(Truth::from).collect();
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
+    // The same replay scored the way a CS team scores its own history: against the recorded
+    // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
+    let outcomes = Store::new(&cfg.clickhouse).outcomes().await?;
+    let by_outcomes = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, today, OUTCOME_HORIZON_DAYS);
     if !opts.keep {
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
         let _ = std::fs::remove_dir_all(&work);
     }
-    Ok(scores)
+    Ok(Report { truth: scores, outcomes: by_outcomes, alerts: replay.alerts })
+}
+
+/// How long before a recorded churn an alert counts as catching it (the backtest's default).
+pub const OUTCOME_HORIZON_DAYS: u32 = 90;
+
+/// What a signal run measured: against the book's ground truth, and against the outcomes the
+/// book recorded (the scored backtest).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub truth: Scores,
+    pub outcomes: aggregator::backtest::score::Score,
+    /// Every alert record of the replay (`signal --alerts FILE` writes them, one JSON per line).
+    #[serde(skip)]
+    pub alerts: Vec<schemas::alert::Alert>,
 }

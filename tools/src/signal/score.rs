@@ -116,6 +116,10 @@ pub struct Scores {
 
 /// Recall counts only declines at least this old at the end: younger ones may fairly be unseen.
 pub const RECALL_MIN_AGE_DAYS: i64 = 10;
+
+/// Lead times count only declines that began at least this long before the end: the target
+/// (p90 ≤ 10 days) and some margin can be observed for each of them.
+pub const LEAD_MIN_OBSERVED_DAYS: i64 = 14;
 /// "Nobody used it for two weeks."
 pub const IDLE_DAYS: u32 = 14;
 
@@ -172,7 +176,10 @@ pub fn score(
 
     let mut by_kind: BTreeMap<&'static str, Vec<Lead>> = BTreeMap::new();
     for t in truth.iter().filter(|t| t.kind.at_risk()) {
-        let Some(onset) = t.onset.filter(|o| window.from <= *o && *o <= window.to) else { continue };
+        // A decline that began within the last LEAD_MIN_OBSERVED_DAYS is censored, not missed:
+        // nobody can say yet whether its first alert comes on time.
+        let observed = |o: &NaiveDate| (window.to - *o).num_days() >= LEAD_MIN_OBSERVED_DAYS;
+        let Some(onset) = t.onset.filter(|o| window.from <= *o && observed(o)) else { continue };
         let first = firing
             .iter()
             .filter(|a| a.account_id == t.id && a.fired_at.date_naive() >= onset)
@@ -335,7 +342,7 @@ mod tests {
         let truth = vec![
             t("slide-a", Kind::Slide, Some(3)),    // caught on day 8: 5 days
             t("slide-b", Kind::Slide, Some(10)),   // fired before its onset only: missed
-            t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall
+            t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall nor lead times
             t("fader", Kind::HappyFader, Some(1)), // caught on day 1: 0 days, resolved later
             t("dormant", Kind::Dormant, Some(5)),  // never alerted, red
             t("steady", Kind::Steady, None),       // alerted and still open: a false positive
@@ -379,11 +386,12 @@ mod tests {
     fn lead_times_count_the_first_firing_on_or_after_the_onset_and_missed_as_never() {
         let s = scored();
         let overall = &s.lead_days["overall"];
-        assert_eq!((overall.accounts, overall.caught, overall.missed), (5, 3, 2));
-        // Sorted: 0, 2, 5, missed, missed → median (3rd) 5, p90 (5th) missed.
+        // The cliff began 4 days before the end (caught after 2): too recent to count either way.
+        assert_eq!((overall.accounts, overall.caught, overall.missed), (4, 2, 2));
+        // Sorted: 0, 5, missed, missed → median (2nd, nearest rank) 5, p90 (4th) missed.
         assert_eq!((overall.median, overall.p90), (Some(Lead::Days(5)), Some(Lead::Missed)));
         assert_eq!(s.lead_days["happy_fader"].median, Some(Lead::Days(0)));
-        assert_eq!(s.lead_days["cliff"].median, Some(Lead::Days(2)));
+        assert!(!s.lead_days.contains_key("cliff"));
         assert_eq!(s.lead_days["slide"].p90, Some(Lead::Missed));
         assert_eq!(s.lead_days["dormant"].missed, 1);
     }
