@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS {db}.account_metrics
     active_user_days_vs_baseline     Nullable(Float64),
     active_user_days_z               Nullable(Float64),
     active_user_days_3d_vs_baseline  Nullable(Float64),
+    active_user_days_momentum        Nullable(Float64),
     active_user_days_3d_z            Nullable(Float64),
     active_users_baseline            Nullable(Float64),
     active_users_vs_baseline         Nullable(Float64),

@@ -206,6 +206,7 @@ catalogue! {
         active_user_days_vs_baseline: Option<f64>, metric, "`active_user_days_7d` vs its baseline, in % (−30 = 30 % below the usual)";
         active_user_days_z: Option<f64>, metric, "how unusual `active_user_days_7d` is for this account: its distance from the baseline in units of the account's own week-to-week spread (robust: 1.4826 × MAD of the earlier weeks, at least √baseline); −2 = unusually low";
         active_user_days_3d_vs_baseline: Option<f64>, metric, "user-days of the 3 complete days ending yesterday vs the same three weekdays of the earlier weeks (median), in %";
+        active_user_days_momentum: Option<f64>, metric, "`active_user_days_3d_vs_baseline` − `active_user_days_vs_baseline`, in points: below 0 the fall is steepening (a slide goes −5 to −20, a sudden stop or the first days of a holiday −40 and lower), above 0 use is coming back";
         active_user_days_3d_z: Option<f64>, metric, "the same 3 days in units of their own spread (as `active_user_days_z`)";
         active_users_baseline: Option<f64>, metric, "the usual weekly active users (median of the earlier weeks)";
         active_users_vs_baseline: Option<f64>, metric, "weekly active users of the 7 complete days ending yesterday vs the usual, in %";

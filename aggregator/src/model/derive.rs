@@ -159,6 +159,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         active_user_days_vs_baseline: vs(base.user_days),
         active_user_days_3d_vs_baseline: vs(base.user_days_3d),
         active_user_days_z: base.user_days.and_then(|b| b.z),
+        active_user_days_momentum: vs(base.user_days_3d).zip(vs(base.user_days)).map(|(d3, d7)| round(d3 - d7)),
         active_user_days_3d_z: base.user_days_3d.and_then(|b| b.z),
         active_users_baseline: usual(base.active_users),
         active_users_vs_baseline: vs(base.active_users),
