@@ -257,16 +257,24 @@ impl Condition {
                     return None;
                 }
                 let span = window.trim_end_matches('d');
-                let now = base * (1.0 + c / 100.0);
-                let per = if span == "7" { "a week".to_owned() } else { format!("in {span} days") };
+                // The weekly usual in numbers; a 3-day window is compared with the same weekdays
+                // of earlier weeks, whose usual is not a number worth a CSM's attention.
+                let numbers = if span == "7" {
+                    let now = base * (1.0 + c / 100.0);
+                    format!(
+                        " ({} vs a usual {} a week)",
+                        number((now * 10.0).round() / 10.0),
+                        number((base * 10.0).round() / 10.0)
+                    )
+                } else {
+                    String::new()
+                };
                 Some(Finding {
                     metrics: BTreeMap::from([(usual.name().to_owned(), base), (change.name().to_owned(), c)]),
                     reason: format!(
-                        "{} {:.0} % below this account's usual over the last {span} days ({} vs a usual {} {per})",
+                        "{} {:.0} % below this account's usual over the last {span} days{numbers}",
                         label(name, ""),
-                        -c,
-                        number((now * 10.0).round() / 10.0),
-                        number((base * 10.0).round() / 10.0)
+                        -c
                     ),
                 })
             }
@@ -296,14 +304,25 @@ impl Condition {
     }
 }
 
+/// Whether a finding only qualifies the others (how unusual, how steep) and so stays out of the
+/// sentence a CSM reads; its values are still in the alert's metrics.
+fn qualifier(f: &Finding) -> bool {
+    !f.metrics.is_empty() && f.metrics.keys().all(|k| k.ends_with("_z") || k.ends_with("_momentum"))
+}
+
 fn merge(found: Vec<Finding>, join: &str) -> Finding {
     let mut metrics = BTreeMap::new();
     let mut reasons = Vec::new();
-    for (i, f) in found.into_iter().enumerate() {
+    let all_qualifiers = found.iter().all(qualifier);
+    for f in found {
+        let said = all_qualifiers || !qualifier(&f);
         metrics.extend(f.metrics);
+        if !said {
+            continue;
+        }
         // Later parts read as a continuation of the sentence.
         let mut r = f.reason;
-        if i > 0 {
+        if !reasons.is_empty() {
             if let Some(first) = r.chars().next() {
                 r = first.to_lowercase().collect::<String>() + &r[first.len_utf8()..];
             }

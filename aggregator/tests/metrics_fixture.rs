@@ -213,11 +213,12 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     close(b.seat_utilisation, None, "no seats known");
     close(b.stickiness_30d, Some(1.0 / 30.0), "stickiness");
     assert_eq!((b.latest_nps, b.avg_csat_90d, b.open_tickets), (None, None, 0));
-    // Only adoption has an input (0 of 4 features): the score is that component alone.
+    // Day 0 of onboarding: seats and breadth are not scored in the first 14 days, and nothing
+    // else has an input, so there is no score yet (not a red one).
     assert_eq!((b.health_deployment, b.health_trend, b.health_value, b.health_experience), (None, None, None, None));
-    close(b.health_adoption, Some(0.0), "adoption");
-    close(b.health_score, Some(0.0), "score");
-    assert_eq!((b.health_band.as_str(), b.health_weakest.as_str()), ("red", "adoption"));
+    close(b.health_adoption, None, "adoption: too early");
+    close(b.health_score, None, "score");
+    assert_eq!((b.health_band.as_str(), b.health_weakest.as_str()), ("", ""));
 
     // Time-based metrics move without new events: a week later, alpha has been silent 7 days.
     let later: DateTime<Utc> = "2026-07-07T18:00:00Z".parse().unwrap();

@@ -102,6 +102,9 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let days_since_last_activity = since(w.last_seen);
     let inputs = Inputs {
         usage_vs_baseline: vs(base.user_days),
+        onboarding_day: (stage == super::lifecycle::Stage::Onboarding)
+            .then(|| start.unwrap_or(first_seen))
+            .map(|s| (today - s).num_days()),
         days_since_last_activity,
         seat_utilisation,
         feature_breadth,

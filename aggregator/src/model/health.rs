@@ -91,6 +91,11 @@ pub struct HealthConfig {
     pub open_ticket_penalty: f64,
     /// Scores below this are red.
     pub red_below: f64,
+    /// In onboarding, the seat and breadth targets grow linearly to their full value over
+    /// this many days from the start (0: no ramp).
+    pub onboarding_ramp_days: u32,
+    /// The first days of onboarding in which seats and breadth are not scored yet.
+    pub onboarding_grace_days: u32,
     /// No activity at all for this many days caps the score at `inactive_max_score` (red):
     /// nobody is using what they pay for, whatever the surveys or seats say.
     pub inactive_red_days: u32,
@@ -115,6 +120,8 @@ impl Default for HealthConfig {
             open_ticket_penalty: 10.0,
             red_below: 40.0,
             green_from: 70.0,
+            onboarding_ramp_days: 60,
+            onboarding_grace_days: 14,
             inactive_red_days: 14,
             inactive_max_score: 20.0,
             falling_usage_pct: -25.0,
@@ -154,6 +161,8 @@ pub struct Inputs {
     /// User-days of the last complete week vs the account's baseline, in % (`model/baseline.rs`).
     pub usage_vs_baseline: Option<f64>,
     pub days_since_last_activity: Option<u32>,
+    /// Days since the contract started (or the account was first seen), while onboarding.
+    pub onboarding_day: Option<i64>,
     pub seat_utilisation: Option<f64>,
     pub feature_breadth: Option<f64>,
     pub active_users_change_pct: Option<f64>,
@@ -199,8 +208,20 @@ fn pct(x: f64) -> f64 {
 }
 
 pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
-    let deployment = i.seat_utilisation.map(|u| pct(u / cfg.seat_utilisation_target));
-    let adoption = i.feature_breadth.map(|b| pct(b / cfg.feature_breadth_target));
+    // A new account is measured against where it should be by now, not against a mature
+    // account: the targets ramp up over `onboarding_ramp_days` (never below a tenth), so a
+    // ten-day-old account with its first users is not red.
+    let ramp = match i.onboarding_day {
+        Some(day) if cfg.onboarding_ramp_days > 0 => {
+            (day.max(0) as f64 / cfg.onboarding_ramp_days as f64).clamp(0.1, 1.0)
+        }
+        _ => 1.0,
+    };
+    // In the first `onboarding_grace_days` seats and breadth are not measured at all: a
+    // customer still rolling out is not at risk for having no users yet.
+    let grace = i.onboarding_day.is_some_and(|d| d < cfg.onboarding_grace_days as i64);
+    let deployment = i.seat_utilisation.filter(|_| !grace).map(|u| pct(u / (cfg.seat_utilisation_target * ramp)));
+    let adoption = i.feature_breadth.filter(|_| !grace).map(|b| pct(b / (cfg.feature_breadth_target * ramp)));
     // Use at or above the account's usual is healthy; 40 % below it scores 0. Without a
     // baseline (under four weeks of history), the week-over-week change of active users stands
     // in, where a 50 % fall scores 0.
@@ -394,5 +415,23 @@ mod tests {
         let new = Inputs { usage_vs_baseline: None, active_users_change_pct: Some(50.0), ..thriving() };
         let h = score(&cfg, Stage::Onboarding, &new);
         assert_eq!((h.components.trend, h.cap), (Some(100.0), None));
+    }
+
+    #[test]
+    fn calibration_a_ten_day_old_account_with_its_first_users_is_not_red() {
+        let cfg = HealthConfig::default();
+        // 2 of 9 seats and 2 of 12 features, ten days in: a mature account would be red.
+        let young =
+            Inputs { seat_utilisation: Some(2.0 / 9.0), feature_breadth: Some(2.0 / 12.0), ..Default::default() };
+        assert_eq!(score(&cfg, Stage::Growth, &young).band, "red", "at day 300 this is a risk");
+        let h = score(&cfg, Stage::Onboarding, &Inputs { onboarding_day: Some(20), ..young.clone() });
+        assert_eq!(h.band, "green", "{h:?}");
+        // Before day 14 seats and breadth are not scored at all: no users yet is no score yet.
+        let nobody = Inputs { seat_utilisation: Some(0.0), feature_breadth: Some(0.0), ..Default::default() };
+        assert_eq!(score(&cfg, Stage::Onboarding, &Inputs { onboarding_day: Some(10), ..nobody.clone() }).score, None);
+        assert_eq!(score(&cfg, Stage::Onboarding, &Inputs { onboarding_day: Some(14), ..nobody }).band, "red");
+        // Sixty days in, the same numbers are measured against the full targets again.
+        let h60 = score(&cfg, Stage::Onboarding, &Inputs { onboarding_day: Some(60), ..young });
+        assert_eq!(h60.band, "red", "{h60:?}");
     }
 }

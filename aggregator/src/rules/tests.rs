@@ -32,7 +32,8 @@ fn the_shipped_rules_parse() {
         ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
     assert_eq!(rules[4].cooldown, Duration::from_secs(7 * 86_400));
-    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 2));
+    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 6));
+    assert_eq!(rules[0].resolve_after, Duration::from_secs(7 * 86_400));
 }
 
 #[test]
@@ -130,12 +131,22 @@ fn threshold_inactivity_and_combinations() {
     m.latest_nps = Some(4);
     assert_eq!(detractor.check(&m), None, "detractor alone is not enough");
     (m.active_user_days_baseline, m.active_user_days_vs_baseline) = (Some(40.0), Some(-30.0));
+    assert_eq!(detractor.check(&m), None, "a low week, but not an unusual one for this account");
+    m.active_user_days_z = Some(-1.9);
+    assert_eq!(detractor.check(&m), None, "and the last three days?");
+    // The last three days 40 % down: 10 points steeper than the week, a steady fall.
+    (m.active_user_days_3d_vs_baseline, m.active_user_days_momentum) = (Some(-40.0), Some(-10.0));
     let f = detractor.check(&m).unwrap();
+    // The qualifiers (how unusual, how steep) are in the metrics, not in the sentence.
     assert_eq!(
         f.reason,
-        "Latest NPS is 4 (at most 6) and active user-days 30 % below this account's usual over the last 7 days (28 vs a usual 40 a week)"
+        "Latest NPS is 4 (at most 6) and active user-days 30 % below this account's usual over the last 7 days (28 vs a usual 40 a week) \
+         and active user-days 40 % below this account's usual over the last 3 days"
     );
-    assert_eq!(f.metrics.len(), 3);
+    assert_eq!(f.metrics["active_user_days_z"], -1.9);
+    // A collapse (a holiday's first days, a stop) is not this rule's: usage_stopped waits it out.
+    (m.active_user_days_3d_vs_baseline, m.active_user_days_momentum) = (Some(-90.0), Some(-60.0));
+    assert_eq!(detractor.check(&m), None);
 }
 
 #[test]
