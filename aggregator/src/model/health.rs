@@ -270,7 +270,8 @@ pub fn score(cfg: &HealthConfig, stage: Stage, i: &Inputs) -> Health {
         None
     };
     // A cap only counts when it lowers the score (a score already below it is not "capped").
-    let cap = cap.filter(|(_, max)| score.is_some_and(|s| s > *max)).map(|(cap, max)| {
+    // Inactivity caps even an account with no other input: two idle weeks are red on their own.
+    let cap = cap.filter(|(cap, max)| score.map_or(*cap == Cap::Inactive, |s| s > *max)).map(|(cap, max)| {
         score = Some(max);
         cap
     });
@@ -379,6 +380,9 @@ mod tests {
         // Perfect surveys and a seat count from the month before change nothing.
         assert_eq!(h.components.experience, Some(88.75));
         assert_eq!(score(&cfg, Stage::Onboarding, &quiet).band, "red");
+        // Nothing else known (a new account in its first weeks): idle is still red.
+        let idle_only = Inputs { days_since_last_activity: Some(15), ..Default::default() };
+        assert_eq!(score(&cfg, Stage::Onboarding, &idle_only).score, Some(20.0));
     }
 
     #[test]
