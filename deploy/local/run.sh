@@ -70,11 +70,11 @@ up() {
 }
 
 demo() {
-  step "Sending 35 days of simulated usage for a book of 12 accounts (target/release/loadgen)"
+  step "Sending 63 days of simulated usage for a book of 12 accounts (target/release/loadgen)"
   info "stories: steady, growing, onboarding, tiny, seasonal, a holiday dip; slides (acme fades this week), a cliff, a happy fader, dormant; ground truth in $STATE/demo-truth.json"
   local before sent
   before=$(ch "SELECT count() FROM uptake.events")
-  sent=$("$BIN/loadgen" --url "http://127.0.0.1:$INGEST_PORT" --write-key "$WRITE_KEY" --accounts 12 --days 35 \
+  sent=$("$BIN/loadgen" --url "http://127.0.0.1:$INGEST_PORT" --write-key "$WRITE_KEY" --accounts 12 --days 63 \
     --seed 42 --truth "$STATE/demo-truth.json" | tail -1) || die "loadgen failed"
   info "$sent events accepted"
 
@@ -96,15 +96,26 @@ demo() {
 
   step "Adoption metrics per account (uptake.account_metrics)"
   ch "SELECT account_id, lifecycle_stage AS stage, health_score AS health, health_band AS band,
-             health_weakest AS weakest, active_users_7d AS wau, active_users_prev_7d AS wau_prev,
-             round(active_users_change_7d) AS wau_change_pct, active_users_30d AS mau,
-             round(seat_utilisation, 2) AS seats_used, features_used_30d AS features_30d,
-             records_30d, days_since_last_login AS days_no_login
+             health_weakest AS weakest, health_cap AS cap, active_users_7d AS wau,
+             active_user_days_7d AS user_days, active_user_days_baseline AS usual,
+             round(active_user_days_vs_baseline) AS vs_usual_pct, round(active_user_days_z, 1) AS z,
+             round(seat_utilisation, 2) AS seats_used, latest_nps AS nps, days_since_last_login AS days_no_login
       FROM uptake.account_metrics FINAL ORDER BY account_id FORMAT PrettyCompactMonoBlock"
 
-  step "Churn-risk alerts (uptake.alerts; also on the usage-alerts topic)"
-  ch "SELECT account_id, rule_id, severity, status, fired_at, reason
-      FROM uptake.alerts ORDER BY recorded_at FORMAT PrettyCompactMonoBlock"
+  step "Churn-risk alerts open now (uptake.open_alerts; also on the usage-alerts topic)"
+  ch "SELECT account_id, rule_id, severity, fired_at, reason
+      FROM uptake.open_alerts ORDER BY account_id FORMAT PrettyCompactMonoBlock"
+
+  # The live evaluator has only just seen this history, and rules such as usage_sliding must
+  # hold for days before they fire: a replay shows what uptake would have said day by day.
+  local from to
+  from=$(date -u -d '27 days ago' +%F)
+  to=$(date -u +%F)
+  step "What the rules would have alerted over the last 28 days (aggregator backtest --score)"
+  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" 2>/dev/null |
+    sed 's/^/    /'
+  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" --score \
+    2>/dev/null | sed 's/^/    /'
   info "The stack keeps running: deploy/local/run.sh status | stop"
 }
 
