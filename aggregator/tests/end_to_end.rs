@@ -111,17 +111,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     // aggregator, admin on port 0, evaluating every half second, with a week-over-week rule a
     // customer could write (the shipped rules compare with a four-week baseline this
     // twelve-day book does not have; docs/SIGNAL.md tests those).
-    let rules = std::env::temp_dir().join(format!("uptake-e2e-rules-{}.toml", stack.suffix));
-    std::fs::write(
-        &rules,
-        r#"[[rule]]
-id = "active_users_drop"
-severity = "warning"
-when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
-"#,
-    )
-    .unwrap();
-    agg_cfg.rules_file = Some(rules);
+    agg_cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(&stack));
     agg_cfg.batch.max_wait_ms = 200;
     agg_cfg.evaluation.interval_ms = 500;
     let aggregator = testkit::aggregator::start(agg_cfg).await;

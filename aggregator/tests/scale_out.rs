@@ -41,6 +41,8 @@ async fn start(stack: &Stack, topics: &(String, String, String)) -> Instance {
     cfg.kafka.librdkafka.insert("session.timeout.ms".into(), "6000".into());
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 500;
+    // A week-over-week rule: this two-week book is too short for the shipped baseline rules.
+    cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(stack));
     let running = testkit::aggregator::start(cfg).await;
     Instance { admin: format!("{}/metrics", running.admin_url), stop: running.stop, task: running.task }
 }

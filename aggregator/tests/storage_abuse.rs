@@ -89,7 +89,7 @@ fn months_in(body: &[u8]) -> BTreeSet<u32> {
                 take(&mut b, 1); // nps, csat: Nullable(UInt8)
             }
         }
-        (0..3).for_each(|_| string(&mut b)); // ticket_id, ticket_status, priority
+        (0..4).for_each(|_| string(&mut b)); // ticket_id, ticket_status, priority, outcome
         let timestamp = u32::from_le_bytes(take(&mut b, 4).try_into().unwrap());
         take(&mut b, 4); // received_at
         (0..4).for_each(|_| string(&mut b)); // source, traits, properties, kafka_topic

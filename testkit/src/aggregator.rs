@@ -45,6 +45,23 @@ impl RunningAggregator {
     }
 }
 
+/// A rule file with one week-over-week rule (`active_users_drop`: weekly active users −50 % vs
+/// the week before, from ≥ 3), for tests whose books are a few days long: the shipped rules
+/// compare with a baseline that needs four weeks of history.
+pub fn week_over_week_rules(stack: &Stack) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("uptake-wow-rules-{}.toml", stack.suffix));
+    std::fs::write(
+        &path,
+        r#"[[rule]]
+id = "active_users_drop"
+severity = "warning"
+when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
+"#,
+    )
+    .expect("writing the rule file");
+    path
+}
+
 /// Runs `cfg` in-process with every role.
 pub async fn start(cfg: AggregatorConfig) -> RunningAggregator {
     start_as(cfg, Role::All).await

@@ -169,7 +169,15 @@ impl Store {
         let mut applied = Vec::new();
         for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
             for (_, statement) in ddl.iter().filter(|(v, _)| *v == Some(m.version)) {
-                self.client.query(statement).execute().await?;
+                if let Err(e) = self.client.query(statement).execute().await {
+                    // Instances started together all apply a migration nobody recorded yet; an
+                    // `ADD COLUMN` (18.16 has no IF NOT EXISTS) then fails for all but one. The
+                    // column being there is the migration's whole effect, so that is success.
+                    match added_column(statement) {
+                        Some((table, column)) if self.has_column(table, column).await? => {}
+                        _ => return Err(e.into()),
+                    }
+                }
             }
             self.client
                 .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))
@@ -181,6 +189,20 @@ impl Store {
             applied.push(m.version);
         }
         Ok(applied)
+    }
+
+    /// Whether `table` (`db.table`) has `column`.
+    async fn has_column(&self, table: &str, column: &str) -> Result<bool, AggregatorError> {
+        let (db, table) = table.split_once('.').unwrap_or((&self.db, table));
+        let n: u64 = self
+            .client
+            .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+            .bind(db)
+            .bind(table)
+            .bind(column)
+            .fetch_one()
+            .await?;
+        Ok(n > 0)
     }
 
     /// Whether the server answers.
@@ -249,11 +271,32 @@ impl Store {
     }
 }
 
+/// The table and column an `ALTER TABLE t [ON CLUSTER c] ADD COLUMN col …` statement adds.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let table = statement.trim_start().strip_prefix("ALTER TABLE ")?.split_whitespace().next()?;
+    let rest = &statement[statement.find("ADD COLUMN ")? + "ADD COLUMN ".len()..];
+    let rest = rest.trim_start().strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+    Some((table, rest.split_whitespace().next()?))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn an_added_column_is_read_from_its_statement() {
+        assert_eq!(
+            added_column("ALTER TABLE uptake.events ADD COLUMN outcome String DEFAULT ''"),
+            Some(("uptake.events", "outcome"))
+        );
+        assert_eq!(
+            added_column("ALTER TABLE uptake.events ON CLUSTER c ADD COLUMN outcome String"),
+            Some(("uptake.events", "outcome"))
+        );
+        assert_eq!(added_column("CREATE TABLE IF NOT EXISTS uptake.x (a String) ENGINE = Log"), None);
+    }
 
     /// Every call of a date function in `sql`, with its arguments: `toDate(timestamp, 'UTC')`.
     fn date_calls(sql: &str) -> Vec<String> {
