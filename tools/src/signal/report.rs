@@ -41,7 +41,10 @@ pub fn table(s: &Scores) -> String {
     let _ =
         writeln!(w, "  recall    {}  (at risk, onset ≥ {RECALL_MIN_AGE_DAYS} days before the end)", share(&s.recall));
     let _ = writeln!(w, "  precision {}  (open alerts on at-risk accounts)", share(&s.precision));
-    let _ = writeln!(w, "\nOnset → first alert, days (onsets inside the window; missed counts as never)");
+    let _ = writeln!(
+        w,
+        "\nOnset → first alert, days (onsets inside the window, ≥ 14 days before the end; missed counts as never)"
+    );
     for (kind, l) in overall_last(&s.lead_days) {
         let _ = writeln!(w, "  {kind:<12} {}", lead(l));
     }

@@ -99,7 +99,8 @@ pub struct Scores {
     pub recall: Share,
     /// At the end: accounts with an open alert that are at risk.
     pub precision: Share,
-    /// Onset → first alert per at-risk kind and `overall`, onsets inside the window.
+    /// Onset → first alert per at-risk kind and `overall`, onsets inside the window and at least
+    /// [`LEAD_MIN_OBSERVED_DAYS`] before its end.
     pub lead_days: BTreeMap<&'static str, Leads>,
     /// Healthy accounts with any firing in the window, per healthy kind and `overall`.
     pub healthy_alerted: BTreeMap<&'static str, Share>,
