@@ -15,8 +15,8 @@ use schemas::alert::Alert;
 
 use crate::episode::{Pending, Recorded};
 use crate::metrics::Metrics;
-use crate::model::MetricsRow;
-use crate::store::{history_day, AlertRow, PendingRow, Store};
+use crate::model::{epoch_day_plus, MetricsRow};
+use crate::store::{AlertRow, PendingRow, Store};
 use crate::AggregatorError;
 
 /// The evaluator's output.
@@ -162,7 +162,7 @@ impl AlertSink for CollectingSink {
         let mut history = self.history.lock().expect("sink lock poisoned");
         for m in rows {
             if let Some(score) = m.health_score {
-                history.entry(history_day(m)).or_default().insert(m.account_id.clone(), score);
+                history.entry(epoch_day_plus(m.as_of)).or_default().insert(m.account_id.clone(), score);
             }
         }
         while history.len() > HISTORY_DAYS {

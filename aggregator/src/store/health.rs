@@ -92,11 +92,6 @@ impl Store {
     }
 }
 
-/// The day number a history row is for (tests, the collecting sink).
-pub fn history_day(m: &MetricsRow) -> NaiveDate {
-    crate::model::epoch_day_plus(m.as_of)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +111,6 @@ mod tests {
         let h = HealthDayRow::from(&m);
         assert_eq!((h.account_id.as_str(), h.health_score, h.health_band.as_str()), ("acme", Some(61.5), "yellow"));
         assert_eq!((h.health_cap.as_str(), h.active_user_days_7d), ("falling_usage", 40));
-        assert_eq!(history_day(&m), NaiveDate::from_ymd_opt(2026, 11, 2).unwrap());
+        assert_eq!(h.day, date_number(NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()));
     }
 }

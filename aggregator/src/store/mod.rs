@@ -20,7 +20,7 @@ mod inputs;
 mod outcomes;
 
 pub use alerts::{AlertRow, PendingRow};
-pub use health::{history_day, HealthDayRow};
+pub use health::HealthDayRow;
 pub use inputs::InputQueries;
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 

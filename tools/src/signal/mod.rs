@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aggregator::rules::RuleSet;
-use aggregator::store::Store;
 use aggregator::AggregatorConfig;
 use chrono::{Days, NaiveDate};
 
@@ -163,7 +162,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
     // The same replay scored the way a CS team scores its own history: against the recorded
     // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
-    let outcomes = Store::new(&cfg.clickhouse).outcomes().await?;
+    let outcomes = store.outcomes().await?;
     let by_outcomes = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, today, OUTCOME_HORIZON_DAYS);
     if !opts.keep {
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
