@@ -11,10 +11,11 @@
 //! stored before the next pass ([`Evaluator::record_unrecorded`]) instead of publishing the
 //! record again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
 use schemas::alert::Alert;
 use tokio::sync::watch;
@@ -72,6 +73,8 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     ownership: Arc<Ownership>,
     /// The ownership generation the episodes were loaded for; `None` until loaded.
     loaded_for: Option<u64>,
+    /// The health scores of the day `health_change_14d` looks back to, as read for it.
+    past_health: Option<(NaiveDate, HashMap<String, f64>)>,
 }
 
 impl Evaluator<LiveSink> {
@@ -112,6 +115,7 @@ impl<S: AlertSink> Evaluator<S> {
             events_topic: cfg.kafka.events_topic.clone(),
             ownership,
             loaded_for: None,
+            past_health: None,
         }
     }
 
@@ -187,8 +191,13 @@ impl<S: AlertSink> Evaluator<S> {
         } else {
             self.store.account_inputs(now, &self.events_topic, &partitions).await?
         };
-        // Health history: what each account scored two weeks ago (`health_change_14d`).
-        let past = self.sink.health_on(now.date_naive() - chrono::Days::new(14)).await?;
+        // Health history: what each account scored two weeks ago (`health_change_14d`). A past
+        // day's scores no longer change, so they are read once per day, not on every pass.
+        let day = now.date_naive() - chrono::Days::new(14);
+        if self.past_health.as_ref().is_none_or(|(d, _)| *d != day) {
+            self.past_health = Some((day, self.sink.health_on(day).await?));
+        }
+        let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
         for i in &mut inputs {
             i.health_14d_ago = past.get(&i.window.account_id).copied();
         }
