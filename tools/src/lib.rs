@@ -2,6 +2,7 @@
 //! (`bench`) and the signal-quality run (`signal`).
 
 pub mod bench;
+pub mod cli;
 pub mod ingest_client;
 pub mod loadgen;
 pub mod signal;

@@ -4,24 +4,15 @@
 //!   deploy/local/run.sh up && target/release/bench            the full run (~5 minutes)
 //!   target/release/bench --smoke                                 every phase, tiny (test.sh)
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Parser;
 use tools::bench::{self, Options};
+use tools::cli::StackArgs;
 
 #[derive(Parser)]
 #[command(version, about = "Benchmarks uptake against raw broker and ClickHouse limits measured in the same run")]
 struct Args {
-    /// Kafka bootstrap servers of the running stack.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// ClickHouse HTTP URL of the running stack.
-    #[arg(long, default_value = "http://127.0.0.1:8123")]
-    clickhouse: String,
-    /// Directory of the `ingest` and `aggregator` binaries; default: next to this one.
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    stack: StackArgs,
     /// A minute-sized run of every phase: checks that everything arrives, its figures mean nothing.
     #[arg(long)]
     smoke: bool,
@@ -36,14 +27,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin_dir = match args.bin_dir {
-        Some(d) => d,
-        None => std::env::current_exe()?.parent().context("bench's directory")?.to_path_buf(),
-    };
+    let bin_dir = args.stack.bin_dir()?;
     let mut opts = if args.smoke {
-        Options::smoke(args.brokers, args.clickhouse, bin_dir)
+        Options::smoke(args.stack.brokers, args.stack.clickhouse, bin_dir)
     } else {
-        Options::full(args.brokers, args.clickhouse, bin_dir)
+        Options::full(args.stack.brokers, args.stack.clickhouse, bin_dir)
     };
     if let Some(n) = args.events {
         opts.events = n;

@@ -9,21 +9,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use tools::cli::StackArgs;
 use tools::loadgen::{self, Format};
 use tools::signal::{self, Options};
 
 #[derive(Parser)]
 #[command(version, about = "Measures uptake's alerts against loadgen's ground truth")]
 struct Args {
-    /// Kafka bootstrap servers of the running stack.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// ClickHouse HTTP URL of the running stack.
-    #[arg(long, default_value = "http://127.0.0.1:8123")]
-    clickhouse: String,
-    /// Directory of the `ingest` and `aggregator` binaries; default: next to this one.
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    stack: StackArgs,
     #[arg(long)]
     accounts: Option<usize>,
     /// Days of history sent, ending today.
@@ -59,14 +53,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin_dir = match args.bin_dir {
-        Some(d) => d,
-        None => std::env::current_exe()?.parent().context("signal's directory")?.to_path_buf(),
-    };
+    let bin_dir = args.stack.bin_dir()?;
     let mut opts = if args.smoke {
-        Options::smoke(args.brokers, args.clickhouse, bin_dir)
+        Options::smoke(args.stack.brokers, args.stack.clickhouse, bin_dir)
     } else {
-        Options::full(args.brokers, args.clickhouse, bin_dir)
+        Options::full(args.stack.brokers, args.stack.clickhouse, bin_dir)
     };
     opts.accounts = args.accounts.unwrap_or(opts.accounts);
     opts.days = args.days.unwrap_or(opts.days);
