@@ -271,10 +271,11 @@ pub fn score(cfg: &HealthConfig, stage: Stage, i: &Inputs) -> Health {
     };
     // A cap only counts when it lowers the score (a score already below it is not "capped").
     // Inactivity caps even an account with no other input: two idle weeks are red on their own.
-    let cap = cap.filter(|(cap, max)| score.map_or(*cap == Cap::Inactive, |s| s > *max)).map(|(cap, max)| {
+    let cap = cap.filter(|(cap, max)| score.map_or(*cap == Cap::Inactive, |s| s > *max));
+    if let Some((_, max)) = cap {
         score = Some(max);
-        cap
-    });
+    }
+    let cap = cap.map(|(cap, _)| cap);
     Health { score, band: score.map_or("", |s| cfg.band(s)), components: comps, weakest: weakest.map(|(n, _)| n), cap }
 }
 
