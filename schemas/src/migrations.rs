@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "baselines_health_history",
         sql: include_str!("../sql/011_baselines_health_history.sql"),
     },
+    Migration { version: 12, name: "bounded_windows", sql: include_str!("../sql/012_bounded_windows.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

@@ -1,20 +1,113 @@
-//! The queries one evaluation pass reads its inputs with: the rolling windows over the daily
-//! rollup, traits, surveys and tickets, joined per account into [`AccountInputs`].
+//! The queries one evaluation pass reads its inputs with, joined per account into
+//! [`AccountInputs`]: the rolling windows (`store/windows.rs`: the last 64 days only), what an
+//! account's whole history says (first day, last activity and login, last NPS), CSAT, open
+//! tickets and traits. Only accounts of the partitions this instance owns are read.
 //!
-//! Distinct counts over a window merge the daily uniqExact states (never sum daily counts);
-//! sums over a window add daily sums. Only accounts of the partitions this instance owns are read.
-//! The window query selects [`WindowRow::COLUMNS`] in that order (a test holds it to it): the
-//! rows are decoded by position.
+//! A live pass (windows ending today) reads the small per-account tables of migration 012,
+//! kept up to date as events arrive; its cost does not grow with history. A pass as of an
+//! earlier day (a backtest replaying the past) must not see what happened after that day, so it
+//! reads first day, last activity, last NPS and ticket states from the history up to it instead.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::Row;
 use serde::Deserialize;
 
+use super::windows::{catalogue_query, members_query, sums_query};
 use super::{to_datetime, Store};
 use crate::model::{AccountInputs, WindowRow};
 use crate::AggregatorError;
+
+/// What an account's history says, as of the pass's day.
+#[derive(Debug, Clone, Row, Deserialize)]
+struct LifetimeRow {
+    account_id: String,
+    /// Days since 1970-01-01.
+    first_day: u16,
+    /// 0 when never.
+    last_seen: u32,
+    last_login: u32,
+    /// The last NPS answer + 1; 0 when never answered.
+    latest_nps: u8,
+}
+
+/// Distinct users and features and user-days of every window (`windows::members_query`).
+#[derive(Debug, Clone, Default, Row, Deserialize)]
+pub(crate) struct MemberRow {
+    account_id: String,
+    active_users_1d: u64,
+    active_users_7d: u64,
+    active_users_30d: u64,
+    active_users_prev_7d: u64,
+    active_users_prev_30d: u64,
+    login_users_7d: u64,
+    login_users_30d: u64,
+    features_used_7d: u64,
+    features_used_30d: u64,
+    dau_sum_30d: u64,
+    weekly_user_days: Vec<u64>,
+    weekly_active_users: Vec<u64>,
+    weekly_features: Vec<u64>,
+    recent_user_days: Vec<u64>,
+}
+
+/// Sums of every window (`windows::sums_query`).
+#[derive(Debug, Clone, Default, Row, Deserialize)]
+pub(crate) struct SumRow {
+    account_id: String,
+    logins_7d: u64,
+    logins_30d: u64,
+    events_7d: u64,
+    events_prev_7d: u64,
+    events_30d: u64,
+    records_30d: u64,
+    records_prev_30d: u64,
+    bytes_30d: u64,
+    bytes_prev_30d: u64,
+    weekly_logins: Vec<u64>,
+    weekly_records: Vec<u64>,
+}
+
+/// One account's window row from its three sources. Every `count` of the catalogue is set here
+/// by name (a test holds the row to the catalogue).
+fn window_row(life: LifetimeRow, m: Option<MemberRow>, s: Option<SumRow>) -> WindowRow {
+    let m = m.unwrap_or_default();
+    let s = s.unwrap_or_default();
+    let weeks = crate::model::baseline::BASELINE_WEEKS + 1;
+    let or_zeros = |v: Vec<u64>| if v.is_empty() { vec![0; weeks] } else { v };
+    WindowRow {
+        account_id: life.account_id,
+        active_users_1d: m.active_users_1d,
+        active_users_7d: m.active_users_7d,
+        active_users_30d: m.active_users_30d,
+        active_users_prev_7d: m.active_users_prev_7d,
+        active_users_prev_30d: m.active_users_prev_30d,
+        logins_7d: s.logins_7d,
+        logins_30d: s.logins_30d,
+        login_users_7d: m.login_users_7d,
+        login_users_30d: m.login_users_30d,
+        events_7d: s.events_7d,
+        events_prev_7d: s.events_prev_7d,
+        events_30d: s.events_30d,
+        features_used_7d: m.features_used_7d,
+        features_used_30d: m.features_used_30d,
+        records_30d: s.records_30d,
+        records_prev_30d: s.records_prev_30d,
+        bytes_30d: s.bytes_30d,
+        bytes_prev_30d: s.bytes_prev_30d,
+        dau_sum_30d: m.dau_sum_30d,
+        last_seen: life.last_seen,
+        last_login: life.last_login,
+        first_day: life.first_day,
+        weekly_user_days: or_zeros(m.weekly_user_days),
+        weekly_active_users: or_zeros(m.weekly_active_users),
+        weekly_logins: or_zeros(s.weekly_logins),
+        weekly_features: or_zeros(m.weekly_features),
+        weekly_records: or_zeros(s.weekly_records),
+        recent_user_days: or_zeros(m.recent_user_days),
+    }
+}
 
 #[derive(Debug, Clone, Row, Deserialize)]
 struct TraitsRow {
@@ -23,11 +116,8 @@ struct TraitsRow {
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]
-struct SurveyRow {
+struct CsatRow {
     account_id: String,
-    /// -1 when no NPS answer.
-    latest_nps: i16,
-    /// NaN when no CSAT answer in 90 days.
     avg_csat: f64,
 }
 
@@ -48,32 +138,33 @@ fn owned(db: &str, partitions: &[i32]) -> String {
     )
 }
 
-/// One array per baseline measure (`WindowRow::weekly_*`, `recent_user_days`): element k is
-/// the period k weeks before the current one, which ends yesterday (`model/baseline.rs`).
-fn weekly_columns() -> String {
-    let weeks = 0..=crate::model::baseline::BASELINE_WEEKS;
-    let array = |span: usize, expr: &dyn Fn(&str) -> String| {
-        let items: Vec<String> =
-            weeks.clone().map(|k| expr(&format!("day >= d - {} AND day < d - {}", 7 * k + span, 7 * k))).collect();
-        format!("[{}]", items.join(", "))
-    };
-    [
-        ("weekly_user_days", array(7, &|c| format!("sumIf(dau, {c})"))),
-        ("weekly_active_users", array(7, &|c| format!("uniqExactMergeIf(u, {c})"))),
-        ("weekly_logins", array(7, &|c| format!("sumIf(lg, {c})"))),
-        ("weekly_features", array(7, &|c| format!("toUInt64(length(groupUniqArrayMergeIf(f, {c})))"))),
-        ("weekly_records", array(7, &|c| format!("sumIf(rec, {c})"))),
-        ("recent_user_days", array(3, &|c| format!("sumIf(dau, {c})"))),
-    ]
-    .map(|(name, sql)| format!("{sql} AS {name}"))
-    .join(",\n                    ")
+/// Which sources a pass reads: see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Windows ending today: the per-account state tables.
+    Live,
+    /// Windows ending on an earlier day: the history up to that day.
+    AsOf,
 }
 
-/// The queries one evaluation pass reads its inputs with, with every argument bound.
+impl History {
+    /// `Live` for a pass at or after the start of today (UTC).
+    pub fn of(now: DateTime<Utc>) -> Self {
+        if now.date_naive() >= Utc::now().date_naive() {
+            Self::Live
+        } else {
+            Self::AsOf
+        }
+    }
+}
+
+/// The queries for one pass, with every argument bound.
 pub struct InputQueries {
-    pub windows: clickhouse::query::Query,
+    pub lifetime: clickhouse::query::Query,
+    pub members: clickhouse::query::Query,
+    pub sums: clickhouse::query::Query,
     pub traits: clickhouse::query::Query,
-    pub surveys: clickhouse::query::Query,
+    pub csat: clickhouse::query::Query,
     pub tickets: clickhouse::query::Query,
     pub catalogue: clickhouse::query::Query,
 }
@@ -81,146 +172,141 @@ pub struct InputQueries {
 impl InputQueries {
     /// The SQL texts, in order (for `aggregator sql`, which the modern-ClickHouse check runs).
     pub fn sql(&self) -> Vec<String> {
-        [&self.windows, &self.traits, &self.surveys, &self.tickets, &self.catalogue]
+        [&self.lifetime, &self.members, &self.sums, &self.traits, &self.csat, &self.tickets, &self.catalogue]
             .iter()
             .map(|q| q.sql_display().to_string())
             .collect()
     }
 }
 
+/// First day, last activity and login, last NPS (+ 1): from `account_lifetime` when live, else
+/// from the history up to `day` (the NPS from the survey events up to `now`).
+fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> String {
+    match history {
+        History::Live => format!(
+            "SELECT account_id, toUInt16(minMerge(first_day)) AS first_day,
+                toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login,
+                argMaxMerge(latest_nps) AS latest_nps
+             FROM {db}.account_lifetime
+             WHERE {own}
+             GROUP BY account_id
+             HAVING first_day <= toUInt16(toDate('{day}', 'UTC'))"
+        ),
+        History::AsOf => format!(
+            "SELECT account_id, first_day, last_seen, last_login, latest_nps
+             FROM (SELECT account_id, toUInt16(min(day)) AS first_day,
+                        toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login
+                   FROM {db}.account_daily
+                   WHERE day <= toDate('{day}', 'UTC') AND {own}
+                   GROUP BY account_id)
+             ANY LEFT JOIN
+                  (SELECT account_id,
+                        argMaxIf(toUInt8(assumeNotNull(nps) + 1), timestamp, isNotNull(nps)) AS latest_nps
+                   FROM {db}.events
+                   WHERE kind = 'survey' AND timestamp <= toDateTime(?, 'UTC') AND {own}
+                   GROUP BY account_id)
+             USING account_id"
+        ),
+    }
+}
+
+/// Tickets whose latest status (as of `now`) is `opened`.
+fn tickets_query(db: &str, own: &str, history: History) -> String {
+    let states = match history {
+        History::Live => format!(
+            "SELECT account_id, ticket_id, argMaxMerge(status) AS status FROM {db}.ticket_state
+             WHERE {own} GROUP BY account_id, ticket_id"
+        ),
+        History::AsOf => format!(
+            "SELECT account_id, ticket_id, argMax(ticket_status, timestamp) AS status FROM {db}.events
+             WHERE kind = 'support_ticket' AND timestamp <= toDateTime(?, 'UTC') AND {own}
+             GROUP BY account_id, ticket_id"
+        ),
+    };
+    format!(
+        "SELECT account_id, toUInt64(countIf(status = 'opened')) AS open_tickets FROM ({states})
+         GROUP BY account_id"
+    )
+}
+
 impl Store {
     /// The queries for windows ending on `now`'s day, over the accounts of `partitions` of `topic`.
-    pub fn input_queries(&self, now: DateTime<Utc>, topic: &str, partitions: &[i32]) -> InputQueries {
+    pub fn input_queries(&self, now: DateTime<Utc>, topic: &str, partitions: &[i32], history: History) -> InputQueries {
         let db = self.database();
         let own = owned(db, partitions);
-        let day = now.date_naive().format("%Y-%m-%d").to_string();
-        let weekly = weekly_columns();
-        let windows = self
-            .client()
-            .query(&format!(
-                "SELECT account_id,
-                    uniqExactMergeIf(u, day = d) AS active_users_1d,
-                    uniqExactMergeIf(u, day > d - 7) AS active_users_7d,
-                    uniqExactMergeIf(u, day > d - 30) AS active_users_30d,
-                    uniqExactMergeIf(u, day <= d - 7 AND day > d - 14) AS active_users_prev_7d,
-                    uniqExactMergeIf(u, day <= d - 30 AND day > d - 60) AS active_users_prev_30d,
-                    sumIf(lg, day > d - 7) AS logins_7d,
-                    sumIf(lg, day > d - 30) AS logins_30d,
-                    uniqExactMergeIf(lu, day > d - 7) AS login_users_7d,
-                    uniqExactMergeIf(lu, day > d - 30) AS login_users_30d,
-                    sumIf(ev, day > d - 7) AS events_7d,
-                    sumIf(ev, day <= d - 7 AND day > d - 14) AS events_prev_7d,
-                    sumIf(ev, day > d - 30) AS events_30d,
-                    toUInt64(length(groupUniqArrayMergeIf(f, day > d - 7))) AS features_used_7d,
-                    toUInt64(length(groupUniqArrayMergeIf(f, day > d - 30))) AS features_used_30d,
-                    sumIf(rec, day > d - 30) AS records_30d,
-                    sumIf(rec, day <= d - 30 AND day > d - 60) AS records_prev_30d,
-                    sumIf(byt, day > d - 30) AS bytes_30d,
-                    sumIf(byt, day <= d - 30 AND day > d - 60) AS bytes_prev_30d,
-                    sumIf(dau, day > d - 30) AS dau_sum_30d,
-                    toUInt32(max(ls)) AS last_seen,
-                    toUInt32(max(ll)) AS last_login,
-                    toUInt16(min(day)) AS first_day,
-                    {weekly}
-                 FROM (
-                    SELECT account_id, day, toDate(?, 'UTC') AS d,
-                        uniqExactMerge(active_users) AS dau,
-                        uniqExactMergeState(active_users) AS u,
-                        uniqExactMergeState(login_users) AS lu,
-                        sumMerge(logins) AS lg,
-                        sumMerge(events) AS ev,
-                        groupUniqArrayMergeState(features) AS f,
-                        sumMerge(records) AS rec,
-                        sumMerge(bytes) AS byt,
-                        maxMerge(last_seen) AS ls,
-                        maxMerge(last_login) AS ll
-                    FROM {db}.account_daily
-                    WHERE day <= toDate(?, 'UTC') AND {own}
-                    GROUP BY account_id, day)
-                 GROUP BY account_id
-                 ORDER BY account_id"
-            ))
-            .bind(&day)
-            .bind(&day)
-            .bind(topic);
-        let traits = self
-            .client()
-            .query(&format!(
+        let day = now.date_naive();
+        let query = |sql: &str| self.client().query(sql);
+        let mut lifetime = query(&lifetime_query(db, &own, day, history)).bind(topic);
+        let mut tickets = query(&tickets_query(db, &own, history));
+        if history == History::AsOf {
+            lifetime = lifetime.bind(to_datetime(now)).bind(topic);
+            tickets = tickets.bind(to_datetime(now));
+        }
+        InputQueries {
+            lifetime,
+            members: query(&members_query(db, &own, day)).bind(topic),
+            sums: query(&sums_query(db, &own, day)).bind(topic),
+            traits: query(&format!(
                 "SELECT account_id, argMax(traits, updated_at) AS traits FROM {db}.accounts WHERE {own} GROUP BY account_id"
             ))
-            .bind(topic);
-        let surveys = self
-            .client()
-            .query(&format!(
-                "SELECT account_id,
-                    toInt16(ifNull(argMaxIf(nps, timestamp, isNotNull(nps)), -1)) AS latest_nps,
-                    toFloat64(ifNull(avgIf(csat, timestamp > toDateTime(?, 'UTC') - 90 * 86400 AND isNotNull(csat)), nan)) AS avg_csat
-                 FROM {db}.events
-                 WHERE kind = 'survey' AND timestamp <= toDateTime(?, 'UTC') AND {own}
+            .bind(topic),
+            // The mean of the answers of the 90 days ending on the pass's day.
+            csat: query(&format!(
+                "SELECT account_id, sumMerge(csat_sum) / sumMerge(answers) AS avg_csat
+                 FROM {db}.account_csat_daily
+                 WHERE day > toDate('{day}', 'UTC') - 90 AND day <= toDate('{day}', 'UTC') AND {own}
                  GROUP BY account_id"
             ))
-            .bind(to_datetime(now))
-            .bind(to_datetime(now))
-            .bind(topic);
-        let tickets = self
-            .client()
-            .query(&format!(
-                "SELECT account_id, toUInt64(countIf(status = 'opened')) AS open_tickets
-                 FROM (SELECT account_id, ticket_id, argMax(ticket_status, timestamp) AS status
-                       FROM {db}.events
-                       WHERE kind = 'support_ticket' AND timestamp <= toDateTime(?, 'UTC') AND {own}
-                       GROUP BY account_id, ticket_id)
-                 GROUP BY account_id"
-            ))
-            .bind(to_datetime(now))
-            .bind(topic);
-        // Distinct features any account used in 90 days: the catalogue when none is configured.
-        let catalogue = self
-            .client()
-            .query(&format!(
-                "SELECT toUInt64(length(groupUniqArrayMerge(features))) FROM {db}.account_daily
-                 WHERE day > toDate(?, 'UTC') - 90 AND day <= toDate(?, 'UTC')"
-            ))
-            .bind(&day)
-            .bind(&day);
-        InputQueries { windows, traits, surveys, tickets, catalogue }
+            .bind(topic),
+            tickets: tickets.bind(topic),
+            catalogue: query(&catalogue_query(db, day)),
+        }
     }
 
     /// The inputs of every account of `partitions` of `topic`, for windows ending on `now`'s
-    /// day, and the number of features seen in 90 days.
+    /// day, and the number of features seen in 64 days.
     pub async fn account_inputs(
         &self,
         now: DateTime<Utc>,
         topic: &str,
         partitions: &[i32],
     ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
-        let q = self.input_queries(now, topic, partitions);
-        let windows: Vec<WindowRow> = q.windows.fetch_all().await?;
+        let q = self.input_queries(now, topic, partitions, History::of(now));
+        let lifetimes: Vec<LifetimeRow> = q.lifetime.fetch_all().await?;
+        let members: Vec<MemberRow> = q.members.fetch_all().await?;
+        let sums: Vec<SumRow> = q.sums.fetch_all().await?;
         let traits: Vec<TraitsRow> = q.traits.fetch_all().await?;
-        let surveys: Vec<SurveyRow> = q.surveys.fetch_all().await?;
+        let csat: Vec<CsatRow> = q.csat.fetch_all().await?;
         let tickets: Vec<TicketRow> = q.tickets.fetch_all().await?;
         let features_seen: u64 = q.catalogue.fetch_one().await?;
 
         // Indexed by account: a linear search per account made a 100k-account pass quadratic
         // (24 s, found by `bench`).
+        let mut members: HashMap<String, MemberRow> = members.into_iter().map(|m| (m.account_id.clone(), m)).collect();
+        let mut sums: HashMap<String, SumRow> = sums.into_iter().map(|s| (s.account_id.clone(), s)).collect();
         let traits: HashMap<&str, &TraitsRow> = traits.iter().map(|t| (t.account_id.as_str(), t)).collect();
-        let surveys: HashMap<&str, &SurveyRow> = surveys.iter().map(|s| (s.account_id.as_str(), s)).collect();
+        let csat: HashMap<&str, f64> = csat.iter().map(|c| (c.account_id.as_str(), c.avg_csat)).collect();
         let tickets: HashMap<&str, u64> = tickets.iter().map(|t| (t.account_id.as_str(), t.open_tickets)).collect();
-        let inputs = windows
+        let mut inputs: Vec<AccountInputs> = lifetimes
             .into_iter()
-            .map(|window| {
-                let id = window.account_id.as_str();
-                let survey = surveys.get(id);
+            .map(|life| {
+                let id = life.account_id.clone();
+                let latest_nps = life.latest_nps.checked_sub(1);
+                let window = window_row(life, members.remove(&id), sums.remove(&id));
                 AccountInputs {
-                    traits: traits.get(id).and_then(|t| serde_json::from_str(&t.traits).ok()).unwrap_or_default(),
-                    latest_nps: survey.and_then(|s| u8::try_from(s.latest_nps).ok()),
-                    avg_csat: survey.map(|s| s.avg_csat).filter(|c| c.is_finite()),
-                    open_tickets: tickets.get(id).copied().unwrap_or(0),
+                    traits: traits
+                        .get(id.as_str())
+                        .and_then(|t| serde_json::from_str(&t.traits).ok())
+                        .unwrap_or_default(),
+                    latest_nps,
+                    avg_csat: csat.get(id.as_str()).copied().filter(|c| c.is_finite()),
+                    open_tickets: tickets.get(id.as_str()).copied().unwrap_or(0),
                     health_14d_ago: None,
                     window,
                 }
             })
             .collect();
+        inputs.sort_unstable_by(|a, b| a.window.account_id.cmp(&b.window.account_id));
         Ok((inputs, features_seen))
     }
 }
@@ -231,16 +317,28 @@ mod tests {
     use crate::config::ClickHouseConfig;
 
     #[test]
-    fn the_window_query_selects_the_catalogue_in_order() {
+    fn a_window_row_takes_every_count_from_its_source() {
+        let life = LifetimeRow { account_id: "a".into(), first_day: 7, last_seen: 9, last_login: 8, latest_nps: 0 };
+        let m = MemberRow { active_users_7d: 3, weekly_features: vec![1; 9], ..Default::default() };
+        let s = SumRow { bytes_prev_30d: 5, ..Default::default() };
+        let w = window_row(life.clone(), Some(m), Some(s));
+        assert_eq!((w.first_day, w.last_seen, w.active_users_7d, w.bytes_prev_30d), (7, 9, 3, 5));
+        assert_eq!((w.weekly_features[8], w.weekly_records.len()), (1, 9));
+        // An account with no activity in the 64 days still gets a row: no use at all.
+        let idle = window_row(life, None, None);
+        assert_eq!((idle.active_users_30d, idle.weekly_user_days), (0, vec![0; 9]));
+    }
+
+    #[test]
+    fn a_live_pass_reads_no_raw_history_and_a_past_one_nothing_after_its_day() {
         let store = Store::new(&ClickHouseConfig::default());
-        let sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0]).sql().remove(0);
-        let outer = &sql[..sql.find("FROM (").expect("the window query has a subquery")];
-        let mut names: Vec<&str> = outer
-            .split(" AS ")
-            .skip(1)
-            .map(|s| s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default())
-            .collect();
-        names.insert(0, "account_id");
-        assert_eq!(names, WindowRow::COLUMNS);
+        let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live).sql().join("\n");
+        assert!(!live.contains(".events"), "a live pass reads the state tables, not the events: {live}");
+        let at: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
+        let past = store.input_queries(at, "usage-events", &[0], History::AsOf).sql().join("\n");
+        assert!(past.contains(&format!("timestamp <= toDateTime({}, 'UTC')", to_datetime(at))), "{past}");
+        assert!(!past.contains("ticket_state") && !past.contains("account_lifetime"));
+        assert_eq!(History::of(at), History::AsOf);
+        assert_eq!(History::of(Utc::now()), History::Live);
     }
 }

@@ -18,10 +18,11 @@ mod alerts;
 mod health;
 mod inputs;
 mod outcomes;
+mod windows;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
-pub use inputs::InputQueries;
+pub use inputs::{History, InputQueries};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 
 /// One row of `events`.
@@ -323,7 +324,8 @@ mod tests {
     #[test]
     fn every_day_boundary_is_utc() {
         let store = Store::new(&ClickHouseConfig::default());
-        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1]).sql();
+        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::Live).sql();
+        sql.extend(store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::AsOf).sql());
         // The materialized views as the migrations leave them: the last definition of each.
         let mut views = BTreeMap::new();
         for m in MIGRATIONS {

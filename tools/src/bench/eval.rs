@@ -64,14 +64,16 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
     Ok(())
 }
 
-/// The duration of one full evaluation pass over everything in `cfg`'s database, the number
-/// of accounts it evaluated, and where the time went.
+/// The duration of one full evaluation pass over the accounts of `partitions` in `cfg`'s
+/// database (an instance owning those partitions), the number of accounts it evaluated, and
+/// where the time went.
 pub async fn pass(
     cfg: &AggregatorConfig,
     store: &Store,
     producer: &FutureProducer,
+    partitions: &[i32],
 ) -> Result<(Duration, usize, PassTimings), BenchError> {
-    let ownership = Arc::new(Ownership::fixed(0..4));
+    let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
     let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
     let mut evaluator =
         Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership);

@@ -8,6 +8,7 @@
 
 mod data;
 mod eval;
+pub mod history;
 mod load;
 pub(crate) mod procs;
 mod raw;
@@ -74,6 +75,10 @@ pub struct Options {
     pub e2e_secs: u32,
     /// Book sizes for the evaluation timing.
     pub eval_accounts: Vec<usize>,
+    /// The history cases: books with months of daily activity (`bench/history.rs`).
+    pub history: Vec<history::Case>,
+    /// Only the evaluation phases (no broker throughput, latency or end-to-end phases).
+    pub only_evaluation: bool,
     /// Keep the bench databases afterwards (for inspection).
     pub keep: bool,
     /// A smoke run (see [`Options::smoke`]).
@@ -95,6 +100,10 @@ impl Options {
             e2e_rate: 5_000,
             e2e_secs: 20,
             eval_accounts: vec![10_000, 100_000],
+            history: [(100_000, 30, 1), (100_000, 180, 1), (100_000, 365, 1), (1_000_000, 90, 1), (1_000_000, 90, 4)]
+                .map(|(accounts, days, owners)| history::Case { accounts, days, owners })
+                .to_vec(),
+            only_evaluation: false,
             keep: false,
             smoke: false,
         }
@@ -112,6 +121,9 @@ impl Options {
             e2e_rate: 500,
             e2e_secs: 3,
             eval_accounts: vec![500],
+            history: [(2_000, 30, 1), (2_000, 100, 1), (4_000, 90, 4)]
+                .map(|(accounts, days, owners)| history::Case { accounts, days, owners })
+                .to_vec(),
             smoke: true,
             ..Self::full(brokers, clickhouse, bin_dir)
         }
@@ -157,115 +169,9 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
     create_topics(&opts.brokers, &[&n.raw_topic, &n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
-
-    progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
-    let native = data::native_events(&n.id, opts.events, opts.accounts);
-    let canonical = data::canonical(&native)?;
-
-    progress("raw producer: rdkafka → broker, ingest's producer settings");
-    let ingest_cfg = ingest_config(opts, &n, 0, 0);
-    let producer_cfg = ingest_cfg.kafka.to_rdkafka();
-    r.raw_produce = Some(raw::produce(&producer_cfg, &n.raw_topic, &canonical).await?);
-    progress("raw consumer: broker → rdkafka");
-    let (brokers, topic, count) = (opts.brokers.clone(), n.raw_topic.clone(), canonical.len());
-    r.raw_consume = Some(
-        tokio::task::spawn_blocking(move || raw::consume(&brokers, &topic, PARTITIONS, count))
-            .await
-            .map_err(|e| BenchError::Setup(e.to_string()))??,
-    );
-    progress("raw ClickHouse insert: RowBinary into the same schema (materialized views included)");
-    let raw_store = store(opts, &n.raw_db).await?;
-    r.raw_insert = Some(raw::insert(&raw_store, &n.raw_topic, &canonical, 50_000).await?);
-
-    // ingest, alone, on the batch endpoint.
-    let ingest_port = procs::free_port()?;
-    let ingest_file = work.join("ingest.toml");
-    // ingest's /readyz is on its admin listener: the bench waits on that one.
-    let ingest_admin_port = procs::free_port()?;
-    std::fs::write(&ingest_file, ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin_port))?;
-    let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
-    let mut ingest = procs::Service::start(
-        "ingest",
-        &ingest_bin,
-        &["--config", ingest_file.to_str().unwrap()],
-        ingest_admin_port,
-        "/readyz",
-        &work.join("ingest.log"),
-    )
-    .await?;
-    let client = load::Ingest::new(&format!("http://127.0.0.1:{ingest_port}"), WRITE_KEY);
-    progress("ingest: POST /v1/events, batches of 500, 8 in flight");
-    let bodies = data::batch_bodies(&native, 500);
-    let before = ingest.usage();
-    let (rate, refusals) = client.batches(&bodies, native.len(), 8).await?;
-    r.ingest_batches = Some(rate);
-    r.ingest_refusals = refusals;
-    r.ingest_cpu = Some((ingest.usage().cpu_secs - before.cpu_secs, native.len()));
-
-    // aggregator, started once the events wait on the topic: it drains them.
-    let admin_port = procs::free_port()?;
-    let agg_file = work.join("aggregator.toml");
-    std::fs::write(&agg_file, aggregator_toml(&opts.brokers, &opts.clickhouse, &n, admin_port))?;
-    let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
-    progress("aggregator: drain the topic into ClickHouse");
-    let mut agg = procs::Service::start(
-        "aggregator",
-        &agg_bin,
-        &["--config", agg_file.to_str().unwrap(), "run"],
-        admin_port,
-        "/readyz",
-        &work.join("aggregator.log"),
-    )
-    .await?;
-    let svc_store = store_unmigrated(&opts.clickhouse, &n.db);
-    let before = agg.usage();
-    let started = Instant::now();
-    let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
-    if stored < native.len() {
-        return Err(BenchError::Setup(format!(
-            "the aggregator stored {stored} of {} events in 300 s; see {}",
-            native.len(),
-            work.display()
-        )));
+    if !opts.only_evaluation {
+        services(opts, &n, &work, &mut r, &progress).await?;
     }
-    r.aggregator = Some(Rate::new(stored, started.elapsed()));
-    r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
-
-    progress("single-event requests at fixed rates");
-    let mut rates = opts.rates.clone();
-    if opts.find_max_rate {
-        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
-        rates.sort();
-    }
-    for rate in rates {
-        let listed = opts.rates.contains(&rate);
-        if !listed && r.latency.iter().any(|l| l.target < rate && !l.sustained()) {
-            continue; // past the highest sustainable rate: only the listed rates still run
-        }
-        progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
-        // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
-        let count = (rate as f64 * opts.rate_secs) as usize;
-        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
-            .iter()
-            .map(|e| bytes::Bytes::from(e.to_string()))
-            .collect();
-        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
-    }
-
-    progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
-    let e2e_events =
-        data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
-    let e2e_bodies = data::batch_bodies(&e2e_events, 50);
-    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
-    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
-    let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
-    if stored != total_sent {
-        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
-    }
-    r.ingest_usage = ingest.usage();
-    r.aggregator_usage = agg.usage();
-    ingest.stop();
-    agg.stop();
 
     progress("evaluation time");
     let mut eval_cfg = AggregatorConfig::default();
@@ -281,11 +187,33 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         progress(&format!("  {accounts} accounts"));
         eval::fill(&eval_store, &n.events_topic, filled, *accounts).await?;
         filled = *accounts;
-        let (took, evaluated, phases) = eval::pass(&eval_cfg, &eval_store, &producer).await?;
+        let (took, evaluated, phases) = eval::pass(&eval_cfg, &eval_store, &producer, &[0, 1, 2, 3]).await?;
         if evaluated != *accounts {
             return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
         }
         r.evaluation.push((*accounts, took, phases));
+    }
+    for (i, case) in opts.history.iter().enumerate() {
+        progress(&format!("  history: {} accounts × {} days, {} owner(s)", case.accounts, case.days, case.owners));
+        let mut cfg = eval_cfg.clone();
+        cfg.clickhouse.database = format!("{}_h{i}", n.eval_db);
+        let store = store(opts, &cfg.clickhouse.database).await?;
+        let fill = history::fill(&store, &n.events_topic, *case).await?;
+        let mut passes = Vec::new();
+        for owner in 0..case.owners {
+            let (took, evaluated, phases) =
+                eval::pass(&cfg, &store, &producer, &history::partitions_of(owner, case.owners)).await?;
+            passes.push((took, evaluated, phases));
+        }
+        let evaluated: usize = passes.iter().map(|p| p.1).sum();
+        if !opts.keep {
+            let _ =
+                store.client().query(&format!("DROP DATABASE IF EXISTS {}", cfg.clickhouse.database)).execute().await;
+        }
+        if evaluated != case.accounts {
+            return Err(BenchError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
+        }
+        r.history.push(history::Measured { case: *case, fill, passes });
     }
 
     if !opts.keep {
@@ -379,4 +307,125 @@ interval_ms = 500
         ch = clickhouse,
         db = n.db,
     )
+}
+
+/// The phases that run our services against the broker and ClickHouse: throughput (with the raw
+/// limits), CPU, latency, end to end and RSS.
+async fn services(
+    opts: &Options,
+    n: &Names,
+    work: &std::path::Path,
+    r: &mut Report,
+    progress: &impl Fn(&str),
+) -> Result<(), BenchError> {
+    progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
+    let native = data::native_events(&n.id, opts.events, opts.accounts);
+    let canonical = data::canonical(&native)?;
+
+    progress("raw producer: rdkafka → broker, ingest's producer settings");
+    let ingest_cfg = ingest_config(opts, n, 0, 0);
+    let producer_cfg = ingest_cfg.kafka.to_rdkafka();
+    r.raw_produce = Some(raw::produce(&producer_cfg, &n.raw_topic, &canonical).await?);
+    progress("raw consumer: broker → rdkafka");
+    let (brokers, topic, count) = (opts.brokers.clone(), n.raw_topic.clone(), canonical.len());
+    r.raw_consume = Some(
+        tokio::task::spawn_blocking(move || raw::consume(&brokers, &topic, PARTITIONS, count))
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))??,
+    );
+    progress("raw ClickHouse insert: RowBinary into the same schema (materialized views included)");
+    let raw_store = store(opts, &n.raw_db).await?;
+    r.raw_insert = Some(raw::insert(&raw_store, &n.raw_topic, &canonical, 50_000).await?);
+
+    // ingest, alone, on the batch endpoint.
+    let ingest_port = procs::free_port()?;
+    let ingest_file = work.join("ingest.toml");
+    // ingest's /readyz is on its admin listener: the bench waits on that one.
+    let ingest_admin_port = procs::free_port()?;
+    std::fs::write(&ingest_file, ingest_toml(&opts.brokers, n, ingest_port, ingest_admin_port))?;
+    let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
+    let mut ingest = procs::Service::start(
+        "ingest",
+        &ingest_bin,
+        &["--config", ingest_file.to_str().unwrap()],
+        ingest_admin_port,
+        "/readyz",
+        &work.join("ingest.log"),
+    )
+    .await?;
+    let client = load::Ingest::new(&format!("http://127.0.0.1:{ingest_port}"), WRITE_KEY);
+    progress("ingest: POST /v1/events, batches of 500, 8 in flight");
+    let bodies = data::batch_bodies(&native, 500);
+    let before = ingest.usage();
+    let (rate, refusals) = client.batches(&bodies, native.len(), 8).await?;
+    r.ingest_batches = Some(rate);
+    r.ingest_refusals = refusals;
+    r.ingest_cpu = Some((ingest.usage().cpu_secs - before.cpu_secs, native.len()));
+
+    // aggregator, started once the events wait on the topic: it drains them.
+    let admin_port = procs::free_port()?;
+    let agg_file = work.join("aggregator.toml");
+    std::fs::write(&agg_file, aggregator_toml(&opts.brokers, &opts.clickhouse, n, admin_port))?;
+    let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
+    progress("aggregator: drain the topic into ClickHouse");
+    let mut agg = procs::Service::start(
+        "aggregator",
+        &agg_bin,
+        &["--config", agg_file.to_str().unwrap(), "run"],
+        admin_port,
+        "/readyz",
+        &work.join("aggregator.log"),
+    )
+    .await?;
+    let svc_store = store_unmigrated(&opts.clickhouse, &n.db);
+    let before = agg.usage();
+    let started = Instant::now();
+    let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
+    if stored < native.len() {
+        return Err(BenchError::Setup(format!(
+            "the aggregator stored {stored} of {} events in 300 s; see {}",
+            native.len(),
+            work.display()
+        )));
+    }
+    r.aggregator = Some(Rate::new(stored, started.elapsed()));
+    r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
+
+    progress("single-event requests at fixed rates");
+    let mut rates = opts.rates.clone();
+    if opts.find_max_rate {
+        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
+        rates.sort();
+    }
+    for rate in rates {
+        let listed = opts.rates.contains(&rate);
+        if !listed && r.latency.iter().any(|l| l.target < rate && !l.sustained()) {
+            continue; // past the highest sustainable rate: only the listed rates still run
+        }
+        progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
+        // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
+        let count = (rate as f64 * opts.rate_secs) as usize;
+        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
+            .iter()
+            .map(|e| bytes::Bytes::from(e.to_string()))
+            .collect();
+        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
+    }
+
+    progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
+    let e2e_events =
+        data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
+    let e2e_bodies = data::batch_bodies(&e2e_events, 50);
+    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
+    let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
+    if stored != total_sent {
+        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
+    }
+    r.ingest_usage = ingest.usage();
+    r.aggregator_usage = agg.usage();
+    ingest.stop();
+    agg.stop();
+
+    Ok(())
 }

@@ -27,6 +27,8 @@ pub struct Report {
     pub e2e: Vec<Duration>,
     /// Per book size: the pass's duration and its phases.
     pub evaluation: Vec<(usize, Duration, aggregator::evaluator::PassTimings)>,
+    /// The history cases, in order (`bench/history.rs`).
+    pub history: Vec<super::history::Measured>,
     pub ingest_usage: Usage,
     pub aggregator_usage: Usage,
 }
@@ -160,11 +162,62 @@ impl Report {
                 met,
             );
         }
+        self.history_lines(&mut push);
         let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
         let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
-        push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
-        push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        // Zero when the services did not run (`--only-evaluation`).
+        if i > 0.0 {
+            push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
+            push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        }
         out
+    }
+
+    /// One row per history case: the pass (the slowest owner's when split), its phases, and for
+    /// longer histories the ratio to the 30-day pass over as many accounts (flat = 1).
+    fn history_lines(&self, push: &mut impl FnMut(&str, String, String, Option<f64>, &str, Option<bool>)) {
+        let base = |accounts: usize| {
+            self.history.iter().find(|m| m.case.accounts == accounts && m.case.days == 30 && m.case.owners == 1)
+        };
+        for m in &self.history {
+            let c = m.case;
+            let took = m.slowest();
+            let (_, evaluated, t) = m.passes.iter().max_by_key(|p| p.0).cloned().unwrap_or_default();
+            let phases = format!(
+                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; book written in {:.0} s",
+                ms(t.queries),
+                ms(t.compute),
+                ms(t.insert),
+                ms(t.rules),
+                m.fill.as_secs_f64()
+            );
+            let ratio = base(c.accounts)
+                .filter(|b| b.case.days != c.days)
+                .map(|b| took.as_secs_f64() / b.slowest().as_secs_f64());
+            let (figure, target, met) = if c.owners > 1 {
+                let each: Vec<String> = m.passes.iter().map(|p| ms(p.0)).collect();
+                (
+                    format!(
+                        "evaluation pass, {} accounts × {} days, {} owners (slowest; {})",
+                        c.accounts,
+                        c.days,
+                        c.owners,
+                        each.join(" / ")
+                    ),
+                    "each < 30 s",
+                    (c.accounts >= 1_000_000).then(|| took < Duration::from_secs(30)),
+                )
+            } else if c.accounts >= 100_000 && c.days >= 365 {
+                (
+                    format!("evaluation pass, {} accounts × {} days", c.accounts, c.days),
+                    "< 10 s, ≤ 1.5× 30 days",
+                    Some(took < Duration::from_secs(10) && ratio.is_some_and(|r| r <= 1.5)),
+                )
+            } else {
+                (format!("evaluation pass, {} accounts × {} days", c.accounts, c.days), "", None)
+            };
+            push(&figure, ms(took), phases, ratio, target, met);
+        }
     }
 
     /// The table, as printed by `bench` and pasted into docs/BENCHMARKS.md (Markdown).

@@ -22,6 +22,9 @@ struct Args {
     /// Keep the bench databases (bench_*) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Only the evaluation phases (books of synthetic accounts, and the history cases).
+    #[arg(long)]
+    only_evaluation: bool,
 }
 
 #[tokio::main]
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         opts.events = n;
     }
     opts.keep = args.keep;
+    opts.only_evaluation = args.only_evaluation;
     let started = std::time::Instant::now();
     let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
