@@ -1,0 +1,158 @@
+//! The rolling windows a pass reads — day bitmaps of the last 64 days (`account_members`), sums
+//! of the daily rollup's last 64 days, the lifetime table — against the same windows counted in
+//! Rust straight from the events: live, and as of past days on either side of an epoch boundary
+//! (including the days whose masks need no previous epoch, and all of it).
+//!
+//! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
+
+use std::collections::BTreeSet;
+
+use aggregator::model::WindowRow;
+use aggregator::store::{EventRow, Store};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use schemas::event::{Event, EventKind};
+use testkit::Stack;
+
+const USERS: i64 = 6;
+const DAYS: i64 = 80;
+
+/// 80 days of a small account: each user active on two days in five (shifted per user), logins
+/// on a third of those, otherwise a feature; a data import every 4th day.
+fn book(account: &str, today: NaiveDate, now: DateTime<Utc>) -> Vec<Event> {
+    let mut events = Vec::new();
+    for t in 0..DAYS {
+        let day = today - Duration::days(t);
+        let start = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let at = |minute: i64| (start + Duration::minutes(minute)).min(now - Duration::seconds(1));
+        for i in 0..USERS {
+            if (t * 7 + i * 3) % 5 >= 2 {
+                continue;
+            }
+            let user = format!("u{i}");
+            let kind = if (t + i) % 3 == 0 { EventKind::Login } else { EventKind::FeatureUsed };
+            let mut e = Event::new(kind, format!("{t}-{i}"), account.into(), user, at(i), now, "t".into());
+            if kind == EventKind::FeatureUsed {
+                e.feature = Some(format!("f{}", (t + i) % 5));
+                e.count = Some(1);
+            }
+            events.push(e);
+        }
+        if t % 4 == 0 {
+            let mut e = Event::new(
+                EventKind::DataVolume,
+                format!("{t}-d"),
+                account.into(),
+                "u0".into(),
+                at(30),
+                now,
+                "t".into(),
+            );
+            e.records = Some(10 + t as u64);
+            events.push(e);
+        }
+    }
+    events
+}
+
+fn is_active(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Login | EventKind::FeatureUsed | EventKind::DataVolume)
+}
+
+/// The window row of `events` for windows ending on `d`, counted the plain way.
+fn expected(events: &[Event], d: NaiveDate) -> WindowRow {
+    let upto: Vec<&Event> = events.iter().filter(|e| e.timestamp.date_naive() <= d).collect();
+    // Events of the days `from..=to` before `d`.
+    let within = |from: i64, to: i64| {
+        let (lo, hi) = (d - Duration::days(to), d - Duration::days(from));
+        upto.iter().copied().filter(move |e| (lo..=hi).contains(&e.timestamp.date_naive()))
+    };
+    let users =
+        |from, to| within(from, to).filter(|e| is_active(e)).map(|e| &e.user_id).collect::<BTreeSet<_>>().len() as u64;
+    let logins = |from, to| within(from, to).filter(|e| e.kind == EventKind::Login).count() as u64;
+    let login_users = |from, to| {
+        within(from, to).filter(|e| e.kind == EventKind::Login).map(|e| &e.user_id).collect::<BTreeSet<_>>().len()
+            as u64
+    };
+    let features = |from, to| within(from, to).filter_map(|e| e.feature.as_ref()).collect::<BTreeSet<_>>().len() as u64;
+    let records = |from, to| within(from, to).map(|e| e.records.unwrap_or(0)).sum::<u64>();
+    let events_in = |from, to| within(from, to).count() as u64;
+    let user_days = |from: i64, to: i64| (from..=to).map(|t| users(t, t)).sum::<u64>();
+    let weeks = |span: i64, f: &dyn Fn(i64, i64) -> u64| (0..=8).map(|k| f(7 * k + 1, 7 * k + span)).collect();
+    let last = |pred: fn(&Event) -> bool| {
+        upto.iter().filter(|e| pred(e)).map(|e| e.timestamp.timestamp() as u32).max().unwrap_or(0)
+    };
+    let first = upto.iter().map(|e| e.timestamp.date_naive()).min().unwrap();
+    WindowRow {
+        account_id: events[0].account_id.clone(),
+        active_users_1d: users(0, 0),
+        active_users_7d: users(0, 6),
+        active_users_30d: users(0, 29),
+        active_users_prev_7d: users(7, 13),
+        active_users_prev_30d: users(30, 59),
+        logins_7d: logins(0, 6),
+        logins_30d: logins(0, 29),
+        login_users_7d: login_users(0, 6),
+        login_users_30d: login_users(0, 29),
+        events_7d: events_in(0, 6),
+        events_prev_7d: events_in(7, 13),
+        events_30d: events_in(0, 29),
+        features_used_7d: features(0, 6),
+        features_used_30d: features(0, 29),
+        records_30d: records(0, 29),
+        records_prev_30d: records(30, 59),
+        bytes_30d: 0,
+        bytes_prev_30d: 0,
+        dau_sum_30d: user_days(0, 29),
+        last_seen: last(is_active),
+        last_login: last(|e| e.kind == EventKind::Login),
+        first_day: first.signed_duration_since(NaiveDate::default()).num_days() as u16,
+        weekly_user_days: weeks(7, &user_days),
+        weekly_active_users: weeks(7, &users),
+        weekly_logins: weeks(7, &logins),
+        weekly_features: weeks(7, &features),
+        weekly_records: weeks(7, &records),
+        recent_user_days: weeks(3, &user_days),
+    }
+}
+
+/// Every field, for a readable comparison.
+fn fields(w: &WindowRow) -> String {
+    format!("{w:#?}")
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn every_window_matches_the_events_live_and_as_of_past_days() {
+    let stack = Stack::from_env("windows");
+    let mut cfg = aggregator::AggregatorConfig::default();
+    cfg.clickhouse.url = stack.clickhouse.clone();
+    cfg.clickhouse.database = stack.database();
+    let store = Store::new(&cfg.clickhouse);
+    store.migrate().await.unwrap();
+
+    let now = Utc::now();
+    let today = now.date_naive();
+    let events = book("win-co", today, now);
+    let rows: Vec<EventRow> =
+        events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), "usage-events", 0, i as i64)).collect();
+    // In several inserts, so the tables hold unmerged parts as they do while events stream in.
+    for chunk in rows.chunks(97) {
+        store.insert_rows("events", chunk).await.unwrap();
+    }
+
+    let day_number = |d: NaiveDate| d.signed_duration_since(NaiveDate::default()).num_days();
+    // Past days: the last day of an epoch (no previous epoch needed), the first day of the next
+    // (all of the previous epoch), and a day in between.
+    let last_of_epoch = (1..65).map(|t| today - Duration::days(t)).find(|d| day_number(*d) % 64 == 63).unwrap();
+    let past = [last_of_epoch, last_of_epoch + Duration::days(1), today - Duration::days(10)];
+    let mut checked = 0;
+    for (at, d) in std::iter::once((now, today)).chain(past.map(|d| (d.and_hms_opt(18, 0, 0).unwrap().and_utc(), d))) {
+        let (inputs, features_seen) = store.account_inputs(at, "usage-events", &[0]).await.unwrap();
+        assert_eq!(inputs.len(), 1, "{at}");
+        let want = expected(&events, d);
+        assert_eq!(fields(&inputs[0].window), fields(&want), "windows ending {d}");
+        assert_eq!(features_seen, 5, "{d}");
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
