@@ -209,7 +209,7 @@ impl EvaluationConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// The product's features, for feature breadth (features used ÷ catalogue). Empty: every
-    /// feature any account used in the last 90 days.
+    /// feature any account used in the last 64 days.
     pub feature_catalogue: Vec<String>,
 }
 

@@ -67,7 +67,7 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     unrecorded: Vec<AlertRow>,
     lifecycle: LifecycleConfig,
     health: HealthConfig,
-    /// The configured feature catalogue's size; 0 = use the features seen in 90 days.
+    /// The configured feature catalogue's size; 0 = use the features seen in 64 days.
     catalogue: u64,
     events_topic: String,
     ownership: Arc<Ownership>,

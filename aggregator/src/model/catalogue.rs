@@ -1,12 +1,13 @@
 //! The metric catalogue: every column of `account_metrics`, in one list. From it follow the
-//! window row the rolling-window query fills ([`WindowRow`]), the metrics row the evaluator
+//! window row the window queries fill ([`WindowRow`]), the metrics row the evaluator
 //! writes ([`MetricsRow`]), the metrics a rule may name ([`Metric`], resolved once when the
 //! rule file is loaded), the JSON names (the field names) and the table in docs/analysts.md
 //! ([`doc_table`], held to the file by a test). See docs/architecture.md#the-metric-catalogue.
 //!
-//! Adding a metric is one entry below plus its SQL: a `count` needs its column in the window
-//! query (`store/inputs.rs`, same position as here) and in `account_metrics` (a migration); a
-//! `metric` or `column` needs its derivation in `model/derive.rs` and the migration.
+//! Adding a metric is one entry below plus its SQL: a `count` needs its window in
+//! `store/windows.rs`, its field in the row of that query and in `window_row` (`store/inputs.rs`),
+//! and its column in `account_metrics` (a migration); a `metric` or `column` needs its derivation
+//! in `model/derive.rs` and the migration.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ use super::lifecycle::Stage;
 /// What a catalogue entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Read by the window query and copied unchanged; rules may name it.
+    /// Read by the window queries and copied unchanged; rules may name it.
     Count,
     /// Derived in the model; rules may name it.
     Metric,
@@ -90,8 +91,8 @@ macro_rules! copy_count {
 /// Collects the `count` entries into [`WindowRow`], in catalogue order (the query's order).
 macro_rules! window_row {
     ([$($acc:tt)*] [$($names:tt)*] [$( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )*]) => {
-        /// The window aggregates of one account, as the rolling-window query returns them
-        /// (column for column, in this order: the query is decoded by position).
+        /// The window aggregates of one account, assembled from the window queries
+        /// (`store/inputs.rs`).
         #[derive(Debug, Clone, Default, clickhouse::Row, Deserialize)]
         pub struct WindowRow {
             pub account_id: String,
@@ -100,7 +101,7 @@ macro_rules! window_row {
         }
 
         impl WindowRow {
-            /// The column names, in the order the window query must select them.
+            /// The field names, counts first.
             pub const COLUMNS: &'static [&'static str] = &["account_id", $($names)* $( stringify!($iname), )*];
         }
     };
@@ -192,7 +193,7 @@ catalogue! {
         events_per_active_user_7d: Option<f64>, metric, "depth of use: events ÷ active users, 7 days";
         features_used_7d: u64, count, "distinct features used, 7 days";
         features_used_30d: u64, count, "distinct features used, 30 days";
-        feature_breadth_30d: Option<f64>, metric, "features used ÷ the catalogue (config `metrics.feature_catalogue`, else every feature any account used in 90 days)";
+        feature_breadth_30d: Option<f64>, metric, "features used ÷ the catalogue (config `metrics.feature_catalogue`, else every feature any account used in the 64 days ending on `as_of`)";
         records_30d: u64, count, "data records accumulated in 30 days (value / ROI)";
         records_prev_30d: u64, count, "the same, the previous 30 days";
         records_change_30d: Option<f64>, metric, "change in % of records vs the previous 30 days";
@@ -222,7 +223,7 @@ catalogue! {
         days_since_last_activity: Option<u32>, metric, "recency of any activity (NULL = never)";
         days_since_last_login: Option<u32>, metric, "recency of logins (NULL = never)";
         latest_nps: Option<u8>, metric, "the last NPS answer";
-        avg_csat_90d: Option<f64>, metric, "mean CSAT over 90 days";
+        avg_csat_90d: Option<f64>, metric, "mean CSAT of the answers of the 90 UTC days ending on `as_of`";
         open_tickets: u64, metric, "tickets whose latest status is `opened`";
         health_score: Option<f64>, metric, "0–100 (see below)";
         health_band: String, column, "`red` (< 40) / `yellow` / `green` (≥ 70)";
