@@ -190,17 +190,27 @@ impl Default for DedupConfig {
 pub struct EvaluationConfig {
     /// How often account metrics are recomputed and rules evaluated.
     pub interval_ms: u64,
+    /// How often a pass covers every account. The passes in between cover only the accounts
+    /// with events stored since the pass before and those with a rule's clock running (`for`,
+    /// `resolve_after`): nothing else of an account changes within a day but the time-based
+    /// metrics (days since the last activity), whose rules this bounds the delay of. The first
+    /// pass of each UTC day and after a rebalance is always full. 0 = every pass is full.
+    pub full_every_ms: u64,
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        Self { interval_ms: 30_000 }
+        Self { interval_ms: 30_000, full_every_ms: 600_000 }
     }
 }
 
 impl EvaluationConfig {
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
+    }
+
+    pub fn full_every(&self) -> Duration {
+        Duration::from_millis(self.full_every_ms)
     }
 }
 

@@ -68,6 +68,13 @@ impl Ownership {
         p.sort_unstable();
         p
     }
+
+    /// Replaces the owned partitions, as a rebalance does (tests, and fixed ownership changed
+    /// by hand).
+    pub fn assign(&self, partitions: impl IntoIterator<Item = i32>) {
+        *self.partitions.lock().expect("ownership lock poisoned") = partitions.into_iter().collect();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The consumer's context: keeps [`Ownership`] current.

@@ -123,6 +123,13 @@ impl Episodes {
         self.pending.len()
     }
 
+    /// The accounts with a rule's clock running: a condition holding (towards `for`, or while
+    /// its episode is open) or an open episode's condition cleared (towards `resolve_after`).
+    /// Time alone can change what their rules call for.
+    pub fn timed_accounts(&self) -> std::collections::BTreeSet<&str> {
+        self.pending.keys().chain(self.cleared_at.keys()).map(|(account, _)| account.as_str()).collect()
+    }
+
     /// What `rule` calls for on `m`'s account at `now`, given what its condition found (`None`:
     /// it does not hold, or the rule does not apply). Changes nothing: see [`Self::commit`] and
     /// [`Self::commit_pending`].

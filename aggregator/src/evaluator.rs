@@ -27,13 +27,20 @@ use crate::metrics::Metrics;
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::rules::RuleSet;
 use crate::sink::{AlertSink, LiveSink};
-use crate::store::{AlertRow, Store};
+use crate::store::{AlertRow, Changed, History, Store};
 use crate::AggregatorError;
+
+/// How long before the last pass's start an incremental pass looks for stored events: an insert
+/// whose rows got their `last_stored` time before that start may have become visible only after
+/// the pass read. An insert slower than this is still evaluated, by the next full pass.
+pub const STORE_SLACK_SECS: u32 = 10;
 
 /// What one evaluation pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PassReport {
     pub accounts: usize,
+    /// Whether the pass covered every account (else only the changed ones).
+    pub full: bool,
     pub fired: Vec<Alert>,
     pub resolved: Vec<Alert>,
     /// Conditions that started or stopped holding (rows stored in `alert_pending`).
@@ -75,6 +82,20 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     loaded_for: Option<u64>,
     /// The health scores of the day `health_change_14d` looks back to, as read for it.
     past_health: Option<(NaiveDate, HashMap<String, f64>)>,
+    /// How often a pass covers every account (`evaluation.full_every_ms`; zero: always).
+    full_every: Duration,
+    /// What the last full pass covered, and when the last pass started (the server's clock).
+    covered: Option<Covered>,
+}
+
+/// The last full pass's day and ownership generation and when it ran; when the last pass of
+/// any kind started, in ClickHouse's clock (`account_lifetime.last_stored` is in it).
+#[derive(Debug, Clone, Copy)]
+struct Covered {
+    day: NaiveDate,
+    generation: u64,
+    full_at: std::time::Instant,
+    pass_clock: u32,
 }
 
 impl Evaluator<LiveSink> {
@@ -116,6 +137,8 @@ impl<S: AlertSink> Evaluator<S> {
             ownership,
             loaded_for: None,
             past_health: None,
+            full_every: cfg.evaluation.full_every(),
+            covered: None,
         }
     }
 
@@ -186,10 +209,12 @@ impl<S: AlertSink> Evaluator<S> {
         self.record_unrecorded().await?;
         self.refresh_episodes().await?;
         let partitions = self.ownership.partitions();
+        let clock = self.store.clock().await?;
+        let changed = self.changed(now);
         let (mut inputs, features_seen) = if partitions.is_empty() {
             (Vec::new(), 0)
         } else {
-            self.store.account_inputs(now, &self.events_topic, &partitions).await?
+            self.store.account_inputs(now, &self.events_topic, &partitions, changed.as_ref()).await?
         };
         // Health history: what each account scored two weeks ago (`health_change_14d`). A past
         // day's scores no longer change, so they are read once per day, not on every pass.
@@ -208,12 +233,22 @@ impl<S: AlertSink> Evaluator<S> {
         lap(&mut timings.compute);
         self.sink.write_metrics(&rows).await?;
         lap(&mut timings.insert);
-        let mut report = PassReport { accounts: rows.len(), ..Default::default() };
+        let mut report = PassReport { accounts: rows.len(), full: changed.is_none(), ..Default::default() };
         self.apply_rules(&rows, now, &mut report).await?;
         lap(&mut timings.rules);
+        self.covered = Some(match (self.covered, changed.is_none()) {
+            (Some(c), false) => Covered { pass_clock: clock, ..c },
+            _ => Covered {
+                day: now.date_naive(),
+                generation: self.ownership.generation(),
+                full_at: std::time::Instant::now(),
+                pass_clock: clock,
+            },
+        });
         report.timings = timings;
         tracing::debug!(
             accounts = rows.len(),
+            full = report.full,
             queries_ms = timings.queries.as_millis() as u64,
             compute_ms = timings.compute.as_millis() as u64,
             insert_ms = timings.insert.as_millis() as u64,
@@ -226,6 +261,24 @@ impl<S: AlertSink> Evaluator<S> {
         self.metrics.open_episodes.set(self.episodes.open_count() as i64);
         self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+
+    /// What the pass at `now` evaluates: `None` for every account — the first pass, the first of
+    /// a UTC day (every window moved), after a rebalance, a pass as of another day than the
+    /// last, or `full_every` after the last full one; else the accounts stored since the last
+    /// pass started (a few seconds of slack for inserts in flight then) and those with a rule's
+    /// clock running.
+    fn changed(&self, now: DateTime<Utc>) -> Option<Changed> {
+        let c = self.covered?;
+        let due = self.full_every.is_zero() || c.full_at.elapsed() >= self.full_every;
+        if due || c.day != now.date_naive() || c.generation != self.ownership.generation() {
+            return None;
+        }
+        if History::of(now) == History::AsOf {
+            return None;
+        }
+        let accounts = self.episodes.timed_accounts().into_iter().map(str::to_owned).collect();
+        Some(Changed { since: c.pass_clock.saturating_sub(STORE_SLACK_SECS), accounts })
     }
 
     /// Runs every rule over every account through the episode state machine. The pass's pending

@@ -108,10 +108,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Sql { at } => {
             let store = aggregator::store::Store::new(&config.clickhouse);
             let at = at.unwrap_or_else(chrono::Utc::now);
-            // Both kinds of pass: live (the state tables) and as of a past day (the history).
+            // Every kind of pass: live (the state tables), as of a past day (the history), incremental.
             let queries = [aggregator::store::History::Live, aggregator::store::History::AsOf]
                 .into_iter()
-                .flat_map(|h| store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3], h).sql());
+                .flat_map(|h| store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3], h, None).sql())
+                .chain(
+                    // An incremental pass: the changed accounts only.
+                    store
+                        .input_queries(
+                            at,
+                            &config.kafka.events_topic,
+                            &[0, 1, 2, 3],
+                            aggregator::store::History::Live,
+                            Some(&aggregator::store::Changed { since: 0, accounts: vec!["acme".into()] }),
+                        )
+                        .sql(),
+                );
             let out: String =
                 store.ddl().into_iter().map(|(_, s)| s).chain(queries).map(|s| format!("{s};\n")).collect();
             // A reader that stops early (`| head`) is not an error.

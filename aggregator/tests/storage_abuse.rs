@@ -267,7 +267,7 @@ async fn metric_days_are_utc_on_a_server_that_is_not() {
         .await
         .unwrap();
     assert_eq!(days, ["2026-06-23", "2026-06-30"], "rollup days are UTC days");
-    let (inputs, _) = store.account_inputs(at("2026-06-30T18:00:00Z"), "usage-events", &[0]).await.unwrap();
+    let (inputs, _) = store.account_inputs(at("2026-06-30T18:00:00Z"), "usage-events", &[0], None).await.unwrap();
     let w = &inputs[0].window;
     // The 7-day window ending 30 June is 24–30 June: u2 in it (and today), u1 the week before.
     assert_eq!((w.active_users_1d, w.active_users_7d, w.active_users_prev_7d), (1, 1, 1), "{w:?}");

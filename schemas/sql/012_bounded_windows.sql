@@ -91,14 +91,17 @@ GROUP BY epoch, account_id, member;
 
 -- What a pass needs from all of an account's history, in one row per account: the first day
 -- with any event, the last activity and login, and the last NPS answer (stored + 1, so that
--- 0 means "never answered": NPS 0 is an answer).
+-- 0 means "never answered": NPS 0 is an answer). `last_stored` is when its last events were
+-- stored (the server's clock at the insert): an incremental pass evaluates the accounts stored
+-- since the pass before.
 CREATE TABLE IF NOT EXISTS {db}.account_lifetime
 (
     account_id String,
     first_day  AggregateFunction(min, Date),
     last_seen  AggregateFunction(max, DateTime),
     last_login AggregateFunction(max, DateTime),
-    latest_nps AggregateFunction(argMax, UInt8, DateTime)
+    latest_nps AggregateFunction(argMax, UInt8, DateTime),
+    last_stored AggregateFunction(max, DateTime)
 )
 ENGINE = AggregatingMergeTree()
 ORDER BY account_id;
@@ -109,7 +112,8 @@ SELECT
     minState(toDate(timestamp, 'UTC'))                                                  AS first_day,
     maxStateIf(timestamp, kind IN ('login', 'feature_used', 'data_volume'))             AS last_seen,
     maxStateIf(timestamp, kind = 'login')                                               AS last_login,
-    argMaxStateIf(toUInt8(assumeNotNull(nps) + 1), timestamp, kind = 'survey' AND isNotNull(nps)) AS latest_nps
+    argMaxStateIf(toUInt8(assumeNotNull(nps) + 1), timestamp, kind = 'survey' AND isNotNull(nps)) AS latest_nps,
+    maxState(now())                                                                     AS last_stored
 FROM {db}.events
 WHERE account_id != ''
 GROUP BY account_id;

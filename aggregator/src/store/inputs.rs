@@ -138,6 +138,29 @@ fn owned(db: &str, partitions: &[i32]) -> String {
     )
 }
 
+/// The accounts an incremental pass evaluates: those with events stored at or after `since`
+/// (ClickHouse's clock, `account_lifetime.last_stored`), and `accounts`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changed {
+    pub since: u32,
+    pub accounts: Vec<String>,
+}
+
+impl Changed {
+    /// The condition on `account_id`.
+    fn condition(&self, db: &str) -> String {
+        let quoted: Vec<String> =
+            self.accounts.iter().map(|a| format!("'{}'", a.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+        let listed = if quoted.is_empty() { "0".to_owned() } else { format!("account_id IN ({})", quoted.join(", ")) };
+        format!(
+            "(account_id IN (SELECT account_id FROM {db}.account_lifetime GROUP BY account_id
+                             HAVING maxMerge(last_stored) >= toDateTime({}, 'UTC'))
+              OR {listed})",
+            self.since
+        )
+    }
+}
+
 /// Which sources a pass reads: see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum History {
@@ -230,10 +253,21 @@ fn tickets_query(db: &str, own: &str, history: History) -> String {
 }
 
 impl Store {
-    /// The queries for windows ending on `now`'s day, over the accounts of `partitions` of `topic`.
-    pub fn input_queries(&self, now: DateTime<Utc>, topic: &str, partitions: &[i32], history: History) -> InputQueries {
+    /// The queries for windows ending on `now`'s day, over the accounts of `partitions` of `topic`
+    /// (only those `changed`, if given).
+    pub fn input_queries(
+        &self,
+        now: DateTime<Utc>,
+        topic: &str,
+        partitions: &[i32],
+        history: History,
+        changed: Option<&Changed>,
+    ) -> InputQueries {
         let db = self.database();
-        let own = owned(db, partitions);
+        let mut own = owned(db, partitions);
+        if let Some(changed) = changed {
+            own = format!("{own} AND {}", changed.condition(db));
+        }
         let day = now.date_naive();
         let query = |sql: &str| self.client().query(sql);
         let mut lifetime = query(&lifetime_query(db, &own, day, history)).bind(topic);
@@ -263,15 +297,16 @@ impl Store {
         }
     }
 
-    /// The inputs of every account of `partitions` of `topic`, for windows ending on `now`'s
-    /// day, and the number of features seen in 64 days.
+    /// The inputs of every account of `partitions` of `topic` (only those `changed`, if given),
+    /// for windows ending on `now`'s day, and the number of features seen in 64 days.
     pub async fn account_inputs(
         &self,
         now: DateTime<Utc>,
         topic: &str,
         partitions: &[i32],
+        changed: Option<&Changed>,
     ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
-        let q = self.input_queries(now, topic, partitions, History::of(now));
+        let q = self.input_queries(now, topic, partitions, History::of(now), changed);
         let lifetimes: Vec<LifetimeRow> = q.lifetime.fetch_all().await?;
         let members: Vec<MemberRow> = q.members.fetch_all().await?;
         let sums: Vec<SumRow> = q.sums.fetch_all().await?;
@@ -332,13 +367,28 @@ mod tests {
     #[test]
     fn a_live_pass_reads_no_raw_history_and_a_past_one_nothing_after_its_day() {
         let store = Store::new(&ClickHouseConfig::default());
-        let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live).sql().join("\n");
+        let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live, None).sql().join("\n");
         assert!(!live.contains(".events"), "a live pass reads the state tables, not the events: {live}");
         let at: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
-        let past = store.input_queries(at, "usage-events", &[0], History::AsOf).sql().join("\n");
+        let past = store.input_queries(at, "usage-events", &[0], History::AsOf, None).sql().join("\n");
         assert!(past.contains(&format!("timestamp <= toDateTime({}, 'UTC')", to_datetime(at))), "{past}");
         assert!(!past.contains("ticket_state") && !past.contains("account_lifetime"));
         assert_eq!(History::of(at), History::AsOf);
         assert_eq!(History::of(Utc::now()), History::Live);
+    }
+
+    #[test]
+    fn an_incremental_pass_reads_only_changed_accounts_and_quotes_their_ids() {
+        let changed = Changed { since: 1_800_000_000, accounts: vec!["o'brien\\co".into()] };
+        let cond = changed.condition("db");
+        assert!(cond.contains("maxMerge(last_stored) >= toDateTime(1800000000, 'UTC')"), "{cond}");
+        assert!(cond.contains(r"account_id IN ('o\'brien\\co')"), "{cond}");
+        let store = Store::new(&ClickHouseConfig::default());
+        for q in store.input_queries(Utc::now(), "usage-events", &[0], History::Live, Some(&changed)).sql() {
+            assert!(
+                q.contains("last_stored") || q.contains("uniqExact(member)"),
+                "every query but the catalogue is limited: {q}"
+            );
+        }
     }
 }

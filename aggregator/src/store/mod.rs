@@ -22,7 +22,7 @@ mod windows;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
-pub use inputs::{History, InputQueries};
+pub use inputs::{Changed, History, InputQueries};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 
 /// One row of `events`.
@@ -212,6 +212,11 @@ impl Store {
     }
 
     /// Inserts rows into `table` as one INSERT: it is stored whole or, on error, not at all.
+    /// The server's clock (seconds): what `account_lifetime.last_stored` is measured in.
+    pub async fn clock(&self) -> Result<u32, AggregatorError> {
+        Ok(self.client().query("SELECT toUInt32(now())").fetch_one().await?)
+    }
+
     pub async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), AggregatorError>
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
@@ -324,8 +329,8 @@ mod tests {
     #[test]
     fn every_day_boundary_is_utc() {
         let store = Store::new(&ClickHouseConfig::default());
-        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::Live).sql();
-        sql.extend(store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::AsOf).sql());
+        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::Live, None).sql();
+        sql.extend(store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::AsOf, None).sql());
         // The materialized views as the migrations leave them: the last definition of each.
         let mut views = BTreeMap::new();
         for m in MIGRATIONS {

@@ -193,27 +193,35 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         }
         r.evaluation.push((*accounts, took, phases));
     }
+    // A case with the book of the case before it (same accounts and days, other owners) reuses it.
+    let mut book: Option<(history::Case, AggregatorConfig, Store)> = None;
     for (i, case) in opts.history.iter().enumerate() {
         progress(&format!("  history: {} accounts × {} days, {} owner(s)", case.accounts, case.days, case.owners));
-        let mut cfg = eval_cfg.clone();
-        cfg.clickhouse.database = format!("{}_h{i}", n.eval_db);
-        let store = store(opts, &cfg.clickhouse.database).await?;
-        let fill = history::fill(&store, &n.events_topic, *case).await?;
+        let same_book = book.as_ref().is_some_and(|(c, ..)| (c.accounts, c.days) == (case.accounts, case.days));
+        let mut fill = Duration::ZERO;
+        if !same_book {
+            if let Some((_, cfg, store)) = book.take() {
+                drop_database(opts, &store, &cfg.clickhouse.database).await;
+            }
+            let mut cfg = eval_cfg.clone();
+            cfg.clickhouse.database = format!("{}_h{i}", n.eval_db);
+            let store = store(opts, &cfg.clickhouse.database).await?;
+            fill = history::fill(&store, &n.events_topic, *case).await?;
+            book = Some((*case, cfg, store));
+        }
+        let (_, cfg, store) = book.as_ref().expect("filled above");
         let mut passes = Vec::new();
         for owner in 0..case.owners {
-            let (took, evaluated, phases) =
-                eval::pass(&cfg, &store, &producer, &history::partitions_of(owner, case.owners)).await?;
-            passes.push((took, evaluated, phases));
+            passes.push(eval::pass(cfg, store, &producer, &history::partitions_of(owner, case.owners)).await?);
         }
         let evaluated: usize = passes.iter().map(|p| p.1).sum();
-        if !opts.keep {
-            let _ =
-                store.client().query(&format!("DROP DATABASE IF EXISTS {}", cfg.clickhouse.database)).execute().await;
-        }
         if evaluated != case.accounts {
             return Err(BenchError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
         }
         r.history.push(history::Measured { case: *case, fill, passes });
+    }
+    if let Some((_, cfg, store)) = book {
+        drop_database(opts, &store, &cfg.clickhouse.database).await;
     }
 
     if !opts.keep {
@@ -223,6 +231,13 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         let _ = std::fs::remove_dir_all(&work);
     }
     Ok(r)
+}
+
+/// Drops a bench database, unless the run keeps them.
+async fn drop_database(opts: &Options, store: &Store, db: &str) {
+    if !opts.keep {
+        let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await;
+    }
 }
 
 pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {

@@ -183,13 +183,16 @@ impl Report {
             let c = m.case;
             let took = m.slowest();
             let (_, evaluated, t) = m.passes.iter().max_by_key(|p| p.0).cloned().unwrap_or_default();
+            let book = match m.fill {
+                d if d.is_zero() => "the book above".to_owned(),
+                d => format!("book written in {:.0} s", d.as_secs_f64()),
+            };
             let phases = format!(
-                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; book written in {:.0} s",
+                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; {book}",
                 ms(t.queries),
                 ms(t.compute),
                 ms(t.insert),
                 ms(t.rules),
-                m.fill.as_secs_f64()
             );
             let ratio = base(c.accounts)
                 .filter(|b| b.case.days != c.days)
