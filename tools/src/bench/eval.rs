@@ -64,20 +64,53 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
     Ok(())
 }
 
-/// The duration of one full evaluation pass over the accounts of `partitions` in `cfg`'s
-/// database (an instance owning those partitions), the number of accounts it evaluated, and
-/// where the time went.
+/// One pass's duration, the accounts it evaluated and where the time went.
+pub type Timed = (Duration, usize, PassTimings);
+
+/// An evaluator owning `partitions` of `cfg`'s database, as an aggregator instance runs it.
+pub fn evaluator(
+    cfg: &AggregatorConfig,
+    store: &Store,
+    producer: &FutureProducer,
+    partitions: &[i32],
+) -> Result<Evaluator, BenchError> {
+    let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
+    let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
+    Ok(Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership))
+}
+
+/// The evaluator's next pass, timed; `full` says whether it must cover every account.
+pub async fn timed(evaluator: &mut Evaluator, full: bool) -> Result<Timed, BenchError> {
+    let started = Instant::now();
+    let report = evaluator.evaluate(Utc::now()).await?;
+    if report.full != full {
+        return Err(BenchError::Setup(format!("expected a {} pass", if full { "full" } else { "incremental" })));
+    }
+    Ok((started.elapsed(), report.accounts, report.timings))
+}
+
+/// The first (full) pass of a fresh evaluator over the accounts of `partitions`.
 pub async fn pass(
     cfg: &AggregatorConfig,
     store: &Store,
     producer: &FutureProducer,
     partitions: &[i32],
-) -> Result<(Duration, usize, PassTimings), BenchError> {
-    let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
-    let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
-    let mut evaluator =
-        Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership);
-    let started = Instant::now();
-    let report = evaluator.evaluate(Utc::now()).await?;
-    Ok((started.elapsed(), report.accounts, report.timings))
+) -> Result<Timed, BenchError> {
+    timed(&mut evaluator(cfg, store, producer, partitions)?, true).await
+}
+
+/// A login now for each of `accounts` (with its partition; stored as the aggregator stores
+/// events): what makes them the changed accounts of the next incremental pass.
+pub async fn touch(store: &Store, topic: &str, accounts: &[(String, i32)]) -> Result<(), BenchError> {
+    let now = Utc::now();
+    let rows: Vec<EventRow> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, (a, partition))| {
+            let e =
+                Event::new(EventKind::Login, format!("touch-{i}"), a.clone(), "u0".into(), now, now, "bench".into());
+            EventRow::new(e, topic, *partition, i as i64)
+        })
+        .collect();
+    Ok(store.insert_rows("events", &rows).await?)
 }

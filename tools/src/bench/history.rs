@@ -40,6 +40,8 @@ pub struct Measured {
     pub case: Case,
     pub fill: Duration,
     pub passes: Vec<(Duration, usize, PassTimings)>,
+    /// The pass after 1 % of the accounts sent events (one owner only).
+    pub incremental: Option<(Duration, usize, PassTimings)>,
 }
 
 impl Measured {

@@ -211,14 +211,33 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         }
         let (_, cfg, store) = book.as_ref().expect("filled above");
         let mut passes = Vec::new();
+        let mut incremental = None;
         for owner in 0..case.owners {
-            passes.push(eval::pass(cfg, store, &producer, &history::partitions_of(owner, case.owners)).await?);
+            let mut evaluator = eval::evaluator(cfg, store, &producer, &history::partitions_of(owner, case.owners))?;
+            passes.push(eval::timed(&mut evaluator, true).await?);
+            if case.owners == 1 {
+                // The next pass after 1 % of the accounts sent events: those alone.
+                let changed: Vec<(String, i32)> =
+                    (0..case.accounts).step_by(100).map(|a| (format!("h-{a}"), (a % 4) as i32)).collect();
+                eval::touch(store, &n.events_topic, &changed).await?;
+                tokio::time::sleep(Duration::from_secs(u64::from(aggregator::evaluator::STORE_SLACK_SECS) + 1)).await;
+                let pass = eval::timed(&mut evaluator, false).await?;
+                // Those, and the few with a rule's clock running.
+                if pass.1 < changed.len() || pass.1 > changed.len() * 2 {
+                    return Err(BenchError::Setup(format!(
+                        "incremental pass: {} accounts, {} changed",
+                        pass.1,
+                        changed.len()
+                    )));
+                }
+                incremental = Some(pass);
+            }
         }
         let evaluated: usize = passes.iter().map(|p| p.1).sum();
         if evaluated != case.accounts {
             return Err(BenchError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
         }
-        r.history.push(history::Measured { case: *case, fill, passes });
+        r.history.push(history::Measured { case: *case, fill, passes, incremental });
     }
     if let Some((_, cfg, store)) = book {
         drop_database(opts, &store, &cfg.clickhouse.database).await;

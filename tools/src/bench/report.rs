@@ -220,6 +220,16 @@ impl Report {
                 (format!("evaluation pass, {} accounts × {} days", c.accounts, c.days), "", None)
             };
             push(&figure, ms(took), phases, ratio, target, met);
+            if let Some((took, accounts, _)) = m.incremental {
+                push(
+                    &format!("  next pass (incremental), {} accounts × {} days", c.accounts, c.days),
+                    ms(took),
+                    format!("{accounts} accounts: 1 % sent events since the last pass, plus those with a rule's clock running"),
+                    None,
+                    "",
+                    None,
+                );
+            }
         }
     }
 
