@@ -196,11 +196,14 @@ pub struct EvaluationConfig {
     /// metrics (days since the last activity), whose rules this bounds the delay of. The first
     /// pass of each UTC day and after a rebalance is always full. 0 = every pass is full.
     pub full_every_ms: u64,
+    /// Accounts a pass reads, computes and writes at a time: bounds the memory a pass holds
+    /// (about 2.5 KB per account in flight) whatever the accounts an instance owns.
+    pub chunk_accounts: usize,
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        Self { interval_ms: 30_000, full_every_ms: 600_000 }
+        Self { interval_ms: 30_000, full_every_ms: 600_000, chunk_accounts: 20_000 }
     }
 }
 
@@ -368,6 +371,9 @@ impl AggregatorConfig {
         }
         if self.evaluation.interval_ms < 100 {
             return bad("evaluation.interval_ms", "must be at least 100");
+        }
+        if self.evaluation.chunk_accounts == 0 {
+            return bad("evaluation.chunk_accounts", "must be at least 1");
         }
         if self.lifecycle.onboarding_days < 0 || self.lifecycle.renewal_days < 0 {
             return bad("lifecycle", "onboarding_days and renewal_days must not be negative");

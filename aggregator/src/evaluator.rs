@@ -86,6 +86,8 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     full_every: Duration,
     /// What the last full pass covered, and when the last pass started (the server's clock).
     covered: Option<Covered>,
+    /// Accounts per chunk of a pass (`evaluation.chunk_accounts`).
+    chunk: usize,
 }
 
 /// The last full pass's day and ownership generation and when it ran; when the last pass of
@@ -139,6 +141,7 @@ impl<S: AlertSink> Evaluator<S> {
             past_health: None,
             full_every: cfg.evaluation.full_every(),
             covered: None,
+            chunk: cfg.evaluation.chunk_accounts.max(1),
         }
     }
 
@@ -203,7 +206,7 @@ impl<S: AlertSink> Evaluator<S> {
         let mut timings = PassTimings::default();
         let mut phase = std::time::Instant::now();
         let mut lap = |slot: &mut Duration| {
-            *slot = phase.elapsed();
+            *slot += phase.elapsed();
             phase = std::time::Instant::now();
         };
         self.record_unrecorded().await?;
@@ -211,10 +214,14 @@ impl<S: AlertSink> Evaluator<S> {
         let partitions = self.ownership.partitions();
         let clock = self.store.clock().await?;
         let changed = self.changed(now);
-        let (mut inputs, features_seen) = if partitions.is_empty() {
-            (Vec::new(), 0)
+        let accounts = if partitions.is_empty() {
+            Vec::new()
         } else {
-            self.store.account_inputs(now, &self.events_topic, &partitions, changed.as_ref()).await?
+            self.store.pass_accounts(now, &self.events_topic, &partitions, changed.as_ref()).await?
+        };
+        let catalogue = match (self.catalogue, accounts.is_empty()) {
+            (0, false) => self.store.features_seen(now).await?,
+            (configured, _) => configured,
         };
         // Health history: what each account scored two weeks ago (`health_change_14d`). A past
         // day's scores no longer change, so they are read once per day, not on every pass.
@@ -222,20 +229,30 @@ impl<S: AlertSink> Evaluator<S> {
         if self.past_health.as_ref().is_none_or(|(d, _)| *d != day) {
             self.past_health = Some((day, self.sink.health_on(day).await?));
         }
-        let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
-        for i in &mut inputs {
-            i.health_14d_ago = past.get(&i.window.account_id).copied();
-        }
         lap(&mut timings.queries);
-        let catalogue = if self.catalogue > 0 { self.catalogue } else { features_seen };
-        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
-        let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
-        lap(&mut timings.compute);
-        self.sink.write_metrics(&rows).await?;
-        lap(&mut timings.insert);
-        let mut report = PassReport { accounts: rows.len(), full: changed.is_none(), ..Default::default() };
-        self.apply_rules(&rows, now, &mut report).await?;
-        lap(&mut timings.rules);
+        let mut report = PassReport { full: changed.is_none(), ..Default::default() };
+        // In chunks of accounts, so that what a pass holds does not grow with the accounts an
+        // instance owns.
+        let mut rest = accounts;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(self.chunk));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let mut inputs = self.store.inputs_of(now, &self.events_topic, &partitions, chunk).await?;
+            let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
+            for i in &mut inputs {
+                i.health_14d_ago = past.get(&i.window.account_id).copied();
+            }
+            lap(&mut timings.queries);
+            let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
+            let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
+            drop(inputs);
+            lap(&mut timings.compute);
+            self.sink.write_metrics(&rows).await?;
+            lap(&mut timings.insert);
+            self.apply_rules(&rows, now, &mut report).await?;
+            lap(&mut timings.rules);
+            report.accounts += rows.len();
+        }
         self.covered = Some(match (self.covered, changed.is_none()) {
             (Some(c), false) => Covered { pass_clock: clock, ..c },
             _ => Covered {
@@ -247,7 +264,7 @@ impl<S: AlertSink> Evaluator<S> {
         });
         report.timings = timings;
         tracing::debug!(
-            accounts = rows.len(),
+            accounts = report.accounts,
             full = report.full,
             queries_ms = timings.queries.as_millis() as u64,
             compute_ms = timings.compute.as_millis() as u64,
@@ -257,7 +274,7 @@ impl<S: AlertSink> Evaluator<S> {
             resolved = report.resolved.len(),
             "evaluation pass"
         );
-        self.metrics.accounts_evaluated.set(rows.len() as i64);
+        self.metrics.accounts_evaluated.set(report.accounts as i64);
         self.metrics.open_episodes.set(self.episodes.open_count() as i64);
         self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
         Ok(report)
@@ -308,7 +325,7 @@ impl<S: AlertSink> Evaluator<S> {
         let records = alerts.iter().map(|a| AlertRow::new(a, now)).collect::<Result<Vec<_>, _>>()?;
         self.sink.record_pending(&pending, now).await?;
         self.episodes.commit_pending(&pending);
-        report.pending_changes = pending.len();
+        report.pending_changes += pending.len();
         self.sink.publish(&alerts).await?;
         for alert in alerts {
             self.episodes.commit(&alert, now);

@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
             // Every kind of pass: live (the state tables), as of a past day (the history), incremental.
             let queries = [aggregator::store::History::Live, aggregator::store::History::AsOf]
                 .into_iter()
-                .flat_map(|h| store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3], h, None).sql())
+                .flat_map(|h| store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3], h, None, None).sql())
                 .chain(
                     // An incremental pass: the changed accounts only.
                     store
@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
                             &[0, 1, 2, 3],
                             aggregator::store::History::Live,
                             Some(&aggregator::store::Changed { since: 0, accounts: vec!["acme".into()] }),
+                            Some(("acme", "zeta")),
                         )
                         .sql(),
                 );

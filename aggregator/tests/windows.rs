@@ -173,6 +173,7 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     cfg.evaluation.full_every_ms = 3_600_000;
+    cfg.evaluation.chunk_accounts = 2; // the full passes read, write and alert in two chunks
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let now = Utc::now();

@@ -19,10 +19,10 @@ use super::{to_datetime, Store};
 use crate::model::{AccountInputs, WindowRow};
 use crate::AggregatorError;
 
-/// What an account's history says, as of the pass's day.
+/// What an account's history says, as of the pass's day: one per account a pass evaluates.
 #[derive(Debug, Clone, Row, Deserialize)]
-struct LifetimeRow {
-    account_id: String,
+pub struct LifetimeRow {
+    pub account_id: String,
     /// Days since 1970-01-01.
     first_day: u16,
     /// 0 when never.
@@ -146,11 +146,15 @@ pub struct Changed {
     pub accounts: Vec<String>,
 }
 
+/// `s` as a ClickHouse string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 impl Changed {
     /// The condition on `account_id`.
     fn condition(&self, db: &str) -> String {
-        let quoted: Vec<String> =
-            self.accounts.iter().map(|a| format!("'{}'", a.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+        let quoted: Vec<String> = self.accounts.iter().map(|a| quote(a)).collect();
         let listed = if quoted.is_empty() { "0".to_owned() } else { format!("account_id IN ({})", quoted.join(", ")) };
         format!(
             "(account_id IN (SELECT account_id FROM {db}.account_lifetime GROUP BY account_id
@@ -213,7 +217,8 @@ fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> Stri
              FROM {db}.account_lifetime
              WHERE {own}
              GROUP BY account_id
-             HAVING first_day <= toUInt16(toDate('{day}', 'UTC'))"
+             HAVING first_day <= toUInt16(toDate('{day}', 'UTC'))
+             ORDER BY account_id"
         ),
         History::AsOf => format!(
             "SELECT account_id, first_day, last_seen, last_login, latest_nps
@@ -228,7 +233,8 @@ fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> Stri
                    FROM {db}.events
                    WHERE kind = 'survey' AND timestamp <= toDateTime(?, 'UTC') AND {own}
                    GROUP BY account_id)
-             USING account_id"
+             USING account_id
+             ORDER BY account_id"
         ),
     }
 }
@@ -254,7 +260,8 @@ fn tickets_query(db: &str, own: &str, history: History) -> String {
 
 impl Store {
     /// The queries for windows ending on `now`'s day, over the accounts of `partitions` of `topic`
-    /// (only those `changed`, if given).
+    /// (only those `changed`, if given; only those from `range.0` to `range.1`, if given: a
+    /// range of the primary keys, so each chunk of a pass reads its own part of the tables).
     pub fn input_queries(
         &self,
         now: DateTime<Utc>,
@@ -262,11 +269,15 @@ impl Store {
         partitions: &[i32],
         history: History,
         changed: Option<&Changed>,
+        range: Option<(&str, &str)>,
     ) -> InputQueries {
         let db = self.database();
         let mut own = owned(db, partitions);
         if let Some(changed) = changed {
             own = format!("{own} AND {}", changed.condition(db));
+        }
+        if let Some((first, last)) = range {
+            own = format!("account_id >= {} AND account_id <= {} AND {own}", quote(first), quote(last));
         }
         let day = now.date_naive();
         let query = |sql: &str| self.client().query(sql);
@@ -297,23 +308,42 @@ impl Store {
         }
     }
 
-    /// The inputs of every account of `partitions` of `topic` (only those `changed`, if given),
-    /// for windows ending on `now`'s day, and the number of features seen in 64 days.
-    pub async fn account_inputs(
+    /// The accounts of `partitions` of `topic` a pass at `now` evaluates (only those `changed`,
+    /// if given), in account order, with what their history says.
+    pub async fn pass_accounts(
         &self,
         now: DateTime<Utc>,
         topic: &str,
         partitions: &[i32],
         changed: Option<&Changed>,
-    ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
-        let q = self.input_queries(now, topic, partitions, History::of(now), changed);
-        let lifetimes: Vec<LifetimeRow> = q.lifetime.fetch_all().await?;
+    ) -> Result<Vec<LifetimeRow>, AggregatorError> {
+        Ok(self.input_queries(now, topic, partitions, History::of(now), changed, None).lifetime.fetch_all().await?)
+    }
+
+    /// The number of distinct features any account used in the 64 days ending on `now`'s day.
+    pub async fn features_seen(&self, now: DateTime<Utc>) -> Result<u64, AggregatorError> {
+        Ok(self.client().query(&catalogue_query(self.database(), now.date_naive())).fetch_one().await?)
+    }
+
+    /// The inputs of `accounts` (a run of [`Self::pass_accounts`], in order) for windows ending on
+    /// `now`'s day.
+    pub async fn inputs_of(
+        &self,
+        now: DateTime<Utc>,
+        topic: &str,
+        partitions: &[i32],
+        accounts: Vec<LifetimeRow>,
+    ) -> Result<Vec<AccountInputs>, AggregatorError> {
+        let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {
+            return Ok(Vec::new());
+        };
+        let range = Some((first.account_id.as_str(), last.account_id.as_str()));
+        let q = self.input_queries(now, topic, partitions, History::of(now), None, range);
         let members: Vec<MemberRow> = q.members.fetch_all().await?;
         let sums: Vec<SumRow> = q.sums.fetch_all().await?;
         let traits: Vec<TraitsRow> = q.traits.fetch_all().await?;
         let csat: Vec<CsatRow> = q.csat.fetch_all().await?;
         let tickets: Vec<TicketRow> = q.tickets.fetch_all().await?;
-        let features_seen: u64 = q.catalogue.fetch_one().await?;
 
         // Indexed by account: a linear search per account made a 100k-account pass quadratic
         // (24 s, found by `bench`).
@@ -322,7 +352,7 @@ impl Store {
         let traits: HashMap<&str, &TraitsRow> = traits.iter().map(|t| (t.account_id.as_str(), t)).collect();
         let csat: HashMap<&str, f64> = csat.iter().map(|c| (c.account_id.as_str(), c.avg_csat)).collect();
         let tickets: HashMap<&str, u64> = tickets.iter().map(|t| (t.account_id.as_str(), t.open_tickets)).collect();
-        let mut inputs: Vec<AccountInputs> = lifetimes
+        let inputs = accounts
             .into_iter()
             .map(|life| {
                 let id = life.account_id.clone();
@@ -341,8 +371,22 @@ impl Store {
                 }
             })
             .collect();
-        inputs.sort_unstable_by(|a, b| a.window.account_id.cmp(&b.window.account_id));
-        Ok((inputs, features_seen))
+        Ok(inputs)
+    }
+
+    /// The inputs of every account of `partitions` of `topic` (only those `changed`, if given),
+    /// for windows ending on `now`'s day, and the number of features seen in 64 days — in one
+    /// piece (a pass reads them in chunks: [`Self::pass_accounts`], [`Self::inputs_of`]).
+    pub async fn account_inputs(
+        &self,
+        now: DateTime<Utc>,
+        topic: &str,
+        partitions: &[i32],
+        changed: Option<&Changed>,
+    ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
+        let accounts = self.pass_accounts(now, topic, partitions, changed).await?;
+        let inputs = self.inputs_of(now, topic, partitions, accounts).await?;
+        Ok((inputs, self.features_seen(now).await?))
     }
 }
 
@@ -367,10 +411,10 @@ mod tests {
     #[test]
     fn a_live_pass_reads_no_raw_history_and_a_past_one_nothing_after_its_day() {
         let store = Store::new(&ClickHouseConfig::default());
-        let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live, None).sql().join("\n");
+        let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live, None, None).sql().join("\n");
         assert!(!live.contains(".events"), "a live pass reads the state tables, not the events: {live}");
         let at: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
-        let past = store.input_queries(at, "usage-events", &[0], History::AsOf, None).sql().join("\n");
+        let past = store.input_queries(at, "usage-events", &[0], History::AsOf, None, None).sql().join("\n");
         assert!(past.contains(&format!("timestamp <= toDateTime({}, 'UTC')", to_datetime(at))), "{past}");
         assert!(!past.contains("ticket_state") && !past.contains("account_lifetime"));
         assert_eq!(History::of(at), History::AsOf);
@@ -384,7 +428,7 @@ mod tests {
         assert!(cond.contains("maxMerge(last_stored) >= toDateTime(1800000000, 'UTC')"), "{cond}");
         assert!(cond.contains(r"account_id IN ('o\'brien\\co')"), "{cond}");
         let store = Store::new(&ClickHouseConfig::default());
-        for q in store.input_queries(Utc::now(), "usage-events", &[0], History::Live, Some(&changed)).sql() {
+        for q in store.input_queries(Utc::now(), "usage-events", &[0], History::Live, Some(&changed), None).sql() {
             assert!(
                 q.contains("last_stored") || q.contains("uniqExact(member)"),
                 "every query but the catalogue is limited: {q}"

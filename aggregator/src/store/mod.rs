@@ -22,7 +22,7 @@ mod windows;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
-pub use inputs::{Changed, History, InputQueries};
+pub use inputs::{Changed, History, InputQueries, LifetimeRow};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 
 /// One row of `events`.
@@ -329,8 +329,8 @@ mod tests {
     #[test]
     fn every_day_boundary_is_utc() {
         let store = Store::new(&ClickHouseConfig::default());
-        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::Live, None).sql();
-        sql.extend(store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::AsOf, None).sql());
+        let mut sql = store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::Live, None, None).sql();
+        sql.extend(store.input_queries(chrono::Utc::now(), "usage-events", &[0, 1], History::AsOf, None, None).sql());
         // The materialized views as the migrations leave them: the last definition of each.
         let mut views = BTreeMap::new();
         for m in MIGRATIONS {

@@ -33,6 +33,22 @@ pub struct Case {
     pub owners: usize,
 }
 
+impl std::str::FromStr for Case {
+    type Err = String;
+
+    /// `ACCOUNTS:DAYS:OWNERS`, e.g. `100000:365:1`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("history case {s:?}: expected ACCOUNTS:DAYS:OWNERS, e.g. 100000:365:1");
+        let parts: Vec<usize> = s.split(':').map(|p| p.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        match parts[..] {
+            [accounts, days, owners] if accounts > 0 && days > 0 && (1..=4).contains(&owners) => {
+                Ok(Self { accounts, days: days as u32, owners })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// What one case measured: per owner, the pass's duration, the accounts it evaluated and its
 /// phases; and how long writing the book took.
 #[derive(Debug, Clone)]
@@ -42,6 +58,9 @@ pub struct Measured {
     pub passes: Vec<(Duration, usize, PassTimings)>,
     /// The pass after 1 % of the accounts sent events (one owner only).
     pub incremental: Option<(Duration, usize, PassTimings)>,
+    /// The bench process's peak RSS during the slowest owner's pass (bytes): what an aggregator
+    /// instance holds for the same pass, plus the bench's own little.
+    pub peak_rss: u64,
 }
 
 impl Measured {
@@ -184,6 +203,13 @@ pub async fn fill(store: &Store, topic: &str, case: Case) -> Result<Duration, Be
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_case_is_read_from_the_command_line() {
+        assert_eq!("100000:365:1".parse(), Ok(Case { accounts: 100_000, days: 365, owners: 1 }));
+        assert!("100000:365".parse::<Case>().is_err());
+        assert!("10:30:5".parse::<Case>().unwrap_err().contains("ACCOUNTS:DAYS:OWNERS"));
+    }
 
     #[test]
     fn owners_split_the_four_partitions() {

@@ -211,10 +211,13 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         }
         let (_, cfg, store) = book.as_ref().expect("filled above");
         let mut passes = Vec::new();
-        let mut incremental = None;
+        let (mut incremental, mut peak_rss) = (None, 0);
         for owner in 0..case.owners {
             let mut evaluator = eval::evaluator(cfg, store, &producer, &history::partitions_of(owner, case.owners))?;
-            passes.push(eval::timed(&mut evaluator, true).await?);
+            procs::reset_own_peak_rss();
+            let pass = eval::timed(&mut evaluator, true).await?;
+            peak_rss = peak_rss.max(procs::usage(std::process::id()).peak_rss);
+            passes.push(pass);
             if case.owners == 1 {
                 // The next pass after 1 % of the accounts sent events: those alone.
                 let changed: Vec<(String, i32)> =
@@ -237,7 +240,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         if evaluated != case.accounts {
             return Err(BenchError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
         }
-        r.history.push(history::Measured { case: *case, fill, passes, incremental });
+        r.history.push(history::Measured { case: *case, fill, passes, incremental, peak_rss });
     }
     if let Some((_, cfg, store)) = book {
         drop_database(opts, &store, &cfg.clickhouse.database).await;

@@ -122,6 +122,12 @@ pub fn usage(pid: u32) -> Usage {
     Usage { cpu_secs, peak_rss }
 }
 
+/// Resets this process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0), so that a phase
+/// run in-process can read its own peak afterwards with `usage(std::process::id())`.
+pub fn reset_own_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Clock ticks per second of /proc/PID/stat times (`getconf CLK_TCK`, 100 on Linux).
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();

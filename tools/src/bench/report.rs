@@ -188,11 +188,12 @@ impl Report {
                 d => format!("book written in {:.0} s", d.as_secs_f64()),
             };
             let phases = format!(
-                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; {book}",
+                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; peak RSS {:.0} MB; {book}",
                 ms(t.queries),
                 ms(t.compute),
                 ms(t.insert),
                 ms(t.rules),
+                m.peak_rss as f64 / (1024.0 * 1024.0),
             );
             let ratio = base(c.accounts)
                 .filter(|b| b.case.days != c.days)

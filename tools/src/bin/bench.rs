@@ -25,6 +25,13 @@ struct Args {
     /// Only the evaluation phases (books of synthetic accounts, and the history cases).
     #[arg(long)]
     only_evaluation: bool,
+    /// History cases instead of the default ones: ACCOUNTS:DAYS:OWNERS, comma-separated
+    /// (e.g. 100000:365:1).
+    #[arg(long, value_delimiter = ',')]
+    history: Option<Vec<String>>,
+    /// Book sizes of the plain evaluation passes instead of the default ones (0: none).
+    #[arg(long, value_delimiter = ',')]
+    eval_accounts: Option<Vec<usize>>,
 }
 
 #[tokio::main]
@@ -41,6 +48,12 @@ async fn main() -> anyhow::Result<()> {
     }
     opts.keep = args.keep;
     opts.only_evaluation = args.only_evaluation;
+    if let Some(cases) = args.history {
+        opts.history = cases.iter().map(|c| c.parse()).collect::<Result<_, String>>().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(sizes) = args.eval_accounts {
+        opts.eval_accounts = sizes.into_iter().filter(|n| *n > 0).collect();
+    }
     let started = std::time::Instant::now();
     let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
