@@ -237,7 +237,8 @@ impl<S: AlertSink> Evaluator<S> {
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(self.chunk));
             let chunk = std::mem::replace(&mut rest, tail);
-            let mut inputs = self.store.inputs_of(now, &self.events_topic, &partitions, chunk).await?;
+            let mut inputs =
+                self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
             for i in &mut inputs {
                 i.health_14d_ago = past.get(&i.window.account_id).copied();

@@ -325,20 +325,21 @@ impl Store {
         Ok(self.client().query(&catalogue_query(self.database(), now.date_naive())).fetch_one().await?)
     }
 
-    /// The inputs of `accounts` (a run of [`Self::pass_accounts`], in order) for windows ending on
-    /// `now`'s day.
+    /// The inputs of `accounts` (a run of [`Self::pass_accounts`] with the same `changed`, in
+    /// order) for windows ending on `now`'s day.
     pub async fn inputs_of(
         &self,
         now: DateTime<Utc>,
         topic: &str,
         partitions: &[i32],
+        changed: Option<&Changed>,
         accounts: Vec<LifetimeRow>,
     ) -> Result<Vec<AccountInputs>, AggregatorError> {
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {
             return Ok(Vec::new());
         };
         let range = Some((first.account_id.as_str(), last.account_id.as_str()));
-        let q = self.input_queries(now, topic, partitions, History::of(now), None, range);
+        let q = self.input_queries(now, topic, partitions, History::of(now), changed, range);
         let members: Vec<MemberRow> = q.members.fetch_all().await?;
         let sums: Vec<SumRow> = q.sums.fetch_all().await?;
         let traits: Vec<TraitsRow> = q.traits.fetch_all().await?;
@@ -385,7 +386,7 @@ impl Store {
         changed: Option<&Changed>,
     ) -> Result<(Vec<AccountInputs>, u64), AggregatorError> {
         let accounts = self.pass_accounts(now, topic, partitions, changed).await?;
-        let inputs = self.inputs_of(now, topic, partitions, accounts).await?;
+        let inputs = self.inputs_of(now, topic, partitions, changed, accounts).await?;
         Ok((inputs, self.features_seen(now).await?))
     }
 }
