@@ -2,7 +2,10 @@
 """Proves uptake's SQL on current ClickHouse (chDB, in-process), beside the 18.16 server the
 tests use: every migration, then one evaluation pass's queries over a small known book.
 
-Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin.
+Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin:
+the migrations, then the queries of three kinds of pass — live (the state tables), as of a past
+day (the history), incremental (changed accounts, one chunk) — which must all return the same
+values for this book.
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
@@ -20,9 +23,10 @@ import chdb
 from chdb import session
 
 statements = [s.strip() for s in sys.stdin.read().split(";\n") if s.strip()]
-queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 ddl = [s for s in statements if s not in queries]
-assert len(queries) == 5, f"expected 5 evaluation queries, got {len(queries)}"
+PASS_KINDS = 3  # live, as of a past day, incremental
+assert len(queries) == 7 * PASS_KINDS, f"expected {7 * PASS_KINDS} evaluation queries, got {len(queries)}"
 
 BOOK = """INSERT INTO uptake_chdb.events
   (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
@@ -42,18 +46,22 @@ BOOK = re.sub(r"'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)'", r"toDateTime('\1', 'UTC')",
 # A session far from UTC: a day there starts 14 hours before the UTC day.
 SESSION_TIMEZONE = "Pacific/Kiritimati"
 
-# What each query must return for BOOK (a subset of columns, by account).
+# What each query of a pass must return for BOOK (a subset of columns, by account), in the order
+# of `InputQueries::sql`: lifetime, members, sums, traits, CSAT, tickets, catalogue.
 EXPECT = [
-    {"alpha": {"active_users_7d": 2, "active_users_prev_7d": 1, "active_users_30d": 3, "logins_7d": 1,
-               "events_7d": 5, "features_used_30d": 1, "records_30d": 70, "dau_sum_30d": 4},
-     "beta": {"active_users_7d": 1, "active_users_prev_7d": 0, "logins_7d": 1},
+    # first day 2026-01-01 (day 20454); the NPS is stored + 1 (0 = never answered).
+    {"alpha": {"first_day": 20454, "latest_nps": 9}, "beta": {"latest_nps": 0}},
+    {"alpha": {"active_users_7d": 2, "active_users_prev_7d": 1, "active_users_30d": 3, "features_used_30d": 1,
+               "dau_sum_30d": 4},
+     "beta": {"active_users_7d": 1, "active_users_prev_7d": 0},
      # g1 late on 23 June UTC (the previous week), g2 at noon on 30 June UTC (today).
      "gamma": {"active_users_1d": 1, "active_users_7d": 1, "active_users_prev_7d": 1}},
+    {"alpha": {"logins_7d": 1, "events_7d": 5, "records_30d": 70}, "beta": {"logins_7d": 1}},
     {"alpha": {"traits": '{"seats":5}'}},
-    {"alpha": {"latest_nps": 8}},
+    {},  # no CSAT answers in the book
     {"alpha": {"open_tickets": 1}},
     None,  # the catalogue query: one row, one value
-]
+] * PASS_KINDS
 
 
 def run(sess, sql, fmt="JSONEachRow"):

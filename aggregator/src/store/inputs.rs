@@ -226,13 +226,13 @@ fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> Stri
                         toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login
                    FROM {db}.account_daily
                    WHERE day <= toDate('{day}', 'UTC') AND {own}
-                   GROUP BY account_id)
+                   GROUP BY account_id) AS daily
              ANY LEFT JOIN
                   (SELECT account_id,
                         argMaxIf(toUInt8(assumeNotNull(nps) + 1), timestamp, isNotNull(nps)) AS latest_nps
                    FROM {db}.events
                    WHERE kind = 'survey' AND timestamp <= toDateTime(?, 'UTC') AND {own}
-                   GROUP BY account_id)
+                   GROUP BY account_id) AS surveys
              USING account_id
              ORDER BY account_id"
         ),
