@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::{join_all, BoxFuture};
+use futures::future::BoxFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::event::{Event, EventKind};
 use schemas::runtime::kafka::DeadLetterWriter;
@@ -112,7 +112,7 @@ impl KafkaSink {
         deliveries: Vec<rdkafka::producer::DeliveryFuture>,
         started: Instant,
     ) -> Result<Vec<<rdkafka::producer::DeliveryFuture as std::future::Future>::Output>, IngestError> {
-        tokio::time::timeout(self.ack_deadline, join_all(deliveries))
+        tokio::time::timeout(self.ack_deadline, in_turn(deliveries))
             .await
             .map_err(|_| self.failed(started, format!("no acknowledgement within {:?}", self.ack_deadline)))
     }
@@ -145,6 +145,17 @@ impl KafkaSink {
     pub fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
         Ok(self.producer.flush(timeout)?)
     }
+}
+
+/// Every delivery's result, awaited one after the other. librdkafka acknowledges a request's
+/// records batch by batch, so the request wakes about once per batch; `join_all` would make a
+/// task per record and wake once per acknowledgement (measured: a tenth of ingest's CPU per event).
+async fn in_turn<F: std::future::Future>(deliveries: Vec<F>) -> Vec<F::Output> {
+    let mut results = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        results.push(delivery.await);
+    }
+    results
 }
 
 impl EventSink for KafkaSink {
