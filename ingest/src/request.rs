@@ -43,14 +43,14 @@ pub struct Caller {
 ///
 /// Returns the decoded JSON text, unparsed: each API parses it into what it needs (the native
 /// API never builds a `Value` tree of a valid body).
-pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<(Caller, Vec<u8>), IngestError> {
+pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<(Caller, Bytes), IngestError> {
     let limits = &app.config.limits;
     if let Some(write_key) = key_from_headers(headers) {
         let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
         let permit = main_permit(app)?;
         let raw = read_body(app, headers, body).await?;
         let decoded = app.metrics.decoded_bytes.with_label_values(&["header"]);
-        let json = decode(&raw, encoding(headers), limits.max_decompressed_bytes, &decoded)?;
+        let json = decode(raw, encoding(headers), limits.max_decompressed_bytes, &decoded)?;
         return Ok((Caller { write_key, source, _permit: permit }, json));
     }
     if limits.max_keyless_in_flight == 0 {
@@ -60,7 +60,7 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<
         .ok_or(IngestError::KeylessOverloaded { limit: limits.max_keyless_in_flight })?;
     let raw = read_body(app, headers, body).await?;
     let decoded = app.metrics.decoded_bytes.with_label_values(&["body"]);
-    let json = decode(&raw, encoding(headers), limits.keyless_body_limit(), &decoded)?;
+    let json = decode(raw, encoding(headers), limits.keyless_body_limit(), &decoded)?;
     // Parsed here only to find the key: key-less bodies are small (`max_keyless_body_bytes`).
     let body: Value = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
     let write_key = key_from_body(&body).ok_or(IngestError::Unauthorized)?;
@@ -104,17 +104,18 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
 /// Decodes a gzip, deflate or plain body, refusing to produce more than `limit` bytes so that a
 /// small compressed "bomb" cannot exhaust memory. `decoded` counts the bytes produced, refused
 /// or not (what the work cost us).
-fn decode(raw: &[u8], encoding: &str, limit: usize, decoded: &IntCounter) -> Result<Vec<u8>, IngestError> {
+/// A plain body is passed on as it was read, not copied.
+fn decode(raw: Bytes, encoding: &str, limit: usize, decoded: &IntCounter) -> Result<Bytes, IngestError> {
     let reader: Box<dyn Read + '_> = match encoding.trim().to_ascii_lowercase().as_str() {
         "identity" | "" => {
             decoded.inc_by(raw.len() as u64);
             if raw.len() > limit {
                 return Err(IngestError::BodyTooLarge { limit });
             }
-            return Ok(raw.to_vec());
+            return Ok(raw);
         }
-        "gzip" | "x-gzip" => Box::new(GzDecoder::new(raw)),
-        "deflate" => Box::new(ZlibDecoder::new(raw)),
+        "gzip" | "x-gzip" => Box::new(GzDecoder::new(&raw[..])),
+        "deflate" => Box::new(ZlibDecoder::new(&raw[..])),
         other => return Err(IngestError::UnsupportedEncoding(other.to_owned())),
     };
     let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
@@ -124,7 +125,7 @@ fn decode(raw: &[u8], encoding: &str, limit: usize, decoded: &IntCounter) -> Res
     if out.len() > limit {
         return Err(IngestError::BodyTooLarge { limit });
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// What became of a request's events.

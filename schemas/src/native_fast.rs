@@ -12,9 +12,8 @@
 //! [`native::parse_event`]: crate::native::parse_event
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde::de::{Deserializer, IgnoredAny, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -30,8 +29,8 @@ use crate::SchemaError;
 /// as [`crate::native::split_body`]: not JSON is [`SchemaError::Json`], the wrong shape names
 /// `body` or `batch`.
 pub fn split_raw(json: &[u8]) -> Result<(Vec<&RawValue>, bool), SchemaError> {
-    // Top-level keys only; their values stay unparsed text. Keys are owned only when escaped.
-    let top: BTreeMap<Key<'_>, &RawValue> = match serde_json::from_slice(json) {
+    // One pass over the body: its top-level keys, and the text of each event of its batch.
+    let top: Top<'_> = match serde_json::from_slice(json) {
         Ok(top) => top,
         Err(_) => {
             // Not JSON at all stays a JSON error (400 "invalid JSON"); JSON of another shape
@@ -40,30 +39,99 @@ pub fn split_raw(json: &[u8]) -> Result<(Vec<&RawValue>, bool), SchemaError> {
             return Err(invalid("body", "must be an event object or {\"batch\": [...]}"));
         }
     };
-    let Some(batch) = top.get("batch") else {
-        return Ok((vec![serde_json::from_slice(json)?], false));
-    };
-    let Ok(events) = serde_json::from_str::<Vec<&RawValue>>(batch.get()) else {
-        return Err(invalid("batch", "must be an array of events"));
-    };
-    if !top.keys().all(|k| k.0 == "batch" || k.0 == "writeKey") {
-        return Err(invalid("body", "a batch body may only hold \"batch\" (and \"writeKey\")"));
+    match top.batch {
+        None => Ok((vec![serde_json::from_slice(json)?], false)),
+        Some(Batch::NotArray) => Err(invalid("batch", "must be an array of events")),
+        Some(Batch::Events(_)) if top.other_keys => {
+            Err(invalid("body", "a batch body may only hold \"batch\" (and \"writeKey\")"))
+        }
+        Some(Batch::Events(events)) if events.is_empty() => Err(invalid("batch", "must hold at least one event")),
+        Some(Batch::Events(events)) => Ok((events, true)),
     }
-    if events.is_empty() {
-        return Err(invalid("batch", "must hold at least one event"));
+}
+
+/// The top level of a native body: the last `batch` (as the validator reads duplicates), and
+/// whether it holds keys besides `batch` and `writeKey`.
+struct Top<'a> {
+    batch: Option<Batch<'a>>,
+    other_keys: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut top = Top { batch: None, other_keys: false };
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    if key.0 == "batch" {
+                        top.batch = Some(map.next_value()?);
+                    } else {
+                        top.other_keys |= key.0 != "writeKey";
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(top)
+            }
+        }
+        d.deserialize_map(V)
     }
-    Ok((events, true))
+}
+
+/// A body's `batch`: the text of each event when it is an array.
+enum Batch<'a> {
+    Events(Vec<&'a RawValue>),
+    NotArray,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Batch<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Batch<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(64));
+                while let Some(event) = seq.next_element()? {
+                    events.push(event);
+                }
+                Ok(Batch::Events(events))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Batch::NotArray)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Batch::NotArray)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A JSON object key, borrowed from the body unless it had escapes.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Key<'a>(Cow<'a, str>);
-
-impl std::borrow::Borrow<str> for Key<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -36,6 +36,23 @@ fn a_batch_is_split_into_the_text_of_each_event() {
 }
 
 #[test]
+fn a_duplicate_batch_is_read_as_the_validator_reads_it_the_last_one_wins() {
+    for body in [
+        r#"{"batch": [{"kind":"login"}], "batch": 5}"#,
+        r#"{"batch": 5, "batch": [{"kind":"login"}], "x": {"batch": 1}}"#,
+    ] {
+        let want = schemas::native::split_body(serde_json::from_str(body).unwrap()).map(|(e, b)| (e.len(), b));
+        let got = split_raw(body.as_bytes()).map(|(e, b)| (e.len(), b));
+        match (want, got) {
+            (Err(SchemaError::Invalid(want)), Err(SchemaError::Invalid(got))) => assert_eq!(want, got, "{body}"),
+            (want, got) => panic!("{body}: {want:?} vs {got:?}"),
+        }
+    }
+    let (events, _) = split_raw(br#"{"batch": 1, "batch": [{"kind":"login"}, 7], "writeKey": "k"}"#).unwrap();
+    assert_eq!(events.iter().map(|e| e.get()).collect::<Vec<_>>(), [r#"{"kind":"login"}"#, "7"]);
+}
+
+#[test]
 fn a_body_that_is_not_json_is_a_json_error_and_other_shapes_name_the_body() {
     for not_json in [&b"{\"batch\": [1,"[..], b"nope", b"{} {}", b"\xff"] {
         assert!(matches!(split_raw(not_json), Err(SchemaError::Json(_))), "{not_json:?}");
