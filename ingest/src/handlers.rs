@@ -13,7 +13,7 @@ use schemas::event::EventKind;
 use schemas::segment::{self, CallType};
 use serde_json::json;
 
-use crate::request::{authenticate, ingest_events, Outcome};
+use crate::request::{authenticate, ingest_events, Outcome, Parser, RawEvent};
 use crate::{App, IngestError};
 
 /// The JSON answer to a write, or the error's own response; refusals are counted by reason.
@@ -36,15 +36,20 @@ fn max_future(app: &App) -> chrono::Duration {
 /// `POST /v1/events`: one native event, or `{"batch": [...]}`.
 pub async fn native(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let (caller, body) = authenticate(&app, &headers, body).await?;
-        let (raw, is_batch) = schemas::native::split_body(body)?;
+        let (caller, json) = authenticate(&app, &headers, body).await?;
+        let (raw, is_batch) = schemas::native_fast::split_raw(&json)?;
         let ctx = schemas::native::Context {
             received_at: Utc::now(),
             source: &caller.source,
             max_future: max_future(&app),
             max_age: app.config.max_age(),
         };
-        ingest_events(&app, &caller, raw, is_batch, |v| schemas::native::parse_event(v, &ctx)).await
+        let parser = Parser {
+            fast: |text: &str| schemas::native_fast::parse_event_fast(text, &ctx),
+            validate: |v: &serde_json::Value| schemas::native::parse_event(v, &ctx),
+        };
+        let raw = raw.into_iter().map(RawEvent::Text).collect();
+        ingest_events(&app, &caller, raw, is_batch, parser).await
     }
     .await;
     respond(&app, result)
@@ -68,7 +73,8 @@ fn parse_segment(
 
 async fn segment_request(app: Arc<App>, headers: HeaderMap, body: Body, call: Option<CallType>) -> Response {
     let result = async {
-        let (caller, body) = authenticate(&app, &headers, body).await?;
+        let (caller, json) = authenticate(&app, &headers, body).await?;
+        let body = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
         let (raw, is_batch) = match call {
             Some(_) => (vec![body], false),
             None => (segment::split_batch(body)?, true),
@@ -82,7 +88,10 @@ async fn segment_request(app: Arc<App>, headers: HeaderMap, body: Body, call: Op
             mapping: &app.config.segment.mapping,
             group_of_user: &lookup,
         };
-        ingest_events(&app, &caller, raw, is_batch, |v| parse_segment(&app, call, v, &ctx)).await
+        // No fast path yet: a Segment batch merges its shared context into every message.
+        let parser =
+            Parser { fast: |_: &str| None, validate: |v: &serde_json::Value| parse_segment(&app, call, v, &ctx) };
+        ingest_events(&app, &caller, raw.into_iter().map(RawEvent::Value).collect(), is_batch, parser).await
     }
     .await;
     respond(&app, result)

@@ -13,6 +13,7 @@ use flate2::read::{GzDecoder, ZlibDecoder};
 use prometheus::IntCounter;
 use schemas::event::Event;
 use schemas::FieldError;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -39,16 +40,18 @@ pub struct Caller {
 ///   then never starve authenticated writers.
 ///
 /// Every body read is bounded by `body_timeout_ms` (408).
-pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<(Caller, Value), IngestError> {
+///
+/// Returns the decoded JSON text, unparsed: each API parses it into what it needs (the native
+/// API never builds a `Value` tree of a valid body).
+pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<(Caller, Bytes), IngestError> {
     let limits = &app.config.limits;
     if let Some(write_key) = key_from_headers(headers) {
         let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
         let permit = main_permit(app)?;
         let raw = read_body(app, headers, body).await?;
         let decoded = app.metrics.decoded_bytes.with_label_values(&["header"]);
-        let json = decode(&raw, encoding(headers), limits.max_decompressed_bytes, &decoded)?;
-        let body = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
-        return Ok((Caller { write_key, source, _permit: permit }, body));
+        let json = decode(raw, encoding(headers), limits.max_decompressed_bytes, &decoded)?;
+        return Ok((Caller { write_key, source, _permit: permit }, json));
     }
     if limits.max_keyless_in_flight == 0 {
         return Err(IngestError::KeyRequiredInHeader);
@@ -57,13 +60,14 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, body: Body) -> Result<
         .ok_or(IngestError::KeylessOverloaded { limit: limits.max_keyless_in_flight })?;
     let raw = read_body(app, headers, body).await?;
     let decoded = app.metrics.decoded_bytes.with_label_values(&["body"]);
-    let json = decode(&raw, encoding(headers), limits.keyless_body_limit(), &decoded)?;
+    let json = decode(raw, encoding(headers), limits.keyless_body_limit(), &decoded)?;
+    // Parsed here only to find the key: key-less bodies are small (`max_keyless_body_bytes`).
     let body: Value = serde_json::from_slice(&json).map_err(schemas::SchemaError::from)?;
     let write_key = key_from_body(&body).ok_or(IngestError::Unauthorized)?;
     let source = app.write_keys.source_of(&write_key).ok_or(IngestError::Unauthorized)?.to_owned();
     let permit = main_permit(app)?;
     drop(keyless);
-    Ok((Caller { write_key, source, _permit: permit }, body))
+    Ok((Caller { write_key, source, _permit: permit }, json))
 }
 
 fn try_permit(semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
@@ -100,17 +104,18 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
 /// Decodes a gzip, deflate or plain body, refusing to produce more than `limit` bytes so that a
 /// small compressed "bomb" cannot exhaust memory. `decoded` counts the bytes produced, refused
 /// or not (what the work cost us).
-fn decode(raw: &[u8], encoding: &str, limit: usize, decoded: &IntCounter) -> Result<Vec<u8>, IngestError> {
+/// A plain body is passed on as it was read, not copied.
+fn decode(raw: Bytes, encoding: &str, limit: usize, decoded: &IntCounter) -> Result<Bytes, IngestError> {
     let reader: Box<dyn Read + '_> = match encoding.trim().to_ascii_lowercase().as_str() {
         "identity" | "" => {
             decoded.inc_by(raw.len() as u64);
             if raw.len() > limit {
                 return Err(IngestError::BodyTooLarge { limit });
             }
-            return Ok(raw.to_vec());
+            return Ok(raw);
         }
-        "gzip" | "x-gzip" => Box::new(GzDecoder::new(raw)),
-        "deflate" => Box::new(ZlibDecoder::new(raw)),
+        "gzip" | "x-gzip" => Box::new(GzDecoder::new(&raw[..])),
+        "deflate" => Box::new(ZlibDecoder::new(&raw[..])),
         other => return Err(IngestError::UnsupportedEncoding(other.to_owned())),
     };
     let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
@@ -120,7 +125,7 @@ fn decode(raw: &[u8], encoding: &str, limit: usize, decoded: &IntCounter) -> Res
     if out.len() > limit {
         return Err(IngestError::BodyTooLarge { limit });
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// What became of a request's events.
@@ -129,15 +134,36 @@ pub struct Outcome {
     pub rejected: Vec<FieldError>,
 }
 
-/// Validates every event with `parse`, writes the valid ones and dead-letters the invalid ones,
-/// and returns only once Kafka acknowledged all of it. If nothing was valid the answer is 400;
-/// the rejected events are dead-lettered all the same, so a misbehaving sender can be diagnosed.
+/// One event of a request as it came: the raw JSON text of a native event (parsed only by the
+/// fast path when it is valid), or a value already parsed (Segment, whose batch merging works on
+/// values).
+pub enum RawEvent<'a> {
+    Text(&'a RawValue),
+    Value(Value),
+}
+
+/// How a request's events are parsed: `fast` turns the text of a valid event into its event
+/// (`None` for anything else), `validate` names every bad field of a parsed one.
+pub struct Parser<F, V> {
+    pub fast: F,
+    pub validate: V,
+}
+
+/// How much larger than its text an event's compact JSON can get: a number such as `1e15`
+/// re-serialises as `1000000000000000.0`, at most about 4 × its bytes with its separator.
+/// Texts within `max_event_bytes / 4` cannot break the limit, so the fast path skips measuring
+/// them; larger ones are measured exactly, as the validator always did.
+const MAX_COMPACT_GROWTH: usize = 4;
+
+/// Validates every event, writes the valid ones and dead-letters the invalid ones, and returns
+/// only once Kafka acknowledged all of it. If nothing was valid the answer is 400; the rejected
+/// events are dead-lettered all the same, so a misbehaving sender can be diagnosed.
 pub async fn ingest_events(
     app: &App,
     auth: &Caller,
-    raw: Vec<Value>,
+    raw: Vec<RawEvent<'_>>,
     is_batch: bool,
-    parse: impl Fn(&Value) -> Result<Event, Vec<FieldError>>,
+    parser: Parser<impl Fn(&str) -> Option<Event>, impl Fn(&Value) -> Result<Event, Vec<FieldError>>>,
 ) -> Result<Outcome, IngestError> {
     let limits = &app.config.limits;
     if raw.len() > limits.max_batch_events {
@@ -151,6 +177,20 @@ pub async fn ingest_events(
     let mut rejected = Vec::new();
     let mut dead = Vec::new();
     for (index, item) in raw.into_iter().enumerate() {
+        let item = match item {
+            RawEvent::Text(text) => {
+                let fast = (text.get().len() <= limits.max_event_bytes / MAX_COMPACT_GROWTH)
+                    .then(|| (parser.fast)(text.get()))
+                    .flatten();
+                if let Some(event) = fast {
+                    events.push(event);
+                    continue;
+                }
+                // The rare bad (or very large) event: parsed once more, for the validator.
+                serde_json::from_str(text.get()).map_err(schemas::SchemaError::from)?
+            }
+            RawEvent::Value(value) => value,
+        };
         let size = serde_json::to_vec(&item).map(|v| v.len()).unwrap_or(usize::MAX);
         let result = if size > limits.max_event_bytes {
             Err(vec![FieldError::new(
@@ -158,7 +198,7 @@ pub async fn ingest_events(
                 format!("is {size} bytes; at most {} per event", limits.max_event_bytes),
             )])
         } else {
-            parse(&item)
+            (parser.validate)(&item)
         };
         match result {
             Ok(event) => events.push(event),

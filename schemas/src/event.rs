@@ -165,3 +165,16 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kind as usize` indexes per-kind tallies (ingest's accepted-events counter).
+    #[test]
+    fn all_lists_the_kinds_in_declaration_order() {
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i);
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod fields;
 pub mod limits;
 pub mod migrations;
 pub mod native;
+pub mod native_fast;
 pub mod outcome;
 #[cfg(feature = "runtime")]
 pub mod runtime;

@@ -48,13 +48,13 @@ pub fn split_body(value: Value) -> Result<(Vec<Value>, bool), SchemaError> {
     }
 }
 
-fn invalid(field: &str, reason: &str) -> SchemaError {
+pub(crate) fn invalid(field: &str, reason: &str) -> SchemaError {
     SchemaError::Invalid(vec![FieldError::new(field, reason)])
 }
 
 const COMMON: &[&str] = &["kind", "account_id", "user_id", "timestamp", "message_id", "properties", "writeKey"];
 
-fn kind_fields(kind: EventKind) -> &'static [&'static str] {
+pub(crate) fn kind_fields(kind: EventKind) -> &'static [&'static str] {
     match kind {
         EventKind::Login => &[],
         EventKind::FeatureUsed => &["feature", "module", "count"],

@@ -1,8 +1,9 @@
 //! The native event format: what is accepted, how it is normalised, and the precise errors.
 
 use chrono::{DateTime, Duration, Utc};
-use schemas::event::{EventKind, TicketStatus};
-use schemas::native::{parse_event, split_body, Context};
+use schemas::event::{Event, EventKind, TicketStatus};
+use schemas::native::{split_body, Context};
+use schemas::native_fast::{parse_event_fast, split_raw};
 use schemas::outcome::Outcome;
 use schemas::{FieldError, SchemaError};
 use serde_json::{json, Value};
@@ -14,6 +15,27 @@ fn ctx() -> Context<'static> {
         max_future: Duration::minutes(10),
         max_age: Duration::days(730),
     }
+}
+
+/// Every case of this file goes through both paths: the validator's answer is what the tests
+/// check, and the fast path must take every valid event and produce exactly the same one, and
+/// decline every invalid one (the validator then names its fields).
+fn parse_event(v: &Value, ctx: &Context<'_>) -> Result<Event, Vec<FieldError>> {
+    let slow = schemas::native::parse_event(v, ctx);
+    let fast = parse_event_fast(&v.to_string(), ctx);
+    match (&slow, fast) {
+        (Ok(slow), Some(mut fast)) => {
+            if v.get("message_id").is_none_or(Value::is_null) {
+                // Both paths make a fresh UUID for a missing id; only those may differ.
+                fast.message_id = slow.message_id.clone();
+            }
+            assert_eq!(&fast, slow, "fast and slow path disagree on {v}");
+        }
+        (Ok(_), None) => panic!("the fast path declined a valid event: {v}"),
+        (Err(errors), Some(fast)) => panic!("the fast path took an invalid event {v} ({errors:?}): {fast:?}"),
+        (Err(_), None) => {}
+    }
+    slow
 }
 
 fn errors(v: Value) -> Vec<FieldError> {
@@ -158,6 +180,9 @@ fn bodies_are_one_event_or_a_batch() {
     assert_eq!((events.len(), batch), (2, true));
     for bad in [json!({"batch": []}), json!({"batch": {}}), json!([1, 2]), json!({"batch": [], "kind": "login"})] {
         assert!(matches!(split_body(bad.clone()), Err(SchemaError::Invalid(_))), "{bad} must be refused");
+        let raw = split_raw(bad.to_string().as_bytes()).map(|_| ()).unwrap_err();
+        let Err(SchemaError::Invalid(want)) = split_body(bad.clone()) else { unreachable!() };
+        assert!(matches!(raw, SchemaError::Invalid(got) if got == want), "{bad}: split_raw must say the same");
     }
 }
 

@@ -156,7 +156,13 @@ proptest! {
     #[test]
     fn native_parser_never_panics(value in prop_oneof![json_value(), event_object()]) {
         let ctx = native::Context { received_at: received(), source: "prop", max_future: Duration::minutes(10), max_age: Duration::days(730) };
-        let _ = native::parse_event(&value, &ctx);
+        let slow = native::parse_event(&value, &ctx);
+        // The fast path takes only what the validator accepts, and makes the same event of it.
+        if let Some(mut fast) = schemas::native_fast::parse_event_fast(&value.to_string(), &ctx) {
+            let slow = slow.expect("the fast path took an event the validator refuses");
+            fast.message_id.clone_from(&slow.message_id);
+            prop_assert_eq!(fast, slow);
+        }
         if let Ok((events, _)) = native::split_body(value) {
             for e in &events {
                 let _ = native::parse_event(e, &ctx);

@@ -1,15 +1,17 @@
 //! The Kafka sink, ingest's [`EventSink`] in production: writes a request's events and reports
 //! success only when the broker has acknowledged every one of them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::{join_all, BoxFuture};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use schemas::event::Event;
-use schemas::runtime::kafka::DeadLetterWriter;
+use futures::future::BoxFuture;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use schemas::event::{Event, EventKind};
+use schemas::runtime::kafka::owned_headers;
 use schemas::FieldError;
 use serde_json::Value;
 
+use super::acks::{AckContext, Acks, Poller};
 use super::dead_letter::{dead_letter_record, HEADER_TRUNCATED};
 use super::EventSink;
 use crate::config::KafkaConfig;
@@ -17,23 +19,27 @@ use crate::metrics::Metrics;
 use crate::IngestError;
 
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: Arc<BaseProducer<AckContext>>,
     topic: String,
-    dead_letters: DeadLetterWriter,
+    dlq_topic: String,
     /// The longest a request waits for its acknowledgements (see [`KafkaSink::await_acks`]).
     ack_deadline: Duration,
     metrics: Metrics,
+    _poller: Poller,
 }
 
 impl KafkaSink {
     pub fn new(cfg: &KafkaConfig, metrics: Metrics) -> Result<Self, IngestError> {
-        let producer: FutureProducer = cfg.to_rdkafka().create()?;
+        let producer = Arc::new(cfg.to_rdkafka().create_with_context(AckContext)?);
+        let poller = Poller::start(Arc::clone(&producer))
+            .map_err(|e| IngestError::Unavailable(format!("starting the producer's poll thread: {e}")))?;
         Ok(Self {
-            dead_letters: DeadLetterWriter::new(producer.clone(), cfg.dlq_topic.clone()),
             producer,
             topic: cfg.topic.clone(),
+            dlq_topic: cfg.dlq_topic.clone(),
             ack_deadline: cfg.delivery_timeout() + Duration::from_secs(1),
             metrics,
+            _poller: poller,
         })
     }
 
@@ -42,28 +48,33 @@ impl KafkaSink {
     /// events of it that did land are deduplicated downstream by `message_id`.
     pub async fn send_all(&self, events: &[Event]) -> Result<(), IngestError> {
         let started = Instant::now();
-        let mut deliveries = Vec::with_capacity(events.len());
+        let acks = Acks::new(events.len());
+        // One buffer for the request: librdkafka copies each payload as it is queued.
+        let mut payload = Vec::with_capacity(512);
         for event in events {
-            let payload = serde_json::to_vec(event).map_err(schemas::SchemaError::from)?;
+            payload.clear();
+            serde_json::to_writer(&mut payload, event).map_err(schemas::SchemaError::from)?;
             // No Kafka headers: the value says everything, and the local broker (Tansu 0.6, SQLite)
             // has no index on its header table, so every fetch of a headed record scans all
             // headers — consumption slowed to a crawl as the topic grew (found by `bench`).
-            let record = FutureRecord::to(&self.topic).key(event.partition_key()).payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => return Err(self.failed(started, format!("producer queue refused the event: {e}"))),
+            let record = BaseRecord::with_opaque_to(&self.topic, Arc::clone(&acks))
+                .key(event.partition_key())
+                .payload(&payload[..]);
+            if let Err((e, _)) = self.producer.send(record) {
+                return Err(self.failed(started, format!("producer queue refused the event: {e}")));
             }
         }
-        for result in self.await_acks(deliveries, started).await? {
-            match result {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(self.failed(started, format!("broker did not acknowledge: {e}"))),
-                Err(_) => return Err(self.failed(started, "producer shut down before delivery".into())),
-            }
+        if let Err(e) = self.await_acks(&acks, started).await? {
+            return Err(self.failed(started, format!("broker did not acknowledge: {e}")));
         }
         self.metrics.produce_latency.with_label_values(&["ok"]).observe(started.elapsed().as_secs_f64());
+        // Counted per kind, then added once per kind: a label lookup per event is a hash and a lock.
+        let mut per_kind = [0u64; EventKind::ALL.len()];
         for event in events {
-            self.metrics.events_accepted.with_label_values(&[event.kind.as_str()]).inc();
+            per_kind[event.kind as usize] += 1;
+        }
+        for (kind, n) in EventKind::ALL.iter().zip(per_kind).filter(|(_, n)| *n > 0) {
+            self.metrics.events_accepted.with_label_values(&[kind.as_str()]).inc_by(n);
         }
         Ok(())
     }
@@ -74,7 +85,7 @@ impl KafkaSink {
     /// fits a Kafka record (an oversize event must get its 400, not a 503 retried forever).
     pub async fn dead_letter(&self, rejected: &[(Value, Vec<FieldError>)], source: &str) -> Result<(), IngestError> {
         let started = Instant::now();
-        let mut deliveries = Vec::with_capacity(rejected.len());
+        let acks = Acks::new(rejected.len());
         for (raw, errors) in rejected {
             let dead = dead_letter_record(raw, errors)?;
             let mut headers =
@@ -82,15 +93,16 @@ impl KafkaSink {
             if let Some(original) = &dead.truncated_from {
                 headers.push((HEADER_TRUNCATED, original.as_str()));
             }
-            match self.dead_letters.enqueue(Some(dead.key.as_bytes()), &dead.payload, &headers) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err(e) => return Err(self.failed(started, format!("producer queue refused a dead letter: {e}"))),
+            let record = BaseRecord::with_opaque_to(&self.dlq_topic, Arc::clone(&acks))
+                .key(dead.key.as_bytes())
+                .payload(&dead.payload[..])
+                .headers(owned_headers(&headers));
+            if let Err((e, _)) = self.producer.send(record) {
+                return Err(self.failed(started, format!("producer queue refused a dead letter: {e}")));
             }
         }
-        for result in self.await_acks(deliveries, started).await? {
-            if !matches!(result, Ok(Ok(_))) {
-                return Err(self.failed(started, "broker did not acknowledge a dead letter".into()));
-            }
+        if self.await_acks(&acks, started).await?.is_err() {
+            return Err(self.failed(started, "broker did not acknowledge a dead letter".into()));
         }
         Ok(())
     }
@@ -99,12 +111,8 @@ impl KafkaSink {
     /// librdkafka's own message timeout does not bound a request already in flight to a broker
     /// that just died, and the API promises a prompt 503, never a hang. Events that still land
     /// later are deduplicated downstream by message id.
-    async fn await_acks(
-        &self,
-        deliveries: Vec<rdkafka::producer::DeliveryFuture>,
-        started: Instant,
-    ) -> Result<Vec<<rdkafka::producer::DeliveryFuture as std::future::Future>::Output>, IngestError> {
-        tokio::time::timeout(self.ack_deadline, join_all(deliveries))
+    async fn await_acks(&self, acks: &Acks, started: Instant) -> Result<Result<(), String>, IngestError> {
+        tokio::time::timeout(self.ack_deadline, acks.all())
             .await
             .map_err(|_| self.failed(started, format!("no acknowledgement within {:?}", self.ack_deadline)))
     }

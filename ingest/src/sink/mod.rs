@@ -3,6 +3,7 @@
 //! whole pipeline (auth, limits, parsing, validation, dead letters, status codes) can be tested
 //! in milliseconds without a broker. See `docs/architecture.md#seams`.
 
+mod acks;
 mod collect;
 mod dead_letter;
 mod kafka;

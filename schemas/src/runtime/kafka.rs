@@ -206,7 +206,8 @@ impl DeadLetterWriter {
     }
 }
 
-fn owned_headers(headers: &[(&str, &str)]) -> OwnedHeaders {
+/// Kafka headers of a dead letter, each value cut to what a header may hold.
+pub fn owned_headers(headers: &[(&str, &str)]) -> OwnedHeaders {
     headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
         h.insert(Header { key, value: Some(super::format::truncate_at_char(value, DEAD_LETTER_MAX_HEADER)) })
     })
