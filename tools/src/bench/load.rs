@@ -110,7 +110,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from(target: u32, elapsed: Duration, l: &mut [Duration], errors: u64) -> Self {
+    pub(super) fn from(target: u32, elapsed: Duration, l: &mut [Duration], errors: u64) -> Self {
         l.sort();
         Self {
             target,

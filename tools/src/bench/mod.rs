@@ -8,6 +8,7 @@
 
 mod data;
 mod eval;
+mod latency;
 mod load;
 pub(crate) mod procs;
 mod raw;
@@ -78,6 +79,11 @@ pub struct Options {
     pub keep: bool,
     /// A smoke run (see [`Options::smoke`]).
     pub smoke: bool,
+    /// Only the single-event latency phase (ingest and the raw producer; `bench --latency`).
+    pub latency_only: bool,
+    /// librdkafka properties for ingest's producer and the raw producers alike (`--producer
+    /// linger.ms=1`): the producer settings experiment on both sides of the comparison at once.
+    pub producer: Vec<(String, String)>,
 }
 
 impl Options {
@@ -97,6 +103,8 @@ impl Options {
             eval_accounts: vec![10_000, 100_000],
             keep: false,
             smoke: false,
+            latency_only: false,
+            producer: Vec::new(),
         }
     }
 
@@ -152,6 +160,9 @@ pub(crate) const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    if opts.latency_only {
+        return latency::run(opts, progress).await;
+    }
     let n = Names::new("bench");
     let mut r = Report { smoke: opts.smoke, ..Report::default() };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
@@ -178,22 +189,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     r.raw_insert = Some(raw::insert(&raw_store, &n.raw_topic, &canonical, 50_000).await?);
 
     // ingest, alone, on the batch endpoint.
-    let ingest_port = procs::free_port()?;
-    let ingest_file = work.join("ingest.toml");
-    // ingest's /readyz is on its admin listener: the bench waits on that one.
-    let ingest_admin_port = procs::free_port()?;
-    std::fs::write(&ingest_file, ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin_port))?;
-    let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
-    let mut ingest = procs::Service::start(
-        "ingest",
-        &ingest_bin,
-        &["--config", ingest_file.to_str().unwrap()],
-        ingest_admin_port,
-        "/readyz",
-        &work.join("ingest.log"),
-    )
-    .await?;
-    let client = load::Ingest::new(&format!("http://127.0.0.1:{ingest_port}"), WRITE_KEY);
+    let (mut ingest, client, _) = start_ingest(opts, &n, &work).await?;
     progress("ingest: POST /v1/events, batches of 500, 8 in flight");
     let bodies = data::batch_bodies(&native, 500);
     let before = ingest.usage();
@@ -232,25 +228,9 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
 
     progress("single-event requests at fixed rates");
-    let mut rates = opts.rates.clone();
-    if opts.find_max_rate {
-        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
-        rates.sort();
-    }
-    for rate in rates {
-        let listed = opts.rates.contains(&rate);
-        if !listed && r.latency.iter().any(|l| l.target < rate && !l.sustained()) {
-            continue; // past the highest sustainable rate: only the listed rates still run
-        }
-        progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
-        // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
-        let count = (rate as f64 * opts.rate_secs) as usize;
-        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
-            .iter()
-            .map(|e| bytes::Bytes::from(e.to_string()))
-            .collect();
-        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
-    }
+    let singles =
+        latency::Singles { ingest: &client, producer_cfg: &producer_cfg, raw_topic: &n.raw_topic, run_id: &n.id };
+    latency::measure(&singles, opts, &mut r, &progress).await?;
 
     progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
     let e2e_events =
@@ -329,11 +309,45 @@ pub(crate) async fn wait_for_rows(store: &Store, want: usize, timeout: Duration)
     }
 }
 
+/// Starts the bench's own ingest (free ports, this run's topics, `opts.producer` applied) and
+/// returns it, a client for it, and its configuration (whose producer the raw phases copy).
+async fn start_ingest(
+    opts: &Options,
+    n: &Names,
+    work: &std::path::Path,
+) -> Result<(procs::Service, load::Ingest, ingest::config::IngestConfig), BenchError> {
+    let port = procs::free_port()?;
+    // ingest's /readyz is on its admin listener: the bench waits on that one.
+    let admin_port = procs::free_port()?;
+    let file = work.join("ingest.toml");
+    std::fs::write(&file, bench_ingest_toml(opts, n, port, admin_port))?;
+    let bin = procs::binary(&opts.bin_dir, "ingest")?;
+    let args = ["--config", file.to_str().unwrap()];
+    let service = procs::Service::start("ingest", &bin, &args, admin_port, "/readyz", &work.join("ingest.log")).await?;
+    let client = load::Ingest::new(&format!("http://127.0.0.1:{port}"), WRITE_KEY);
+    Ok((service, client, ingest_config(opts, n, port, admin_port)))
+}
+
+/// ingest's configuration as the bench writes it, with the `UPTAKE_…` environment applied as
+/// ingest applies it: the raw producer gets exactly the settings ingest runs with.
 fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::config::IngestConfig {
-    let text = ingest_toml(&opts.brokers, n, port, admin_port);
-    let mut cfg: ingest::config::IngestConfig = toml::from_str(&text).expect("bench ingest config");
-    cfg.kafka.brokers = opts.brokers.clone();
+    let file = std::env::temp_dir().join(format!("uptake-{}-ingest-config.toml", n.id));
+    std::fs::write(&file, bench_ingest_toml(opts, n, port, admin_port)).expect("writing the bench ingest config");
+    let cfg = ingest::config::IngestConfig::load(Some(&file)).expect("bench ingest config");
+    let _ = std::fs::remove_file(&file);
     cfg
+}
+
+/// [`ingest_toml`] with `opts.producer` as librdkafka passthrough properties.
+fn bench_ingest_toml(opts: &Options, n: &Names, port: u16, admin_port: u16) -> String {
+    let mut text = ingest_toml(&opts.brokers, n, port, admin_port);
+    if !opts.producer.is_empty() {
+        text.push_str("[kafka.librdkafka]\n");
+        for (k, v) in &opts.producer {
+            text.push_str(&format!("{k:?} = {v:?}\n"));
+        }
+    }
+    text
 }
 
 pub(crate) fn ingest_toml(brokers: &str, n: &Names, port: u16, admin_port: u16) -> String {

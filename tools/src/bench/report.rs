@@ -23,6 +23,8 @@ pub struct Report {
     pub aggregator: Option<Rate>,
     pub aggregator_cpu: Option<(f64, usize)>,
     pub latency: Vec<Latency>,
+    /// The raw producer on the same single-event schedule, at the listed rates.
+    pub raw_latency: Vec<Latency>,
     /// Per probe: ingest's 200 → row in account_metrics (Duration::MAX: never seen).
     pub e2e: Vec<Duration>,
     /// Per book size: the pass's duration and its phases.
@@ -113,11 +115,25 @@ impl Report {
         }
         for l in &self.latency {
             let met = (l.target == 5_000).then(|| l.p99 < Duration::from_millis(10));
+            let raw = self.raw_latency.iter().find(|raw| raw.target == l.target);
+            if let Some(raw) = raw {
+                push(
+                    &format!("raw producer, one event per send @ {}/s p50 / p99", raw.target),
+                    format!("{} / {}", ms(raw.p50), ms(raw.p99)),
+                    format!("{:.0}/s acknowledged, {} errors", raw.achieved, raw.errors),
+                    None,
+                    "",
+                    None,
+                );
+            }
             push(
                 &format!("single event @ {} req/s p50 / p99", l.target),
                 format!("{} / {}", ms(l.p50), ms(l.p99)),
-                format!("{:.0} req/s achieved, {} errors", l.achieved, l.errors),
-                None,
+                match raw {
+                    Some(_) => format!("{:.0} req/s achieved, {} errors; p99 vs raw producer", l.achieved, l.errors),
+                    None => format!("{:.0} req/s achieved, {} errors", l.achieved, l.errors),
+                },
+                raw.map(|raw| l.p99.as_secs_f64() / raw.p99.as_secs_f64().max(1e-9)),
                 if l.target == 5_000 { "p99 < 10 ms" } else { "" },
                 met,
             );
@@ -163,7 +179,10 @@ impl Report {
         let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
         let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
         push("peak RSS ingest", format!("{i:.0} MB"), String::new(), None, "≤ 64 MB", Some(i <= 64.0));
-        push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        // `bench --latency` starts no aggregator.
+        if self.aggregator_usage.peak_rss > 0 {
+            push("peak RSS aggregator", format!("{a:.0} MB"), String::new(), None, "≤ 256 MB", Some(a <= 256.0));
+        }
         out
     }
 

@@ -22,6 +22,23 @@ struct Args {
     /// Keep the bench databases (bench_*) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Only the single-event latency phase: ingest and the raw producer at the same rates.
+    #[arg(long)]
+    latency: bool,
+    /// Single-event rates in requests/s (default 1000,5000); with it, no search for the highest.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<u32>,
+    /// Seconds per single-event rate (default 5).
+    #[arg(long)]
+    rate_secs: Option<f64>,
+    /// A librdkafka property for ingest's producer and the raw producers alike, KEY=VALUE
+    /// (repeatable), e.g. --producer linger.ms=1 --producer socket.nagle.disable=true.
+    #[arg(long, value_parser = key_value)]
+    producer: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 #[tokio::main]
@@ -37,6 +54,14 @@ async fn main() -> anyhow::Result<()> {
         opts.events = n;
     }
     opts.keep = args.keep;
+    opts.latency_only = args.latency;
+    if !args.rates.is_empty() {
+        (opts.rates, opts.find_max_rate) = (args.rates, false);
+    }
+    if let Some(secs) = args.rate_secs {
+        opts.rate_secs = secs;
+    }
+    opts.producer = args.producer;
     let started = std::time::Instant::now();
     let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
