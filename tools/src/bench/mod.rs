@@ -236,7 +236,16 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let e2e_events =
         data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
     let e2e_bodies = data::batch_bodies(&e2e_events, 50);
-    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let before = scrape(&agg.url).await;
+    let e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let after = scrape(&agg.url).await;
+    let during = |name: &str| {
+        let ((s0, c0), (s1, c1)) = (load::histogram_totals(&before, name), load::histogram_totals(&after, name));
+        (s1 - s0, c1.saturating_sub(c0))
+    };
+    r.e2e_passes = Some(during("uptake_aggregator_evaluation_seconds"));
+    r.e2e_inserts = Some(during("uptake_aggregator_insert_seconds"));
+    (r.e2e, r.e2e_stored) = (e2e.evaluated, e2e.stored);
     let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
@@ -294,6 +303,14 @@ async fn store(opts: &Options, db: &str) -> Result<Store, BenchError> {
     let s = store_unmigrated(&opts.clickhouse, db);
     s.migrate().await?;
     Ok(s)
+}
+
+/// A service's `/metrics` text (empty if it does not answer).
+async fn scrape(url: &str) -> String {
+    match reqwest::get(format!("{url}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
