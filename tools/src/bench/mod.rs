@@ -84,6 +84,8 @@ pub struct Options {
     /// librdkafka properties for ingest's producer and the raw producers alike (`--producer
     /// linger.ms=1`): the producer settings experiment on both sides of the comparison at once.
     pub producer: Vec<(String, String)>,
+    /// librdkafka properties for the aggregator's clients (`--consumer fetch.wait.max.ms=100`).
+    pub consumer: Vec<(String, String)>,
 }
 
 impl Options {
@@ -105,6 +107,7 @@ impl Options {
             smoke: false,
             latency_only: false,
             producer: Vec::new(),
+            consumer: Vec::new(),
         }
     }
 
@@ -201,7 +204,8 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     // aggregator, started once the events wait on the topic: it drains them.
     let admin_port = procs::free_port()?;
     let agg_file = work.join("aggregator.toml");
-    std::fs::write(&agg_file, aggregator_toml(&opts.brokers, &opts.clickhouse, &n, admin_port))?;
+    let agg_toml = aggregator_toml(&opts.brokers, &opts.clickhouse, &n, admin_port);
+    std::fs::write(&agg_file, agg_toml + &librdkafka_section(&opts.consumer))?;
     let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
     progress("aggregator: drain the topic into ClickHouse");
     let mut agg = procs::Service::start(
@@ -357,14 +361,16 @@ fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> inges
 
 /// [`ingest_toml`] with `opts.producer` as librdkafka passthrough properties.
 fn bench_ingest_toml(opts: &Options, n: &Names, port: u16, admin_port: u16) -> String {
-    let mut text = ingest_toml(&opts.brokers, n, port, admin_port);
-    if !opts.producer.is_empty() {
-        text.push_str("[kafka.librdkafka]\n");
-        for (k, v) in &opts.producer {
-            text.push_str(&format!("{k:?} = {v:?}\n"));
-        }
+    ingest_toml(&opts.brokers, n, port, admin_port) + &librdkafka_section(&opts.producer)
+}
+
+/// A `[kafka.librdkafka]` passthrough section with `properties` (empty: nothing).
+fn librdkafka_section(properties: &[(String, String)]) -> String {
+    if properties.is_empty() {
+        return String::new();
     }
-    text
+    let lines: String = properties.iter().map(|(k, v)| format!("{k:?} = {v:?}\n")).collect();
+    format!("[kafka.librdkafka]\n{lines}")
 }
 
 pub(crate) fn ingest_toml(brokers: &str, n: &Names, port: u16, admin_port: u16) -> String {

@@ -35,6 +35,9 @@ struct Args {
     /// (repeatable), e.g. --producer linger.ms=1 --producer socket.nagle.disable=true.
     #[arg(long, value_parser = key_value)]
     producer: Vec<(String, String)>,
+    /// A librdkafka property for the aggregator's clients, KEY=VALUE (repeatable).
+    #[arg(long, value_parser = key_value)]
+    consumer: Vec<(String, String)>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         opts.rate_secs = secs;
     }
     opts.producer = args.producer;
+    opts.consumer = args.consumer;
     let started = std::time::Instant::now();
     let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
