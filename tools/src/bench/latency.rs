@@ -14,7 +14,9 @@ use super::{data, raw, BenchError, Names, Options, Report};
 pub struct Singles<'a> {
     pub ingest: &'a Ingest,
     pub producer_cfg: &'a ClientConfig,
-    /// Where the raw producer writes (not the topic the aggregator reads).
+    /// Where the raw producer writes: in the full run the topic ingest writes to, so the
+    /// aggregator consumes (and the broker serves) the raw events too, as it does ingest's —
+    /// both sides of the comparison meet the same broker load. Their rows are counted.
     pub raw_topic: &'a str,
     pub run_id: &'a str,
 }
@@ -43,7 +45,9 @@ pub async fn measure(
         let native = data::native_events(&format!("{}s{rate}", s.run_id), count, opts.accounts);
         if listed {
             progress(&format!("  raw producer, one event per send, {rate}/s for {} s", opts.rate_secs));
-            let canonical = data::canonical(&native)?;
+            // Message ids of their own: ingest's events must not be deduplicated against them.
+            let canonical =
+                data::canonical(&data::native_events(&format!("{}r{rate}", s.run_id), count, opts.accounts))?;
             r.raw_latency.push(raw::fixed_rate(s.producer_cfg, s.raw_topic, &canonical, rate, duration).await?);
         }
         progress(&format!("  ingest, one event per request, {rate} req/s for {} s", opts.rate_secs));

@@ -233,7 +233,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
 
     progress("single-event requests at fixed rates");
     let singles =
-        latency::Singles { ingest: &client, producer_cfg: &producer_cfg, raw_topic: &n.raw_topic, run_id: &n.id };
+        latency::Singles { ingest: &client, producer_cfg: &producer_cfg, raw_topic: &n.events_topic, run_id: &n.id };
     latency::measure(&singles, opts, &mut r, &progress).await?;
 
     progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
@@ -250,7 +250,8 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     r.e2e_passes = Some(during("uptake_aggregator_evaluation_seconds"));
     r.e2e_inserts = Some(during("uptake_aggregator_insert_seconds"));
     (r.e2e, r.e2e_stored) = (e2e.evaluated, e2e.stored);
-    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
+    let singles = r.latency.iter().chain(&r.raw_latency).map(|l| l.ok).sum::<usize>();
+    let total_sent = native.len() + singles + e2e_events.len() + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
         return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
