@@ -253,3 +253,30 @@ pub fn histogram_totals(metrics: &str, name: &str) -> (f64, u64) {
     };
     (value("sum"), value("count") as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_totals_read_sum_and_count_of_the_named_histogram_only() {
+        let text = "# TYPE uptake_aggregator_insert_seconds histogram\n\
+                    uptake_aggregator_insert_seconds_bucket{le=\"0.1\"} 3\n\
+                    uptake_aggregator_insert_seconds_sum 0.25\n\
+                    uptake_aggregator_insert_seconds_count 4\n\
+                    uptake_aggregator_evaluation_seconds_sum 9\n\
+                    uptake_aggregator_evaluation_seconds_count 2\n";
+        assert_eq!(histogram_totals(text, "uptake_aggregator_insert_seconds"), (0.25, 4));
+        assert_eq!(histogram_totals(text, "uptake_aggregator_evaluation_seconds"), (9.0, 2));
+        assert_eq!(histogram_totals(text, "uptake_missing_seconds"), (0.0, 0));
+    }
+
+    #[test]
+    fn latency_counts_answers_and_takes_quantiles_of_the_sorted_times() {
+        let mut l: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let lat = Latency::from(100, Duration::from_secs(1), &mut l, 3);
+        assert_eq!((lat.ok, lat.errors), (100, 3));
+        assert_eq!((lat.p50, lat.p99), (Duration::from_millis(51), Duration::from_millis(99)));
+        assert!(!lat.sustained(), "errors: not sustained");
+    }
+}

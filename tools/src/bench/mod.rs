@@ -418,3 +418,20 @@ interval_ms = 500
         db = n.db,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_settings_reach_the_ingest_config_the_raw_producer_copies() {
+        let mut opts = Options::smoke("b:1".into(), "http://c:2".into(), PathBuf::from("."));
+        opts.producer = vec![("linger.ms".into(), "1".into()), ("socket.nagle.disable".into(), "false".into())];
+        let cfg = ingest_config(&opts, &Names::new("test"), 1, 2);
+        let rdkafka = cfg.kafka.to_rdkafka();
+        assert_eq!(rdkafka.get("linger.ms"), Some("1"));
+        assert_eq!(rdkafka.get("socket.nagle.disable"), Some("false"));
+        assert_eq!(rdkafka.get("bootstrap.servers"), Some("b:1"));
+        assert_eq!(librdkafka_section(&[]), "");
+    }
+}
