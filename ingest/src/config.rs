@@ -201,11 +201,12 @@ pub struct Limits {
     pub max_age_days: i64,
     /// Write requests handled at once; one more is refused at once with 503 + Retry-After
     /// instead of queueing. Bounds memory and latency when the broker falls behind (the bench
-    /// saw ingest grow past 1 GB with requests piling up on an overloaded broker). Sized by
-    /// Little's law: in flight = request rate × latency, so 1,024 carries 5,000 single-event
-    /// req/s through 200 ms of broker latency without a refusal (512 shed at the first 100 ms
-    /// hiccup). A waiting single-event request costs ~20 KB (connection buffers, task, event:
-    /// `bench --latency` peaked at 92 MB with ~3,500 waiting), so 1,024 stay ~20 MB.
+    /// saw ingest grow past 1 GB with requests piling up on an overloaded broker). Sized by the
+    /// RSS budget (64 MB), not by the request rate: with the broker stalled and 5,000 req/s
+    /// arriving, ingest peaked at 39–54 MB with 512, 68 MB with 768 and 71–81 MB with 1,024
+    /// (`bench --latency`). In flight = rate × latency, so 512 carries 5,000 req/s through
+    /// 100 ms of broker latency; beyond that the p99 is lost anyway and the client's retry after
+    /// a second is the better answer than a queue.
     pub max_in_flight_requests: usize,
     /// Longest wait for a request's headers, from the first byte (or from the end of the
     /// previous request on a kept-alive connection); then the connection is closed. A client
@@ -240,7 +241,7 @@ impl Default for Limits {
             burst: 10_000,
             max_future_secs: 600,
             max_age_days: schemas::limits::DEFAULT_MAX_AGE_DAYS,
-            max_in_flight_requests: 1_024,
+            max_in_flight_requests: 512,
             header_timeout_ms: 10_000,
             body_timeout_ms: 15_000,
             max_connections: 8_192,
