@@ -35,6 +35,9 @@ struct Args {
     /// (repeatable), e.g. --producer linger.ms=1 --producer socket.nagle.disable=true.
     #[arg(long, value_parser = key_value)]
     producer: Vec<(String, String)>,
+    /// Background events/s of the end-to-end phase (default 5000).
+    #[arg(long)]
+    e2e_rate: Option<u32>,
     /// A librdkafka property for the aggregator's clients, KEY=VALUE (repeatable).
     #[arg(long, value_parser = key_value)]
     consumer: Vec<(String, String)>,
@@ -66,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
     }
     opts.producer = args.producer;
     opts.consumer = args.consumer;
+    if let Some(rate) = args.e2e_rate {
+        opts.e2e_rate = rate;
+    }
     let started = std::time::Instant::now();
     let report = bench::run(&opts, |step| eprintln!("[{:>5.1} s] {step}", started.elapsed().as_secs_f64())).await?;
     println!("{}", report.table());
