@@ -73,7 +73,14 @@ pub struct KafkaConfig {
     pub delivery_timeout_ms: u64,
     /// Compression of produced batches (`lz4`, `zstd`, `snappy`, `gzip`, `none`).
     pub compression: String,
-    /// How long the producer waits to fill a batch; a little lingering buys much throughput.
+    /// How long the producer waits to fill a batch (librdkafka `linger.ms`). It is the floor of a
+    /// lone event's latency, and it is what keeps the broker's request rate bounded when events
+    /// come one per HTTP request: at most partitions × 1000 / `linger_ms` produce requests per
+    /// second, whatever the request rate. 5 ms: ≤ 800 requests/s over 4 partitions, which the
+    /// local broker (Tansu: one SQLite transaction per produce request) sustains beside
+    /// everything else; 0 made it one request per event and the broker fell behind at 5,000
+    /// req/s (`bench`, docs/BENCHMARKS.md). Batch requests are not slowed by it: their events
+    /// are queued at once, so batches fill (`batch.num.messages`) long before the linger ends.
     pub linger_ms: u64,
     /// librdkafka's idempotent producer. Off by default: a duplicate from a producer retry is
     /// already removed downstream (the aggregator stores each `message_id` once), and event
@@ -121,6 +128,11 @@ impl KafkaConfig {
             ("compression.type", &self.compression),
             ("linger.ms", &linger),
             ("message.timeout.ms", &timeout),
+            // Produce requests are small and several are in flight on one connection (one per
+            // partition): with Nagle on, a request written while the previous one is
+            // unacknowledged waits for that TCP ack — up to the peer's delayed-ack timer. The
+            // producer batches by itself (`linger.ms`); the socket must not add a second wait.
+            ("socket.nagle.disable", "true"),
         ])
     }
 
@@ -189,7 +201,12 @@ pub struct Limits {
     pub max_age_days: i64,
     /// Write requests handled at once; one more is refused at once with 503 + Retry-After
     /// instead of queueing. Bounds memory and latency when the broker falls behind (the bench
-    /// saw ingest grow past 1 GB with requests piling up on an overloaded broker).
+    /// saw ingest grow past 1 GB with requests piling up on an overloaded broker). Sized by the
+    /// RSS budget (64 MB), not by the request rate: with the broker stalled and 5,000 req/s
+    /// arriving, ingest peaked at 39–54 MB with 512, 68 MB with 768 and 71–81 MB with 1,024
+    /// (`bench --latency`). In flight = rate × latency, so 512 carries 5,000 req/s through
+    /// 100 ms of broker latency; beyond that the p99 is lost anyway and the client's retry after
+    /// a second is the better answer than a queue.
     pub max_in_flight_requests: usize,
     /// Longest wait for a request's headers, from the first byte (or from the end of the
     /// previous request on a kept-alive connection); then the connection is closed. A client

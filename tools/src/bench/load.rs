@@ -110,7 +110,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from(target: u32, elapsed: Duration, l: &mut [Duration], errors: u64) -> Self {
+    pub(super) fn from(target: u32, elapsed: Duration, l: &mut [Duration], errors: u64) -> Self {
         l.sort();
         Self {
             target,
@@ -136,9 +136,18 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Each end-to-end probe's time from ingest's 200 to its row appearing (Duration::MAX: never),
+/// sorted: in `events` (the aggregator consumed and stored it) and in `account_metrics` (an
+/// evaluation pass counted it) — the difference is the evaluation's share.
+#[derive(Debug, Default)]
+pub struct EndToEnd {
+    pub stored: Vec<Duration>,
+    pub evaluated: Vec<Duration>,
+}
+
 /// End to end: while `bodies` (batches of `per_batch` events) go to ingest at `rate` events/s,
-/// a probe event for a fresh account is sent every 200 ms; a poller watches `account_metrics`
-/// for the probe accounts. Returns each probe's time from ingest's 200 to its row appearing.
+/// a probe event for a fresh account is sent every 200 ms; a poller watches `events` and
+/// `account_metrics` for the probe accounts.
 pub async fn end_to_end(
     ingest: &Ingest,
     clickhouse: &str,
@@ -147,15 +156,20 @@ pub async fn end_to_end(
     bodies: &[Bytes],
     per_batch: usize,
     rate: u32,
-) -> Result<Vec<Duration>, BenchError> {
+) -> Result<EndToEnd, BenchError> {
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // (table, account) → first seen.
+    let seen: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
     let load_done = Arc::new(tokio::sync::Notify::new());
 
     let poller = {
         let seen = seen.clone();
         let http = reqwest::Client::new();
-        let sql = format!("SELECT DISTINCT account_id FROM {database}.account_metrics WHERE account_id LIKE 'probe-{run}-%' FORMAT TSV");
+        let probes = format!("account_id LIKE 'probe-{run}-%'");
+        let sql = format!(
+            "SELECT 'events', account_id FROM {database}.events WHERE {probes} UNION ALL \
+             SELECT DISTINCT 'account_metrics', account_id FROM {database}.account_metrics WHERE {probes} FORMAT TSV"
+        );
         let url = clickhouse.to_owned();
         tokio::spawn(async move {
             // Runs until aborted once the last probe was seen.
@@ -164,8 +178,8 @@ pub async fn end_to_end(
                     let text = r.text().await.unwrap_or_default();
                     let now = Instant::now();
                     let mut seen = seen.lock().unwrap();
-                    for account in text.lines() {
-                        seen.entry(account.to_owned()).or_insert(now);
+                    for (table, account) in text.lines().filter_map(|l| l.split_once('\t')) {
+                        seen.entry((table.to_owned(), account.to_owned())).or_insert(now);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -210,7 +224,7 @@ pub async fn end_to_end(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (n_acc, n_seen) = (accepted.lock().unwrap().len(), seen.lock().unwrap().len());
-        if n_seen >= n_acc || Instant::now() > deadline {
+        if n_seen >= 2 * n_acc || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -218,8 +232,51 @@ pub async fn end_to_end(
     poller.abort();
     let accepted = accepted.lock().unwrap();
     let seen = seen.lock().unwrap();
-    let mut out: Vec<Duration> =
-        accepted.iter().map(|(a, t)| seen.get(a).map_or(Duration::MAX, |s| s.saturating_duration_since(*t))).collect();
-    out.sort();
-    Ok(out)
+    let after_200 = |table: &str| {
+        let mut out: Vec<Duration> = accepted
+            .iter()
+            .map(|(a, t)| {
+                seen.get(&(table.to_owned(), a.clone())).map_or(Duration::MAX, |s| s.saturating_duration_since(*t))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    Ok(EndToEnd { stored: after_200("events"), evaluated: after_200("account_metrics") })
+}
+
+/// The running mean of a Prometheus histogram: (sum, count) of `name` in a `/metrics` text.
+pub fn histogram_totals(metrics: &str, name: &str) -> (f64, u64) {
+    let value = |suffix: &str| {
+        let prefix = format!("{name}_{suffix} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    (value("sum"), value("count") as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_totals_read_sum_and_count_of_the_named_histogram_only() {
+        let text = "# TYPE uptake_aggregator_insert_seconds histogram\n\
+                    uptake_aggregator_insert_seconds_bucket{le=\"0.1\"} 3\n\
+                    uptake_aggregator_insert_seconds_sum 0.25\n\
+                    uptake_aggregator_insert_seconds_count 4\n\
+                    uptake_aggregator_evaluation_seconds_sum 9\n\
+                    uptake_aggregator_evaluation_seconds_count 2\n";
+        assert_eq!(histogram_totals(text, "uptake_aggregator_insert_seconds"), (0.25, 4));
+        assert_eq!(histogram_totals(text, "uptake_aggregator_evaluation_seconds"), (9.0, 2));
+        assert_eq!(histogram_totals(text, "uptake_missing_seconds"), (0.0, 0));
+    }
+
+    #[test]
+    fn latency_counts_answers_and_takes_quantiles_of_the_sorted_times() {
+        let mut l: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let lat = Latency::from(100, Duration::from_secs(1), &mut l, 3);
+        assert_eq!((lat.ok, lat.errors), (100, 3));
+        assert_eq!((lat.p50, lat.p99), (Duration::from_millis(51), Duration::from_millis(99)));
+        assert!(!lat.sustained(), "errors: not sustained");
+    }
 }

@@ -9,6 +9,7 @@
 mod data;
 mod eval;
 pub mod history;
+mod latency;
 mod load;
 pub(crate) mod procs;
 mod raw;
@@ -83,6 +84,13 @@ pub struct Options {
     pub keep: bool,
     /// A smoke run (see [`Options::smoke`]).
     pub smoke: bool,
+    /// Only the single-event latency phase (ingest and the raw producer; `bench --latency`).
+    pub latency_only: bool,
+    /// librdkafka properties for ingest's producer and the raw producers alike (`--producer
+    /// linger.ms=1`): the producer settings experiment on both sides of the comparison at once.
+    pub producer: Vec<(String, String)>,
+    /// librdkafka properties for the aggregator's clients (`--consumer fetch.wait.max.ms=100`).
+    pub consumer: Vec<(String, String)>,
 }
 
 impl Options {
@@ -106,6 +114,9 @@ impl Options {
             only_evaluation: false,
             keep: false,
             smoke: false,
+            latency_only: false,
+            producer: Vec::new(),
+            consumer: Vec::new(),
         }
     }
 
@@ -164,6 +175,9 @@ pub(crate) const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 
 /// Runs every phase and returns the report; `progress` gets a line per step.
 pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    if opts.latency_only {
+        return latency::run(opts, progress).await;
+    }
     let n = Names::new("bench");
     let mut r = Report { smoke: opts.smoke, ..Report::default() };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
@@ -281,6 +295,14 @@ async fn store(opts: &Options, db: &str) -> Result<Store, BenchError> {
     Ok(s)
 }
 
+/// A service's `/metrics` text (empty if it does not answer).
+async fn scrape(url: &str) -> String {
+    match reqwest::get(format!("{url}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
 pub(crate) async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<usize, BenchError> {
     let deadline = Instant::now() + timeout;
@@ -294,11 +316,47 @@ pub(crate) async fn wait_for_rows(store: &Store, want: usize, timeout: Duration)
     }
 }
 
+/// Starts the bench's own ingest (free ports, this run's topics, `opts.producer` applied) and
+/// returns it, a client for it, and its configuration (whose producer the raw phases copy).
+async fn start_ingest(
+    opts: &Options,
+    n: &Names,
+    work: &std::path::Path,
+) -> Result<(procs::Service, load::Ingest, ingest::config::IngestConfig), BenchError> {
+    let port = procs::free_port()?;
+    // ingest's /readyz is on its admin listener: the bench waits on that one.
+    let admin_port = procs::free_port()?;
+    let file = work.join("ingest.toml");
+    std::fs::write(&file, bench_ingest_toml(opts, n, port, admin_port))?;
+    let bin = procs::binary(&opts.bin_dir, "ingest")?;
+    let args = ["--config", file.to_str().unwrap()];
+    let service = procs::Service::start("ingest", &bin, &args, admin_port, "/readyz", &work.join("ingest.log")).await?;
+    let client = load::Ingest::new(&format!("http://127.0.0.1:{port}"), WRITE_KEY);
+    Ok((service, client, ingest_config(opts, n, port, admin_port)))
+}
+
+/// ingest's configuration as the bench writes it, with the `UPTAKE_…` environment applied as
+/// ingest applies it: the raw producer gets exactly the settings ingest runs with.
 fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::config::IngestConfig {
-    let text = ingest_toml(&opts.brokers, n, port, admin_port);
-    let mut cfg: ingest::config::IngestConfig = toml::from_str(&text).expect("bench ingest config");
-    cfg.kafka.brokers = opts.brokers.clone();
+    let file = std::env::temp_dir().join(format!("uptake-{}-ingest-config.toml", n.id));
+    std::fs::write(&file, bench_ingest_toml(opts, n, port, admin_port)).expect("writing the bench ingest config");
+    let cfg = ingest::config::IngestConfig::load(Some(&file)).expect("bench ingest config");
+    let _ = std::fs::remove_file(&file);
     cfg
+}
+
+/// [`ingest_toml`] with `opts.producer` as librdkafka passthrough properties.
+fn bench_ingest_toml(opts: &Options, n: &Names, port: u16, admin_port: u16) -> String {
+    ingest_toml(&opts.brokers, n, port, admin_port) + &librdkafka_section(&opts.producer)
+}
+
+/// A `[kafka.librdkafka]` passthrough section with `properties` (empty: nothing).
+fn librdkafka_section(properties: &[(String, String)]) -> String {
+    if properties.is_empty() {
+        return String::new();
+    }
+    let lines: String = properties.iter().map(|(k, v)| format!("{k:?} = {v:?}\n")).collect();
+    format!("[kafka.librdkafka]\n{lines}")
 }
 
 pub(crate) fn ingest_toml(brokers: &str, n: &Names, port: u16, admin_port: u16) -> String {
@@ -375,22 +433,7 @@ async fn services(
     r.raw_insert = Some(raw::insert(&raw_store, &n.raw_topic, &canonical, 50_000).await?);
 
     // ingest, alone, on the batch endpoint.
-    let ingest_port = procs::free_port()?;
-    let ingest_file = work.join("ingest.toml");
-    // ingest's /readyz is on its admin listener: the bench waits on that one.
-    let ingest_admin_port = procs::free_port()?;
-    std::fs::write(&ingest_file, ingest_toml(&opts.brokers, n, ingest_port, ingest_admin_port))?;
-    let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
-    let mut ingest = procs::Service::start(
-        "ingest",
-        &ingest_bin,
-        &["--config", ingest_file.to_str().unwrap()],
-        ingest_admin_port,
-        "/readyz",
-        &work.join("ingest.log"),
-    )
-    .await?;
-    let client = load::Ingest::new(&format!("http://127.0.0.1:{ingest_port}"), WRITE_KEY);
+    let (mut ingest, client, _) = start_ingest(opts, n, work).await?;
     progress("ingest: POST /v1/events, batches of 500, 8 in flight");
     let bodies = data::batch_bodies(&native, 500);
     let before = ingest.usage();
@@ -402,7 +445,8 @@ async fn services(
     // aggregator, started once the events wait on the topic: it drains them.
     let admin_port = procs::free_port()?;
     let agg_file = work.join("aggregator.toml");
-    std::fs::write(&agg_file, aggregator_toml(&opts.brokers, &opts.clickhouse, n, admin_port))?;
+    let agg_toml = aggregator_toml(&opts.brokers, &opts.clickhouse, n, admin_port);
+    std::fs::write(&agg_file, agg_toml + &librdkafka_section(&opts.consumer))?;
     let agg_bin = procs::binary(&opts.bin_dir, "aggregator")?;
     progress("aggregator: drain the topic into ClickHouse");
     let mut agg = procs::Service::start(
@@ -429,32 +473,26 @@ async fn services(
     r.aggregator_cpu = Some((agg.usage().cpu_secs - before.cpu_secs, stored));
 
     progress("single-event requests at fixed rates");
-    let mut rates = opts.rates.clone();
-    if opts.find_max_rate {
-        rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
-        rates.sort();
-    }
-    for rate in rates {
-        let listed = opts.rates.contains(&rate);
-        if !listed && r.latency.iter().any(|l| l.target < rate && !l.sustained()) {
-            continue; // past the highest sustainable rate: only the listed rates still run
-        }
-        progress(&format!("  {rate} req/s for {} s", opts.rate_secs));
-        // Fresh events (message ids) per run: a repeated id would be deduplicated downstream.
-        let count = (rate as f64 * opts.rate_secs) as usize;
-        let singles: Vec<bytes::Bytes> = data::native_events(&format!("{}s{rate}", n.id), count, opts.accounts)
-            .iter()
-            .map(|e| bytes::Bytes::from(e.to_string()))
-            .collect();
-        r.latency.push(client.fixed_rate(&singles, rate, Duration::from_secs_f64(opts.rate_secs)).await?);
-    }
+    let singles =
+        latency::Singles { ingest: &client, producer_cfg: &producer_cfg, raw_topic: &n.events_topic, run_id: &n.id };
+    latency::measure(&singles, opts, r, progress).await?;
 
     progress(&format!("end to end at {} events/s for {} s, a probe every 200 ms", opts.e2e_rate, opts.e2e_secs));
     let e2e_events =
         data::native_events(&format!("{}e", n.id), (opts.e2e_rate * opts.e2e_secs) as usize, opts.accounts);
     let e2e_bodies = data::batch_bodies(&e2e_events, 50);
-    r.e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
-    let total_sent = native.len() + r.latency.iter().map(|l| l.ok).sum::<usize>() + e2e_events.len() + r.e2e.len();
+    let before = scrape(&agg.url).await;
+    let e2e = load::end_to_end(&client, &opts.clickhouse, &n.db, &n.id, &e2e_bodies, 50, opts.e2e_rate).await?;
+    let after = scrape(&agg.url).await;
+    let during = |name: &str| {
+        let ((s0, c0), (s1, c1)) = (load::histogram_totals(&before, name), load::histogram_totals(&after, name));
+        (s1 - s0, c1.saturating_sub(c0))
+    };
+    r.e2e_passes = Some(during("uptake_aggregator_evaluation_seconds"));
+    r.e2e_inserts = Some(during("uptake_aggregator_insert_seconds"));
+    (r.e2e, r.e2e_stored) = (e2e.evaluated, e2e.stored);
+    let singles = r.latency.iter().chain(&r.raw_latency).map(|l| l.ok).sum::<usize>();
+    let total_sent = native.len() + singles + e2e_events.len() + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
         return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
@@ -463,6 +501,22 @@ async fn services(
     r.aggregator_usage = agg.usage();
     ingest.stop();
     agg.stop();
-
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_settings_reach_the_ingest_config_the_raw_producer_copies() {
+        let mut opts = Options::smoke("b:1".into(), "http://c:2".into(), PathBuf::from("."));
+        opts.producer = vec![("linger.ms".into(), "1".into()), ("socket.nagle.disable".into(), "false".into())];
+        let cfg = ingest_config(&opts, &Names::new("test"), 1, 2);
+        let rdkafka = cfg.kafka.to_rdkafka();
+        assert_eq!(rdkafka.get("linger.ms"), Some("1"));
+        assert_eq!(rdkafka.get("socket.nagle.disable"), Some("false"));
+        assert_eq!(rdkafka.get("bootstrap.servers"), Some("b:1"));
+        assert_eq!(librdkafka_section(&[]), "");
+    }
 }

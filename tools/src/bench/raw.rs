@@ -7,10 +7,11 @@ use aggregator::store::{EventRow, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::event::Event;
 
+use super::load::Latency;
 use super::{BenchError, Rate};
 
 /// Writes `events` to `topic` with ingest's producer settings (idempotent, acks=all, lz4,
@@ -45,6 +46,58 @@ pub async fn produce(producer_cfg: &ClientConfig, topic: &str, events: &[Event])
         check(done)?;
     }
     Ok(Rate::new(events.len(), started.elapsed()))
+}
+
+/// The broker's side of the single-event latency: one event per send, open loop, on the same
+/// schedule as ingest's single-event requests (`rate` per second for `duration`), with the same
+/// producer settings. Latency counts from each event's *scheduled* send to its acknowledgement,
+/// as for ingest — so ingest p99 ÷ this p99 is what our HTTP, JSON and scheduling add.
+pub async fn fixed_rate(
+    producer_cfg: &ClientConfig,
+    topic: &str,
+    events: &[Event],
+    rate: u32,
+    duration: Duration,
+) -> Result<Latency, BenchError> {
+    let total = ((rate as f64 * duration.as_secs_f64()) as usize).min(events.len());
+    let payloads: Vec<(String, Vec<u8>)> =
+        events.iter().take(total).map(|e| (e.partition_key().to_owned(), serde_json::to_vec(e).unwrap())).collect();
+    let producer: FutureProducer = producer_cfg.create()?;
+    // Connect (metadata, broker connection) before the clock starts, as ingest did at start-up
+    // (its readiness check); no record, so the topic holds only the measured events.
+    producer.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let started = tokio::time::Instant::now();
+    let mut acks = FuturesUnordered::new();
+    let (mut latencies, mut errors) = (Vec::with_capacity(total), 0u64);
+    for (i, (key, payload)) in payloads.iter().enumerate() {
+        let at = started + Duration::from_secs_f64(i as f64 / rate as f64);
+        // Collect acknowledgements while waiting for the next slot, so their time is taken
+        // when they arrive, not when the schedule is done.
+        loop {
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(at) => break,
+                Some((sent_at, done)) = acks.next(), if !acks.is_empty() => {
+                    record(&mut latencies, &mut errors, sent_at, done);
+                }
+            }
+        }
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(delivery) => acks.push(async move { (at, delivery.await) }),
+            Err(_) => errors += 1,
+        }
+    }
+    while let Some((sent_at, done)) = acks.next().await {
+        record(&mut latencies, &mut errors, sent_at, done);
+    }
+    Ok(Latency::from(rate, started.elapsed(), &mut latencies, errors))
+}
+
+fn record(latencies: &mut Vec<Duration>, errors: &mut u64, at: tokio::time::Instant, done: Acked) {
+    match done {
+        Ok(Ok(_)) => latencies.push(at.elapsed()),
+        _ => *errors += 1,
+    }
 }
 
 type Acked = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
