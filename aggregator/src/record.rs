@@ -18,6 +18,11 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+/// The `events` columns [`EventRecord::write_row`] writes, in its order.
+pub const COLUMNS: &str = "message_id,account_id,user_id,kind,event,feature,module,uses,records,bytes,object,nps,csat,\
+ticket_id,ticket_status,priority,outcome,timestamp,received_at,source,traits,properties,kafka_topic,kafka_partition,\
+kafka_offset";
+
 /// A canonical event, borrowed from the record's payload. Field names and types are
 /// [`Event`](schemas::event::Event)'s.
 #[derive(Debug, Deserialize)]
@@ -83,8 +88,8 @@ impl<'a> EventRecord<'a> {
         serde_json::from_slice(payload).map_err(|e| format!("not a canonical event: {e}"))
     }
 
-    /// Appends the event's `events` row in RowBinary, columns in [`EventRow`](crate::store::EventRow)'s
-    /// order (the INSERT names them from there).
+    /// Appends the event's `events` row in RowBinary, columns as [`COLUMNS`] lists them (the
+    /// order of [`EventRow`](crate::store::EventRow)'s fields).
     pub fn write_row(&self, origin: Origin<'_>, out: &mut Vec<u8>) {
         put_str(out, &self.message_id);
         put_str(out, &self.account_id);

@@ -182,3 +182,9 @@ struct Secs {
     #[serde(deserialize_with = "datetime")]
     t: u32,
 }
+
+#[test]
+fn the_columns_are_event_rows_fields() {
+    use clickhouse::Row;
+    assert_eq!(COLUMNS, EventRow::COLUMN_NAMES.join(","));
+}
