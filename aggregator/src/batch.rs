@@ -9,25 +9,26 @@
 //! would be stored twice, and a row another instance stored meanwhile would be stored again.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
-use schemas::event::Event;
+use crate::dedup::{id_hash, DedupWindow};
+use crate::record::{EventRecord, Origin};
 
-use crate::dedup::DedupWindow;
-use crate::store::{to_datetime, EventRow};
-
-/// A consumed record that becomes a row, with the record as read (for the dead-letter topic,
-/// should ClickHouse refuse the row).
+/// A consumed record that becomes a row. Its bytes — the record as read (for the dead-letter
+/// topic, should ClickHouse refuse the row), its message id and its encoded `events` row — sit
+/// in the batch's buffer: no allocation per record ([`Batch::row`], [`Batch::dead_letter`]).
+#[derive(Debug, Clone)]
 pub struct Pending {
-    pub row: EventRow,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-}
-
-impl Pending {
-    /// The row (a function, not a closure: the insert future must be `Send` for any borrow).
-    pub fn row(&self) -> &EventRow {
-        &self.row
-    }
+    pub partition: i32,
+    pub offset: i64,
+    /// The event's time: the monthly partition its row goes to ([`crate::chunk`]).
+    pub timestamp: u32,
+    pub received_at: u32,
+    id_hash: u64,
+    key: Option<Range<usize>>,
+    payload: Range<usize>,
+    message_id: Range<usize>,
+    row: Range<usize>,
 }
 
 /// A record that cannot be stored: unreadable, or refused by ClickHouse for good.
@@ -47,6 +48,8 @@ pub enum Added {
     Dead,
 }
 
+/// One batch of records. Reused from batch to batch ([`Batch::clear`]): its buffers keep their
+/// capacity, so a steady stream allocates nothing per record.
 #[derive(Default)]
 pub struct Batch {
     pub rows: Vec<Pending>,
@@ -56,6 +59,8 @@ pub struct Batch {
     /// Partitions whose pending rows have not been checked against a window reloaded since the
     /// last rebalance.
     unchecked: HashSet<i32>,
+    /// The bytes [`Pending`] ranges point into.
+    bytes: Vec<u8>,
 }
 
 impl Batch {
@@ -68,32 +73,84 @@ impl Batch {
         self.len() == 0
     }
 
-    /// Adds the record at `offset` of `partition` of `topic`. Its partition's window must be
-    /// loaded (and [`Batch::window_loaded`] called) first.
+    /// Empties the batch for the next one, keeping its memory.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.dead.clear();
+        self.next_offsets.clear();
+        self.unchecked.clear();
+        self.bytes.clear();
+    }
+
+    /// Adds the record at `origin`. Its partition's window must be loaded (and
+    /// [`Batch::window_loaded`] called) first.
     pub fn add(
         &mut self,
         dedup: &mut DedupWindow,
-        topic: &str,
-        partition: i32,
-        offset: i64,
+        origin: Origin<'_>,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
     ) -> Added {
-        self.next_offsets.insert(partition, offset + 1);
-        let (key, bytes) = (key.map(<[u8]>::to_vec), payload.unwrap_or_default().to_vec());
-        match parse(payload) {
-            Ok(event) => {
-                if dedup.seen_or_insert(partition, &event.message_id, to_datetime(event.received_at)) {
-                    return Added::Duplicate;
-                }
-                self.rows.push(Pending { row: EventRow::new(event, topic, partition, offset), key, payload: bytes });
-                Added::Row
-            }
+        let partition = origin.partition;
+        self.next_offsets.insert(partition, origin.offset + 1);
+        let event = match EventRecord::parse(payload) {
+            Ok(event) => event,
             Err(error) => {
-                self.dead.push(DeadLetter { partition, key, payload: bytes, error });
-                Added::Dead
+                let (key, payload) = (key.map(<[u8]>::to_vec), payload.unwrap_or_default().to_vec());
+                self.dead.push(DeadLetter { partition, key, payload, error });
+                return Added::Dead;
             }
+        };
+        let id_hash = id_hash(&event.message_id);
+        if dedup.seen_or_insert_hash(partition, id_hash, event.received_at) {
+            return Added::Duplicate;
         }
+        let key = key.map(|k| self.append(k));
+        let payload = self.append(payload.unwrap_or_default());
+        let message_id = self.append(event.message_id.as_bytes());
+        let start = self.bytes.len();
+        event.write_row(origin, &mut self.bytes);
+        let row = start..self.bytes.len();
+        let (timestamp, received_at) = (event.timestamp, event.received_at);
+        self.rows.push(Pending {
+            partition,
+            offset: origin.offset,
+            timestamp,
+            received_at,
+            id_hash,
+            key,
+            payload,
+            message_id,
+            row,
+        });
+        Added::Row
+    }
+
+    fn append(&mut self, data: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        start..self.bytes.len()
+    }
+
+    /// `p`'s `events` row, in RowBinary.
+    pub fn row(&self, p: &Pending) -> &[u8] {
+        &self.bytes[p.row.clone()]
+    }
+
+    /// The rows of `pending` (rows of this batch), in RowBinary.
+    pub fn encoded<'a>(&'a self, pending: &'a [Pending]) -> Encoded<'a> {
+        Encoded { batch: self, pending: pending.iter() }
+    }
+
+    pub fn message_id(&self, p: &Pending) -> &str {
+        // Appended from a `&str`, so always UTF-8.
+        std::str::from_utf8(&self.bytes[p.message_id.clone()]).unwrap_or_default()
+    }
+
+    /// `p`'s record as read, to be dead-lettered with `error`.
+    pub fn dead_letter(&self, p: &Pending, error: String) -> DeadLetter {
+        let key = p.key.clone().map(|k| self.bytes[k].to_vec());
+        DeadLetter { partition: p.partition, key, payload: self.bytes[p.payload.clone()].to_vec(), error }
     }
 
     /// A rebalance happened; `ours` are the partitions still assigned. Rows, dead letters and
@@ -101,10 +158,10 @@ impl Batch {
     /// forgotten, to be reloaded from ClickHouse.
     pub fn rebalanced(&mut self, dedup: &mut DedupWindow, ours: &HashSet<i32>) {
         dedup.forget_all();
-        self.rows.retain(|p| ours.contains(&p.row.kafka_partition));
+        self.rows.retain(|p| ours.contains(&p.partition));
         self.dead.retain(|d| ours.contains(&d.partition));
         self.next_offsets.retain(|p, _| ours.contains(p));
-        self.unchecked = self.rows.iter().map(|p| p.row.kafka_partition).collect();
+        self.unchecked = self.rows.iter().map(|p| p.partition).collect();
     }
 
     /// `partition`'s window was just (re)loaded from ClickHouse: drops the pending rows it shows
@@ -115,10 +172,8 @@ impl Batch {
             return 0;
         }
         let before = self.rows.len();
-        self.rows.retain(|p| {
-            let r = &p.row;
-            r.kafka_partition != partition || !dedup.seen_or_insert(partition, &r.message_id, r.received_at)
-        });
+        self.rows
+            .retain(|p| p.partition != partition || !dedup.seen_or_insert_hash(partition, p.id_hash, p.received_at));
         before - self.rows.len()
     }
 
@@ -133,29 +188,47 @@ impl Batch {
     /// The lowest offset of `partition` this batch holds a row of: a reloaded window must cover
     /// every stored row from there on, however long ago it was received.
     pub fn first_offset(&self, partition: i32) -> Option<i64> {
-        self.rows.iter().filter(|p| p.row.kafka_partition == partition).map(|p| p.row.kafka_offset).min()
+        self.rows.iter().filter(|p| p.partition == partition).map(|p| p.offset).min()
     }
 }
 
-/// A record's value as a canonical event, or why it is not one.
-pub fn parse(payload: Option<&[u8]>) -> Result<Event, String> {
-    let payload = payload.ok_or("record has no value")?;
-    serde_json::from_slice(payload).map_err(|e| format!("not a canonical event: {e}"))
+/// [`Batch::encoded`]: a named iterator, not a closure, because the insert future that holds it
+/// must be `Send` for any borrow.
+pub struct Encoded<'a> {
+    batch: &'a Batch,
+    pending: std::slice::Iter<'a, Pending>,
+}
+
+impl<'a> Iterator for Encoded<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.pending.next().map(|p| self.batch.row(p))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Utc;
-    use schemas::event::EventKind;
+    use schemas::event::{Event, EventKind};
+
+    use crate::store::to_datetime;
 
     fn record(id: &str) -> Vec<u8> {
         let e = Event::new(EventKind::Login, id.into(), "acme".into(), "u1".into(), Utc::now(), Utc::now(), "t".into());
         serde_json::to_vec(&e).unwrap()
     }
 
+    fn origin(partition: i32, offset: i64) -> Origin<'static> {
+        Origin { topic: "usage-events", partition, offset }
+    }
+
+    fn ids(b: &Batch) -> Vec<&str> {
+        b.rows.iter().map(|p| b.message_id(p)).collect()
+    }
+
     fn add(b: &mut Batch, d: &mut DedupWindow, partition: i32, offset: i64, id: &str) -> Added {
-        b.add(d, "usage-events", partition, offset, Some(b"acme"), Some(&record(id)))
+        b.add(d, origin(partition, offset), Some(b"acme"), Some(&record(id)))
     }
 
     #[test]
@@ -166,7 +239,7 @@ mod tests {
         dedup.load(1, []);
         assert_eq!(add(&mut b, &mut dedup, 0, 10, "m1"), Added::Row);
         assert_eq!(add(&mut b, &mut dedup, 1, 20, "n1"), Added::Row);
-        b.add(&mut dedup, "usage-events", 1, 21, None, Some(b"{oops"));
+        assert_eq!(b.add(&mut dedup, origin(1, 21), None, Some(b"{oops")), Added::Dead);
 
         // Partition 1 moves away; partition 0 stays. Both windows are forgotten.
         b.rebalanced(&mut dedup, &HashSet::from([0]));
@@ -182,7 +255,7 @@ mod tests {
         assert_eq!(b.window_loaded(&mut dedup, 0), 0);
         assert_eq!(add(&mut b, &mut dedup, 0, 12, "m1"), Added::Duplicate, "retry of a pending row");
         assert_eq!(add(&mut b, &mut dedup, 0, 13, "m2"), Added::Row);
-        assert_eq!(b.rows.iter().map(|p| p.row.message_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+        assert_eq!(ids(&b), ["m1", "m2"]);
         assert!(b.unloaded_partitions(&dedup).is_empty());
     }
 
@@ -197,7 +270,7 @@ mod tests {
         b.rebalanced(&mut dedup, &HashSet::from([2]));
         dedup.load(2, [(to_datetime(Utc::now()), "a".to_owned())]);
         assert_eq!(b.window_loaded(&mut dedup, 2), 1);
-        assert_eq!(b.rows.iter().map(|p| p.row.message_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(ids(&b), ["b"]);
         assert_eq!(add(&mut b, &mut dedup, 2, 6, "b"), Added::Duplicate, "the replay of b");
     }
 }

@@ -38,7 +38,7 @@ pub fn possible_partitions(timestamp: u32) -> [u32; 2] {
 /// at most `max_partitions` partitions (see [`possible_partitions`]). A range of one row is
 /// always allowed: a single row touches a single partition.
 pub fn plan<T>(rows: &mut [T], timestamp: impl Fn(&T) -> u32, max_partitions: usize) -> Vec<Range<usize>> {
-    rows.sort_by_key(&timestamp);
+    rows.sort_unstable_by_key(&timestamp); // unstable: no scratch buffer per batch
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut months = BTreeSet::new();

@@ -15,20 +15,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
+use rdkafka::consumer::stream_consumer::MessageStream;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::batch::{Added, Batch, DeadLetter, Pending};
 use crate::config::AggregatorConfig;
 use crate::dedup::DedupWindow;
 use crate::metrics::Metrics;
 use crate::poison::{store_isolating, Sink};
+use crate::record::{Origin, COLUMNS};
 use crate::store::{to_datetime, Store};
 use crate::AggregatorError;
 
@@ -110,8 +112,8 @@ pub struct EventConsumer {
     max_rows: usize,
     max_wait: Duration,
     max_partitions: usize,
-    dedup: DedupWindow,
     dedup_window_secs: u32,
+    dedup_max_ids: usize,
 }
 
 impl EventConsumer {
@@ -135,51 +137,45 @@ impl EventConsumer {
             max_rows: cfg.batch.max_rows,
             max_wait: cfg.batch.max_wait(),
             max_partitions: cfg.clickhouse.max_partitions_per_insert,
-            dedup: DedupWindow::new(cfg.dedup.window_secs, cfg.dedup.max_ids_per_partition),
             dedup_window_secs: cfg.dedup.window_secs,
+            dedup_max_ids: cfg.dedup.max_ids_per_partition,
         })
     }
 
     /// Runs until `shutdown` turns true. A batch in progress at shutdown is not committed and
     /// will be consumed again by whoever owns the partition next.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+    ///
+    /// Records are read where librdkafka holds them (no copy per record) from one message
+    /// stream, and added to one [`Batch`] reused from batch to batch.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
         let mut generation = self.rebalances();
+        let mut dedup = DedupWindow::new(self.dedup_window_secs, self.dedup_max_ids);
+        let mut batch = Batch::default();
+        let mut stream = self.consumer.stream();
         loop {
-            let mut batch = Batch::default();
+            batch.clear();
             // Wait as long as it takes for the first record of a batch, then at most max_wait.
-            let first = recv_retrying(
-                || async { self.consumer.recv().await.map(|m| m.detach()) },
-                |e| self.consume_failed(e),
-                &mut shutdown,
-            )
-            .await;
+            let first = recv_retrying(|| self.consumer.recv(), |e| self.consume_failed(e), &mut shutdown).await;
             let Some(first) = first else { return Ok(()) };
-            let deadline = Instant::now() + self.max_wait;
+            let deadline = tokio::time::sleep(self.max_wait);
+            tokio::pin!(deadline);
             let mut next = Some(first);
             while let Some(msg) = next.take() {
-                self.follow_rebalance(&mut generation, &mut batch);
-                let partition = msg.partition();
-                if !self.dedup.knows(partition) {
-                    let from = batch.first_offset(partition).map_or(msg.offset(), |o| o.min(msg.offset()));
-                    if !self.load_window(&mut batch, partition, from, &mut shutdown).await {
-                        return Ok(()); // shutdown: nothing of this batch was stored or committed
-                    }
+                if !self.take(&mut batch, &mut dedup, &mut generation, &msg, &mut shutdown).await {
+                    return Ok(()); // shutdown: nothing of this batch was stored or committed
                 }
-                let added = batch.add(&mut self.dedup, msg.topic(), partition, msg.offset(), msg.key(), msg.payload());
-                if added == Added::Duplicate {
-                    self.metrics.duplicates.inc();
-                }
+                drop(msg);
                 if batch.len() >= self.max_rows {
                     break;
                 }
-                next = self.recv_until(deadline).await;
+                next = self.recv_until(&mut stream, deadline.as_mut()).await;
             }
             // A rebalance after the last record still takes revoked partitions' rows away, and
             // the rows of partitions whose window was dropped are checked against a fresh one.
-            self.follow_rebalance(&mut generation, &mut batch);
-            for partition in batch.unloaded_partitions(&self.dedup) {
+            self.follow_rebalance(&mut generation, &mut batch, &mut dedup);
+            for partition in batch.unloaded_partitions(&dedup) {
                 let from = batch.first_offset(partition).unwrap_or(0);
-                if !self.load_window(&mut batch, partition, from, &mut shutdown).await {
+                if !self.load_window(&mut batch, &mut dedup, partition, from, &mut shutdown).await {
                     return Ok(());
                 }
             }
@@ -188,14 +184,40 @@ impl EventConsumer {
             if !self.dead_letter(&dead, &mut shutdown).await {
                 return Ok(());
             }
-            let Some(poison) = self.store_rows(&mut batch.rows, &mut shutdown).await else { return Ok(()) };
+            let Some(poison) = self.store_rows(&mut batch, &mut shutdown).await else { return Ok(()) };
             if !self.dead_letter(&poison, &mut shutdown).await {
                 return Ok(());
             }
             self.commit(&batch.next_offsets);
-            self.dedup.expire(to_datetime(chrono::Utc::now()));
-            self.metrics.dedup_ids.set(self.dedup.len() as i64);
+            dedup.expire(to_datetime(chrono::Utc::now()));
+            self.metrics.dedup_ids.set(dedup.len() as i64);
         }
+    }
+
+    /// Adds one record to the batch, loading its partition's dedup window first if needed.
+    /// False if shutdown came first.
+    async fn take(
+        &self,
+        batch: &mut Batch,
+        dedup: &mut DedupWindow,
+        generation: &mut u64,
+        msg: &BorrowedMessage<'_>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        self.follow_rebalance(generation, batch, dedup);
+        let partition = msg.partition();
+        if !dedup.knows(partition) {
+            let from = batch.first_offset(partition).map_or(msg.offset(), |o| o.min(msg.offset()));
+            if !self.load_window(batch, dedup, partition, from, shutdown).await {
+                return false;
+            }
+        }
+        // The consumer subscribes to this one topic: its name needs no lookup per record.
+        let origin = Origin { topic: &self.topic, partition, offset: msg.offset() };
+        if batch.add(dedup, origin, msg.key(), msg.payload()) == Added::Duplicate {
+            self.metrics.duplicates.inc();
+        }
+        true
     }
 
     fn rebalances(&self) -> u64 {
@@ -204,13 +226,13 @@ impl EventConsumer {
 
     /// After a rebalance: partitions may have moved — another instance may have stored more of
     /// them, and rows of partitions no longer ours must not be written by us.
-    fn follow_rebalance(&mut self, generation: &mut u64, batch: &mut Batch) {
+    fn follow_rebalance(&self, generation: &mut u64, batch: &mut Batch, dedup: &mut DedupWindow) {
         if *generation == self.rebalances() {
             return;
         }
         *generation = self.rebalances();
         let ours = self.consumer.context().ownership.partitions().into_iter().collect();
-        batch.rebalanced(&mut self.dedup, &ours);
+        batch.rebalanced(dedup, &ours);
     }
 
     fn consume_failed(&self, e: &rdkafka::error::KafkaError) {
@@ -218,16 +240,24 @@ impl EventConsumer {
         tracing::warn!(error = %e, "receiving from Kafka failed; retrying");
     }
 
-    /// The next record before `deadline`, or none. A consume error ends the batch early (it is
-    /// stored; the next one waits for the broker with backoff).
-    async fn recv_until(&self, deadline: Instant) -> Option<OwnedMessage> {
-        match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-            Ok(Ok(m)) => Some(m.detach()),
-            Ok(Err(e)) => {
-                self.consume_failed(&e);
-                None
-            }
-            Err(_) => None,
+    /// The next record before `deadline` (one timer for the whole batch, not one per record),
+    /// or none. A consume error ends the batch early (it is stored; the next one waits for the
+    /// broker with backoff).
+    async fn recv_until<'c>(
+        &self,
+        stream: &mut MessageStream<'c, OwnershipContext>,
+        deadline: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Option<BorrowedMessage<'c>> {
+        tokio::select! {
+            biased;
+            received = stream.next() => match received? {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.consume_failed(&e);
+                    None
+                }
+            },
+            () = deadline => None,
         }
     }
 
@@ -236,8 +266,9 @@ impl EventConsumer {
     /// is down: without them a replayed record could be stored twice. Then checks the batch's
     /// pending rows of the partition against it. False if shutdown came first.
     async fn load_window(
-        &mut self,
+        &self,
         batch: &mut Batch,
+        dedup: &mut DedupWindow,
         partition: i32,
         from: i64,
         shutdown: &mut watch::Receiver<bool>,
@@ -253,8 +284,8 @@ impl EventConsumer {
         );
         let Some(ids) = loaded.await else { return false };
         tracing::info!(partition, ids = ids.len(), "dedup window loaded");
-        self.dedup.load(partition, ids);
-        let dropped = batch.window_loaded(&mut self.dedup, partition);
+        dedup.load(partition, ids);
+        let dropped = batch.window_loaded(dedup, partition);
         self.metrics.duplicates.inc_by(dropped as u64);
         true
     }
@@ -262,23 +293,27 @@ impl EventConsumer {
     /// Stores the rows in INSERTs of few enough partitions each, retrying transient failures.
     /// Returns the rows ClickHouse refused for good, as dead letters; `None` if shutdown came
     /// first (nothing committed; a replay skips what was stored).
-    async fn store_rows(&self, rows: &mut [Pending], shutdown: &mut watch::Receiver<bool>) -> Option<Vec<DeadLetter>> {
-        let chunks = crate::chunk::plan(rows, |p| p.row.timestamp, self.max_partitions);
+    async fn store_rows(&self, batch: &mut Batch, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<DeadLetter>> {
+        let chunks = crate::chunk::plan(&mut batch.rows, |p| p.timestamp, self.max_partitions);
         if chunks.len() > 1 {
-            tracing::info!(rows = rows.len(), inserts = chunks.len(), "batch spans many months; inserting it in parts");
+            tracing::info!(
+                rows = batch.rows.len(),
+                inserts = chunks.len(),
+                "batch spans many months; inserting it in parts"
+            );
         }
-        let mut sink = EventSink { consumer: self, shutdown, backoff: backoff() };
+        let batch = &*batch;
+        let mut sink = EventSink { consumer: self, batch, shutdown, backoff: backoff() };
         let mut dead = Vec::new();
         for range in chunks {
-            let chunk = &rows[range];
+            let chunk = &batch.rows[range];
             let outcome = store_isolating(chunk, &mut sink).await?;
             self.metrics.events_stored.inc_by(outcome.stored as u64);
             for (i, error) in outcome.poison {
                 let p = &chunk[i];
-                tracing::warn!(error = %error, message_id = %p.row.message_id, partition = p.row.kafka_partition,
-                    offset = p.row.kafka_offset, "ClickHouse refused a row for good; dead-lettering it");
-                let (partition, key, payload) = (p.row.kafka_partition, p.key.clone(), p.payload.clone());
-                dead.push(DeadLetter { partition, key, payload, error });
+                tracing::warn!(error = %error, message_id = batch.message_id(p), partition = p.partition,
+                    offset = p.offset, "ClickHouse refused a row for good; dead-lettering it");
+                dead.push(batch.dead_letter(p, error));
             }
         }
         Some(dead)
@@ -318,6 +353,7 @@ impl EventConsumer {
 /// The events table, as a [`Sink`] that retries transient failures with backoff until shutdown.
 struct EventSink<'a> {
     consumer: &'a EventConsumer,
+    batch: &'a Batch,
     shutdown: &'a mut watch::Receiver<bool>,
     backoff: Backoff,
 }
@@ -325,7 +361,7 @@ struct EventSink<'a> {
 impl Sink<Pending> for EventSink<'_> {
     async fn insert(&mut self, rows: &[Pending]) -> Result<(), AggregatorError> {
         let started = std::time::Instant::now();
-        let result = self.consumer.store.insert_each("events", rows.iter().map(Pending::row)).await;
+        let result = self.consumer.store.insert_row_binary("events", COLUMNS, self.batch.encoded(rows)).await;
         match &result {
             Ok(()) => {
                 self.consumer.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());

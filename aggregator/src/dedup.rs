@@ -64,8 +64,12 @@ impl DedupWindow {
     /// True if `message_id` was already stored on `partition` within the window; otherwise
     /// remembers it (received at `received_at`) and returns false.
     pub fn seen_or_insert(&mut self, partition: i32, message_id: &str, received_at: u32) -> bool {
+        self.seen_or_insert_hash(partition, id_hash(message_id), received_at)
+    }
+
+    /// [`DedupWindow::seen_or_insert`] of an id already hashed ([`id_hash`]).
+    pub fn seen_or_insert_hash(&mut self, partition: i32, h: u64, received_at: u32) -> bool {
         let w = self.partitions.entry(partition).or_default();
-        let h = id_hash(message_id);
         if !w.ids.insert(h) {
             return true;
         }

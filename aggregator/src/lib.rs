@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod notifier;
 pub mod poison;
+pub mod record;
 pub mod rules;
 pub mod sink;
 pub mod store;

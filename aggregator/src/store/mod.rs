@@ -242,6 +242,26 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts rows already encoded in RowBinary with `columns` (comma-separated; for `events`
+    /// [`crate::record::COLUMNS`]) as one INSERT: stored whole or, on error, not at all.
+    pub async fn insert_row_binary<'a>(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), AggregatorError> {
+        let sql = format!("INSERT INTO {}.{table}({columns}) FORMAT RowBinary", self.db);
+        let mut insert = self.client.insert_formatted_with(sql).buffered();
+        for mut row in rows {
+            while !row.is_empty() {
+                let written = insert.write(row).await?;
+                row = &row[written..];
+            }
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
     /// `(received_at, message_id)` of the events stored from one Kafka partition that were
     /// received since `since`, or sit at offset `from_offset` or later (what a replay from
     /// `from_offset` can meet again, even when it was received long ago).
