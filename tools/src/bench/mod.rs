@@ -393,7 +393,7 @@ database = "{db}"
 [batch]
 max_wait_ms = 200
 [evaluation]
-interval_ms = 500
+interval_ms = 250
 "#,
         id = n.id,
         events = n.events_topic,
