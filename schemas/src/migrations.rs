@@ -133,10 +133,15 @@ mod tests {
         assert!(ledger.contains("up.schema_migrations ON CLUSTER c (version"), "{ledger}");
         assert!(ledger
             .contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/up/schema_migrations', '{replica}')"));
-        // Every table of every migration gets a replicated engine.
+        // Every table of every migration gets a replicated engine. A backfill (`INSERT …
+        // SELECT`) runs on the migrating server only: replication copies its rows (one shard).
         for m in MIGRATIONS {
             for s in m.statements("up") {
                 let c = on_cluster(&s, "prod");
+                if s.starts_with("INSERT INTO ") {
+                    assert_eq!(c, s, "a backfill is left as it is");
+                    continue;
+                }
                 assert!(c.contains(" ON CLUSTER prod"), "{c}");
                 if s.contains("ENGINE") {
                     assert!(c.contains("ENGINE = Replicated"), "{c}");
