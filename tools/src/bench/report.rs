@@ -89,8 +89,8 @@ impl Report {
                     rate(b),
                     format!("{} raw producer", rate(p)),
                     Some(ratio),
-                    "≥ 0.70",
-                    Some(ratio >= 0.7),
+                    "≥ 0.90",
+                    Some(ratio >= 0.9),
                 );
             }
             if let Some(a) = &self.aggregator {
@@ -101,13 +101,13 @@ impl Report {
                     rate(a),
                     format!("{limit:.0}/s min(consumer, insert)"),
                     Some(ratio),
-                    "≥ 0.60",
-                    Some(ratio >= 0.6),
+                    "≥ 0.90",
+                    Some(ratio >= 0.9),
                 );
             }
         }
         for (name, cpu, target) in
-            [("ingest CPU per event", self.ingest_cpu, 3.0), ("aggregator CPU per event", self.aggregator_cpu, 5.0)]
+            [("ingest CPU per event", self.ingest_cpu, 3.0), ("aggregator CPU per event", self.aggregator_cpu, 3.0)]
         {
             if let Some((secs, events)) = cpu {
                 let us = secs * 1e6 / events.max(1) as f64;
@@ -228,12 +228,17 @@ impl Report {
                 d => format!("book written in {:.0} s", d.as_secs_f64()),
             };
             let phases = format!(
-                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}; peak RSS {:.0} MB; {book}",
+                "{evaluated} accounts: queries {}, metrics {}, insert {}, rules + alerts {}{}; {book}",
                 ms(t.queries),
                 ms(t.compute),
                 ms(t.insert),
                 ms(t.rules),
-                m.peak_rss as f64 / (1024.0 * 1024.0),
+                // The bench's own peak is the pass's only in a process that ran nothing before
+                // (`--only-evaluation`): the allocator keeps what earlier phases freed.
+                match self.ingest_usage.peak_rss {
+                    0 => format!("; peak RSS {:.0} MB", m.peak_rss as f64 / (1024.0 * 1024.0)),
+                    _ => String::new(),
+                },
             );
             let ratio = base(c.accounts)
                 .filter(|b| b.case.days != c.days)
