@@ -66,7 +66,8 @@ async fn spawn_ingest(stack: &Stack, events_topic: &str, dlq_topic: &str, rememb
     let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let path = std::env::temp_dir().join(format!("uptake-data-abuse-{}-{port}.toml", std::process::id()));
     let toml = format!(
-        "listen = \"127.0.0.1:{port}\"\nlog_format = \"json\"\n\
+        // The admin listener on a port of its own too: the default (8082) may be a running demo's.
+        "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\
          [kafka]\nbrokers = \"{}\"\ntopic = \"{events_topic}\"\ndlq_topic = \"{dlq_topic}\"\n\
          [[write_keys]]\nkey = \"{KEY}\"\nsource = \"app\"\n\
          [[write_keys]]\nkey = \"{FLOOD_KEY}\"\nsource = \"flood\"\n\
