@@ -164,27 +164,35 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
         assert_eq!(as_strings(row), as_strings(&want));
     }
 
-    // The daily rollup merges distinct users per day.
-    let daily = stack
-        .query(&format!(
-            "SELECT toString(day) AS day, uniqExactMerge(active_users) AS users, sumMerge(logins) AS logins
-             FROM {db}.account_daily WHERE account_id = 'acme' GROUP BY day ORDER BY day"
-        ))
-        .await;
+    // The daily rollup merges distinct users per day. An INSERT's rows reach `events` a moment
+    // before its materialized views' tables: read until the rollup shows them (or 10 s pass).
     let day = |d: u64| days_ago(d).date_naive().to_string();
     let want_daily = [(12, 1, 1), (11, 1, 1), (10, 1, 1), (9, 1, 1), (8, 2, 2), (5, 1, 1), (3, 1, 1), (2, 1, 1)];
-    let got_daily: Vec<(String, String, String)> = daily
-        .iter()
-        .map(|r| {
-            (
-                r["day"].as_str().unwrap().to_owned(),
-                r["users"].to_string().replace('"', ""),
-                r["logins"].to_string().replace('"', ""),
-            )
-        })
-        .collect();
     let want_daily: Vec<(String, String, String)> =
         want_daily.iter().map(|(d, u, l)| (day(*d), u.to_string(), l.to_string())).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let got_daily = loop {
+        let daily = stack
+            .query(&format!(
+                "SELECT toString(day) AS day, uniqExactMerge(active_users) AS users, sumMerge(logins) AS logins
+                 FROM {db}.account_daily WHERE account_id = 'acme' GROUP BY day ORDER BY day"
+            ))
+            .await;
+        let got: Vec<(String, String, String)> = daily
+            .iter()
+            .map(|r| {
+                (
+                    r["day"].as_str().unwrap().to_owned(),
+                    r["users"].to_string().replace('"', ""),
+                    r["logins"].to_string().replace('"', ""),
+                )
+            })
+            .collect();
+        if got == want_daily || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(got_daily, want_daily, "acme daily rollup");
 
     // Rolling metrics: acme 6 → 2 weekly active users, globex 4 → 4.
