@@ -214,6 +214,7 @@ impl Episodes {
                 self.open.remove(&key);
                 self.last_resolved.insert(key, to_datetime(now));
             }
+            _ => {} // lifecycle records are the console's, never proposed here
         }
     }
 }
@@ -234,6 +235,8 @@ fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, previous: Option<&str>,
         metrics: finding.metrics,
         csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
         reason: finding.reason,
+        action: None,
+        console_url: None,
     }
 }
 
@@ -253,6 +256,8 @@ fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Ut
         metrics: rule.when.values(m),
         csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
         reason: format!("No longer true: {what}"),
+        action: None,
+        console_url: None,
     }
 }
 

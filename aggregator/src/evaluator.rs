@@ -333,6 +333,7 @@ impl<S: AlertSink> Evaluator<S> {
             match alert.status {
                 schemas::alert::AlertStatus::Firing => report.fired.push(alert),
                 schemas::alert::AlertStatus::Resolved => report.resolved.push(alert),
+                _ => {} // the evaluator proposes only firing and resolved records
             }
         }
         if records.is_empty() {

@@ -113,6 +113,8 @@ fn alert(i: usize, status: AlertStatus) -> Alert {
         metrics: BTreeMap::from([("active_users_change_7d".into(), -60.0), ("active_users_7d".into(), 4.0)]),
         csm_owner: Some(["dana@vendor.example", "sam@vendor.example"][i % 2].into()),
         reason: format!("Weekly active users fell 60 % (10 → 4) vs the previous 7 days (acct-{i})."),
+        action: None,
+        console_url: None,
     }
 }
 

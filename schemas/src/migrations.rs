@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/011_baselines_health_history.sql"),
     },
     Migration { version: 12, name: "bounded_windows", sql: include_str!("../sql/012_bounded_windows.sql") },
+    Migration { version: 13, name: "alert_workflow", sql: include_str!("../sql/013_alert_workflow.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

@@ -18,10 +18,12 @@ pub enum Outcome {
     Churned,
     Renewed,
     Contracted,
+    /// At risk and turned around by its CSM (closing an alert as "saved" in the console).
+    Saved,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 3] = [Self::Churned, Self::Renewed, Self::Contracted];
+    pub const ALL: [Outcome; 4] = [Self::Churned, Self::Renewed, Self::Contracted, Self::Saved];
 
     /// The wire name (native API, topic, ClickHouse `outcome` column).
     pub fn as_str(self) -> &'static str {
@@ -29,6 +31,7 @@ impl Outcome {
             Self::Churned => "churned",
             Self::Renewed => "renewed",
             Self::Contracted => "contracted",
+            Self::Saved => "saved",
         }
     }
 
@@ -42,6 +45,7 @@ impl Outcome {
             Self::Churned => "churned_at",
             Self::Renewed => "renewed_at",
             Self::Contracted => "contracted_at",
+            Self::Saved => "saved_at",
         }
     }
 

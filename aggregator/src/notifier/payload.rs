@@ -46,6 +46,8 @@ fn slack(alert: &Alert) -> Value {
             format!("{icon} *{}* churn risk for *{account}*: {reason}", alert.severity.as_str())
         }
         AlertStatus::Resolved => format!(":white_check_mark: Resolved for *{account}*: {reason}"),
+        // Lifecycle records: worded by the notifier's lifecycle support (issue 14).
+        other => format!(":memo: {} for *{account}*: {reason}", other.as_str()),
     };
     let mut context = vec![format!("rule `{}`", esc(&alert.rule_id, 200))];
     if let Some(stage) = &alert.lifecycle_stage {

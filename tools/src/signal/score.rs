@@ -330,6 +330,8 @@ mod tests {
             metrics: Default::default(),
             csm_owner: None,
             reason: String::new(),
+            action: None,
+            console_url: None,
         }
     }
 

@@ -35,6 +35,8 @@ fn alert(account: &str, rule: &str, day: &str, status: AlertStatus) -> Alert {
         metrics: Default::default(),
         csm_owner: None,
         reason: String::new(),
+        action: None,
+        console_url: None,
     }
 }
 
