@@ -18,12 +18,14 @@ mod alerts;
 mod health;
 mod inputs;
 mod outcomes;
+mod scores;
 mod windows;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
 pub use inputs::{Changed, History, InputQueries, LifetimeRow};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
+pub use scores::BacktestScoreRow;
 
 /// One row of `events`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
