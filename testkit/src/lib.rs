@@ -11,6 +11,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 pub mod aggregator;
+pub mod browser;
 mod fault;
 pub mod ingest;
 pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};
