@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub mod aggregator;
 pub mod browser;
+pub mod console;
 mod fault;
 pub mod ingest;
 pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};
