@@ -2,15 +2,17 @@
 //! book (`tools::loadgen`) → ingest → Kafka → aggregator → ClickHouse, then the health backfill
 //! over its past days (`aggregator history`) and one live evaluation, so every table a console
 //! page reads is filled as in production: `events`, `account_metrics`, `account_health_daily`
-//! (one row per account and day), `alerts` / `open_alerts` with firing episodes.
+//! (one row per account and day), `alerts` / `open_alerts` with firing episodes, and a stored
+//! scored backtest (`backtest_scores`, the Rules page).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use aggregator::backtest::score;
 use aggregator::consumer::Ownership;
 use aggregator::evaluator::Evaluator;
 use aggregator::rules::RuleSet;
-use aggregator::store::Store;
+use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::AggregatorConfig;
 use chrono::{Days, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, Producer};
@@ -82,6 +84,7 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
     let history = (book.first_day, book.today - Days::new(1));
     aggregator::backtest::backfill_health(&cfg, history.0, history.1, |_, _| {}).await.expect("health backfill");
 
+    store_backtest_score(&cfg, history.1).await;
     evaluate_live(&cfg).await;
     let today = format!("SELECT count() AS n FROM {db}.account_metrics WHERE as_of = toDate('{}')", book.today);
     let metrics = stack.wait_for_count(&today, ACCOUNTS as u64, Duration::from_secs(10)).await;
@@ -97,6 +100,21 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
     at_risk.sort();
     assert!(at_risk.len() >= 2, "two at-risk accounts alerting; open: {open_alerts:?}");
     SeededBook { aggregator: cfg, book, history, at_risk, open_alerts }
+}
+
+/// Scores the rules over the 28 days ending `to` and stores the score, as `aggregator backtest
+/// --score --store` does: what the Rules page shows.
+async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
+    let from = to - Days::new(27);
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
+    let replay = aggregator::backtest::replay(cfg, rules.clone(), from, to, |_, _| {}).await.expect("a replay");
+    let store = Store::new(&cfg.clickhouse);
+    let outcomes = store.outcomes().await.expect("the outcomes");
+    let scored = score::score(&replay, &outcomes, &rules, from, to, 90);
+    let digest = score::rules_digest(aggregator::rules::DEFAULT_RULES);
+    let json = serde_json::to_string(&scored).expect("score JSON");
+    let row = BacktestScoreRow::new(Utc::now(), (from, to), 90, digest, json);
+    store.write_backtest_score(&row).await.expect("the score stored");
 }
 
 /// One live evaluation pass now, as `aggregator run` makes them (metrics rows, today's health,

@@ -1,0 +1,460 @@
+//! The console in a real headless Chromium (WebDriver), against the real broker and ClickHouse
+//! filled with a small loadgen book through ingest and the aggregator (`testkit::console`):
+//! sign-in and its refusals, the book, an account's health history drawn from the stored
+//! snapshots, and the alert workflow — a snooze (stored, published, out of the inbox, no webhook
+//! until it ends by the console's injected clock) and a closure as churned (an outcome).
+//! Each page visited is saved to `docs/img/console-<page>.png` (1366×900).
+//!
+//! Run by `deploy/local/test.sh` (the stack, Chromium and chromedriver); ignored by a bare
+//! `cargo test`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aggregator::config::WebhookConfig;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use console::{Clock, ConsoleConfig, RawConsoleConfig};
+use serde_json::Value;
+use testkit::browser::Browser;
+use testkit::console::{seed_book, SeededBook};
+use testkit::Stack;
+use thirtyfour::{By, WebElement};
+use tokio::sync::{oneshot, OnceCell};
+
+const PASSWORD: &str = "correct horse battery staple";
+const SECRET: &str = "browser-test-session-secret-0123456789abcdef";
+/// The other CSM, who alerts can be assigned to.
+const COLLEAGUE: &str = "lee@vendor.example";
+
+/// One seeded book for every test of this file (~10 s); each test acts on other alerts.
+static SEEDED: OnceCell<(Stack, SeededBook)> = OnceCell::const_new();
+
+async fn seeded() -> &'static (Stack, SeededBook) {
+    SEEDED
+        .get_or_init(|| async {
+            let stack = Stack::from_env("console_browser");
+            let book = seed_book(&stack).await;
+            (stack, book)
+        })
+        .await
+}
+
+/// A console in-process on a free port, with a clock the test moves.
+struct Console {
+    url: String,
+    clock: Clock,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Console {
+    async fn start(seeded: &SeededBook, user: &str, now: DateTime<Utc>) -> Self {
+        let hash = console::auth::hash_password(PASSWORD).expect("a password hash");
+        let toml = format!(
+            r#"listen = "127.0.0.1:0"
+wake_every_ms = 200
+[session]
+secret = "{SECRET}"
+secure_cookie = false
+[[users]]
+name = "{user}"
+password_hash = "{hash}"
+[[users]]
+name = "{COLLEAGUE}"
+password_hash = "{hash}"
+"#
+        );
+        let cfg: ConsoleConfig = RawConsoleConfig::from_toml(&toml)
+            .and_then(|raw| raw.build_with(seeded.aggregator.clone()))
+            .expect("the console config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let clock = Clock::fixed(now);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = console::serve(cfg, listener, clock.clone(), async {
+            let _ = stopped.await;
+        });
+        tokio::spawn(async move { served.await.expect("the console serves") });
+        Self { url, clock, stop: Some(stop) }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// docs/img/console-`page`.png in the repository.
+fn shot_path(page: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("img").join(format!("console-{page}.png"))
+}
+
+async fn shot(browser: &Browser, page: &str) {
+    browser.screenshot(shot_path(page)).await;
+}
+
+/// The CSM who owns `account` (its `csm` trait in the book).
+fn owner_of(seeded: &SeededBook, account: &str) -> String {
+    seeded.book.accounts.iter().find(|a| a.id == account).expect("an account of the book").csm.to_owned()
+}
+
+async fn sign_in(browser: &Browser, console: &Console, user: &str, password: &str) {
+    browser.goto(console.at("/login")).await.unwrap();
+    let form = browser.find(By::Css("form#login")).await.unwrap();
+    form.find(By::Name("username")).await.unwrap().send_keys(user).await.unwrap();
+    form.find(By::Name("password")).await.unwrap().send_keys(password).await.unwrap();
+    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+/// Waits (10 s at most) for the browser to arrive on a page whose path and query start with
+/// `prefix`: a click on a submit button returns before the answer to the POST has arrived.
+async fn arrive(browser: &Browser, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path_of(browser).await.starts_with(prefix) {
+        assert!(Instant::now() < deadline, "still on {} instead of {prefix}", path_of(browser).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first element `css` selects, waiting (10 s at most) for the page to show one.
+async fn soon(browser: &Browser, css: &str) -> WebElement {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match browser.find(By::Css(css)).await {
+            Ok(e) => return e,
+            Err(e) => assert!(Instant::now() < deadline, "no {css} on {}: {e}", path_of(browser).await),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn path_of(browser: &Browser) -> String {
+    let url = browser.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+async fn text(e: &WebElement) -> String {
+    e.text().await.unwrap().trim().to_owned()
+}
+
+async fn attr(e: &WebElement, name: &str) -> String {
+    e.attr(name).await.unwrap().unwrap_or_default()
+}
+
+/// Rows of `sql`, polled until `done` holds or 15 s pass.
+async fn rows_until(stack: &Stack, sql: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = stack.query(sql).await;
+        if done(&rows) || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack, Chromium and chromedriver: run deploy/local/test.sh"]
+async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token() {
+    let (stack, seeded) = seeded().await;
+    // A non-at-risk account's alert: the other tests act on the at-risk ones.
+    let target = seeded
+        .open_alerts
+        .iter()
+        .find(|a| !seeded.at_risk.contains(&a.account_id))
+        .or(seeded.open_alerts.last())
+        .expect("an open alert");
+    let user = owner_of(seeded, &target.account_id);
+    let console = Console::start(seeded, &user, Utc::now()).await;
+    let browser = Browser::start().await;
+
+    // Wrong password: the sign-in page again, with an error, answered 401.
+    browser.goto(console.at("/book")).await.unwrap();
+    assert!(path_of(&browser).await.starts_with("/login"), "a signed-out visitor is sent to sign in");
+    shot(&browser, "login").await;
+    sign_in(&browser, &console, &user, "not the password").await;
+    let error = soon(&browser, ".error").await;
+    assert_eq!(text(&error).await, "Wrong user name or password.");
+    assert!(browser.find(By::Css("form#login")).await.is_ok(), "still the sign-in form");
+    assert_eq!(wrong_password_status(&console, &user).await, 401);
+    assert!(browser.get_named_cookie("uptake_session").await.is_err(), "no session after a wrong password");
+
+    // The right one: the book.
+    sign_in(&browser, &console, &user, PASSWORD).await;
+    arrive(&browser, "/book").await;
+    assert!(browser.find(By::Css("table#book")).await.is_ok());
+
+    // A form posted without its CSRF token is refused with 403 and changes nothing: the inbox's
+    // acknowledge form of `target`, its hidden token removed in the page before it is sent.
+    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
+    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", target.alert_id))).await.expect("the alert listed");
+    let ack = row.find(By::Css("form.ack")).await.expect("its acknowledge form");
+    browser
+        .execute("arguments[0].querySelector('input[name=csrf]').remove();", vec![ack.to_json().unwrap()])
+        .await
+        .unwrap();
+    ack.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let refused = soon(&browser, ".error").await;
+    assert!(text(&refused).await.contains("CSRF"), "{}", text(&refused).await);
+    shot(&browser, "csrf-refused").await;
+    let session = browser.get_named_cookie("uptake_session").await.expect("signed in").value;
+    let status = reqwest::Client::new()
+        .post(console.at(&format!("/alerts/{}/ack", target.alert_id)))
+        .header("Cookie", format!("uptake_session={session}"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403);
+    let db = stack.database();
+    let actions = stack
+        .query(&format!("SELECT count() AS n FROM {db}.alert_actions WHERE alert_id = '{}'", target.alert_id))
+        .await;
+    assert_eq!(actions[0]["n"].to_string().trim_matches('"'), "0", "a refused form stores no action");
+    browser.stop().await;
+}
+
+/// The status of a sign-in with a wrong password, over plain HTTP (the page's own cookie and token).
+async fn wrong_password_status(console: &Console, user: &str) -> u16 {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = http.get(console.at("/login")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a csrf field");
+    let r = http
+        .post(console.at("/login"))
+        .header("Cookie", cookie)
+        .form(&[("username", user), ("password", "wrong"), ("csrf", csrf), ("next", "/book")])
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack, Chromium and chromedriver: run deploy/local/test.sh"]
+async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history() {
+    let (stack, seeded) = seeded().await;
+    let account = seeded.at_risk[0].clone();
+    let user = owner_of(seeded, &account);
+    let console = Console::start(seeded, &user, Utc::now()).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &console, &user, PASSWORD).await;
+    arrive(&browser, "/book").await;
+
+    // The whole book, riskiest first; the account is in it, red or yellow, and opens.
+    browser.goto(console.at("/book?scope=all")).await.unwrap();
+    shot(&browser, "book").await;
+    let rows = browser.find_all(By::Css("table#book tbody tr[data-account]")).await.unwrap();
+    assert_eq!(rows.len(), seeded.book.accounts.len(), "every account of the book");
+    let row =
+        browser.find(By::Css(&format!("tr[data-account='{account}']"))).await.expect("the at-risk account listed");
+    let band = text(&row.find(By::Css("td.band")).await.unwrap()).await;
+    assert!(band.contains("red") || band.contains("yellow"), "{account}: band {band:?}");
+    row.find(By::Css("a.account")).await.unwrap().click().await.unwrap();
+    assert_eq!(path_of(&browser).await, format!("/accounts/{account}"));
+    shot(&browser, "account").await;
+
+    // One point per stored day of health, at the stored score.
+    let mut drawn = BTreeMap::new();
+    for p in browser.find_all(By::Css("svg#health-history circle.point")).await.unwrap() {
+        drawn.insert(attr(&p, "data-day").await, attr(&p, "data-score").await);
+    }
+    let db = stack.database();
+    let stored: BTreeMap<String, String> = stack
+        .query(&format!(
+            "SELECT toString(day) AS d, argMax(health_score, computed_at) AS score FROM {db}.account_health_daily
+             WHERE account_id = '{account}' AND day >= toDate('{}') - 89 GROUP BY day ORDER BY day",
+            Utc::now().date_naive()
+        ))
+        .await
+        .iter()
+        .filter(|r| !r["score"].is_null())
+        .map(|r| {
+            let score: f64 = r["score"].as_f64().or_else(|| r["score"].as_str()?.parse().ok()).unwrap();
+            (str_of(r, "d").to_owned(), format!("{score:.1}"))
+        })
+        .collect();
+    assert!(stored.len() >= 60, "the backfilled days and today: {}", stored.len());
+    assert_eq!(drawn, stored, "the chart's points are the stored snapshots");
+
+    // The rules in force and the latest stored score.
+    browser.goto(console.at("/rules")).await.unwrap();
+    let rules = browser.find_all(By::Css("table#rules tbody tr")).await.unwrap();
+    assert!(rules.len() >= 6, "the shipped rules: {}", rules.len());
+    let backtest = text(&browser.find(By::Css("#backtest")).await.unwrap()).await;
+    let (from, to) = (seeded.history.1 - chrono::Days::new(27), seeded.history.1);
+    assert!(backtest.contains(&from.to_string()) && backtest.contains(&to.to_string()), "{backtest}");
+    shot(&browser, "rules").await;
+    browser.stop().await;
+}
+
+/// A webhook receiver: every alert record POSTed to it.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<Value>>>);
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |axum::extract::State(r): axum::extract::State<Receiver>, body: String| async move {
+                        r.0.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                        "ok"
+                    },
+                ),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn of(&self, alert_id: &str) -> Vec<Value> {
+        self.0.lock().unwrap().iter().filter(|v| v["alert_id"] == alert_id).cloned().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack, Chromium and chromedriver: run deploy/local/test.sh"]
+async fn snoozes_one_alert_and_closes_another_as_churned() {
+    let (stack, seeded) = seeded().await;
+    let at_risk = seeded.at_risk_alerts();
+    let (snoozed, closed) = (at_risk[0].clone(), at_risk[1].clone());
+    let user = owner_of(seeded, &snoozed.account_id);
+    let now = Utc::now();
+    let console = Console::start(seeded, &user, now).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &console, &user, PASSWORD).await;
+    arrive(&browser, "/book").await;
+    let db = stack.database();
+
+    // Snooze: until a week from now, with a note.
+    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
+    shot(&browser, "inbox").await;
+    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
+    let form = row.find(By::Css("form.snooze")).await.unwrap();
+    let until: NaiveDate = attr(&form.find(By::Name("until")).await.unwrap(), "value").await.parse().expect("a date");
+    assert_eq!(until, (now + chrono::Duration::days(7)).date_naive(), "a week by default");
+    form.find(By::Name("note")).await.unwrap().send_keys("QBR on Monday").await.unwrap();
+    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    arrive(&browser, "/inbox?done=snoozed").await;
+    let listed = browser.find_all(By::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
+    assert!(listed.is_empty(), "a snoozed alert leaves the inbox");
+    let snooze_end = until.and_time(NaiveTime::MIN).and_utc();
+
+    // Stored…
+    let sql = format!(
+        "SELECT action, actor, note, toUInt32(snoozed_until) AS until FROM {db}.alert_actions WHERE alert_id = '{}'",
+        snoozed.alert_id
+    );
+    let stored = rows_until(stack, &sql, |r| !r.is_empty()).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!((str_of(&stored[0], "action"), str_of(&stored[0], "actor")), ("snoozed", user.as_str()));
+    assert_eq!(str_of(&stored[0], "note"), "QBR on Monday");
+    assert_eq!(stored[0]["until"].to_string().trim_matches('"'), snooze_end.timestamp().to_string());
+    // …and published on the alerts topic as a lifecycle record.
+    let alerts_topic = seeded.aggregator.kafka.alerts_topic.clone();
+    let records = stack.read_topic(&alerts_topic, Duration::from_secs(3)).await;
+    let lifecycle: Vec<&Value> = records
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| v["alert_id"] == snoozed.alert_id && v["status"] == "snoozed")
+        .collect();
+    assert_eq!(lifecycle.len(), 1, "{records:?}");
+    assert_eq!(lifecycle[0]["action"]["by"], user.as_str());
+
+    // No webhook for it while snoozed: the notifier, started now over the whole alerts topic,
+    // delivers the other open alerts' records but not the snoozed one's…
+    let receiver = Receiver::default();
+    let hook = receiver.start().await;
+    let mut cfg = seeded.aggregator.clone();
+    cfg.notifier.webhooks = vec![webhook(&hook)];
+    let store = aggregator::store::Store::new(&cfg.clickhouse);
+    let producer: rdkafka::producer::FutureProducer = cfg.kafka.to_rdkafka_producer().create().unwrap();
+    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let (stop_notifier, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics);
+    let others = seeded.open_alerts.iter().filter(|a| a.alert_id != snoozed.alert_id).count();
+    wait_for(|| receiver.len() >= others, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(receiver.len() >= others, "the other alerts are delivered: {}", receiver.len());
+    assert_eq!(receiver.of(&snoozed.alert_id), Vec::<Value>::new(), "nothing for the snoozed alert");
+
+    // …until the console's clock passes the snooze's end: `snooze_ended` is published and delivered.
+    console.clock.set(snooze_end + chrono::Duration::minutes(1));
+    wait_for(|| !receiver.of(&snoozed.alert_id).is_empty(), Duration::from_secs(20)).await;
+    let delivered = receiver.of(&snoozed.alert_id);
+    assert!(!delivered.is_empty(), "the alert rings again once the snooze ended");
+    let ended = stack.read_topic(&alerts_topic, Duration::from_secs(3)).await;
+    assert!(
+        ended.iter().any(|(_, v)| v["alert_id"] == snoozed.alert_id && v["status"] == "snooze_ended"),
+        "snooze_ended published"
+    );
+    let _ = stop_notifier.send(true);
+    let _ = notifier.await;
+
+    // Close the other at-risk alert as churned: an outcome, shown on its account page.
+    console.clock.set(now);
+    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
+    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.expect("listed");
+    let form = row.find(By::Css("form.close")).await.unwrap();
+    let reason = form.find(By::Name("reason")).await.unwrap();
+    browser.execute("arguments[0].value = 'churned';", vec![reason.to_json().unwrap()]).await.unwrap();
+    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    arrive(&browser, "/inbox?done=closed").await;
+    let gone = browser.find_all(By::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
+    assert!(gone.is_empty(), "a closed alert leaves the inbox");
+    let sql = format!(
+        "SELECT outcome, source FROM {db}.account_outcomes WHERE account_id = '{}' AND source = 'console'",
+        closed.account_id
+    );
+    let outcomes = rows_until(stack, &sql, |r| !r.is_empty()).await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(str_of(&outcomes[0], "outcome"), "churned");
+
+    browser.goto(console.at(&format!("/accounts/{}", closed.account_id))).await.unwrap();
+    let shown = browser.find_all(By::Css("#outcomes li[data-outcome='churned']")).await.unwrap();
+    assert_eq!(shown.len(), 1, "the churn on the account page");
+    let timeline = browser
+        .find(By::Css(&format!("#alert-timeline li[data-alert='{}'][data-what='closed']", closed.alert_id)))
+        .await;
+    let closed_line = text(&timeline.expect("the closure in the timeline")).await;
+    assert!(closed_line.contains(&format!("by {user}")), "{closed_line}");
+    shot(&browser, "account-closed").await;
+    browser.stop().await;
+}
+
+/// A webhook for every firing and snooze-ended record, of every severity and owner.
+fn webhook(url: &str) -> WebhookConfig {
+    let hook = serde_json::json!({"name": "csm", "url": url, "format": "json", "statuses": ["firing", "snooze_ended"]});
+    serde_json::from_value(hook).expect("a webhook")
+}
+
+async fn wait_for(done: impl Fn() -> bool, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
