@@ -202,7 +202,7 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
     // A form posted without its CSRF token is refused with 403 and changes nothing: the inbox's
     // acknowledge form of `target`, its hidden token removed in the page before it is sent.
     browser.goto(console.at("/inbox?scope=all")).await.unwrap();
-    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", target.alert_id))).await.expect("the alert listed");
+    let row = browser.find(By::Css(format!("tr[data-alert='{}']", target.alert_id))).await.expect("the alert listed");
     let ack = row.find(By::Css("form.ack")).await.expect("its acknowledge form");
     browser
         .execute("arguments[0].querySelector('input[name=csrf]').remove();", vec![ack.to_json().unwrap()])
@@ -263,8 +263,7 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     shot(&browser, "book").await;
     let rows = browser.find_all(By::Css("table#book tbody tr[data-account]")).await.unwrap();
     assert_eq!(rows.len(), seeded.book.accounts.len(), "every account of the book");
-    let row =
-        browser.find(By::Css(&format!("tr[data-account='{account}']"))).await.expect("the at-risk account listed");
+    let row = browser.find(By::Css(format!("tr[data-account='{account}']"))).await.expect("the at-risk account listed");
     let band = text(&row.find(By::Css("td.band")).await.unwrap()).await;
     assert!(band.contains("red") || band.contains("yellow"), "{account}: band {band:?}");
     row.find(By::Css("a.account")).await.unwrap().click().await.unwrap();
@@ -328,8 +327,9 @@ impl Receiver {
         url
     }
 
+    /// The deliveries of `alert_id` (the JSON format wraps the record: `{"delivery_id", "webhook", "alert"}`).
     fn of(&self, alert_id: &str) -> Vec<Value> {
-        self.0.lock().unwrap().iter().filter(|v| v["alert_id"] == alert_id).cloned().collect()
+        self.0.lock().unwrap().iter().filter(|v| v["alert"]["alert_id"] == alert_id).cloned().collect()
     }
 
     fn len(&self) -> usize {
@@ -354,14 +354,14 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     // Snooze: until a week from now, with a note.
     browser.goto(console.at("/inbox?scope=all")).await.unwrap();
     shot(&browser, "inbox").await;
-    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
+    let row = browser.find(By::Css(format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
     let form = row.find(By::Css("form.snooze")).await.unwrap();
     let until: NaiveDate = attr(&form.find(By::Name("until")).await.unwrap(), "value").await.parse().expect("a date");
     assert_eq!(until, (now + chrono::Duration::days(7)).date_naive(), "a week by default");
     form.find(By::Name("note")).await.unwrap().send_keys("QBR on Monday").await.unwrap();
     form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     arrive(&browser, "/inbox?done=snoozed").await;
-    let listed = browser.find_all(By::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
+    let listed = browser.find_all(By::Css(format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
     assert!(listed.is_empty(), "a snoozed alert leaves the inbox");
     let snooze_end = until.and_time(NaiveTime::MIN).and_utc();
 
@@ -407,6 +407,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     wait_for(|| !receiver.of(&snoozed.alert_id).is_empty(), Duration::from_secs(20)).await;
     let delivered = receiver.of(&snoozed.alert_id);
     assert!(!delivered.is_empty(), "the alert rings again once the snooze ended");
+    assert!(delivered.iter().all(|d| d["alert"]["status"] == "snooze_ended"), "{delivered:?}");
     let ended = stack.read_topic(&alerts_topic, Duration::from_secs(3)).await;
     assert!(
         ended.iter().any(|(_, v)| v["alert_id"] == snoozed.alert_id && v["status"] == "snooze_ended"),
@@ -418,13 +419,13 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     // Close the other at-risk alert as churned: an outcome, shown on its account page.
     console.clock.set(now);
     browser.goto(console.at("/inbox?scope=all")).await.unwrap();
-    let row = browser.find(By::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.expect("listed");
+    let row = browser.find(By::Css(format!("tr[data-alert='{}']", closed.alert_id))).await.expect("listed");
     let form = row.find(By::Css("form.close")).await.unwrap();
     let reason = form.find(By::Name("reason")).await.unwrap();
     browser.execute("arguments[0].value = 'churned';", vec![reason.to_json().unwrap()]).await.unwrap();
     form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     arrive(&browser, "/inbox?done=closed").await;
-    let gone = browser.find_all(By::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
+    let gone = browser.find_all(By::Css(format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
     assert!(gone.is_empty(), "a closed alert leaves the inbox");
     let sql = format!(
         "SELECT outcome, source FROM {db}.account_outcomes WHERE account_id = '{}' AND source = 'console'",
@@ -438,7 +439,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     let shown = browser.find_all(By::Css("#outcomes li[data-outcome='churned']")).await.unwrap();
     assert_eq!(shown.len(), 1, "the churn on the account page");
     let timeline = browser
-        .find(By::Css(&format!("#alert-timeline li[data-alert='{}'][data-what='closed']", closed.alert_id)))
+        .find(By::Css(format!("#alert-timeline li[data-alert='{}'][data-what='closed']", closed.alert_id)))
         .await;
     let closed_line = text(&timeline.expect("the closure in the timeline")).await;
     assert!(closed_line.contains(&format!("by {user}")), "{closed_line}");
