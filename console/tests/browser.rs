@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use aggregator::config::WebhookConfig;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use console::{Clock, ConsoleConfig, RawConsoleConfig};
+use fantoccini::elements::Element;
+use fantoccini::Locator;
 use serde_json::Value;
 use testkit::browser::Browser;
 use testkit::console::{seed_book, SeededBook};
 use testkit::Stack;
-use thirtyfour::{By, WebElement};
 use tokio::sync::{oneshot, OnceCell};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -107,11 +108,11 @@ fn owner_of(seeded: &SeededBook, account: &str) -> String {
 }
 
 async fn sign_in(browser: &Browser, console: &Console, user: &str, password: &str) {
-    browser.goto(console.at("/login")).await.unwrap();
-    let form = browser.find(By::Css("form#login")).await.unwrap();
-    form.find(By::Name("username")).await.unwrap().send_keys(user).await.unwrap();
-    form.find(By::Name("password")).await.unwrap().send_keys(password).await.unwrap();
-    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.goto(&console.at("/login")).await.unwrap();
+    let form = browser.find(Locator::Css("form#login")).await.unwrap();
+    form.find(Locator::Css("[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    form.find(Locator::Css("[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
 }
 
 /// Waits (10 s at most) for the browser to arrive on a page whose path and query start with
@@ -125,10 +126,10 @@ async fn arrive(browser: &Browser, prefix: &str) {
 }
 
 /// The first element `css` selects, waiting (10 s at most) for the page to show one.
-async fn soon(browser: &Browser, css: &str) -> WebElement {
+async fn soon(browser: &Browser, css: &str) -> Element {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match browser.find(By::Css(css)).await {
+        match browser.find(Locator::Css(css)).await {
             Ok(e) => return e,
             Err(e) => assert!(Instant::now() < deadline, "no {css} on {}: {e}", path_of(browser).await),
         }
@@ -144,11 +145,11 @@ async fn path_of(browser: &Browser) -> String {
     }
 }
 
-async fn text(e: &WebElement) -> String {
+async fn text(e: &Element) -> String {
     e.text().await.unwrap().trim().to_owned()
 }
 
-async fn attr(e: &WebElement, name: &str) -> String {
+async fn attr(e: &Element, name: &str) -> String {
     e.attr(name).await.unwrap().unwrap_or_default()
 }
 
@@ -184,35 +185,36 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
     let browser = Browser::start().await;
 
     // Wrong password: the sign-in page again, with an error, answered 401.
-    browser.goto(console.at("/book")).await.unwrap();
+    browser.goto(&console.at("/book")).await.unwrap();
     assert!(path_of(&browser).await.starts_with("/login"), "a signed-out visitor is sent to sign in");
     shot(&browser, "login").await;
     sign_in(&browser, &console, &user, "not the password").await;
     let error = soon(&browser, ".error").await;
     assert_eq!(text(&error).await, "Wrong user name or password.");
-    assert!(browser.find(By::Css("form#login")).await.is_ok(), "still the sign-in form");
+    assert!(browser.find(Locator::Css("form#login")).await.is_ok(), "still the sign-in form");
     assert_eq!(wrong_password_status(&console, &user).await, 401);
     assert!(browser.get_named_cookie("uptake_session").await.is_err(), "no session after a wrong password");
 
     // The right one: the book.
     sign_in(&browser, &console, &user, PASSWORD).await;
     arrive(&browser, "/book").await;
-    assert!(browser.find(By::Css("table#book")).await.is_ok());
+    assert!(browser.find(Locator::Css("table#book")).await.is_ok());
 
     // A form posted without its CSRF token is refused with 403 and changes nothing: the inbox's
     // acknowledge form of `target`, its hidden token removed in the page before it is sent.
-    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
-    let row = browser.find(By::Css(format!("tr[data-alert='{}']", target.alert_id))).await.expect("the alert listed");
-    let ack = row.find(By::Css("form.ack")).await.expect("its acknowledge form");
+    browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
+    let row =
+        browser.find(Locator::Css(&format!("tr[data-alert='{}']", target.alert_id))).await.expect("the alert listed");
+    let ack = row.find(Locator::Css("form.ack")).await.expect("its acknowledge form");
     browser
-        .execute("arguments[0].querySelector('input[name=csrf]').remove();", vec![ack.to_json().unwrap()])
+        .execute("arguments[0].querySelector('input[name=csrf]').remove();", vec![serde_json::to_value(&ack).unwrap()])
         .await
         .unwrap();
-    ack.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    ack.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     let refused = soon(&browser, ".error").await;
     assert!(text(&refused).await.contains("CSRF"), "{}", text(&refused).await);
     shot(&browser, "csrf-refused").await;
-    let session = browser.get_named_cookie("uptake_session").await.expect("signed in").value;
+    let session = browser.get_named_cookie("uptake_session").await.expect("signed in").value().to_owned();
     let status = reqwest::Client::new()
         .post(console.at(&format!("/alerts/{}/ack", target.alert_id)))
         .header("Cookie", format!("uptake_session={session}"))
@@ -259,20 +261,21 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     arrive(&browser, "/book").await;
 
     // The whole book, riskiest first; the account is in it, red or yellow, and opens.
-    browser.goto(console.at("/book?scope=all")).await.unwrap();
+    browser.goto(&console.at("/book?scope=all")).await.unwrap();
     shot(&browser, "book").await;
-    let rows = browser.find_all(By::Css("table#book tbody tr[data-account]")).await.unwrap();
+    let rows = browser.find_all(Locator::Css("table#book tbody tr[data-account]")).await.unwrap();
     assert_eq!(rows.len(), seeded.book.accounts.len(), "every account of the book");
-    let row = browser.find(By::Css(format!("tr[data-account='{account}']"))).await.expect("the at-risk account listed");
-    let band = text(&row.find(By::Css("td.band")).await.unwrap()).await;
+    let row =
+        browser.find(Locator::Css(&format!("tr[data-account='{account}']"))).await.expect("the at-risk account listed");
+    let band = text(&row.find(Locator::Css("td.band")).await.unwrap()).await;
     assert!(band.contains("red") || band.contains("yellow"), "{account}: band {band:?}");
-    row.find(By::Css("a.account")).await.unwrap().click().await.unwrap();
-    assert_eq!(path_of(&browser).await, format!("/accounts/{account}"));
+    row.find(Locator::Css("a.account")).await.unwrap().click().await.unwrap();
+    arrive(&browser, &format!("/accounts/{account}")).await;
     shot(&browser, "account").await;
 
     // One point per stored day of health, at the stored score.
     let mut drawn = BTreeMap::new();
-    for p in browser.find_all(By::Css("svg#health-history circle.point")).await.unwrap() {
+    for p in browser.find_all(Locator::Css("svg#health-history circle.point")).await.unwrap() {
         drawn.insert(attr(&p, "data-day").await, attr(&p, "data-score").await);
     }
     let db = stack.database();
@@ -294,10 +297,10 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     assert_eq!(drawn, stored, "the chart's points are the stored snapshots");
 
     // The rules in force and the latest stored score.
-    browser.goto(console.at("/rules")).await.unwrap();
-    let rules = browser.find_all(By::Css("table#rules tbody tr")).await.unwrap();
+    browser.goto(&console.at("/rules")).await.unwrap();
+    let rules = browser.find_all(Locator::Css("table#rules tbody tr")).await.unwrap();
     assert!(rules.len() >= 6, "the shipped rules: {}", rules.len());
-    let backtest = text(&browser.find(By::Css("#backtest")).await.unwrap()).await;
+    let backtest = text(&browser.find(Locator::Css("#backtest")).await.unwrap()).await;
     let (from, to) = (seeded.history.1 - chrono::Days::new(27), seeded.history.1);
     assert!(backtest.contains(&from.to_string()) && backtest.contains(&to.to_string()), "{backtest}");
     shot(&browser, "rules").await;
@@ -352,16 +355,17 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     let db = stack.database();
 
     // Snooze: until a week from now, with a note.
-    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
+    browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
     shot(&browser, "inbox").await;
-    let row = browser.find(By::Css(format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
-    let form = row.find(By::Css("form.snooze")).await.unwrap();
-    let until: NaiveDate = attr(&form.find(By::Name("until")).await.unwrap(), "value").await.parse().expect("a date");
+    let row = browser.find(Locator::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
+    let form = row.find(Locator::Css("form.snooze")).await.unwrap();
+    let until: NaiveDate =
+        attr(&form.find(Locator::Css("[name=until]")).await.unwrap(), "value").await.parse().expect("a date");
     assert_eq!(until, (now + chrono::Duration::days(7)).date_naive(), "a week by default");
-    form.find(By::Name("note")).await.unwrap().send_keys("QBR on Monday").await.unwrap();
-    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css("[name=note]")).await.unwrap().send_keys("QBR on Monday").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     arrive(&browser, "/inbox?done=snoozed").await;
-    let listed = browser.find_all(By::Css(format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
+    let listed = browser.find_all(Locator::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
     assert!(listed.is_empty(), "a snoozed alert leaves the inbox");
     let snooze_end = until.and_time(NaiveTime::MIN).and_utc();
 
@@ -418,14 +422,14 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
 
     // Close the other at-risk alert as churned: an outcome, shown on its account page.
     console.clock.set(now);
-    browser.goto(console.at("/inbox?scope=all")).await.unwrap();
-    let row = browser.find(By::Css(format!("tr[data-alert='{}']", closed.alert_id))).await.expect("listed");
-    let form = row.find(By::Css("form.close")).await.unwrap();
-    let reason = form.find(By::Name("reason")).await.unwrap();
-    browser.execute("arguments[0].value = 'churned';", vec![reason.to_json().unwrap()]).await.unwrap();
-    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
+    let row = browser.find(Locator::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.expect("listed");
+    let form = row.find(Locator::Css("form.close")).await.unwrap();
+    let reason = form.find(Locator::Css("[name=reason]")).await.unwrap();
+    browser.execute("arguments[0].value = 'churned';", vec![serde_json::to_value(&reason).unwrap()]).await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     arrive(&browser, "/inbox?done=closed").await;
-    let gone = browser.find_all(By::Css(format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
+    let gone = browser.find_all(Locator::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
     assert!(gone.is_empty(), "a closed alert leaves the inbox");
     let sql = format!(
         "SELECT outcome, source FROM {db}.account_outcomes WHERE account_id = '{}' AND source = 'console'",
@@ -435,11 +439,11 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     assert_eq!(str_of(&outcomes[0], "outcome"), "churned");
 
-    browser.goto(console.at(&format!("/accounts/{}", closed.account_id))).await.unwrap();
-    let shown = browser.find_all(By::Css("#outcomes li[data-outcome='churned']")).await.unwrap();
+    browser.goto(&console.at(&format!("/accounts/{}", closed.account_id))).await.unwrap();
+    let shown = browser.find_all(Locator::Css("#outcomes li[data-outcome='churned']")).await.unwrap();
     assert_eq!(shown.len(), 1, "the churn on the account page");
     let timeline = browser
-        .find(By::Css(format!("#alert-timeline li[data-alert='{}'][data-what='closed']", closed.alert_id)))
+        .find(Locator::Css(&format!("#alert-timeline li[data-alert='{}'][data-what='closed']", closed.alert_id)))
         .await;
     let closed_line = text(&timeline.expect("the closure in the timeline")).await;
     assert!(closed_line.contains(&format!("by {user}")), "{closed_line}");

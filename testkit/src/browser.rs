@@ -1,5 +1,5 @@
 //! A real headless Chromium for the console's browser tests, driven over WebDriver
-//! (`thirtyfour`): [`Browser::start`] spawns its own chromedriver on a free port and opens a
+//! (`fantoccini`): [`Browser::start`] spawns its own chromedriver on a free port and opens a
 //! session; the browser ends with [`Browser::stop`] or on drop (the session first, then that
 //! chromedriver, by its own pid — never by name, other tests may run their own).
 //!
@@ -12,20 +12,22 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use thirtyfour::{ChromiumLikeCapabilities, DesiredCapabilities, WebDriver};
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
 use tokio::process::{Child, Command};
 
 /// The window every test and screenshot uses: a laptop screen.
 pub const WINDOW: (u32, u32) = (1366, 900);
 
 /// A headless Chromium session and the chromedriver serving it. Derefs to the session
-/// ([`WebDriver`]): `browser.goto(url)`, `browser.find(By::Css(..))`.
+/// ([`Client`]): `browser.goto(url)`, `browser.find(Locator::Css(..))`.
 pub struct Browser {
     /// `None` once stopped.
-    driver: Option<WebDriver>,
+    driver: Option<Client>,
     chromedriver: Option<Child>,
-    /// chromedriver's address.
-    url: String,
+    /// The session's own URL on chromedriver (`…/session/ID`): what ends it.
+    session: String,
 }
 
 impl Browser {
@@ -43,20 +45,30 @@ impl Browser {
             .unwrap_or_else(|e| panic!("starting {program}: {e} (deploy/local/test.sh installs chromium-driver)"));
         let url = format!("http://127.0.0.1:{port}");
         wait_until_ready(&url, &mut child).await;
-        let mut caps = DesiredCapabilities::chrome();
         let (w, h) = WINDOW;
-        for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain([format!("--window-size={w},{h}")])
-        {
-            caps.add_arg(&arg).expect("a chrome argument");
-        }
+        let window = format!("--window-size={w},{h}");
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            &window,
+        ];
+        let mut options = json!({ "args": args });
         if let Ok(binary) = std::env::var("UPTAKE_TEST_CHROMIUM") {
-            caps.set_binary(&binary).expect("a chrome binary");
+            options["binary"] = json!(binary);
         }
-        let driver = WebDriver::new(&url, caps).await.unwrap_or_else(|e| panic!("a Chromium session via {url}: {e}"));
-        let browser = Self { driver: Some(driver), chromedriver: Some(child), url };
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), options);
+        let driver = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("a Chromium session via {url}: {e}"));
+        let id = driver.session_id().await.ok().flatten().expect("a session id");
+        let browser = Self { driver: Some(driver), chromedriver: Some(child), session: format!("{url}/session/{id}") };
         browser.fit_viewport().await;
         browser
     }
@@ -67,13 +79,14 @@ impl Browser {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("creating the screenshot folder");
         }
-        self.driver().screenshot(path).await.unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()));
+        let png = self.driver().screenshot().await.unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()));
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
 
     /// Ends the session (Chromium exits), then stops this browser's chromedriver.
     pub async fn stop(mut self) {
         if let Some(driver) = self.driver.take() {
-            let _ = driver.quit().await;
+            let _ = driver.close().await;
         }
         if let Some(mut child) = self.chromedriver.take() {
             let _ = child.kill().await;
@@ -87,21 +100,22 @@ impl Browser {
             .driver()
             .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];", vec![])
             .await
-            .and_then(|r| r.convert::<(u32, u32)>())
+            .ok()
+            .and_then(|v| serde_json::from_value::<(u32, u32)>(v).ok())
             .expect("the window's frame size");
         let (w, h) = WINDOW;
         self.driver().set_window_rect(0, 0, w + frame.0, h + frame.1).await.expect("resizing the window");
     }
 
-    fn driver(&self) -> &WebDriver {
+    fn driver(&self) -> &Client {
         self.driver.as_ref().expect("the browser is running")
     }
 }
 
 impl Deref for Browser {
-    type Target = WebDriver;
+    type Target = Client;
 
-    fn deref(&self) -> &WebDriver {
+    fn deref(&self) -> &Client {
         self.driver()
     }
 }
@@ -110,11 +124,10 @@ impl Drop for Browser {
     /// A test that panicked did not call [`Browser::stop`]: end the session, so Chromium exits
     /// (it would outlive its chromedriver), then kill our chromedriver by its pid.
     fn drop(&mut self) {
-        if let Some(driver) = self.driver.take() {
-            let session = format!("{}/session/{}", self.url, driver.session_id());
-            // thirtyfour's own quit-on-drop waits two minutes on a test's runtime and then
-            // leaves Chromium running: end the session with a DELETE of our own instead.
-            std::mem::forget(driver);
+        if self.driver.take().is_some() {
+            // A DELETE of our own, on a thread with its own runtime: the test's runtime may be
+            // the one unwinding, and the client's own session task runs on it.
+            let session = self.session.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
                 rt.block_on(async {

@@ -5,7 +5,7 @@
 //! UPTAKE_TEST_CHROMEDRIVER); ignored by a bare `cargo test`.
 
 use axum::routing::get;
-use thirtyfour::By;
+use fantoccini::Locator;
 
 const PAGE: &str = r#"<!doctype html><title>kit</title>
 <form id="f" method="get" action="/done"><input name="q"><button type="submit">go</button></form>"#;
@@ -26,9 +26,10 @@ async fn a_headless_chromium_renders_submits_and_screenshots() {
     let browser = testkit::browser::Browser::start().await;
     browser.goto(&url).await.unwrap();
     assert_eq!(browser.title().await.unwrap(), "kit");
-    browser.find(By::Css("#f input[name=q]")).await.unwrap().send_keys("hello").await.unwrap();
-    browser.find(By::Css("#f button")).await.unwrap().click().await.unwrap();
-    let got = browser.find(By::Id("got")).await.unwrap().text().await.unwrap();
+    browser.find(Locator::Css("#f input[name=q]")).await.unwrap().send_keys("hello").await.unwrap();
+    browser.find(Locator::Css("#f button")).await.unwrap().click().await.unwrap();
+    // A click returns before the next page is there: wait for it.
+    let got = browser.wait().for_element(Locator::Id("got")).await.unwrap().text().await.unwrap();
     assert_eq!(got, "hello");
 
     let path = std::env::temp_dir().join(format!("uptake-browser-{}.png", std::process::id()));
