@@ -1,0 +1,285 @@
+//! The alert workflow: a CSM acknowledges, snoozes, assigns or closes an episode. Each action is
+//! stored in `alert_actions` (what the console and the aggregator read back) and then published
+//! on the alerts topic as a lifecycle record (what webhooks and other consumers see).
+//!
+//! Stored first: the stored row is the truth the inbox, the notifier and the evaluator act on,
+//! so a failed publish never leaves a snooze announced but not in force. A form carries its
+//! action id, so re-posting it after a failure stores nothing twice and publishes the same
+//! record again (receivers deduplicate on `Alert::record_id`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason, Severity};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::store::{ActionRow, FiringRow, Store};
+use crate::ConsoleError;
+
+/// The longest snooze: a longer silence is a closure.
+pub const MAX_SNOOZE_DAYS: i64 = 90;
+/// The longest note kept.
+pub const MAX_NOTE: usize = 1_000;
+
+/// What a CSM does to an episode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Acknowledge,
+    /// Silenced until the start (00:00 UTC) of `until`.
+    Snooze { until: NaiveDate, note: String },
+    Assign { assignee: String },
+    Close { reason: CloseReason, note: String },
+}
+
+impl Action {
+    pub fn status(&self) -> AlertStatus {
+        match self {
+            Self::Acknowledge => AlertStatus::Acknowledged,
+            Self::Snooze { .. } => AlertStatus::Snoozed,
+            Self::Assign { .. } => AlertStatus::Assigned,
+            Self::Close { .. } => AlertStatus::Closed,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Workflow {
+    store: Store,
+    producer: FutureProducer,
+    topic: String,
+    clock: Clock,
+    /// Who an alert can be assigned to: the console's users.
+    users: Vec<String>,
+}
+
+fn refused(field: &str, reason: impl Into<String>) -> ConsoleError {
+    ConsoleError::Refused { field: field.into(), reason: reason.into() }
+}
+
+impl Workflow {
+    pub fn new(store: Store, producer: FutureProducer, topic: String, clock: Clock, users: Vec<String>) -> Self {
+        Self { store, producer, topic, clock, users }
+    }
+
+    /// Checks `action` against the episode and the form, stores it and publishes it. `action_id`
+    /// comes from the form (a re-post reuses it); `by` is the signed-in user.
+    pub async fn apply(
+        &self,
+        alert_id: &str,
+        action_id: &str,
+        by: &str,
+        action: Action,
+    ) -> Result<ActionRow, ConsoleError> {
+        let now = self.clock.now();
+        let Some(episode) = self.store.firing(alert_id).await? else {
+            return Err(ConsoleError::NotFound(format!("no alert {alert_id:?}")));
+        };
+        if self.store.closed(alert_id).await? {
+            return Err(refused("alert", "it was closed already"));
+        }
+        let mut row = ActionRow {
+            action_id: action_id.to_owned(),
+            alert_id: episode.alert_id.clone(),
+            account_id: episode.account_id.clone(),
+            rule_id: episode.rule_id.clone(),
+            action: action.status().as_str().into(),
+            actor: by.to_owned(),
+            at: now.timestamp() as u32,
+            at_ms: now.timestamp_millis() as u64,
+            note: String::new(),
+            snoozed_until: 0,
+            assignee: String::new(),
+            close_reason: String::new(),
+            recorded_at: Utc::now().timestamp() as u32,
+        };
+        match &action {
+            Action::Acknowledge => {}
+            Action::Snooze { until, note } => {
+                if episode.open == 0 {
+                    return Err(refused("alert", "it already resolved: there is nothing to snooze"));
+                }
+                let today = now.date_naive();
+                if *until <= today {
+                    return Err(refused("until", "must be a day after today"));
+                }
+                if (*until - today).num_days() > MAX_SNOOZE_DAYS {
+                    return Err(refused("until", format!("at most {MAX_SNOOZE_DAYS} days ahead; close it instead")));
+                }
+                row.snoozed_until = until.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() as u32;
+                row.note = clip(note);
+            }
+            Action::Assign { assignee } => {
+                let Some(user) = self.users.iter().find(|u| u.eq_ignore_ascii_case(assignee)) else {
+                    return Err(refused("assignee", "is not a console user"));
+                };
+                row.assignee = user.clone();
+            }
+            Action::Close { reason, note } => {
+                row.close_reason = reason.as_str().into();
+                row.note = clip(note);
+            }
+        }
+        self.record_and_publish(&episode, &row).await?;
+        Ok(row)
+    }
+
+    /// Stores `row` unless a re-post already did, then publishes its lifecycle record.
+    async fn record_and_publish(&self, episode: &FiringRow, row: &ActionRow) -> Result<(), ConsoleError> {
+        if !self.store.action_stored(&row.alert_id, &row.action_id).await? {
+            self.store.record_action(row).await?;
+        }
+        let record = lifecycle_record(episode, row)?;
+        let payload = serde_json::to_vec(&record)?;
+        let send = FutureRecord::to(&self.topic).key(record.account_id.as_bytes()).payload(&payload);
+        self.producer.send(send, Duration::from_secs(10)).await.map_err(|(e, _)| ConsoleError::Kafka(e))?;
+        Ok(())
+    }
+
+    /// Announces every snooze that ran out (by the console's clock) on an episode still open:
+    /// a `snooze_ended` record by "uptake". Its id is derived from the alert and the snooze's
+    /// end, so two consoles announcing the same end publish the same record.
+    pub async fn wake_snoozes(&self) -> Result<usize, ConsoleError> {
+        let now = self.clock.now();
+        let expired = self.store.expired_snoozes(now).await?;
+        for snooze in &expired {
+            let Some(episode) = self.store.firing(&snooze.alert_id).await? else { continue };
+            let name = format!("{}\u{1f}snooze_ended\u{1f}{}", snooze.alert_id, snooze.snoozed_until);
+            let row = ActionRow {
+                action_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+                alert_id: episode.alert_id.clone(),
+                account_id: episode.account_id.clone(),
+                rule_id: episode.rule_id.clone(),
+                action: AlertStatus::SnoozeEnded.as_str().into(),
+                actor: "uptake".into(),
+                at: now.timestamp() as u32,
+                at_ms: now.timestamp_millis() as u64,
+                note: String::new(),
+                snoozed_until: 0,
+                assignee: String::new(),
+                close_reason: String::new(),
+                recorded_at: Utc::now().timestamp() as u32,
+            };
+            self.record_and_publish(&episode, &row).await?;
+        }
+        Ok(expired.len())
+    }
+
+    /// Runs [`Self::wake_snoozes`] every `every` until shutdown. Failures are logged and retried
+    /// on the next round: a snooze's end is announced late, never lost.
+    pub async fn run_waker(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.wake_snoozes().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(snoozes = n, "announced snoozes that ran out"),
+                Err(e) => tracing::warn!(error = %e, "could not announce the snoozes that ran out; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn clip(note: &str) -> String {
+    note.trim().chars().take(MAX_NOTE).collect()
+}
+
+/// The lifecycle record of `row` on `episode`: the episode's firing record with the action.
+pub fn lifecycle_record(episode: &FiringRow, row: &ActionRow) -> Result<Alert, ConsoleError> {
+    let status = AlertStatus::parse(&row.action).ok_or_else(|| refused("action", "unknown"))?;
+    let severity = match episode.severity.as_str() {
+        "critical" => Severity::Critical,
+        "warning" => Severity::Warning,
+        _ => Severity::Info,
+    };
+    let metrics: BTreeMap<String, f64> = serde_json::from_str(&episode.metrics).unwrap_or_default();
+    let at = |secs: u32| DateTime::<Utc>::from_timestamp(i64::from(secs), 0).unwrap_or_default();
+    let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+    Ok(Alert {
+        alert_id: episode.alert_id.clone(),
+        account_id: episode.account_id.clone(),
+        rule_id: episode.rule_id.clone(),
+        severity,
+        status,
+        fired_at: at(episode.fired_at),
+        resolved_at: None,
+        lifecycle_stage: some(&episode.lifecycle_stage),
+        health_score: episode.health_score,
+        metrics,
+        csm_owner: some(&episode.csm_owner),
+        reason: episode.reason.clone(),
+        action: Some(AlertAction {
+            action_id: row.action_id.clone(),
+            by: row.actor.clone(),
+            at: DateTime::<Utc>::from_timestamp_millis(row.at_ms as i64).unwrap_or_default(),
+            note: some(&row.note),
+            snoozed_until: (row.snoozed_until > 0).then(|| at(row.snoozed_until)),
+            assignee: some(&row.assignee),
+            close_reason: CloseReason::parse(&row.close_reason),
+        }),
+        console_url: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn episode() -> FiringRow {
+        FiringRow {
+            alert_id: "al1".into(),
+            account_id: "acme <b>".into(),
+            rule_id: "usage_drop".into(),
+            severity: "critical".into(),
+            fired_at: 1_700_000_000,
+            lifecycle_stage: "growth".into(),
+            health_score: Some(31.0),
+            metrics: r#"{"active_users_7d":3}"#.into(),
+            csm_owner: "dana@vendor.example".into(),
+            reason: "Weekly active users fell 70 %".into(),
+            open: 1,
+        }
+    }
+
+    #[test]
+    fn a_snooze_record_carries_the_action_and_the_episode() {
+        let row = ActionRow {
+            action_id: "x1".into(),
+            alert_id: "al1".into(),
+            account_id: "acme <b>".into(),
+            rule_id: "usage_drop".into(),
+            action: "snoozed".into(),
+            actor: "dana@vendor.example".into(),
+            at: 1_700_100_000,
+            at_ms: 1_700_100_000_250,
+            note: "QBR on Monday".into(),
+            snoozed_until: 1_700_200_000,
+            assignee: String::new(),
+            close_reason: String::new(),
+            recorded_at: 1_700_100_000,
+        };
+        let alert = lifecycle_record(&episode(), &row).unwrap();
+        assert_eq!(alert.status, AlertStatus::Snoozed);
+        assert_eq!(alert.severity, Severity::Critical);
+        assert_eq!(alert.metrics["active_users_7d"], 3.0);
+        let action = alert.action.as_ref().unwrap();
+        assert_eq!(action.note.as_deref(), Some("QBR on Monday"));
+        assert_eq!(action.snoozed_until.unwrap().timestamp(), 1_700_200_000);
+        assert_eq!(action.at.timestamp_millis(), 1_700_100_000_250);
+        assert_eq!(action.assignee, None);
+        assert_eq!(alert.record_id(), "al1:snoozed:x1");
+        let closed = ActionRow { action: "closed".into(), close_reason: "churned".into(), snoozed_until: 0, ..row };
+        let alert = lifecycle_record(&episode(), &closed).unwrap();
+        assert_eq!(alert.action.unwrap().close_reason, Some(CloseReason::Churned));
+    }
+
+    #[test]
+    fn notes_are_trimmed_and_clipped() {
+        assert_eq!(clip("  hi  "), "hi");
+        assert_eq!(clip(&"é".repeat(5_000)).chars().count(), MAX_NOTE);
+    }
+}
