@@ -2,6 +2,9 @@
 //! hands them to its [`AlertSink`], runs the rules through the episode state machine
 //! ([`Episodes`]) and publishes the alert state changes.
 //!
+//! Before every pass the CSM workflow of the open episodes is read: a closure ends an episode,
+//! a snooze holds it (docs/architecture.md#alert-workflow).
+//!
 //! Open episodes and pending conditions are read back from the sink (the `alerts` and
 //! `alert_pending` tables) at start and after every rebalance, so a restart or a partition
 //! moving to another instance neither re-fires an open episode, forgets it, nor restarts the
@@ -43,6 +46,8 @@ pub struct PassReport {
     pub full: bool,
     pub fired: Vec<Alert>,
     pub resolved: Vec<Alert>,
+    /// Open episodes a CSM closed since the last pass (dropped without a `resolved` record).
+    pub closed: usize,
     /// Conditions that started or stopped holding (rows stored in `alert_pending`).
     pub pending_changes: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
@@ -163,6 +168,23 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(())
     }
 
+    /// Reads the CSM workflow of the episodes the state machine holds (the open and the snoozed
+    /// ones: a key lookup, whatever the history) and applies it before the pass decides
+    /// anything, so a closure or a snooze counts from the first pass after it was recorded —
+    /// also right after a restart. Returns how many open episodes were closed.
+    async fn apply_workflow(&mut self, now: DateTime<Utc>) -> Result<usize, AggregatorError> {
+        let ids = self.episodes.workflow_ids();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let workflows = self.sink.workflow(&ids).await?;
+        let closed = self.episodes.apply_workflow(&workflows, now);
+        if closed > 0 {
+            tracing::info!(closed, "open alert episodes closed by a CSM");
+        }
+        Ok(closed)
+    }
+
     /// Stores the `alerts` rows a failed INSERT left behind, before anything else reads the
     /// table. Until it succeeds no pass runs: a pass would re-fire episodes the table does not
     /// show yet (the same ids, but a repeat on the topic all the same).
@@ -211,6 +233,7 @@ impl<S: AlertSink> Evaluator<S> {
         };
         self.record_unrecorded().await?;
         self.refresh_episodes().await?;
+        let closed = self.apply_workflow(now).await?;
         let partitions = self.ownership.partitions();
         let clock = self.store.clock().await?;
         let changed = self.changed(now);
@@ -230,7 +253,7 @@ impl<S: AlertSink> Evaluator<S> {
             self.past_health = Some((day, self.sink.health_on(day).await?));
         }
         lap(&mut timings.queries);
-        let mut report = PassReport { full: changed.is_none(), ..Default::default() };
+        let mut report = PassReport { full: changed.is_none(), closed, ..Default::default() };
         // In chunks of accounts, so that what a pass holds does not grow with the accounts an
         // instance owns.
         let mut rest = accounts;
