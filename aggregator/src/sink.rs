@@ -1,8 +1,8 @@
 //! Where an evaluation pass's output goes (docs/architecture.md#alert-sink): its metrics rows,
 //! its pending changes (since when each rule's condition holds), its alert records (published,
-//! then recorded), and the recorded state it starts from (and the CSM workflow of its episodes). Production publishes to Kafka and
-//! records in ClickHouse ([`LiveSink`]); a backtest or a unit test collects what it would have
-//! sent ([`CollectingSink`]) and starts from nothing recorded.
+//! then recorded), and the recorded state it starts from, with the CSM workflow of its episodes.
+//! Production publishes to Kafka and records in ClickHouse ([`LiveSink`]); a backtest or a unit
+//! test collects what it would have sent ([`CollectingSink`]) and starts from nothing recorded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
