@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::alert::{Alert, AlertStatus};
+use schemas::alert::{Alert, AlertAction, AlertStatus};
 
 use crate::model::{to_datetime, MetricsRow};
 use crate::rules::{Finding, Rule};
@@ -190,6 +190,13 @@ impl Episodes {
         closed
     }
 
+    /// When the snooze of the pair's open `episode` ended, if it has by `now` and no
+    /// `snooze_ended` record was committed for it yet.
+    fn ended_snooze(&self, key: &Key, episode: &OpenEpisode, now: DateTime<Utc>) -> Option<u32> {
+        let (id, until) = self.snoozed.get(key)?;
+        (*id == episode.alert_id && *until as i64 <= now.timestamp()).then_some(*until)
+    }
+
     /// Whether a CSM snoozed the pair's episode past `now`.
     fn snoozed_at(&self, key: &Key, now: DateTime<Utc>) -> bool {
         self.snoozed.get(key).is_some_and(|(_, until)| *until as i64 > now.timestamp())
@@ -236,10 +243,15 @@ impl Episodes {
                     .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
                 // A snooze holds the firing back, not the clock: it fires on the first pass after.
                 let due = held >= rule.for_duration.as_secs() as i64 && !cooling && !self.snoozed_at(&key, now);
-                let alert = (due && !self.open.contains_key(&key)).then(|| {
-                    let previous = self.last_episode.get(&key).map(String::as_str);
-                    firing(rule, m, finding, previous, now)
-                });
+                let alert = match self.open.get(&key) {
+                    Some(episode) => self
+                        .ended_snooze(&key, episode, now)
+                        .map(|until| snooze_ended(rule, m, episode, until, finding.reason.clone(), now)),
+                    None => due.then(|| {
+                        let previous = self.last_episode.get(&key).map(String::as_str);
+                        firing(rule, m, finding, previous, now)
+                    }),
+                };
                 Decision { alert, pending }
             }
             None => {
@@ -260,6 +272,14 @@ impl Episodes {
                     }
                     _ => None,
                 };
+                // Still open after its snooze (not yet quiet for `resolve_after`, or a rule that
+                // does not auto-resolve): the CSM hears that the snooze is over.
+                let alert = alert.or_else(|| {
+                    let episode = self.open.get(&key)?;
+                    let until = self.ended_snooze(&key, episode, now)?;
+                    let reason = format!("No longer true, but not resolved yet: {}", what(rule));
+                    Some(snooze_ended(rule, m, episode, until, reason, now))
+                });
                 Decision { alert, pending: held_since.map(|since| change(since, true)) }
             }
         }
@@ -300,7 +320,11 @@ impl Episodes {
                 self.open.remove(&key);
                 self.last_resolved.insert(key, to_datetime(now));
             }
-            _ => {} // lifecycle records are the console's, never proposed here
+            // Told once: the next workflow read shows the snooze ended (its `alert_actions` row).
+            AlertStatus::SnoozeEnded => {
+                self.snoozed.remove(&key);
+            }
+            _ => {} // the other lifecycle records are the console's, never proposed here
         }
     }
 }
@@ -326,9 +350,49 @@ fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, previous: Option<&str>,
     }
 }
 
+/// The rule in words: its description, else its id.
+fn what(rule: &Rule) -> &str {
+    if rule.description.is_empty() {
+        rule.id.as_str()
+    } else {
+        rule.description.as_str()
+    }
+}
+
+/// The `snooze_ended` lifecycle record of `episode`, whose snooze ran out at `until` while it is
+/// still open. Its action id is derived from the episode and the snooze's end, so a re-send after
+/// a failure carries the same id (the notifier's ledger delivers it once).
+fn snooze_ended(
+    rule: &Rule,
+    m: &MetricsRow,
+    episode: &OpenEpisode,
+    until: u32,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Alert {
+    let name = format!("{}\u{1f}snooze_ended\u{1f}{until}", episode.alert_id);
+    let action = AlertAction {
+        action_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+        by: "uptake".into(),
+        at: now,
+        note: None,
+        snoozed_until: None,
+        assignee: None,
+        close_reason: None,
+    };
+    Alert {
+        status: AlertStatus::SnoozeEnded,
+        resolved_at: None,
+        metrics: rule.when.values(m),
+        reason,
+        action: Some(action),
+        ..resolved(rule, m, episode, now)
+    }
+}
+
 /// The `resolved` record that closes `episode`.
 fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Alert {
-    let what = if rule.description.is_empty() { rule.id.as_str() } else { rule.description.as_str() };
+    let what = what(rule);
     Alert {
         alert_id: episode.alert_id.clone(),
         account_id: m.account_id.clone(),

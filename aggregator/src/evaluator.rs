@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::rules::RuleSet;
 use crate::sink::{AlertSink, LiveSink};
-use crate::store::{AlertRow, Changed, History, Store};
+use crate::store::{ActionRow, AlertRow, Changed, History, Store};
 use crate::AggregatorError;
 
 /// How long before the last pass's start an incremental pass looks for stored events: an insert
@@ -48,6 +48,8 @@ pub struct PassReport {
     pub resolved: Vec<Alert>,
     /// Open episodes a CSM closed since the last pass (dropped without a `resolved` record).
     pub closed: usize,
+    /// `snooze_ended` records: open episodes whose snooze ran out.
+    pub snooze_ended: Vec<Alert>,
     /// Conditions that started or stopped holding (rows stored in `alert_pending`).
     pub pending_changes: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
@@ -296,6 +298,8 @@ impl<S: AlertSink> Evaluator<S> {
             rules_ms = timings.rules.as_millis() as u64,
             fired = report.fired.len(),
             resolved = report.resolved.len(),
+            closed = report.closed,
+            snooze_ended = report.snooze_ended.len(),
             "evaluation pass"
         );
         self.metrics.accounts_evaluated.set(report.accounts as i64);
@@ -346,7 +350,14 @@ impl<S: AlertSink> Evaluator<S> {
                 pending.extend(decision.pending);
             }
         }
-        let records = alerts.iter().map(|a| AlertRow::new(a, now)).collect::<Result<Vec<_>, _>>()?;
+        // The rules' records go to `alerts`; a `snooze_ended` record is a workflow action and goes
+        // to `alert_actions` (which ends the snooze for the next workflow read).
+        let records = alerts
+            .iter()
+            .filter(|a| !a.status.is_lifecycle())
+            .map(|a| AlertRow::new(a, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let actions: Vec<ActionRow> = alerts.iter().filter_map(|a| ActionRow::of(a, now)).collect();
         self.sink.record_pending(&pending, now).await?;
         self.episodes.commit_pending(&pending);
         report.pending_changes += pending.len();
@@ -356,9 +367,12 @@ impl<S: AlertSink> Evaluator<S> {
             match alert.status {
                 schemas::alert::AlertStatus::Firing => report.fired.push(alert),
                 schemas::alert::AlertStatus::Resolved => report.resolved.push(alert),
-                _ => {} // the evaluator proposes only firing and resolved records
+                _ => report.snooze_ended.push(alert),
             }
         }
+        // Published and committed but not stored: the snooze is read again on the next pass and
+        // the record proposed again with the same action id (the notifier's ledger drops it).
+        self.sink.record_actions(&actions).await?;
         if records.is_empty() {
             return Ok(());
         }

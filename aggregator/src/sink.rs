@@ -16,7 +16,7 @@ use schemas::alert::Alert;
 use crate::episode::{Pending, Recorded, Workflow};
 use crate::metrics::Metrics;
 use crate::model::{epoch_day_plus, MetricsRow};
-use crate::store::{AlertRow, PendingRow, Store};
+use crate::store::{ActionRow, AlertRow, PendingRow, Store};
 use crate::AggregatorError;
 
 /// The evaluator's output.
@@ -47,6 +47,10 @@ pub trait AlertSink: Send + Sync + 'static {
 
     /// Records published alert records (the `alerts` table).
     fn record(&self, rows: &[AlertRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
+
+    /// Records the workflow actions of published lifecycle records (`snooze_ended`: the
+    /// `alert_actions` table).
+    fn record_actions(&self, rows: &[ActionRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 }
 
 /// Production: alert records to the alerts topic, rows to ClickHouse.
@@ -130,6 +134,13 @@ impl AlertSink for LiveSink {
         }
         self.store.insert_rows("alerts", rows).await
     }
+
+    async fn record_actions(&self, rows: &[ActionRow]) -> Result<(), AggregatorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.store.insert_rows("alert_actions", rows).await
+    }
 }
 
 /// Keeps the alert records it is given and starts from nothing recorded: backtests and unit
@@ -197,6 +208,10 @@ impl AlertSink for CollectingSink {
     }
 
     async fn record(&self, _rows: &[AlertRow]) -> Result<(), AggregatorError> {
+        Ok(())
+    }
+
+    async fn record_actions(&self, _rows: &[ActionRow]) -> Result<(), AggregatorError> {
         Ok(())
     }
 }

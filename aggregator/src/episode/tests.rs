@@ -341,7 +341,7 @@ fn a_snoozed_pair_fires_on_the_first_pass_after_the_snooze_with_its_clock_kept()
     // resolved): the open set is emptied by hand.
     e.apply_workflow(&[workflow(&fired.alert_id, Some("2026-03-20T00:00:00Z"), None)], t("2026-03-09T00:00:00Z"));
     e.open.clear();
-    assert_eq!(e.workflow_ids(), [fired.alert_id.clone()], "a snoozed pair's workflow is still read");
+    assert_eq!(e.workflow_ids(), vec![fired.alert_id.clone()], "a snoozed pair's workflow is still read");
     assert_eq!(status(pass(&mut e, sticky, 9, "2026-03-10T18:00:00Z")), None, "due, but snoozed");
     assert_eq!(e.pending_count(), 1, "the pending clock keeps running");
     assert_eq!(status(pass(&mut e, sticky, 18, "2026-03-19T23:59:59Z")), None);
@@ -364,4 +364,34 @@ fn an_ended_snooze_releases_the_episode_at_once() {
     // A later action ended the snooze (snoozed_until back to 0).
     e.apply_workflow(&[workflow(&fired.alert_id, None, None)], t("2026-03-13T00:00:00Z"));
     assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-13T18:00:00Z")), Some(AlertStatus::Resolved));
+}
+
+#[test]
+fn an_episode_still_open_when_its_snooze_ends_says_so_once() {
+    let rules = rules();
+    let (quiet, sticky) = (&rules[0], &rules[1]);
+    let mut e = Episodes::default();
+    pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
+    let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
+    let snoozed = pass(&mut e, sticky, 8, "2026-03-11T18:00:00Z").unwrap();
+    let until = "2026-03-13T00:00:00Z";
+    let read = [workflow(&fired.alert_id, Some(until), None), workflow(&snoozed.alert_id, Some(until), None)];
+    e.apply_workflow(&read, t("2026-03-12T00:00:00Z"));
+    assert_eq!(status(pass(&mut e, quiet, 11, "2026-03-12T23:59:59Z")), None, "still snoozed");
+    // The condition still holds at the end: not a new firing, the news that the snooze is over.
+    let first = decide(&e, quiet, 12, "2026-03-13T00:00:00Z").alert.unwrap();
+    let again = decide(&e, quiet, 12, "2026-03-13T00:00:30Z").alert.unwrap();
+    assert_eq!((first.status, first.alert_id.as_str()), (AlertStatus::SnoozeEnded, fired.alert_id.as_str()));
+    assert_eq!(first.reason, "No login for 12 days");
+    let action = first.action.clone().unwrap();
+    assert_eq!((action.by.as_str(), action.at), ("uptake", t("2026-03-13T00:00:00Z")));
+    assert_eq!(again.action.unwrap().action_id, action.action_id, "a re-send after a failure: the same id");
+    e.commit(&first, t("2026-03-13T00:00:00Z"));
+    assert_eq!(status(pass(&mut e, quiet, 12, "2026-03-13T00:01:00Z")), None, "told once");
+    assert_eq!(e.open_count(), 2);
+    // A rule that does not auto-resolve, cleared: still open, so also told.
+    let ended = pass(&mut e, sticky, 0, "2026-03-13T00:00:00Z").unwrap();
+    assert_eq!(ended.status, AlertStatus::SnoozeEnded);
+    assert!(ended.reason.starts_with("No longer true, but not resolved yet: sticky"), "{}", ended.reason);
+    assert_ne!(ended.action.unwrap().action_id, action.action_id, "another episode, another id");
 }
