@@ -59,7 +59,7 @@ pub fn line_chart(frame: &Frame<'_>, series: &[Series<'_>]) -> Markup {
     html! {
         figure.chart {
             figcaption { (frame.title) }
-            svg id=(frame.id) viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(frame.title) preserveAspectRatio="none" {
+            svg id=(frame.id) viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(frame.title) {
                 @if let Some((red_below, green_from)) = frame.bands {
                     rect.band-red x=(LEFT) y=(y(red_below)) width=(W - LEFT - RIGHT) height=(y(0.0) - y(red_below)) {}
                     rect.band-yellow x=(LEFT) y=(y(green_from)) width=(W - LEFT - RIGHT) height=(y(red_below) - y(green_from)) {}
@@ -154,8 +154,24 @@ mod tests {
 
     #[test]
     fn a_gap_breaks_the_line_and_every_point_is_marked() {
-        let frame = Frame { id: "h", title: "Health", first_day: 100, last_day: 110, y_max: Some(100.0), marks: true, ..Default::default() };
-        let svg = line_chart(&frame, &[Series { label: "score", class: "line-score", points: vec![(100, 50.0), (101, 60.0), (105, 40.0), (106, 45.0)] }]).into_string();
+        let frame = Frame {
+            id: "h",
+            title: "Health",
+            first_day: 100,
+            last_day: 110,
+            y_max: Some(100.0),
+            marks: true,
+            ..Default::default()
+        };
+        let svg = line_chart(
+            &frame,
+            &[Series {
+                label: "score",
+                class: "line-score",
+                points: vec![(100, 50.0), (101, 60.0), (105, 40.0), (106, 45.0)],
+            }],
+        )
+        .into_string();
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
         assert_eq!(svg.matches("class=\"point\"").count(), 4);
         assert!(svg.contains("data-day=\"1970-04-16\""), "{svg}");

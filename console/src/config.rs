@@ -22,8 +22,6 @@ pub struct RawConsoleConfig {
     pub listen: String,
     /// The aggregator's config file (ClickHouse, Kafka, rules, health bands); none: its defaults.
     pub aggregator_config: Option<PathBuf>,
-    /// How often snoozes that ran out are looked for and announced (`snooze_ended`).
-    pub wake_every_ms: u64,
     pub session: RawSession,
     pub auth: RawAuth,
     /// CSM users who sign in with a password (`console user add` prints an entry).
@@ -35,7 +33,6 @@ impl Default for RawConsoleConfig {
         Self {
             listen: "127.0.0.1:8090".into(),
             aggregator_config: None,
-            wake_every_ms: 30_000,
             session: RawSession::default(),
             auth: RawAuth::default(),
             users: Vec::new(),
@@ -97,7 +94,6 @@ pub struct UserConfig {
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
     pub aggregator: AggregatorConfig,
-    pub wake_every: Duration,
     pub session_secret: Vec<u8>,
     pub session_ttl: Duration,
     pub secure_cookie: bool,
@@ -142,9 +138,6 @@ impl RawConsoleConfig {
         if self.session.ttl_hours == 0 {
             return bad("session.ttl_hours", "must be at least 1");
         }
-        if self.wake_every_ms == 0 {
-            return bad("wake_every_ms", "must be positive");
-        }
         if self.auth.login_attempts == 0 || self.auth.login_window_secs == 0 {
             return bad("auth.login_attempts", "login_attempts and login_window_secs must be positive");
         }
@@ -173,7 +166,6 @@ impl RawConsoleConfig {
         Ok(ConsoleConfig {
             listen,
             aggregator,
-            wake_every: Duration::from_millis(self.wake_every_ms),
             session_secret: self.session.secret.into_bytes(),
             session_ttl: Duration::from_secs(self.session.ttl_hours * 3600),
             secure_cookie: self.session.secure_cookie,
@@ -221,7 +213,8 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_key() {
-        let short = RawConsoleConfig { session: RawSession { secret: "short".into(), ..Default::default() }, ..raw("") };
+        let short =
+            RawConsoleConfig { session: RawSession { secret: "short".into(), ..Default::default() }, ..raw("") };
         let e = short.build_with(AggregatorConfig::default()).unwrap_err().to_string();
         assert!(e.contains("session.secret"), "{e}");
         let mut twice = raw("");

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use aggregator::rules::RuleSet;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use clock::Clock;
 pub use config::{ConsoleConfig, RawConsoleConfig};
@@ -78,24 +77,17 @@ impl App {
     }
 }
 
-/// Serves the console on `listener` until `shutdown` completes, with the snooze waker running
-/// beside it. `clock` is the wall clock in production; tests pass a fixed one they move.
+/// Serves the console on `listener` until `shutdown` completes. `clock` is the wall clock in production; tests pass a fixed one they move.
 pub async fn serve(
     cfg: ConsoleConfig,
     listener: TcpListener,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConsoleError> {
-    let wake_every = cfg.wake_every;
     let app = Arc::new(App::new(cfg, clock)?);
-    let (stop, stopped) = watch::channel(false);
-    let waker = tokio::spawn(app.workflow.clone().run_waker(wake_every, stopped));
     tracing::info!(addr = %listener.local_addr()?, "console listening");
     let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
-    let _ = stop.send(true);
-    let _ = waker.await;
-    Ok(served?)
+    Ok(axum::serve(listener, service).with_graceful_shutdown(shutdown).await?)
 }
 
 /// The router alone, for benches and tests that render pages without a listener.

@@ -59,7 +59,8 @@ async fn main() -> anyhow::Result<()> {
             let raw = RawConsoleConfig::load(args.config.as_deref()).context("loading configuration")?;
             let cfg = raw.build().context("checking the configuration")?;
             schemas::runtime::init_logs(cfg.aggregator.log_format);
-            let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
             console::serve(cfg, listener, Clock::system(), schemas::runtime::shutdown_signal()).await?;
             tracing::info!("console stopped");
         }

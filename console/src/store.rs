@@ -2,7 +2,7 @@
 //! that comes from a customer (account ids, search text) is bound as a query parameter, never
 //! pasted into SQL; sort keys come from a fixed list.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
@@ -236,13 +236,6 @@ pub struct FiringRow {
     pub open: u8,
 }
 
-/// A snooze that ran out on an episode the rules still hold open.
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct ExpiredSnooze {
-    pub alert_id: String,
-    pub snoozed_until: u32,
-}
-
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct BacktestRow {
     pub scored_at: u32,
@@ -259,20 +252,28 @@ struct TraitsRow {
 }
 
 /// The workflow state joined onto episodes (alert_workflow is small: one row per worked alert).
-const WORKFLOW: &str = "SELECT alert_id, acknowledged_by, assignee, toUInt32(snoozed_until) AS snoozed_until, snooze_note,
+const WORKFLOW: &str =
+    "SELECT alert_id, acknowledged_by, assignee, toUInt32(snoozed_until) AS snoozed_until, snooze_note,
         toUInt8(closed) AS closed, close_reason FROM {db}.alert_workflow";
 
-/// Each episode's latest rule record (a resolved record wins a tie, as in `open_alerts`).
-const EPISODES: &str = "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id,
-        argMax(severity, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS severity,
-        toUInt32(min(fired_at)) AS fired_at,
-        argMax(lifecycle_stage, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS lifecycle_stage,
-        argMaxIf(health_score, toUInt64(recorded_at), status = 'firing') AS health_score,
-        argMaxIf(csm_owner, toUInt64(recorded_at), status = 'firing') AS csm_owner,
-        argMaxIf(reason, toUInt64(recorded_at), status = 'firing') AS reason,
-        argMaxIf(metrics, toUInt64(recorded_at), status = 'firing') AS metrics,
-        toUInt8(argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing') AS open
-    FROM {db}.alerts";
+/// Each episode's latest rule record (a resolved record wins a tie, as in `open_alerts`), over
+/// the `alerts` rows `filter` keeps. The filter runs in an inner query: the outer aliases
+/// (`account_id`…) would otherwise shadow the columns it names.
+fn episodes(filter: &str) -> String {
+    format!(
+        "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id,
+            argMax(severity, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS severity,
+            toUInt32(min(fired_at)) AS fired_at,
+            argMax(lifecycle_stage, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS lifecycle_stage,
+            argMaxIf(health_score, toUInt64(recorded_at), status = 'firing') AS health_score,
+            argMaxIf(csm_owner, toUInt64(recorded_at), status = 'firing') AS csm_owner,
+            argMaxIf(reason, toUInt64(recorded_at), status = 'firing') AS reason,
+            argMaxIf(metrics, toUInt64(recorded_at), status = 'firing') AS metrics,
+            toUInt8(argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing') AS open
+         FROM (SELECT * FROM {{db}}.alerts WHERE status IN ('firing', 'resolved') {filter})
+         GROUP BY alert_id"
+    )
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -365,11 +366,19 @@ impl Store {
         if accounts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = self.sql(
-            "SELECT account_id, toUInt16(day) AS day, health_score AS score FROM {db}.account_health_daily FINAL
-             WHERE account_id IN ? AND day >= toDate(?) ORDER BY account_id, day",
-        );
-        Ok(self.client.query(&sql).bind(accounts).bind(from.to_string()).fetch_all().await?)
+        // One placeholder per id: ClickHouse 18.16 takes a tuple after IN, not an array.
+        let marks = vec!["?"; accounts.len()].join(", ");
+        let sql = self.sql(&format!(
+            "SELECT account_id, toUInt16(d) AS day, health_score AS score
+             FROM (SELECT account_id, day AS d, health_score FROM {{db}}.account_health_daily FINAL
+                   WHERE account_id IN ({marks}) AND day >= toDate(?))
+             ORDER BY account_id, day"
+        ));
+        let mut q = self.client.query(&sql);
+        for a in accounts {
+            q = q.bind(a.as_str());
+        }
+        Ok(q.bind(from.to_string()).fetch_all().await?)
     }
 
     pub async fn account(&self, account_id: &str) -> Result<Option<AccountNow>, ConsoleError> {
@@ -387,10 +396,11 @@ impl Store {
 
     pub async fn health_history(&self, account_id: &str, from: NaiveDate) -> Result<Vec<HealthDay>, ConsoleError> {
         let sql = self.sql(
-            "SELECT toUInt16(day) AS day, health_score, health_band, health_deployment, health_adoption, health_trend,
+            "SELECT toUInt16(d) AS day, health_score, health_band, health_deployment, health_adoption, health_trend,
                     health_value, health_experience, health_weakest, active_users_7d, logins_7d, features_used_30d,
                     records_30d
-             FROM {db}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?) ORDER BY day",
+             FROM (SELECT *, day AS d FROM {db}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?))
+             ORDER BY day",
         );
         Ok(self.client.query(&sql).bind(account_id).bind(from.to_string()).fetch_all().await?)
     }
@@ -408,15 +418,16 @@ impl Store {
     /// one account's (every episode, newest first).
     pub async fn alerts(&self, account: Option<&str>) -> Result<Vec<AlertView>, ConsoleError> {
         let (filter, having) = match account {
-            Some(_) => ("WHERE account_id = ?", ""),
+            Some(_) => ("AND account_id = ?", ""),
             None => ("", "HAVING open = 1"),
         };
         let sql = self.sql(&format!(
             "SELECT alert_id, account_id, rule_id, severity, fired_at, lifecycle_stage, health_score, csm_owner,
                     reason, metrics, open, acknowledged_by, assignee, snoozed_until, snooze_note, closed, close_reason
-             FROM ({EPISODES} {filter} GROUP BY alert_id {having}) AS e
+             FROM ({} {having}) AS e
              ANY LEFT JOIN ({WORKFLOW}) AS w USING alert_id
-             ORDER BY multiIf(severity = 'critical', 3, severity = 'warning', 2, 1) DESC, fired_at DESC, alert_id"
+             ORDER BY multiIf(severity = 'critical', 3, severity = 'warning', 2, 1) DESC, fired_at DESC, alert_id",
+            episodes(filter)
         ));
         let mut q = self.client.query(&sql);
         if let Some(a) = account {
@@ -430,7 +441,8 @@ impl Store {
         let sql = self.sql(&format!(
             "SELECT alert_id, account_id, rule_id, severity, fired_at, lifecycle_stage, health_score, metrics,
                     csm_owner, reason, open
-             FROM ({EPISODES} WHERE alert_id = ? GROUP BY alert_id) AS e"
+             FROM ({}) AS e",
+            episodes("AND alert_id = ?")
         ));
         Ok(self.client.query(&sql).bind(alert_id).fetch_optional().await?)
     }
@@ -480,17 +492,6 @@ impl Store {
         let mut insert = self.client.insert::<ActionRow>("alert_actions").await?;
         insert.write(row).await?;
         Ok(insert.end().await?)
-    }
-
-    /// Snoozes that ended by `now` and were not ended yet (by a `snooze_ended` row), on episodes
-    /// that are still open and not closed.
-    pub async fn expired_snoozes(&self, now: DateTime<Utc>) -> Result<Vec<ExpiredSnooze>, ConsoleError> {
-        let sql = self.sql(&format!(
-            "SELECT alert_id, toUInt32(snoozed_until) AS snoozed_until FROM {{db}}.alert_workflow
-             WHERE NOT closed AND toUInt32(snoozed_until) > 0 AND toUInt32(snoozed_until) <= ?
-               AND alert_id IN (SELECT alert_id FROM ({EPISODES} GROUP BY alert_id) WHERE open = 1)"
-        ));
-        Ok(self.client.query(&sql).bind(now.timestamp() as u32).fetch_all().await?)
     }
 
     pub async fn latest_backtest(&self) -> Result<Option<BacktestRow>, ConsoleError> {

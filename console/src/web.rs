@@ -171,13 +171,17 @@ async fn login_post(
     let retry = |status, message: &str| page(status, login::page(&csrf, local(&form.next), &name, Some(message)));
     if app.limiter.blocked(&keys) {
         let minutes = app.cfg.login_window.as_secs().div_ceil(60);
-        return retry(StatusCode::TOO_MANY_REQUESTS, &format!("Too many failed sign-ins. Try again in {minutes} minutes."));
+        return retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins. Try again in {minutes} minutes."),
+        );
     }
     let user = app.cfg.user(&name).cloned();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // argon2 is deliberately slow: off the async workers.
     let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
+    let ok =
+        tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         app.limiter.fail(&keys);
         tracing::info!(user = %name, peer = %peer.ip(), "sign-in refused");
@@ -218,7 +222,11 @@ fn unavailable(e: &ConsoleError, viewer: &Viewer<'_>) -> Response {
     tracing::warn!(error = %e, "console request failed");
     page(
         StatusCode::SERVICE_UNAVAILABLE,
-        pages::error_page("Temporarily unavailable", &format!("uptake could not reach its data: {e}. Try again in a moment."), Some(viewer)),
+        pages::error_page(
+            "Temporarily unavailable",
+            &format!("uptake could not reach its data: {e}. Try again in a moment."),
+            Some(viewer),
+        ),
     )
 }
 
@@ -323,15 +331,7 @@ async fn inbox_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
         "closed" => Some("Closed."),
         _ => None,
     });
-    let view = inbox::InboxView {
-        alerts: &alerts,
-        mine,
-        show_snoozed,
-        snoozed_hidden,
-        users: &app.users,
-        now,
-        notice,
-    };
+    let view = inbox::InboxView { alerts: &alerts, mine, show_snoozed, snoozed_hidden, users: &app.users, now, notice };
     page(StatusCode::OK, inbox::page(&w.viewer(), &view))
 }
 
@@ -356,7 +356,11 @@ async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap, Path(acco
     if now_row.is_none() && history.is_empty() && alerts.is_empty() {
         return page(
             StatusCode::NOT_FOUND,
-            pages::error_page("No such account", &format!("uptake knows no account {account_id:?}."), Some(&w.viewer())),
+            pages::error_page(
+                "No such account",
+                &format!("uptake knows no account {account_id:?}."),
+                Some(&w.viewer()),
+            ),
         );
     }
     let traits: serde_json::Value = serde_json::from_str(&traits).unwrap_or_default();
@@ -432,7 +436,9 @@ async fn alert_action(
             tracing::info!(alert = %alert_id, action = %row.action, user = %w.user, "alert action");
             Redirect::to(&format!("/inbox?done={}", row.action)).into_response()
         }
-        Err(ConsoleError::NotFound(m)) => page(StatusCode::NOT_FOUND, pages::error_page("Not found", &m, Some(&w.viewer()))),
+        Err(ConsoleError::NotFound(m)) => {
+            page(StatusCode::NOT_FOUND, pages::error_page("Not found", &m, Some(&w.viewer())))
+        }
         Err(e @ ConsoleError::Refused { .. }) => {
             page(StatusCode::CONFLICT, pages::error_page("Not done", &e.to_string(), Some(&w.viewer())))
         }

@@ -6,6 +6,9 @@
 //! so a failed publish never leaves a snooze announced but not in force. A form carries its
 //! action id, so re-posting it after a failure stores nothing twice and publishes the same
 //! record again (receivers deduplicate on `Alert::record_id`).
+//!
+//! Time-driven transitions are not the console's: the aggregator's evaluator, which owns each
+//! pair, announces a snooze that ran out (`snooze_ended`) and holds re-fires while one runs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +16,6 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason, Severity};
-use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::store::{ActionRow, FiringRow, Store};
@@ -29,9 +31,17 @@ pub const MAX_NOTE: usize = 1_000;
 pub enum Action {
     Acknowledge,
     /// Silenced until the start (00:00 UTC) of `until`.
-    Snooze { until: NaiveDate, note: String },
-    Assign { assignee: String },
-    Close { reason: CloseReason, note: String },
+    Snooze {
+        until: NaiveDate,
+        note: String,
+    },
+    Assign {
+        assignee: String,
+    },
+    Close {
+        reason: CloseReason,
+        note: String,
+    },
 }
 
 impl Action {
@@ -136,51 +146,6 @@ impl Workflow {
         let send = FutureRecord::to(&self.topic).key(record.account_id.as_bytes()).payload(&payload);
         self.producer.send(send, Duration::from_secs(10)).await.map_err(|(e, _)| ConsoleError::Kafka(e))?;
         Ok(())
-    }
-
-    /// Announces every snooze that ran out (by the console's clock) on an episode still open:
-    /// a `snooze_ended` record by "uptake". Its id is derived from the alert and the snooze's
-    /// end, so two consoles announcing the same end publish the same record.
-    pub async fn wake_snoozes(&self) -> Result<usize, ConsoleError> {
-        let now = self.clock.now();
-        let expired = self.store.expired_snoozes(now).await?;
-        for snooze in &expired {
-            let Some(episode) = self.store.firing(&snooze.alert_id).await? else { continue };
-            let name = format!("{}\u{1f}snooze_ended\u{1f}{}", snooze.alert_id, snooze.snoozed_until);
-            let row = ActionRow {
-                action_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-                alert_id: episode.alert_id.clone(),
-                account_id: episode.account_id.clone(),
-                rule_id: episode.rule_id.clone(),
-                action: AlertStatus::SnoozeEnded.as_str().into(),
-                actor: "uptake".into(),
-                at: now.timestamp() as u32,
-                at_ms: now.timestamp_millis() as u64,
-                note: String::new(),
-                snoozed_until: 0,
-                assignee: String::new(),
-                close_reason: String::new(),
-                recorded_at: Utc::now().timestamp() as u32,
-            };
-            self.record_and_publish(&episode, &row).await?;
-        }
-        Ok(expired.len())
-    }
-
-    /// Runs [`Self::wake_snoozes`] every `every` until shutdown. Failures are logged and retried
-    /// on the next round: a snooze's end is announced late, never lost.
-    pub async fn run_waker(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            match self.wake_snoozes().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(snoozes = n, "announced snoozes that ran out"),
-                Err(e) => tracing::warn!(error = %e, "could not announce the snoozes that ran out; retrying"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
     }
 }
 

@@ -88,13 +88,19 @@ pub fn what_changed(m: &AccountNow) -> Vec<String> {
     out
 }
 
-fn series<'a>(history: &[HealthDay], label: &'a str, class: &'a str, f: impl Fn(&HealthDay) -> Option<f64>) -> Series<'a> {
+fn series<'a>(
+    history: &[HealthDay],
+    label: &'a str,
+    class: &'a str,
+    f: impl Fn(&HealthDay) -> Option<f64>,
+) -> Series<'a> {
     Series { label, class, points: history.iter().filter_map(|h| f(h).map(|v| (h.day, v))).collect() }
 }
 
 pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
     let frame = |id, title| Frame { id, title, first_day: v.first_day, last_day: v.last_day, ..Default::default() };
-    let health = Frame { y_max: Some(100.0), bands: Some(v.bands), marks: true, ..frame("health-history", "Health, 90 days") };
+    let health =
+        Frame { y_max: Some(100.0), bands: Some(v.bands), marks: true, ..frame("health-history", "Health, 90 days") };
     let components = Frame { y_max: Some(100.0), ..frame("health-components", "Health components") };
     let usual = v.now_row.and_then(|m| m.active_users_baseline).map(|u| (u, "usual"));
     let users = Frame { reference: usual, ..frame("chart-users", "Weekly active users vs usual") };

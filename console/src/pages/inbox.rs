@@ -74,7 +74,12 @@ pub fn page(viewer: &Viewer<'_>, view: &InboxView<'_>) -> Markup {
 
 /// The four workflow forms of one episode.
 pub fn actions(viewer: &Viewer<'_>, a: &AlertView, users: &[String], default_until: chrono::NaiveDate) -> Markup {
-    let to = |what: &str| format!("/alerts/{}/{what}", percent_encoding::utf8_percent_encode(&a.alert_id, percent_encoding::NON_ALPHANUMERIC));
+    let to = |what: &str| {
+        format!(
+            "/alerts/{}/{what}",
+            percent_encoding::utf8_percent_encode(&a.alert_id, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
     html! {
         div.actions {
             @if a.acknowledged_by.is_empty() {

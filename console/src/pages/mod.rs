@@ -110,7 +110,8 @@ pub fn change(pct: Option<f64>) -> Markup {
 }
 
 pub fn when(secs: u32) -> String {
-    DateTime::<Utc>::from_timestamp(i64::from(secs), 0).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
+    DateTime::<Utc>::from_timestamp(i64::from(secs), 0)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
 
 /// "3 days ago" relative to `now`.
