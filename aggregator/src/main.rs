@@ -45,6 +45,20 @@ enum Command {
         /// With `--score`: how long before a churn or contraction an alert still counts ("90d").
         #[arg(long, default_value = "90d", value_parser = aggregator::backtest::score::parse_days)]
         horizon: u32,
+        /// With `--score`: also record the score in `backtest_scores` (the console's Rules page).
+        #[arg(long, requires = "score")]
+        store: bool,
+    },
+    /// Write the daily health history (`account_health_daily`) of past days: one as-of pass per
+    /// day, as a backtest replays them. The live evaluator writes only today's row, so run this
+    /// once after loading history, to draw an account's health over the days before.
+    History {
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: chrono::NaiveDate,
     },
     /// Print the metric catalogue as the Markdown table of docs/analysts.md.
     MetricsDoc,
@@ -56,6 +70,29 @@ enum Command {
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+}
+
+/// Records a scored backtest in `backtest_scores`, named by the digest of the rule file's text.
+async fn store_score(
+    config: &AggregatorConfig,
+    scored: &aggregator::backtest::score::Score,
+    days: (chrono::NaiveDate, chrono::NaiveDate),
+    horizon: u32,
+) -> anyhow::Result<()> {
+    let text = match &config.rules_file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => aggregator::rules::DEFAULT_RULES.to_owned(),
+    };
+    let row = aggregator::store::BacktestScoreRow::new(
+        chrono::Utc::now(),
+        days,
+        horizon,
+        aggregator::backtest::score::rules_digest(&text),
+        serde_json::to_string(scored)?,
+    );
+    aggregator::store::Store::new(&config.clickhouse).write_backtest_score(&row).await?;
+    eprintln!("score stored in {}.backtest_scores", config.clickhouse.database);
+    Ok(())
 }
 
 #[global_allocator]
@@ -73,7 +110,21 @@ async fn main() -> anyhow::Result<()> {
             let applied = aggregator::store::Store::new(&config.clickhouse).migrate().await?;
             println!("migrations applied: {applied:?} (database {})", config.clickhouse.database);
         }
-        Command::Backtest { from, to, json, score, horizon } => {
+        Command::History { from, to } => {
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+            let days = (to - from).num_days() + 1;
+            let mut done = 0;
+            let written = aggregator::backtest::backfill_health(&config, from, to, |day, accounts| {
+                done += 1;
+                eprintln!("[{done}/{days}] {day}: {accounts} accounts");
+            })
+            .await?;
+            println!(
+                "health history: {} rows over {} days written to {}.account_health_daily",
+                written.rows, written.days, config.clickhouse.database
+            );
+        }
+        Command::Backtest { from, to, json, score, horizon, store } => {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let days = (to - from).num_days() + 1;
             let mut done = 0;
@@ -85,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
             let out = if score {
                 let outcomes = aggregator::store::Store::new(&config.clickhouse).outcomes().await?;
                 let scored = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, to, horizon);
+                if store {
+                    store_score(&config, &scored, (from, to), horizon).await?;
+                }
                 if json {
                     serde_json::to_string_pretty(&scored)? + "\n"
                 } else {

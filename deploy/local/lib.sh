@@ -29,6 +29,17 @@ ensure_clickhouse() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client
 }
 
+# The console's browser tests drive a real headless Chromium through chromedriver (WebDriver).
+ensure_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    info "Chromium and chromedriver already installed"
+    return
+  fi
+  step "Installing Chromium and chromedriver (Debian packages, for the console's browser tests)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+}
+
 # True when cargo recorded an install of tansu $TANSU_VERSION with the storage feature we need.
 tansu_is_right() {
   [ -x "$CARGO_BIN/tansu" ] || return 1

@@ -106,6 +106,12 @@ demo() {
   ch "SELECT account_id, rule_id, severity, fired_at, reason
       FROM uptake.open_alerts ORDER BY account_id FORMAT PrettyCompactMonoBlock"
 
+  # The live evaluator writes only today's health; the account pages draw 90 days of it, so
+  # the demo's past days are replayed once into account_health_daily.
+  step "Writing the health history of the demo's 62 past days (aggregator history)"
+  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" history \
+    --from "$(date -u -d '62 days ago' +%F)" --to "$(date -u -d 'yesterday' +%F)" 2>/dev/null | sed 's/^/    /'
+
   # The live evaluator has only just seen this history, and rules such as usage_sliding must
   # hold for days before they fire: a replay shows what uptake would have said day by day.
   local from to
@@ -114,7 +120,8 @@ demo() {
   step "What the rules would have alerted over the last 28 days (aggregator backtest --score)"
   "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" 2>/dev/null |
     sed 's/^/    /'
-  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" --score \
+  # --store: the console's Rules page shows the latest stored score.
+  "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" --score --store \
     2>/dev/null | sed 's/^/    /'
   info "The stack keeps running: deploy/local/run.sh status | stop"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of uptake against a real, isolated local stack:
-#   installs what is missing (ClickHouse, the Tansu broker), builds the tests, starts a fresh
+#   installs what is missing (ClickHouse, the Tansu broker, Chromium and chromedriver), builds the tests, starts a fresh
 #   broker and ClickHouse on their own ports (not run.sh's), runs all tests — including those
 #   that need the stack — then stops exactly what it started. Exits non-zero on any failure.
 #   Also runs every migration and metric query on current ClickHouse (chDB) besides 18.16.
@@ -40,6 +40,7 @@ step "Checking prerequisites"
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
 ensure_clickhouse
 ensure_tansu
+ensure_chromium
 
 step "Checking formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
 cd "$ROOT"
@@ -124,5 +125,8 @@ stop ingest
 step "Running every test (unit, and end-to-end against the real broker and ClickHouse)"
 export UPTAKE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export UPTAKE_TEST_CLICKHOUSE="http://127.0.0.1:$CH_HTTP"
+# The console's browser tests start this chromedriver on a free port of their own.
+UPTAKE_TEST_CHROMEDRIVER=$(command -v chromedriver)
+export UPTAKE_TEST_CHROMEDRIVER
 export RUST_LOG=${RUST_LOG:-warn}
 cargo test --workspace --locked -- --include-ignored

@@ -11,6 +11,8 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 pub mod aggregator;
+pub mod browser;
+pub mod console;
 mod fault;
 pub mod ingest;
 pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};

@@ -1,7 +1,8 @@
 //! Backtest: replays the stored daily history through a rule file, one evaluation per day at
 //! its last second, and reports which accounts would have alerted on which day. This is how a
 //! CS team tunes thresholds before switching rules on. Nothing is written or published.
-//! [`score`] measures a replay against the recorded outcomes (churned, renewed, contracted).
+//! [`score`] measures a replay against the recorded outcomes (churned, renewed, contracted);
+//! [`history`] writes the daily health history of past days (the one thing a replay stores).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,11 +15,14 @@ use crate::consumer::Ownership;
 use crate::evaluator::Evaluator;
 use crate::model::MetricsRow;
 use crate::rules::RuleSet;
-use crate::sink::CollectingSink;
+use crate::sink::{AlertSink, CollectingSink};
 use crate::store::Store;
 use crate::AggregatorError;
 
+pub mod history;
 pub mod score;
+
+pub use history::{backfill_health, Backfilled};
 
 /// What a replay produced.
 #[derive(Debug, Clone, Default)]
@@ -40,18 +44,12 @@ pub async fn replay(
     to: NaiveDate,
     mut progress: impl FnMut(NaiveDate, usize),
 ) -> Result<Replay, AggregatorError> {
-    let store = Store::new(&cfg.clickhouse);
-    let partitions = store.partitions(&cfg.kafka.events_topic).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let ownership = Arc::new(Ownership::fixed(partitions));
-    let mut evaluator = Evaluator::new(cfg, rules, store, CollectingSink::default(), metrics, ownership);
+    let mut evaluator = replay_evaluator(cfg, rules, |_| CollectingSink::default()).await?;
     let mut out = Replay::default();
     let mut accounts = BTreeSet::new();
     let mut day = from;
     while day <= to {
-        let end_of_day: DateTime<Utc> =
-            day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
-        let report = evaluator.evaluate(end_of_day).await?;
+        let report = evaluator.evaluate(end_of_day(day)).await?;
         progress(day, report.accounts);
         out.alerts.extend(report.fired);
         out.alerts.extend(report.resolved);
@@ -61,6 +59,26 @@ pub async fn replay(
     }
     out.accounts = accounts.into_iter().collect();
     Ok(out)
+}
+
+/// An evaluator of every partition of the events topic (a replay owns them all), with the
+/// sink `sink` makes from the store.
+async fn replay_evaluator<S: AlertSink>(
+    cfg: &AggregatorConfig,
+    rules: RuleSet,
+    sink: impl FnOnce(&Store) -> S,
+) -> Result<Evaluator<S>, AggregatorError> {
+    let store = Store::new(&cfg.clickhouse);
+    let partitions = store.partitions(&cfg.kafka.events_topic).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ownership = Arc::new(Ownership::fixed(partitions));
+    let sink = sink(&store);
+    Ok(Evaluator::new(cfg, rules, store, sink, metrics, ownership))
+}
+
+/// The last second of `day` (UTC): when a replay evaluates it.
+pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc()
 }
 
 /// Every alert record `rules` would have produced between `from` and `to` (inclusive), in

@@ -27,6 +27,13 @@ use super::Replay;
 use crate::rules::RuleSet;
 use crate::store::RecordedOutcome;
 
+/// Hex SHA-256 of a rule file's text: names the rule set a stored score belongs to
+/// (`backtest_scores.rules_digest`), so a reader can tell whether it is the set in force.
+pub fn rules_digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The rule id under which the whole rule set is scored.
 pub const ALL_RULES: &str = "all";
 

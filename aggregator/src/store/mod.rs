@@ -19,6 +19,7 @@ mod alerts;
 mod health;
 mod inputs;
 mod outcomes;
+mod scores;
 mod windows;
 mod workflow;
 
@@ -26,6 +27,7 @@ pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
 pub use inputs::{Changed, History, InputQueries, LifetimeRow};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
+pub use scores::BacktestScoreRow;
 pub use workflow::ActionRow;
 
 /// One row of `events`.

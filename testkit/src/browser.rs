@@ -1,0 +1,155 @@
+//! A real headless Chromium for the console's browser tests, driven over WebDriver
+//! (`thirtyfour`): [`Browser::start`] spawns its own chromedriver on a free port and opens a
+//! session; the browser ends with [`Browser::stop`] or on drop (the session first, then that
+//! chromedriver, by its own pid — never by name, other tests may run their own).
+//!
+//! The chromedriver is `UPTAKE_TEST_CHROMEDRIVER` (set by `deploy/local/test.sh`; Debian's
+//! `chromium-driver`), else `chromedriver` on the PATH. Tests using it are `#[ignore]`d like every
+//! end-to-end test and run with `--include-ignored` against the real stack.
+
+use std::ops::Deref;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use thirtyfour::{ChromiumLikeCapabilities, DesiredCapabilities, WebDriver};
+use tokio::process::{Child, Command};
+
+/// The window every test and screenshot uses: a laptop screen.
+pub const WINDOW: (u32, u32) = (1366, 900);
+
+/// A headless Chromium session and the chromedriver serving it. Derefs to the session
+/// ([`WebDriver`]): `browser.goto(url)`, `browser.find(By::Css(..))`.
+pub struct Browser {
+    /// `None` once stopped.
+    driver: Option<WebDriver>,
+    chromedriver: Option<Child>,
+    /// chromedriver's address.
+    url: String,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium session (1366×900, no sandbox:
+    /// tests may run as root in a container).
+    pub async fn start() -> Self {
+        let program = std::env::var("UPTAKE_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port();
+        let mut child = Command::new(&program)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e} (deploy/local/test.sh installs chromium-driver)"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_ready(&url, &mut child).await;
+        let mut caps = DesiredCapabilities::chrome();
+        let (w, h) = WINDOW;
+        for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("--window-size={w},{h}")])
+        {
+            caps.add_arg(&arg).expect("a chrome argument");
+        }
+        if let Ok(binary) = std::env::var("UPTAKE_TEST_CHROMIUM") {
+            caps.set_binary(&binary).expect("a chrome binary");
+        }
+        let driver = WebDriver::new(&url, caps).await.unwrap_or_else(|e| panic!("a Chromium session via {url}: {e}"));
+        let browser = Self { driver: Some(driver), chromedriver: Some(child), url };
+        browser.fit_viewport().await;
+        browser
+    }
+
+    /// Saves a PNG of the visible page (the 1366×900 window) to `path`, creating its folder.
+    pub async fn screenshot(&self, path: impl AsRef<Path>) {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("creating the screenshot folder");
+        }
+        self.driver().screenshot(path).await.unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()));
+    }
+
+    /// Ends the session (Chromium exits), then stops this browser's chromedriver.
+    pub async fn stop(mut self) {
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.quit().await;
+        }
+        if let Some(mut child) = self.chromedriver.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// `--window-size` sizes the window, and a headless window still has a toolbar's height of
+    /// frame: grow the window by the difference so the page itself — and a screenshot — is 1366×900.
+    async fn fit_viewport(&self) {
+        let frame = self
+            .driver()
+            .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];", vec![])
+            .await
+            .and_then(|r| r.convert::<(u32, u32)>())
+            .expect("the window's frame size");
+        let (w, h) = WINDOW;
+        self.driver().set_window_rect(0, 0, w + frame.0, h + frame.1).await.expect("resizing the window");
+    }
+
+    fn driver(&self) -> &WebDriver {
+        self.driver.as_ref().expect("the browser is running")
+    }
+}
+
+impl Deref for Browser {
+    type Target = WebDriver;
+
+    fn deref(&self) -> &WebDriver {
+        self.driver()
+    }
+}
+
+impl Drop for Browser {
+    /// A test that panicked did not call [`Browser::stop`]: end the session, so Chromium exits
+    /// (it would outlive its chromedriver), then kill our chromedriver by its pid.
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            let session = format!("{}/session/{}", self.url, driver.session_id());
+            // thirtyfour's own quit-on-drop waits two minutes on a test's runtime and then
+            // leaves Chromium running: end the session with a DELETE of our own instead.
+            std::mem::forget(driver);
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                rt.block_on(async {
+                    reqwest::Client::new().delete(session).timeout(Duration::from_secs(10)).send().await
+                })
+            })
+            .join();
+        }
+        if let Some(mut child) = self.chromedriver.take() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A port nobody listens on now (the kernel's pick; released before chromedriver binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// Polls chromedriver's `/status` until it is ready (10 s), failing early if it exited.
+async fn wait_until_ready(url: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("chromedriver exited at start: {status}");
+        }
+        let ready = match http.get(format!("{url}/status")).send().await {
+            Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["value"]["ready"] == true),
+            Err(_) => false,
+        };
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "chromedriver at {url} not ready within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,135 @@
+//! A book of accounts for the console's tests, put through the real path: loadgen's simulated
+//! book (`tools::loadgen`) → ingest → Kafka → aggregator → ClickHouse, then the health backfill
+//! over its past days (`aggregator history`) and one live evaluation, so every table a console
+//! page reads is filled as in production: `events`, `account_metrics`, `account_health_daily`
+//! (one row per account and day), `alerts` / `open_alerts` with firing episodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::consumer::Ownership;
+use aggregator::evaluator::Evaluator;
+use aggregator::rules::RuleSet;
+use aggregator::store::Store;
+use aggregator::AggregatorConfig;
+use chrono::{Days, NaiveDate, Utc};
+use rdkafka::producer::{FutureProducer, Producer};
+use serde_json::Value;
+use tools::loadgen::{self, send::Sender, Book, Format};
+
+use crate::Stack;
+
+/// The write key the seed's ingest accepts.
+pub const WRITE_KEY: &str = "console-seed-write-key-0123456789abcd";
+/// The book: 12 accounts (seed 42: every story of the demo, four of them at risk) over 70 days.
+pub const ACCOUNTS: usize = 12;
+pub const DAYS: u32 = 70;
+pub const SEED: u64 = 42;
+
+/// What [`seed_book`] stored.
+pub struct SeededBook {
+    /// The aggregator configuration of the seed: its database, topics and (default) rules. The
+    /// console reads the same; a test may start the notifier with it.
+    pub aggregator: AggregatorConfig,
+    /// The simulated book and its ground truth.
+    pub book: Book,
+    /// The days whose health was backfilled: the book's first day to yesterday.
+    pub history: (NaiveDate, NaiveDate),
+    /// At-risk accounts (ground truth) with an open firing alert, sorted.
+    pub at_risk: Vec<String>,
+    /// Every open firing alert, most severe first, then by account.
+    pub open_alerts: Vec<OpenAlert>,
+}
+
+/// One open alert episode (a row of `open_alerts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAlert {
+    pub alert_id: String,
+    pub account_id: String,
+    pub rule_id: String,
+    pub severity: String,
+}
+
+impl SeededBook {
+    /// The open alerts of the at-risk accounts.
+    pub fn at_risk_alerts(&self) -> Vec<&OpenAlert> {
+        self.open_alerts.iter().filter(|a| self.at_risk.contains(&a.account_id)).collect()
+    }
+}
+
+/// Seeds the book on `stack` (fresh topics and database; ~10–20 s). Panics, naming what is
+/// missing, unless it ends with at least two at-risk accounts alerting.
+pub async fn seed_book(stack: &Stack) -> SeededBook {
+    let mut cfg = crate::aggregator::config(stack, "console-seed", 2).await;
+    cfg.batch.max_wait_ms = 200;
+    // Its pass at start only (nothing stored yet): the live evaluation runs after the backfill.
+    cfg.evaluation.interval_ms = 3_600_000;
+    let db = stack.database();
+
+    let mut ingest_cfg = crate::ingest::config_for(&stack.kafka, WRITE_KEY, "console-seed");
+    ingest_cfg.kafka.topic = cfg.kafka.events_topic.clone();
+    let ingest = crate::ingest::serve(ingest_cfg).await;
+    let consumer = crate::aggregator::start(cfg.clone()).await;
+    let book = Book::new(ACCOUNTS, DAYS, SEED, loadgen::today());
+    let sender = Sender::new(&ingest.url, WRITE_KEY, Format::Native);
+    let sent = loadgen::history(&book, &sender, 500, 4).await.expect("ingest takes the book");
+    let stored =
+        stack.wait_for_count(&format!("SELECT count() AS n FROM {db}.events"), sent, Duration::from_secs(60)).await;
+    assert_eq!(stored, sent, "every event of the book in ClickHouse");
+    ingest.stop().await.expect("ingest stops");
+    consumer.stop().await.expect("the aggregator stops");
+
+    let history = (book.first_day, book.today - Days::new(1));
+    aggregator::backtest::backfill_health(&cfg, history.0, history.1, |_, _| {}).await.expect("health backfill");
+
+    evaluate_live(&cfg).await;
+    let today = format!("SELECT count() AS n FROM {db}.account_metrics WHERE as_of = toDate('{}')", book.today);
+    let metrics = stack.wait_for_count(&today, ACCOUNTS as u64, Duration::from_secs(10)).await;
+    assert_eq!(metrics, ACCOUNTS as u64, "the live pass wrote every account's metrics");
+
+    let open_alerts = open_alerts(stack).await;
+    let mut at_risk: Vec<String> = book
+        .accounts
+        .iter()
+        .filter(|a| a.at_risk() && open_alerts.iter().any(|o| o.account_id == a.id))
+        .map(|a| a.id.clone())
+        .collect();
+    at_risk.sort();
+    assert!(at_risk.len() >= 2, "two at-risk accounts alerting; open: {open_alerts:?}");
+    SeededBook { aggregator: cfg, book, history, at_risk, open_alerts }
+}
+
+/// One live evaluation pass now, as `aggregator run` makes them (metrics rows, today's health,
+/// alerts published on the alerts topic and recorded), over every partition. In-process rather
+/// than a restarted aggregator: a new member of the seed's consumer group would own no partition
+/// until the group rebalanced, and evaluates only the accounts of the partitions it owns.
+async fn evaluate_live(cfg: &AggregatorConfig) {
+    let store = Store::new(&cfg.clickhouse);
+    let partitions = store.partitions(&cfg.kafka.events_topic).await.expect("the events topic's partitions");
+    let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create().expect("a producer");
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
+    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let ownership = Arc::new(Ownership::fixed(partitions));
+    let mut evaluator = Evaluator::live(cfg, rules, store, producer.clone(), metrics, ownership);
+    evaluator.evaluate(Utc::now()).await.expect("a live evaluation pass");
+    producer.flush(Duration::from_secs(10)).expect("alert records delivered");
+}
+
+async fn open_alerts(stack: &Stack) -> Vec<OpenAlert> {
+    let db = stack.database();
+    let rows = stack
+        .query(&format!(
+            "SELECT alert_id, account_id, rule_id, severity FROM {db}.open_alerts
+             ORDER BY severity = 'critical' DESC, account_id, rule_id"
+        ))
+        .await;
+    let text = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    rows.iter()
+        .map(|r| OpenAlert {
+            alert_id: text(r, "alert_id"),
+            account_id: text(r, "account_id"),
+            rule_id: text(r, "rule_id"),
+            severity: text(r, "severity"),
+        })
+        .collect()
+}
