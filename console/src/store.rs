@@ -2,9 +2,10 @@
 //! that comes from a customer (account ids, search text) is bound as a query parameter, never
 //! pasted into SQL; sort keys come from a fixed list.
 
+use aggregator::store::ActionRow;
 use chrono::NaiveDate;
 use clickhouse::{Client, Row};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::ConsoleError;
 
@@ -201,25 +202,6 @@ pub struct OutcomeRow {
     pub source: String,
 }
 
-/// A row of `alert_actions`.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct ActionRow {
-    pub action_id: String,
-    pub alert_id: String,
-    pub account_id: String,
-    pub rule_id: String,
-    pub action: String,
-    pub actor: String,
-    pub at: u32,
-    pub at_ms: u64,
-    pub note: String,
-    /// 0: none.
-    pub snoozed_until: u32,
-    pub assignee: String,
-    pub close_reason: String,
-    pub recorded_at: u32,
-}
-
 /// The firing record of an episode: what a lifecycle record repeats.
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct FiringRow {
@@ -277,14 +259,16 @@ fn episodes(filter: &str) -> String {
 
 #[derive(Clone)]
 pub struct Store {
+    /// The aggregator's store: its inserts (database, compression) and row types.
+    inner: aggregator::store::Store,
     client: Client,
     db: String,
 }
 
 impl Store {
     pub fn new(cfg: &aggregator::config::ClickHouseConfig) -> Self {
-        let store = aggregator::store::Store::new(cfg);
-        Self { client: store.client().clone(), db: store.database().to_owned() }
+        let inner = aggregator::store::Store::new(cfg);
+        Self { client: inner.client().clone(), db: inner.database().to_owned(), inner }
     }
 
     fn sql(&self, text: &str) -> String {
@@ -489,9 +473,7 @@ impl Store {
     }
 
     pub async fn record_action(&self, row: &ActionRow) -> Result<(), ConsoleError> {
-        let mut insert = self.client.insert::<ActionRow>("alert_actions").await?;
-        insert.write(row).await?;
-        Ok(insert.end().await?)
+        Ok(self.inner.insert_rows("alert_actions", std::slice::from_ref(row)).await?)
     }
 
     pub async fn latest_backtest(&self) -> Result<Option<BacktestRow>, ConsoleError> {

@@ -13,12 +13,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aggregator::store::ActionRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason, Severity};
 
 use crate::clock::Clock;
-use crate::store::{ActionRow, FiringRow, Store};
+use crate::store::{FiringRow, Store};
 use crate::ConsoleError;
 
 /// The longest snooze: a longer silence is a closure.
@@ -90,20 +91,14 @@ impl Workflow {
         if self.store.closed(alert_id).await? {
             return Err(refused("alert", "it was closed already"));
         }
-        let mut row = ActionRow {
+        let mut action_fields = AlertAction {
             action_id: action_id.to_owned(),
-            alert_id: episode.alert_id.clone(),
-            account_id: episode.account_id.clone(),
-            rule_id: episode.rule_id.clone(),
-            action: action.status().as_str().into(),
-            actor: by.to_owned(),
-            at: now.timestamp() as u32,
-            at_ms: now.timestamp_millis() as u64,
-            note: String::new(),
-            snoozed_until: 0,
-            assignee: String::new(),
-            close_reason: String::new(),
-            recorded_at: Utc::now().timestamp() as u32,
+            by: by.to_owned(),
+            at: now,
+            note: None,
+            snoozed_until: None,
+            assignee: None,
+            close_reason: None,
         };
         match &action {
             Action::Acknowledge => {}
@@ -118,76 +113,68 @@ impl Workflow {
                 if (*until - today).num_days() > MAX_SNOOZE_DAYS {
                     return Err(refused("until", format!("at most {MAX_SNOOZE_DAYS} days ahead; close it instead")));
                 }
-                row.snoozed_until = until.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() as u32;
-                row.note = clip(note);
+                action_fields.snoozed_until = Some(until.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+                action_fields.note = clip(note);
             }
             Action::Assign { assignee } => {
                 let Some(user) = self.users.iter().find(|u| u.eq_ignore_ascii_case(assignee)) else {
                     return Err(refused("assignee", "is not a console user"));
                 };
-                row.assignee = user.clone();
+                action_fields.assignee = Some(user.clone());
             }
             Action::Close { reason, note } => {
-                row.close_reason = reason.as_str().into();
-                row.note = clip(note);
+                action_fields.close_reason = Some(*reason);
+                action_fields.note = clip(note);
             }
         }
-        self.record_and_publish(&episode, &row).await?;
+        let record = lifecycle_record(&episode, action.status(), action_fields);
+        let row = ActionRow::of(&record, Utc::now()).expect("a lifecycle record has its action");
+        self.record_and_publish(&record, &row).await?;
         Ok(row)
     }
 
     /// Stores `row` unless a re-post already did, then publishes its lifecycle record.
-    async fn record_and_publish(&self, episode: &FiringRow, row: &ActionRow) -> Result<(), ConsoleError> {
+    async fn record_and_publish(&self, record: &Alert, row: &ActionRow) -> Result<(), ConsoleError> {
         if !self.store.action_stored(&row.alert_id, &row.action_id).await? {
             self.store.record_action(row).await?;
         }
-        let record = lifecycle_record(episode, row)?;
-        let payload = serde_json::to_vec(&record)?;
+        let payload = serde_json::to_vec(record)?;
         let send = FutureRecord::to(&self.topic).key(record.account_id.as_bytes()).payload(&payload);
         self.producer.send(send, Duration::from_secs(10)).await.map_err(|(e, _)| ConsoleError::Kafka(e))?;
         Ok(())
     }
 }
 
-fn clip(note: &str) -> String {
-    note.trim().chars().take(MAX_NOTE).collect()
+/// The note as kept: trimmed, at most [`MAX_NOTE`] characters, `None` when empty.
+fn clip(note: &str) -> Option<String> {
+    Some(note.trim().chars().take(MAX_NOTE).collect::<String>()).filter(|n| !n.is_empty())
 }
 
-/// The lifecycle record of `row` on `episode`: the episode's firing record with the action.
-pub fn lifecycle_record(episode: &FiringRow, row: &ActionRow) -> Result<Alert, ConsoleError> {
-    let status = AlertStatus::parse(&row.action).ok_or_else(|| refused("action", "unknown"))?;
+/// The lifecycle record announcing `action` on `episode`: the episode's firing record with the
+/// action.
+pub fn lifecycle_record(episode: &FiringRow, status: AlertStatus, action: AlertAction) -> Alert {
     let severity = match episode.severity.as_str() {
         "critical" => Severity::Critical,
         "warning" => Severity::Warning,
         _ => Severity::Info,
     };
-    let metrics: BTreeMap<String, f64> = serde_json::from_str(&episode.metrics).unwrap_or_default();
-    let at = |secs: u32| DateTime::<Utc>::from_timestamp(i64::from(secs), 0).unwrap_or_default();
     let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
-    Ok(Alert {
+    Alert {
         alert_id: episode.alert_id.clone(),
         account_id: episode.account_id.clone(),
         rule_id: episode.rule_id.clone(),
         severity,
         status,
-        fired_at: at(episode.fired_at),
+        fired_at: DateTime::<Utc>::from_timestamp(i64::from(episode.fired_at), 0).unwrap_or_default(),
         resolved_at: None,
         lifecycle_stage: some(&episode.lifecycle_stage),
         health_score: episode.health_score,
-        metrics,
+        metrics: serde_json::from_str::<BTreeMap<String, f64>>(&episode.metrics).unwrap_or_default(),
         csm_owner: some(&episode.csm_owner),
         reason: episode.reason.clone(),
-        action: Some(AlertAction {
-            action_id: row.action_id.clone(),
-            by: row.actor.clone(),
-            at: DateTime::<Utc>::from_timestamp_millis(row.at_ms as i64).unwrap_or_default(),
-            note: some(&row.note),
-            snoozed_until: (row.snoozed_until > 0).then(|| at(row.snoozed_until)),
-            assignee: some(&row.assignee),
-            close_reason: CloseReason::parse(&row.close_reason),
-        }),
+        action: Some(action),
         console_url: None,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -212,39 +199,29 @@ mod tests {
 
     #[test]
     fn a_snooze_record_carries_the_action_and_the_episode() {
-        let row = ActionRow {
+        let action = AlertAction {
             action_id: "x1".into(),
-            alert_id: "al1".into(),
-            account_id: "acme <b>".into(),
-            rule_id: "usage_drop".into(),
-            action: "snoozed".into(),
-            actor: "dana@vendor.example".into(),
-            at: 1_700_100_000,
-            at_ms: 1_700_100_000_250,
-            note: "QBR on Monday".into(),
-            snoozed_until: 1_700_200_000,
-            assignee: String::new(),
-            close_reason: String::new(),
-            recorded_at: 1_700_100_000,
+            by: "dana@vendor.example".into(),
+            at: DateTime::from_timestamp_millis(1_700_100_000_250).unwrap(),
+            note: Some("QBR on Monday".into()),
+            snoozed_until: DateTime::from_timestamp(1_700_200_000, 0),
+            assignee: None,
+            close_reason: None,
         };
-        let alert = lifecycle_record(&episode(), &row).unwrap();
-        assert_eq!(alert.status, AlertStatus::Snoozed);
+        let alert = lifecycle_record(&episode(), AlertStatus::Snoozed, action);
         assert_eq!(alert.severity, Severity::Critical);
         assert_eq!(alert.metrics["active_users_7d"], 3.0);
-        let action = alert.action.as_ref().unwrap();
-        assert_eq!(action.note.as_deref(), Some("QBR on Monday"));
-        assert_eq!(action.snoozed_until.unwrap().timestamp(), 1_700_200_000);
-        assert_eq!(action.at.timestamp_millis(), 1_700_100_000_250);
-        assert_eq!(action.assignee, None);
         assert_eq!(alert.record_id(), "al1:snoozed:x1");
-        let closed = ActionRow { action: "closed".into(), close_reason: "churned".into(), snoozed_until: 0, ..row };
-        let alert = lifecycle_record(&episode(), &closed).unwrap();
-        assert_eq!(alert.action.unwrap().close_reason, Some(CloseReason::Churned));
+        let row = ActionRow::of(&alert, Utc::now()).unwrap();
+        assert_eq!((row.action.as_str(), row.note.as_str()), ("snoozed", "QBR on Monday"));
+        assert_eq!((row.snoozed_until, row.at_ms), (1_700_200_000, 1_700_100_000_250));
+        assert_eq!(row.account_id, "acme <b>");
     }
 
     #[test]
     fn notes_are_trimmed_and_clipped() {
-        assert_eq!(clip("  hi  "), "hi");
-        assert_eq!(clip(&"é".repeat(5_000)).chars().count(), MAX_NOTE);
+        assert_eq!(clip("  hi  ").as_deref(), Some("hi"));
+        assert_eq!(clip("   "), None);
+        assert_eq!(clip(&"é".repeat(5_000)).unwrap().chars().count(), MAX_NOTE);
     }
 }
