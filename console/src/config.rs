@@ -21,6 +21,7 @@ pub struct RawConsoleConfig {
     /// Address the console listens on.
     pub listen: String,
     /// The aggregator's config file (ClickHouse, Kafka, rules, health bands); none: its defaults.
+    /// A relative path is relative to the console's config file.
     pub aggregator_config: Option<PathBuf>,
     pub session: RawSession,
     pub auth: RawAuth,
@@ -117,7 +118,14 @@ impl RawConsoleConfig {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
         let env = config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__");
-        Ok(builder.add_source(env).build()?.try_deserialize()?)
+        let mut raw: Self = builder.add_source(env).build()?.try_deserialize()?;
+        // A relative aggregator config is next to this file, wherever the console is started from.
+        if let (Some(dir), Some(agg)) = (file.and_then(Path::parent), raw.aggregator_config.as_ref()) {
+            if agg.is_relative() {
+                raw.aggregator_config = Some(dir.join(agg));
+            }
+        }
+        Ok(raw)
     }
 
     /// Validates against the aggregator config `aggregator_config` names (loaded here).
