@@ -245,6 +245,9 @@ fn given(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// Alerts the inbox lists at most (the rest are counted): the queue's head is what gets worked.
+const INBOX_ROWS: usize = 200;
+
 const STAGES: [&str; 3] = ["onboarding", "growth", "renewal"];
 
 async fn book_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<BookQuery>) -> Response {
@@ -323,7 +326,9 @@ async fn inbox_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
     let snoozed = |a: &crate::store::AlertView| i64::from(a.snoozed_until) > now.timestamp();
     let scoped: Vec<_> = all.iter().filter(in_scope).collect();
     let snoozed_hidden = if show_snoozed { 0 } else { scoped.iter().filter(|a| snoozed(a)).count() };
-    let alerts: Vec<_> = scoped.into_iter().filter(|a| show_snoozed || !snoozed(a)).cloned().collect();
+    let listed: Vec<_> = scoped.into_iter().filter(|a| show_snoozed || !snoozed(a)).collect();
+    // Most severe and newest first (the query's order): the page shows the head of the queue.
+    let alerts: Vec<_> = listed.iter().take(INBOX_ROWS).map(|a| (*a).clone()).collect();
     let notice = q.done.as_deref().and_then(|d| match d {
         "acknowledged" => Some("Acknowledged."),
         "snoozed" => Some("Snoozed: no notification or re-fire until the snooze ends."),
@@ -331,7 +336,16 @@ async fn inbox_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
         "closed" => Some("Closed."),
         _ => None,
     });
-    let view = inbox::InboxView { alerts: &alerts, mine, show_snoozed, snoozed_hidden, users: &app.users, now, notice };
+    let view = inbox::InboxView {
+        alerts: &alerts,
+        total: listed.len(),
+        mine,
+        show_snoozed,
+        snoozed_hidden,
+        users: &app.users,
+        now,
+        notice,
+    };
     page(StatusCode::OK, inbox::page(&w.viewer(), &view))
 }
 

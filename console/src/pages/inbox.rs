@@ -10,6 +10,8 @@ use crate::store::AlertView;
 
 pub struct InboxView<'a> {
     pub alerts: &'a [AlertView],
+    /// Open alerts in scope, of which `alerts` are the first.
+    pub total: usize,
     pub mine: bool,
     pub show_snoozed: bool,
     /// Snoozed episodes left out of the list.
@@ -31,7 +33,8 @@ pub fn page(viewer: &Viewer<'_>, view: &InboxView<'_>) -> Markup {
             a #scope-all href="/inbox?scope=all" class=[(!view.mine).then_some("active")] { "Everyone's" }
         }
         p.summary {
-            span { strong { (view.alerts.len()) } " open" }
+            span { strong { (view.total) } " open" }
+            @if view.total > view.alerts.len() { span.muted { "showing the first " (view.alerts.len()) } }
             @if view.show_snoozed {
                 a href=(format!("/inbox?scope={scope}")) { "hide snoozed" }
             } @else if view.snoozed_hidden > 0 {
