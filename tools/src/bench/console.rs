@@ -55,7 +55,7 @@ pub async fn run(cfg: &AggregatorConfig, store: &Store, accounts: usize) -> Resu
          FROM {db}.account_health_daily ARRAY JOIN range(29) AS n
          WHERE day = (SELECT max(day) FROM {db}.account_health_daily)"
     );
-    store.client().query(&backfill).execute().await.map_err(|e| setup(e))?;
+    store.client().query(&backfill).execute().await.map_err(setup)?;
 
     let hash = console::auth::hash_password("bench-password").map_err(setup)?;
     let toml = format!(
@@ -77,7 +77,7 @@ pub async fn run(cfg: &AggregatorConfig, store: &Store, accounts: usize) -> Resu
         .query(&format!("SELECT min(account_id) FROM {db}.account_metrics"))
         .fetch_one()
         .await
-        .map_err(|e| setup(e))?;
+        .map_err(setup)?;
     let pages = [
         ("book, all accounts, worst health first", "/book?scope=all".to_string()),
         ("book, sorted by open alerts", "/book?scope=all&sort=alerts".to_string()),
