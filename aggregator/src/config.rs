@@ -249,6 +249,9 @@ pub struct NotifierConfig {
     pub max_backoff_ms: u64,
     /// Time limit of one HTTP request.
     pub timeout_ms: u64,
+    /// The console's address (`https://uptake.example.com`). When set, every delivered record
+    /// links to its account's page: `console_url` in the JSON, an "Open in uptake" button in Slack.
+    pub console_base_url: Option<String>,
     pub webhooks: Vec<WebhookConfig>,
 }
 
@@ -263,6 +266,7 @@ impl Default for NotifierConfig {
             initial_backoff_ms: 1_000,
             max_backoff_ms: 60_000,
             timeout_ms: 10_000,
+            console_base_url: None,
             webhooks: Vec::new(),
         }
     }
@@ -277,6 +281,10 @@ impl NotifierConfig {
     }
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+    /// The console base URL without a trailing `/`, if configured (validated at load).
+    pub fn console_base(&self) -> Option<&str> {
+        self.console_base_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
 }
 
@@ -305,8 +313,9 @@ pub struct WebhookConfig {
     /// case-insensitively); empty: every account, owned or not.
     #[serde(default)]
     pub owners: Vec<String>,
-    /// Which records: `firing`, `resolved` or both (the default).
-    #[serde(default = "both_statuses")]
+    /// Which records, by status: `firing`, `resolved` and the CSM workflow's lifecycle records
+    /// (`acknowledged`, `snoozed`, `snooze_ended`, `assigned`, `closed`). Default: all of them.
+    #[serde(default = "all_statuses")]
     pub statuses: Vec<schemas::alert::AlertStatus>,
     /// Extra request headers, e.g. `Authorization`.
     #[serde(default)]
@@ -317,8 +326,8 @@ fn least_severe() -> schemas::alert::Severity {
     schemas::alert::Severity::Info
 }
 
-fn both_statuses() -> Vec<schemas::alert::AlertStatus> {
-    vec![schemas::alert::AlertStatus::Firing, schemas::alert::AlertStatus::Resolved]
+fn all_statuses() -> Vec<schemas::alert::AlertStatus> {
+    schemas::alert::AlertStatus::ALL.to_vec()
 }
 
 impl WebhookConfig {
@@ -425,6 +434,22 @@ impl AggregatorConfig {
         if n.timeout_ms == 0 {
             return bad("notifier.timeout_ms".into(), "must be above 0");
         }
+        if let Some(base) = &n.console_base_url {
+            let parsed = reqwest::Url::parse(base);
+            let usable = parsed.is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !usable {
+                // Each record's link is `<base>/accounts/<id>`: a query or fragment would swallow it.
+                return bad(
+                    "notifier.console_base_url".into(),
+                    "must be an http:// or https:// URL without ?query or #fragment",
+                );
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, w) in n.webhooks.iter().enumerate() {
             let key = |field: &str| format!("notifier.webhooks[{i}] ({}).{field}", w.name);
@@ -447,7 +472,10 @@ impl AggregatorConfig {
                 }
             }
             if w.statuses.is_empty() {
-                return bad(key("statuses"), "must name firing and/or resolved");
+                return bad(
+                    key("statuses"),
+                    "must name at least one of firing, resolved, acknowledged, snoozed, snooze_ended, assigned, closed (or be left out: all of them)",
+                );
             }
         }
         Ok(())
@@ -513,6 +541,16 @@ mod tests {
         alert.status = schemas::alert::AlertStatus::Resolved;
         assert!(!hook.routes(&alert), "resolved records not routed here");
 
+        alert.status = schemas::alert::AlertStatus::Snoozed;
+        assert!(!hook.routes(&alert), "lifecycle records not routed here");
+        let every: WebhookConfig =
+            toml::from_str("name = \"all\"\nurl = \"https://hooks.example/all\"\nformat = \"json\"").unwrap();
+        assert_eq!(every.statuses, schemas::alert::AlertStatus::ALL, "by default every status, lifecycle ones too");
+        assert!(every.routes(&alert));
+        let mut none = cfg.clone();
+        none.notifier.webhooks[0].statuses.clear();
+        assert!(none.validate().unwrap_err().to_string().contains("acknowledged, snoozed"));
+
         let mut twice = cfg.clone();
         twice.notifier.webhooks.push(hook.clone());
         let err = twice.validate().unwrap_err().to_string();
@@ -522,6 +560,17 @@ mod tests {
         assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
         bad_url.notifier.webhooks[0].url = "https://exa mple.com:99999/".into();
         assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
+        let mut console = cfg.clone();
+        console.notifier.console_base_url = Some("https://uptake.example.com/cs/".into());
+        console.validate().unwrap();
+        assert_eq!(console.notifier.console_base(), Some("https://uptake.example.com/cs"));
+        for wrong in
+            ["uptake.example.com", "ftp://uptake.example.com", "https://uptake.example.com/?a=1", "https://x/#f"]
+        {
+            console.notifier.console_base_url = Some(wrong.into());
+            let err = console.validate().unwrap_err().to_string();
+            assert!(err.contains("notifier.console_base_url"), "{wrong}: {err}");
+        }
         let mut bad_header = cfg.clone();
         bad_header.notifier.webhooks[0].headers.insert("Authorization".into(), "Bearer s3cret\n".into());
         let err = bad_header.validate().unwrap_err().to_string();

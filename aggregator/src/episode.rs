@@ -12,11 +12,17 @@
 //! pending changes and changes nothing; [`Episodes::commit_pending`] applies the pending changes
 //! once they are stored, [`Episodes::commit`] a record once it was published. A failed publish
 //! commits no record, so the next pass proposes the same records with the same ids.
+//!
+//! The CSM workflow (docs/architecture.md#alert-workflow) reaches the machine as each episode's
+//! [`Workflow`], applied before every pass ([`Episodes::apply_workflow`]): a *closed* episode is
+//! over (no `resolved` record; its close time counts as its resolution for `cooldown`), and a
+//! *snoozed* pair neither fires a new episode nor resolves its open one before the snooze ends —
+//! its pending clock keeps running, so it fires on the first pass after if the condition holds.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::alert::{Alert, AlertStatus};
+use schemas::alert::{Alert, AlertAction, AlertStatus};
 
 use crate::model::{to_datetime, MetricsRow};
 use crate::rules::{Finding, Rule};
@@ -66,6 +72,17 @@ pub struct Recorded {
     pub pending: Vec<Pending>,
 }
 
+/// An episode's CSM workflow as the console recorded it (`alert_actions`), read before every
+/// pass for the episodes the machine holds ([`Episodes::workflow_ids`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    pub alert_id: String,
+    /// Seconds since the epoch; 0 when not snoozed (or the latest snooze was ended).
+    pub snoozed_until: u32,
+    /// When it was closed (seconds since the epoch), if it was.
+    pub closed_at: Option<u32>,
+}
+
 /// What one pass proposes for one pair: a record to publish, a pending change to store.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decision {
@@ -88,6 +105,8 @@ pub struct Episodes {
     open: HashMap<Key, OpenEpisode>,
     /// Open episodes whose condition no longer holds: since when (`resolve_after`).
     cleared_at: HashMap<Key, u32>,
+    /// Pairs whose latest episode a CSM snoozed: that episode's id and the snooze's end.
+    snoozed: HashMap<Key, (String, u32)>,
 }
 
 impl Episodes {
@@ -111,6 +130,76 @@ impl Episodes {
             .collect();
         self.pending =
             pending.into_iter().filter(|p| !p.cleared).map(|p| ((p.account_id, p.rule_id), p.since)).collect();
+        // Read again with the open episodes' workflow before the next pass.
+        self.snoozed.clear();
+    }
+
+    /// The episodes whose workflow the next pass needs: the open ones and the snoozed ones
+    /// (sorted). Only these are read, so the query's cost follows the open episodes, not the
+    /// history of actions.
+    pub fn workflow_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .open
+            .values()
+            .map(|e| e.alert_id.clone())
+            .chain(self.snoozed.values().map(|(id, _)| id.clone()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Applies the recorded workflow of episodes [`Self::workflow_ids`] named, before a pass at
+    /// `now`: a closed episode leaves the open set without a `resolved` record, its close time
+    /// becoming the pair's last resolution (`cooldown`); a snooze is remembered until it ends.
+    /// An episode with no actions is absent from `workflows` and keeps its state. Returns how
+    /// many open episodes were closed.
+    pub fn apply_workflow(&mut self, workflows: &[Workflow], now: DateTime<Utc>) -> usize {
+        let pair_of: HashMap<&str, Key> = self
+            .open
+            .iter()
+            .map(|(key, e)| (e.alert_id.as_str(), key.clone()))
+            .chain(self.snoozed.iter().map(|(key, (id, _))| (id.as_str(), key.clone())))
+            .collect();
+        let mut closed = 0;
+        let mut changes = Vec::new();
+        for w in workflows {
+            if let Some(key) = pair_of.get(w.alert_id.as_str()) {
+                changes.push((key.clone(), w));
+            }
+        }
+        for (key, w) in changes {
+            if let Some(at) = w.closed_at {
+                if self.open.get(&key).is_some_and(|e| e.alert_id == w.alert_id) {
+                    self.open.remove(&key);
+                    self.cleared_at.remove(&key);
+                    closed += 1;
+                }
+                let last = self.last_resolved.entry(key.clone()).or_insert(at);
+                *last = (*last).max(at);
+                self.snoozed.remove(&key);
+            } else if w.snoozed_until > 0 {
+                self.snoozed.insert(key, (w.alert_id.clone(), w.snoozed_until));
+            } else {
+                self.snoozed.remove(&key);
+            }
+        }
+        // A run-out snooze of a pair with no open episode has nothing more to hold back.
+        let open = &self.open;
+        self.snoozed.retain(|key, (_, until)| *until as i64 > now.timestamp() || open.contains_key(key));
+        closed
+    }
+
+    /// When the snooze of the pair's open `episode` ended, if it has by `now` and no
+    /// `snooze_ended` record was committed for it yet.
+    fn ended_snooze(&self, key: &Key, episode: &OpenEpisode, now: DateTime<Utc>) -> Option<u32> {
+        let (id, until) = self.snoozed.get(key)?;
+        (*id == episode.alert_id && *until as i64 <= now.timestamp()).then_some(*until)
+    }
+
+    /// Whether a CSM snoozed the pair's episode past `now`.
+    fn snoozed_at(&self, key: &Key, now: DateTime<Utc>) -> bool {
+        self.snoozed.get(key).is_some_and(|(_, until)| *until as i64 > now.timestamp())
     }
 
     /// Open episodes.
@@ -152,15 +241,24 @@ impl Episodes {
                     .last_resolved
                     .get(&key)
                     .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
-                let due = held >= rule.for_duration.as_secs() as i64 && !cooling;
-                let alert = (due && !self.open.contains_key(&key)).then(|| {
-                    let previous = self.last_episode.get(&key).map(String::as_str);
-                    firing(rule, m, finding, previous, now)
-                });
+                // A snooze holds the firing back, not the clock: it fires on the first pass after.
+                let due = held >= rule.for_duration.as_secs() as i64 && !cooling && !self.snoozed_at(&key, now);
+                let alert = match self.open.get(&key) {
+                    Some(episode) => self
+                        .ended_snooze(&key, episode, now)
+                        .map(|until| snooze_ended(rule, m, episode, until, finding.reason.clone(), now)),
+                    None => due.then(|| {
+                        let previous = self.last_episode.get(&key).map(String::as_str);
+                        firing(rule, m, finding, previous, now)
+                    }),
+                };
                 Decision { alert, pending }
             }
             None => {
                 let alert = match (self.open.get(&key), rule.auto_resolve) {
+                    // A snoozed episode stays open: resolving it would let it re-fire (and notify)
+                    // inside the snooze. It resolves on the first pass after, if still quiet.
+                    (Some(_), true) if self.snoozed_at(&key, now) => None,
                     (Some(episode), true) => {
                         // Quiet since this pass if it held until now, else since the recorded
                         // clear: an episode resolves once the condition stayed false for
@@ -174,6 +272,14 @@ impl Episodes {
                     }
                     _ => None,
                 };
+                // Still open after its snooze (not yet quiet for `resolve_after`, or a rule that
+                // does not auto-resolve): the CSM hears that the snooze is over.
+                let alert = alert.or_else(|| {
+                    let episode = self.open.get(&key)?;
+                    let until = self.ended_snooze(&key, episode, now)?;
+                    let reason = format!("No longer true, but not resolved yet: {}", what(rule));
+                    Some(snooze_ended(rule, m, episode, until, reason, now))
+                });
                 Decision { alert, pending: held_since.map(|since| change(since, true)) }
             }
         }
@@ -214,7 +320,11 @@ impl Episodes {
                 self.open.remove(&key);
                 self.last_resolved.insert(key, to_datetime(now));
             }
-            _ => {} // lifecycle records are the console's, never proposed here
+            // Told once: the next workflow read shows the snooze ended (its `alert_actions` row).
+            AlertStatus::SnoozeEnded => {
+                self.snoozed.remove(&key);
+            }
+            _ => {} // the other lifecycle records are the console's, never proposed here
         }
     }
 }
@@ -240,9 +350,49 @@ fn firing(rule: &Rule, m: &MetricsRow, finding: Finding, previous: Option<&str>,
     }
 }
 
+/// The rule in words: its description, else its id.
+fn what(rule: &Rule) -> &str {
+    if rule.description.is_empty() {
+        rule.id.as_str()
+    } else {
+        rule.description.as_str()
+    }
+}
+
+/// The `snooze_ended` lifecycle record of `episode`, whose snooze ran out at `until` while it is
+/// still open. Its action id is derived from the episode and the snooze's end, so a re-send after
+/// a failure carries the same id (the notifier's ledger delivers it once).
+fn snooze_ended(
+    rule: &Rule,
+    m: &MetricsRow,
+    episode: &OpenEpisode,
+    until: u32,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Alert {
+    let name = format!("{}\u{1f}snooze_ended\u{1f}{until}", episode.alert_id);
+    let action = AlertAction {
+        action_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+        by: "uptake".into(),
+        at: now,
+        note: None,
+        snoozed_until: None,
+        assignee: None,
+        close_reason: None,
+    };
+    Alert {
+        status: AlertStatus::SnoozeEnded,
+        resolved_at: None,
+        metrics: rule.when.values(m),
+        reason,
+        action: Some(action),
+        ..resolved(rule, m, episode, now)
+    }
+}
+
 /// The `resolved` record that closes `episode`.
 fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Alert {
-    let what = if rule.description.is_empty() { rule.id.as_str() } else { rule.description.as_str() };
+    let what = what(rule);
     Alert {
         alert_id: episode.alert_id.clone(),
         account_id: m.account_id.clone(),
@@ -262,264 +412,4 @@ fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Ut
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Stage;
-    use crate::rules::RuleSet;
-
-    const RULES: &str = r#"
-[[rule]]
-id = "quiet"
-description = "No login for a week"
-severity = "critical"
-for = "3d"
-cooldown = "15d"
-when = { kind = "inactivity", since = "login", days = 7 }
-
-[[rule]]
-id = "sticky"
-severity = "info"
-auto_resolve = false
-when = { kind = "inactivity", since = "login", days = 7 }
-
-[[rule]]
-id = "patient"
-severity = "warning"
-resolve_after = "3d"
-when = { kind = "inactivity", since = "login", days = 7 }
-"#;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    fn rules() -> Vec<Rule> {
-        RuleSet::parse(RULES).unwrap().rules().to_vec()
-    }
-
-    fn row(days_since_login: u32) -> MetricsRow {
-        MetricsRow {
-            account_id: "quiet-co".into(),
-            lifecycle_stage: Stage::Growth,
-            days_since_last_login: Some(days_since_login),
-            ..Default::default()
-        }
-    }
-
-    /// What `rule` decides on an account `days` without a login, at `at` (nothing committed).
-    fn decide(e: &Episodes, rule: &Rule, days: u32, at: &str) -> Decision {
-        let m = row(days);
-        e.decide(rule, &m, rule.when.check(&m), t(at))
-    }
-
-    /// One successful pass of `rule` at `at`: decide, then commit what was proposed (the pending
-    /// change stored, the record published).
-    fn pass(e: &mut Episodes, rule: &Rule, days: u32, at: &str) -> Option<Alert> {
-        let d = decide(e, rule, days, at);
-        e.commit_pending(d.pending.as_slice());
-        if let Some(a) = &d.alert {
-            e.commit(a, t(at));
-        }
-        d.alert
-    }
-
-    fn status(a: Option<Alert>) -> Option<AlertStatus> {
-        a.map(|a| a.status)
-    }
-
-    fn pending(since: &str, cleared: bool) -> Pending {
-        Pending {
-            account_id: "quiet-co".into(),
-            rule_id: "quiet".into(),
-            since: to_datetime(t(since)),
-            cleared,
-            at: to_datetime(t(since)),
-        }
-    }
-
-    #[test]
-    fn resolve_after_keeps_a_flickering_episode_open() {
-        let patient = &rules()[2];
-        let mut e = Episodes::default();
-        let fired = pass(&mut e, patient, 8, "2026-03-09T18:00:00Z").unwrap();
-        assert_eq!(fired.status, AlertStatus::Firing);
-        // A login on 03-10 clears the condition, but for less than three days: still open.
-        assert_eq!(status(pass(&mut e, patient, 0, "2026-03-10T18:00:00Z")), None);
-        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-12T18:00:00Z")), None, "quiet for 2 days");
-        // It holds again before the three days: the clear is forgotten, still the same episode.
-        assert_eq!(status(pass(&mut e, patient, 8, "2026-03-13T12:00:00Z")), None);
-        assert_eq!(e.open_count(), 1);
-        assert_eq!(status(pass(&mut e, patient, 0, "2026-03-14T18:00:00Z")), None, "cleared again: the clock restarts");
-        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-17T17:59:59Z")), None, "a second short");
-        let resolved = pass(&mut e, patient, 1, "2026-03-17T18:00:00Z").unwrap();
-        assert_eq!((resolved.status, resolved.alert_id), (AlertStatus::Resolved, fired.alert_id));
-    }
-
-    #[test]
-    fn a_restored_clear_of_an_open_episode_keeps_counting() {
-        let patient = &rules()[2];
-        let mut e = Episodes::default();
-        let open = OpenEpisode {
-            alert_id: "a1".into(),
-            account_id: "quiet-co".into(),
-            rule_id: "patient".into(),
-            fired_at: to_datetime(t("2026-03-09T18:00:00Z")),
-        };
-        let cleared = Pending {
-            rule_id: "patient".into(),
-            at: to_datetime(t("2026-03-10T18:00:00Z")),
-            ..pending("2026-03-02T18:00:00Z", true)
-        };
-        e.restore(Recorded { open: vec![open], history: Vec::new(), pending: vec![cleared] });
-        assert_eq!(status(pass(&mut e, patient, 1, "2026-03-12T18:00:00Z")), None);
-        assert_eq!(
-            status(pass(&mut e, patient, 1, "2026-03-13T18:00:00Z")),
-            Some(AlertStatus::Resolved),
-            "3 days after the recorded clear"
-        );
-    }
-
-    #[test]
-    fn for_fires_exactly_when_the_condition_held_that_long() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None, "held since now");
-        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T18:00:00Z")), None, "held 2 days");
-        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T17:59:59Z")), None, "a second short of 3 days");
-        let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
-        assert_eq!((fired.status, fired.reason.as_str()), (AlertStatus::Firing, "No login for 10 days"));
-        assert_eq!(fired.fired_at, t("2026-03-11T18:00:00Z"));
-        assert_eq!(status(pass(&mut e, quiet, 11, "2026-03-12T18:00:00Z")), None, "same episode: no second firing");
-        assert_eq!(e.open_count(), 1);
-    }
-
-    #[test]
-    fn only_changes_of_the_pending_state_are_proposed() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        let first = decide(&e, quiet, 7, "2026-03-08T18:00:00Z");
-        assert_eq!(first.pending, Some(pending("2026-03-08T18:00:00Z", false)), "starts holding");
-        e.commit_pending(first.pending.as_slice());
-        assert_eq!(decide(&e, quiet, 8, "2026-03-09T18:00:00Z").pending, None, "still holding: nothing to store");
-        let clear = decide(&e, quiet, 0, "2026-03-10T18:00:00Z");
-        let cleared_now =
-            Pending { at: to_datetime(t("2026-03-10T18:00:00Z")), ..pending("2026-03-08T18:00:00Z", true) };
-        assert_eq!(clear.pending, Some(cleared_now), "stops holding (since kept, when it stopped)");
-        e.commit_pending(clear.pending.as_slice());
-        assert_eq!(e.pending_count(), 0);
-        assert_eq!(decide(&e, quiet, 0, "2026-03-11T18:00:00Z"), Decision::default(), "still clear: nothing");
-    }
-
-    #[test]
-    fn a_clear_pass_restarts_the_clock() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None);
-        assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-10T18:00:00Z")), None, "a login");
-        assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-17T18:00:00Z")), None, "holds again: the clock restarts");
-        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-19T18:00:00Z")), None, "9 days since 03-08, 2 held");
-        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-20T18:00:00Z")), Some(AlertStatus::Firing));
-    }
-
-    #[test]
-    fn without_for_a_rule_fires_on_the_first_pass_it_holds() {
-        let sticky = &rules()[1];
-        let mut e = Episodes::default();
-        assert_eq!(status(pass(&mut e, sticky, 6, "2026-03-08T18:00:00Z")), None);
-        assert_eq!(status(pass(&mut e, sticky, 7, "2026-03-09T18:00:00Z")), Some(AlertStatus::Firing));
-    }
-
-    #[test]
-    fn auto_resolve_closes_the_episode_with_its_id() {
-        let rules = rules();
-        let (quiet, sticky) = (&rules[0], &rules[1]);
-        let mut e = Episodes::default();
-        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
-        let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
-        assert_eq!(resolved.status, AlertStatus::Resolved);
-        assert_eq!(resolved.alert_id, fired.alert_id, "firing and resolved share the episode id");
-        assert_eq!(resolved.fired_at, fired.fired_at);
-        assert_eq!(resolved.reason, "No longer true: No login for a week");
-        assert_eq!(e.open_count(), 0);
-
-        assert_eq!(status(pass(&mut e, sticky, 8, "2026-03-09T18:00:00Z")), Some(AlertStatus::Firing));
-        assert_eq!(status(pass(&mut e, sticky, 0, "2026-03-12T18:00:00Z")), None, "auto_resolve = false");
-        assert_eq!(e.open_count(), 1);
-    }
-
-    #[test]
-    fn cooldown_holds_the_next_episode_back() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        let first = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
-        pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
-        for (days, at) in [(8, "2026-03-20T18:00:00Z"), (9, "2026-03-21T18:00:00Z"), (14, "2026-03-26T18:00:00Z")] {
-            assert_eq!(status(pass(&mut e, quiet, days, at)), None, "{at}: inside the 15-day cooldown");
-        }
-        let second = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
-        assert_eq!(second.status, AlertStatus::Firing, "past the cooldown (resolved 03-12 18:00 + 15 d), held 8 d");
-        assert_ne!(second.alert_id, first.alert_id, "a new episode, a new id");
-        assert_eq!(
-            second.alert_id,
-            Alert::episode_id("quiet-co", "quiet", Some(&first.alert_id)),
-            "chained from the first"
-        );
-    }
-
-    #[test]
-    fn an_uncommitted_pass_changes_nothing() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        // Storing the pending start failed: the pass did not happen, the clock starts later.
-        let lost = decide(&e, quiet, 7, "2026-03-07T18:00:00Z");
-        assert_eq!(lost.pending, Some(pending("2026-03-07T18:00:00Z", false)));
-        pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
-        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-10T18:00:00Z")), None, "held 2 days, not 3");
-        // Publishing failed: nothing committed, the same record is proposed again.
-        let first = decide(&e, quiet, 10, "2026-03-11T18:00:00Z").alert.unwrap();
-        let again = decide(&e, quiet, 10, "2026-03-11T18:00:30Z").alert.unwrap();
-        assert_eq!(again.alert_id, first.alert_id);
-        assert_eq!(e.open_count(), 0);
-    }
-
-    #[test]
-    fn a_restored_pending_start_is_honoured() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        let other = Pending { rule_id: "sticky".into(), ..pending("2026-03-01T18:00:00Z", true) };
-        e.restore(Recorded { pending: vec![pending("2026-03-08T18:00:00Z", false), other], ..Default::default() });
-        assert_eq!(e.pending_count(), 1, "a cleared pair is not pending");
-        let d = decide(&e, quiet, 10, "2026-03-11T17:59:59Z");
-        assert_eq!(d, Decision::default(), "not yet, and the start is already stored");
-        assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z")), Some(AlertStatus::Firing), "since + 3 d");
-    }
-
-    #[test]
-    fn restored_state_is_neither_re_fired_nor_forgotten() {
-        let quiet = &rules()[0];
-        let mut e = Episodes::default();
-        let open = OpenEpisode {
-            alert_id: "a1".into(),
-            account_id: "quiet-co".into(),
-            rule_id: "quiet".into(),
-            fired_at: to_datetime(t("2026-03-09T18:00:00Z")),
-        };
-        let history = EpisodeHistory {
-            account_id: "quiet-co".into(),
-            rule_id: "quiet".into(),
-            last_alert_id: "a1".into(),
-            last_resolved: 0,
-        };
-        let held = pending("2026-03-06T18:00:00Z", false);
-        e.restore(Recorded { open: vec![open], history: vec![history], pending: vec![held] });
-        assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-11T18:00:00Z")), None, "a restart does not re-fire");
-        let resolved = pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z").unwrap();
-        assert_eq!((resolved.alert_id.as_str(), resolved.fired_at), ("a1", t("2026-03-09T18:00:00Z")));
-        // After the cooldown, the next episode is chained from the restored one.
-        pass(&mut e, quiet, 13, "2026-03-25T18:00:00Z");
-        let next = pass(&mut e, quiet, 16, "2026-03-28T18:00:00Z").unwrap();
-        assert_eq!(next.alert_id, Alert::episode_id("quiet-co", "quiet", Some("a1")));
-    }
-}
+mod tests;

@@ -2,6 +2,9 @@
 //! hands them to its [`AlertSink`], runs the rules through the episode state machine
 //! ([`Episodes`]) and publishes the alert state changes.
 //!
+//! Before every pass the CSM workflow of the open episodes is read: a closure ends an episode,
+//! a snooze holds it (docs/architecture.md#alert-workflow).
+//!
 //! Open episodes and pending conditions are read back from the sink (the `alerts` and
 //! `alert_pending` tables) at start and after every rebalance, so a restart or a partition
 //! moving to another instance neither re-fires an open episode, forgets it, nor restarts the
@@ -27,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::rules::RuleSet;
 use crate::sink::{AlertSink, LiveSink};
-use crate::store::{AlertRow, Changed, History, Store};
+use crate::store::{ActionRow, AlertRow, Changed, History, Store};
 use crate::AggregatorError;
 
 /// How long before the last pass's start an incremental pass looks for stored events: an insert
@@ -43,6 +46,10 @@ pub struct PassReport {
     pub full: bool,
     pub fired: Vec<Alert>,
     pub resolved: Vec<Alert>,
+    /// Open episodes a CSM closed since the last pass (dropped without a `resolved` record).
+    pub closed: usize,
+    /// `snooze_ended` records: open episodes whose snooze ran out.
+    pub snooze_ended: Vec<Alert>,
     /// Conditions that started or stopped holding (rows stored in `alert_pending`).
     pub pending_changes: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
@@ -163,6 +170,23 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(())
     }
 
+    /// Reads the CSM workflow of the episodes the state machine holds (the open and the snoozed
+    /// ones: a key lookup, whatever the history) and applies it before the pass decides
+    /// anything, so a closure or a snooze counts from the first pass after it was recorded —
+    /// also right after a restart. Returns how many open episodes were closed.
+    async fn apply_workflow(&mut self, now: DateTime<Utc>) -> Result<usize, AggregatorError> {
+        let ids = self.episodes.workflow_ids();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let workflows = self.sink.workflow(&ids).await?;
+        let closed = self.episodes.apply_workflow(&workflows, now);
+        if closed > 0 {
+            tracing::info!(closed, "open alert episodes closed by a CSM");
+        }
+        Ok(closed)
+    }
+
     /// Stores the `alerts` rows a failed INSERT left behind, before anything else reads the
     /// table. Until it succeeds no pass runs: a pass would re-fire episodes the table does not
     /// show yet (the same ids, but a repeat on the topic all the same).
@@ -211,6 +235,7 @@ impl<S: AlertSink> Evaluator<S> {
         };
         self.record_unrecorded().await?;
         self.refresh_episodes().await?;
+        let closed = self.apply_workflow(now).await?;
         let partitions = self.ownership.partitions();
         let clock = self.store.clock().await?;
         let changed = self.changed(now);
@@ -230,7 +255,7 @@ impl<S: AlertSink> Evaluator<S> {
             self.past_health = Some((day, self.sink.health_on(day).await?));
         }
         lap(&mut timings.queries);
-        let mut report = PassReport { full: changed.is_none(), ..Default::default() };
+        let mut report = PassReport { full: changed.is_none(), closed, ..Default::default() };
         // In chunks of accounts, so that what a pass holds does not grow with the accounts an
         // instance owns.
         let mut rest = accounts;
@@ -273,6 +298,8 @@ impl<S: AlertSink> Evaluator<S> {
             rules_ms = timings.rules.as_millis() as u64,
             fired = report.fired.len(),
             resolved = report.resolved.len(),
+            closed = report.closed,
+            snooze_ended = report.snooze_ended.len(),
             "evaluation pass"
         );
         self.metrics.accounts_evaluated.set(report.accounts as i64);
@@ -323,7 +350,14 @@ impl<S: AlertSink> Evaluator<S> {
                 pending.extend(decision.pending);
             }
         }
-        let records = alerts.iter().map(|a| AlertRow::new(a, now)).collect::<Result<Vec<_>, _>>()?;
+        // The rules' records go to `alerts`; a `snooze_ended` record is a workflow action and goes
+        // to `alert_actions` (which ends the snooze for the next workflow read).
+        let records = alerts
+            .iter()
+            .filter(|a| !a.status.is_lifecycle())
+            .map(|a| AlertRow::new(a, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let actions: Vec<ActionRow> = alerts.iter().filter_map(|a| ActionRow::of(a, now)).collect();
         self.sink.record_pending(&pending, now).await?;
         self.episodes.commit_pending(&pending);
         report.pending_changes += pending.len();
@@ -333,9 +367,12 @@ impl<S: AlertSink> Evaluator<S> {
             match alert.status {
                 schemas::alert::AlertStatus::Firing => report.fired.push(alert),
                 schemas::alert::AlertStatus::Resolved => report.resolved.push(alert),
-                _ => {} // the evaluator proposes only firing and resolved records
+                _ => report.snooze_ended.push(alert),
             }
         }
+        // Published and committed but not stored: the snooze is read again on the next pass and
+        // the record proposed again with the same action id (the notifier's ledger drops it).
+        self.sink.record_actions(&actions).await?;
         if records.is_empty() {
             return Ok(());
         }

@@ -351,6 +351,32 @@ impl Condition {
         self.metrics(&mut metrics);
         metrics.into_iter().filter_map(|metric| metric.read(m).map(|v| (metric.name().to_owned(), v))).collect()
     }
+
+    /// The condition in words, for people reading the rule set (the console's Rules page).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Threshold { metric, op, value } => format!("{} {} {}", metric.name(), op.words(), number(*value)),
+            Self::Change { name, window, at_most_pct, min_base, .. } => format!(
+                "{name} over {window} changed by at most {} % vs the previous {window} (from at least {})",
+                number(*at_most_pct),
+                number(*min_base)
+            ),
+            Self::Baseline { name, window, at_most_pct, at_least_pct, min_baseline, .. } => {
+                let floor = at_least_pct.map(|p| format!(" and at least {} %", number(p))).unwrap_or_default();
+                format!(
+                    "{name} over {window} at most {} %{floor} vs the account's usual (usual at least {})",
+                    number(*at_most_pct),
+                    number(*min_baseline)
+                )
+            }
+            Self::Inactivity { since, days } => {
+                let what = if *since == Since::Login { "login" } else { "activity" };
+                format!("no {what} for at least {days} days")
+            }
+            Self::All(parts) => parts.iter().map(|p| format!("({})", p.describe())).collect::<Vec<_>>().join(" and "),
+            Self::Any(parts) => parts.iter().map(|p| format!("({})", p.describe())).collect::<Vec<_>>().join(" or "),
+        }
+    }
 }
 
 impl Rule {

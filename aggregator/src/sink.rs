@@ -1,8 +1,8 @@
 //! Where an evaluation pass's output goes (docs/architecture.md#alert-sink): its metrics rows,
 //! its pending changes (since when each rule's condition holds), its alert records (published,
-//! then recorded), and the recorded state it starts from. Production publishes to Kafka and
-//! records in ClickHouse ([`LiveSink`]); a backtest or a unit test collects what it would have
-//! sent ([`CollectingSink`]) and starts from nothing recorded.
+//! then recorded), and the recorded state it starts from, with the CSM workflow of its episodes.
+//! Production publishes to Kafka and records in ClickHouse ([`LiveSink`]); a backtest or a unit
+//! test collects what it would have sent ([`CollectingSink`]) and starts from nothing recorded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -13,10 +13,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::Alert;
 
-use crate::episode::{Pending, Recorded};
+use crate::episode::{Pending, Recorded, Workflow};
 use crate::metrics::Metrics;
 use crate::model::{epoch_day_plus, MetricsRow};
-use crate::store::{AlertRow, PendingRow, Store};
+use crate::store::{ActionRow, AlertRow, PendingRow, Store};
 use crate::AggregatorError;
 
 /// The evaluator's output.
@@ -24,6 +24,10 @@ pub trait AlertSink: Send + Sync + 'static {
     /// The recorded open episodes, episode history and pending conditions, read at start and
     /// after a rebalance.
     fn recorded_episodes(&self) -> impl Future<Output = Result<Recorded, AggregatorError>> + Send;
+
+    /// The recorded CSM workflow of the episodes `alert_ids` (those with any action), read before
+    /// every pass.
+    fn workflow(&self, alert_ids: &[String]) -> impl Future<Output = Result<Vec<Workflow>, AggregatorError>> + Send;
 
     /// Stores a pass's pending changes (recorded at `now`), before they change the episodes.
     fn record_pending(
@@ -43,6 +47,10 @@ pub trait AlertSink: Send + Sync + 'static {
 
     /// Records published alert records (the `alerts` table).
     fn record(&self, rows: &[AlertRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
+
+    /// Records the workflow actions of published lifecycle records (`snooze_ended`: the
+    /// `alert_actions` table).
+    fn record_actions(&self, rows: &[ActionRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 }
 
 /// Production: alert records to the alerts topic, rows to ClickHouse.
@@ -66,6 +74,13 @@ impl AlertSink for LiveSink {
             history: self.store.episode_history().await?,
             pending: self.store.pending().await?,
         })
+    }
+
+    async fn workflow(&self, alert_ids: &[String]) -> Result<Vec<Workflow>, AggregatorError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store.workflow_of(alert_ids).await
     }
 
     async fn record_pending(&self, changes: &[Pending], now: DateTime<Utc>) -> Result<(), AggregatorError> {
@@ -119,6 +134,13 @@ impl AlertSink for LiveSink {
         }
         self.store.insert_rows("alerts", rows).await
     }
+
+    async fn record_actions(&self, rows: &[ActionRow]) -> Result<(), AggregatorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.store.insert_rows("alert_actions", rows).await
+    }
 }
 
 /// Keeps the alert records it is given and starts from nothing recorded: backtests and unit
@@ -153,6 +175,11 @@ impl AlertSink for CollectingSink {
         Ok(Recorded::default())
     }
 
+    /// A replay has no CSMs: nothing was snoozed or closed.
+    async fn workflow(&self, _alert_ids: &[String]) -> Result<Vec<Workflow>, AggregatorError> {
+        Ok(Vec::new())
+    }
+
     async fn record_pending(&self, _changes: &[Pending], _now: DateTime<Utc>) -> Result<(), AggregatorError> {
         Ok(())
     }
@@ -181,6 +208,10 @@ impl AlertSink for CollectingSink {
     }
 
     async fn record(&self, _rows: &[AlertRow]) -> Result<(), AggregatorError> {
+        Ok(())
+    }
+
+    async fn record_actions(&self, _rows: &[ActionRow]) -> Result<(), AggregatorError> {
         Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! routing by severity, status and CSM owner; exactly one answered delivery per alert record and
 //! webhook across a crash of the notifier in the middle of a delivery (and a record the
 //! aggregator published twice); a failing receiver gets its retries, then the alert is parked
-//! on the dead-letter topic and counted.
+//! on the dead-letter topic and counted; the CSM workflow: a snoozed episode's records are held
+//! back (ledger outcome `snoozed`) until the snooze ends, lifecycle records are delivered with
+//! their wording, and every delivery links to the console.
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
@@ -12,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::metrics::Metrics;
-use aggregator::store::Store;
+use aggregator::store::{ActionRow, Store};
 use aggregator::AggregatorConfig;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use schemas::alert::{Alert, AlertStatus, Severity};
+use schemas::alert::{Alert, AlertAction, AlertStatus, Severity};
 use serde_json::Value;
 use testkit::Stack;
 use tokio::sync::Notify;
@@ -323,4 +325,111 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
     task.await.unwrap();
     assert_eq!(parked, 6, "the new alert was handled after the restart");
     assert_eq!(rx.log().len(), log.len() + 4, "only the new alert's 3 + 1 attempts after the restart");
+}
+
+/// A lifecycle record of `episode`: `status` by dana at `at`.
+fn acted(episode: &Alert, status: AlertStatus, id: &str, at: &str, tweak: impl FnOnce(&mut AlertAction)) -> Alert {
+    let mut action = AlertAction {
+        action_id: id.into(),
+        by: "dana@vendor.example".into(),
+        at: at.parse().unwrap(),
+        note: None,
+        snoozed_until: None,
+        assignee: None,
+        close_reason: None,
+    };
+    tweak(&mut action);
+    Alert { status, action: Some(action), ..episode.clone() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_snoozed_episode_notifies_nothing_until_the_snooze_ends_and_deliveries_link_to_the_console() {
+    let stack = Stack::from_env("notifier_snooze");
+    let rx = Receiver::default();
+    let url = rx.clone().start().await;
+    let hooks = vec![
+        hook("all", format!("{url}/ok/all"), WebhookFormat::Json),
+        hook("chat", format!("{url}/ok/chat"), WebhookFormat::Slack),
+    ];
+    let (mut cfg, store, producer) = setup(&stack, hooks).await;
+    cfg.notifier.console_base_url = Some("https://uptake.example.com/".into());
+    cfg.validate().unwrap();
+
+    // Fired at 08:00, snoozed at 09:00 until 05-06 00:00 (the console stores the action, then
+    // publishes it); acknowledged and resolved inside the snooze; assigned after it.
+    let fired = alert(5, AlertStatus::Firing);
+    let snoozed = acted(&fired, AlertStatus::Snoozed, "s1", "2026-05-04T09:00:00Z", |a| {
+        a.snoozed_until = Some("2026-05-06T00:00:00Z".parse().unwrap());
+        a.note = Some("customer on holiday".into());
+    });
+    let acknowledged = acted(&fired, AlertStatus::Acknowledged, "k1", "2026-05-05T10:00:00Z", |_| {});
+    let mut resolved = alert(5, AlertStatus::Resolved);
+    resolved.resolved_at = Some("2026-05-05T12:00:00Z".parse().unwrap());
+    let assigned =
+        acted(&fired, AlertStatus::Assigned, "g1", "2026-05-06T00:00:01Z", |a| a.assignee = Some("sam".into()));
+    let row = ActionRow::of(&snoozed, chrono::Utc::now()).unwrap();
+    store.insert_rows("alert_actions", &[row]).await.unwrap();
+    let records = [fired.clone(), snoozed.clone(), acknowledged.clone(), resolved.clone(), assigned.clone()];
+    publish(&producer, &cfg.kafka.alerts_topic, &records).await;
+
+    let metrics = Arc::new(Metrics::new());
+    let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
+    let ledger_sql = format!("SELECT count() AS n FROM {}.notifications", stack.database());
+    let rows = stack.wait_for_count(&ledger_sql, 10, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // room for any wrong extra delivery
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    assert_eq!(rows, 10, "five records × two webhooks");
+
+    // Delivered: the firing (before the snooze), the snooze itself, the assignment after it.
+    let sent = [&fired, &snoozed, &assigned].map(|a| a.record_id());
+    let mut want: Vec<(String, String)> =
+        ["all", "chat"].iter().flat_map(|h| sent.iter().map(move |id| (h.to_string(), id.clone()))).collect();
+    want.sort();
+    let answered = rx.answered();
+    assert_eq!(answered.keys().cloned().collect::<Vec<_>>(), want, "nothing inside the snooze");
+    assert!(answered.values().all(|n| *n == 1));
+    assert_eq!(sent[2], format!("{}:assigned:g1", fired.alert_id), "lifecycle ids carry the action id");
+
+    // Held back: in the ledger as `snoozed`, and counted.
+    let held = stack
+        .query(&format!(
+            "SELECT webhook, status, outcome FROM {}.notifications WHERE outcome != 'delivered' ORDER BY status, webhook",
+            stack.database()
+        ))
+        .await;
+    let held: Vec<(String, String, String)> = held
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap().to_owned();
+            (f("webhook"), f("status"), f("outcome"))
+        })
+        .collect();
+    let snz = |h: &str, s: &str| (h.to_owned(), s.to_owned(), "snoozed".to_owned());
+    assert_eq!(
+        held,
+        [snz("all", "acknowledged"), snz("chat", "acknowledged"), snz("all", "resolved"), snz("chat", "resolved")]
+    );
+    assert_eq!(metrics.notifications.with_label_values(&["all", "snoozed"]).get(), 2);
+    assert_eq!(metrics.notifications.with_label_values(&["chat", "delivered"]).get(), 3);
+
+    // Every delivery links to the account page; Slack says who did what.
+    let log = rx.log();
+    let page = "https://uptake.example.com/accounts/acct-5";
+    for r in log.iter().filter(|r| r.hook == "all") {
+        assert_eq!(r.body["alert"]["console_url"], page, "{:?}", r.body);
+    }
+    let slack_of = |id: &str| log.iter().find(|r| r.hook == "chat" && r.idempotency_key == id).unwrap().body.clone();
+    let body = slack_of(&sent[2]);
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(":bust_in_silhouette: *dana@vendor.example* assigned the alert for *acct-5* to *sam*"),
+        "{text}"
+    );
+    let button = body["blocks"].as_array().unwrap().last().unwrap()["elements"][0].clone();
+    assert_eq!((button["text"]["text"].as_str(), button["url"].as_str()), (Some("Open in uptake"), Some(page)));
+    let body = slack_of(&sent[1]);
+    assert!(body["text"].as_str().unwrap().contains("snoozed the alert for *acct-5* until 2026-05-06 00:00 UTC"));
+    assert_eq!(body["blocks"][1]["text"]["text"], "> customer on holiday");
 }

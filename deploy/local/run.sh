@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=$ROOT/.uptake
 PIDS=$STATE/pids
-KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081 INGEST_ADMIN_PORT=8082
+KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081 INGEST_ADMIN_PORT=8082 CONSOLE_PORT=8090
 WRITE_KEY=uptake-dev-key
 TOPICS=(usage-events usage-alerts usage-events-dlq usage-alerts-dlq)
 BIN=$ROOT/target/release
@@ -39,7 +39,7 @@ up() {
   ensure_clickhouse
   ensure_tansu
 
-  step "Building ingest and aggregator (release)"
+  step "Building ingest, aggregator and console (release)"
   (cd "$ROOT" && cargo build --release --locked --bins 2>&1 |
     grep -E --line-buffered '^ *(Compiling|Finished|error|warning)') || die "build failed"
 
@@ -60,12 +60,17 @@ up() {
   start ingest "$STATE/logs/ingest.log" "$STATE" \
     env UPTAKE_LOG_FORMAT=json "$BIN/ingest" --config "$ROOT/deploy/local/ingest.toml"
   wait_http ingest "http://127.0.0.1:$INGEST_ADMIN_PORT/readyz" 30
+  step "Starting the CSM console on http://127.0.0.1:$CONSOLE_PORT"
+  start console "$STATE/logs/console.log" "$STATE" \
+    env UPTAKE_LOG_FORMAT=json "$BIN/console" --config "$ROOT/deploy/local/console.toml" serve
+  wait_http console "http://127.0.0.1:$CONSOLE_PORT/readyz" 30
 
   step "uptake is running"
   info "send events:  curl -u $WRITE_KEY: http://127.0.0.1:$INGEST_PORT/v1/events -H 'Content-Type: application/json' \\"
   info "                -d '{\"kind\":\"login\",\"account_id\":\"acme\",\"user_id\":\"u1\"}'"
   info "write key:    $WRITE_KEY   (local use only)"
   info "query:        clickhouse-client --port $CH_TCP -q 'SELECT * FROM uptake.account_metrics FINAL'"
+  info "console:      http://127.0.0.1:$CONSOLE_PORT   sign in as dana@vendor.example / uptake-demo (local use only)"
   info "status/stop:  deploy/local/run.sh status | stop"
 }
 
@@ -123,14 +128,18 @@ demo() {
   # --store: the console's Rules page shows the latest stored score.
   "$BIN/aggregator" --config "$ROOT/deploy/local/aggregator.toml" backtest --from "$from" --to "$to" --score --store \
     2>/dev/null | sed 's/^/    /'
+  step "The CSM console"
+  info "open http://127.0.0.1:$CONSOLE_PORT and sign in as dana@vendor.example / uptake-demo (local use only;"
+  info "sam@, lee@ and ana@vendor.example too): the book, the alert inbox, account pages, the rules"
   info "The stack keeps running: deploy/local/run.sh status | stop"
 }
 
 status() {
   local name port
-  for name in broker clickhouse aggregator ingest; do
+  for name in broker clickhouse aggregator ingest console; do
     case $name in
       broker) port=$KAFKA_PORT ;; clickhouse) port=$CH_HTTP ;; aggregator) port=$ADMIN_PORT ;; ingest) port=$INGEST_PORT ;;
+      console) port=$CONSOLE_PORT ;;
     esac
     if is_running "$name"; then
       printf '    %-11s running   pid %-7s 127.0.0.1:%s\n' "$name" "$(pid_of "$name")" "$port"
@@ -145,6 +154,7 @@ status() {
 stop_all() {
   step "Stopping uptake (only the processes recorded in $PIDS)"
   # Front to back: no new events, then drain the aggregator, then the stores.
+  stop console
   stop ingest
   stop aggregator
   stop clickhouse

@@ -85,4 +85,13 @@ impl AlertSink for HistorySink {
     async fn record(&self, _rows: &[AlertRow]) -> Result<(), AggregatorError> {
         Ok(())
     }
+
+    /// A backfill replays the past: no CSM worked those episodes.
+    async fn workflow(&self, _alert_ids: &[String]) -> Result<Vec<crate::episode::Workflow>, AggregatorError> {
+        Ok(Vec::new())
+    }
+
+    async fn record_actions(&self, _rows: &[crate::store::ActionRow]) -> Result<(), AggregatorError> {
+        Ok(())
+    }
 }

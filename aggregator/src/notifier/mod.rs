@@ -8,6 +8,12 @@
 //! aggregator, finds its ledger rows and is not sent again. The one window left — a crash after
 //! the receiver's 2xx and before the ledger write — is covered by the `Idempotency-Key` header.
 //!
+//! Lifecycle records of the CSM workflow are delivered like the rules' records, with one
+//! exception: a record of an episode that was snoozed at the record's own time (its firing,
+//! resolution or action time) is not sent — its ledger rows say `snoozed`, so analysts see what
+//! was held back (docs/architecture.md#alert-workflow). With `console_base_url` set, every
+//! delivered record carries the account page's address (`console_url`).
+//!
 //! Records are handled one at a time, in partition order, so a CSM sees an episode's `firing`
 //! before its `resolved`. Webhooks of one record are served concurrently, so a failing webhook
 //! delays the others only by its retries, and never loses them anything.
@@ -23,7 +29,7 @@ use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, TopicPartitionList};
-use schemas::alert::Alert;
+use schemas::alert::{Alert, AlertStatus};
 use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
 use schemas::topics::{HEADER_ATTEMPTS, HEADER_ERROR, HEADER_WEBHOOK};
@@ -49,6 +55,8 @@ pub struct Notifier {
     sender: deliver::Sender,
     webhooks: Vec<WebhookConfig>,
     alerts_topic: String,
+    /// `notifier.console_base_url` without its trailing `/`.
+    console_base: Option<String>,
 }
 
 impl Notifier {
@@ -71,6 +79,7 @@ impl Notifier {
             sender,
             webhooks: cfg.notifier.webhooks.clone(),
             alerts_topic: cfg.kafka.alerts_topic.clone(),
+            console_base: cfg.notifier.console_base().map(str::to_owned),
         })
     }
 
@@ -150,9 +159,48 @@ impl Notifier {
         for hook in served {
             self.metrics.notifications.with_label_values(&[&hook.name, "already_delivered"]).inc();
         }
+        if todo.is_empty() {
+            return Ok(true);
+        }
+        match self.snoozed(alert, shutdown).await {
+            None => return Ok(false),
+            Some(true) => {
+                // Held back, and recorded as such: a replay finds the rows and does not send it.
+                for hook in todo {
+                    if !self.record(hook, alert, &id, ("snoozed", 0, String::new()), shutdown.clone()).await {
+                        return Ok(false);
+                    }
+                }
+                return Ok(true);
+            }
+            Some(false) => {}
+        }
+        let mut linked;
+        let alert = match &self.console_base {
+            Some(base) => {
+                linked = alert.clone();
+                linked.console_url = Some(payload::console_url(base, &alert.account_id));
+                &linked
+            }
+            None => alert,
+        };
         let served =
             join_all(todo.into_iter().map(|hook| self.serve(hook, alert, payload, &id, shutdown.clone()))).await;
         Ok(served.into_iter().all(|done| done))
+    }
+
+    /// Whether `alert`'s episode was snoozed at the record's own time, as `alert_actions` says;
+    /// `None` when shutdown came first. The `snoozed`, `snooze_ended` and `closed` records are
+    /// never held: they are the news about the snooze itself.
+    async fn snoozed(&self, alert: &Alert, shutdown: &mut watch::Receiver<bool>) -> Option<bool> {
+        let at = match alert.status {
+            AlertStatus::Snoozed | AlertStatus::SnoozeEnded | AlertStatus::Closed => return Some(false),
+            AlertStatus::Firing => alert.fired_at,
+            AlertStatus::Resolved => alert.resolved_at.unwrap_or(alert.fired_at),
+            AlertStatus::Acknowledged | AlertStatus::Assigned => alert.action.as_ref().map_or(alert.fired_at, |a| a.at),
+        };
+        let until = self.until_ok(shutdown, || self.store.snoozed_until_at(&alert.alert_id, at)).await?;
+        Some(i64::from(until) > at.timestamp())
     }
 
     /// Delivers to one webhook (parking the record when that fails for good) and writes its
@@ -180,6 +228,19 @@ impl Notifier {
             }
             Outcome::Interrupted => return false,
         };
+        self.record(hook, alert, id, (outcome, attempts, error), shutdown).await
+    }
+
+    /// Counts how a record ended for one webhook — `(outcome, attempts, error)` — and writes its
+    /// ledger row. False when shutdown came before the row was written.
+    async fn record(
+        &self,
+        hook: &WebhookConfig,
+        alert: &Alert,
+        id: &str,
+        (outcome, attempts, error): (&str, u32, String),
+        mut shutdown: watch::Receiver<bool>,
+    ) -> bool {
         self.metrics.notifications.with_label_values(&[&hook.name, outcome]).inc();
         let row = NotificationRow {
             delivery_id: id.to_owned(),

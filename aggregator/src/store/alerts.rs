@@ -100,10 +100,13 @@ struct HistoryRow {
 
 impl Store {
     /// Alert episodes whose latest record is `firing`. A resolved record wins a tie in time.
+    /// Only the rules' records count: a lifecycle row someone stored here must not hide an
+    /// episode (closures come from `alert_actions`, [`Store::workflow_of`]).
     pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
         let sql = format!(
             "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
              FROM {db}.alerts
+             WHERE status IN ('firing', 'resolved')
              GROUP BY alert_id
              HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
             db = self.db
@@ -130,6 +133,7 @@ impl Store {
                     argMax(alert_id, toUInt64(recorded_at) * 2 + (status = 'firing')) AS last_alert_id,
                     toUInt32(maxIf(recorded_at, status = 'resolved')) AS last_resolved
              FROM {db}.alerts
+             WHERE status IN ('firing', 'resolved')
              GROUP BY account_id, rule_id",
             db = self.db
         );

@@ -1,6 +1,7 @@
 //! ClickHouse access — all of uptake's SQL: migrations and event inserts here, the evaluation's
 //! input queries in [`inputs`], alert history and pending conditions in [`alerts`], recorded
-//! outcomes in [`outcomes`], the daily health history in [`health`] (docs/architecture.md#layers).
+//! outcomes in [`outcomes`], the daily health history in [`health`], the CSM workflow in
+//! [`workflow`] (docs/architecture.md#layers).
 //!
 //! Validation is off (`with_validation(false)`): the crate's schema probes use formats ClickHouse
 //! 18.16 lacks. The row structs below therefore must match the DDL in `schemas/sql` by hand; the
@@ -20,12 +21,14 @@ mod inputs;
 mod outcomes;
 mod scores;
 mod windows;
+mod workflow;
 
 pub use alerts::{AlertRow, PendingRow};
 pub use health::HealthDayRow;
 pub use inputs::{Changed, History, InputQueries, LifetimeRow};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 pub use scores::BacktestScoreRow;
+pub use workflow::ActionRow;
 
 /// One row of `events`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
@@ -111,7 +114,7 @@ pub struct NotificationRow {
     pub account_id: String,
     pub rule_id: String,
     pub severity: String,
-    /// `delivered` or `dead_lettered`.
+    /// `delivered`, `dead_lettered`, or `snoozed` (held back: its episode was snoozed).
     pub outcome: String,
     pub attempts: u32,
     pub error: String,

@@ -6,6 +6,7 @@
 //! throwaway topics and databases on the running broker and ClickHouse, so a running demo stack
 //! is left alone; it measures their CPU time and peak RSS through /proc and stops them by pid.
 
+mod console;
 mod data;
 mod eval;
 pub mod history;
@@ -206,6 +207,10 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
             return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
         }
         r.evaluation.push((*accounts, took, phases));
+    }
+    if filled > 0 {
+        progress(&format!("  console pages, {filled} accounts"));
+        r.console = console::run(&eval_cfg, &eval_store, filled).await?;
     }
     // A case with the book of the case before it (same accounts and days, other owners) reuses it.
     let mut book: Option<(history::Case, AggregatorConfig, Store)> = None;

@@ -37,6 +37,8 @@ pub struct Report {
     pub evaluation: Vec<(usize, Duration, aggregator::evaluator::PassTimings)>,
     /// The history cases, in order (`bench/history.rs`).
     pub history: Vec<super::history::Measured>,
+    /// The console's pages on the largest evaluation book (`bench/console.rs`).
+    pub console: Vec<super::console::PageTimes>,
     pub ingest_usage: Usage,
     pub aggregator_usage: Usage,
 }
@@ -201,6 +203,18 @@ impl Report {
             );
         }
         self.history_lines(&mut push);
+        for (i, p) in self.console.iter().enumerate() {
+            // The figure is the first page (the book) on 10,000 accounts.
+            let target = i == 0 && p.accounts == 10_000;
+            push(
+                &format!("console: {}, {} accounts, p50 / p95", p.page, p.accounts),
+                format!("{} / {}", ms(p.p50()), ms(p.p95())),
+                format!("{} requests, {} KB of HTML, loopback HTTP", p.times.len(), p.bytes / 1024),
+                None,
+                if target { "p95 < 300 ms" } else { "" },
+                target.then(|| p.p95() < Duration::from_millis(300)),
+            );
+        }
         let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
         let (i, a) = (mb(self.ingest_usage.peak_rss), mb(self.aggregator_usage.peak_rss));
         // Zero when the service did not run (`--only-evaluation`; `--latency` starts no aggregator).

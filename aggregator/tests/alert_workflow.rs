@@ -1,0 +1,187 @@
+//! The CSM workflow against the real ClickHouse and broker, at injected times: a closed episode
+//! ends without a `resolved` record — also for an evaluator started after the closure — and
+//! its pair cools down from the close; a snoozed episode neither resolves nor re-fires before the
+//! snooze ends and resolves on the first pass after; one still open then gets one `snooze_ended`
+//! record (and its `alert_actions` row), also across a restart. The actions are `alert_actions` rows, as the
+//! console writes them; what is checked is what arrived on the alerts topic and in `alerts`.
+//!
+//! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::consumer::Ownership;
+use aggregator::evaluator::{Evaluator, PassReport};
+use aggregator::rules::RuleSet;
+use aggregator::store::{ActionRow, EventRow, Store};
+use aggregator::AggregatorConfig;
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason};
+use schemas::event::{Event, EventKind};
+use testkit::Stack;
+
+const TOPIC: &str = "workflow-events";
+const RULES: &str = r#"
+[[rule]]
+id = "quiet"
+description = "No login for a week"
+severity = "critical"
+cooldown = "3d"
+when = { kind = "inactivity", since = "login", days = 7 }
+"#;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn login(n: usize, account: &str, at: &str) -> EventRow {
+    let e =
+        Event::new(EventKind::Login, format!("wf-{n}"), account.into(), "u1".into(), t(at), t(at), "workflow".into());
+    EventRow::new(e, TOPIC, 0, n as i64)
+}
+
+async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
+    let alerts_topic = stack.topic("usage-alerts");
+    stack.create_topics(&[&alerts_topic], 1).await;
+    let mut cfg = AggregatorConfig::default();
+    cfg.kafka.brokers = stack.kafka.clone();
+    cfg.kafka.events_topic = TOPIC.into();
+    cfg.kafka.alerts_topic = alerts_topic.clone();
+    cfg.clickhouse.url = stack.clickhouse.clone();
+    cfg.clickhouse.database = stack.database();
+    let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
+    std::fs::write(&path, RULES).unwrap();
+    cfg.rules_file = Some(path);
+    let store = Store::new(&cfg.clickhouse);
+    store.migrate().await.unwrap();
+    (cfg, store, alerts_topic)
+}
+
+/// A live evaluator of partition 0: a fresh one is a restart.
+fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
+    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
+}
+
+/// The (account, status) of each record a pass published.
+fn published(r: &PassReport) -> Vec<(String, AlertStatus)> {
+    let mut out: Vec<_> =
+        r.fired.iter().chain(&r.resolved).chain(&r.snooze_ended).map(|a| (a.account_id.clone(), a.status)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The lifecycle record a CSM's action on `episode` publishes, as the console builds it.
+fn action(episode: &Alert, status: AlertStatus, at: &str, tweak: impl FnOnce(&mut AlertAction)) -> Alert {
+    let mut a = AlertAction {
+        action_id: format!("{}-{}", status.as_str(), episode.account_id),
+        by: "dana@vendor.example".into(),
+        at: t(at),
+        note: None,
+        snoozed_until: None,
+        assignee: None,
+        close_reason: None,
+    };
+    tweak(&mut a);
+    Alert { status, action: Some(a), ..episode.clone() }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn closures_end_episodes_and_snoozes_hold_them_until_they_end() {
+    let stack = Stack::from_env("workflow");
+    let (cfg, store, alerts_topic) = setup(&stack).await;
+    store.insert_rows("events", &[login(1, "closy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    store.insert_rows("events", &[login(2, "snoozy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    store.insert_rows("events", &[login(4, "sleepy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let mut ev = live(&cfg, &store, &producer);
+
+    let r = ev.evaluate(t("2026-03-09T00:00:00Z")).await.unwrap();
+    let mut fired = r.fired.clone();
+    fired.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    assert_eq!(published(&r).len(), 3, "every account quiet for 8 days: {:?}", published(&r));
+    let (closy, sleepy, snoozy) = (&fired[0], &fired[1], &fired[2]);
+    assert_eq!((closy.account_id.as_str(), snoozy.account_id.as_str()), ("closy-co", "snoozy-co"));
+
+    // The CSM closes one (the condition still holds) and snoozes the others until 03-12 00:00;
+    // snoozy-co logs in again, so its condition clears; sleepy-co stays quiet.
+    let closed =
+        action(closy, AlertStatus::Closed, "2026-03-09T12:00:00Z", |a| a.close_reason = Some(CloseReason::Contacted));
+    let snoozed = action(snoozy, AlertStatus::Snoozed, "2026-03-09T12:00:00Z", |a| {
+        a.snoozed_until = Some(t("2026-03-12T00:00:00Z"));
+        a.note = Some("on holiday".into());
+    });
+    let also = action(sleepy, AlertStatus::Snoozed, "2026-03-09T12:00:00Z", |a| {
+        a.snoozed_until = Some(t("2026-03-12T00:00:00Z"))
+    });
+    let rows: Vec<ActionRow> =
+        [&closed, &snoozed, &also].iter().map(|a| ActionRow::of(a, t("2026-03-09T12:00:00Z")).unwrap()).collect();
+    store.insert_rows("alert_actions", &rows).await.unwrap();
+    store.insert_rows("events", &[login(3, "snoozy-co", "2026-03-10T06:00:00Z")]).await.unwrap();
+
+    let r = ev.evaluate(t("2026-03-10T12:00:00Z")).await.unwrap();
+    assert_eq!(published(&r), [], "neither the closed nor the snoozed episode resolves");
+    assert_eq!(r.closed, 1);
+
+    // A restart: the closed episode, still `firing` in `alerts`, is dropped again at restore.
+    let mut ev = live(&cfg, &store, &producer);
+    let r = ev.evaluate(t("2026-03-11T23:59:59Z")).await.unwrap();
+    assert_eq!(published(&r), [], "a second before the snooze ends; closy cooling down from its close");
+    assert_eq!(r.closed, 1, "the restored open episode was closed");
+
+    let r = ev.evaluate(t("2026-03-12T00:00:00Z")).await.unwrap();
+    let want = [("sleepy-co".to_owned(), AlertStatus::SnoozeEnded), ("snoozy-co".to_owned(), AlertStatus::Resolved)];
+    assert_eq!(published(&r), want, "the first pass after the snoozes");
+    // Told once, also after a restart: the `snooze_ended` action row ended the snooze.
+    let mut ev = live(&cfg, &store, &producer);
+    let r = ev.evaluate(t("2026-03-12T11:59:59Z")).await.unwrap();
+    assert_eq!(published(&r), [], "closed 03-09 12:00 + the 3-day cooldown: a second short");
+    let r = ev.evaluate(t("2026-03-12T12:00:00Z")).await.unwrap();
+    assert_eq!(published(&r), [("closy-co".to_owned(), AlertStatus::Firing)], "still quiet: a new episode");
+    assert_eq!(r.fired[0].alert_id, Alert::episode_id("closy-co", "quiet", Some(&closy.alert_id)));
+
+    // What arrived: on the topic and in `alerts`, no `resolved` for the closed episode.
+    let records = stack.read_topic(&alerts_topic, Duration::from_secs(5)).await;
+    let seq: Vec<(String, String)> = records
+        .iter()
+        .map(|(_, a)| (a["account_id"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut seq_sorted = seq.clone();
+    seq_sorted.sort();
+    let want: Vec<(String, String)> = [
+        ("closy-co", "firing"),
+        ("closy-co", "firing"),
+        ("sleepy-co", "firing"),
+        ("sleepy-co", "snooze_ended"),
+        ("snoozy-co", "firing"),
+        ("snoozy-co", "resolved"),
+    ]
+    .iter()
+    .map(|(a, s)| (a.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(seq_sorted, want, "{seq:?}");
+    let rows = stack
+        .query(&format!(
+            "SELECT alert_id, status FROM {}.alerts WHERE status = 'resolved' ORDER BY alert_id",
+            stack.database()
+        ))
+        .await;
+    let resolved: Vec<&str> = rows.iter().map(|r| r["alert_id"].as_str().unwrap()).collect();
+    assert_eq!(resolved, [snoozy.alert_id.as_str()]);
+    let rows = stack
+        .query(&format!(
+            "SELECT alert_id, actor, toUInt32(at) AS at FROM {}.alert_actions WHERE action = 'snooze_ended'",
+            stack.database()
+        ))
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0]["alert_id"].as_str(), rows[0]["actor"].as_str()),
+        (Some(sleepy.alert_id.as_str()), Some("uptake"))
+    );
+    assert_eq!(rows[0]["at"].as_i64(), Some(t("2026-03-12T00:00:00Z").timestamp()));
+}

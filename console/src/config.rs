@@ -1,0 +1,252 @@
+//! The console's configuration: raw (what TOML and `UPTAKE_CONSOLE__…` variables say) →
+//! validated [`ConsoleConfig`]. ClickHouse, Kafka, the rule file and the health bands are not
+//! repeated here: they come from the aggregator's own config file, so the console can never show
+//! a different database or different thresholds from the ones the alerts were computed with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aggregator::AggregatorConfig;
+use serde::Deserialize;
+
+use crate::ConsoleError;
+
+/// Prefix of the environment overrides: `UPTAKE_CONSOLE__SESSION__SECRET` sets `session.secret`.
+pub const ENV_PREFIX: &str = "UPTAKE_CONSOLE";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsoleConfig {
+    /// Address the console listens on.
+    pub listen: String,
+    /// The aggregator's config file (ClickHouse, Kafka, rules, health bands); none: its defaults.
+    /// A relative path is relative to the console's config file.
+    pub aggregator_config: Option<PathBuf>,
+    pub session: RawSession,
+    pub auth: RawAuth,
+    /// CSM users who sign in with a password (`console user add` prints an entry).
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for RawConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8090".into(),
+            aggregator_config: None,
+            session: RawSession::default(),
+            auth: RawAuth::default(),
+            users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    /// Signs session cookies and CSRF tokens: at least 32 characters of secret. Changing it signs
+    /// everyone out. Set it from the environment in production (`UPTAKE_CONSOLE__SESSION__SECRET`).
+    pub secret: String,
+    /// How long a sign-in lasts.
+    pub ttl_hours: u64,
+    /// Mark the cookie `Secure` (only sent over HTTPS). On everywhere but plain-HTTP local use.
+    pub secure_cookie: bool,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self { secret: String::new(), ttl_hours: 12, secure_cookie: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// Trusted-header sign-in for a single-sign-on proxy in front (oauth2-proxy sets
+    /// `X-Forwarded-Email` / `X-Forwarded-User`): the user this header names is signed in, no
+    /// password asked. Empty: off (the default). Only safe when nothing but the proxy can reach
+    /// the console.
+    pub trusted_header: String,
+    /// Failed sign-ins allowed per user name, and per client address, within `login_window_secs`.
+    pub login_attempts: u32,
+    pub login_window_secs: u64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self { trusted_header: String::new(), login_attempts: 5, login_window_secs: 900 }
+    }
+}
+
+/// One CSM who can sign in.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The sign-in name, also the name accounts' `csm` trait and alert assignments use.
+    pub name: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// An argon2 PHC string (`$argon2id$…`), as `console user add` prints it.
+    pub password_hash: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    pub aggregator: AggregatorConfig,
+    pub session_secret: Vec<u8>,
+    pub session_ttl: Duration,
+    pub secure_cookie: bool,
+    /// Lower-cased header name, when trusted-header sign-in is on.
+    pub trusted_header: Option<String>,
+    pub login_attempts: u32,
+    pub login_window: Duration,
+    pub users: Vec<UserConfig>,
+}
+
+impl RawConsoleConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConsoleError> {
+        let source = config::File::from_str(text, config::FileFormat::Toml);
+        Ok(config::Config::builder().add_source(source).build()?.try_deserialize()?)
+    }
+
+    /// The file (if any) overlaid with `UPTAKE_CONSOLE__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConsoleError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        let env = config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__");
+        let mut raw: Self = builder.add_source(env).build()?.try_deserialize()?;
+        // A relative aggregator config is next to this file, wherever the console is started from.
+        if let (Some(dir), Some(agg)) = (file.and_then(Path::parent), raw.aggregator_config.as_ref()) {
+            if agg.is_relative() {
+                raw.aggregator_config = Some(dir.join(agg));
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Validates against the aggregator config `aggregator_config` names (loaded here).
+    pub fn build(self) -> Result<ConsoleConfig, ConsoleError> {
+        let aggregator = AggregatorConfig::load(self.aggregator_config.as_deref())?;
+        self.build_with(aggregator)
+    }
+
+    /// Validates, with the aggregator config given (tests pass their own).
+    pub fn build_with(self, aggregator: AggregatorConfig) -> Result<ConsoleConfig, ConsoleError> {
+        let bad = |key: &str, reason: &str| Err(ConsoleError::Config { key: key.into(), reason: reason.into() });
+        let Ok(listen) = self.listen.parse() else {
+            return bad("listen", "must be an address such as 127.0.0.1:8090");
+        };
+        if self.session.secret.len() < 32 {
+            return bad("session.secret", "must be at least 32 characters (it signs the session cookies)");
+        }
+        if self.session.ttl_hours == 0 {
+            return bad("session.ttl_hours", "must be at least 1");
+        }
+        if self.auth.login_attempts == 0 || self.auth.login_window_secs == 0 {
+            return bad("auth.login_attempts", "login_attempts and login_window_secs must be positive");
+        }
+        let trusted_header = Some(self.auth.trusted_header.trim().to_ascii_lowercase()).filter(|h| !h.is_empty());
+        if let Some(h) = &trusted_header {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return bad("auth.trusted_header", "is not a valid HTTP header name");
+            }
+        }
+        if self.users.is_empty() && trusted_header.is_none() {
+            return bad("users", "name at least one user (`console user add`), or set auth.trusted_header");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let key = format!("users[{i}]");
+            if !valid_user_name(&u.name) {
+                return bad(&key, "name must be 1–64 characters of letters, digits, . _ @ + -");
+            }
+            if !seen.insert(u.name.to_ascii_lowercase()) {
+                return bad(&key, &format!("user {:?} is listed twice", u.name));
+            }
+            if argon2::PasswordHash::new(&u.password_hash).is_err() {
+                return bad(&key, "password_hash is not an argon2 PHC string: make it with `console user add`");
+            }
+        }
+        Ok(ConsoleConfig {
+            listen,
+            aggregator,
+            session_secret: self.session.secret.into_bytes(),
+            session_ttl: Duration::from_secs(self.session.ttl_hours * 3600),
+            secure_cookie: self.session.secure_cookie,
+            trusted_header,
+            login_attempts: self.auth.login_attempts,
+            login_window: Duration::from_secs(self.auth.login_window_secs),
+            users: self.users,
+        })
+    }
+}
+
+/// User names appear in URLs, cookies and alert records: a conservative alphabet.
+pub fn valid_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-'))
+}
+
+impl ConsoleConfig {
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0YfTn6e5o0m8Xw0vP6l0Ugf1ZrJ8cQfYy3c7CkH0yJ8";
+
+    fn raw(extra: &str) -> RawConsoleConfig {
+        RawConsoleConfig::from_toml(&format!(
+            "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{extra}\n[[users]]\nname = \"dana\"\npassword_hash = \"{HASH}\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_minimal_config_builds() {
+        let cfg = raw("").build_with(AggregatorConfig::default()).unwrap();
+        assert_eq!(cfg.users.len(), 1);
+        assert_eq!(cfg.trusted_header, None);
+        assert!(cfg.secure_cookie);
+        assert!(cfg.user("DANA").is_some());
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let short =
+            RawConsoleConfig { session: RawSession { secret: "short".into(), ..Default::default() }, ..raw("") };
+        let e = short.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("session.secret"), "{e}");
+        let mut twice = raw("");
+        twice.users.push(twice.users[0].clone());
+        let e = twice.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        let mut plain = raw("");
+        plain.users[0].password_hash = "hunter2".into();
+        let e = plain.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("password_hash"), "{e}");
+        let header = raw("[auth]\ntrusted_header = \"X Bad\"");
+        let e = header.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("trusted_header"), "{e}");
+    }
+
+    #[test]
+    fn nobody_can_sign_in_is_refused_unless_a_proxy_signs_them_in() {
+        let none = RawConsoleConfig { users: vec![], ..raw("") };
+        assert!(none.clone().build_with(AggregatorConfig::default()).is_err());
+        let proxied = RawConsoleConfig {
+            auth: RawAuth { trusted_header: "X-Forwarded-Email".into(), ..Default::default() },
+            ..none
+        };
+        let cfg = proxied.build_with(AggregatorConfig::default()).unwrap();
+        assert_eq!(cfg.trusted_header.as_deref(), Some("x-forwarded-email"));
+    }
+}

@@ -1,0 +1,96 @@
+//! uptake's CSM console: a server-rendered web UI over the ClickHouse tables the aggregator
+//! keeps — the book, the alert inbox and its workflow, account pages and the rules — and the
+//! publisher of the workflow's lifecycle records on the alerts topic.
+
+pub mod auth;
+pub mod charts;
+pub mod clock;
+pub mod config;
+mod error;
+pub mod pages;
+pub mod store;
+mod web;
+pub mod workflow;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aggregator::rules::RuleSet;
+use rdkafka::producer::FutureProducer;
+use tokio::net::TcpListener;
+
+pub use clock::Clock;
+pub use config::{ConsoleConfig, RawConsoleConfig};
+pub use error::ConsoleError;
+
+/// What every request handler shares.
+pub struct App {
+    cfg: ConsoleConfig,
+    store: store::Store,
+    workflow: workflow::Workflow,
+    signer: auth::Signer,
+    limiter: auth::LoginLimiter,
+    clock: Clock,
+    rules: RuleSet,
+    /// The console's user names: who an alert can be assigned to.
+    users: Vec<String>,
+}
+
+impl App {
+    /// Builds the shared state (the rule file is read and checked here).
+    pub fn new(cfg: ConsoleConfig, clock: Clock) -> Result<Self, ConsoleError> {
+        let rules = RuleSet::load(cfg.aggregator.rules_file.as_deref())?;
+        let store = store::Store::new(&cfg.aggregator.clickhouse);
+        let producer: FutureProducer = cfg.aggregator.kafka.to_rdkafka_producer().create()?;
+        let users: Vec<String> = cfg.users.iter().map(|u| u.name.clone()).collect();
+        let workflow = workflow::Workflow::new(
+            store.clone(),
+            producer,
+            cfg.aggregator.kafka.alerts_topic.clone(),
+            clock.clone(),
+            users.clone(),
+        );
+        Ok(Self {
+            signer: auth::Signer::new(&cfg.session_secret),
+            limiter: auth::LoginLimiter::new(cfg.login_attempts, cfg.login_window),
+            cfg,
+            store,
+            workflow,
+            clock,
+            rules,
+            users,
+        })
+    }
+
+    /// `; Secure` when the cookie must only travel over HTTPS.
+    fn secure(&self) -> &'static str {
+        if self.cfg.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    pub fn workflow(&self) -> &workflow::Workflow {
+        &self.workflow
+    }
+}
+
+/// Serves the console on `listener` until `shutdown` completes. `clock` is the wall clock in production; tests pass a fixed one they move.
+pub async fn serve(
+    cfg: ConsoleConfig,
+    listener: TcpListener,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConsoleError> {
+    let app = Arc::new(App::new(cfg, clock)?);
+    tracing::info!(addr = %listener.local_addr()?, "console listening");
+    let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    Ok(axum::serve(listener, service).with_graceful_shutdown(shutdown).await?)
+}
+
+/// The router alone, for benches and tests that render pages without a listener.
+pub fn router(app: Arc<App>) -> axum::Router {
+    web::router(app)
+}

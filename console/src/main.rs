@@ -1,0 +1,69 @@
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use console::{Clock, RawConsoleConfig};
+
+/// uptake console: the CSM's book, alert inbox and workflow, account pages and rules.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; `UPTAKE_CONSOLE__…` environment variables override it.
+    #[arg(long, env = "UPTAKE_CONSOLE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the console until SIGTERM/SIGINT (the default).
+    Serve,
+    /// Manage sign-in users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Hash a password (read from the first line of stdin) and print the `[[users]]` entry to
+    /// add to the console's config. The password itself is never printed or stored.
+    Add {
+        /// The sign-in name: the CSM's name as accounts' `csm` trait gives it (often an email).
+        name: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command.unwrap_or(Command::Serve) {
+        Command::User { command: UserCommand::Add { name, display_name } } => {
+            anyhow::ensure!(
+                console::config::valid_user_name(&name),
+                "user name must be 1–64 characters of letters, digits, . _ @ + -"
+            );
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(password.chars().count() >= 8, "the password must have at least 8 characters");
+            let hash = console::auth::hash_password(password)?;
+            println!("[[users]]\nname = {name:?}\ndisplay_name = {display_name:?}\npassword_hash = {hash:?}");
+        }
+        Command::Serve => {
+            let raw = RawConsoleConfig::load(args.config.as_deref()).context("loading configuration")?;
+            let cfg = raw.build().context("checking the configuration")?;
+            schemas::runtime::init_logs(cfg.aggregator.log_format);
+            let listener =
+                tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+            console::serve(cfg, listener, Clock::system(), schemas::runtime::shutdown_signal()).await?;
+            tracing::info!("console stopped");
+        }
+    }
+    Ok(())
+}
