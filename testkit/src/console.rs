@@ -14,7 +14,7 @@ use aggregator::evaluator::Evaluator;
 use aggregator::rules::RuleSet;
 use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::AggregatorConfig;
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::Value;
 use tools::loadgen::{self, send::Sender, Book, Format};
@@ -85,7 +85,7 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
     aggregator::backtest::backfill_health(&cfg, history.0, history.1, |_, _| {}).await.expect("health backfill");
 
     store_backtest_score(&cfg, history.1).await;
-    evaluate_live(&cfg).await;
+    evaluate_live(&cfg, Utc::now()).await;
     let today = format!("SELECT count() AS n FROM {db}.account_metrics WHERE as_of = toDate('{}')", book.today);
     let metrics = stack.wait_for_count(&today, ACCOUNTS as u64, Duration::from_secs(10)).await;
     assert_eq!(metrics, ACCOUNTS as u64, "the live pass wrote every account's metrics");
@@ -117,11 +117,12 @@ async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
     store.write_backtest_score(&row).await.expect("the score stored");
 }
 
-/// One live evaluation pass now, as `aggregator run` makes them (metrics rows, today's health,
-/// alerts published on the alerts topic and recorded), over every partition. In-process rather
-/// than a restarted aggregator: a new member of the seed's consumer group would own no partition
-/// until the group rebalanced, and evaluates only the accounts of the partitions it owns.
-async fn evaluate_live(cfg: &AggregatorConfig) {
+/// One live evaluation pass at `now`, as `aggregator run` makes them (metrics rows, the day's
+/// health, alert and `snooze_ended` records published on the alerts topic and stored), over every
+/// partition: a test moves time past a snooze's end with it. In-process rather than a restarted
+/// aggregator: a new member of the seed's consumer group would own no partition until the group
+/// rebalanced, and evaluates only the accounts of the partitions it owns.
+pub async fn evaluate_live(cfg: &AggregatorConfig, now: DateTime<Utc>) {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await.expect("the events topic's partitions");
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create().expect("a producer");
@@ -129,7 +130,7 @@ async fn evaluate_live(cfg: &AggregatorConfig) {
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let mut evaluator = Evaluator::live(cfg, rules, store, producer.clone(), metrics, ownership);
-    evaluator.evaluate(Utc::now()).await.expect("a live evaluation pass");
+    evaluator.evaluate(now).await.expect("a live evaluation pass");
     producer.flush(Duration::from_secs(10)).expect("alert records delivered");
 }
 
