@@ -20,6 +20,9 @@ struct Args {
 enum Command {
     /// Serve the console until SIGTERM/SIGINT (the default).
     Serve,
+    /// Print every ClickHouse read the console makes, with sample arguments, after a
+    /// `-- console queries` line (deploy/local/chdb_console.py runs them on current ClickHouse).
+    Sql,
     /// Manage sign-in users.
     User {
         #[command(subcommand)]
@@ -54,6 +57,18 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(password.chars().count() >= 8, "the password must have at least 8 characters");
             let hash = console::auth::hash_password(password)?;
             println!("[[users]]\nname = {name:?}\ndisplay_name = {display_name:?}\npassword_hash = {hash:?}");
+        }
+        Command::Sql => {
+            // Only the aggregator config is needed (the database name): no users, no secret.
+            let raw = RawConsoleConfig::load(args.config.as_deref()).context("loading configuration")?;
+            let aggregator = aggregator::AggregatorConfig::load(raw.aggregator_config.as_deref())?;
+            let store = console::store::Store::new(&aggregator.clickhouse);
+            let today = chrono::Utc::now().date_naive();
+            let mut out = String::from("-- console queries\n");
+            for (name, sql) in store.check_queries(today) {
+                out.push_str(&format!("-- {name}\n{sql};\n"));
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         Command::Serve => {
             let raw = RawConsoleConfig::load(args.config.as_deref()).context("loading configuration")?;

@@ -60,9 +60,14 @@ if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemath
 fi
 info "ready"
 
-step "Checking the schema and metric queries on current ClickHouse (chDB, in-process)"
+step "Checking the schema, metric and console queries on current ClickHouse (chDB, in-process)"
+cargo build -p aggregator -p console --bins --locked --quiet || die "build failed"
 UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
   python3 "$ROOT/deploy/local/chdb_check.py"
+{
+  UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z
+  UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/console" sql
+} | python3 "$ROOT/deploy/local/chdb_console.py"
 
 step "Starting a fresh broker and ClickHouse for the tests"
 stop broker

@@ -99,7 +99,7 @@ pub fn page(viewer: &Viewer<'_>, view: &BookView<'_>) -> Markup {
                             td.band { (band_badge(&r.band, r.score)) }
                             td.hide-narrow { (sparkline(&(view.sparks)(&r.account_id), view.first_day, view.last_day, &r.band)) }
                             td { (r.stage) }
-                            td.num { @match r.days_to_renewal { Some(d) => { (d) " d" }, None => (dash()) } }
+                            td.num { @match r.days_to_renewal { Some(d) if d < 0 => span.muted { "passed " (-d) " d ago" }, Some(d) => { (d) " d" }, None => (dash()) } }
                             td.num {
                                 (r.wau)
                                 @if let Some(u) = r.wau_usual { span.muted { " / " (format!("{u:.0}")) } " " (change(r.wau_vs_usual)) }

@@ -1,0 +1,349 @@
+//! Every ClickHouse read the console makes, built as a [`Query`] by one function each, so the
+//! same text runs here and in the chDB check on current ClickHouse (`console sql`). Customer
+//! text (account ids, search) is always a bound parameter; sort keys come from a fixed list.
+//! Filters run in inner queries wherever an outer alias would shadow the column they name
+//! (ClickHouse 18.16 resolves aliases before columns).
+
+use aggregator::store::ActionRow;
+use chrono::NaiveDate;
+use clickhouse::query::Query;
+use clickhouse::Client;
+
+use super::{
+    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, HealthDay, OutcomeRow,
+    ScorePoint, TimelineRow, TraitsRow, PAGE_ROWS,
+};
+use crate::ConsoleError;
+
+/// The workflow state joined onto episodes (alert_workflow is small: one row per worked alert).
+const WORKFLOW: &str =
+    "SELECT alert_id, acknowledged_by, assignee, toUInt32(snoozed_until) AS snoozed_until, snooze_note,
+        toUInt8(closed) AS closed, close_reason FROM {db}.alert_workflow";
+
+/// Each episode's latest rule record (a resolved record wins a tie, as in `open_alerts`), over
+/// the `alerts` rows `filter` keeps.
+fn episodes(filter: &str) -> String {
+    format!(
+        "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id,
+            argMax(severity, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS severity,
+            toUInt32(min(fired_at)) AS fired_at,
+            argMax(lifecycle_stage, toUInt64(recorded_at) * 2 + (status = 'resolved')) AS lifecycle_stage,
+            argMaxIf(health_score, toUInt64(recorded_at), status = 'firing') AS health_score,
+            argMaxIf(csm_owner, toUInt64(recorded_at), status = 'firing') AS csm_owner,
+            argMaxIf(reason, toUInt64(recorded_at), status = 'firing') AS reason,
+            argMaxIf(metrics, toUInt64(recorded_at), status = 'firing') AS metrics,
+            toUInt8(argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing') AS open
+         FROM (SELECT * FROM {{db}}.alerts WHERE status IN ('firing', 'resolved') {filter})
+         GROUP BY alert_id"
+    )
+}
+
+#[derive(Clone)]
+pub struct Store {
+    /// The aggregator's store: its inserts (database, compression) and row types.
+    inner: aggregator::store::Store,
+    client: Client,
+    db: String,
+}
+
+impl Store {
+    pub fn new(cfg: &aggregator::config::ClickHouseConfig) -> Self {
+        let inner = aggregator::store::Store::new(cfg);
+        Self { client: inner.client().clone(), db: inner.database().to_owned(), inner }
+    }
+
+    fn query(&self, text: &str) -> Query {
+        self.client.query(&text.replace("{db}", &self.db))
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
+    }
+
+    /// The book's page and its band counts under `filter`.
+    fn book_queries(&self, filter: &BookFilter) -> (Query, Query) {
+        let given = [
+            (&filter.owner, "lowerUTF8(csm_owner) = lowerUTF8(?)"),
+            (&filter.band, "health_band = ?"),
+            (&filter.stage, "lifecycle_stage = ?"),
+            (&filter.search, "positionCaseInsensitiveUTF8(account_id, ?) > 0"),
+        ];
+        let given: Vec<(&str, &str)> = given.iter().filter_map(|(v, c)| v.as_deref().map(|v| (v, *c))).collect();
+        let mut conditions = vec!["1"];
+        conditions.extend(given.iter().map(|(_, c)| *c));
+        let binds = given.iter().map(|(v, _)| *v);
+        let filtered = format!(
+            "SELECT account_id, lifecycle_stage, csm_owner, plan, health_score, health_band, days_to_renewal,
+                    active_users_7d, active_users_baseline, active_users_vs_baseline
+             FROM {{db}}.account_metrics FINAL WHERE {}",
+            conditions.join(" AND ")
+        );
+        let rows = format!(
+            "SELECT account_id, lifecycle_stage AS stage, csm_owner AS owner, plan, health_score AS score,
+                    health_band AS band, days_to_renewal, active_users_7d AS wau, active_users_baseline AS wau_usual,
+                    active_users_vs_baseline AS wau_vs_usual,
+                    ifNull(open_alerts, 0) AS open_alerts, ifNull(top_severity, 0) AS top_severity
+             FROM ({filtered}) AS m
+             ANY LEFT JOIN
+                 (SELECT account_id, count() AS open_alerts,
+                         toUInt8(max(multiIf(severity = 'critical', 3, severity = 'warning', 2, 1))) AS top_severity
+                  FROM {{db}}.open_alerts
+                  WHERE alert_id NOT IN (SELECT alert_id FROM {{db}}.alert_workflow WHERE closed)
+                  GROUP BY account_id) AS a
+             USING account_id
+             ORDER BY {} LIMIT {} OFFSET {}",
+            filter.sort.order_by(),
+            PAGE_ROWS,
+            filter.page * PAGE_ROWS
+        );
+        let bands = format!(
+            "SELECT health_band AS band, count() AS accounts FROM ({filtered}) AS m GROUP BY band ORDER BY band"
+        );
+        let (mut rows, mut bands) = (self.query(&rows), self.query(&bands));
+        for b in binds {
+            rows = rows.bind(b);
+            bands = bands.bind(b);
+        }
+        (rows, bands)
+    }
+
+    /// One page of the book under `filter`, with the filtered book's size and bands (red, yellow,
+    /// green, then none).
+    pub async fn book(&self, filter: &BookFilter) -> Result<BookPage, ConsoleError> {
+        let (rows, bands) = self.book_queries(filter);
+        let (rows, mut bands) = tokio::try_join!(rows.fetch_all::<BookRow>(), bands.fetch_all::<BandCount>())?;
+        let rank = |b: &str| ["red", "yellow", "green"].iter().position(|x| *x == b).unwrap_or(3);
+        bands.sort_by_key(|b| rank(&b.band));
+        let total = bands.iter().map(|b| b.accounts).sum();
+        Ok(BookPage { rows, total, bands: bands.into_iter().map(|b| (b.band, b.accounts)).collect() })
+    }
+
+    fn owners_query(&self) -> Query {
+        self.query("SELECT DISTINCT csm_owner FROM {db}.account_metrics FINAL WHERE csm_owner != '' ORDER BY csm_owner LIMIT 1000")
+    }
+
+    /// Every CSM owning an account (the book's owner filter).
+    pub async fn owners(&self) -> Result<Vec<String>, ConsoleError> {
+        Ok(self.owners_query().fetch_all().await?)
+    }
+
+    fn scores_query(&self, accounts: &[String], from: NaiveDate) -> Query {
+        // One placeholder per id: ClickHouse 18.16 takes a tuple after IN, not an array.
+        let marks = vec!["?"; accounts.len()].join(", ");
+        let mut q = self.query(&format!(
+            "SELECT account_id, toUInt16(d) AS day, health_score AS score
+             FROM (SELECT account_id, day AS d, health_score FROM {{db}}.account_health_daily FINAL
+                   WHERE account_id IN ({marks}) AND day >= toDate(?))
+             ORDER BY account_id, day"
+        ));
+        for a in accounts {
+            q = q.bind(a.as_str());
+        }
+        q.bind(from.to_string())
+    }
+
+    /// The stored health scores of `accounts` from `from` on, by account and day.
+    pub async fn scores_since(&self, accounts: &[String], from: NaiveDate) -> Result<Vec<ScorePoint>, ConsoleError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.scores_query(accounts, from).fetch_all().await?)
+    }
+
+    fn account_query(&self, account_id: &str) -> Query {
+        self.query(
+            "SELECT account_id, toUInt32(computed_at) AS computed_at, lifecycle_stage, days_since_start, days_to_renewal,
+                    plan, csm_owner, seats, active_users_7d, active_users_30d, active_users_baseline,
+                    active_users_vs_baseline, logins_7d, logins_baseline, features_used_30d, features_used_baseline,
+                    records_30d, seat_utilisation, days_since_last_login, latest_nps, open_tickets, health_score,
+                    health_band, health_deployment, health_adoption, health_trend, health_value, health_experience,
+                    health_weakest, health_cap, health_score_14d_ago, health_change_14d
+             FROM {db}.account_metrics FINAL WHERE account_id = ?",
+        )
+        .bind(account_id)
+    }
+
+    pub async fn account(&self, account_id: &str) -> Result<Option<AccountNow>, ConsoleError> {
+        Ok(self.account_query(account_id).fetch_optional().await?)
+    }
+
+    fn history_query(&self, account_id: &str, from: NaiveDate) -> Query {
+        self.query(
+            "SELECT toUInt16(d) AS day, health_score, health_band, health_deployment, health_adoption, health_trend,
+                    health_value, health_experience, health_weakest, active_users_7d, logins_7d, features_used_30d,
+                    records_30d
+             FROM (SELECT *, day AS d FROM {db}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?))
+             ORDER BY day",
+        )
+        .bind(account_id)
+        .bind(from.to_string())
+    }
+
+    pub async fn health_history(&self, account_id: &str, from: NaiveDate) -> Result<Vec<HealthDay>, ConsoleError> {
+        Ok(self.history_query(account_id, from).fetch_all().await?)
+    }
+
+    fn traits_query(&self, account_id: &str) -> Query {
+        self.query(
+            "SELECT argMax(traits, updated_at) AS traits FROM {db}.accounts WHERE account_id = ? GROUP BY account_id",
+        )
+        .bind(account_id)
+    }
+
+    /// The account's latest traits (JSON object text; "{}" when none were sent).
+    pub async fn traits(&self, account_id: &str) -> Result<String, ConsoleError> {
+        let row: Option<TraitsRow> = self.traits_query(account_id).fetch_optional().await?;
+        Ok(row.map(|r| r.traits).unwrap_or_else(|| "{}".into()))
+    }
+
+    fn alerts_query(&self, account: Option<&str>) -> Query {
+        let (filter, having) = match account {
+            Some(_) => ("AND account_id = ?", ""),
+            None => ("", "HAVING open = 1"),
+        };
+        let q = self.query(&format!(
+            "SELECT alert_id, account_id, rule_id, severity, fired_at, lifecycle_stage, health_score, csm_owner,
+                    reason, metrics, open, acknowledged_by, assignee, snoozed_until, snooze_note, closed, close_reason
+             FROM ({} {having}) AS e
+             ANY LEFT JOIN ({WORKFLOW}) AS w USING alert_id
+             ORDER BY multiIf(severity = 'critical', 3, severity = 'warning', 2, 1) DESC, fired_at DESC, alert_id",
+            episodes(filter)
+        ));
+        match account {
+            Some(a) => q.bind(a),
+            None => q,
+        }
+    }
+
+    /// Episodes with their workflow: the inbox (`account` None: every open one) or one
+    /// account's (every episode), most severe and newest first.
+    pub async fn alerts(&self, account: Option<&str>) -> Result<Vec<AlertView>, ConsoleError> {
+        Ok(self.alerts_query(account).fetch_all().await?)
+    }
+
+    fn firing_query(&self, alert_id: &str) -> Query {
+        self.query(&format!(
+            "SELECT alert_id, account_id, rule_id, severity, fired_at, lifecycle_stage, health_score, metrics,
+                    csm_owner, reason, open
+             FROM ({}) AS e",
+            episodes("AND alert_id = ?")
+        ))
+        .bind(alert_id)
+    }
+
+    /// The firing record of `alert_id` and whether the rules still hold it open.
+    pub async fn firing(&self, alert_id: &str) -> Result<Option<FiringRow>, ConsoleError> {
+        Ok(self.firing_query(alert_id).fetch_optional().await?)
+    }
+
+    fn closed_query(&self, alert_id: &str) -> Query {
+        self.query("SELECT toUInt8(closed) FROM {db}.alert_workflow WHERE alert_id = ?").bind(alert_id)
+    }
+
+    /// Whether `alert_id` was closed.
+    pub async fn closed(&self, alert_id: &str) -> Result<bool, ConsoleError> {
+        Ok(self.closed_query(alert_id).fetch_optional::<u8>().await? == Some(1))
+    }
+
+    fn timeline_query(&self, account_id: &str) -> Query {
+        self.query(
+            "SELECT alert_id, rule_id, what, by, at, detail FROM
+             (
+                 SELECT alert_id, rule_id, status AS what, 'uptake' AS by,
+                        toUInt32(if(status = 'resolved', ifNull(resolved_at, recorded_at), fired_at)) AS at,
+                        reason AS detail
+                 FROM {db}.alerts WHERE account_id = ? AND status IN ('firing', 'resolved')
+                 UNION ALL
+                 SELECT alert_id, rule_id, action AS what, actor AS by, toUInt32(at) AS at,
+                        concat(note, if(assignee = '', '', concat(' → ', assignee)),
+                               if(close_reason = '', '', concat(' (', close_reason, ')')),
+                               if(action = 'snoozed', concat(' until ', toString(toDate(snoozed_until))), '')) AS detail
+                 FROM {db}.alert_actions FINAL WHERE account_id = ?
+             )
+             ORDER BY at DESC, what",
+        )
+        .bind(account_id)
+        .bind(account_id)
+    }
+
+    /// Every rule record and CSM action of the account's episodes, newest first.
+    pub async fn timeline(&self, account_id: &str) -> Result<Vec<TimelineRow>, ConsoleError> {
+        Ok(self.timeline_query(account_id).fetch_all().await?)
+    }
+
+    fn outcomes_query(&self, account_id: &str) -> Query {
+        self.query(
+            "SELECT outcome, toUInt32(occurred_at) AS occurred_at, source FROM {db}.account_outcomes
+             WHERE account_id = ? ORDER BY occurred_at DESC",
+        )
+        .bind(account_id)
+    }
+
+    pub async fn outcomes(&self, account_id: &str) -> Result<Vec<OutcomeRow>, ConsoleError> {
+        Ok(self.outcomes_query(account_id).fetch_all().await?)
+    }
+
+    fn stored_query(&self, alert_id: &str, action_id: &str) -> Query {
+        self.query("SELECT count() FROM {db}.alert_actions WHERE alert_id = ? AND action_id = ?")
+            .bind(alert_id)
+            .bind(action_id)
+    }
+
+    /// Whether an action with this id was stored for `alert_id` (a re-posted form).
+    pub async fn action_stored(&self, alert_id: &str, action_id: &str) -> Result<bool, ConsoleError> {
+        Ok(self.stored_query(alert_id, action_id).fetch_one::<u64>().await? > 0)
+    }
+
+    pub async fn record_action(&self, row: &ActionRow) -> Result<(), ConsoleError> {
+        Ok(self.inner.insert_rows("alert_actions", std::slice::from_ref(row)).await?)
+    }
+
+    fn backtest_query(&self) -> Query {
+        self.query(
+            "SELECT toUInt32(scored_at) AS scored_at, toUInt16(from_day) AS from_day, toUInt16(to_day) AS to_day,
+                    horizon_days, rules_digest, score
+             FROM {db}.backtest_scores ORDER BY scored_at DESC LIMIT 1",
+        )
+    }
+
+    pub async fn latest_backtest(&self) -> Result<Option<BacktestRow>, ConsoleError> {
+        Ok(self.backtest_query().fetch_optional().await?)
+    }
+
+    /// Every read with sample arguments, as the SQL ClickHouse receives (`console sql`, which
+    /// the chDB check runs on current ClickHouse). Named, in a fixed order.
+    pub fn check_queries(&self, today: NaiveDate) -> Vec<(&'static str, String)> {
+        let filter = BookFilter {
+            owner: Some("dana@vendor.example".into()),
+            band: Some("red".into()),
+            stage: Some("growth".into()),
+            search: Some("ac'me".into()),
+            ..Default::default()
+        };
+        let (rows, bands) = self.book_queries(&filter);
+        let (all_rows, _) = self.book_queries(&BookFilter { sort: super::Sort::Alerts, ..Default::default() });
+        let ids = ["acme".to_string(), "beta".to_string()];
+        let from = today - chrono::Duration::days(89);
+        [
+            ("book_filtered", rows),
+            ("book_bands", bands),
+            ("book_all_by_alerts", all_rows),
+            ("owners", self.owners_query()),
+            ("scores", self.scores_query(&ids, from)),
+            ("account", self.account_query("acme")),
+            ("history", self.history_query("acme", from)),
+            ("traits", self.traits_query("acme")),
+            ("inbox", self.alerts_query(None)),
+            ("account_alerts", self.alerts_query(Some("acme"))),
+            ("firing", self.firing_query("al-acme")),
+            ("closed", self.closed_query("al-acme")),
+            ("timeline", self.timeline_query("acme")),
+            ("outcomes", self.outcomes_query("acme")),
+            ("action_stored", self.stored_query("al-acme", "x")),
+            ("latest_backtest", self.backtest_query()),
+        ]
+        .into_iter()
+        .map(|(name, q)| (name, q.sql_display().to_string()))
+        .collect()
+    }
+}
