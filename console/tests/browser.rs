@@ -3,7 +3,9 @@
 //! sign-in and its refusals, the book, an account's health history drawn from the stored
 //! snapshots, and the alert workflow — a snooze (stored, published, out of the inbox, no webhook
 //! until it ends by the console's injected clock) and a closure as churned (an outcome).
-//! Each page visited is saved to `docs/img/console-<page>.png` (1366×900).
+//! Each page visited is saved as `console-<page>.png` (1366×900) in `target/screenshots`, or in
+//! the folder `UPTAKE_TEST_SCREENSHOTS` names: `UPTAKE_TEST_SCREENSHOTS=docs/img` refreshes the
+//! README's screenshots.
 //!
 //! Run by `deploy/local/test.sh` (the stack, Chromium and chromedriver); ignored by a bare
 //! `cargo test`.
@@ -92,9 +94,14 @@ impl Drop for Console {
     }
 }
 
-/// docs/img/console-`page`.png in the repository.
+/// `console-<page>.png` in `UPTAKE_TEST_SCREENSHOTS` (`docs/img` to refresh the committed ones),
+/// else in `target/screenshots`: a test run leaves the repository's files alone.
 fn shot_path(page: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("img").join(format!("console-{page}.png"))
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::var_os("UPTAKE_TEST_SCREENSHOTS")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target").join("screenshots"));
+    dir.join(format!("console-{page}.png"))
 }
 
 async fn shot(browser: &Browser, page: &str) {
