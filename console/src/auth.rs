@@ -118,10 +118,13 @@ impl Signer {
     }
 }
 
-/// Failed sign-ins per key (a user name, a client address) in a fixed window. Bounded: keys
-/// whose window is over are dropped once the map grows, so a flood of names cannot fill memory.
+/// Failed sign-ins per user name and per client address, each in a fixed window. A name gets
+/// few attempts (password guessing); an address more, since many CSMs may share one (an office,
+/// a proxy), so one person's typos do not lock out the rest. Bounded: keys whose window is over
+/// are dropped once the map grows, so a flood of names cannot fill memory.
 pub struct LoginLimiter {
-    attempts: u32,
+    user_attempts: u32,
+    address_attempts: u32,
     window: Duration,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
@@ -129,26 +132,35 @@ pub struct LoginLimiter {
 const LIMITER_KEYS: usize = 10_000;
 
 impl LoginLimiter {
-    pub fn new(attempts: u32, window: Duration) -> Self {
-        Self { attempts, window, failures: Mutex::new(HashMap::new()) }
+    pub fn new(user_attempts: u32, address_attempts: u32, window: Duration) -> Self {
+        Self { user_attempts, address_attempts, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// Whether any of `keys` used up its attempts (then the sign-in is refused unchecked).
-    pub fn blocked(&self, keys: &[String]) -> bool {
+    fn keys(&self, user: &str, address: &str) -> [(String, u32); 2] {
+        [
+            (format!("user:{}", user.to_ascii_lowercase()), self.user_attempts),
+            (format!("addr:{address}"), self.address_attempts),
+        ]
+    }
+
+    /// Whether the name or the address used up its attempts (then the sign-in is refused unchecked).
+    pub fn blocked(&self, user: &str, address: &str) -> bool {
         let map = self.failures.lock().expect("limiter lock");
-        keys.iter().any(|k| map.get(k).is_some_and(|(n, since)| *n >= self.attempts && since.elapsed() < self.window))
+        self.keys(user, address)
+            .iter()
+            .any(|(k, limit)| map.get(k).is_some_and(|(n, since)| *n >= *limit && since.elapsed() < self.window))
     }
 
-    pub fn fail(&self, keys: &[String]) {
+    pub fn fail(&self, user: &str, address: &str) {
         let mut map = self.failures.lock().expect("limiter lock");
         if map.len() >= LIMITER_KEYS {
             map.retain(|_, (_, since)| since.elapsed() < self.window);
         }
-        for k in keys {
-            if map.len() >= LIMITER_KEYS && !map.contains_key(k) {
+        for (k, _) in self.keys(user, address) {
+            if map.len() >= LIMITER_KEYS && !map.contains_key(&k) {
                 continue; // full of live windows: the other key still counts
             }
-            let entry = map.entry(k.clone()).or_insert((0, Instant::now()));
+            let entry = map.entry(k).or_insert((0, Instant::now()));
             if entry.1.elapsed() >= self.window {
                 *entry = (0, Instant::now());
             }
@@ -156,8 +168,10 @@ impl LoginLimiter {
         }
     }
 
-    pub fn succeed(&self, user_key: &str) {
-        self.failures.lock().expect("limiter lock").remove(user_key);
+    /// A successful sign-in clears its name's failures (not its address's).
+    pub fn succeed(&self, user: &str) {
+        let [(key, _), _] = self.keys(user, "");
+        self.failures.lock().expect("limiter lock").remove(&key);
     }
 }
 
@@ -200,16 +214,18 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_blocks_after_the_attempts_and_forgets_a_success() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
-        let keys = ["user:dana".to_string(), "ip:10.0.0.1".to_string()];
+    fn the_limiter_blocks_a_name_and_an_address_each_at_its_own_limit() {
+        let l = LoginLimiter::new(3, 5, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(!l.blocked(&keys));
-            l.fail(&keys);
+            assert!(!l.blocked("Dana", "10.0.0.1"));
+            l.fail("dana", "10.0.0.1");
         }
-        assert!(l.blocked(&keys));
-        assert!(l.blocked(&["ip:10.0.0.1".to_string()]), "the address is blocked for any name");
-        l.succeed("user:dana");
-        assert!(!l.blocked(&["user:dana".to_string()]));
+        assert!(l.blocked("DANA", "10.0.0.9"), "the name, from any address");
+        assert!(!l.blocked("sam", "10.0.0.1"), "the address has attempts left for others");
+        l.fail("sam", "10.0.0.1");
+        l.fail("lee", "10.0.0.1");
+        assert!(l.blocked("ana", "10.0.0.1"), "5 failures from the address: blocked for any name");
+        l.succeed("dana");
+        assert!(!l.blocked("dana", "10.0.0.2"));
     }
 }

@@ -67,14 +67,26 @@ pub struct RawAuth {
     /// password asked. Empty: off (the default). Only safe when nothing but the proxy can reach
     /// the console.
     pub trusted_header: String,
-    /// Failed sign-ins allowed per user name, and per client address, within `login_window_secs`.
+    /// Failed sign-ins allowed per user name within `login_window_secs`.
     pub login_attempts: u32,
+    /// Failed sign-ins allowed per client address (any names) within `login_window_secs`.
+    pub address_attempts: u32,
     pub login_window_secs: u64,
+    /// Where the client's address is, behind a reverse proxy: a header the proxy sets
+    /// (`X-Real-IP`, or `X-Forwarded-For`, whose last entry is taken — the one the proxy added).
+    /// Empty: the TCP peer. Without it behind a proxy, every CSM shares the proxy's address.
+    pub client_address_header: String,
 }
 
 impl Default for RawAuth {
     fn default() -> Self {
-        Self { trusted_header: String::new(), login_attempts: 5, login_window_secs: 900 }
+        Self {
+            trusted_header: String::new(),
+            login_attempts: 5,
+            address_attempts: 20,
+            login_window_secs: 900,
+            client_address_header: String::new(),
+        }
     }
 }
 
@@ -101,7 +113,10 @@ pub struct ConsoleConfig {
     /// Lower-cased header name, when trusted-header sign-in is on.
     pub trusted_header: Option<String>,
     pub login_attempts: u32,
+    pub address_attempts: u32,
     pub login_window: Duration,
+    /// Lower-cased header holding the client's address (behind a proxy), if configured.
+    pub client_address_header: Option<String>,
     pub users: Vec<UserConfig>,
 }
 
@@ -146,8 +161,15 @@ impl RawConsoleConfig {
         if self.session.ttl_hours == 0 {
             return bad("session.ttl_hours", "must be at least 1");
         }
-        if self.auth.login_attempts == 0 || self.auth.login_window_secs == 0 {
-            return bad("auth.login_attempts", "login_attempts and login_window_secs must be positive");
+        if self.auth.login_attempts == 0 || self.auth.address_attempts == 0 || self.auth.login_window_secs == 0 {
+            return bad(
+                "auth.login_attempts",
+                "login_attempts, address_attempts and login_window_secs must be positive",
+            );
+        }
+        let address_header = self.auth.client_address_header.trim().to_ascii_lowercase();
+        if !address_header.is_empty() && axum::http::HeaderName::from_bytes(address_header.as_bytes()).is_err() {
+            return bad("auth.client_address_header", "is not a valid HTTP header name");
         }
         let trusted_header = Some(self.auth.trusted_header.trim().to_ascii_lowercase()).filter(|h| !h.is_empty());
         if let Some(h) = &trusted_header {
@@ -179,7 +201,9 @@ impl RawConsoleConfig {
             secure_cookie: self.session.secure_cookie,
             trusted_header,
             login_attempts: self.auth.login_attempts,
+            address_attempts: self.auth.address_attempts,
             login_window: Duration::from_secs(self.auth.login_window_secs),
+            client_address_header: Some(address_header).filter(|h| !h.is_empty()),
             users: self.users,
         })
     }

@@ -53,7 +53,7 @@ impl App {
         );
         Ok(Self {
             signer: auth::Signer::new(&cfg.session_secret),
-            limiter: auth::LoginLimiter::new(cfg.login_attempts, cfg.login_window),
+            limiter: auth::LoginLimiter::new(cfg.login_attempts, cfg.address_attempts, cfg.login_window),
             cfg,
             store,
             workflow,

@@ -167,9 +167,9 @@ async fn login_post(
         return csrf_refused(None);
     }
     let name = form.username.trim().to_owned();
-    let keys = [format!("user:{}", name.to_ascii_lowercase()), format!("ip:{}", peer.ip())];
+    let address = client_address(&app, &headers, peer);
     let retry = |status, message: &str| page(status, login::page(&csrf, local(&form.next), &name, Some(message)));
-    if app.limiter.blocked(&keys) {
+    if app.limiter.blocked(&name, &address) {
         let minutes = app.cfg.login_window.as_secs().div_ceil(60);
         return retry(
             StatusCode::TOO_MANY_REQUESTS,
@@ -183,11 +183,11 @@ async fn login_post(
     let ok =
         tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        app.limiter.fail(&keys);
-        tracing::info!(user = %name, peer = %peer.ip(), "sign-in refused");
+        app.limiter.fail(&name, &address);
+        tracing::info!(user = %name, %address, "sign-in refused");
         return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     };
-    app.limiter.succeed(&keys[0]);
+    app.limiter.succeed(&name);
     let ttl = app.cfg.session_ttl.as_secs();
     let value = app.signer.issue(&user.name, app.clock.now().timestamp() + ttl as i64);
     let mut res = Redirect::to(local(&form.next)).into_response();
@@ -198,6 +198,20 @@ async fn login_post(
     }
     tracing::info!(user = %user.name, "signed in");
     res
+}
+
+/// The client's address for the sign-in limit: the configured proxy header's (the last entry of
+/// a list: the one the proxy appended, not one the client made up), else the TCP peer's.
+fn client_address(app: &App, headers: &HeaderMap, peer: SocketAddr) -> String {
+    app.cfg
+        .client_address_header
+        .as_deref()
+        .and_then(|h| headers.get_all(h).iter().next_back())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| peer.ip().to_string())
 }
 
 #[derive(Deserialize)]

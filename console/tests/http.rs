@@ -167,6 +167,8 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     let limited = sign_in(&c, "sam@vendor.example", PASSWORD).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "3 failures: even the right password waits");
     assert!(cookies(limited.headers()).iter().all(|c| !c.starts_with("uptake_session=")));
+    let other = sign_in(&c, "dana@vendor.example", PASSWORD).await;
+    assert_eq!(other.status(), StatusCode::SEE_OTHER, "sam's lockout is sam's: the shared address still signs dana in");
 }
 
 #[tokio::test]
