@@ -95,7 +95,9 @@ fn who(app: &App, headers: &HeaderMap) -> Option<Who> {
         }
     }
     let session = app.signer.check(cookie(headers, SESSION_COOKIE)?, app.clock.now().timestamp())?;
-    Some(Who { csrf: app.signer.csrf(&session), user: session.user })
+    // A user removed from the config is signed out at once, whatever their cookie says.
+    let user = app.cfg.user(&session.user)?.name.clone();
+    Some(Who { csrf: app.signer.csrf(&session), user })
 }
 
 /// Where an unsigned-in GET goes: the sign-in page, then back.

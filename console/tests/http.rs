@@ -167,6 +167,11 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     let limited = sign_in(&c, "sam@vendor.example", PASSWORD).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "3 failures: even the right password waits");
     assert!(cookies(limited.headers()).iter().all(|c| !c.starts_with("uptake_session=")));
+    // A validly signed session of someone who is not (or no longer) a user is no session.
+    let signer = console::auth::Signer::new(b"test-secret-test-secret-test-secret-42");
+    let ghost = format!("uptake_session={}", signer.issue("mallory@vendor.example", i64::MAX / 2));
+    let res = http().get(format!("{}/book", c.url)).header(COOKIE, ghost).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "a removed user is signed out");
     let other = sign_in(&c, "dana@vendor.example", PASSWORD).await;
     assert_eq!(other.status(), StatusCode::SEE_OTHER, "sam's lockout is sam's: the shared address still signs dana in");
 }
