@@ -303,9 +303,14 @@ async fn render_book(
     let from = today - Days::days(29);
     let ids: Vec<String> = data.rows.iter().map(|r| r.account_id.clone()).collect();
     let (points, owners) = tokio::try_join!(app.store.scores_since(&ids, from), app.store.owners())?;
-    let sparks = |account: &str| -> Vec<(u16, f64)> {
-        points.iter().filter(|p| p.account_id == account).filter_map(|p| p.score.map(|s| (p.day, s))).collect()
-    };
+    // Grouped once: each row then takes its own points instead of scanning the page's.
+    let mut by_account: std::collections::HashMap<&str, Vec<(u16, f64)>> = std::collections::HashMap::new();
+    for p in &points {
+        if let Some(s) = p.score {
+            by_account.entry(p.account_id.as_str()).or_default().push((p.day, s));
+        }
+    }
+    let sparks = |account: &str| -> Vec<(u16, f64)> { by_account.get(account).cloned().unwrap_or_default() };
     let view = book::BookView {
         mine,
         filter: &filter,

@@ -153,17 +153,12 @@ fn clip(note: &str) -> Option<String> {
 /// The lifecycle record announcing `action` on `episode`: the episode's firing record with the
 /// action.
 pub fn lifecycle_record(episode: &FiringRow, status: AlertStatus, action: AlertAction) -> Alert {
-    let severity = match episode.severity.as_str() {
-        "critical" => Severity::Critical,
-        "warning" => Severity::Warning,
-        _ => Severity::Info,
-    };
     let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     Alert {
         alert_id: episode.alert_id.clone(),
         account_id: episode.account_id.clone(),
         rule_id: episode.rule_id.clone(),
-        severity,
+        severity: Severity::parse(&episode.severity).unwrap_or(Severity::Info),
         status,
         fired_at: DateTime::<Utc>::from_timestamp(i64::from(episode.fired_at), 0).unwrap_or_default(),
         resolved_at: None,

@@ -1,6 +1,7 @@
 //! One account: its health history with the bands and components, its usage charts, what
 //! changed in words, the alert timeline with every action, traits, contract dates and outcomes.
 
+use aggregator::store::HealthDayRow;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -8,12 +9,12 @@ use serde_json::Value;
 use super::inbox::actions;
 use super::{band_badge, change, dash, layout, severity_badge, when, Nav, Viewer};
 use crate::charts::{line_chart, Frame, Series};
-use crate::store::{AccountNow, AlertView, HealthDay, OutcomeRow, TimelineRow};
+use crate::store::{AccountNow, AlertView, OutcomeRow, TimelineRow};
 
 pub struct AccountView<'a> {
     pub account_id: &'a str,
     pub now_row: Option<&'a AccountNow>,
-    pub history: &'a [HealthDay],
+    pub history: &'a [HealthDayRow],
     pub alerts: &'a [AlertView],
     pub timeline: &'a [TimelineRow],
     pub outcomes: &'a [OutcomeRow],
@@ -89,10 +90,10 @@ pub fn what_changed(m: &AccountNow) -> Vec<String> {
 }
 
 fn series<'a>(
-    history: &[HealthDay],
+    history: &[HealthDayRow],
     label: &'a str,
     class: &'a str,
-    f: impl Fn(&HealthDay) -> Option<f64>,
+    f: impl Fn(&HealthDayRow) -> Option<f64>,
 ) -> Series<'a> {
     Series { label, class, points: history.iter().filter_map(|h| f(h).map(|v| (h.day, v))).collect() }
 }

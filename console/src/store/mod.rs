@@ -105,24 +105,6 @@ pub struct ScorePoint {
     pub score: Option<f64>,
 }
 
-/// One day of an account's stored health snapshot (`account_health_daily`).
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct HealthDay {
-    pub day: u16,
-    pub health_score: Option<f64>,
-    pub health_band: String,
-    pub health_deployment: Option<f64>,
-    pub health_adoption: Option<f64>,
-    pub health_trend: Option<f64>,
-    pub health_value: Option<f64>,
-    pub health_experience: Option<f64>,
-    pub health_weakest: String,
-    pub active_users_7d: u64,
-    pub logins_7d: u64,
-    pub features_used_30d: u64,
-    pub records_30d: u64,
-}
-
 /// The account's latest metrics row: what the book shows and what the account page explains.
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct AccountNow {

@@ -4,16 +4,19 @@
 //! Filters run in inner queries wherever an outer alias would shadow the column they name
 //! (ClickHouse 18.16 resolves aliases before columns).
 
-use aggregator::store::ActionRow;
+use aggregator::store::{ActionRow, HealthDayRow};
 use chrono::NaiveDate;
 use clickhouse::query::Query;
 use clickhouse::Client;
 
 use super::{
-    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, HealthDay, OutcomeRow,
-    ScorePoint, TimelineRow, TraitsRow, PAGE_ROWS,
+    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, OutcomeRow, ScorePoint,
+    TimelineRow, TraitsRow, PAGE_ROWS,
 };
 use crate::ConsoleError;
+
+/// 3 critical, 2 warning, 1 info: most severe first.
+const SEVERITY_RANK: &str = "multiIf(severity = 'critical', 3, severity = 'warning', 2, 1)";
 
 /// The workflow state joined onto episodes (alert_workflow is small: one row per worked alert).
 const WORKFLOW: &str =
@@ -86,7 +89,7 @@ impl Store {
              FROM ({filtered}) AS m
              ANY LEFT JOIN
                  (SELECT account_id, count() AS open_alerts,
-                         toUInt8(max(multiIf(severity = 'critical', 3, severity = 'warning', 2, 1))) AS top_severity
+                         toUInt8(max({SEVERITY_RANK})) AS top_severity
                   FROM {{db}}.open_alerts
                   WHERE alert_id NOT IN (SELECT alert_id FROM {{db}}.alert_workflow WHERE closed)
                   GROUP BY account_id) AS a
@@ -168,19 +171,18 @@ impl Store {
     }
 
     fn history_query(&self, account_id: &str, from: NaiveDate) -> Query {
-        self.query(
-            "SELECT toUInt16(d) AS day, health_score, health_band, health_deployment, health_adoption, health_trend,
-                    health_value, health_experience, health_weakest, active_users_7d, logins_7d, features_used_30d,
-                    records_30d
-             FROM (SELECT *, day AS d FROM {db}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?))
-             ORDER BY day",
-        )
+        // The aggregator's own row type names the columns (`day` read as a Date). Listed here
+        // rather than by the client's `?fields`, so `console sql` shows the text that runs.
+        let columns = <HealthDayRow as clickhouse::Row>::COLUMN_NAMES.join(", ");
+        self.query(&format!(
+            "SELECT {columns} FROM {{db}}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?) ORDER BY day"
+        ))
         .bind(account_id)
         .bind(from.to_string())
     }
 
-    pub async fn health_history(&self, account_id: &str, from: NaiveDate) -> Result<Vec<HealthDay>, ConsoleError> {
-        Ok(self.history_query(account_id, from).fetch_all().await?)
+    pub async fn health_history(&self, account_id: &str, from: NaiveDate) -> Result<Vec<HealthDayRow>, ConsoleError> {
+        Ok(self.history_query(account_id, from).fetch_all::<HealthDayRow>().await?)
     }
 
     fn traits_query(&self, account_id: &str) -> Query {
@@ -206,7 +208,7 @@ impl Store {
                     reason, metrics, open, acknowledged_by, assignee, snoozed_until, snooze_note, closed, close_reason
              FROM ({} {having}) AS e
              ANY LEFT JOIN ({WORKFLOW}) AS w USING alert_id
-             ORDER BY multiIf(severity = 'critical', 3, severity = 'warning', 2, 1) DESC, fired_at DESC, alert_id",
+             ORDER BY {SEVERITY_RANK} DESC, fired_at DESC, alert_id",
             episodes(filter)
         ));
         match account {
