@@ -16,18 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::WebhookConfig;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use console::{Clock, ConsoleConfig, RawConsoleConfig};
+use chrono::{NaiveDate, NaiveTime, Utc};
+use console::Clock;
 use fantoccini::elements::Element;
 use fantoccini::Locator;
 use serde_json::Value;
 use testkit::browser::Browser;
-use testkit::console::{seed_book, SeededBook};
+use testkit::console::{seed_book, start_console, RunningConsole, SeededBook, PASSWORD};
 use testkit::Stack;
-use tokio::sync::{oneshot, OnceCell};
+use tokio::sync::OnceCell;
 
-const PASSWORD: &str = "correct horse battery staple";
-const SECRET: &str = "browser-test-session-secret-0123456789abcdef";
 /// The other CSM, who alerts can be assigned to.
 const COLLEAGUE: &str = "lee@vendor.example";
 
@@ -42,56 +40,6 @@ async fn seeded() -> &'static (Stack, SeededBook) {
             (stack, book)
         })
         .await
-}
-
-/// A console in-process on a free port, with a clock the test moves.
-struct Console {
-    url: String,
-    clock: Clock,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Console {
-    async fn start(seeded: &SeededBook, user: &str, now: DateTime<Utc>) -> Self {
-        let hash = console::auth::hash_password(PASSWORD).expect("a password hash");
-        let toml = format!(
-            r#"listen = "127.0.0.1:0"
-[session]
-secret = "{SECRET}"
-secure_cookie = false
-[[users]]
-name = "{user}"
-password_hash = "{hash}"
-[[users]]
-name = "{COLLEAGUE}"
-password_hash = "{hash}"
-"#
-        );
-        let cfg: ConsoleConfig = RawConsoleConfig::from_toml(&toml)
-            .and_then(|raw| raw.build_with(seeded.aggregator.clone()))
-            .expect("the console config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let clock = Clock::fixed(now);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = console::serve(cfg, listener, clock.clone(), async {
-            let _ = stopped.await;
-        });
-        tokio::spawn(async move { served.await.expect("the console serves") });
-        Self { url, clock, stop: Some(stop) }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 /// `console-<page>.png` in `UPTAKE_TEST_SCREENSHOTS` (`docs/img` to refresh the committed ones),
@@ -113,7 +61,7 @@ fn owner_of(seeded: &SeededBook, account: &str) -> String {
     seeded.book.accounts.iter().find(|a| a.id == account).expect("an account of the book").csm.to_owned()
 }
 
-async fn sign_in(browser: &Browser, console: &Console, user: &str, password: &str) {
+async fn sign_in(browser: &Browser, console: &RunningConsole, user: &str, password: &str) {
     browser.goto(&console.at("/login")).await.unwrap();
     let form = browser.find(Locator::Css("form#login")).await.unwrap();
     form.find(Locator::Css("[name=username]")).await.unwrap().send_keys(user).await.unwrap();
@@ -187,7 +135,7 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
         .or(seeded.open_alerts.last())
         .expect("an open alert");
     let user = owner_of(seeded, &target.account_id);
-    let console = Console::start(seeded, &user, Utc::now()).await;
+    let console = start_console(seeded.aggregator.clone(), &[&user, COLLEAGUE], "", Clock::fixed(Utc::now())).await;
     let browser = Browser::start().await;
 
     // Wrong password: the sign-in page again, with an error, answered 401.
@@ -239,7 +187,7 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
 }
 
 /// The status of a sign-in with a wrong password, over plain HTTP (the page's own cookie and token).
-async fn wrong_password_status(console: &Console, user: &str) -> u16 {
+async fn wrong_password_status(console: &RunningConsole, user: &str) -> u16 {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let form = http.get(console.at("/login")).send().await.unwrap();
     let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
@@ -261,7 +209,7 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     let (stack, seeded) = seeded().await;
     let account = seeded.at_risk[0].clone();
     let user = owner_of(seeded, &account);
-    let console = Console::start(seeded, &user, Utc::now()).await;
+    let console = start_console(seeded.aggregator.clone(), &[&user, COLLEAGUE], "", Clock::fixed(Utc::now())).await;
     let browser = Browser::start().await;
     sign_in(&browser, &console, &user, PASSWORD).await;
     arrive(&browser, "/book").await;
@@ -362,7 +310,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     let (snoozed, closed) = (at_risk[0].clone(), at_risk[1].clone());
     let user = owner_of(&seeded, &snoozed.account_id);
     let now = Utc::now();
-    let console = Console::start(&seeded, &user, now).await;
+    let console = start_console(seeded.aggregator.clone(), &[&user, COLLEAGUE], "", Clock::fixed(now)).await;
     let db = stack.database();
 
     // The CSM's webhook (every record), served by the notifier from the start of the alerts

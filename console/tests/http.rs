@@ -10,26 +10,18 @@ use std::time::Duration;
 
 use aggregator::store::Store;
 use aggregator::AggregatorConfig;
-use console::{Clock, RawConsoleConfig};
+use console::Clock;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
+use testkit::console::{start_console, RunningConsole, PASSWORD, SESSION_SECRET};
 use testkit::Stack;
 
 const EVIL: &str = "<img src=x onerror=alert(1)>";
-const PASSWORD: &str = "correct horse battery";
 
+/// The console under test and the topic its actions are published on.
 struct Console {
-    url: String,
+    running: RunningConsole,
     alerts_topic: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 fn http() -> Client {
@@ -68,20 +60,9 @@ async fn start(stack: &Stack, extra: &str) -> Console {
             "INSERT INTO {db}.accounts (account_id, traits, updated_at) VALUES ('{evil}', '{{\"plan\":\"<script>alert(2)</script>\"}}', now())"
         ))
         .await;
-    let hash = console::auth::hash_password(PASSWORD).unwrap();
-    let toml = format!(
-        "[session]\nsecret = \"test-secret-test-secret-test-secret-42\"\nsecure_cookie = false\n{extra}\n\
-         [[users]]\nname = \"dana@vendor.example\"\npassword_hash = \"{hash}\"\n\
-         [[users]]\nname = \"sam@vendor.example\"\npassword_hash = \"{hash}\"\n"
-    );
-    let console_cfg = RawConsoleConfig::from_toml(&toml).unwrap().build_with(cfg).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(console::serve(console_cfg, listener, Clock::system(), async {
-        let _ = stopped.await;
-    }));
-    Console { url, alerts_topic, stop: Some(stop) }
+    let users = ["dana@vendor.example", "sam@vendor.example"];
+    let running = start_console(cfg, &users, extra, Clock::system()).await;
+    Console { running, alerts_topic }
 }
 
 fn cookies(headers: &HeaderMap) -> Vec<String> {
@@ -102,7 +83,7 @@ fn field(html: &str, name: &str) -> String {
 
 /// The login form's cookie and CSRF token.
 async fn login_form(c: &Console) -> (String, String) {
-    let res = http().get(format!("{}/login", c.url)).send().await.unwrap();
+    let res = http().get(format!("{}/login", c.running.url)).send().await.unwrap();
     let jar = cookie_pair(res.headers(), "uptake_login");
     (jar, field(&res.text().await.unwrap(), "csrf"))
 }
@@ -110,7 +91,7 @@ async fn login_form(c: &Console) -> (String, String) {
 async fn sign_in(c: &Console, user: &str, password: &str) -> reqwest::Response {
     let (jar, csrf) = login_form(c).await;
     http()
-        .post(format!("{}/login", c.url))
+        .post(format!("{}/login", c.running.url))
         .header(COOKIE, jar)
         .form(&[("username", user), ("password", password), ("csrf", &csrf), ("next", "/inbox")])
         .send()
@@ -125,7 +106,7 @@ async fn session(c: &Console) -> String {
 }
 
 async fn get(c: &Console, cookie: &str, path: &str) -> (StatusCode, String) {
-    let res = http().get(format!("{}{path}", c.url)).header(COOKIE, cookie).send().await.unwrap();
+    let res = http().get(format!("{}{path}", c.running.url)).header(COOKIE, cookie).send().await.unwrap();
     (res.status(), res.text().await.unwrap())
 }
 
@@ -135,7 +116,7 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     let stack = Stack::from_env("console_signin");
     let c = start(&stack, "[auth]\nlogin_attempts = 3").await;
 
-    let res = http().get(format!("{}/book?scope=all", c.url)).send().await.unwrap();
+    let res = http().get(format!("{}/book?scope=all", c.running.url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out: to the sign-in page");
     assert!(res.headers()[LOCATION].to_str().unwrap().starts_with("/login?next=%2Fbook"));
 
@@ -152,7 +133,7 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     assert!(wrong.text().await.unwrap().contains("Wrong user name or password"));
     let (jar, _) = login_form(&c).await;
     let forged = http()
-        .post(format!("{}/login", c.url))
+        .post(format!("{}/login", c.running.url))
         .header(COOKIE, jar)
         .form(&[("username", "sam@vendor.example"), ("password", PASSWORD), ("csrf", "forged")])
         .send()
@@ -168,9 +149,9 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "3 failures: even the right password waits");
     assert!(cookies(limited.headers()).iter().all(|c| !c.starts_with("uptake_session=")));
     // A validly signed session of someone who is not (or no longer) a user is no session.
-    let signer = console::auth::Signer::new(b"test-secret-test-secret-test-secret-42");
+    let signer = console::auth::Signer::new(SESSION_SECRET.as_bytes());
     let ghost = format!("uptake_session={}", signer.issue("mallory@vendor.example", i64::MAX / 2));
-    let res = http().get(format!("{}/book", c.url)).header(COOKIE, ghost).send().await.unwrap();
+    let res = http().get(format!("{}/book", c.running.url)).header(COOKIE, ghost).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "a removed user is signed out");
     let other = sign_in(&c, "dana@vendor.example", PASSWORD).await;
     assert_eq!(other.status(), StatusCode::SEE_OTHER, "sam's lockout is sam's: the shared address still signs dana in");
@@ -203,7 +184,7 @@ async fn every_action_is_stored_and_published_and_bad_ones_are_refused_by_field(
     let (_, inbox) = get(&c, &s, "/inbox?scope=all").await;
     let csrf = field(&inbox, "csrf");
     let post = |alert: &'static str, action: &'static str, form: Vec<(&'static str, String)>| {
-        let (url, s) = (c.url.clone(), s.clone());
+        let (url, s) = (c.running.url.clone(), s.clone());
         async move {
             let res = http()
                 .post(format!("{url}/alerts/{alert}/{action}"))
@@ -295,7 +276,7 @@ async fn a_trusted_header_signs_in_only_when_configured() {
     let stack = Stack::from_env("console_header");
     let plain = start(&stack, "").await;
     let res = http()
-        .get(format!("{}/book", plain.url))
+        .get(format!("{}/book", plain.running.url))
         .header("x-forwarded-email", "dana@vendor.example")
         .send()
         .await
@@ -305,7 +286,7 @@ async fn a_trusted_header_signs_in_only_when_configured() {
     let stack = Stack::from_env("console_header2");
     let proxied = start(&stack, "[auth]\ntrusted_header = \"X-Forwarded-Email\"").await;
     let res = http()
-        .get(format!("{}/book", proxied.url))
+        .get(format!("{}/book", proxied.running.url))
         .header("x-forwarded-email", "dana@vendor.example")
         .send()
         .await
@@ -314,7 +295,11 @@ async fn a_trusted_header_signs_in_only_when_configured() {
     let html = res.text().await.unwrap();
     assert!(html.contains("<span id=\"whoami\">dana@vendor.example</span>"));
     assert!(html.contains("data-account=\"acme\""), "dana's book");
-    let res =
-        http().get(format!("{}/book", proxied.url)).header("x-forwarded-email", "not a name").send().await.unwrap();
+    let res = http()
+        .get(format!("{}/book", proxied.running.url))
+        .header("x-forwarded-email", "not a name")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "an invalid user name is not signed in");
 }

@@ -15,8 +15,10 @@ use aggregator::rules::RuleSet;
 use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::AggregatorConfig;
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use console::{Clock, RawConsoleConfig};
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tools::loadgen::{self, send::Sender, Book, Format};
 
 use crate::Stack;
@@ -151,4 +153,52 @@ async fn open_alerts(stack: &Stack) -> Vec<OpenAlert> {
             severity: text(r, "severity"),
         })
         .collect()
+}
+
+/// Every console user's password in the tests.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The session secret of [`start_console`]'s consoles (a test can sign a cookie with it).
+pub const SESSION_SECRET: &str = "test-console-session-secret-0123456789abcdef";
+
+/// A console serving in-process on a free port; stopped when dropped.
+pub struct RunningConsole {
+    pub url: String,
+    /// The console's clock: a test moves a fixed one.
+    pub clock: Clock,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl RunningConsole {
+    /// The URL of `path` on this console.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}
+
+impl Drop for RunningConsole {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a console over `aggregator`'s ClickHouse and broker, for `users` (each with
+/// [`PASSWORD`]), with `extra` appended to its TOML (e.g. an `[auth]` section), on `clock`.
+pub async fn start_console(aggregator: AggregatorConfig, users: &[&str], extra: &str, clock: Clock) -> RunningConsole {
+    let hash = console::auth::hash_password(PASSWORD).expect("a password hash");
+    let mut toml = format!("[session]\nsecret = \"{SESSION_SECRET}\"\nsecure_cookie = false\n{extra}\n");
+    for user in users {
+        toml.push_str(&format!("[[users]]\nname = \"{user}\"\npassword_hash = \"{hash}\"\n"));
+    }
+    let cfg =
+        RawConsoleConfig::from_toml(&toml).and_then(|raw| raw.build_with(aggregator)).expect("the console config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = console::serve(cfg, listener, clock.clone(), async {
+        let _ = stopped.await;
+    });
+    tokio::spawn(async move { served.await.expect("the console serves") });
+    RunningConsole { url, clock, stop: Some(stop) }
 }
