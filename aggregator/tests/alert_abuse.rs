@@ -92,9 +92,7 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, 
     let hook = format!("name = \"csm\"\nurl = {webhook_url:?}\nformat = \"json\"");
     cfg.notifier.webhooks = vec![toml::from_str::<WebhookConfig>(&hook).unwrap()];
     assert_eq!(cfg.notifier.webhooks[0].format, WebhookFormat::Json);
-    let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
-    std::fs::write(&path, RULES).unwrap();
-    cfg.rules_file = Some(path);
+    cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
     cfg.validate().unwrap();
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();

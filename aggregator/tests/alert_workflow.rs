@@ -45,15 +45,10 @@ fn login(n: usize, account: &str, at: &str) -> EventRow {
 async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
+    let mut cfg = testkit::aggregator::config_for(stack, "workflow");
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts_topic.clone();
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
-    let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
-    std::fs::write(&path, RULES).unwrap();
-    cfg.rules_file = Some(path);
+    cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)

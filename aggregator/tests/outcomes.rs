@@ -71,9 +71,7 @@ fn book() -> Vec<Value> {
 async fn segment_outcomes_are_scored_with_their_lead_times() {
     let stack = Stack::from_env("outcomes");
     let mut cfg = testkit::aggregator::config(&stack, "outcomes", 2).await;
-    let rules_path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
-    std::fs::write(&rules_path, RULES).unwrap();
-    cfg.rules_file = Some(rules_path);
+    cfg.rules_file = Some(testkit::aggregator::rules_file(&stack, RULES));
     cfg.batch.max_wait_ms = 200;
     cfg.evaluation.interval_ms = 500;
     let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, KEY, "e2e-segment");

@@ -75,11 +75,7 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, 
     cfg.kafka.alerts_topic = alerts_topic.clone();
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
-    if let Some(rules) = rules {
-        let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
-        std::fs::write(&path, rules).unwrap();
-        cfg.rules_file = Some(path);
-    }
+    cfg.rules_file = rules.map(|rules| testkit::aggregator::rules_file(stack, rules));
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)

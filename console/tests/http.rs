@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use aggregator::store::Store;
-use aggregator::AggregatorConfig;
 use console::Clock;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
@@ -33,11 +32,8 @@ fn http() -> Client {
 async fn start(stack: &Stack, extra: &str) -> Console {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
+    let mut cfg = testkit::aggregator::config_for(stack, "console");
     cfg.kafka.alerts_topic = alerts_topic.clone();
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
     Store::new(&cfg.clickhouse).migrate().await.unwrap();
     let db = stack.database();
     let evil = EVIL.replace('\'', "\\'");

@@ -49,16 +49,21 @@ impl RunningAggregator {
 /// the week before, from ≥ 3), for tests whose books are a few days long: the shipped rules
 /// compare with a baseline that needs four weeks of history.
 pub fn week_over_week_rules(stack: &Stack) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("uptake-wow-rules-{}.toml", stack.suffix));
-    std::fs::write(
-        &path,
+    rules_file(
+        stack,
         r#"[[rule]]
 id = "active_users_drop"
 severity = "warning"
 when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = -50, min_base = 3 }
 "#,
     )
-    .expect("writing the rule file");
+}
+
+/// Writes `rules` (rule-file TOML) to a file of this test's own and returns its path, for
+/// `AggregatorConfig::rules_file`.
+pub fn rules_file(stack: &Stack, rules: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
+    std::fs::write(&path, rules).expect("writing the rule file");
     path
 }
 
