@@ -39,7 +39,7 @@ pub struct App {
 
 impl App {
     /// Builds the shared state (the rule file is read and checked here).
-    pub fn new(cfg: ConsoleConfig, clock: Clock) -> Result<Self, ConsoleError> {
+    fn new(cfg: ConsoleConfig, clock: Clock) -> Result<Self, ConsoleError> {
         let rules = RuleSet::load(cfg.aggregator.rules_file.as_deref())?;
         let store = store::Store::new(&cfg.aggregator.clickhouse);
         let producer: FutureProducer = cfg.aggregator.kafka.to_rdkafka_producer().create()?;
@@ -71,10 +71,6 @@ impl App {
             ""
         }
     }
-
-    pub fn workflow(&self) -> &workflow::Workflow {
-        &self.workflow
-    }
 }
 
 /// Serves the console on `listener` until `shutdown` completes. `clock` is the wall clock in production; tests pass a fixed one they move.
@@ -88,9 +84,4 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "console listening");
     let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
     Ok(axum::serve(listener, service).with_graceful_shutdown(shutdown).await?)
-}
-
-/// The router alone, for benches and tests that render pages without a listener.
-pub fn router(app: Arc<App>) -> axum::Router {
-    web::router(app)
 }
