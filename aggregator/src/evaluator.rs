@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
 use schemas::alert::Alert;
+use schemas::runtime::Clock;
 use tokio::sync::watch;
 
 use crate::config::AggregatorConfig;
@@ -200,9 +201,14 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(())
     }
 
-    /// Evaluates every `interval` until `shutdown`. A failed pass is logged and retried on the
-    /// next tick: the state it would have changed is untouched.
-    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+    /// Evaluates every `interval`, each pass at `clock`'s now, until `shutdown`. A failed pass is
+    /// logged and retried on the next tick: the state it would have changed is untouched.
+    pub async fn run(
+        mut self,
+        interval: Duration,
+        clock: Clock,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), AggregatorError> {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -217,7 +223,7 @@ impl<S: AlertSink> Evaluator<S> {
                     return Ok(());
                 }
             }
-            if let Err(e) = self.evaluate(Utc::now()).await {
+            if let Err(e) = self.evaluate(clock.now()).await {
                 self.metrics.evaluation_failures.inc();
                 tracing::warn!(error = %e, "evaluation pass failed; retrying next interval");
             }

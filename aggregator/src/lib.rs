@@ -32,6 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use schemas::runtime::Clock;
+
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
 
@@ -45,24 +47,27 @@ pub enum Role {
 }
 
 /// [`serve`] with the rule set `cfg.rules_file` names (loaded here, once). Tests call this with
-/// an admin listener on port 0.
+/// an admin listener on port 0 and, where a result depends on the hour, a fixed clock.
 pub async fn run(
     cfg: AggregatorConfig,
     role: Role,
+    clock: Clock,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AggregatorError> {
     let rules = rules::RuleSet::load(cfg.rules_file.as_deref())?;
-    serve(cfg, rules, role, admin, shutdown).await
+    serve(cfg, rules, role, clock, admin, shutdown).await
 }
 
 /// Runs the aggregator — migrations, consumer, evaluator, notifier and admin endpoints, or the
 /// notifier and admin endpoints alone — until `shutdown` completes or one of its parts fails.
-/// `rules` were loaded and validated at start (`main`).
+/// `rules` were loaded and validated at start (`main`); every evaluation pass runs at `clock`'s
+/// now ([`Clock::system`] in production).
 pub async fn serve(
     cfg: AggregatorConfig,
     rules: rules::RuleSet,
     role: Role,
+    clock: Clock,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AggregatorError> {
@@ -80,7 +85,7 @@ pub async fn serve(
         let evaluator =
             evaluator::Evaluator::live(&cfg, rules, store.clone(), producer.clone(), metrics.clone(), ownership);
         tasks.spawn(consumer.run(stopped.clone()));
-        tasks.spawn(evaluator.run(cfg.evaluation.interval(), stopped.clone()));
+        tasks.spawn(evaluator.run(cfg.evaluation.interval(), clock, stopped.clone()));
     }
     if role == Role::Notifier || !cfg.notifier.webhooks.is_empty() {
         let notifier = notifier::Notifier::new(&cfg, store.clone(), producer.clone(), metrics.clone())?;

@@ -195,7 +195,15 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.admin_listen))?;
             tracing::info!(admin = %config.admin_listen, brokers = %config.kafka.brokers, clickhouse = %config.clickhouse.url, "aggregator started");
-            aggregator::serve(config, rules, role, admin, schemas::runtime::shutdown_signal()).await?;
+            aggregator::serve(
+                config,
+                rules,
+                role,
+                aggregator::Clock::system(),
+                admin,
+                schemas::runtime::shutdown_signal(),
+            )
+            .await?;
             tracing::info!("aggregator stopped");
         }
     }

@@ -176,6 +176,8 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     cfg.evaluation.chunk_accounts = 2; // the full passes read, write and alert in two chunks
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
+    // Every pass at this one instant: a pass on the next day would be a full one (and its 1-day
+    // window empty), so a pass with the wall clock could fail across midnight.
     let now = Utc::now();
     let login = |id: &str, account: &str, user: &str| {
         let e = Event::new(
@@ -196,24 +198,24 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     let rules = aggregator::rules::RuleSet::load(None).unwrap();
     let metrics = Arc::new(aggregator::metrics::Metrics::new());
     let mut ev = Evaluator::new(&cfg, rules, store.clone(), CollectingSink::default(), metrics, ownership.clone());
-    let full = ev.evaluate(Utc::now()).await.unwrap();
+    let full = ev.evaluate(now).await.unwrap();
     assert_eq!((full.full, full.accounts), (true, 3));
 
     // Nothing stored since: nothing to evaluate (no rule's clock runs for these accounts).
     tokio::time::sleep(std::time::Duration::from_secs(u64::from(aggregator::evaluator::STORE_SLACK_SECS) + 1)).await;
-    let _ = ev.evaluate(Utc::now()).await.unwrap(); // still within the slack of the first inserts
-    let idle = ev.evaluate(Utc::now()).await.unwrap();
+    let _ = ev.evaluate(now).await.unwrap(); // still within the slack of the first inserts
+    let idle = ev.evaluate(now).await.unwrap();
     assert_eq!((idle.full, idle.accounts), (false, 0));
 
     // A second user of `b` logs in: `b` alone is evaluated, and sees both users.
     store.insert_rows("events", &[login("b2", "b", "u2")]).await.unwrap();
-    let next = ev.evaluate(Utc::now()).await.unwrap();
+    let next = ev.evaluate(now).await.unwrap();
     assert_eq!((next.full, next.accounts), (false, 1));
     let rows = ev.sink().last_metrics();
     assert_eq!((rows[0].account_id.as_str(), rows[0].active_users_1d), ("b", 2));
 
     // After a rebalance the pass covers every account again.
     ownership.assign([0]);
-    let after = ev.evaluate(Utc::now()).await.unwrap();
+    let after = ev.evaluate(now).await.unwrap();
     assert_eq!((after.full, after.accounts), (true, 3));
 }

@@ -4,7 +4,6 @@
 
 pub mod auth;
 pub mod charts;
-pub mod clock;
 pub mod config;
 mod error;
 pub mod pages;
@@ -20,9 +19,9 @@ use aggregator::rules::RuleSet;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 
-pub use clock::Clock;
 pub use config::{ConsoleConfig, RawConsoleConfig};
 pub use error::ConsoleError;
+pub use schemas::runtime::Clock;
 
 /// What every request handler shares.
 pub struct App {

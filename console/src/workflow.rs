@@ -18,9 +18,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason, Severity};
 
-use crate::clock::Clock;
 use crate::store::{FiringRow, Store};
 use crate::ConsoleError;
+use schemas::runtime::Clock;
 
 /// The longest snooze: a longer silence is a closure.
 pub const MAX_SNOOZE_DAYS: i64 = 90;

@@ -4,6 +4,7 @@
 //! and [`format`]. Behind the `runtime` feature so the contract types stay light.
 //! Where each piece is used: `docs/architecture.md#shared-plumbing`.
 
+pub mod clock;
 pub mod format;
 pub mod kafka;
 pub mod retry;
@@ -13,6 +14,8 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
+
+pub use clock::Clock;
 
 /// Installs the global `tracing` subscriber: JSON lines in production (`auto` when stderr is not
 /// a terminal), human-readable in a terminal. The level comes from `RUST_LOG` (default `info`).

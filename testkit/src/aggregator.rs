@@ -1,7 +1,7 @@
 //! The aggregator in-process in one call: fresh topics and database on the test stack, its own
 //! consumer group, admin listener on port 0.
 
-use aggregator::{AggregatorConfig, AggregatorError, Role};
+use aggregator::{AggregatorConfig, AggregatorError, Clock, Role};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -67,17 +67,27 @@ pub fn rules_file(stack: &Stack, rules: &str) -> std::path::PathBuf {
     path
 }
 
-/// Runs `cfg` in-process with every role.
+/// Runs `cfg` in-process with every role, on the wall clock.
 pub async fn start(cfg: AggregatorConfig) -> RunningAggregator {
     start_as(cfg, Role::All).await
 }
 
-/// Runs `cfg` in-process as `role`.
+/// Runs `cfg` in-process with every role, its evaluator on `clock` (e.g. a fixed instant, so that
+/// what a test asserts does not depend on the hour it runs at).
+pub async fn start_at(cfg: AggregatorConfig, clock: Clock) -> RunningAggregator {
+    spawn(cfg, Role::All, clock).await
+}
+
+/// Runs `cfg` in-process as `role`, on the wall clock.
 pub async fn start_as(cfg: AggregatorConfig, role: Role) -> RunningAggregator {
+    spawn(cfg, role, Clock::system()).await
+}
+
+async fn spawn(cfg: AggregatorConfig, role: Role, clock: Clock) -> RunningAggregator {
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_url = format!("http://{}", admin.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(aggregator::run(cfg, role, admin, async {
+    let task = tokio::spawn(aggregator::run(cfg, role, clock, admin, async {
         let _ = stopped.await;
     }));
     RunningAggregator { admin_url, stop, task }

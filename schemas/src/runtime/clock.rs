@@ -1,5 +1,6 @@
-//! The console's notion of "now": the wall clock in production, a settable one in tests, so a
-//! test can move past a snooze's end without waiting for it.
+//! A service's notion of "now": the wall clock in production, a settable one in tests. The
+//! console's tests move it past a snooze's end without waiting; the aggregator's evaluator reads
+//! it for every pass, so a test evaluates at a fixed instant whatever the hour it runs at.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
