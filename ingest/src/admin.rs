@@ -19,9 +19,6 @@ use tokio::net::TcpListener;
 use crate::server::{serve_http, ServerLimits};
 use crate::App;
 
-/// The admin routes, as (method, path).
-pub const ADMIN_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
-
 /// How often the broker is asked whether our topic is there.
 pub const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one such question may take; a slower broker counts as not ready.

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::config::WriteKey;
+use crate::keys::WriteKey;
 
 /// The accepted write keys.
 pub struct WriteKeys {

@@ -10,6 +10,7 @@ use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
+use crate::keys::WriteKey;
 use crate::IngestError;
 
 /// The whole ingest configuration. Every field has a default fit for the local stack.
@@ -166,14 +167,6 @@ impl Default for SegmentConfig {
     fn default() -> Self {
         Self { mapping: schemas::segment::EventMapping::default(), remembered_bytes: 64 * 1024 * 1024 }
     }
-}
-
-/// A write key and the source it names (stamped on every event sent with it).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WriteKey {
-    pub key: String,
-    pub source: String,
 }
 
 /// Request limits. Defaults follow Segment's documented limits (32 KB per event, 500 KB per

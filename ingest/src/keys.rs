@@ -12,9 +12,17 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
 
-use crate::config::WriteKey;
 use crate::IngestError;
+
+/// A write key and the source it names (stamped on every event sent with it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteKey {
+    pub key: String,
+    pub source: String,
+}
 
 /// The key of the local stack (`deploy/local/ingest.toml`); it is public, so it is only
 /// accepted while ingest listens on a loopback address.

@@ -1,18 +1,22 @@
 //! uptake ingest: the HTTP front door. Validates usage events and writes them to Kafka,
 //! answering 200 only once the broker has acknowledged every event of the request.
 
-pub mod admin;
-pub mod auth;
-pub mod config;
+// The public surface (what the binary, the tests, testkit and the bench use): the service
+// ([`App`], [`serve`], [`serve_admin`]), its configuration and error, the write-key type tests
+// configure, the route table the OpenAPI test holds to the document, and the sink seam
+// ([`sink::EventSink`] with its Kafka and in-memory implementations). Everything else is private.
+mod admin;
+mod auth;
+mod config;
 mod error;
-pub mod groups;
-pub mod handlers;
-pub mod keys;
-pub mod metrics;
-pub mod ratelimit;
-pub mod request;
-pub mod routes;
-pub mod server;
+mod groups;
+mod handlers;
+mod keys;
+mod metrics;
+mod ratelimit;
+mod request;
+mod routes;
+mod server;
 pub mod sink;
 
 use std::future::Future;
@@ -24,6 +28,8 @@ use tokio::net::TcpListener;
 
 pub use config::IngestConfig;
 pub use error::IngestError;
+pub use keys::WriteKey;
+pub use routes::ROUTES;
 
 /// The shared state of the service.
 pub struct App {

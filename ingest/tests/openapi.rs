@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use ingest::config::WriteKey;
-use ingest::routes::ROUTES;
+use ingest::WriteKey;
+use ingest::ROUTES;
 use ingest::{App, IngestConfig};
 use serde_json::Value;
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use ingest::config::WriteKey;
 use ingest::sink::{CollectingSink, EventSink};
+use ingest::WriteKey;
 use ingest::{App, IngestConfig};
 use schemas::event::EventKind;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ingest::config::WriteKey;
+use ingest::WriteKey;
 use ingest::{App, IngestConfig, IngestError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ingest::config::WriteKey;
+use ingest::WriteKey;
 use ingest::{App, IngestConfig};
 use schemas::event::Event;
 use testkit::Stack;

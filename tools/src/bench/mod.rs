@@ -327,7 +327,7 @@ async fn start_ingest(
     opts: &Options,
     n: &Names,
     work: &std::path::Path,
-) -> Result<(procs::Service, load::Ingest, ingest::config::IngestConfig), BenchError> {
+) -> Result<(procs::Service, load::Ingest, ingest::IngestConfig), BenchError> {
     let port = procs::free_port()?;
     // ingest's /readyz is on its admin listener: the bench waits on that one.
     let admin_port = procs::free_port()?;
@@ -342,10 +342,10 @@ async fn start_ingest(
 
 /// ingest's configuration as the bench writes it, with the `UPTAKE_…` environment applied as
 /// ingest applies it: the raw producer gets exactly the settings ingest runs with.
-fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::config::IngestConfig {
+fn ingest_config(opts: &Options, n: &Names, port: u16, admin_port: u16) -> ingest::IngestConfig {
     let file = std::env::temp_dir().join(format!("uptake-{}-ingest-config.toml", n.id));
     std::fs::write(&file, bench_ingest_toml(opts, n, port, admin_port)).expect("writing the bench ingest config");
-    let cfg = ingest::config::IngestConfig::load(Some(&file)).expect("bench ingest config");
+    let cfg = ingest::IngestConfig::load(Some(&file)).expect("bench ingest config");
     let _ = std::fs::remove_file(&file);
     cfg
 }

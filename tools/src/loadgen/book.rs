@@ -241,15 +241,8 @@ pub(crate) fn day(d: NaiveDate, offset: i64) -> NaiveDate {
     }
 }
 
+// `Book::new` lives with the drawing (`draw.rs`), which reads this module's types: no cycle.
 impl Book {
-    pub fn new(accounts: usize, days: u32, seed: u64, today: NaiveDate) -> Self {
-        let root = Rng::new(seed);
-        let first_day = day(today, 1 - days as i64);
-        let accounts =
-            (0..accounts).map(|i| super::draw::account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
-        Self { accounts, first_day, today, seed, outcomes: true }
-    }
-
     /// Every day of the window, oldest first.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + Clone + '_ {
         self.first_day.iter_days().take_while(move |d| *d <= self.today)

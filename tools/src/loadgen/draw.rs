@@ -4,8 +4,18 @@
 
 use chrono::NaiveDate;
 
-use super::book::{day, Account, Kind, SlideStyle, Span, User, FEATURES};
+use super::book::{day, Account, Book, Kind, SlideStyle, Span, User, FEATURES};
 use super::rng::Rng;
+
+impl Book {
+    /// `accounts` accounts over the `days` days ending `today`, drawn from `seed`.
+    pub fn new(accounts: usize, days: u32, seed: u64, today: NaiveDate) -> Self {
+        let root = Rng::new(seed);
+        let first_day = day(today, 1 - days as i64);
+        let accounts = (0..accounts).map(|i| account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
+        Self { accounts, first_day, today, seed, outcomes: true }
+    }
+}
 
 const CSMS: [&str; 4] = ["dana@vendor.example", "sam@vendor.example", "lee@vendor.example", "ana@vendor.example"];
 const NAMES: [&str; 12] = [
