@@ -12,8 +12,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 use crate::AggregatorError;
 
 #[derive(Clone)]

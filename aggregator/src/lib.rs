@@ -1,27 +1,23 @@
 //! uptake aggregator: consumes usage events from Kafka into ClickHouse, keeps per-account
 //! rolling adoption metrics and turns them into churn-risk alerts.
 
-pub mod admin;
+// The public surface. Other crates use: the service (`run`/`serve`, [`Role`], its config and
+// error, [`Clock`]); for evaluating stored history in tests, the bench and the console's seeding,
+// the [`Evaluator`] with its report, the [`RuleSet`], fixed [`Ownership`] and the
+// [`CollectingSink`]; the Prometheus registry [`Metrics`]; the `backtest`; the `notifier` (run
+// alone in tests); the `model`'s row types and the metric table of docs/analysts.md; and `store`,
+// the ClickHouse tables and their row types. The consume path and the evaluation's insides are
+// private.
+mod admin;
 pub mod backtest;
-pub mod batch;
-pub mod chunk;
 pub mod config;
-pub mod consumer;
-pub mod dedup;
-pub mod episode;
+mod consume;
 mod error;
-pub mod evaluator;
-pub mod metrics;
+mod evaluate;
 pub mod model;
 pub mod notifier;
-pub mod poison;
-pub mod record;
-pub mod rules;
-pub mod sink;
 pub mod store;
-
-#[cfg(test)]
-mod layering;
+mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +28,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use consume::Ownership;
+pub use evaluate::rules::{RuleSet, DEFAULT_RULES};
+pub use evaluate::sink::CollectingSink;
+pub use evaluate::{Evaluator, PassReport, PassTimings, STORE_SLACK_SECS};
 pub use schemas::runtime::Clock;
+pub use telemetry::Metrics;
 
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
@@ -55,7 +56,7 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AggregatorError> {
-    let rules = rules::RuleSet::load(cfg.rules_file.as_deref())?;
+    let rules = evaluate::rules::RuleSet::load(cfg.rules_file.as_deref())?;
     serve(cfg, rules, role, clock, admin, shutdown).await
 }
 
@@ -65,7 +66,7 @@ pub async fn run(
 /// now ([`Clock::system`] in production).
 pub async fn serve(
     cfg: AggregatorConfig,
-    rules: rules::RuleSet,
+    rules: evaluate::rules::RuleSet,
     role: Role,
     clock: Clock,
     admin: TcpListener,
@@ -74,16 +75,16 @@ pub async fn serve(
     let store = store::Store::new(&cfg.clickhouse);
     let applied = store.migrate().await?;
     tracing::info!(?applied, database = store.database(), "schema up to date");
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(telemetry::Metrics::new());
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     if role == Role::All {
-        let ownership = Arc::new(consumer::Ownership::default());
+        let ownership = Arc::new(consume::Ownership::default());
         let consumer =
-            consumer::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
+            consume::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
         let evaluator =
-            evaluator::Evaluator::live(&cfg, rules, store.clone(), producer.clone(), metrics.clone(), ownership);
+            evaluate::Evaluator::live(&cfg, rules, store.clone(), producer.clone(), metrics.clone(), ownership);
         tasks.spawn(consumer.run(stopped.clone()));
         tasks.spawn(evaluator.run(cfg.evaluation.interval(), clock, stopped.clone()));
     }

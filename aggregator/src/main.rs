@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
-use aggregator::rules::RuleSet;
-use aggregator::AggregatorConfig;
+use aggregator::{AggregatorConfig, RuleSet};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -81,7 +80,7 @@ async fn store_score(
 ) -> anyhow::Result<()> {
     let text = match &config.rules_file {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        None => aggregator::rules::DEFAULT_RULES.to_owned(),
+        None => aggregator::DEFAULT_RULES.to_owned(),
     };
     let row = aggregator::store::BacktestScoreRow::new(
         chrono::Utc::now(),

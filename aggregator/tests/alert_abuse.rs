@@ -13,12 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::Evaluator;
-use aggregator::metrics::Metrics;
-use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::{Evaluator, Metrics, Ownership, RuleSet};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};

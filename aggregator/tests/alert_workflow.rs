@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::{Evaluator, PassReport};
-use aggregator::rules::RuleSet;
 use aggregator::store::{ActionRow, EventRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::{Evaluator, Ownership, PassReport, RuleSet};
 use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -56,7 +54,7 @@ async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
 
 /// A live evaluator of partition 0: a fresh one is a restart.
 fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let metrics = Arc::new(aggregator::Metrics::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }

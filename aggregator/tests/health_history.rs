@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aggregator::backtest::{backfill_health, replay, score};
-use aggregator::rules::RuleSet;
 use aggregator::store::{BacktestScoreRow, Store};
+use aggregator::RuleSet;
 use chrono::{Days, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 use testkit::Stack;
@@ -136,7 +136,7 @@ async fn the_backfill_writes_each_days_health_as_an_as_of_pass_computes_it() {
     // A stored scored backtest, as `backtest --score --store` writes it.
     let rules = RuleSet::default();
     let scored = score::score(&pass_of(&cfg, from, to).await, &[], &rules, from, to, 90);
-    let digest = score::rules_digest(aggregator::rules::DEFAULT_RULES);
+    let digest = score::rules_digest(aggregator::DEFAULT_RULES);
     let row =
         BacktestScoreRow::new(Utc::now(), (from, to), 90, digest.clone(), serde_json::to_string(&scored).unwrap());
     Store::new(&cfg.clickhouse).write_backtest_score(&row).await.unwrap();

@@ -7,12 +7,11 @@
 
 use std::sync::Arc;
 
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::Evaluator;
 use aggregator::model::MetricsRow;
-use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::RuleSet;
+use aggregator::{Evaluator, Ownership};
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -122,7 +121,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     store.insert_rows("events", &rows).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let metrics = Arc::new(aggregator::Metrics::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let mut evaluator = Evaluator::live(&cfg, rules, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
     let now: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
-use aggregator::metrics::Metrics;
 use aggregator::store::{ActionRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::Metrics;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};

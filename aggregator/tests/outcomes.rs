@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aggregator::backtest::{replay, score::score};
-use aggregator::rules::RuleSet;
 use aggregator::store::{OutcomeSource, RecordedOutcome, Store};
 use aggregator::Clock;
+use aggregator::RuleSet;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use schemas::outcome::Outcome;
 use serde_json::{json, Value};

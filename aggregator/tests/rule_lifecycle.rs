@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::Evaluator;
-use aggregator::rules::RuleSet;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -83,7 +81,7 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, 
 
 /// A live evaluator of partition 0 on `store` with `cfg`'s rules: a fresh one is a restart.
 fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let metrics = Arc::new(aggregator::Metrics::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
@@ -271,7 +269,7 @@ when = { kind = "inactivity", since = "login", days = 14 }
 
     // Live: one pass at the last second of each day, publishing for real.
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let metrics = Arc::new(aggregator::Metrics::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let mut live =
         Evaluator::live(&cfg, rules.clone(), store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));

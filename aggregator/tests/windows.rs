@@ -164,9 +164,7 @@ async fn every_window_matches_the_events_live_and_as_of_past_days() {
 async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass() {
     use std::sync::Arc;
 
-    use aggregator::consumer::Ownership;
-    use aggregator::evaluator::Evaluator;
-    use aggregator::sink::CollectingSink;
+    use aggregator::{CollectingSink, Evaluator, Ownership};
 
     let stack = Stack::from_env("incremental");
     let mut cfg = aggregator::AggregatorConfig::default();
@@ -195,14 +193,14 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     store.insert_rows("events", &first).await.unwrap();
 
     let ownership = Arc::new(Ownership::fixed([0]));
-    let rules = aggregator::rules::RuleSet::load(None).unwrap();
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let rules = aggregator::RuleSet::load(None).unwrap();
+    let metrics = Arc::new(aggregator::Metrics::new());
     let mut ev = Evaluator::new(&cfg, rules, store.clone(), CollectingSink::default(), metrics, ownership.clone());
     let full = ev.evaluate(now).await.unwrap();
     assert_eq!((full.full, full.accounts), (true, 3));
 
     // Nothing stored since: nothing to evaluate (no rule's clock runs for these accounts).
-    tokio::time::sleep(std::time::Duration::from_secs(u64::from(aggregator::evaluator::STORE_SLACK_SECS) + 1)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(aggregator::STORE_SLACK_SECS) + 1)).await;
     let _ = ev.evaluate(now).await.unwrap(); // still within the slack of the first inserts
     let idle = ev.evaluate(now).await.unwrap();
     assert_eq!((idle.full, idle.accounts), (false, 0));

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aggregator::rules::RuleSet;
+use aggregator::RuleSet;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 

@@ -9,11 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::backtest::score;
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::Evaluator;
-use aggregator::rules::RuleSet;
 use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use console::{Clock, RawConsoleConfig};
 use rdkafka::producer::{FutureProducer, Producer};
@@ -113,7 +111,7 @@ async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
     let store = Store::new(&cfg.clickhouse);
     let outcomes = store.outcomes().await.expect("the outcomes");
     let scored = score::score(&replay, &outcomes, &rules, from, to, 90);
-    let digest = score::rules_digest(aggregator::rules::DEFAULT_RULES);
+    let digest = score::rules_digest(aggregator::DEFAULT_RULES);
     let json = serde_json::to_string(&scored).expect("score JSON");
     let row = BacktestScoreRow::new(Utc::now(), (from, to), 90, digest, json);
     store.write_backtest_score(&row).await.expect("the score stored");
@@ -129,7 +127,7 @@ pub async fn evaluate_live(cfg: &AggregatorConfig, now: DateTime<Utc>) {
     let partitions = store.partitions(&cfg.kafka.events_topic).await.expect("the events topic's partitions");
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create().expect("a producer");
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
-    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    let metrics = Arc::new(aggregator::Metrics::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let mut evaluator = Evaluator::live(cfg, rules, store, producer.clone(), metrics, ownership);
     evaluator.evaluate(now).await.expect("a live evaluation pass");

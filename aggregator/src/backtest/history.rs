@@ -11,10 +11,10 @@ use schemas::alert::Alert;
 
 use super::{end_of_day, replay_evaluator};
 use crate::config::AggregatorConfig;
-use crate::episode::{Pending, Recorded};
+use crate::evaluate::episode::{Pending, Recorded};
+use crate::evaluate::rules::RuleSet;
+use crate::evaluate::sink::AlertSink;
 use crate::model::MetricsRow;
-use crate::rules::RuleSet;
-use crate::sink::AlertSink;
 use crate::store::{AlertRow, Store};
 use crate::AggregatorError;
 
@@ -87,7 +87,10 @@ impl AlertSink for HistorySink {
     }
 
     /// A backfill replays the past: no CSM worked those episodes.
-    async fn workflow(&self, _alert_ids: &[String]) -> Result<Vec<crate::episode::Workflow>, AggregatorError> {
+    async fn workflow(
+        &self,
+        _alert_ids: &[String],
+    ) -> Result<Vec<crate::evaluate::episode::Workflow>, AggregatorError> {
         Ok(Vec::new())
     }
 

@@ -11,11 +11,11 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use schemas::alert::Alert;
 
 use crate::config::AggregatorConfig;
-use crate::consumer::Ownership;
-use crate::evaluator::Evaluator;
+use crate::consume::ownership::Ownership;
+use crate::evaluate::rules::RuleSet;
+use crate::evaluate::sink::{AlertSink, CollectingSink};
+use crate::evaluate::Evaluator;
 use crate::model::MetricsRow;
-use crate::rules::RuleSet;
-use crate::sink::{AlertSink, CollectingSink};
 use crate::store::Store;
 use crate::AggregatorError;
 
@@ -70,7 +70,7 @@ async fn replay_evaluator<S: AlertSink>(
 ) -> Result<Evaluator<S>, AggregatorError> {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let metrics = Arc::new(crate::telemetry::Metrics::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let sink = sink(&store);
     Ok(Evaluator::new(cfg, rules, store, sink, metrics, ownership))

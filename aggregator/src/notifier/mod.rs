@@ -38,8 +38,8 @@ use tokio::sync::watch;
 pub use deliver::Outcome;
 
 use crate::config::{AggregatorConfig, WebhookConfig};
-use crate::metrics::Metrics;
 use crate::store::{to_datetime, NotificationRow, Store};
+use crate::telemetry::Metrics;
 use crate::AggregatorError;
 
 /// How long to wait before retrying ClickHouse or the broker when they fail.

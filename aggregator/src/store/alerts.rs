@@ -8,7 +8,7 @@ use schemas::alert::Alert;
 use serde::{Deserialize, Serialize};
 
 use super::{to_datetime, Store};
-use crate::episode::{EpisodeHistory, OpenEpisode, Pending};
+use crate::evaluate::episode::{EpisodeHistory, OpenEpisode, Pending};
 use crate::AggregatorError;
 
 /// One row of `alerts`.

@@ -248,7 +248,7 @@ impl Store {
     }
 
     /// Inserts rows already encoded in RowBinary with `columns` (comma-separated; for `events`
-    /// [`crate::record::COLUMNS`]) as one INSERT: stored whole or, on error, not at all.
+    /// [`crate::consume::record::COLUMNS`]) as one INSERT: stored whole or, on error, not at all.
     pub async fn insert_row_binary<'a>(
         &self,
         table: &str,

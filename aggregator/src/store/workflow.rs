@@ -10,7 +10,7 @@ use schemas::alert::Alert;
 use serde::{Deserialize, Serialize};
 
 use super::{to_datetime, Store};
-use crate::episode::Workflow;
+use crate::evaluate::episode::Workflow;
 use crate::AggregatorError;
 
 /// Episodes per workflow query: keeps the statement far below ClickHouse's `max_query_size`

@@ -1,6 +1,6 @@
 //! The rules: the rule set the aggregator runs, and the latest scored backtest of it.
 
-use aggregator::rules::RuleSet;
+use aggregator::RuleSet;
 use maud::{html, Markup};
 use serde_json::Value;
 

@@ -5,11 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::consumer::Ownership;
-use aggregator::evaluator::{Evaluator, PassTimings};
-use aggregator::metrics::Metrics;
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
+use aggregator::{Evaluator, Metrics, Ownership, PassTimings};
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use schemas::event::{Event, EventKind};
@@ -75,7 +73,7 @@ pub fn evaluator(
     partitions: &[i32],
 ) -> Result<Evaluator, BenchError> {
     let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
-    let rules = aggregator::rules::RuleSet::load(cfg.rules_file.as_deref())?;
+    let rules = aggregator::RuleSet::load(cfg.rules_file.as_deref())?;
     Ok(Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership))
 }
 

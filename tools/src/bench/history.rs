@@ -18,8 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use aggregator::evaluator::PassTimings;
 use aggregator::store::Store;
+use aggregator::PassTimings;
 use chrono::{NaiveDate, Utc};
 
 use super::BenchError;

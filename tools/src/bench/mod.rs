@@ -242,7 +242,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
                 let changed: Vec<(String, i32)> =
                     (0..case.accounts).step_by(100).map(|a| (format!("h-{a}"), (a % 4) as i32)).collect();
                 eval::touch(store, &n.events_topic, &changed).await?;
-                tokio::time::sleep(Duration::from_secs(u64::from(aggregator::evaluator::STORE_SLACK_SECS) + 1)).await;
+                tokio::time::sleep(Duration::from_secs(u64::from(aggregator::STORE_SLACK_SECS) + 1)).await;
                 let pass = eval::timed(&mut evaluator, false).await?;
                 // Those, and the few with a rule's clock running.
                 if pass.1 < changed.len() || pass.1 > changed.len() * 2 {

@@ -34,7 +34,7 @@ pub struct Report {
     pub e2e_passes: Option<(f64, u64)>,
     pub e2e_inserts: Option<(f64, u64)>,
     /// Per book size: the pass's duration and its phases.
-    pub evaluation: Vec<(usize, Duration, aggregator::evaluator::PassTimings)>,
+    pub evaluation: Vec<(usize, Duration, aggregator::PassTimings)>,
     /// The history cases, in order (`bench/history.rs`).
     pub history: Vec<super::history::Measured>,
     /// The console's pages on the largest evaluation book (`bench/console.rs`).

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aggregator::rules::RuleSet;
-use aggregator::AggregatorConfig;
+use aggregator::{AggregatorConfig, RuleSet};
 use chrono::{Days, NaiveDate};
 
 use crate::bench::{self, procs, BenchError, Names};

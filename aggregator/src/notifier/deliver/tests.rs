@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use schemas::alert::Alert;
 
 use crate::config::{WebhookConfig, WebhookFormat};
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 /// Serves `app` on a free local port; its base URL.
 async fn serve(app: axum::Router) -> String {

@@ -11,8 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use crate::dedup::{id_hash, DedupWindow};
-use crate::record::{EventRecord, Origin};
+use crate::consume::dedup::{id_hash, DedupWindow};
+use crate::consume::record::{EventRecord, Origin};
 
 /// A consumed record that becomes a row. Its bytes — the record as read (for the dead-letter
 /// topic, should ClickHouse refuse the row), its message id and its encoded `events` row — sit
@@ -21,7 +21,7 @@ use crate::record::{EventRecord, Origin};
 pub struct Pending {
     pub partition: i32,
     pub offset: i64,
-    /// The event's time: the monthly partition its row goes to ([`crate::chunk`]).
+    /// The event's time: the monthly partition its row goes to ([`crate::consume::chunk`]).
     pub timestamp: u32,
     pub received_at: u32,
     id_hash: u64,
@@ -67,10 +67,6 @@ impl Batch {
     /// Records read (rows and dead letters).
     pub fn len(&self) -> usize {
         self.rows.len() + self.dead.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Empties the batch for the next one, keeping its memory.

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use schemas::alert::{Alert, AlertAction, AlertStatus};
 
+use crate::evaluate::rules::{Finding, Rule};
 use crate::model::{to_datetime, MetricsRow};
-use crate::rules::{Finding, Rule};
 
 /// An alert episode that fired and has not resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +208,7 @@ impl Episodes {
     }
 
     /// Pairs whose condition holds (with or without an open episode).
+    #[cfg(test)]
     pub fn pending_count(&self) -> usize {
         self.pending.len()
     }

@@ -24,7 +24,7 @@ use schemas::outcome::Outcome;
 use serde::Serialize;
 
 use super::Replay;
-use crate::rules::RuleSet;
+use crate::evaluate::rules::RuleSet;
 use crate::store::RecordedOutcome;
 
 /// Hex SHA-256 of a rule file's text: names the rule set a stored score belongs to

@@ -1,6 +1,6 @@
 use super::*;
+use crate::evaluate::rules::RuleSet;
 use crate::model::Stage;
-use crate::rules::RuleSet;
 
 const RULES: &str = r#"
 [[rule]]

@@ -1,7 +1,8 @@
-//! No import cycle anywhere in the workspace (docs/architecture.md#layers): every module of every
-//! crate, read from the `crate::…` and `super::…` paths of its source, so an import that closes a
-//! cycle — between top-level modules (`config` ↔ `keys`) or between siblings deeper down
-//! (`loadgen::book` ↔ `loadgen::draw`) — fails here, whichever crate it is in.
+//! The workspace's layers (docs/architecture.md#layers): no import cycle anywhere — every module of
+//! every crate, read from the `crate::…` and `super::…` paths of its source, so an import that
+//! closes a cycle between top-level modules (`config` ↔ `keys`) or between siblings deeper down
+//! (`loadgen::book` ↔ `loadgen::draw`) fails here, whichever crate it is in — and the aggregator's
+//! core reading top-down (the model pure, config a leaf, rules and episodes over the model only).
 //!
 //! A module is a file (`foo.rs` or `foo/mod.rs`). A path to an item of an ancestor module (the
 //! crate root's re-exports, `super::*` in a child's tests) is not an edge: the ancestor is the
@@ -159,6 +160,38 @@ fn no_crate_has_an_import_cycle() {
         }
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// What the modules under `prefix` import from outside it, as the deepest modules named.
+fn imports_of(graph: &BTreeMap<Module, BTreeSet<Module>>, prefix: &str) -> BTreeSet<String> {
+    let p: Module = prefix.split("::").map(str::to_owned).collect();
+    graph
+        .iter()
+        .filter(|(m, _)| m.starts_with(&p))
+        .flat_map(|(_, deps)| deps.iter().filter(|d| !d.starts_with(&p)).map(|d| d.join("::")))
+        .collect()
+}
+
+#[test]
+fn the_aggregator_core_reads_top_down() {
+    let g = graph(&workspace().join("aggregator/src"));
+    let allowed = |m: &str, deps: &[&str]| {
+        let extra: Vec<String> = imports_of(&g, m)
+            .into_iter()
+            .filter(|d| !deps.iter().any(|a| d == a || d.starts_with(&format!("{a}::"))))
+            .collect();
+        assert!(extra.is_empty(), "{m} must not import {extra:?}");
+    };
+    assert!(g.contains_key(&vec!["evaluate".to_owned(), "rules".to_owned()]), "{:?}", g.keys());
+    // The model knows no I/O and nothing above it; config is a leaf over the model's settings;
+    // rules read the model only; the episode state machine is pure; the consume path knows
+    // nothing of evaluation, and evaluation nothing of the consume path but partition ownership.
+    allowed("model", &[]);
+    allowed("config", &["model", "error"]);
+    allowed("evaluate::rules", &["model", "error"]);
+    allowed("evaluate::episode", &["model", "evaluate::rules"]);
+    allowed("consume", &["config", "error", "model", "store", "telemetry"]);
+    allowed("evaluate", &["config", "consume::ownership", "error", "model", "store", "telemetry"]);
 }
 
 #[test]

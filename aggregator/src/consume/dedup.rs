@@ -63,6 +63,7 @@ impl DedupWindow {
 
     /// True if `message_id` was already stored on `partition` within the window; otherwise
     /// remembers it (received at `received_at`) and returns false.
+    #[cfg(test)]
     pub fn seen_or_insert(&mut self, partition: i32, message_id: &str, received_at: u32) -> bool {
         self.seen_or_insert_hash(partition, id_hash(message_id), received_at)
     }
@@ -96,6 +97,7 @@ impl DedupWindow {
         self.partitions.values().map(|w| w.ids.len()).sum()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -14,6 +14,10 @@
 //! stored before the next pass ([`Evaluator::record_unrecorded`]) instead of publishing the
 //! record again.
 
+pub mod episode;
+pub mod rules;
+pub mod sink;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +29,13 @@ use schemas::runtime::Clock;
 use tokio::sync::watch;
 
 use crate::config::AggregatorConfig;
-use crate::consumer::Ownership;
-use crate::episode::Episodes;
-use crate::metrics::Metrics;
+use crate::consume::ownership::Ownership;
+use crate::evaluate::episode::Episodes;
+use crate::evaluate::rules::RuleSet;
+use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
-use crate::rules::RuleSet;
-use crate::sink::{AlertSink, LiveSink};
 use crate::store::{ActionRow, AlertRow, Changed, History, Store};
+use crate::telemetry::Metrics;
 use crate::AggregatorError;
 
 /// How long before the last pass's start an incremental pass looks for stored events: an insert
@@ -153,7 +157,7 @@ impl<S: AlertSink> Evaluator<S> {
         }
     }
 
-    /// The sink (a test reads what a [`crate::sink::CollectingSink`] collected).
+    /// The sink (a test reads what a [`crate::evaluate::sink::CollectingSink`] collected).
     pub fn sink(&self) -> &S {
         &self.sink
     }

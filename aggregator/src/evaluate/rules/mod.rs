@@ -31,10 +31,12 @@ use crate::AggregatorError;
 
 mod parse;
 
-pub use parse::{parse_duration, parse_rules};
+#[cfg(test)]
+use parse::parse_duration;
+pub use parse::parse_rules;
 
 /// The rule set shipped with uptake (deploy/rules.toml), used when no file is configured.
-pub const DEFAULT_RULES: &str = include_str!("../../deploy/rules.toml");
+pub const DEFAULT_RULES: &str = include_str!("../../../../deploy/rules.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Op {

@@ -13,10 +13,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::Alert;
 
-use crate::episode::{Pending, Recorded, Workflow};
-use crate::metrics::Metrics;
+use crate::evaluate::episode::{Pending, Recorded, Workflow};
 use crate::model::{epoch_day_plus, MetricsRow};
 use crate::store::{ActionRow, AlertRow, PendingRow, Store};
+use crate::telemetry::Metrics;
 use crate::AggregatorError;
 
 /// The evaluator's output.

@@ -3,21 +3,29 @@
 //! Offsets are committed only after ClickHouse acknowledged the batch's inserts, so a crash never
 //! skips an event; the records a crash replays, and client retries, are recognised by their
 //! message id ([`DedupWindow`]) and stored once. A batch becomes as many INSERTs as its months
-//! need ([`crate::chunk`]); a crash between two of them replays the batch, and the window —
+//! need ([`crate::consume::chunk`]); a crash between two of them replays the batch, and the window —
 //! reloaded with every row stored from the replay's first offset on — skips what was stored.
 //! Nothing blocks a partition: an unreadable record, or a row ClickHouse refuses for good
-//! ([`crate::poison`]), goes to the dead-letter topic with the reason; consume errors and
+//! ([`crate::consume::poison`]), goes to the dead-letter topic with the reason; consume errors and
 //! transient ClickHouse errors are retried with backoff.
 
-use std::collections::{HashMap, HashSet};
+pub mod batch;
+pub mod chunk;
+pub mod dedup;
+pub mod ownership;
+pub mod poison;
+pub mod record;
+
+pub use ownership::{Ownership, OwnershipContext};
+
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::stream_consumer::MessageStream;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -25,13 +33,13 @@ use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
 use tokio::sync::watch;
 
-use crate::batch::{Added, Batch, DeadLetter, Pending};
 use crate::config::AggregatorConfig;
-use crate::dedup::DedupWindow;
-use crate::metrics::Metrics;
-use crate::poison::{store_isolating, Sink};
-use crate::record::{Origin, COLUMNS};
+use crate::consume::batch::{Added, Batch, DeadLetter, Pending};
+use crate::consume::dedup::DedupWindow;
+use crate::consume::poison::{store_isolating, Sink};
+use crate::consume::record::{Origin, COLUMNS};
 use crate::store::{to_datetime, Store};
+use crate::telemetry::Metrics;
 use crate::AggregatorError;
 
 /// Longest pause between attempts while ClickHouse, the broker or the dead-letter topic fails.
@@ -41,66 +49,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The backoff of every retry loop of the consumer.
 fn backoff() -> Backoff {
     Backoff::new(FIRST_BACKOFF, MAX_BACKOFF)
-}
-
-/// The partitions of the events topic this instance owns, as the consumer group assigned them,
-/// and a counter of rebalances. Shared with the evaluator: an account's metrics and rules are
-/// computed only by the instance that owns the account's partition.
-#[derive(Default)]
-pub struct Ownership {
-    generation: AtomicU64,
-    partitions: Mutex<HashSet<i32>>,
-}
-
-impl Ownership {
-    /// Ownership of fixed partitions, outside any consumer group: for evaluating stored history
-    /// (tests, backtests) without consuming.
-    pub fn fixed(partitions: impl IntoIterator<Item = i32>) -> Self {
-        Self { generation: AtomicU64::new(0), partitions: Mutex::new(partitions.into_iter().collect()) }
-    }
-
-    /// Increases on every rebalance.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// The owned partitions, sorted.
-    pub fn partitions(&self) -> Vec<i32> {
-        let mut p: Vec<i32> = self.partitions.lock().expect("ownership lock poisoned").iter().copied().collect();
-        p.sort_unstable();
-        p
-    }
-
-    /// Replaces the owned partitions, as a rebalance does (tests, and fixed ownership changed
-    /// by hand).
-    pub fn assign(&self, partitions: impl IntoIterator<Item = i32>) {
-        *self.partitions.lock().expect("ownership lock poisoned") = partitions.into_iter().collect();
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// The consumer's context: keeps [`Ownership`] current.
-pub struct OwnershipContext {
-    topic: String,
-    ownership: Arc<Ownership>,
-}
-
-impl rdkafka::ClientContext for OwnershipContext {}
-
-impl ConsumerContext for OwnershipContext {
-    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut owned = self.ownership.partitions.lock().expect("ownership lock poisoned");
-        match rebalance {
-            // The eager protocol assigns the whole new set and revokes everything before.
-            Rebalance::Assign(tpl) => {
-                *owned = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
-            }
-            Rebalance::Revoke(_) => owned.clear(),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-        tracing::info!(partitions = ?owned, "partitions assigned");
-        self.ownership.generation.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 pub struct EventConsumer {
@@ -294,7 +242,7 @@ impl EventConsumer {
     /// Returns the rows ClickHouse refused for good, as dead letters; `None` if shutdown came
     /// first (nothing committed; a replay skips what was stored).
     async fn store_rows(&self, batch: &mut Batch, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<DeadLetter>> {
-        let chunks = crate::chunk::plan(&mut batch.rows, |p| p.timestamp, self.max_partitions);
+        let chunks = crate::consume::chunk::plan(&mut batch.rows, |p| p.timestamp, self.max_partitions);
         if chunks.len() > 1 {
             tracing::info!(
                 rows = batch.rows.len(),

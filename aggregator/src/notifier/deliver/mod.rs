@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::payload;
 use crate::config::{NotifierConfig, WebhookConfig};
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 /// How much of a failed response's body is read for the error message.
 pub const ERROR_BODY_CAP: usize = 4 * 1024;
