@@ -13,13 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub store: Store,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<Telemetry>,
 }
 
 pub fn router(state: AdminState) -> Router {

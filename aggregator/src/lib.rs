@@ -4,7 +4,7 @@
 // The public surface. Other crates use: the service (`run`/`serve`, [`Role`], its config and
 // error, [`Clock`]); for evaluating stored history in tests, the bench and the console's seeding,
 // the [`Evaluator`] with its report, the [`RuleSet`], fixed [`Ownership`] and the
-// [`CollectingSink`]; the Prometheus registry [`Metrics`]; the `backtest`; the `notifier` (run
+// [`CollectingSink`]; the Prometheus registry [`Telemetry`]; the `backtest`; the `notifier` (run
 // alone in tests); the `model`'s row types and the metric table of docs/analysts.md; and `store`,
 // the ClickHouse tables and their row types. The consume path and the evaluation's insides are
 // private.
@@ -33,7 +33,7 @@ pub use evaluate::rules::{RuleSet, DEFAULT_RULES};
 pub use evaluate::sink::CollectingSink;
 pub use evaluate::{Evaluator, PassReport, PassTimings, STORE_SLACK_SECS};
 pub use schemas::runtime::Clock;
-pub use telemetry::Metrics;
+pub use telemetry::Telemetry;
 
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
@@ -75,7 +75,7 @@ pub async fn serve(
     let store = store::Store::new(&cfg.clickhouse);
     let applied = store.migrate().await?;
     tracing::info!(?applied, database = store.database(), "schema up to date");
-    let metrics = Arc::new(telemetry::Metrics::new());
+    let metrics = Arc::new(telemetry::Telemetry::new());
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();

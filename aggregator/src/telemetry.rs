@@ -2,7 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-pub struct Metrics {
+pub struct Telemetry {
     registry: Registry,
     /// Events stored in ClickHouse.
     pub events_stored: IntCounter,
@@ -41,7 +41,7 @@ pub struct Metrics {
     pub evaluation_failures: IntCounter,
 }
 
-impl Metrics {
+impl Telemetry {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {
@@ -120,7 +120,7 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
+impl Default for Telemetry {
     fn default() -> Self {
         Self::new()
     }

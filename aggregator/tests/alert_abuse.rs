@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
-use aggregator::{Evaluator, Metrics, Ownership, RuleSet};
+use aggregator::{Evaluator, Ownership, RuleSet, Telemetry};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use schemas::event::{Event, EventKind};
+use testkit::events::{self, at as t};
 use testkit::Stack;
 
 const TOPIC: &str = "abuse-events";
@@ -32,23 +31,6 @@ description = "No login for a week"
 severity = "critical"
 when = { kind = "inactivity", since = "login", days = 7 }
 "#;
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
-fn login(n: usize, at: &str) -> EventRow {
-    let e = Event::new(
-        EventKind::Login,
-        format!("abuse-{n}"),
-        "quiet-co".into(),
-        "u1".into(),
-        t(at),
-        t(at),
-        "abuse".into(),
-    );
-    EventRow::new(e, TOPIC, 0, n as i64)
-}
 
 /// Every request the webhook got: its Idempotency-Key.
 #[derive(Clone, Default)]
@@ -99,7 +81,7 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, 
 }
 
 fn evaluator(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
@@ -151,7 +133,7 @@ async fn refire_after_failed_alerts_insert_keeps_alert_id_and_delivers_once() {
     let stack = Stack::from_env("refire_same_id");
     let rx = Receiver::default();
     let (cfg, store, producer) = setup(&stack, rx.start().await).await;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let (stop, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
 
     let mut ev = evaluator(&cfg, &store, &producer);
@@ -190,6 +172,11 @@ async fn refire_after_failed_alerts_insert_keeps_alert_id_and_delivers_once() {
     assert_eq!(recorded(&stack).await, [pair(&id, "firing"), pair(&id, "resolved")]);
     stop.send(true).unwrap();
     notifier.await.unwrap();
+}
+
+/// Login `n` of `quiet-co`'s `u1` at `at`, as stored from partition 0 at offset `n`.
+fn login(n: usize, at: &str) -> EventRow {
+    events::stored(events::login(format!("abuse-{n}"), "quiet-co", "u1", t(at), "abuse"), TOPIC, n as i64)
 }
 
 #[tokio::test]
@@ -239,7 +226,7 @@ async fn notifier_receive_error_is_counted_and_never_fatal() {
     // the topic is found soon once it exists.
     cfg.kafka.alerts_topic = stack.topic("not-yet-alerts");
     cfg.kafka.librdkafka.insert("topic.metadata.refresh.interval.ms".into(), "500".into());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let (stop, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     wait_until("a receive error", || metrics.notify_receive_errors.get() >= 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

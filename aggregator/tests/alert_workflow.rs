@@ -13,11 +13,10 @@ use std::time::Duration;
 use aggregator::store::{ActionRow, EventRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, PassReport, RuleSet};
-use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason};
-use schemas::event::{Event, EventKind};
+use testkit::events::{self, at as t};
 use testkit::Stack;
 
 const TOPIC: &str = "workflow-events";
@@ -30,14 +29,9 @@ cooldown = "3d"
 when = { kind = "inactivity", since = "login", days = 7 }
 "#;
 
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
+/// Login `n` of `u1` of `account` at `at`, as stored from partition 0 at offset `n`.
 fn login(n: usize, account: &str, at: &str) -> EventRow {
-    let e =
-        Event::new(EventKind::Login, format!("wf-{n}"), account.into(), "u1".into(), t(at), t(at), "workflow".into());
-    EventRow::new(e, TOPIC, 0, n as i64)
+    events::stored(events::login(format!("wf-{n}"), account, "u1", t(at), "workflow"), TOPIC, n as i64)
 }
 
 async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
@@ -54,7 +48,7 @@ async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
 
 /// A live evaluator of partition 0: a fresh one is a restart.
 fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use aggregator::model::MetricsRow;
 use aggregator::store::{EventRow, Store};
-use aggregator::AggregatorConfig;
 use aggregator::RuleSet;
 use aggregator::{Evaluator, Ownership};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -105,15 +104,10 @@ fn close(got: Option<f64>, want: Option<f64>, what: &str) {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn every_metric_stage_and_health_component_matches_the_hand_computed_values() {
     let stack = Stack::from_env("fixture");
-    let mut cfg = AggregatorConfig::default();
-    cfg.kafka.brokers = stack.kafka.clone();
+    let mut cfg = testkit::aggregator::config_for(&stack, "metrics-fixture");
     cfg.kafka.events_topic = TOPIC.into();
-    cfg.clickhouse.url = stack.clickhouse.clone();
-    cfg.clickhouse.database = stack.database();
     cfg.metrics.feature_catalogue = ["reports", "exports", "alerts", "api"].map(String::from).to_vec();
-    let no_rules = std::env::temp_dir().join(format!("uptake-norules-{}.toml", stack.suffix));
-    std::fs::write(&no_rules, "").unwrap();
-    cfg.rules_file = Some(no_rules);
+    cfg.rules_file = Some(testkit::aggregator::rules_file(&stack, "")); // no rules
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let rows: Vec<EventRow> =
@@ -121,7 +115,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     store.insert_rows("events", &rows).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let mut evaluator = Evaluator::live(&cfg, rules, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
     let now: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aggregator::config::{WebhookConfig, WebhookFormat};
 use aggregator::store::{ActionRow, Store};
 use aggregator::AggregatorConfig;
-use aggregator::Metrics;
+use aggregator::Telemetry;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -194,7 +194,7 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     assert_eq!(expected_dana.len(), 3, "acct-2, acct-4 (critical, warning), acct-8 (critical)");
 
     // Crash (abort, no graceful stop) while the 4th delivery to `all` is in flight.
-    let (_stop1, first) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Metrics::new()));
+    let (_stop1, first) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Telemetry::new()));
     tokio::time::timeout(Duration::from_secs(60), rx.held.notified()).await.expect("the 4th delivery arrives");
     // Let the same record's delivery to `dana` (if routed) finish and be recorded, so what the
     // crash cuts short is exactly the held request.
@@ -203,7 +203,7 @@ async fn each_alert_reaches_each_routed_webhook_once_across_a_crash() {
     let _ = first.await;
     let before_restart = rx.log().len();
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let (stop2, second) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     let want = expected_all.len() + expected_dana.len();
     wait_until("every routed delivery to be answered", Duration::from_secs(90), || rx.answered().len() == want).await;
@@ -272,7 +272,7 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
     let records = [alert(1, AlertStatus::Firing), alert(2, AlertStatus::Firing)];
     publish(&producer, &cfg.kafka.alerts_topic, &records).await;
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     let parked = stack
         .wait_for_count(
@@ -312,7 +312,7 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
 
     // A restart does not start over on parked alerts: once a new alert has been handled, the
     // old ones have had no further attempts.
-    let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Metrics::new()));
+    let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, Arc::new(Telemetry::new()));
     publish(&producer, &cfg.kafka.alerts_topic, &[alert(3, AlertStatus::Firing)]).await;
     let parked = stack
         .wait_for_count(
@@ -373,7 +373,7 @@ async fn a_snoozed_episode_notifies_nothing_until_the_snooze_ends_and_deliveries
     let records = [fired.clone(), snoozed.clone(), acknowledged.clone(), resolved.clone(), assigned.clone()];
     publish(&producer, &cfg.kafka.alerts_topic, &records).await;
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Telemetry::new());
     let (stop, task) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     let ledger_sql = format!("SELECT count() AS n FROM {}.notifications", stack.database());
     let rows = stack.wait_for_count(&ledger_sql, 10, Duration::from_secs(60)).await;

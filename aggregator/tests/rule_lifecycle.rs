@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
+use testkit::events::{self, at as t};
 use testkit::Stack;
 
 const TOPIC: &str = "lifecycle-events";
@@ -45,23 +46,6 @@ for = "3d"
 when = { kind = "inactivity", since = "login", days = 7 }
 "#;
 
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
-fn login(n: usize, at: &str) -> EventRow {
-    let e = Event::new(
-        EventKind::Login,
-        format!("lc-{n}"),
-        "quiet-co".into(),
-        "u1".into(),
-        t(at),
-        t(at),
-        "lifecycle".into(),
-    );
-    EventRow::new(e, TOPIC, 0, n as i64)
-}
-
 /// A config and a migrated store for `stack`, alerts on a fresh topic, with `rules` (TOML) or
 /// the shipped default rules.
 async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, String) {
@@ -81,7 +65,7 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, 
 
 /// A live evaluator of partition 0 on `store` with `cfg`'s rules: a fresh one is a restart.
 fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
@@ -110,6 +94,11 @@ async fn pending_rows(stack: &Stack) -> Vec<(DateTime<Utc>, u64)> {
 async fn pass(ev: &mut Evaluator, at: &str) -> (Vec<String>, Vec<String>) {
     let r = ev.evaluate(t(at)).await.unwrap();
     (r.fired.iter().map(|a| a.rule_id.clone()).collect(), r.resolved.iter().map(|a| a.rule_id.clone()).collect())
+}
+
+/// Login `n` of `quiet-co`'s `u1` at `at`, as stored from partition 0 at offset `n`.
+fn login(n: usize, at: &str) -> EventRow {
+    events::stored(events::login(format!("lc-{n}"), "quiet-co", "u1", t(at), "lifecycle"), TOPIC, n as i64)
 }
 
 #[tokio::test]
@@ -269,7 +258,7 @@ when = { kind = "inactivity", since = "login", days = 14 }
 
     // Live: one pass at the last second of each day, publishing for real.
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let mut live =
         Evaluator::live(&cfg, rules.clone(), store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));

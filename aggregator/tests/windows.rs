@@ -194,7 +194,7 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
 
     let ownership = Arc::new(Ownership::fixed([0]));
     let rules = aggregator::RuleSet::load(None).unwrap();
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let mut ev = Evaluator::new(&cfg, rules, store.clone(), CollectingSink::default(), metrics, ownership.clone());
     let full = ev.evaluate(now).await.unwrap();
     assert_eq!((full.full, full.accounts), (true, 3));

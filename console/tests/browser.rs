@@ -321,7 +321,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     cfg.notifier.webhooks = vec![webhook(&hook)];
     let store = aggregator::store::Store::new(&cfg.clickhouse);
     let producer: rdkafka::producer::FutureProducer = cfg.kafka.to_rdkafka_producer().create().unwrap();
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let (stop_notifier, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics);
     let open = seeded.open_alerts.len();
     wait_for(|| receiver.len() >= open, Duration::from_secs(20)).await;

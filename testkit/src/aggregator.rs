@@ -99,7 +99,7 @@ pub fn start_notifier(
     cfg: &AggregatorConfig,
     store: &aggregator::store::Store,
     producer: &rdkafka::producer::FutureProducer,
-    metrics: std::sync::Arc<aggregator::Metrics>,
+    metrics: std::sync::Arc<aggregator::Telemetry>,
 ) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>) {
     let notifier =
         aggregator::notifier::Notifier::new(cfg, store.clone(), producer.clone(), metrics).expect("notifier");

@@ -127,7 +127,7 @@ pub async fn evaluate_live(cfg: &AggregatorConfig, now: DateTime<Utc>) {
     let partitions = store.partitions(&cfg.kafka.events_topic).await.expect("the events topic's partitions");
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create().expect("a producer");
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
-    let metrics = Arc::new(aggregator::Metrics::new());
+    let metrics = Arc::new(aggregator::Telemetry::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let mut evaluator = Evaluator::live(cfg, rules, store, producer.clone(), metrics, ownership);
     evaluator.evaluate(now).await.expect("a live evaluation pass");

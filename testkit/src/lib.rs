@@ -13,6 +13,7 @@ use serde_json::Value;
 pub mod aggregator;
 pub mod browser;
 pub mod console;
+pub mod events;
 mod fault;
 pub mod ingest;
 pub use fault::{Fault, FaultProxy, Insert, OwnClickHouse};

@@ -19,10 +19,10 @@ use crate::model::MetricsRow;
 use crate::store::Store;
 use crate::AggregatorError;
 
-pub mod history;
+mod health_backfill;
 pub mod score;
 
-pub use history::{backfill_health, Backfilled};
+pub use health_backfill::{backfill_health, Backfilled};
 
 /// What a replay produced.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +70,7 @@ async fn replay_evaluator<S: AlertSink>(
 ) -> Result<Evaluator<S>, AggregatorError> {
     let store = Store::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
-    let metrics = Arc::new(crate::telemetry::Metrics::new());
+    let metrics = Arc::new(crate::telemetry::Telemetry::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let sink = sink(&store);
     Ok(Evaluator::new(cfg, rules, store, sink, metrics, ownership))

@@ -39,7 +39,7 @@ use crate::consume::dedup::DedupWindow;
 use crate::consume::poison::{store_isolating, Sink};
 use crate::consume::record::{Origin, COLUMNS};
 use crate::store::{to_datetime, Store};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
 /// Longest pause between attempts while ClickHouse, the broker or the dead-letter topic fails.
@@ -55,7 +55,7 @@ pub struct EventConsumer {
     consumer: StreamConsumer<OwnershipContext>,
     dead_letters: DeadLetterWriter,
     store: Store,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Telemetry>,
     topic: String,
     max_rows: usize,
     max_wait: Duration,
@@ -69,7 +69,7 @@ impl EventConsumer {
         cfg: &AggregatorConfig,
         store: Store,
         producer: FutureProducer,
-        metrics: Arc<Metrics>,
+        metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Result<Self, AggregatorError> {
         let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership };

@@ -35,7 +35,7 @@ use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{ActionRow, AlertRow, Changed, History, Store};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
 /// How long before the last pass's start an incremental pass looks for stored events: an insert
@@ -78,7 +78,7 @@ pub struct PassTimings {
 pub struct Evaluator<S: AlertSink = LiveSink> {
     store: Store,
     sink: S,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Telemetry>,
     rules: RuleSet,
     episodes: Episodes,
     /// `alerts` rows whose records were published but whose INSERT failed: stored before the
@@ -87,7 +87,7 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     lifecycle: LifecycleConfig,
     health: HealthConfig,
     /// The configured feature catalogue's size; 0 = use the features seen in 64 days.
-    catalogue: u64,
+    feature_catalogue: u64,
     events_topic: String,
     ownership: Arc<Ownership>,
     /// The ownership generation the episodes were loaded for; `None` until loaded.
@@ -119,7 +119,7 @@ impl Evaluator<LiveSink> {
         rules: RuleSet,
         store: Store,
         producer: FutureProducer,
-        metrics: Arc<Metrics>,
+        metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Self {
         let sink = LiveSink::new(store.clone(), producer, cfg.kafka.alerts_topic.clone(), metrics.clone());
@@ -134,7 +134,7 @@ impl<S: AlertSink> Evaluator<S> {
         rules: RuleSet,
         store: Store,
         sink: S,
-        metrics: Arc<Metrics>,
+        metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Self {
         Self {
@@ -146,7 +146,7 @@ impl<S: AlertSink> Evaluator<S> {
             unrecorded: Vec::new(),
             lifecycle: cfg.lifecycle.clone(),
             health: cfg.health.clone(),
-            catalogue: cfg.metrics.feature_catalogue.len() as u64,
+            feature_catalogue: cfg.metrics.feature_catalogue.len() as u64,
             events_topic: cfg.kafka.events_topic.clone(),
             ownership,
             loaded_for: None,
@@ -254,7 +254,7 @@ impl<S: AlertSink> Evaluator<S> {
         } else {
             self.store.pass_accounts(now, &self.events_topic, &partitions, changed.as_ref()).await?
         };
-        let catalogue = match (self.catalogue, accounts.is_empty()) {
+        let features = match (self.feature_catalogue, accounts.is_empty()) {
             (0, false) => self.store.features_seen(now).await?,
             (configured, _) => configured,
         };
@@ -279,7 +279,7 @@ impl<S: AlertSink> Evaluator<S> {
                 i.health_14d_ago = past.get(&i.window.account_id).copied();
             }
             lap(&mut timings.queries);
-            let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue };
+            let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
             let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
             drop(inputs);
             lap(&mut timings.compute);

@@ -16,7 +16,7 @@ use schemas::alert::Alert;
 use crate::evaluate::episode::{Pending, Recorded, Workflow};
 use crate::model::{epoch_day_plus, MetricsRow};
 use crate::store::{ActionRow, AlertRow, PendingRow, Store};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
 /// The evaluator's output.
@@ -58,11 +58,11 @@ pub struct LiveSink {
     store: Store,
     producer: FutureProducer,
     topic: String,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Telemetry>,
 }
 
 impl LiveSink {
-    pub fn new(store: Store, producer: FutureProducer, topic: impl Into<String>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Store, producer: FutureProducer, topic: impl Into<String>, metrics: Arc<Telemetry>) -> Self {
         Self { store, producer, topic: topic.into(), metrics }
     }
 }

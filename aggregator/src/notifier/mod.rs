@@ -39,7 +39,7 @@ pub use deliver::Outcome;
 
 use crate::config::{AggregatorConfig, WebhookConfig};
 use crate::store::{to_datetime, NotificationRow, Store};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
 /// How long to wait before retrying ClickHouse or the broker when they fail.
@@ -51,7 +51,7 @@ pub struct Notifier {
     consumer: StreamConsumer,
     dead_letters: DeadLetterWriter,
     store: Store,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Telemetry>,
     sender: deliver::Sender,
     webhooks: Vec<WebhookConfig>,
     alerts_topic: String,
@@ -64,7 +64,7 @@ impl Notifier {
         cfg: &AggregatorConfig,
         store: Store,
         producer: FutureProducer,
-        metrics: Arc<Metrics>,
+        metrics: Arc<Telemetry>,
     ) -> Result<Self, AggregatorError> {
         let mut consumer_cfg = cfg.kafka.to_rdkafka_consumer();
         consumer_cfg.set("group.id", &cfg.notifier.group_id);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
-use aggregator::{Evaluator, Metrics, Ownership, PassTimings};
+use aggregator::{Evaluator, Ownership, PassTimings, Telemetry};
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use schemas::event::{Event, EventKind};
@@ -74,7 +74,7 @@ pub fn evaluator(
 ) -> Result<Evaluator, BenchError> {
     let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
     let rules = aggregator::RuleSet::load(cfg.rules_file.as_deref())?;
-    Ok(Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Metrics::new()), ownership))
+    Ok(Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Telemetry::new()), ownership))
 }
 
 /// The evaluator's next pass, timed; `full` says whether it must cover every account.

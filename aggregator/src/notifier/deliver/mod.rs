@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::payload;
 use crate::config::{NotifierConfig, WebhookConfig};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 
 /// How much of a failed response's body is read for the error message.
 pub const ERROR_BODY_CAP: usize = 4 * 1024;
@@ -70,7 +70,7 @@ impl Sender {
         &self,
         hook: &WebhookConfig,
         alert: &Alert,
-        metrics: &Metrics,
+        metrics: &Telemetry,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let body = payload::render(hook.format, &hook.name, alert);

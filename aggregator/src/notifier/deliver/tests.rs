@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use schemas::alert::Alert;
 
 use crate::config::{WebhookConfig, WebhookFormat};
-use crate::telemetry::Metrics;
+use crate::telemetry::Telemetry;
 
 /// Serves `app` on a free local port; its base URL.
 async fn serve(app: axum::Router) -> String {
@@ -71,7 +71,7 @@ fn sender() -> Sender {
 
 async fn deliver(hook: &WebhookConfig) -> Outcome {
     let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
-    let (sender, alert, metrics) = (sender(), an_alert(), Metrics::new());
+    let (sender, alert, metrics) = (sender(), an_alert(), Telemetry::new());
     let delivery = sender.deliver(hook, &alert, &metrics, &mut shutdown);
     tokio::time::timeout(Duration::from_secs(5), delivery)
         .await
