@@ -84,18 +84,7 @@ impl Default for KafkaConfig {
     }
 }
 
-impl std::ops::Deref for KafkaConfig {
-    type Target = KafkaClient;
-    fn deref(&self) -> &KafkaClient {
-        &self.client
-    }
-}
-
-impl std::ops::DerefMut for KafkaConfig {
-    fn deref_mut(&mut self) -> &mut KafkaClient {
-        &mut self.client
-    }
-}
+schemas::kafka_client_section!(KafkaConfig);
 
 impl KafkaConfig {
     /// Consumer settings. Offsets are committed by hand, only after ClickHouse stored the rows.

@@ -38,6 +38,28 @@ pub struct KafkaClient {
     pub librdkafka: BTreeMap<String, String>,
 }
 
+/// Makes a service's `[kafka]` table — a struct that flattens `client: KafkaClient` beside its
+/// own fields — read and write the shared settings as operators spell them (`kafka.brokers`,
+/// `kafka.librdkafka`), through `Deref`/`DerefMut` to its [`KafkaClient`]. Written once here
+/// for ingest and the aggregator.
+#[macro_export]
+macro_rules! kafka_client_section {
+    ($section:ty) => {
+        impl ::std::ops::Deref for $section {
+            type Target = $crate::runtime::kafka::KafkaClient;
+            fn deref(&self) -> &Self::Target {
+                &self.client
+            }
+        }
+
+        impl ::std::ops::DerefMut for $section {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.client
+            }
+        }
+    };
+}
+
 impl Default for KafkaClient {
     fn default() -> Self {
         Self { brokers: "127.0.0.1:9092".into(), librdkafka: BTreeMap::new() }
