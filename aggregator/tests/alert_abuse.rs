@@ -75,7 +75,7 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, 
     cfg.validate().unwrap();
     let store = Store::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
-    store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     (cfg, store, producer)
 }
@@ -163,7 +163,7 @@ async fn refire_after_failed_alerts_insert_keeps_alert_id_and_delivers_once() {
     assert_eq!(rx.keys(), [format!("{id}:firing")]);
 
     // The episode resolves under the id the CSM got, and that reaches them once too.
-    store.insert_rows("events", &[login(2, "2026-03-10T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(2, "2026-03-10T09:00:00Z")]).await.unwrap();
     let resolved = ev.evaluate(t("2026-03-10T18:00:00Z")).await.unwrap().resolved;
     assert_eq!(resolved.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
     wait_until("the resolution to be delivered", || rx.keys().len() == 2).await;
@@ -199,7 +199,7 @@ async fn a_failed_alerts_insert_is_stored_by_the_next_pass_without_republishing(
     // A restart now reads the episode back as open: no re-fire, and it resolves under its id.
     let mut ev = evaluator(&cfg, &store, &producer);
     assert!(ev.evaluate(t("2026-03-09T19:00:00Z")).await.unwrap().fired.is_empty());
-    store.insert_rows("events", &[login(2, "2026-03-10T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(2, "2026-03-10T09:00:00Z")]).await.unwrap();
     let r = ev.evaluate(t("2026-03-10T18:00:00Z")).await.unwrap();
     assert_eq!(r.resolved.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 

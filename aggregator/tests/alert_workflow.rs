@@ -81,9 +81,9 @@ fn action(episode: &Alert, status: AlertStatus, at: &str, tweak: impl FnOnce(&mu
 async fn closures_end_episodes_and_snoozes_hold_them_until_they_end() {
     let stack = Stack::from_env("workflow");
     let (cfg, store, alerts_topic) = setup(&stack).await;
-    store.insert_rows("events", &[login(1, "closy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
-    store.insert_rows("events", &[login(2, "snoozy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
-    store.insert_rows("events", &[login(4, "sleepy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(1, "closy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(2, "snoozy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(4, "sleepy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let mut ev = live(&cfg, &store, &producer);
 
@@ -107,8 +107,8 @@ async fn closures_end_episodes_and_snoozes_hold_them_until_they_end() {
     });
     let rows: Vec<ActionRow> =
         [&closed, &snoozed, &also].iter().map(|a| ActionRow::of(a, t("2026-03-09T12:00:00Z")).unwrap()).collect();
-    store.insert_rows("alert_actions", &rows).await.unwrap();
-    store.insert_rows("events", &[login(3, "snoozy-co", "2026-03-10T06:00:00Z")]).await.unwrap();
+    store.insert_rows(&rows).await.unwrap();
+    store.insert_rows(&[login(3, "snoozy-co", "2026-03-10T06:00:00Z")]).await.unwrap();
 
     let r = ev.evaluate(t("2026-03-10T12:00:00Z")).await.unwrap();
     assert_eq!(published(&r), [], "neither the closed nor the snoozed episode resolves");

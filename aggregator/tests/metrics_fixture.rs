@@ -112,7 +112,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     store.migrate().await.unwrap();
     let rows: Vec<EventRow> =
         book().into_iter().enumerate().map(|(i, e)| EventRow::new(e, TOPIC, 0, i as i64)).collect();
-    store.insert_rows("events", &rows).await.unwrap();
+    store.insert_rows(&rows).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let metrics = Arc::new(aggregator::Telemetry::new());

@@ -369,7 +369,7 @@ async fn a_snoozed_episode_notifies_nothing_until_the_snooze_ends_and_deliveries
     let assigned =
         acted(&fired, AlertStatus::Assigned, "g1", "2026-05-06T00:00:01Z", |a| a.assignee = Some("sam".into()));
     let row = ActionRow::of(&snoozed, chrono::Utc::now()).unwrap();
-    store.insert_rows("alert_actions", &[row]).await.unwrap();
+    store.insert_rows(&[row]).await.unwrap();
     let records = [fired.clone(), snoozed.clone(), acknowledged.clone(), resolved.clone(), assigned.clone()];
     publish(&producer, &cfg.kafka.alerts_topic, &records).await;
 

@@ -106,7 +106,7 @@ fn login(n: usize, at: &str) -> EventRow {
 async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_cooldown() {
     let stack = Stack::from_env("lifecycle");
     let (cfg, store, alerts_topic) = setup(&stack, Some(RULES)).await;
-    store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let mut ev = live(&cfg, &store, &producer);
@@ -128,7 +128,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     assert!(r.fired.is_empty(), "restart re-fired: {:?}", r.fired);
 
     // A login: the condition clears and the episode resolves.
-    store.insert_rows("events", &[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
     let r = ev2.evaluate(t("2026-03-12T18:00:00Z")).await.unwrap();
     assert_eq!(r.resolved.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>(), ["quiet"]);
     assert_eq!(r.resolved[0].reason, "No longer true: No login for a week");
@@ -161,7 +161,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
 async fn for_is_measured_from_the_stored_start_across_restarts() {
     let stack = Stack::from_env("held");
     let (cfg, store, alerts_topic) = setup(&stack, Some(HELD_RULES)).await;
-    store.insert_rows("events", &[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
     let quiet3 = || vec!["quiet3".to_owned()];
@@ -187,7 +187,7 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
     drop(ev);
 
     // A login: the condition clears, the episode resolves, the clear is stored.
-    store.insert_rows("events", &[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
+    store.insert_rows(&[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
     let mut ev = live(&cfg, &store, &producer);
     assert_eq!(pass(&mut ev, "2026-03-12T18:00:00Z").await, (vec![], quiet3()));
     assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-08T18:00:00Z"), 1)), "cleared");
@@ -254,7 +254,7 @@ when = { kind = "inactivity", since = "login", days = 14 }
             rows.push(EventRow::new(e, TOPIC, 0, 100 + rows.len() as i64));
         }
     }
-    store.insert_rows("events", &rows).await.unwrap();
+    store.insert_rows(&rows).await.unwrap();
 
     // Live: one pass at the last second of each day, publishing for real.
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();

@@ -258,7 +258,7 @@ async fn metric_days_are_utc_on_a_server_that_is_not() {
     .enumerate()
     .map(|(i, e)| EventRow::new(e, "usage-events", 0, i as i64))
     .collect::<Vec<_>>();
-    store.insert_rows("events", &rows).await.unwrap();
+    store.insert_rows(&rows).await.unwrap();
 
     let days: Vec<String> = store
         .client()

@@ -137,7 +137,7 @@ async fn every_window_matches_the_events_live_and_as_of_past_days() {
         events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), "usage-events", 0, i as i64)).collect();
     // In several inserts, so the tables hold unmerged parts as they do while events stream in.
     for chunk in rows.chunks(97) {
-        store.insert_rows("events", chunk).await.unwrap();
+        store.insert_rows(chunk).await.unwrap();
     }
 
     let day_number = |d: NaiveDate| d.signed_duration_since(NaiveDate::default()).num_days();
@@ -190,7 +190,7 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
         EventRow::new(e, "usage-events", 0, 0)
     };
     let first: Vec<EventRow> = ["a", "b", "c"].iter().map(|a| login(&format!("{a}1"), a, "u1")).collect();
-    store.insert_rows("events", &first).await.unwrap();
+    store.insert_rows(&first).await.unwrap();
 
     let ownership = Arc::new(Ownership::fixed([0]));
     let rules = aggregator::RuleSet::load(None).unwrap();
@@ -206,7 +206,7 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     assert_eq!((idle.full, idle.accounts), (false, 0));
 
     // A second user of `b` logs in: `b` alone is evaluated, and sees both users.
-    store.insert_rows("events", &[login("b2", "b", "u2")]).await.unwrap();
+    store.insert_rows(&[login("b2", "b", "u2")]).await.unwrap();
     let next = ev.evaluate(now).await.unwrap();
     assert_eq!((next.full, next.accounts), (false, 1));
     let rows = ev.sink().last_metrics();

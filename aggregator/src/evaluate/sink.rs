@@ -88,14 +88,14 @@ impl AlertSink for LiveSink {
             return Ok(());
         }
         let rows: Vec<PendingRow> = changes.iter().map(|c| PendingRow::new(c, now)).collect();
-        self.store.insert_rows("alert_pending", &rows).await
+        self.store.insert_rows(&rows).await
     }
 
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows("account_metrics", rows).await?;
+        self.store.insert_rows(rows).await?;
         self.store.write_health_history(rows).await
     }
 
@@ -132,14 +132,14 @@ impl AlertSink for LiveSink {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows("alerts", rows).await
+        self.store.insert_rows(rows).await
     }
 
     async fn record_actions(&self, rows: &[ActionRow]) -> Result<(), AggregatorError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows("alert_actions", rows).await
+        self.store.insert_rows(rows).await
     }
 }
 

@@ -256,7 +256,7 @@ impl Notifier {
             recorded_at: to_datetime(chrono::Utc::now()),
         };
         let rows = [row];
-        if self.until_ok(&mut shutdown, || self.store.insert_rows("notifications", &rows)).await.is_none() {
+        if self.until_ok(&mut shutdown, || self.store.insert_rows(&rows)).await.is_none() {
             // Shutdown while ClickHouse is down: rather than hang, accept one repeat after the
             // restart (the Idempotency-Key lets receivers drop it).
             tracing::error!(webhook = %hook.name, delivery = %id, "shutdown before the delivery ledger was written; this webhook will get the alert again");

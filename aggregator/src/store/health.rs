@@ -76,7 +76,7 @@ impl Store {
     /// Records the day's health of every row (the latest pass of a day replaces earlier ones).
     pub async fn write_health_history(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         let history: Vec<HealthDayRow> = rows.iter().map(HealthDayRow::from).collect();
-        self.insert_rows("account_health_daily", &history).await
+        self.insert_rows(&history).await
     }
 
     /// Each account's health score on `day` (the day's last pass), where one was computed.

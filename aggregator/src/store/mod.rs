@@ -13,6 +13,7 @@ use schemas::migrations::{ledger_ddl, on_cluster, MIGRATIONS};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseConfig;
+use crate::model::MetricsRow;
 use crate::AggregatorError;
 
 mod alerts;
@@ -29,6 +30,32 @@ pub use inputs::{Changed, History, InputQueries, LifetimeRow};
 pub use outcomes::{OutcomeSource, RecordedOutcome};
 pub use scores::BacktestScoreRow;
 pub use workflow::ActionRow;
+
+/// A row type and the table it is stored in: the one place each table's name is written for
+/// inserts ([`Store::insert_rows`] takes it from the row type), so no call site spells it.
+pub trait Table: clickhouse::RowOwned + clickhouse::RowWrite {
+    /// The table, in the configured database.
+    const TABLE: &'static str;
+}
+
+macro_rules! tables {
+    ($($row:ty => $name:literal),* $(,)?) => {
+        $(impl Table for $row {
+            const TABLE: &'static str = $name;
+        })*
+    };
+}
+
+tables! {
+    EventRow => "events",
+    NotificationRow => "notifications",
+    MetricsRow => "account_metrics",
+    AlertRow => "alerts",
+    PendingRow => "alert_pending",
+    ActionRow => "alert_actions",
+    HealthDayRow => "account_health_daily",
+    BacktestScoreRow => "backtest_scores",
+}
 
 /// One row of `events`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
@@ -222,23 +249,18 @@ impl Store {
         Ok(self.client().query("SELECT toUInt32(now())").fetch_one().await?)
     }
 
-    pub async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), AggregatorError>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowWrite,
-    {
-        self.insert_each(table, rows).await
+    pub async fn insert_rows<T: Table>(&self, rows: &[T]) -> Result<(), AggregatorError> {
+        self.insert_each(rows).await
     }
 
     /// [`Store::insert_rows`] for rows that are not contiguous in memory.
-    pub async fn insert_each<'a, T>(
+    pub async fn insert_each<'a, T: Table + 'a>(
         &self,
-        table: &str,
         rows: impl IntoIterator<Item = &'a T>,
-    ) -> Result<(), AggregatorError>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowWrite + 'a,
-    {
-        // `db` is a validated plain identifier (config), so `db.table` needs no escaping.
+    ) -> Result<(), AggregatorError> {
+        let table = T::TABLE;
+        // `db` is a validated plain identifier (config) and `table` a constant of ours, so
+        // `db.table` needs no escaping.
         let mut insert = self.client.insert_unescaped::<T>(&format!("{}.{table}", self.db)).await?;
         for row in rows {
             insert.write(row).await?;

@@ -45,6 +45,6 @@ impl BacktestScoreRow {
 impl Store {
     /// Records a scored backtest.
     pub async fn write_backtest_score(&self, row: &BacktestScoreRow) -> Result<(), AggregatorError> {
-        self.insert_rows("backtest_scores", std::slice::from_ref(row)).await
+        self.insert_rows(std::slice::from_ref(row)).await
     }
 }

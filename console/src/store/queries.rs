@@ -297,7 +297,7 @@ impl Store {
     }
 
     pub async fn record_action(&self, row: &ActionRow) -> Result<(), ConsoleError> {
-        Ok(self.inner.insert_rows("alert_actions", std::slice::from_ref(row)).await?)
+        Ok(self.inner.insert_rows(std::slice::from_ref(row)).await?)
     }
 
     fn backtest_query(&self) -> Query {

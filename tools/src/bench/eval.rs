@@ -51,13 +51,13 @@ pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<
             }
             rows.push(EventRow::new(e, topic, partition, (a * EVENTS_PER_ACCOUNT + i) as i64));
             if rows.len() == 50_000 {
-                store.insert_rows("events", &rows).await?;
+                store.insert_rows(&rows).await?;
                 rows.clear();
             }
         }
     }
     if !rows.is_empty() {
-        store.insert_rows("events", &rows).await?;
+        store.insert_rows(&rows).await?;
     }
     Ok(())
 }
@@ -110,5 +110,5 @@ pub async fn touch(store: &Store, topic: &str, accounts: &[(String, i32)]) -> Re
             EventRow::new(e, topic, *partition, i as i64)
         })
         .collect();
-    Ok(store.insert_rows("events", &rows).await?)
+    Ok(store.insert_rows(&rows).await?)
 }

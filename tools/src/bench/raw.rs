@@ -148,7 +148,7 @@ pub async fn insert(store: &Store, topic: &str, events: &[Event], batch: usize) 
         events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), topic, (i % 4) as i32, i as i64)).collect();
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
-        store.insert_rows("events", chunk).await?;
+        store.insert_rows(chunk).await?;
     }
     Ok(Rate::new(rows.len(), started.elapsed()))
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs a command — by default the whole test suite, deploy/local/test.sh — with every process's
+# clock moved to HH:MM UTC of today (libfaketime, Debian package `faketime`), so a test whose
+# result depends on the hour it runs at fails here instead of in CI at that hour.
+#
+#   deploy/local/faketime.sh 23:30                 # every test, as if started at 23:30 UTC
+#   deploy/local/faketime.sh 00:30 cargo test -p aggregator --test outcomes -- --include-ignored
+#
+# The clock is moved by a fixed offset (not frozen), the same for every process the command
+# starts — the broker and ClickHouse that test.sh starts included — so they agree on "now" and
+# time still passes. Monotonic clocks are left alone (timeouts and sleeps stay real).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -ge 1 ] && [[ $1 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "usage: $0 HH:MM [command...]"
+at=$1
+shift
+[ $# -gt 0 ] || set -- bash "$ROOT/deploy/local/test.sh"
+
+lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+if [ ! -f "$lib" ]; then
+  step "Installing libfaketime (Debian package faketime)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
+fi
+
+now=$(date -u +%s)
+target=$(date -u -d "$(date -u +%F) $at:00" +%s)
+offset=$((target - now))
+info "clock moved by ${offset} s: now reads $(date -u -d "@$target" '+%F %T') UTC"
+export FAKETIME="$(printf '%+d' "$offset")"
+export FAKETIME_DONT_FAKE_MONOTONIC=1
+# Every process reads the offset at start; none needs to re-read a file for it.
+export FAKETIME_NO_CACHE=0
+export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"
+exec "$@"
