@@ -7,8 +7,9 @@
 #   deploy/local/faketime.sh 00:30 cargo test -p aggregator --test outcomes -- --include-ignored
 #
 # The clock is moved by a fixed offset (not frozen), the same for every process the command
-# starts — the broker and ClickHouse that test.sh starts included — so they agree on "now" and
-# time still passes. Monotonic clocks are left alone (timeouts and sleeps stay real).
+# starts — the broker that test.sh starts included — so they agree on "now" and time still
+# passes. ClickHouse alone keeps the real clock (it cannot start under libfaketime; lib.sh).
+# Monotonic clocks are left alone (timeouts and sleeps stay real).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ $# -ge 1 ] && [[ $1 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "usage: $0 HH:MM [command...]"
