@@ -11,6 +11,9 @@ use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
 
+/// The `[clickhouse]` section: the table crate's, shared with the console and the tools.
+pub use warehouse::config::{ClickHouseConfig, MAX_PARTITIONS_PER_INSERT};
+
 use crate::model::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
@@ -105,39 +108,6 @@ impl KafkaConfig {
     /// Producer settings (alerts and dead letters): acknowledged by every in-sync replica.
     pub fn to_rdkafka_producer(&self) -> ClientConfig {
         self.client.client_config(&[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "10000")])
-    }
-}
-
-/// Current ClickHouse's default `max_partitions_per_insert_block`.
-pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClickHouseConfig {
-    /// HTTP endpoint of the ClickHouse server.
-    pub url: String,
-    /// Database holding uptake's tables; created by the migrations.
-    pub database: String,
-    pub user: String,
-    pub password: String,
-    /// For a replicated ClickHouse cluster: the cluster name (from `remote_servers`). Migrations
-    /// then run `ON CLUSTER` with Replicated engines (see docs/analysts.md). Empty: one server.
-    pub cluster: String,
-    /// Most monthly partitions one INSERT may touch. Current ClickHouse refuses more than its
-    /// `max_partitions_per_insert_block` (100); a batch of backdated events is split to fit.
-    pub max_partitions_per_insert: usize,
-}
-
-impl Default for ClickHouseConfig {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:8123".into(),
-            database: "uptake".into(),
-            user: "default".into(),
-            password: String::new(),
-            cluster: String::new(),
-            max_partitions_per_insert: MAX_PARTITIONS_PER_INSERT,
-        }
     }
 }
 
@@ -349,23 +319,7 @@ impl AggregatorConfig {
                 return bad(key, "must not be empty");
             }
         }
-        if !self.clickhouse.url.starts_with("http://") && !self.clickhouse.url.starts_with("https://") {
-            return bad("clickhouse.url", "must be an http:// or https:// URL");
-        }
-        let db = &self.clickhouse.database;
-        if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return bad("clickhouse.database", "must be a plain identifier (letters, digits, _)");
-        }
-        let cluster = &self.clickhouse.cluster;
-        if !cluster.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return bad("clickhouse.cluster", "must be a cluster name (letters, digits, _ or -)");
-        }
-        if !(1..=MAX_PARTITIONS_PER_INSERT).contains(&self.clickhouse.max_partitions_per_insert) {
-            return bad(
-                "clickhouse.max_partitions_per_insert",
-                "must be 1 to 100 (ClickHouse's max_partitions_per_insert_block; lower it if the server's is lower)",
-            );
-        }
+        self.clickhouse.validate()?;
         if self.batch.max_rows == 0 {
             return bad("batch.max_rows", "must be at least 1");
         }

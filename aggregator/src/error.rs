@@ -16,3 +16,15 @@ pub enum AggregatorError {
     #[error("a background task failed: {0}")]
     Task(String),
 }
+
+/// A warehouse error keeps its kind: the consume path tells a poison batch from an outage by the
+/// ClickHouse error inside (`consume::poison`), whichever crate's call returned it.
+impl From<warehouse::WarehouseError> for AggregatorError {
+    fn from(e: warehouse::WarehouseError) -> Self {
+        match e {
+            warehouse::WarehouseError::ClickHouse(e) => Self::ClickHouse(e),
+            warehouse::WarehouseError::Schema(e) => Self::Schema(e),
+            warehouse::WarehouseError::Config { key, reason } => Self::Config { key, reason },
+        }
+    }
+}

@@ -16,7 +16,7 @@ mod error;
 mod evaluate;
 pub mod model;
 pub mod notifier;
-pub mod store;
+mod store;
 mod telemetry;
 
 use std::future::Future;
@@ -27,12 +27,14 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use warehouse::Warehouse;
 
 pub use consume::Ownership;
 pub use evaluate::rules::{RuleSet, DEFAULT_RULES};
 pub use evaluate::sink::CollectingSink;
 pub use evaluate::{Evaluator, PassReport, PassTimings, STORE_SLACK_SECS};
 pub use schemas::runtime::Clock;
+pub use store::{account_inputs, evaluation_sql};
 pub use telemetry::Telemetry;
 
 pub use config::AggregatorConfig;
@@ -72,9 +74,10 @@ pub async fn serve(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AggregatorError> {
-    let store = store::Store::new(&cfg.clickhouse);
-    let applied = store.migrate().await?;
-    tracing::info!(?applied, database = store.database(), "schema up to date");
+    let warehouse = Warehouse::new(&cfg.clickhouse);
+    let store = store::Store::new(warehouse.clone());
+    let applied = warehouse.migrate().await?;
+    tracing::info!(?applied, database = warehouse.database().name(), "schema up to date");
     let metrics = Arc::new(telemetry::Telemetry::new());
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create()?;
     let (stop, stopped) = watch::channel(false);
@@ -84,12 +87,12 @@ pub async fn serve(
         let consumer =
             consume::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
         let evaluator =
-            evaluate::Evaluator::live(&cfg, rules, store.clone(), producer.clone(), metrics.clone(), ownership);
+            evaluate::Evaluator::live(&cfg, rules, warehouse.clone(), producer.clone(), metrics.clone(), ownership);
         tasks.spawn(consumer.run(stopped.clone()));
         tasks.spawn(evaluator.run(cfg.evaluation.interval(), clock, stopped.clone()));
     }
     if role == Role::Notifier || !cfg.notifier.webhooks.is_empty() {
-        let notifier = notifier::Notifier::new(&cfg, store.clone(), producer.clone(), metrics.clone())?;
+        let notifier = notifier::Notifier::new(&cfg, warehouse.clone(), producer.clone(), metrics.clone())?;
         tasks.spawn(notifier.run(stopped.clone()));
     }
     tasks.spawn(admin::serve(admin, admin::AdminState { store, metrics }, stopped));

@@ -3,6 +3,8 @@ use std::path::PathBuf;
 use aggregator::{AggregatorConfig, RuleSet};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use warehouse::rows::BacktestScoreRow;
+use warehouse::Warehouse;
 
 /// uptake aggregator: Kafka → ClickHouse, rolling adoption metrics and churn-risk alerts.
 #[derive(Parser)]
@@ -82,14 +84,14 @@ async fn store_score(
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         None => aggregator::DEFAULT_RULES.to_owned(),
     };
-    let row = aggregator::store::BacktestScoreRow::new(
+    let row = BacktestScoreRow::new(
         chrono::Utc::now(),
         days,
         horizon,
         aggregator::backtest::score::rules_digest(&text),
         serde_json::to_string(scored)?,
     );
-    aggregator::store::Store::new(&config.clickhouse).write_backtest_score(&row).await?;
+    Warehouse::new(&config.clickhouse).insert_rows(&[row]).await?;
     eprintln!("score stored in {}.backtest_scores", config.clickhouse.database);
     Ok(())
 }
@@ -106,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     schemas::runtime::init_logs(config.log_format);
     match args.command.unwrap_or(Command::Run) {
         Command::Migrate => {
-            let applied = aggregator::store::Store::new(&config.clickhouse).migrate().await?;
+            let applied = Warehouse::new(&config.clickhouse).migrate().await?;
             println!("migrations applied: {applied:?} (database {})", config.clickhouse.database);
         }
         Command::History { from, to } => {
@@ -133,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             let out = if score {
-                let outcomes = aggregator::store::Store::new(&config.clickhouse).outcomes().await?;
+                let outcomes = Warehouse::new(&config.clickhouse).outcomes().await?;
                 let scored = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, to, horizon);
                 if store {
                     store_score(&config, &scored, (from, to), horizon).await?;
@@ -159,27 +161,11 @@ async fn main() -> anyhow::Result<()> {
                 std::io::Write::write_all(&mut std::io::stdout(), aggregator::model::catalogue::doc_table().as_bytes());
         }
         Command::Sql { at } => {
-            let store = aggregator::store::Store::new(&config.clickhouse);
             let at = at.unwrap_or_else(chrono::Utc::now);
-            // Every kind of pass: live (the state tables), as of a past day (the history), incremental.
-            let queries = [aggregator::store::History::Live, aggregator::store::History::AsOf]
-                .into_iter()
-                .flat_map(|h| store.input_queries(at, &config.kafka.events_topic, &[0, 1, 2, 3], h, None, None).sql())
-                .chain(
-                    // An incremental pass: the changed accounts only.
-                    store
-                        .input_queries(
-                            at,
-                            &config.kafka.events_topic,
-                            &[0, 1, 2, 3],
-                            aggregator::store::History::Live,
-                            Some(&aggregator::store::Changed { since: 0, accounts: vec!["acme".into()] }),
-                            Some(("acme", "zeta")),
-                        )
-                        .sql(),
-                );
-            let out: String =
-                store.ddl().into_iter().map(|(_, s)| s).chain(queries).map(|s| format!("{s};\n")).collect();
+            // The schema, then every kind of pass: live, as of a past day, incremental.
+            let statements =
+                aggregator::evaluation_sql(&Warehouse::new(&config.clickhouse), &config.kafka.events_topic, at);
+            let out: String = statements.into_iter().map(|s| format!("{s};\n")).collect();
             // A reader that stops early (`| head`) is not an error.
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
-use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, RuleSet, Telemetry};
 use axum::extract::State;
@@ -22,6 +21,8 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use testkit::events::{self, at as t};
 use testkit::Stack;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 const TOPIC: &str = "abuse-events";
 const RULES: &str = r#"
@@ -56,7 +57,7 @@ impl Receiver {
 }
 
 /// The evaluator's and the notifier's config on fresh topics and a fresh database, one webhook.
-async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, FutureProducer) {
+async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Warehouse, FutureProducer) {
     let (alerts, dlq) = (stack.topic("usage-alerts"), stack.topic("usage-alerts-dlq"));
     stack.create_topics(&[&alerts, &dlq], 1).await;
     let mut cfg = AggregatorConfig::default();
@@ -73,14 +74,14 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Store, 
     assert_eq!(cfg.notifier.webhooks[0].format, WebhookFormat::Json);
     cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
     cfg.validate().unwrap();
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     (cfg, store, producer)
 }
 
-fn evaluator(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
+fn evaluator(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
     let metrics = Arc::new(Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::store::{ActionRow, EventRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, PassReport, RuleSet};
 use rdkafka::producer::FutureProducer;
@@ -18,6 +17,8 @@ use rdkafka::ClientConfig;
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason};
 use testkit::events::{self, at as t};
 use testkit::Stack;
+use warehouse::rows::{ActionRow, EventRow};
+use warehouse::Warehouse;
 
 const TOPIC: &str = "workflow-events";
 const RULES: &str = r#"
@@ -34,20 +35,20 @@ fn login(n: usize, account: &str, at: &str) -> EventRow {
     events::stored(events::login(format!("wf-{n}"), account, "u1", t(at), "workflow"), TOPIC, n as i64)
 }
 
-async fn setup(stack: &Stack) -> (AggregatorConfig, Store, String) {
+async fn setup(stack: &Stack) -> (AggregatorConfig, Warehouse, String) {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
     let mut cfg = testkit::aggregator::config_for(stack, "workflow");
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts_topic.clone();
     cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)
 }
 
 /// A live evaluator of partition 0: a fresh one is a restart.
-fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
+fn live(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
     let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))

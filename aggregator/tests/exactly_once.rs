@@ -132,7 +132,7 @@ max_wait_ms = 50
     // the aggregator's own start-up migration.
     let mut ch = aggregator::AggregatorConfig::default().clickhouse;
     (ch.url, ch.database) = (stack.clickhouse.clone(), db.clone());
-    aggregator::store::Store::new(&ch).migrate().await.unwrap();
+    warehouse::Warehouse::new(&ch).migrate().await.unwrap();
     let mut child = spawn(&config, &log);
     let mut kills = 0;
     let mut last = 0;

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aggregator::backtest::{backfill_health, replay, score};
-use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::RuleSet;
 use chrono::{Days, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 use testkit::Stack;
+use warehouse::rows::BacktestScoreRow;
+use warehouse::Warehouse;
 
 const KEY: &str = "history-write-key-0123456789abcdef0";
 const DAYS: u64 = 40;
@@ -139,7 +140,7 @@ async fn the_backfill_writes_each_days_health_as_an_as_of_pass_computes_it() {
     let digest = score::rules_digest(aggregator::DEFAULT_RULES);
     let row =
         BacktestScoreRow::new(Utc::now(), (from, to), 90, digest.clone(), serde_json::to_string(&scored).unwrap());
-    Store::new(&cfg.clickhouse).write_backtest_score(&row).await.unwrap();
+    Warehouse::new(&cfg.clickhouse).insert_rows(std::slice::from_ref(&row)).await.unwrap();
     let rows = stack
         .query(&format!(
             "SELECT toString(from_day) AS from_day, toString(to_day) AS to_day, horizon_days, rules_digest, score

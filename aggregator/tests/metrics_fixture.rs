@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use aggregator::model::MetricsRow;
-use aggregator::store::{EventRow, Store};
 use aggregator::RuleSet;
 use aggregator::{Evaluator, Ownership};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,6 +16,8 @@ use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind, TicketStatus};
 use serde_json::json;
 use testkit::Stack;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 const TOPIC: &str = "fixture-events";
 
@@ -108,7 +109,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     cfg.kafka.events_topic = TOPIC.into();
     cfg.metrics.feature_catalogue = ["reports", "exports", "alerts", "api"].map(String::from).to_vec();
     cfg.rules_file = Some(testkit::aggregator::rules_file(&stack, "")); // no rules
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let rows: Vec<EventRow> =
         book().into_iter().enumerate().map(|(i, e)| EventRow::new(e, TOPIC, 0, i as i64)).collect();

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
-use aggregator::store::{ActionRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::Telemetry;
 use axum::extract::{Path, State};
@@ -24,6 +23,8 @@ use schemas::alert::{Alert, AlertAction, AlertStatus, Severity};
 use serde_json::Value;
 use testkit::Stack;
 use tokio::sync::Notify;
+use warehouse::rows::ActionRow;
+use warehouse::Warehouse;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -130,7 +131,7 @@ fn hook(name: &str, url: String, format: WebhookFormat) -> WebhookConfig {
 }
 
 /// A config on fresh topics and a fresh database; the alerts topic has two partitions.
-async fn setup(stack: &Stack, webhooks: Vec<WebhookConfig>) -> (AggregatorConfig, Store, FutureProducer) {
+async fn setup(stack: &Stack, webhooks: Vec<WebhookConfig>) -> (AggregatorConfig, Warehouse, FutureProducer) {
     let (alerts, dlq) = (stack.topic("usage-alerts"), stack.topic("usage-alerts-dlq"));
     stack.create_topics(&[&alerts, &dlq], 2).await;
     let mut cfg = testkit::aggregator::config_for(stack, "aggregator");
@@ -140,7 +141,7 @@ async fn setup(stack: &Stack, webhooks: Vec<WebhookConfig>) -> (AggregatorConfig
     cfg.notifier.dlq_topic = dlq;
     cfg.notifier.webhooks = webhooks;
     cfg.validate().unwrap();
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     (cfg, store, producer)

@@ -9,13 +9,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aggregator::backtest::{replay, score::score};
-use aggregator::store::{OutcomeSource, RecordedOutcome, Store};
 use aggregator::Clock;
 use aggregator::RuleSet;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use schemas::outcome::Outcome;
 use serde_json::{json, Value};
 use testkit::Stack;
+use warehouse::{OutcomeSource, RecordedOutcome, Warehouse};
 
 const KEY: &str = "outcomes-write-key-0123456789abcdef0";
 const RULES: &str = r#"
@@ -159,7 +159,7 @@ async fn segment_outcomes_are_scored_with_their_lead_times() {
     aggregator.stop().await.unwrap();
 
     // Every outcome, the trait one included.
-    let outcomes = Store::new(&cfg.clickhouse).outcomes().await.unwrap();
+    let outcomes = Warehouse::new(&cfg.clickhouse).outcomes().await.unwrap();
     let o = |a: &str, outcome, n, from| RecordedOutcome { account_id: a.into(), outcome, on: day(n), from };
     assert_eq!(
         outcomes,

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Utc};
@@ -19,6 +18,8 @@ use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
 use testkit::events::{self, at as t};
 use testkit::Stack;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 const TOPIC: &str = "lifecycle-events";
 const RULES: &str = r#"
@@ -48,7 +49,7 @@ when = { kind = "inactivity", since = "login", days = 7 }
 
 /// A config and a migrated store for `stack`, alerts on a fresh topic, with `rules` (TOML) or
 /// the shipped default rules.
-async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, String) {
+async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Warehouse, String) {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
     let mut cfg = AggregatorConfig::default();
@@ -58,13 +59,13 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Store, 
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     cfg.rules_file = rules.map(|rules| testkit::aggregator::rules_file(stack, rules));
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)
 }
 
 /// A live evaluator of partition 0 on `store` with `cfg`'s rules: a fresh one is a restart.
-fn live(cfg: &AggregatorConfig, store: &Store, producer: &FutureProducer) -> Evaluator {
+fn live(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
     let metrics = Arc::new(aggregator::Telemetry::new());
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -19,6 +18,8 @@ use schemas::event::{Event, EventKind};
 use testkit::{Fault, FaultProxy, Insert, OwnClickHouse, Stack};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 fn login(id: &str, account: &str, at: DateTime<Utc>, received: DateTime<Utc>) -> Event {
     Event::new(EventKind::Login, id.into(), account.into(), format!("u-{id}"), at, received, "abuse".into())
@@ -246,7 +247,7 @@ async fn metric_days_are_utc_on_a_server_that_is_not() {
     let mut cfg = AggregatorConfig::default();
     cfg.clickhouse.url = server.url();
     cfg.clickhouse.database = "uptake_tz".into();
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     // u1 logs in late on 23 June (UTC), u2 at noon on 30 June (UTC).
@@ -267,7 +268,8 @@ async fn metric_days_are_utc_on_a_server_that_is_not() {
         .await
         .unwrap();
     assert_eq!(days, ["2026-06-23", "2026-06-30"], "rollup days are UTC days");
-    let (inputs, _) = store.account_inputs(at("2026-06-30T18:00:00Z"), "usage-events", &[0], None).await.unwrap();
+    let (inputs, _) =
+        aggregator::account_inputs(&store, at("2026-06-30T18:00:00Z"), "usage-events", &[0]).await.unwrap();
     let w = &inputs[0].window;
     // The 7-day window ending 30 June is 24–30 June: u2 in it (and today), u1 the week before.
     assert_eq!((w.active_users_1d, w.active_users_7d, w.active_users_prev_7d), (1, 1, 1), "{w:?}");

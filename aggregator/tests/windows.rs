@@ -8,10 +8,11 @@
 use std::collections::BTreeSet;
 
 use aggregator::model::WindowRow;
-use aggregator::store::{EventRow, Store};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use schemas::event::{Event, EventKind};
 use testkit::Stack;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 const USERS: i64 = 6;
 const DAYS: i64 = 80;
@@ -127,7 +128,7 @@ async fn every_window_matches_the_events_live_and_as_of_past_days() {
     let mut cfg = aggregator::AggregatorConfig::default();
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
 
     let now = Utc::now();
@@ -147,7 +148,7 @@ async fn every_window_matches_the_events_live_and_as_of_past_days() {
     let past = [last_of_epoch, last_of_epoch + Duration::days(1), today - Duration::days(10)];
     let mut checked = 0;
     for (at, d) in std::iter::once((now, today)).chain(past.map(|d| (d.and_hms_opt(18, 0, 0).unwrap().and_utc(), d))) {
-        let (inputs, features_seen) = store.account_inputs(at, "usage-events", &[0], None).await.unwrap();
+        let (inputs, features_seen) = aggregator::account_inputs(&store, at, "usage-events", &[0]).await.unwrap();
         assert_eq!(inputs.len(), 1, "{at}");
         let want = expected(&events, d);
         assert_eq!(fields(&inputs[0].window), fields(&want), "windows ending {d}");
@@ -172,7 +173,7 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     cfg.clickhouse.database = stack.database();
     cfg.evaluation.full_every_ms = 3_600_000;
     cfg.evaluation.chunk_accounts = 2; // the full passes read, write and alert in two chunks
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     // Every pass at this one instant: a pass on the next day would be a full one (and its 1-day
     // window empty), so a pass with the wall clock could fail across midnight.

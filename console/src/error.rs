@@ -26,3 +26,14 @@ pub enum ConsoleError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// A warehouse error is a ClickHouse error, or one the aggregator's error already names (the
+/// settings are the aggregator's `[clickhouse]` section): no new variant to match.
+impl From<warehouse::WarehouseError> for ConsoleError {
+    fn from(e: warehouse::WarehouseError) -> Self {
+        match e {
+            warehouse::WarehouseError::ClickHouse(e) => Self::ClickHouse(e),
+            other => Self::Aggregator(other.into()),
+        }
+    }
+}

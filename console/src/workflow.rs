@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aggregator::store::ActionRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::{Alert, AlertAction, AlertStatus, CloseReason, Severity};
+use warehouse::rows::ActionRow;
 
 use crate::store::{FiringRow, Store};
 use crate::ConsoleError;

@@ -319,7 +319,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     let hook = receiver.start().await;
     let mut cfg = seeded.aggregator.clone();
     cfg.notifier.webhooks = vec![webhook(&hook)];
-    let store = aggregator::store::Store::new(&cfg.clickhouse);
+    let store = warehouse::Warehouse::new(&cfg.clickhouse);
     let producer: rdkafka::producer::FutureProducer = cfg.kafka.to_rdkafka_producer().create().unwrap();
     let metrics = Arc::new(aggregator::Telemetry::new());
     let (stop_notifier, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics);

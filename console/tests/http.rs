@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use aggregator::store::Store;
 use console::Clock;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 use testkit::console::{start_console, RunningConsole, PASSWORD, SESSION_SECRET};
 use testkit::Stack;
+use warehouse::Warehouse;
 
 const EVIL: &str = "<img src=x onerror=alert(1)>";
 
@@ -34,7 +34,7 @@ async fn start(stack: &Stack, extra: &str) -> Console {
     stack.create_topics(&[&alerts_topic], 1).await;
     let mut cfg = testkit::aggregator::config_for(stack, "console");
     cfg.kafka.alerts_topic = alerts_topic.clone();
-    Store::new(&cfg.clickhouse).migrate().await.unwrap();
+    Warehouse::new(&cfg.clickhouse).migrate().await.unwrap();
     let db = stack.database();
     let evil = EVIL.replace('\'', "\\'");
     stack

@@ -97,7 +97,7 @@ async fn spawn(cfg: AggregatorConfig, role: Role, clock: Clock) -> RunningAggreg
 /// returned channel to stop it, or abort the task to stop it as a crash would.
 pub fn start_notifier(
     cfg: &AggregatorConfig,
-    store: &aggregator::store::Store,
+    store: &warehouse::Warehouse,
     producer: &rdkafka::producer::FutureProducer,
     metrics: std::sync::Arc<aggregator::Telemetry>,
 ) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>) {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::backtest::score;
-use aggregator::store::{BacktestScoreRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -18,6 +17,8 @@ use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tools::loadgen::{self, send::Sender, Book, Format};
+use warehouse::rows::BacktestScoreRow;
+use warehouse::Warehouse;
 
 use crate::Stack;
 
@@ -108,13 +109,13 @@ async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
     let from = to - Days::new(27);
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
     let replay = aggregator::backtest::replay(cfg, rules.clone(), from, to, |_, _| {}).await.expect("a replay");
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     let outcomes = store.outcomes().await.expect("the outcomes");
     let scored = score::score(&replay, &outcomes, &rules, from, to, 90);
     let digest = score::rules_digest(aggregator::DEFAULT_RULES);
     let json = serde_json::to_string(&scored).expect("score JSON");
     let row = BacktestScoreRow::new(Utc::now(), (from, to), 90, digest, json);
-    store.write_backtest_score(&row).await.expect("the score stored");
+    store.insert_rows(std::slice::from_ref(&row)).await.expect("the score stored");
 }
 
 /// One live evaluation pass at `now`, as `aggregator run` makes them (metrics rows, the day's
@@ -123,7 +124,7 @@ async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
 /// aggregator: a new member of the seed's consumer group would own no partition until the group
 /// rebalanced, and evaluates only the accounts of the partitions it owns.
 pub async fn evaluate_live(cfg: &AggregatorConfig, now: DateTime<Utc>) {
-    let store = Store::new(&cfg.clickhouse);
+    let store = Warehouse::new(&cfg.clickhouse);
     let partitions = store.partitions(&cfg.kafka.events_topic).await.expect("the events topic's partitions");
     let producer: FutureProducer = cfg.kafka.to_rdkafka_producer().create().expect("a producer");
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");

@@ -1,9 +1,9 @@
 //! Events and stored rows for tests that write straight to the topic or to ClickHouse, so every
 //! test builds a login the same way (eight tests once had a `login()` of their own).
 
-use aggregator::store::EventRow;
 use chrono::{DateTime, Utc};
 use schemas::event::{Event, EventKind};
+use warehouse::rows::EventRow;
 
 /// An RFC 3339 instant, e.g. `"2026-03-02T09:00:00Z"`; panics on a typo, as a test should.
 pub fn at(s: &str) -> DateTime<Utc> {

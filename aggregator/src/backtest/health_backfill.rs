@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::alert::Alert;
+use warehouse::rows::{ActionRow, AlertRow};
 
 use super::{end_of_day, replay_evaluator};
 use crate::config::AggregatorConfig;
@@ -15,7 +16,7 @@ use crate::evaluate::episode::{Pending, Recorded};
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::AlertSink;
 use crate::model::MetricsRow;
-use crate::store::{AlertRow, Store};
+use crate::store::Store;
 use crate::AggregatorError;
 
 /// What a backfill wrote.
@@ -94,7 +95,7 @@ impl AlertSink for HistorySink {
         Ok(Vec::new())
     }
 
-    async fn record_actions(&self, _rows: &[crate::store::ActionRow]) -> Result<(), AggregatorError> {
+    async fn record_actions(&self, _rows: &[ActionRow]) -> Result<(), AggregatorError> {
         Ok(())
     }
 }

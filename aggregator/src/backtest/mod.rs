@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use schemas::alert::Alert;
+use warehouse::Warehouse;
 
 use crate::config::AggregatorConfig;
 use crate::consume::ownership::Ownership;
@@ -68,12 +69,12 @@ async fn replay_evaluator<S: AlertSink>(
     rules: RuleSet,
     sink: impl FnOnce(&Store) -> S,
 ) -> Result<Evaluator<S>, AggregatorError> {
-    let store = Store::new(&cfg.clickhouse);
+    let store = Store::new(Warehouse::new(&cfg.clickhouse));
     let partitions = store.partitions(&cfg.kafka.events_topic).await?;
     let metrics = Arc::new(crate::telemetry::Telemetry::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let sink = sink(&store);
-    Ok(Evaluator::new(cfg, rules, store, sink, metrics, ownership))
+    Ok(Evaluator::new(cfg, rules, (*store).clone(), sink, metrics, ownership))
 }
 
 /// The last second of `day` (UTC): when a replay evaluates it.

@@ -208,7 +208,7 @@ mod tests {
     use chrono::Utc;
     use schemas::event::{Event, EventKind};
 
-    use crate::store::to_datetime;
+    use warehouse::columns::to_datetime;
 
     fn record(id: &str) -> Vec<u8> {
         let e = Event::new(EventKind::Login, id.into(), "acme".into(), "u1".into(), Utc::now(), Utc::now(), "t".into());

@@ -32,13 +32,15 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
 use tokio::sync::watch;
+use warehouse::columns::to_datetime;
+use warehouse::rows::EventRow;
 
 use crate::config::AggregatorConfig;
 use crate::consume::batch::{Added, Batch, DeadLetter, Pending};
 use crate::consume::dedup::DedupWindow;
 use crate::consume::poison::{store_isolating, Sink};
 use crate::consume::record::{Origin, COLUMNS};
-use crate::store::{to_datetime, Store};
+use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -309,7 +311,12 @@ struct EventSink<'a> {
 impl Sink<Pending> for EventSink<'_> {
     async fn insert(&mut self, rows: &[Pending]) -> Result<(), AggregatorError> {
         let started = std::time::Instant::now();
-        let result = self.consumer.store.insert_row_binary("events", COLUMNS, self.batch.encoded(rows)).await;
+        let result = self
+            .consumer
+            .store
+            .insert_row_binary::<EventRow>(COLUMNS, self.batch.encoded(rows))
+            .await
+            .map_err(AggregatorError::from);
         match &result {
             Ok(()) => {
                 self.consumer.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());

@@ -27,6 +27,8 @@ use rdkafka::producer::FutureProducer;
 use schemas::alert::Alert;
 use schemas::runtime::Clock;
 use tokio::sync::watch;
+use warehouse::rows::{ActionRow, AlertRow};
+use warehouse::Warehouse;
 
 use crate::config::AggregatorConfig;
 use crate::consume::ownership::Ownership;
@@ -34,7 +36,7 @@ use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
-use crate::store::{ActionRow, AlertRow, Changed, History, Store};
+use crate::store::{Changed, History, Store};
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -117,28 +119,29 @@ impl Evaluator<LiveSink> {
     pub fn live(
         cfg: &AggregatorConfig,
         rules: RuleSet,
-        store: Store,
+        warehouse: Warehouse,
         producer: FutureProducer,
         metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Self {
-        let sink = LiveSink::new(store.clone(), producer, cfg.kafka.alerts_topic.clone(), metrics.clone());
-        Self::new(cfg, rules, store, sink, metrics, ownership)
+        let store = Store::new(warehouse.clone());
+        let sink = LiveSink::new(store, producer, cfg.kafka.alerts_topic.clone(), metrics.clone());
+        Self::new(cfg, rules, warehouse, sink, metrics, ownership)
     }
 }
 
 impl<S: AlertSink> Evaluator<S> {
-    /// Reads its inputs from `store`, sends its output to `sink`.
+    /// Reads its inputs from `warehouse`, sends its output to `sink`.
     pub fn new(
         cfg: &AggregatorConfig,
         rules: RuleSet,
-        store: Store,
+        warehouse: Warehouse,
         sink: S,
         metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Self {
         Self {
-            store,
+            store: Store::new(warehouse),
             sink,
             metrics,
             rules,

@@ -12,10 +12,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::alert::Alert;
+use warehouse::columns::to_datetime;
+use warehouse::rows::{ActionRow, AlertRow, PendingRow};
 
 use crate::evaluate::episode::{Pending, Recorded, Workflow};
 use crate::model::{epoch_day_plus, MetricsRow};
-use crate::store::{ActionRow, AlertRow, PendingRow, Store};
+use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -87,8 +89,8 @@ impl AlertSink for LiveSink {
         if changes.is_empty() {
             return Ok(());
         }
-        let rows: Vec<PendingRow> = changes.iter().map(|c| PendingRow::new(c, now)).collect();
-        self.store.insert_rows(&rows).await
+        let rows: Vec<PendingRow> = changes.iter().map(|c| pending_row(c, now)).collect();
+        Ok(self.store.insert_rows(&rows).await?)
     }
 
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
@@ -132,14 +134,14 @@ impl AlertSink for LiveSink {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows(rows).await
+        Ok(self.store.insert_rows(rows).await?)
     }
 
     async fn record_actions(&self, rows: &[ActionRow]) -> Result<(), AggregatorError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.insert_rows(rows).await
+        Ok(self.store.insert_rows(rows).await?)
     }
 }
 
@@ -213,5 +215,16 @@ impl AlertSink for CollectingSink {
 
     async fn record_actions(&self, _rows: &[ActionRow]) -> Result<(), AggregatorError> {
         Ok(())
+    }
+}
+
+/// The `alert_pending` row of a change of one pair's pending state, recorded at `now`.
+fn pending_row(change: &Pending, now: DateTime<Utc>) -> PendingRow {
+    PendingRow {
+        account_id: change.account_id.clone(),
+        rule_id: change.rule_id.clone(),
+        since: change.since,
+        cleared: u8::from(change.cleared),
+        recorded_at: to_datetime(now),
     }
 }

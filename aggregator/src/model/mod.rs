@@ -8,8 +8,6 @@ pub mod derive;
 pub mod health;
 pub mod lifecycle;
 
-use chrono::{DateTime, NaiveDate, Utc};
-
 pub use catalogue::{Metric, MetricsRow, WindowRow};
 pub use derive::{metrics_row, AccountInputs, Model};
 pub use health::HealthConfig;
@@ -25,21 +23,5 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
-pub(crate) fn epoch_day() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
-}
-
-/// The date of a ClickHouse `Date` day number.
-pub fn epoch_day_plus(day: u16) -> NaiveDate {
-    epoch_day() + chrono::Days::new(day as u64)
-}
-
-/// Days since the epoch, as ClickHouse `Date` stores them.
-pub fn date_number(d: NaiveDate) -> u16 {
-    (d - epoch_day()).num_days().clamp(0, u16::MAX as i64) as u16
-}
-
-/// Seconds since the epoch, as ClickHouse `DateTime` (a UInt32) stores them.
-pub fn to_datetime(t: DateTime<Utc>) -> u32 {
-    t.timestamp().clamp(0, u32::MAX as i64) as u32
-}
+/// ClickHouse's `Date` and `DateTime` encodings, the warehouse's (model code and tests use them).
+pub use warehouse::columns::{date_number, epoch_day_plus, to_datetime};

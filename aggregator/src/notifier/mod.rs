@@ -34,11 +34,14 @@ use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
 use schemas::topics::{HEADER_ATTEMPTS, HEADER_ERROR, HEADER_WEBHOOK};
 use tokio::sync::watch;
+use warehouse::columns::to_datetime;
+use warehouse::rows::NotificationRow;
+use warehouse::Warehouse;
 
 pub use deliver::Outcome;
 
 use crate::config::{AggregatorConfig, WebhookConfig};
-use crate::store::{to_datetime, NotificationRow, Store};
+use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -62,10 +65,11 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         cfg: &AggregatorConfig,
-        store: Store,
+        warehouse: Warehouse,
         producer: FutureProducer,
         metrics: Arc<Telemetry>,
     ) -> Result<Self, AggregatorError> {
+        let store = Store::new(warehouse);
         let mut consumer_cfg = cfg.kafka.to_rdkafka_consumer();
         consumer_cfg.set("group.id", &cfg.notifier.group_id);
         let consumer: StreamConsumer = consumer_cfg.create()?;
@@ -256,7 +260,7 @@ impl Notifier {
             recorded_at: to_datetime(chrono::Utc::now()),
         };
         let rows = [row];
-        if self.until_ok(&mut shutdown, || self.store.insert_rows(&rows)).await.is_none() {
+        if self.until_ok(&mut shutdown, || async { Ok(self.store.insert_rows(&rows).await?) }).await.is_none() {
             // Shutdown while ClickHouse is down: rather than hang, accept one repeat after the
             // restart (the Idempotency-Key lets receivers drop it).
             tracing::error!(webhook = %hook.name, delivery = %id, "shutdown before the delivery ledger was written; this webhook will get the alert again");

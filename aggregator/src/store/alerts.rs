@@ -2,76 +2,12 @@
 //! each rule's condition holds), and the episode state read back from both at start and after a
 //! rebalance.
 
-use chrono::{DateTime, Utc};
 use clickhouse::Row;
-use schemas::alert::Alert;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{to_datetime, Store};
+use super::Store;
 use crate::evaluate::episode::{EpisodeHistory, OpenEpisode, Pending};
 use crate::AggregatorError;
-
-/// One row of `alerts`.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct AlertRow {
-    pub alert_id: String,
-    pub account_id: String,
-    pub rule_id: String,
-    pub severity: String,
-    pub status: String,
-    pub fired_at: u32,
-    pub resolved_at: Option<u32>,
-    pub recorded_at: u32,
-    pub lifecycle_stage: String,
-    pub health_score: Option<f64>,
-    pub metrics: String,
-    pub csm_owner: String,
-    pub reason: String,
-}
-
-impl AlertRow {
-    /// The row of `alert`, recorded at `now`.
-    pub fn new(alert: &Alert, now: DateTime<Utc>) -> Result<Self, AggregatorError> {
-        Ok(Self {
-            alert_id: alert.alert_id.clone(),
-            account_id: alert.account_id.clone(),
-            rule_id: alert.rule_id.clone(),
-            severity: alert.severity.as_str().to_owned(),
-            status: alert.status.as_str().to_owned(),
-            fired_at: to_datetime(alert.fired_at),
-            resolved_at: alert.resolved_at.map(to_datetime),
-            recorded_at: to_datetime(now),
-            lifecycle_stage: alert.lifecycle_stage.clone().unwrap_or_default(),
-            health_score: alert.health_score,
-            metrics: serde_json::to_string(&alert.metrics).map_err(schemas::SchemaError::from)?,
-            csm_owner: alert.csm_owner.clone().unwrap_or_default(),
-            reason: alert.reason.clone(),
-        })
-    }
-}
-
-/// One row of `alert_pending`: a change of one pair's pending state, recorded at a pass's time.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct PendingRow {
-    pub account_id: String,
-    pub rule_id: String,
-    pub since: u32,
-    pub cleared: u8,
-    pub recorded_at: u32,
-}
-
-impl PendingRow {
-    /// The row of `change`, recorded at `now`.
-    pub fn new(change: &Pending, now: DateTime<Utc>) -> Self {
-        Self {
-            account_id: change.account_id.clone(),
-            rule_id: change.rule_id.clone(),
-            since: change.since,
-            cleared: u8::from(change.cleared),
-            recorded_at: to_datetime(now),
-        }
-    }
-}
 
 #[derive(Debug, Row, Deserialize)]
 struct HeldRow {
@@ -109,9 +45,9 @@ impl Store {
              WHERE status IN ('firing', 'resolved')
              GROUP BY alert_id
              HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
-            db = self.db
+            db = self.database()
         );
-        let rows: Vec<OpenRow> = self.client.query(&sql).fetch_all().await?;
+        let rows: Vec<OpenRow> = self.client().query(&sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| OpenEpisode {
@@ -135,9 +71,9 @@ impl Store {
              FROM {db}.alerts
              WHERE status IN ('firing', 'resolved')
              GROUP BY account_id, rule_id",
-            db = self.db
+            db = self.database()
         );
-        let rows: Vec<HistoryRow> = self.client.query(&sql).fetch_all().await?;
+        let rows: Vec<HistoryRow> = self.client().query(&sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| EpisodeHistory {
@@ -159,9 +95,9 @@ impl Store {
                     toUInt32(max(recorded_at)) AS at
              FROM {db}.alert_pending
              GROUP BY account_id, rule_id",
-            db = self.db
+            db = self.database()
         );
-        let rows: Vec<HeldRow> = self.client.query(&sql).fetch_all().await?;
+        let rows: Vec<HeldRow> = self.client().query(&sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| Pending {

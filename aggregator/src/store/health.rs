@@ -5,41 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+
+use warehouse::rows::HealthDayRow;
 
 use super::Store;
 use crate::model::MetricsRow;
 use crate::AggregatorError;
-
-/// One row of `account_health_daily`: the score, band, components and key metrics of a day.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct HealthDayRow {
-    pub account_id: String,
-    pub day: u16,
-    pub computed_at: u32,
-    pub lifecycle_stage: String,
-    pub health_score: Option<f64>,
-    pub health_band: String,
-    pub health_deployment: Option<f64>,
-    pub health_adoption: Option<f64>,
-    pub health_trend: Option<f64>,
-    pub health_value: Option<f64>,
-    pub health_experience: Option<f64>,
-    pub health_weakest: String,
-    pub health_cap: String,
-    pub active_users_7d: u64,
-    pub active_users_30d: u64,
-    pub active_user_days_7d: u64,
-    pub active_user_days_vs_baseline: Option<f64>,
-    pub logins_7d: u64,
-    pub features_used_30d: u64,
-    pub records_30d: u64,
-    pub seat_utilisation: Option<f64>,
-    pub days_since_last_activity: Option<u32>,
-    pub latest_nps: Option<u8>,
-    pub open_tickets: u64,
-}
 
 impl From<&MetricsRow> for HealthDayRow {
     fn from(m: &MetricsRow) -> Self {
@@ -76,7 +47,7 @@ impl Store {
     /// Records the day's health of every row (the latest pass of a day replaces earlier ones).
     pub async fn write_health_history(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         let history: Vec<HealthDayRow> = rows.iter().map(HealthDayRow::from).collect();
-        self.insert_rows(&history).await
+        Ok(self.insert_rows(&history).await?)
     }
 
     /// Each account's health score on `day` (the day's last pass), where one was computed.

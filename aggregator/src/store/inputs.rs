@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::Row;
 use serde::Deserialize;
+use warehouse::columns::to_datetime;
 
 use super::windows::{catalogue_query, members_query, sums_query};
-use super::{to_datetime, Store};
+
+use super::Store;
 use crate::model::{AccountInputs, WindowRow};
 use crate::AggregatorError;
 
@@ -273,7 +275,7 @@ impl Store {
         changed: Option<&Changed>,
         range: Option<(&str, &str)>,
     ) -> InputQueries {
-        let db = self.database();
+        let db = &self.database().to_string();
         let keys = range.map_or(String::new(), |(first, last)| {
             format!("account_id >= {} AND account_id <= {} AND ", quote(first), quote(last))
         });
@@ -324,7 +326,7 @@ impl Store {
 
     /// The number of distinct features any account used in the 64 days ending on `now`'s day.
     pub async fn features_seen(&self, now: DateTime<Utc>) -> Result<u64, AggregatorError> {
-        Ok(self.client().query(&catalogue_query(self.database(), now.date_naive())).fetch_one().await?)
+        Ok(self.client().query(&catalogue_query(&self.database().to_string(), now.date_naive())).fetch_one().await?)
     }
 
     /// The inputs of `accounts` (a run of [`Self::pass_accounts`] with the same `changed`, in
@@ -396,7 +398,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClickHouseConfig;
+    use warehouse::{ClickHouseConfig, Warehouse};
 
     #[test]
     fn a_window_row_takes_every_count_from_its_source() {
@@ -413,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_live_pass_reads_no_raw_history_and_a_past_one_nothing_after_its_day() {
-        let store = Store::new(&ClickHouseConfig::default());
+        let store = Store::new(Warehouse::new(&ClickHouseConfig::default()));
         let live = store.input_queries(Utc::now(), "usage-events", &[0], History::Live, None, None).sql().join("\n");
         assert!(!live.contains(".events"), "a live pass reads the state tables, not the events: {live}");
         let at: DateTime<Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
@@ -430,7 +432,7 @@ mod tests {
         let cond = changed.condition("db", "");
         assert!(cond.contains("maxMerge(last_stored) >= toDateTime(1800000000, 'UTC')"), "{cond}");
         assert!(cond.contains(r"account_id IN ('o\'brien\\co')"), "{cond}");
-        let store = Store::new(&ClickHouseConfig::default());
+        let store = Store::new(Warehouse::new(&ClickHouseConfig::default()));
         for q in store.input_queries(Utc::now(), "usage-events", &[0], History::Live, Some(&changed), None).sql() {
             assert!(
                 q.contains("last_stored") || q.contains("uniqExact(member)"),

@@ -6,10 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
-use schemas::alert::Alert;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{to_datetime, Store};
+use super::Store;
 use crate::evaluate::episode::Workflow;
 use crate::AggregatorError;
 
@@ -19,48 +18,6 @@ const IDS_PER_QUERY: usize = 1_000;
 
 /// The latest snooze-related action's `snoozed_until` (0 unless it was a snooze), as in the view.
 const SNOOZED_UNTIL: &str = "toUInt32(argMaxIf(snoozed_until, at_ms, action IN ('snoozed', 'snooze_ended', 'closed')))";
-
-/// One row of `alert_actions`: what a lifecycle record announces.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
-pub struct ActionRow {
-    pub action_id: String,
-    pub alert_id: String,
-    pub account_id: String,
-    pub rule_id: String,
-    pub action: String,
-    pub actor: String,
-    pub at: u32,
-    /// Milliseconds since the epoch: orders actions within a second.
-    pub at_ms: u64,
-    pub note: String,
-    /// 0 unless `action` is `snoozed`.
-    pub snoozed_until: u32,
-    pub assignee: String,
-    pub close_reason: String,
-    pub recorded_at: u32,
-}
-
-impl ActionRow {
-    /// The row of a lifecycle record, recorded at `now`; `None` for a firing or resolved record.
-    pub fn of(alert: &Alert, now: DateTime<Utc>) -> Option<Self> {
-        let action = alert.action.as_ref().filter(|_| alert.status.is_lifecycle())?;
-        Some(Self {
-            action_id: action.action_id.clone(),
-            alert_id: alert.alert_id.clone(),
-            account_id: alert.account_id.clone(),
-            rule_id: alert.rule_id.clone(),
-            action: alert.status.as_str().to_owned(),
-            actor: action.by.clone(),
-            at: to_datetime(action.at),
-            at_ms: action.at.timestamp_millis().max(0) as u64,
-            note: action.note.clone().unwrap_or_default(),
-            snoozed_until: action.snoozed_until.map_or(0, to_datetime),
-            assignee: action.assignee.clone().unwrap_or_default(),
-            close_reason: action.close_reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
-            recorded_at: to_datetime(now),
-        })
-    }
-}
 
 #[derive(Debug, Row, Deserialize)]
 struct WorkflowRow {
@@ -82,10 +39,10 @@ impl Store {
                  FROM {db}.alert_actions
                  WHERE alert_id IN ({marks})
                  GROUP BY alert_id",
-                db = self.db,
+                db = self.database(),
                 marks = vec!["?"; ids.len()].join(", "),
             );
-            let query = ids.iter().fold(self.client.query(&sql), |q, id| q.bind(id.as_str()));
+            let query = ids.iter().fold(self.client().query(&sql), |q, id| q.bind(id.as_str()));
             let rows: Vec<WorkflowRow> = query.fetch_all().await?;
             out.extend(rows.into_iter().map(|r| Workflow {
                 alert_id: r.alert_id,
@@ -100,9 +57,11 @@ impl Store {
     /// since the epoch, 0 when it was not snoozed. The notifier holds back a record whose own
     /// time falls before it.
     pub async fn snoozed_until_at(&self, alert_id: &str, at: DateTime<Utc>) -> Result<u32, AggregatorError> {
-        let sql =
-            format!("SELECT {SNOOZED_UNTIL} FROM {db}.alert_actions WHERE alert_id = ? AND at_ms <= ?", db = self.db);
+        let sql = format!(
+            "SELECT {SNOOZED_UNTIL} FROM {db}.alert_actions WHERE alert_id = ? AND at_ms <= ?",
+            db = self.database()
+        );
         let at_ms = at.timestamp_millis().max(0) as u64;
-        Ok(self.client.query(&sql).bind(alert_id).bind(at_ms).fetch_one().await?)
+        Ok(self.client().query(&sql).bind(alert_id).bind(at_ms).fetch_one().await?)
     }
 }

@@ -1,10 +1,10 @@
 //! One account: its health history with the bands and components, its usage charts, what
 //! changed in words, the alert timeline with every action, traits, contract dates and outcomes.
 
-use aggregator::store::HealthDayRow;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::Value;
+use warehouse::rows::HealthDayRow;
 
 use super::inbox::actions;
 use super::{band_badge, change, dash, layout, severity_badge, when, Nav, Viewer};

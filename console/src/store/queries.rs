@@ -4,10 +4,10 @@
 //! Filters run in inner queries wherever an outer alias would shadow the column they name
 //! (ClickHouse 18.16 resolves aliases before columns).
 
-use aggregator::store::{ActionRow, HealthDayRow};
 use chrono::NaiveDate;
 use clickhouse::query::Query;
-use clickhouse::Client;
+use warehouse::rows::{ActionRow, HealthDayRow};
+use warehouse::{ClickHouseConfig, Warehouse};
 
 use super::{
     AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, OutcomeRow, ScorePoint,
@@ -43,24 +43,21 @@ fn episodes(filter: &str) -> String {
 
 #[derive(Clone)]
 pub struct Store {
-    /// The aggregator's store: its inserts (database, compression) and row types.
-    inner: aggregator::store::Store,
-    client: Client,
-    db: String,
+    /// The tables' client: the one `{db}` convention, inserts by row type.
+    warehouse: Warehouse,
 }
 
 impl Store {
-    pub fn new(cfg: &aggregator::config::ClickHouseConfig) -> Self {
-        let inner = aggregator::store::Store::new(cfg);
-        Self { client: inner.client().clone(), db: inner.database().to_owned(), inner }
+    pub fn new(cfg: &ClickHouseConfig) -> Self {
+        Self { warehouse: Warehouse::new(cfg) }
     }
 
     fn query(&self, text: &str) -> Query {
-        self.client.query(&text.replace("{db}", &self.db))
+        self.warehouse.query(text)
     }
 
     pub async fn ping(&self) -> bool {
-        self.client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
+        self.warehouse.ping().await
     }
 
     /// The book's page and its band counts under `filter`.
@@ -297,7 +294,7 @@ impl Store {
     }
 
     pub async fn record_action(&self, row: &ActionRow) -> Result<(), ConsoleError> {
-        Ok(self.inner.insert_rows(std::slice::from_ref(row)).await?)
+        Ok(self.warehouse.insert_rows(std::slice::from_ref(row)).await?)
     }
 
     fn backtest_query(&self) -> Query {

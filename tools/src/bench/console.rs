@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use aggregator::store::Store;
 use aggregator::AggregatorConfig;
 use console::auth::{Signer, SESSION_COOKIE};
 use console::{Clock, RawConsoleConfig};
+use warehouse::Warehouse;
 
 use super::load::quantile;
 use super::BenchError;
@@ -46,7 +46,7 @@ fn setup(msg: impl std::fmt::Display) -> BenchError {
 
 /// Gives the book 29 more days of health history (the sparklines' 30 days), then times the
 /// pages. `accounts`: the book's size.
-pub async fn run(cfg: &AggregatorConfig, store: &Store, accounts: usize) -> Result<Vec<PageTimes>, BenchError> {
+pub async fn run(cfg: &AggregatorConfig, store: &Warehouse, accounts: usize) -> Result<Vec<PageTimes>, BenchError> {
     let db = store.database();
     let backfill = format!(
         "INSERT INTO {db}.account_health_daily (account_id, day, computed_at, lifecycle_stage, health_score, health_band)

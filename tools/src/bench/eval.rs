@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::store::{EventRow, Store};
 use aggregator::AggregatorConfig;
 use aggregator::{Evaluator, Ownership, PassTimings, Telemetry};
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use schemas::event::{Event, EventKind};
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 use super::BenchError;
 
@@ -20,7 +21,7 @@ const EVENTS_PER_ACCOUNT: usize = 12;
 
 /// Fills `store` (migrated) with accounts `from..to` of the synthetic book, spread over 4
 /// partitions of `topic`.
-pub async fn fill(store: &Store, topic: &str, from: usize, to: usize) -> Result<(), BenchError> {
+pub async fn fill(store: &Warehouse, topic: &str, from: usize, to: usize) -> Result<(), BenchError> {
     let now = Utc::now();
     let mut rows = Vec::with_capacity(50_000);
     for a in from..to {
@@ -68,7 +69,7 @@ pub type Timed = (Duration, usize, PassTimings);
 /// An evaluator owning `partitions` of `cfg`'s database, as an aggregator instance runs it.
 pub fn evaluator(
     cfg: &AggregatorConfig,
-    store: &Store,
+    store: &Warehouse,
     producer: &FutureProducer,
     partitions: &[i32],
 ) -> Result<Evaluator, BenchError> {
@@ -90,7 +91,7 @@ pub async fn timed(evaluator: &mut Evaluator, full: bool) -> Result<Timed, Bench
 /// The first (full) pass of a fresh evaluator over the accounts of `partitions`.
 pub async fn pass(
     cfg: &AggregatorConfig,
-    store: &Store,
+    store: &Warehouse,
     producer: &FutureProducer,
     partitions: &[i32],
 ) -> Result<Timed, BenchError> {
@@ -99,7 +100,7 @@ pub async fn pass(
 
 /// A login now for each of `accounts` (with its partition; stored as the aggregator stores
 /// events): what makes them the changed accounts of the next incremental pass.
-pub async fn touch(store: &Store, topic: &str, accounts: &[(String, i32)]) -> Result<(), BenchError> {
+pub async fn touch(store: &Warehouse, topic: &str, accounts: &[(String, i32)]) -> Result<(), BenchError> {
     let now = Utc::now();
     let rows: Vec<EventRow> = accounts
         .iter()

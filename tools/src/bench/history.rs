@@ -18,9 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use aggregator::store::Store;
 use aggregator::PassTimings;
 use chrono::{NaiveDate, Utc};
+use warehouse::Warehouse;
 
 use super::BenchError;
 
@@ -107,7 +107,7 @@ fn epoch_masks(first: NaiveDate, today: NaiveDate) -> (String, String, String) {
 
 /// Writes the book of `case` (accounts `h-0` … on `topic`'s 4 partitions, activity from
 /// `days - 1` days ago to today) into `store`'s migrated, empty database.
-pub async fn fill(store: &Store, topic: &str, case: Case) -> Result<Duration, BenchError> {
+pub async fn fill(store: &Warehouse, topic: &str, case: Case) -> Result<Duration, BenchError> {
     let started = Instant::now();
     let (db, n, days) = (store.database(), case.accounts, case.days);
     let today = Utc::now().date_naive();

@@ -19,8 +19,8 @@ mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aggregator::store::Store;
 use aggregator::AggregatorConfig;
+use warehouse::Warehouse;
 
 pub use report::Report;
 
@@ -33,6 +33,8 @@ pub enum BenchError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("aggregator: {0}")]
     Aggregator(#[from] aggregator::AggregatorError),
+    #[error("{0}")]
+    Warehouse(#[from] warehouse::WarehouseError),
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
     #[error("io: {0}")]
@@ -213,7 +215,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         r.console = console::run(&eval_cfg, &eval_store, filled).await?;
     }
     // A case with the book of the case before it (same accounts and days, other owners) reuses it.
-    let mut book: Option<(history::Case, AggregatorConfig, Store)> = None;
+    let mut book: Option<(history::Case, AggregatorConfig, Warehouse)> = None;
     for (i, case) in opts.history.iter().enumerate() {
         progress(&format!("  history: {} accounts × {} days, {} owner(s)", case.accounts, case.days, case.owners));
         let same_book = book.as_ref().is_some_and(|(c, ..)| (c.accounts, c.days) == (case.accounts, case.days));
@@ -275,7 +277,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
 }
 
 /// Drops a bench database, unless the run keeps them.
-async fn drop_database(opts: &Options, store: &Store, db: &str) {
+async fn drop_database(opts: &Options, store: &Warehouse, db: &str) {
     if !opts.keep {
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await;
     }
@@ -287,14 +289,14 @@ pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), B
         .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
-pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Store {
+pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Warehouse {
     let mut cfg = AggregatorConfig::default().clickhouse;
     cfg.url = clickhouse.to_owned();
     cfg.database = db.to_owned();
-    Store::new(&cfg)
+    Warehouse::new(&cfg)
 }
 
-async fn store(opts: &Options, db: &str) -> Result<Store, BenchError> {
+async fn store(opts: &Options, db: &str) -> Result<Warehouse, BenchError> {
     let s = store_unmigrated(&opts.clickhouse, db);
     s.migrate().await?;
     Ok(s)
@@ -309,7 +311,7 @@ async fn scrape(url: &str) -> String {
 }
 
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
-pub(crate) async fn wait_for_rows(store: &Store, want: usize, timeout: Duration) -> Result<usize, BenchError> {
+pub(crate) async fn wait_for_rows(store: &Warehouse, want: usize, timeout: Duration) -> Result<usize, BenchError> {
     let deadline = Instant::now() + timeout;
     let sql = format!("SELECT count() FROM {}.events", store.database());
     loop {

@@ -3,13 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use aggregator::store::{EventRow, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::event::Event;
+use warehouse::rows::EventRow;
+use warehouse::Warehouse;
 
 use super::load::Latency;
 use super::{BenchError, Rate};
@@ -143,7 +144,7 @@ pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> 
 
 /// Inserts the rows the aggregator would store for `events` straight into `events` of `store`
 /// (migrated: the materialized views run, as for the aggregator), `batch` rows per INSERT.
-pub async fn insert(store: &Store, topic: &str, events: &[Event], batch: usize) -> Result<Rate, BenchError> {
+pub async fn insert(store: &Warehouse, topic: &str, events: &[Event], batch: usize) -> Result<Rate, BenchError> {
     let rows: Vec<EventRow> =
         events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), topic, (i % 4) as i32, i as i64)).collect();
     let started = Instant::now();

@@ -30,6 +30,8 @@ pub enum SignalError {
     Send(#[from] loadgen::LoadgenError),
     #[error("aggregator: {0}")]
     Aggregator(#[from] aggregator::AggregatorError),
+    #[error("{0}")]
+    Warehouse(#[from] warehouse::WarehouseError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

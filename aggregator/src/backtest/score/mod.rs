@@ -22,10 +22,10 @@ use chrono::NaiveDate;
 use schemas::alert::{Alert, AlertStatus};
 use schemas::outcome::Outcome;
 use serde::Serialize;
+use warehouse::RecordedOutcome;
 
 use super::Replay;
 use crate::evaluate::rules::RuleSet;
-use crate::store::RecordedOutcome;
 
 /// Hex SHA-256 of a rule file's text: names the rule set a stored score belongs to
 /// (`backtest_scores.rules_digest`), so a reader can tell whether it is the set in force.

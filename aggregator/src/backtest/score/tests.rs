@@ -1,9 +1,9 @@
 //! `score()` on hand-made replays: every figure worked out by hand in the comments.
 
 use schemas::alert::Severity;
+use warehouse::OutcomeSource;
 
 use super::*;
-use crate::store::OutcomeSource;
 
 const RULES: &str = r#"
 [[rule]]

@@ -2,7 +2,7 @@
 //! that borrows its strings from the record, and written as one RowBinary row of `events`.
 //!
 //! Decoding into an owned [`Event`](schemas::event::Event) and then an owned
-//! [`EventRow`](crate::store::EventRow) cost a dozen allocations per event, a `BTreeMap` per
+//! [`EventRow`](warehouse::rows::EventRow) cost a dozen allocations per event, a `BTreeMap` per
 //! object and chrono's generic date parser (docs/BENCHMARKS.md, "Aggregator CPU profile"). Here
 //! strings are borrowed (copied only when they hold JSON escapes), `traits` and `properties` are
 //! kept as the JSON text they arrived as, and RFC 3339 UTC timestamps are read by hand. What is
@@ -89,7 +89,7 @@ impl<'a> EventRecord<'a> {
     }
 
     /// Appends the event's `events` row in RowBinary, columns as [`COLUMNS`] lists them (the
-    /// order of [`EventRow`](crate::store::EventRow)'s fields).
+    /// order of [`EventRow`](warehouse::rows::EventRow)'s fields).
     pub fn write_row(&self, origin: Origin<'_>, out: &mut Vec<u8>) {
         put_str(out, &self.message_id);
         put_str(out, &self.account_id);
@@ -176,7 +176,7 @@ fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::E
 }
 
 /// An RFC 3339 time as seconds since the epoch, clamped to `DateTime`'s range (as
-/// [`crate::store::to_datetime`]). `YYYY-MM-DDTHH:MM:SS[.f]Z` — how chrono writes a UTC time —
+/// [`warehouse::columns::to_datetime`]). `YYYY-MM-DDTHH:MM:SS[.f]Z` — how chrono writes a UTC time —
 /// is read by hand; anything else goes through chrono's parser, which decides what is valid.
 fn datetime<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     struct Secs;

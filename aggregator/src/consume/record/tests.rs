@@ -1,9 +1,9 @@
 use chrono::TimeZone;
 use schemas::event::Event;
 use serde_json::json;
+use warehouse::rows::EventRow;
 
 use super::*;
-use crate::store::EventRow;
 
 /// The reference: the row the owned path (`Event` → `EventRow`) makes, in RowBinary.
 fn owned_row(e: &Event, origin: Origin<'_>) -> Vec<u8> {

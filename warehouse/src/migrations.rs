@@ -1,4 +1,4 @@
-//! The ClickHouse schema as versioned migrations (`schemas/sql/NNN_name.sql`).
+//! The ClickHouse schema as versioned migrations (`warehouse/sql/NNN_name.sql`).
 //!
 //! The SQL names tables as `{db}.table`; [`Migration::statements`] puts the configured database in,
 //! so tests can run isolated databases side by side. Every statement must run on ClickHouse 18.16

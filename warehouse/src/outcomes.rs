@@ -7,8 +7,7 @@ use clickhouse::Row;
 use schemas::outcome::{trait_outcomes, Outcome};
 use serde::{Deserialize, Serialize};
 
-use super::Store;
-use crate::AggregatorError;
+use crate::{Warehouse, WarehouseError};
 
 /// Where an outcome was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,25 +41,18 @@ struct TraitsRow {
     traits: String,
 }
 
-impl Store {
+impl Warehouse {
     /// Every recorded outcome, one per account, outcome and day, sorted by account, day and
     /// outcome. An outcome both sent as an event and set as a trait on the same day is counted
     /// once, as the event. Unreadable trait values (stored before ingest validated them) are skipped.
-    pub async fn outcomes(&self) -> Result<Vec<RecordedOutcome>, AggregatorError> {
-        let db = &self.db;
+    pub async fn outcomes(&self) -> Result<Vec<RecordedOutcome>, WarehouseError> {
         let events: Vec<EventOutcomeRow> = self
-            .client
-            .query(&format!(
-                "SELECT account_id, outcome, toUInt32(occurred_at) AS occurred_at FROM {db}.account_outcomes"
-            ))
+            .query("SELECT account_id, outcome, toUInt32(occurred_at) AS occurred_at FROM {db}.account_outcomes")
             .fetch_all()
             .await?;
         // The latest traits per account, as the evaluator reads them (argMax, no FINAL needed).
         let traits: Vec<TraitsRow> = self
-            .client
-            .query(&format!(
-                "SELECT account_id, argMax(traits, updated_at) AS traits FROM {db}.accounts GROUP BY account_id"
-            ))
+            .query("SELECT account_id, argMax(traits, updated_at) AS traits FROM {db}.accounts GROUP BY account_id")
             .fetch_all()
             .await?;
         let from_events = events.into_iter().filter_map(|r| {

@@ -1,0 +1,132 @@
+//! The `[clickhouse]` settings every service shares, and the database name as an identifier.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::WarehouseError;
+
+/// Current ClickHouse's default `max_partitions_per_insert_block`.
+pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
+
+/// Where uptake's tables are: the `[clickhouse]` section of the aggregator's config, which the
+/// console and the tools read too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP endpoint of the ClickHouse server.
+    pub url: String,
+    /// Database holding uptake's tables; created by the migrations.
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// For a replicated ClickHouse cluster: the cluster name (from `remote_servers`). Migrations
+    /// then run `ON CLUSTER` with Replicated engines (see docs/analysts.md). Empty: one server.
+    pub cluster: String,
+    /// Most monthly partitions one INSERT may touch. Current ClickHouse refuses more than its
+    /// `max_partitions_per_insert_block` (100); a batch of backdated events is split to fit.
+    pub max_partitions_per_insert: usize,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "uptake".into(),
+            user: "default".into(),
+            password: String::new(),
+            cluster: String::new(),
+            max_partitions_per_insert: MAX_PARTITIONS_PER_INSERT,
+        }
+    }
+}
+
+impl ClickHouseConfig {
+    /// Checks what types alone cannot; each error names the offending key (`clickhouse.…`).
+    pub fn validate(&self) -> Result<(), WarehouseError> {
+        let bad = |key: &str, reason: &str| Err(WarehouseError::Config { key: key.into(), reason: reason.into() });
+        if !self.url.starts_with("http://") && !self.url.starts_with("https://") {
+            return bad("clickhouse.url", "must be an http:// or https:// URL");
+        }
+        if !Database::is_plain(&self.database) {
+            return bad("clickhouse.database", "must be a plain identifier (letters, digits, _)");
+        }
+        if !self.cluster.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return bad("clickhouse.cluster", "must be a cluster name (letters, digits, _ or -)");
+        }
+        if !(1..=MAX_PARTITIONS_PER_INSERT).contains(&self.max_partitions_per_insert) {
+            return bad(
+                "clickhouse.max_partitions_per_insert",
+                "must be 1 to 100 (ClickHouse's max_partitions_per_insert_block; lower it if the server's is lower)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The database name as it is written into SQL: an identifier, never pasted text. A plain name
+/// (letters, digits, `_`, not starting with a digit) is written as it is, so the statements read
+/// as an analyst would write them; anything else is back-quoted with its quotes escaped, so even
+/// a name that skipped [`ClickHouseConfig::validate`] cannot end the identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database(String);
+
+impl Database {
+    pub fn new(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+
+    /// The name, unquoted (for `system.*` lookups, where it is a bound value).
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    fn is_plain(name: &str) -> bool {
+        name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if Self::is_plain(&self.0) {
+            return f.write_str(&self.0);
+        }
+        f.write_str("`")?;
+        for c in self.0.chars() {
+            match c {
+                '`' => f.write_str("\\`")?,
+                '\\' => f.write_str("\\\\")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_written_as_an_identifier() {
+        assert_eq!(Database::new("uptake_test_3").to_string(), "uptake_test_3");
+        assert_eq!(Database::new("up-take").to_string(), "`up-take`");
+        assert_eq!(Database::new("x`; DROP TABLE t; --").to_string(), "`x\\`; DROP TABLE t; --`");
+        assert_eq!(Database::new("9lives").to_string(), "`9lives`");
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let named = |c: ClickHouseConfig| c.validate().unwrap_err().to_string();
+        assert!(ClickHouseConfig::default().validate().is_ok());
+        let c = ClickHouseConfig { database: "up-take; DROP".into(), ..Default::default() };
+        assert!(named(c).contains("clickhouse.database"));
+        let c = ClickHouseConfig { url: "127.0.0.1:8123".into(), ..Default::default() };
+        assert!(named(c).contains("clickhouse.url"));
+        let c = ClickHouseConfig { max_partitions_per_insert: 101, ..Default::default() };
+        assert!(named(c).contains("clickhouse.max_partitions_per_insert"));
+        let c = ClickHouseConfig { cluster: "a b".into(), ..Default::default() };
+        assert!(named(c).contains("clickhouse.cluster"));
+    }
+}
