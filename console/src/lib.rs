@@ -3,13 +3,13 @@
 //! publisher of the workflow's lifecycle records on the alerts topic.
 
 pub mod auth;
-pub mod charts;
+mod charts;
 pub mod config;
 mod error;
 pub mod pages;
 pub mod store;
 mod web;
-pub mod workflow;
+mod workflow;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,7 +1,10 @@
 //! Ingest configuration: `ingest.toml` overlaid with `UPTAKE_…` environment variables
-//! (e.g. `UPTAKE_KAFKA__BROKERS=host:9092`), validated into [`IngestConfig`] at start.
+//! (e.g. `UPTAKE_KAFKA__BROKERS=host:9092`) read into [`RawIngestConfig`], which
+//! [`RawIngestConfig::build_and_validate`] turns into the [`IngestConfig`] the service runs with —
+//! the one way to get one, so the service never holds settings that failed a check.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,10 +16,10 @@ use serde::Deserialize;
 use crate::keys::WriteKey;
 use crate::IngestError;
 
-/// The whole ingest configuration. Every field has a default fit for the local stack.
+/// The whole ingest configuration as read. Every field has a default fit for the local stack.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
+pub struct RawIngestConfig {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
     /// Address of `/healthz`, `/readyz` and `/metrics`: kept off the public write port, so the
@@ -31,7 +34,7 @@ pub struct IngestConfig {
     #[serde(deserialize_with = "crate::keys::deserialize")]
     pub write_keys: Vec<WriteKey>,
     /// A file of further keys, one `<key> <source>` per line (`#` comments): secrets stay out
-    /// of the config file. Read at start by [`IngestConfig::load`].
+    /// of the config file. Read at start by [`RawIngestConfig::load`].
     pub write_keys_file: Option<PathBuf>,
     pub limits: Limits,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
@@ -40,7 +43,7 @@ pub struct IngestConfig {
     pub segment: SegmentConfig,
 }
 
-impl Default for IngestConfig {
+impl Default for RawIngestConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -253,26 +256,52 @@ impl Limits {
 /// (received_at, source, kind…), the key and the record framing.
 const EVENT_RECORD_HEADROOM: usize = 64 * 1024;
 
+/// The validated configuration ingest runs with. Made only by
+/// [`RawIngestConfig::build_and_validate`]; its settings are read through `Deref`.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    raw: RawIngestConfig,
+}
+
+impl Deref for IngestConfig {
+    type Target = RawIngestConfig;
+
+    fn deref(&self) -> &RawIngestConfig {
+        &self.raw
+    }
+}
+
 impl IngestConfig {
+    /// [`RawIngestConfig::load`], then [`RawIngestConfig::build_and_validate`].
+    pub fn load(file: Option<&Path>) -> Result<Self, IngestError> {
+        RawIngestConfig::load(file)?.build_and_validate()
+    }
+
     /// The oldest event age accepted (`limits.max_age_days`).
     pub fn max_age(&self) -> chrono::Duration {
         chrono::Duration::days(self.limits.max_age_days)
     }
+}
 
-    /// Reads the file (if given) and the environment, adds the keys of `write_keys_file`, then
-    /// validates.
+impl RawIngestConfig {
+    /// Reads the file (if given) and the environment, and adds the keys of `write_keys_file`.
     pub fn load(file: Option<&Path>) -> Result<Self, IngestError> {
         let mut cfg: Self = schemas::settings::load(file)?;
         if let Some(path) = &cfg.write_keys_file {
             let more = crate::keys::read_file(path, cfg.listen)?;
             cfg.write_keys.extend(more);
         }
-        cfg.validate()?;
         Ok(cfg)
     }
 
+    /// The validated configuration, or the first setting that fails a check, named by its key.
+    pub fn build_and_validate(self) -> Result<IngestConfig, IngestError> {
+        self.check()?;
+        Ok(IngestConfig { raw: self })
+    }
+
     /// Checks what types alone cannot; each error names the offending key.
-    pub fn validate(&self) -> Result<(), IngestError> {
+    fn check(&self) -> Result<(), IngestError> {
         let bad = |key: &str, reason: &str| Err(IngestError::Config { key: key.into(), reason: reason.into() });
         if self.kafka.brokers.trim().is_empty() {
             return bad("kafka.brokers", "must name at least one broker");
@@ -356,8 +385,8 @@ mod tests {
     /// Tests that read the environment (through `load`) or change it take this lock.
     static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    fn valid() -> IngestConfig {
-        IngestConfig { write_keys: vec![WriteKey { key: KEY.into(), source: "web".into() }], ..Default::default() }
+    fn valid() -> RawIngestConfig {
+        RawIngestConfig { write_keys: vec![WriteKey { key: KEY.into(), source: "web".into() }], ..Default::default() }
     }
 
     fn temp_file(name: &str, text: &str) -> PathBuf {
@@ -368,7 +397,7 @@ mod tests {
 
     #[test]
     fn defaults_with_a_key_are_valid() {
-        valid().validate().unwrap();
+        valid().build_and_validate().unwrap();
     }
 
     #[test]
@@ -400,14 +429,14 @@ mod tests {
         );
         std::env::set_var("UPTAKE_KAFKA__BROKERS", "b:2,c:3");
         std::env::set_var("UPTAKE_KAFKA__LINGER_MS", "7");
-        let cfg = schemas::settings::load::<IngestConfig>(Some(&path));
+        let cfg = schemas::settings::load::<RawIngestConfig>(Some(&path));
         std::env::remove_var("UPTAKE_KAFKA__BROKERS");
         std::env::remove_var("UPTAKE_KAFKA__LINGER_MS");
         let kafka = cfg.unwrap().kafka;
         assert_eq!((kafka.brokers.as_str(), kafka.linger_ms, kafka.topic.as_str()), ("b:2,c:3", 7, "t"));
         assert_eq!(kafka.message_max_bytes().unwrap(), 4_000_000);
         std::fs::write(&path, "[kafka]\nbrokerz = \"a:1\"\n").unwrap();
-        let err = schemas::settings::load::<IngestConfig>(Some(&path)).unwrap_err().to_string();
+        let err = schemas::settings::load::<RawIngestConfig>(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("brokerz"), "{err}");
         let _ = std::fs::remove_file(path);
     }
@@ -416,23 +445,23 @@ mod tests {
     fn errors_name_the_bad_key() {
         let mut c = valid();
         c.write_keys[0].key = "short".into();
-        let err = c.validate().unwrap_err().to_string();
+        let err = c.clone().build_and_validate().unwrap_err().to_string();
         assert!(err.contains("write_keys[0].key"), "{err}");
 
         let mut c = valid();
         c.kafka.compression = "brotli".into();
-        assert!(c.validate().unwrap_err().to_string().contains("kafka.compression"));
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("kafka.compression"));
 
         let mut c = valid();
         c.limits.body_timeout_ms = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("limits.body_timeout_ms"));
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("limits.body_timeout_ms"));
 
-        let c = IngestConfig::default();
-        assert!(c.validate().unwrap_err().to_string().contains("write_keys"));
+        let c = RawIngestConfig::default();
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("write_keys"));
 
         let mut c = valid();
         c.limits.max_age_days = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("limits.max_age_days"));
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("limits.max_age_days"));
     }
 
     #[test]
@@ -440,12 +469,12 @@ mod tests {
         let mut c = valid();
         c.limits.max_event_bytes = 1024 * 1024;
         c.limits.max_decompressed_bytes = 4 * 1024 * 1024;
-        let err = c.validate().unwrap_err().to_string();
+        let err = c.clone().build_and_validate().unwrap_err().to_string();
         assert!(err.contains("limits.max_event_bytes") && err.contains("message.max.bytes (1000000)"), "{err}");
         c.kafka.librdkafka.insert("message.max.bytes".into(), "4000000".into());
-        c.validate().unwrap();
+        c.clone().build_and_validate().unwrap();
         c.kafka.librdkafka.insert("message.max.bytes".into(), "lots".into());
-        assert!(c.validate().unwrap_err().to_string().contains("message.max.bytes"));
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("message.max.bytes"));
     }
 
     #[test]
@@ -453,7 +482,7 @@ mod tests {
         let mut c = valid();
         c.limits.max_body_bytes = 4096;
         c.limits.max_decompressed_bytes = 64 * 1024;
-        c.validate().unwrap();
+        c.clone().build_and_validate().unwrap();
         assert_eq!(c.limits.keyless_body_limit(), 64 * 1024);
         assert_eq!(Limits::default().keyless_body_limit(), 512 * 1024);
     }
@@ -462,9 +491,9 @@ mod tests {
     fn dev_key_on_a_non_loopback_listen_is_a_config_error() {
         let mut c = valid();
         c.write_keys.push(WriteKey { key: crate::keys::DEV_KEY.into(), source: "local".into() });
-        c.validate().unwrap();
+        c.clone().build_and_validate().unwrap();
         c.listen = "0.0.0.0:8080".parse().unwrap();
-        let err = c.validate().unwrap_err().to_string();
+        let err = c.clone().build_and_validate().unwrap_err().to_string();
         assert!(err.contains("write_keys[1].key") && err.contains("loopback"), "{err}");
     }
 
@@ -473,7 +502,7 @@ mod tests {
         let mut c = valid();
         c.listen = "0.0.0.0:8080".parse().unwrap();
         c.write_keys[0].key = "0123456789abcdef0123456789abcde".into(); // 31 characters
-        let err = c.validate().unwrap_err().to_string();
+        let err = c.clone().build_and_validate().unwrap_err().to_string();
         assert!(err.contains("write_keys[0].key") && err.contains("(31 characters)"), "{err}");
         assert!(!err.contains("0123456789"), "the key leaked: {err}");
     }
@@ -492,7 +521,7 @@ mod tests {
         std::env::set_var("UPTAKE_WRITE_KEYS", format!("{KEY}-env1 env-one, {KEY}-env2 env-two"));
         let cfg = IngestConfig::load(Some(&cfg_file));
         std::env::remove_var("UPTAKE_WRITE_KEYS");
-        let sources: Vec<String> = cfg.unwrap().write_keys.into_iter().map(|k| k.source).collect();
+        let sources: Vec<String> = cfg.unwrap().write_keys.iter().cloned().map(|k| k.source).collect();
         assert_eq!(sources, ["env-one", "env-two", "website", "backend api"]);
 
         // A bad line names the file's line, not the key.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use config::IngestConfig;
+pub use config::{IngestConfig, RawIngestConfig};
 pub use error::IngestError;
 pub use keys::WriteKey;
 pub use routes::ROUTES;
@@ -54,7 +54,6 @@ pub struct App {
 impl App {
     /// The service writing to Kafka (`config.kafka`).
     pub fn new(config: IngestConfig) -> Result<Arc<Self>, IngestError> {
-        config.validate()?;
         let metrics = metrics::Metrics::new();
         let sink = Arc::new(sink::KafkaSink::new(&config.kafka, metrics.clone())?);
         Self::assemble(config, sink, metrics)
@@ -62,7 +61,6 @@ impl App {
 
     /// The service writing to `sink` instead of Kafka (`config.kafka` is then unused).
     pub fn with_sink(config: IngestConfig, sink: Arc<dyn sink::EventSink>) -> Result<Arc<Self>, IngestError> {
-        config.validate()?;
         Self::assemble(config, sink, metrics::Metrics::new())
     }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
-use ingest::IngestConfig;
+use ingest::RawIngestConfig;
 use serde_json::{json, Value};
 use testkit::ingest::RunningIngest;
 use testkit::Stack;
@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 const KEY: &str = "abuse-test-key-0123456789abcdef0123";
 
 /// ingest (API and admin listeners on port 0) on `brokers`, serving until the test ends.
-async fn start(brokers: &str, tweak: impl FnOnce(&mut IngestConfig)) -> RunningIngest {
+async fn start(brokers: &str, tweak: impl FnOnce(&mut RawIngestConfig)) -> RunningIngest {
     let mut cfg = testkit::ingest::config_for(brokers, KEY, "abuse");
     tweak(&mut cfg);
     testkit::ingest::serve(cfg).await

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use flate2::write::ZlibEncoder;
-use ingest::IngestConfig;
+use ingest::RawIngestConfig;
 use schemas::event::{Event, EventKind};
 use serde_json::{json, Value};
 use testkit::ingest::RunningIngest;
@@ -16,7 +16,7 @@ use testkit::Stack;
 const KEY: &str = "api-test-key-0123456789abcdef01234";
 
 /// ingest on port 0 against fresh topics; stops when dropped.
-async fn start(stack: &Stack, tweak: impl FnOnce(&mut IngestConfig)) -> RunningIngest {
+async fn start(stack: &Stack, tweak: impl FnOnce(&mut RawIngestConfig)) -> RunningIngest {
     testkit::ingest::start(stack, KEY, "api-test", tweak).await
 }
 

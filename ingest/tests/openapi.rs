@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use ingest::WriteKey;
 use ingest::ROUTES;
-use ingest::{App, IngestConfig};
+use ingest::{App, RawIngestConfig};
 use serde_json::Value;
 
 fn documented() -> BTreeSet<(String, String)> {
@@ -31,12 +31,12 @@ fn the_document_lists_exactly_the_routes_table() {
 #[tokio::test]
 async fn every_route_in_the_table_is_served() {
     // No broker is needed to route: write routes answer 401 without a key, before any Kafka I/O.
-    let mut cfg = IngestConfig::default();
+    let mut cfg = RawIngestConfig::default();
     cfg.kafka.brokers = "127.0.0.1:1".into();
     cfg.write_keys = vec![WriteKey { key: "openapi-test-key-0123456789abcdef0".into(), source: "t".into() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), std::future::pending()));
+    tokio::spawn(ingest::serve(listener, App::new(cfg.build_and_validate().unwrap()).unwrap(), std::future::pending()));
     let http = reqwest::Client::new();
     for (method, path) in ROUTES {
         let status = match *method {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ingest::sink::{CollectingSink, EventSink};
 use ingest::WriteKey;
-use ingest::{App, IngestConfig};
+use ingest::{App, RawIngestConfig};
 use schemas::event::EventKind;
 use serde_json::{json, Value};
 
@@ -14,10 +14,12 @@ const KEY: &str = "pipeline-key-0123456789abcdef012345";
 
 /// ingest on port 0 writing to `sink`; the server runs until the test ends.
 async fn start(sink: Arc<CollectingSink>) -> String {
-    let cfg = IngestConfig {
+    let cfg = RawIngestConfig {
         write_keys: vec![WriteKey { key: KEY.into(), source: "pipeline".into() }],
-        ..IngestConfig::default()
-    };
+        ..RawIngestConfig::default()
+    }
+    .build_and_validate()
+    .unwrap();
     let app = App::with_sink(cfg, sink as Arc<dyn EventSink>).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ingest::WriteKey;
-use ingest::{App, IngestConfig, IngestError};
+use ingest::{App, IngestError, RawIngestConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -13,7 +13,7 @@ use crate::Stack;
 
 /// The configuration of an ingest writing to fresh `usage-events` and `usage-events-dlq`
 /// topics of `stack` (created here, 2 partitions), accepting `key` as `source`.
-pub async fn config(stack: &Stack, key: &str, source: &str) -> IngestConfig {
+pub async fn config(stack: &Stack, key: &str, source: &str) -> RawIngestConfig {
     let (events, dlq) = (stack.topic("usage-events"), stack.topic("usage-events-dlq"));
     stack.create_topics(&[&events, &dlq], 2).await;
     let mut cfg = config_for(&stack.kafka, key, source);
@@ -24,8 +24,8 @@ pub async fn config(stack: &Stack, key: &str, source: &str) -> IngestConfig {
 
 /// The configuration of an ingest on `brokers` (topics as configured by default), accepting
 /// `key` as `source`. No topic is created.
-pub fn config_for(brokers: &str, key: &str, source: &str) -> IngestConfig {
-    let mut cfg = IngestConfig::default();
+pub fn config_for(brokers: &str, key: &str, source: &str) -> RawIngestConfig {
+    let mut cfg = RawIngestConfig::default();
     cfg.kafka.brokers = brokers.into();
     cfg.write_keys = vec![WriteKey { key: key.into(), source: source.into() }];
     cfg
@@ -61,9 +61,9 @@ impl Drop for RunningIngest {
     }
 }
 
-/// Serves `cfg` on port 0 (API and admin listeners).
-pub async fn serve(cfg: IngestConfig) -> RunningIngest {
-    serve_app(App::new(cfg).expect("ingest config")).await
+/// Serves `cfg`, validated, on port 0 (API and admin listeners).
+pub async fn serve(cfg: RawIngestConfig) -> RunningIngest {
+    serve_app(App::new(cfg.build_and_validate().expect("a valid ingest config")).expect("ingest")).await
 }
 
 /// Serves an already built `app` (e.g. one with a collecting sink) on port 0.
@@ -90,7 +90,7 @@ pub async fn serve_app(app: Arc<App>) -> RunningIngest {
 }
 
 /// [`config`] then [`serve`], with `tweak` applied to the configuration in between.
-pub async fn start(stack: &Stack, key: &str, source: &str, tweak: impl FnOnce(&mut IngestConfig)) -> RunningIngest {
+pub async fn start(stack: &Stack, key: &str, source: &str, tweak: impl FnOnce(&mut RawIngestConfig)) -> RunningIngest {
     let mut cfg = config(stack, key, source).await;
     tweak(&mut cfg);
     serve(cfg).await

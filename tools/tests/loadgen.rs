@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ingest::WriteKey;
-use ingest::{App, IngestConfig};
+use ingest::{App, RawIngestConfig};
 use schemas::event::Event;
 use testkit::Stack;
 use tools::loadgen::{self, send::Sender, Book, Format};
@@ -35,14 +35,18 @@ async fn a_book_sent_in_either_format_arrives_whole() {
     for format in [Format::Native, Format::Segment] {
         let (topic, dlq) = (stack.topic(&format!("events-{format:?}")), stack.topic(&format!("dlq-{format:?}")));
         stack.create_topics(&[&topic, &dlq], 2).await;
-        let mut cfg = IngestConfig::default();
+        let mut cfg = RawIngestConfig::default();
         cfg.kafka.brokers = stack.kafka.clone();
         (cfg.kafka.topic, cfg.kafka.dlq_topic) = (topic.clone(), dlq);
         cfg.write_keys = vec![WriteKey { key: KEY.into(), source: "loadgen-test".into() }];
         cfg.limits.rate_per_sec = 0;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(ingest::serve(listener, App::new(cfg).unwrap(), std::future::pending()));
+        tokio::spawn(ingest::serve(
+            listener,
+            App::new(cfg.build_and_validate().unwrap()).unwrap(),
+            std::future::pending(),
+        ));
 
         let sender = Sender::new(&url, KEY, format);
         let accepted = loadgen::history(&book, &sender, 100, 4).await.unwrap();

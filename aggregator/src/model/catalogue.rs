@@ -4,10 +4,10 @@
 //! rule file is loaded), the JSON names (the field names) and the table in docs/analysts.md
 //! ([`doc_table`], held to the file by a test). See docs/architecture.md#the-metric-catalogue.
 //!
-//! Adding a metric is one entry below plus its SQL: a `count` needs its window in
-//! `store/windows.rs`, its field in the row of that query and in `window_row` (`store/inputs.rs`),
-//! and its column in `account_metrics` (a migration); a `metric` or `column` needs its derivation
-//! in `model/derive.rs` and the migration.
+//! Adding a metric is one entry below plus its SQL: a `count` needs its window's SQL in
+//! `store/windows.rs` (one line: the expression and the count's name; both window queries read
+//! into [`WindowRow`], so no other code names it) and its column in `account_metrics` (a
+//! migration); a `metric` or `column` needs its derivation in `model/derive.rs` and the migration.
 
 use serde::{Deserialize, Serialize};
 
@@ -88,11 +88,51 @@ macro_rules! copy_count {
     ($kind:ident, $m:ident, $w:ident, $name:ident) => {};
 }
 
+/// A window column's type: its value in the window query that does not compute it, and how the
+/// two queries' values combine (`store/windows.rs`: each computes its own columns and leaves the
+/// others at this zero, so a count is named once, in its SQL).
+pub trait WindowColumn {
+    /// The column's zero, as SQL of its ClickHouse type.
+    const ZERO: &'static str;
+    /// Takes in the other query's value of the column.
+    fn absorb(&mut self, other: Self);
+}
+
+impl WindowColumn for u64 {
+    const ZERO: &'static str = "toUInt64(0)";
+    fn absorb(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl WindowColumn for u32 {
+    const ZERO: &'static str = "toUInt32(0)";
+    fn absorb(&mut self, other: Self) {
+        *self = (*self).max(other);
+    }
+}
+
+impl WindowColumn for u16 {
+    const ZERO: &'static str = "toUInt16(0)";
+    fn absorb(&mut self, other: Self) {
+        *self = (*self).max(other);
+    }
+}
+
+impl WindowColumn for Vec<u64> {
+    const ZERO: &'static str = "emptyArrayUInt64()";
+    fn absorb(&mut self, other: Self) {
+        if self.is_empty() {
+            *self = other;
+        }
+    }
+}
+
 /// Collects the `count` entries into [`WindowRow`], in catalogue order (the query's order).
 macro_rules! window_row {
-    ([$($acc:tt)*] [$($names:tt)*] [$( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )*]) => {
-        /// The window aggregates of one account, assembled from the window queries
-        /// (`store/inputs.rs`).
+    ([$($acc:tt)*] [$($names:tt)*] [$(($cname:ident, $cty:ty))*] [$( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )*]) => {
+        /// The window aggregates of one account: the row both window queries return
+        /// (`store/windows.rs`), combined with [`WindowRow::absorb`] (`store/inputs.rs`).
         #[derive(Debug, Clone, Default, clickhouse::Row, Deserialize)]
         pub struct WindowRow {
             pub account_id: String,
@@ -103,13 +143,23 @@ macro_rules! window_row {
         impl WindowRow {
             /// The field names, counts first.
             pub const COLUMNS: &'static [&'static str] = &["account_id", $($names)* $( stringify!($iname), )*];
+
+            /// Each column's zero ([`WindowColumn::ZERO`]), in [`WindowRow::COLUMNS`] order.
+            pub const ZEROS: &'static [&'static str] =
+                &["''", $( <$cty as WindowColumn>::ZERO, )* $( <$ity as WindowColumn>::ZERO, )*];
+
+            /// Takes in the other window query's row of the same account.
+            pub fn absorb(&mut self, other: Self) {
+                $( WindowColumn::absorb(&mut self.$cname, other.$cname); )*
+                $( WindowColumn::absorb(&mut self.$iname, other.$iname); )*
+            }
         }
     };
-    ([$($acc:tt)*] [$($names:tt)*] $inputs:tt ($name:ident, $ty:ty, count, $doc:literal) $($rest:tt)*) => {
-        window_row!([$($acc)* #[doc = $doc] pub $name: $ty,] [$($names)* stringify!($name),] $inputs $($rest)*);
+    ([$($acc:tt)*] [$($names:tt)*] [$($cols:tt)*] $inputs:tt ($name:ident, $ty:ty, count, $doc:literal) $($rest:tt)*) => {
+        window_row!([$($acc)* #[doc = $doc] pub $name: $ty,] [$($names)* stringify!($name),] [$($cols)* ($name, $ty)] $inputs $($rest)*);
     };
-    ([$($acc:tt)*] [$($names:tt)*] $inputs:tt ($name:ident, $ty:ty, $kind:ident, $doc:literal) $($rest:tt)*) => {
-        window_row!([$($acc)*] [$($names)*] $inputs $($rest)*);
+    ([$($acc:tt)*] [$($names:tt)*] [$($cols:tt)*] $inputs:tt ($name:ident, $ty:ty, $kind:ident, $doc:literal) $($rest:tt)*) => {
+        window_row!([$($acc)*] [$($names)*] [$($cols)*] $inputs $($rest)*);
     };
 }
 
@@ -118,7 +168,7 @@ macro_rules! catalogue {
         window_inputs { $( $(#[doc = $idoc:literal])* $iname:ident : $ity:ty, )* }
         columns { $( $name:ident : $ty:ty, $kind:ident, $doc:literal; )* }
     ) => {
-        window_row!([] [] [$( $(#[doc = $idoc])* $iname: $ity, )*] $( ($name, $ty, $kind, $doc) )*);
+        window_row!([] [] [] [$( $(#[doc = $idoc])* $iname: $ity, )*] $( ($name, $ty, $kind, $doc) )*);
 
         /// One row of `account_metrics`.
         #[derive(Debug, Clone, Default, clickhouse::Row, Serialize, Deserialize, PartialEq)]

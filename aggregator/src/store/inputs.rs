@@ -34,81 +34,30 @@ pub struct LifetimeRow {
     latest_nps: u8,
 }
 
-/// Distinct users and features and user-days of every window (`windows::members_query`).
-#[derive(Debug, Clone, Default, Row, Deserialize)]
-pub(crate) struct MemberRow {
-    account_id: String,
-    active_users_1d: u64,
-    active_users_7d: u64,
-    active_users_30d: u64,
-    active_users_prev_7d: u64,
-    active_users_prev_30d: u64,
-    login_users_7d: u64,
-    login_users_30d: u64,
-    features_used_7d: u64,
-    features_used_30d: u64,
-    dau_sum_30d: u64,
-    weekly_user_days: Vec<u64>,
-    weekly_active_users: Vec<u64>,
-    weekly_features: Vec<u64>,
-    recent_user_days: Vec<u64>,
-}
-
-/// Sums of every window (`windows::sums_query`).
-#[derive(Debug, Clone, Default, Row, Deserialize)]
-pub(crate) struct SumRow {
-    account_id: String,
-    logins_7d: u64,
-    logins_30d: u64,
-    events_7d: u64,
-    events_prev_7d: u64,
-    events_30d: u64,
-    records_30d: u64,
-    records_prev_30d: u64,
-    bytes_30d: u64,
-    bytes_prev_30d: u64,
-    weekly_logins: Vec<u64>,
-    weekly_records: Vec<u64>,
-}
-
-/// One account's window row from its three sources. Every `count` of the catalogue is set here
-/// by name (a test holds the row to the catalogue).
-fn window_row(life: LifetimeRow, m: Option<MemberRow>, s: Option<SumRow>) -> WindowRow {
-    let m = m.unwrap_or_default();
-    let s = s.unwrap_or_default();
-    let weeks = crate::model::baseline::BASELINE_WEEKS + 1;
-    let or_zeros = |v: Vec<u64>| if v.is_empty() { vec![0; weeks] } else { v };
-    WindowRow {
-        account_id: life.account_id,
-        active_users_1d: m.active_users_1d,
-        active_users_7d: m.active_users_7d,
-        active_users_30d: m.active_users_30d,
-        active_users_prev_7d: m.active_users_prev_7d,
-        active_users_prev_30d: m.active_users_prev_30d,
-        logins_7d: s.logins_7d,
-        logins_30d: s.logins_30d,
-        login_users_7d: m.login_users_7d,
-        login_users_30d: m.login_users_30d,
-        events_7d: s.events_7d,
-        events_prev_7d: s.events_prev_7d,
-        events_30d: s.events_30d,
-        features_used_7d: m.features_used_7d,
-        features_used_30d: m.features_used_30d,
-        records_30d: s.records_30d,
-        records_prev_30d: s.records_prev_30d,
-        bytes_30d: s.bytes_30d,
-        bytes_prev_30d: s.bytes_prev_30d,
-        dau_sum_30d: m.dau_sum_30d,
-        last_seen: life.last_seen,
-        last_login: life.last_login,
-        first_day: life.first_day,
-        weekly_user_days: or_zeros(m.weekly_user_days),
-        weekly_active_users: or_zeros(m.weekly_active_users),
-        weekly_logins: or_zeros(s.weekly_logins),
-        weekly_features: or_zeros(m.weekly_features),
-        weekly_records: or_zeros(s.weekly_records),
-        recent_user_days: or_zeros(m.recent_user_days),
+/// One account's window row from its three sources: the two window queries' rows (each
+/// computes its own columns, the others are zero) and the lifetime row.
+fn window_row(life: LifetimeRow, m: Option<WindowRow>, s: Option<WindowRow>) -> WindowRow {
+    let mut w = m.unwrap_or_default();
+    if let Some(s) = s {
+        w.absorb(s);
     }
+    (w.account_id, w.last_seen, w.last_login, w.first_day) =
+        (life.account_id, life.last_seen, life.last_login, life.first_day);
+    // An account with no row in a window query (no activity in 64 days) has every week at 0.
+    let weeks = crate::model::baseline::BASELINE_WEEKS + 1;
+    for v in [
+        &mut w.weekly_user_days,
+        &mut w.weekly_active_users,
+        &mut w.weekly_logins,
+        &mut w.weekly_features,
+        &mut w.weekly_records,
+        &mut w.recent_user_days,
+    ] {
+        if v.is_empty() {
+            *v = vec![0; weeks];
+        }
+    }
+    w
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]
@@ -344,16 +293,16 @@ impl Store {
         };
         let range = Some((first.account_id.as_str(), last.account_id.as_str()));
         let q = self.input_queries(now, topic, partitions, History::of(now), changed, range);
-        let members: Vec<MemberRow> = q.members.fetch_all().await?;
-        let sums: Vec<SumRow> = q.sums.fetch_all().await?;
+        let members: Vec<WindowRow> = q.members.fetch_all().await?;
+        let sums: Vec<WindowRow> = q.sums.fetch_all().await?;
         let traits: Vec<TraitsRow> = q.traits.fetch_all().await?;
         let csat: Vec<CsatRow> = q.csat.fetch_all().await?;
         let tickets: Vec<TicketRow> = q.tickets.fetch_all().await?;
 
         // Indexed by account: a linear search per account made a 100k-account pass quadratic
         // (24 s, found by `bench`).
-        let mut members: HashMap<String, MemberRow> = members.into_iter().map(|m| (m.account_id.clone(), m)).collect();
-        let mut sums: HashMap<String, SumRow> = sums.into_iter().map(|s| (s.account_id.clone(), s)).collect();
+        let mut members: HashMap<String, WindowRow> = members.into_iter().map(|m| (m.account_id.clone(), m)).collect();
+        let mut sums: HashMap<String, WindowRow> = sums.into_iter().map(|s| (s.account_id.clone(), s)).collect();
         let traits: HashMap<&str, &TraitsRow> = traits.iter().map(|t| (t.account_id.as_str(), t)).collect();
         let csat: HashMap<&str, f64> = csat.iter().map(|c| (c.account_id.as_str(), c.avg_csat)).collect();
         let tickets: HashMap<&str, u64> = tickets.iter().map(|t| (t.account_id.as_str(), t.open_tickets)).collect();
@@ -403,11 +352,11 @@ mod tests {
     #[test]
     fn a_window_row_takes_every_count_from_its_source() {
         let life = LifetimeRow { account_id: "a".into(), first_day: 7, last_seen: 9, last_login: 8, latest_nps: 0 };
-        let m = MemberRow { active_users_7d: 3, weekly_features: vec![1; 9], ..Default::default() };
-        let s = SumRow { bytes_prev_30d: 5, ..Default::default() };
+        let m = WindowRow { active_users_7d: 3, weekly_features: vec![1; 9], ..Default::default() };
+        let s = WindowRow { bytes_prev_30d: 5, weekly_records: vec![2; 9], ..Default::default() };
         let w = window_row(life.clone(), Some(m), Some(s));
         assert_eq!((w.first_day, w.last_seen, w.active_users_7d, w.bytes_prev_30d), (7, 9, 3, 5));
-        assert_eq!((w.weekly_features[8], w.weekly_records.len()), (1, 9));
+        assert_eq!((w.weekly_features[8], w.weekly_records[8], w.weekly_logins.len()), (1, 2, 9));
         // An account with no activity in the 64 days still gets a row: no use at all.
         let idle = window_row(life, None, None);
         assert_eq!((idle.active_users_30d, idle.weekly_user_days), (0, vec![0; 9]));

@@ -9,11 +9,14 @@
 //! - Sums (logins, events, records, bytes) come from `account_daily`, days `d - 63 ..= d` only,
 //!   merged in one level (`sumMergeIf`): no per-day grouping, no distinct-count states.
 //!
-//! Every window of the metric catalogue is named here once, as days before the pass's day.
+//! Every window of the metric catalogue is named here once, as days before the pass's day: its
+//! SQL and its name, in [`member_columns`] or [`sum_columns`]. Both queries return every column
+//! of [`WindowRow`] (the other query's as their zero), so a new count needs no other code.
 
 use chrono::NaiveDate;
 
 use crate::model::baseline::BASELINE_WEEKS;
+use crate::model::WindowRow;
 
 /// Days a pass reads: today and the 63 days of the nine baseline weeks before it.
 pub const WINDOW_DAYS: i64 = 64;
@@ -82,11 +85,10 @@ fn shifted(state: &str, prev: &str, shift: u32) -> String {
     format!("bitOr({current}, bitShiftRight(finalizeAggregation({prev}), {}))", 64 - shift)
 }
 
-/// Distinct users and features and user-days of every window, per account of `own`, for the
-/// windows ending on `day`. Columns as [`super::inputs::MemberRow`].
-pub fn members_query(db: &str, own: &str, day: NaiveDate) -> String {
-    let (epoch, shift) = epoch_and_shift(day);
-    let columns = [
+/// The window columns computed from `account_members`: distinct users and features and
+/// user-days, as (SQL, name).
+fn member_columns() -> Vec<(String, &'static str)> {
+    vec![
         (members("user", "active", 0, 0), "active_users_1d"),
         (members("user", "active", 0, 6), "active_users_7d"),
         (members("user", "active", 0, 29), "active_users_30d"),
@@ -101,30 +103,13 @@ pub fn members_query(db: &str, own: &str, day: NaiveDate) -> String {
         (array(weeks(7).map(|(f, t)| members("user", "active", f, t))), "weekly_active_users"),
         (array(weeks(7).map(|(f, t)| members("feature", "active", f, t))), "weekly_features"),
         (array(weeks(3).map(|(f, t)| user_days(f, t))), "recent_user_days"),
-    ];
-    let columns: Vec<String> = columns.iter().map(|(sql, name)| format!("{sql} AS {name}")).collect();
-    format!(
-        "SELECT account_id,
-            {}
-         FROM (SELECT account_id, member_kind, active, login,
-                      if(member_kind = 'user', active, toUInt64(0)) AS user_active
-               FROM (SELECT account_id, member_kind,
-                            {} AS active,
-                            {} AS login
-                     FROM {db}.account_members FINAL
-                     WHERE epoch = {epoch} AND {own}))
-         GROUP BY account_id",
-        columns.join(",\n            "),
-        shifted("active", "active_prev", shift),
-        shifted("login", "login_prev", shift),
-    )
+    ]
 }
 
-/// Sums over the windows ending on `day`, from the daily rollup's last 64 days. Columns as
-/// [`super::inputs::SumRow`].
-pub fn sums_query(db: &str, own: &str, day: NaiveDate) -> String {
+/// The window columns computed from `account_daily`: sums over days, as (SQL, name).
+fn sum_columns() -> Vec<(String, &'static str)> {
     let sum = |state: &str, from: u32, to: u32| format!("sumMergeIf({state}, {})", day_range(from, to));
-    let columns = [
+    vec![
         (sum("logins", 0, 6), "logins_7d"),
         (sum("logins", 0, 29), "logins_30d"),
         (sum("events", 0, 6), "events_7d"),
@@ -136,8 +121,43 @@ pub fn sums_query(db: &str, own: &str, day: NaiveDate) -> String {
         (sum("bytes", 30, 59), "bytes_prev_30d"),
         (array(weeks(7).map(|(f, t)| sum("logins", f, t))), "weekly_logins"),
         (array(weeks(7).map(|(f, t)| sum("records", f, t))), "weekly_records"),
-    ];
-    let columns: Vec<String> = columns.iter().map(|(sql, name)| format!("{sql} AS {name}")).collect();
+    ]
+}
+
+/// The SELECT list of a window query: every column of [`WindowRow`] after `account_id`, in its
+/// order (the row is read by position), computed where `computed` names it, else its zero.
+fn select_window(computed: &[(String, &'static str)]) -> String {
+    let columns = WindowRow::COLUMNS.iter().zip(WindowRow::ZEROS).skip(1).map(|(name, zero)| {
+        let sql = computed.iter().find(|(_, n)| n == name).map_or(*zero, |(sql, _)| sql.as_str());
+        format!("{sql} AS {name}")
+    });
+    columns.collect::<Vec<_>>().join(",\n            ")
+}
+
+/// Distinct users and features and user-days of every window, per account of `own`, for the
+/// windows ending on `day`: a [`WindowRow`] with the [`member_columns`].
+pub fn members_query(db: &str, own: &str, day: NaiveDate) -> String {
+    let (epoch, shift) = epoch_and_shift(day);
+    format!(
+        "SELECT account_id,
+            {}
+         FROM (SELECT account_id, member_kind, active, login,
+                      if(member_kind = 'user', active, toUInt64(0)) AS user_active
+               FROM (SELECT account_id, member_kind,
+                            {} AS active,
+                            {} AS login
+                     FROM {db}.account_members FINAL
+                     WHERE epoch = {epoch} AND {own}))
+         GROUP BY account_id",
+        select_window(&member_columns()),
+        shifted("active", "active_prev", shift),
+        shifted("login", "login_prev", shift),
+    )
+}
+
+/// Sums over the windows ending on `day`, from the daily rollup's last 64 days: a [`WindowRow`]
+/// with the [`sum_columns`].
+pub fn sums_query(db: &str, own: &str, day: NaiveDate) -> String {
     format!(
         "WITH toDate('{day}', 'UTC') AS d
          SELECT account_id,
@@ -145,7 +165,7 @@ pub fn sums_query(db: &str, own: &str, day: NaiveDate) -> String {
          FROM {db}.account_daily
          WHERE day >= d - {} AND day <= d AND {own}
          GROUP BY account_id",
-        columns.join(",\n            "),
+        select_window(&sum_columns()),
         WINDOW_DAYS - 1,
     )
 }
@@ -204,5 +224,26 @@ mod tests {
         assert!(members.contains("FINAL"));
         let sums = sums_query("db", "1", d);
         assert!(sums.contains("WHERE day >= d - 63 AND day <= d"), "{sums}");
+    }
+
+    /// What makes "a count is one catalogue entry plus its SQL" hold: every window column but the
+    /// account's lifetime (read by the lifetime query) is computed by exactly one window query,
+    /// and the queries compute nothing the row lacks.
+    #[test]
+    fn every_window_column_is_computed_by_exactly_one_query() {
+        let lifetime = ["account_id", "last_seen", "last_login", "first_day"];
+        let (m, s) = (member_columns(), sum_columns());
+        for name in WindowRow::COLUMNS.iter().filter(|c| !lifetime.contains(c)) {
+            let n = m.iter().chain(&s).filter(|(_, c)| c == name).count();
+            assert_eq!(n, 1, "{name} is computed by {n} window queries");
+        }
+        for (_, name) in m.iter().chain(&s) {
+            assert!(WindowRow::COLUMNS.contains(name), "{name} is not a column of WindowRow");
+        }
+        let members = members_query("db", "1", day("2026-11-24"));
+        assert!(
+            members.contains("toUInt64(0) AS logins_7d") && members.contains("emptyArrayUInt64() AS weekly_logins")
+        );
+        assert!(members.contains("toUInt32(0) AS last_seen"), "{members}");
     }
 }
