@@ -97,13 +97,14 @@ impl Warehouse {
         Ok(applied)
     }
 
-    /// Whether `table` (`db.table`) has `column`.
+    /// Whether `table` (as a migration names it, `{db}.table`) has `column`.
     async fn has_column(&self, table: &str, column: &str) -> Result<bool, WarehouseError> {
-        let (db, table) = table.split_once('.').unwrap_or((self.db.name(), table));
+        // The statement wrote the database as an identifier; the lookup binds its plain name.
+        let table = table.rsplit('.').next().unwrap_or(table);
         let n: u64 = self
             .client
             .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
-            .bind(db.trim_matches('`'))
+            .bind(self.db.name())
             .bind(table)
             .bind(column)
             .fetch_one()

@@ -69,12 +69,12 @@ async fn replay_evaluator<S: AlertSink>(
     rules: RuleSet,
     sink: impl FnOnce(&Store) -> S,
 ) -> Result<Evaluator<S>, AggregatorError> {
-    let store = Store::new(Warehouse::new(&cfg.clickhouse));
-    let partitions = store.partitions(&cfg.kafka.events_topic).await?;
+    let warehouse = Warehouse::new(&cfg.clickhouse);
+    let partitions = warehouse.partitions(&cfg.kafka.events_topic).await?;
     let metrics = Arc::new(crate::telemetry::Telemetry::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
-    let sink = sink(&store);
-    Ok(Evaluator::new(cfg, rules, (*store).clone(), sink, metrics, ownership))
+    let sink = sink(&Store::new(warehouse.clone()));
+    Ok(Evaluator::new(cfg, rules, warehouse, sink, metrics, ownership))
 }
 
 /// The last second of `day` (UTC): when a replay evaluates it.

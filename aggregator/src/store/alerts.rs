@@ -39,15 +39,12 @@ impl Store {
     /// Only the rules' records count: a lifecycle row someone stored here must not hide an
     /// episode (closures come from `alert_actions`, [`Store::workflow_of`]).
     pub async fn open_episodes(&self) -> Result<Vec<OpenEpisode>, AggregatorError> {
-        let sql = format!(
-            "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
+        let sql = "SELECT alert_id, any(account_id) AS account_id, any(rule_id) AS rule_id, min(fired_at) AS fired_at
              FROM {db}.alerts
              WHERE status IN ('firing', 'resolved')
              GROUP BY alert_id
-             HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'",
-            db = self.database()
-        );
-        let rows: Vec<OpenRow> = self.client().query(&sql).fetch_all().await?;
+             HAVING argMax(status, toUInt64(recorded_at) * 2 + (status = 'resolved')) = 'firing'";
+        let rows: Vec<OpenRow> = self.query(sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| OpenEpisode {
@@ -64,16 +61,13 @@ impl Store {
     /// the firing row wins (a new episode's firing can follow the previous resolution within a
     /// second only in that order).
     pub async fn episode_history(&self) -> Result<Vec<EpisodeHistory>, AggregatorError> {
-        let sql = format!(
-            "SELECT account_id, rule_id,
+        let sql = "SELECT account_id, rule_id,
                     argMax(alert_id, toUInt64(recorded_at) * 2 + (status = 'firing')) AS last_alert_id,
                     toUInt32(maxIf(recorded_at, status = 'resolved')) AS last_resolved
              FROM {db}.alerts
              WHERE status IN ('firing', 'resolved')
-             GROUP BY account_id, rule_id",
-            db = self.database()
-        );
-        let rows: Vec<HistoryRow> = self.client().query(&sql).fetch_all().await?;
+             GROUP BY account_id, rule_id";
+        let rows: Vec<HistoryRow> = self.query(sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| EpisodeHistory {
@@ -89,15 +83,12 @@ impl Store {
     /// an open episode's `resolve_after` runs from). Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
     /// wins a tie in time (the clock then restarts: an alert later, never earlier).
     pub async fn pending(&self) -> Result<Vec<Pending>, AggregatorError> {
-        let sql = format!(
-            "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since,
+        let sql = "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since,
                     toUInt8(argMax(cleared, toUInt64(recorded_at) * 2 + cleared)) AS is_cleared,
                     toUInt32(max(recorded_at)) AS at
              FROM {db}.alert_pending
-             GROUP BY account_id, rule_id",
-            db = self.database()
-        );
-        let rows: Vec<HeldRow> = self.client().query(&sql).fetch_all().await?;
+             GROUP BY account_id, rule_id";
+        let rows: Vec<HeldRow> = self.query(sql).fetch_all().await?;
         Ok(rows
             .into_iter()
             .map(|r| Pending {

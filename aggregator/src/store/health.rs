@@ -52,13 +52,10 @@ impl Store {
 
     /// Each account's health score on `day` (the day's last pass), where one was computed.
     pub async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
-        let sql = format!(
-            "SELECT account_id, argMax(health_score, computed_at) AS score FROM {}.account_health_daily
-             WHERE day = toDate(?, 'UTC') GROUP BY account_id",
-            self.database()
-        );
+        let sql = "SELECT account_id, argMax(health_score, computed_at) AS score FROM {db}.account_health_daily
+             WHERE day = toDate(?, 'UTC') GROUP BY account_id";
         let rows: Vec<(String, Option<f64>)> =
-            self.client().query(&sql).bind(day.format("%Y-%m-%d").to_string()).fetch_all().await?;
+            self.query(sql).bind(day.format("%Y-%m-%d").to_string()).fetch_all().await?;
         Ok(rows.into_iter().filter_map(|(a, s)| Some((a, s?))).collect())
     }
 }

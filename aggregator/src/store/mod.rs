@@ -4,7 +4,9 @@
 //! in [`workflow`], and the consume path's reads below (docs/architecture.md#layers).
 //!
 //! The rows, the table names, the migrations and the client are the warehouse's; this module adds
-//! only queries, written `{db}.table` with bound values ([`Warehouse::query`]).
+//! only queries, written `{db}.table` with bound values ([`Warehouse::query`]). The evaluation's
+//! input queries are generated text (`windows`, `inputs`): they take the database identifier as
+//! an argument instead, with the same rendering.
 
 use std::ops::Deref;
 

@@ -36,13 +36,12 @@ impl Store {
                 "SELECT alert_id, {SNOOZED_UNTIL} AS snoozed_until,
                         toUInt8(countIf(action = 'closed') > 0) AS closed,
                         toUInt32(maxIf(at, action = 'closed')) AS closed_at
-                 FROM {db}.alert_actions
+                 FROM {{db}}.alert_actions
                  WHERE alert_id IN ({marks})
                  GROUP BY alert_id",
-                db = self.database(),
                 marks = vec!["?"; ids.len()].join(", "),
             );
-            let query = ids.iter().fold(self.client().query(&sql), |q, id| q.bind(id.as_str()));
+            let query = ids.iter().fold(self.query(&sql), |q, id| q.bind(id.as_str()));
             let rows: Vec<WorkflowRow> = query.fetch_all().await?;
             out.extend(rows.into_iter().map(|r| Workflow {
                 alert_id: r.alert_id,
@@ -57,11 +56,8 @@ impl Store {
     /// since the epoch, 0 when it was not snoozed. The notifier holds back a record whose own
     /// time falls before it.
     pub async fn snoozed_until_at(&self, alert_id: &str, at: DateTime<Utc>) -> Result<u32, AggregatorError> {
-        let sql = format!(
-            "SELECT {SNOOZED_UNTIL} FROM {db}.alert_actions WHERE alert_id = ? AND at_ms <= ?",
-            db = self.database()
-        );
+        let sql = format!("SELECT {SNOOZED_UNTIL} FROM {{db}}.alert_actions WHERE alert_id = ? AND at_ms <= ?");
         let at_ms = at.timestamp_millis().max(0) as u64;
-        Ok(self.client().query(&sql).bind(alert_id).bind(at_ms).fetch_one().await?)
+        Ok(self.query(&sql).bind(alert_id).bind(at_ms).fetch_one().await?)
     }
 }
