@@ -1,8 +1,11 @@
 //! Aggregator configuration: `aggregator.toml` overlaid with `UPTAKE_…` environment variables
-//! (e.g. `UPTAKE_CLICKHOUSE__URL`), validated into [`AggregatorConfig`] at start.
+//! (e.g. `UPTAKE_CLICKHOUSE__URL`) read into [`RawAggregatorConfig`], which
+//! [`RawAggregatorConfig::build_and_validate`] turns into the [`AggregatorConfig`] the service runs
+//! with — the one way to get one, as in ingest and the console.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,9 +20,10 @@ pub use warehouse::config::{ClickHouseConfig, MAX_PARTITIONS_PER_INSERT};
 use crate::model::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
+/// The whole aggregator configuration as read. Every field has a default fit for the local stack.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AggregatorConfig {
+pub struct RawAggregatorConfig {
     /// Address of the admin endpoints: `/healthz`, `/readyz`, `/metrics`.
     pub admin_listen: SocketAddr,
     /// `auto` (human in a terminal, JSON otherwise), `json` or `text`.
@@ -39,7 +43,7 @@ pub struct AggregatorConfig {
     pub notifier: NotifierConfig,
 }
 
-impl Default for AggregatorConfig {
+impl Default for RawAggregatorConfig {
     fn default() -> Self {
         Self {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
@@ -298,15 +302,47 @@ impl WebhookConfig {
     }
 }
 
+/// The validated configuration the aggregator runs with. Made only by
+/// [`RawAggregatorConfig::build_and_validate`]; its settings are read through `Deref`.
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    raw: RawAggregatorConfig,
+}
+
+impl Deref for AggregatorConfig {
+    type Target = RawAggregatorConfig;
+
+    fn deref(&self) -> &RawAggregatorConfig {
+        &self.raw
+    }
+}
+
 impl AggregatorConfig {
+    /// [`RawAggregatorConfig::load`], then [`RawAggregatorConfig::build_and_validate`].
     pub fn load(file: Option<&Path>) -> Result<Self, AggregatorError> {
-        let cfg: Self = schemas::settings::load(file)?;
-        cfg.validate()?;
-        Ok(cfg)
+        RawAggregatorConfig::load(file)?.build_and_validate()
+    }
+
+    /// The validated settings as raw ones again, to change and validate anew (tests, tools).
+    pub fn to_raw(&self) -> RawAggregatorConfig {
+        self.raw.clone()
+    }
+}
+
+impl RawAggregatorConfig {
+    /// Reads the file (if given) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, AggregatorError> {
+        Ok(schemas::settings::load(file)?)
+    }
+
+    /// The validated configuration, or the first setting that fails a check, named by its key.
+    pub fn build_and_validate(self) -> Result<AggregatorConfig, AggregatorError> {
+        self.check()?;
+        Ok(AggregatorConfig { raw: self })
     }
 
     /// Checks what types alone cannot; each error names the offending key.
-    pub fn validate(&self) -> Result<(), AggregatorError> {
+    fn check(&self) -> Result<(), AggregatorError> {
         let bad = |key: &str, reason: &str| Err(AggregatorError::Config { key: key.into(), reason: reason.into() });
         for (key, value) in [
             ("kafka.brokers", &self.kafka.brokers),
@@ -361,7 +397,7 @@ impl AggregatorConfig {
     }
 }
 
-impl AggregatorConfig {
+impl RawAggregatorConfig {
     fn validate_notifier(&self) -> Result<(), AggregatorError> {
         let bad = |key: String, reason: &str| Err(AggregatorError::Config { key, reason: reason.into() });
         let n = &self.notifier;
@@ -429,6 +465,11 @@ impl AggregatorConfig {
 mod tests {
     use super::*;
 
+    /// The error `c` is refused with.
+    fn refused(c: &RawAggregatorConfig) -> String {
+        c.clone().build_and_validate().unwrap_err().to_string()
+    }
+
     #[test]
     fn the_shipped_local_config_loads() {
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/aggregator.toml"));
@@ -440,22 +481,22 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_errors_name_the_key() {
-        AggregatorConfig::default().validate().unwrap();
-        let mut c = AggregatorConfig::default();
+        RawAggregatorConfig::default().build_and_validate().unwrap();
+        let mut c = RawAggregatorConfig::default();
         c.clickhouse.database = "up-take; DROP".into();
-        assert!(c.validate().unwrap_err().to_string().contains("clickhouse.database"));
+        assert!(refused(&c).contains("clickhouse.database"));
         for bad in [0, 101] {
-            let mut c = AggregatorConfig::default();
+            let mut c = RawAggregatorConfig::default();
             c.clickhouse.max_partitions_per_insert = bad;
-            assert!(c.validate().unwrap_err().to_string().contains("clickhouse.max_partitions_per_insert"));
+            assert!(refused(&c).contains("clickhouse.max_partitions_per_insert"));
         }
-        let c = AggregatorConfig { rules_file: Some("/nonexistent/rules.toml".into()), ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("rules_file"));
+        let c = RawAggregatorConfig { rules_file: Some("/nonexistent/rules.toml".into()), ..Default::default() };
+        assert!(refused(&c).contains("rules_file"));
     }
 
     #[test]
     fn webhooks_are_validated_and_route_by_severity_status_and_owner() {
-        let cfg: AggregatorConfig = toml::from_str(
+        let cfg: RawAggregatorConfig = toml::from_str(
             r#"
             [[notifier.webhooks]]
             name = "dana-slack"
@@ -467,7 +508,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        cfg.validate().unwrap();
+        cfg.clone().build_and_validate().unwrap();
         let hook = &cfg.notifier.webhooks[0];
         let mut alert: schemas::alert::Alert = serde_json::from_value(serde_json::json!({
             "alert_id": "a1", "account_id": "acme", "rule_id": "r", "severity": "critical", "status": "firing",
@@ -492,31 +533,31 @@ mod tests {
         assert!(every.routes(&alert));
         let mut none = cfg.clone();
         none.notifier.webhooks[0].statuses.clear();
-        assert!(none.validate().unwrap_err().to_string().contains("acknowledged, snoozed"));
+        assert!(refused(&none).contains("acknowledged, snoozed"));
 
         let mut twice = cfg.clone();
         twice.notifier.webhooks.push(hook.clone());
-        let err = twice.validate().unwrap_err().to_string();
+        let err = refused(&twice);
         assert!(err.contains("notifier.webhooks[1] (dana-slack).name"), "{err}");
         let mut bad_url = cfg.clone();
         bad_url.notifier.webhooks[0].url = "hooks.example".into();
-        assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
+        assert!(refused(&bad_url).contains("notifier.webhooks[0] (dana-slack).url"));
         bad_url.notifier.webhooks[0].url = "https://exa mple.com:99999/".into();
-        assert!(bad_url.validate().unwrap_err().to_string().contains("notifier.webhooks[0] (dana-slack).url"));
+        assert!(refused(&bad_url).contains("notifier.webhooks[0] (dana-slack).url"));
         let mut console = cfg.clone();
         console.notifier.console_base_url = Some("https://uptake.example.com/cs/".into());
-        console.validate().unwrap();
+        console.clone().build_and_validate().unwrap();
         assert_eq!(console.notifier.console_base(), Some("https://uptake.example.com/cs"));
         for wrong in
             ["uptake.example.com", "ftp://uptake.example.com", "https://uptake.example.com/?a=1", "https://x/#f"]
         {
             console.notifier.console_base_url = Some(wrong.into());
-            let err = console.validate().unwrap_err().to_string();
+            let err = refused(&console);
             assert!(err.contains("notifier.console_base_url"), "{wrong}: {err}");
         }
         let mut bad_header = cfg.clone();
         bad_header.notifier.webhooks[0].headers.insert("Authorization".into(), "Bearer s3cret\n".into());
-        let err = bad_header.validate().unwrap_err().to_string();
+        let err = refused(&bad_header);
         assert!(
             err.contains("notifier.webhooks[0] (dana-slack).headers.Authorization") && !err.contains("s3cret"),
             "{err}"

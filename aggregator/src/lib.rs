@@ -37,7 +37,7 @@ pub use schemas::runtime::Clock;
 pub use store::{account_inputs, evaluation_sql};
 pub use telemetry::Telemetry;
 
-pub use config::AggregatorConfig;
+pub use config::{AggregatorConfig, RawAggregatorConfig};
 pub use error::AggregatorError;
 
 /// What runs: the whole aggregator, or only the notifier (`aggregator notify`).

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator::config::{WebhookConfig, WebhookFormat};
-use aggregator::AggregatorConfig;
+use aggregator::{AggregatorConfig, RawAggregatorConfig};
 use aggregator::{Evaluator, Ownership, RuleSet, Telemetry};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -60,7 +60,7 @@ impl Receiver {
 async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Warehouse, FutureProducer) {
     let (alerts, dlq) = (stack.topic("usage-alerts"), stack.topic("usage-alerts-dlq"));
     stack.create_topics(&[&alerts, &dlq], 1).await;
-    let mut cfg = AggregatorConfig::default();
+    let mut cfg = RawAggregatorConfig::default();
     cfg.kafka.brokers = stack.kafka.clone();
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts;
@@ -73,7 +73,7 @@ async fn setup(stack: &Stack, webhook_url: String) -> (AggregatorConfig, Warehou
     cfg.notifier.webhooks = vec![toml::from_str::<WebhookConfig>(&hook).unwrap()];
     assert_eq!(cfg.notifier.webhooks[0].format, WebhookFormat::Json);
     cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
-    cfg.validate().unwrap();
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
@@ -221,12 +221,14 @@ async fn a_failed_alerts_insert_is_stored_by_the_next_pass_without_republishing(
 async fn notifier_receive_error_is_counted_and_never_fatal() {
     let stack = Stack::from_env("notifier_recv_errors");
     let rx = Receiver::default();
-    let (mut cfg, store, producer) = setup(&stack, rx.start().await).await;
+    let (cfg, store, producer) = setup(&stack, rx.start().await).await;
+    let mut cfg = cfg.to_raw();
     // Subscribed to a topic that does not exist yet: librdkafka reports that as a receive error
     // (once; the backoff itself is unit-tested in notifier::backoff). Refresh metadata often, so
     // the topic is found soon once it exists.
     cfg.kafka.alerts_topic = stack.topic("not-yet-alerts");
     cfg.kafka.librdkafka.insert("topic.metadata.refresh.interval.ms".into(), "500".into());
+    let cfg = cfg.build_and_validate().unwrap();
     let metrics = Arc::new(Telemetry::new());
     let (stop, notifier) = testkit::aggregator::start_notifier(&cfg, &store, &producer, metrics.clone());
     wait_until("a receive error", || metrics.notify_receive_errors.get() >= 1).await;

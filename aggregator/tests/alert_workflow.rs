@@ -42,6 +42,7 @@ async fn setup(stack: &Stack) -> (AggregatorConfig, Warehouse, String) {
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts_topic.clone();
     cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)

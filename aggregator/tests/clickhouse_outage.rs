@@ -55,7 +55,7 @@ async fn a_clickhouse_outage_delays_but_loses_and_duplicates_nothing() {
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 1_000;
     let testkit::aggregator::RunningAggregator { admin_url, stop, task } =
-        testkit::aggregator::start(cfg.clone()).await;
+        testkit::aggregator::start(cfg.clone().build_and_validate().unwrap()).await;
     let metrics_url = format!("{admin_url}/metrics");
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();

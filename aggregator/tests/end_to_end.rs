@@ -114,7 +114,7 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     agg_cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(&stack));
     agg_cfg.batch.max_wait_ms = 200;
     agg_cfg.evaluation.interval_ms = 500;
-    let aggregator = testkit::aggregator::start(agg_cfg).await;
+    let aggregator = testkit::aggregator::start(agg_cfg.build_and_validate().unwrap()).await;
     let admin_url = aggregator.admin_url.clone();
 
     // Send the book over HTTP: acme as one batch with Basic auth, globex one event at a time

@@ -130,8 +130,7 @@ max_wait_ms = 50
     let count_sql = format!("SELECT count() AS n FROM {db}.events");
     // The schema first (as `aggregator migrate` would), so the progress polls below never race
     // the aggregator's own start-up migration.
-    let mut ch = aggregator::AggregatorConfig::default().clickhouse;
-    (ch.url, ch.database) = (stack.clickhouse.clone(), db.clone());
+    let ch = warehouse::ClickHouseConfig { url: stack.clickhouse.clone(), database: db.clone(), ..Default::default() };
     warehouse::Warehouse::new(&ch).migrate().await.unwrap();
     let mut child = spawn(&config, &log);
     let mut kills = 0;

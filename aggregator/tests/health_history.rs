@@ -59,6 +59,7 @@ async fn the_backfill_writes_each_days_health_as_an_as_of_pass_computes_it() {
     let stack = Stack::from_env("history");
     let mut cfg = testkit::aggregator::config(&stack, "history", 2).await;
     cfg.batch.max_wait_ms = 200;
+    let cfg = cfg.build_and_validate().unwrap();
     let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, KEY, "history");
     ingest_cfg.kafka.topic = cfg.kafka.events_topic.clone();
     let ingest = testkit::ingest::serve(ingest_cfg).await;

@@ -109,6 +109,7 @@ async fn every_metric_stage_and_health_component_matches_the_hand_computed_value
     cfg.kafka.events_topic = TOPIC.into();
     cfg.metrics.feature_catalogue = ["reports", "exports", "alerts", "api"].map(String::from).to_vec();
     cfg.rules_file = Some(testkit::aggregator::rules_file(&stack, "")); // no rules
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let rows: Vec<EventRow> =

@@ -140,7 +140,7 @@ async fn setup(stack: &Stack, webhooks: Vec<WebhookConfig>) -> (AggregatorConfig
     cfg.notifier.group_id = format!("notifier-{}", stack.suffix);
     cfg.notifier.dlq_topic = dlq;
     cfg.notifier.webhooks = webhooks;
-    cfg.validate().unwrap();
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
@@ -268,8 +268,10 @@ async fn a_failing_receiver_gets_retries_then_the_alert_is_parked_and_counted() 
         hook("flaky", format!("{url}/fail/flaky"), WebhookFormat::Json),
         hook("gone", format!("{url}/reject/gone"), WebhookFormat::Slack),
     ];
-    let (mut cfg, store, producer) = setup(&stack, hooks).await;
+    let (cfg, store, producer) = setup(&stack, hooks).await;
+    let mut cfg = cfg.to_raw();
     (cfg.notifier.max_attempts, cfg.notifier.initial_backoff_ms, cfg.notifier.max_backoff_ms) = (3, 50, 200);
+    let cfg = cfg.build_and_validate().unwrap();
     let records = [alert(1, AlertStatus::Firing), alert(2, AlertStatus::Firing)];
     publish(&producer, &cfg.kafka.alerts_topic, &records).await;
 
@@ -353,9 +355,10 @@ async fn a_snoozed_episode_notifies_nothing_until_the_snooze_ends_and_deliveries
         hook("all", format!("{url}/ok/all"), WebhookFormat::Json),
         hook("chat", format!("{url}/ok/chat"), WebhookFormat::Slack),
     ];
-    let (mut cfg, store, producer) = setup(&stack, hooks).await;
+    let (cfg, store, producer) = setup(&stack, hooks).await;
+    let mut cfg = cfg.to_raw();
     cfg.notifier.console_base_url = Some("https://uptake.example.com/".into());
-    cfg.validate().unwrap();
+    let cfg = cfg.build_and_validate().unwrap();
 
     // Fired at 08:00, snoozed at 09:00 until 05-06 00:00 (the console stores the action, then
     // publishes it); acknowledged and resolved inside the snooze; assigned after it.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::AggregatorConfig;
+use aggregator::{AggregatorConfig, RawAggregatorConfig};
 use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
@@ -52,13 +52,14 @@ when = { kind = "inactivity", since = "login", days = 7 }
 async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Warehouse, String) {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
-    let mut cfg = AggregatorConfig::default();
+    let mut cfg = RawAggregatorConfig::default();
     cfg.kafka.brokers = stack.kafka.clone();
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts_topic.clone();
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     cfg.rules_file = rules.map(|rules| testkit::aggregator::rules_file(stack, rules));
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     (cfg, store, alerts_topic)

@@ -43,7 +43,7 @@ async fn start(stack: &Stack, topics: &(String, String, String)) -> Instance {
     cfg.evaluation.interval_ms = 500;
     // A week-over-week rule: this two-week book is too short for the shipped baseline rules.
     cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(stack));
-    let running = testkit::aggregator::start(cfg).await;
+    let running = testkit::aggregator::start(cfg.build_and_validate().unwrap()).await;
     Instance { admin: format!("{}/metrics", running.admin_url), stop: running.stop, task: running.task }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::AggregatorConfig;
+use aggregator::RawAggregatorConfig;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -37,7 +37,7 @@ async fn produce(stack: &Stack, topic: &str, events: &[Event]) {
 }
 
 /// Topics and a config whose ClickHouse is `clickhouse_url` (the proxy).
-async fn setup(stack: &Stack, clickhouse_url: String) -> AggregatorConfig {
+async fn setup(stack: &Stack, clickhouse_url: String) -> RawAggregatorConfig {
     let mut cfg = testkit::aggregator::config(stack, "abuse", 2).await;
     cfg.clickhouse.url = clickhouse_url;
     cfg.evaluation.interval_ms = 60_000;
@@ -45,8 +45,10 @@ async fn setup(stack: &Stack, clickhouse_url: String) -> AggregatorConfig {
 }
 
 /// The aggregator, in process; `.0.send(())` stops it.
-async fn start(cfg: &AggregatorConfig) -> (oneshot::Sender<()>, JoinHandle<Result<(), aggregator::AggregatorError>>) {
-    let running = testkit::aggregator::start(cfg.clone()).await;
+async fn start(
+    cfg: &RawAggregatorConfig,
+) -> (oneshot::Sender<()>, JoinHandle<Result<(), aggregator::AggregatorError>>) {
+    let running = testkit::aggregator::start(cfg.clone().build_and_validate().unwrap()).await;
     (running.stop, running.task)
 }
 
@@ -244,7 +246,7 @@ async fn poison_row_is_dead_lettered_and_the_rest_stored() {
 async fn metric_days_are_utc_on_a_server_that_is_not() {
     // A private ClickHouse 18.16 at UTC+14: a day there starts 14 hours before a UTC day.
     let server = OwnClickHouse::start("utc", "Pacific/Kiritimati").await;
-    let mut cfg = AggregatorConfig::default();
+    let mut cfg = RawAggregatorConfig::default();
     cfg.clickhouse.url = server.url();
     cfg.clickhouse.database = "uptake_tz".into();
     let store = Warehouse::new(&cfg.clickhouse);

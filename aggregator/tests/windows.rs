@@ -125,7 +125,7 @@ fn fields(w: &WindowRow) -> String {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn every_window_matches_the_events_live_and_as_of_past_days() {
     let stack = Stack::from_env("windows");
-    let mut cfg = aggregator::AggregatorConfig::default();
+    let mut cfg = aggregator::RawAggregatorConfig::default();
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     let store = Warehouse::new(&cfg.clickhouse);
@@ -168,11 +168,12 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     use aggregator::{CollectingSink, Evaluator, Ownership};
 
     let stack = Stack::from_env("incremental");
-    let mut cfg = aggregator::AggregatorConfig::default();
+    let mut cfg = aggregator::RawAggregatorConfig::default();
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
     cfg.evaluation.full_every_ms = 3_600_000;
     cfg.evaluation.chunk_accounts = 2; // the full passes read, write and alert in two chunks
+    let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
     // Every pass at this one instant: a pass on the next day would be a full one (and its 1-day

@@ -227,6 +227,10 @@ mod tests {
 
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0YfTn6e5o0m8Xw0vP6l0Ugf1ZrJ8cQfYy3c7CkH0yJ8";
 
+    fn aggregator() -> AggregatorConfig {
+        aggregator::RawAggregatorConfig::default().build_and_validate().unwrap()
+    }
+
     fn raw(extra: &str) -> RawConsoleConfig {
         RawConsoleConfig::from_toml(&format!(
             "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{extra}\n[[users]]\nname = \"dana\"\npassword_hash = \"{HASH}\"\n"
@@ -236,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_minimal_config_builds() {
-        let cfg = raw("").build_with(AggregatorConfig::default()).unwrap();
+        let cfg = raw("").build_with(aggregator()).unwrap();
         assert_eq!(cfg.users.len(), 1);
         assert_eq!(cfg.trusted_header, None);
         assert!(cfg.secure_cookie);
@@ -247,30 +251,30 @@ mod tests {
     fn bad_settings_name_their_key() {
         let short =
             RawConsoleConfig { session: RawSession { secret: "short".into(), ..Default::default() }, ..raw("") };
-        let e = short.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        let e = short.build_with(aggregator()).unwrap_err().to_string();
         assert!(e.contains("session.secret"), "{e}");
         let mut twice = raw("");
         twice.users.push(twice.users[0].clone());
-        let e = twice.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        let e = twice.build_with(aggregator()).unwrap_err().to_string();
         assert!(e.contains("listed twice"), "{e}");
         let mut plain = raw("");
         plain.users[0].password_hash = "hunter2".into();
-        let e = plain.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        let e = plain.build_with(aggregator()).unwrap_err().to_string();
         assert!(e.contains("password_hash"), "{e}");
         let header = raw("[auth]\ntrusted_header = \"X Bad\"");
-        let e = header.build_with(AggregatorConfig::default()).unwrap_err().to_string();
+        let e = header.build_with(aggregator()).unwrap_err().to_string();
         assert!(e.contains("trusted_header"), "{e}");
     }
 
     #[test]
     fn nobody_can_sign_in_is_refused_unless_a_proxy_signs_them_in() {
         let none = RawConsoleConfig { users: vec![], ..raw("") };
-        assert!(none.clone().build_with(AggregatorConfig::default()).is_err());
+        assert!(none.clone().build_with(aggregator()).is_err());
         let proxied = RawConsoleConfig {
             auth: RawAuth { trusted_header: "X-Forwarded-Email".into(), ..Default::default() },
             ..none
         };
-        let cfg = proxied.build_with(AggregatorConfig::default()).unwrap();
+        let cfg = proxied.build_with(aggregator()).unwrap();
         assert_eq!(cfg.trusted_header.as_deref(), Some("x-forwarded-email"));
     }
 }

@@ -317,8 +317,9 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     // topic: the open alerts' firing records arrive.
     let receiver = Receiver::default();
     let hook = receiver.start().await;
-    let mut cfg = seeded.aggregator.clone();
+    let mut cfg = seeded.aggregator.to_raw();
     cfg.notifier.webhooks = vec![webhook(&hook)];
+    let cfg = cfg.build_and_validate().unwrap();
     let store = warehouse::Warehouse::new(&cfg.clickhouse);
     let producer: rdkafka::producer::FutureProducer = cfg.kafka.to_rdkafka_producer().create().unwrap();
     let metrics = Arc::new(aggregator::Telemetry::new());

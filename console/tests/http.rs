@@ -57,7 +57,7 @@ async fn start(stack: &Stack, extra: &str) -> Console {
         ))
         .await;
     let users = ["dana@vendor.example", "sam@vendor.example"];
-    let running = start_console(cfg, &users, extra, Clock::system()).await;
+    let running = start_console(cfg.build_and_validate().unwrap(), &users, extra, Clock::system()).await;
     Console { running, alerts_topic }
 }
 

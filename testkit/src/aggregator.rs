@@ -1,7 +1,7 @@
 //! The aggregator in-process in one call: fresh topics and database on the test stack, its own
 //! consumer group, admin listener on port 0.
 
-use aggregator::{AggregatorConfig, AggregatorError, Clock, Role};
+use aggregator::{AggregatorConfig, AggregatorError, Clock, RawAggregatorConfig, Role};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -9,8 +9,9 @@ use crate::Stack;
 
 /// An aggregator configuration on `stack`: fresh `usage-events`, `usage-alerts` and
 /// `usage-events-dlq` topics (created here with `partitions` partitions), the group
-/// `{group}-{suffix}`, and the test's database. Tests tune batching and evaluation on it.
-pub async fn config(stack: &Stack, group: &str, partitions: i32) -> AggregatorConfig {
+/// `{group}-{suffix}`, and the test's database, as read: tests tune batching and evaluation
+/// on it, then `build_and_validate` it as the service does at start.
+pub async fn config(stack: &Stack, group: &str, partitions: i32) -> RawAggregatorConfig {
     let topics = (stack.topic("usage-events"), stack.topic("usage-alerts"), stack.topic("usage-events-dlq"));
     stack.create_topics(&[&topics.0, &topics.1, &topics.2], partitions).await;
     let mut cfg = config_for(stack, group);
@@ -19,8 +20,8 @@ pub async fn config(stack: &Stack, group: &str, partitions: i32) -> AggregatorCo
 }
 
 /// Like [`config`] without creating topics (they keep their default names until set).
-pub fn config_for(stack: &Stack, group: &str) -> AggregatorConfig {
-    let mut cfg = AggregatorConfig::default();
+pub fn config_for(stack: &Stack, group: &str) -> RawAggregatorConfig {
+    let mut cfg = RawAggregatorConfig::default();
     cfg.kafka.brokers = stack.kafka.clone();
     cfg.kafka.group_id = format!("{group}-{}", stack.suffix);
     cfg.clickhouse.url = stack.clickhouse.clone();

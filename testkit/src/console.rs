@@ -67,6 +67,7 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
     cfg.batch.max_wait_ms = 200;
     // Its pass at start only (nothing stored yet): the live evaluation runs after the backfill.
     cfg.evaluation.interval_ms = 3_600_000;
+    let cfg = cfg.build_and_validate().expect("a valid aggregator config");
     let db = stack.database();
 
     let mut ingest_cfg = crate::ingest::config_for(&stack.kafka, WRITE_KEY, "console-seed");

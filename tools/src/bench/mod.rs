@@ -19,7 +19,7 @@ mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aggregator::AggregatorConfig;
+use aggregator::{AggregatorConfig, RawAggregatorConfig};
 use warehouse::Warehouse;
 
 pub use report::Report;
@@ -191,12 +191,13 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     }
 
     progress("evaluation time");
-    let mut eval_cfg = AggregatorConfig::default();
+    let mut eval_cfg = RawAggregatorConfig::default();
     eval_cfg.kafka.brokers = opts.brokers.clone();
     eval_cfg.kafka.events_topic = n.events_topic.clone();
     eval_cfg.kafka.alerts_topic = n.alerts_topic.clone();
     eval_cfg.clickhouse.url = opts.clickhouse.clone();
     eval_cfg.clickhouse.database = n.eval_db.clone();
+    let eval_cfg = eval_cfg.build_and_validate()?;
     let eval_store = store(opts, &n.eval_db).await?;
     let producer = eval_cfg.kafka.to_rdkafka_producer().create()?;
     let mut filled = 0;
@@ -224,8 +225,9 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
             if let Some((_, cfg, store)) = book.take() {
                 drop_database(opts, &store, &cfg.clickhouse.database).await;
             }
-            let mut cfg = eval_cfg.clone();
+            let mut cfg = eval_cfg.to_raw();
             cfg.clickhouse.database = format!("{}_h{i}", n.eval_db);
+            let cfg = cfg.build_and_validate()?;
             let store = store(opts, &cfg.clickhouse.database).await?;
             fill = history::fill(&store, &n.events_topic, *case).await?;
             book = Some((*case, cfg, store));
@@ -290,10 +292,11 @@ pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), B
 }
 
 pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Warehouse {
-    let mut cfg = AggregatorConfig::default().clickhouse;
-    cfg.url = clickhouse.to_owned();
-    cfg.database = db.to_owned();
-    Warehouse::new(&cfg)
+    Warehouse::new(&warehouse::ClickHouseConfig {
+        url: clickhouse.to_owned(),
+        database: db.to_owned(),
+        ..Default::default()
+    })
 }
 
 async fn store(opts: &Options, db: &str) -> Result<Warehouse, BenchError> {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aggregator::{AggregatorConfig, RuleSet};
+use aggregator::{RawAggregatorConfig, RuleSet};
 use chrono::{Days, NaiveDate};
 
 use crate::bench::{self, procs, BenchError, Names};
@@ -143,11 +143,12 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
 
     let from = today - Days::new(u64::from(opts.score_days) - 1);
     progress(&format!("replaying {from} .. {today} in-process"));
-    let mut cfg = AggregatorConfig::default();
+    let mut cfg = RawAggregatorConfig::default();
     cfg.kafka.brokers = opts.brokers.clone();
     cfg.kafka.events_topic = n.events_topic.clone();
     cfg.clickhouse.url = opts.clickhouse.clone();
     cfg.clickhouse.database = n.db.clone();
+    let cfg = cfg.build_and_validate()?;
     let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, accounts| {
         progress(&format!("  {day}: {accounts} accounts evaluated"));
     })
