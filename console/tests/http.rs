@@ -171,6 +171,35 @@ async fn customer_supplied_ids_and_traits_are_escaped_on_every_page() {
     assert!(account.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "the trait is shown, escaped");
 }
 
+/// The inbox is filtered and cut in SQL: a queue longer than a page shows its most severe head
+/// and counts the rest; "mine" keeps the CSM's own episodes (owner or assignee, any case).
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn the_inbox_shows_the_head_of_a_long_queue_and_counts_the_rest() {
+    let stack = Stack::from_env("console_inbox");
+    let c = start(&stack, "").await;
+    let db = stack.database();
+    // 203 more open episodes, all another CSM's, all less severe than dana's critical one.
+    stack
+        .execute(&format!(
+            "INSERT INTO {db}.alerts (alert_id, account_id, rule_id, severity, status, fired_at, recorded_at, lifecycle_stage, metrics, csm_owner, reason)
+             SELECT concat('bulk-', toString(number)), 'bulk', 'usage_drop', 'info', 'firing', now() - 60, now() - 60, 'growth', '{{}}', 'SAM@vendor.example', 'x'
+             FROM system.numbers LIMIT 203"
+        ))
+        .await;
+    let s = session(&c).await;
+    let (status, all) = get(&c, &s, "/inbox?scope=all").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all.matches("<tr data-alert=").count(), 200, "one page of the 205 open episodes");
+    assert!(all.contains("<strong>205</strong> open") && all.contains("showing the first 200"), "{all}");
+    let first = all.find("data-alert=\"al-acme\"").expect("the critical episode is listed");
+    assert!(first < all.find("data-alert=\"bulk-").unwrap(), "most severe first");
+
+    let (_, mine) = get(&c, &s, "/inbox?scope=mine").await;
+    assert_eq!(mine.matches("<tr data-alert=").count(), 2, "dana's two episodes only");
+    assert!(mine.contains("<strong>2</strong> open") && !mine.contains("bulk-"), "{mine}");
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn every_action_is_stored_and_published_and_bad_ones_are_refused_by_field() {

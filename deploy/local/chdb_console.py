@@ -56,7 +56,9 @@ EXPECT = {
     "account": (1, {"account_id": "acme", "health_band": "red"}),
     "history": (3, {"health_band": "yellow"}),
     "traits": (1, {"traits": '{"plan":"pro"}'}),
-    "inbox": (2, {"alert_id": "al-acme", "open": 1, "closed": 0, "snooze_note": "QBR"}),
+    # Dana's inbox with the snoozed shown: al-acme (snoozed until tomorrow); al-acme2 is closed.
+    "inbox": (1, {"alert_id": "al-acme", "open": 1, "closed": 0, "snooze_note": "QBR"}),
+    "inbox_counts": (1, {"in_scope": 1, "snoozed": 1}),
     "account_alerts": (2, {"alert_id": "al-acme"}),
     "firing": (1, {"alert_id": "al-acme", "open": 1}),
     "closed": (1, {"toUInt8(closed)": 0}),

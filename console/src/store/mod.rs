@@ -91,6 +91,35 @@ pub struct BookPage {
     pub bands: Vec<(String, u64)>,
 }
 
+/// Episodes the inbox lists at most (the rest are counted): the queue's head is what gets worked.
+pub const INBOX_ROWS: u64 = 200;
+
+/// What the inbox lists: the rules' open episodes no CSM closed; only `user`'s (owner or
+/// assignee, case-insensitive) when given; the ones snoozed past `now` only when `show_snoozed`.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub user: Option<String>,
+    pub show_snoozed: bool,
+    /// Seconds since the epoch.
+    pub now: i64,
+}
+
+/// The head of the inbox (at most [`INBOX_ROWS`], most severe and newest first) and its counts.
+#[derive(Debug, Clone, Default)]
+pub struct InboxPage {
+    pub alerts: Vec<AlertView>,
+    /// Episodes listed under the filter, of which `alerts` are the first.
+    pub total: u64,
+    /// Snoozed episodes in scope left out of the list (0 when they are shown).
+    pub snoozed_hidden: u64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub(crate) struct InboxCounts {
+    pub(crate) in_scope: u64,
+    pub(crate) snoozed: u64,
+}
+
 #[derive(Debug, Clone, Row, Deserialize)]
 pub(crate) struct BandCount {
     pub(crate) band: String,

@@ -10,8 +10,8 @@ use warehouse::rows::{ActionRow, HealthDayRow};
 use warehouse::{ClickHouseConfig, Warehouse};
 
 use super::{
-    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, OutcomeRow, ScorePoint,
-    TimelineRow, TraitsRow, PAGE_ROWS,
+    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, InboxCounts, InboxFilter,
+    InboxPage, OutcomeRow, ScorePoint, TimelineRow, TraitsRow, INBOX_ROWS, PAGE_ROWS,
 };
 use crate::ConsoleError;
 
@@ -195,29 +195,61 @@ impl Store {
         Ok(row.map(|r| r.traits).unwrap_or_else(|| "{}".into()))
     }
 
-    fn alerts_query(&self, account: Option<&str>) -> Query {
-        let (filter, having) = match account {
-            Some(_) => ("AND account_id = ?", ""),
-            None => ("", "HAVING open = 1"),
-        };
-        let q = self.query(&format!(
+    /// The episodes `filter` keeps (`HAVING` on the grouped episodes), each with its workflow.
+    fn with_workflow(filter: &str, having: &str) -> String {
+        format!(
             "SELECT alert_id, account_id, rule_id, severity, fired_at, lifecycle_stage, health_score, csm_owner,
                     reason, metrics, open, acknowledged_by, assignee, snoozed_until, snooze_note, closed, close_reason
              FROM ({} {having}) AS e
-             ANY LEFT JOIN ({WORKFLOW}) AS w USING alert_id
-             ORDER BY {SEVERITY_RANK} DESC, fired_at DESC, alert_id",
+             ANY LEFT JOIN ({WORKFLOW}) AS w USING alert_id",
             episodes(filter)
-        ));
-        match account {
-            Some(a) => q.bind(a),
-            None => q,
-        }
+        )
     }
 
-    /// Episodes with their workflow: the inbox (`account` None: every open one) or one
-    /// account's (every episode), most severe and newest first.
-    pub async fn alerts(&self, account: Option<&str>) -> Result<Vec<AlertView>, ConsoleError> {
+    fn alerts_query(&self, account: &str) -> Query {
+        let episodes = Self::with_workflow("AND account_id = ?", "");
+        self.query(&format!("{episodes} ORDER BY {SEVERITY_RANK} DESC, fired_at DESC, alert_id")).bind(account)
+    }
+
+    /// Every episode of `account` with its workflow, most severe and newest first.
+    pub async fn alerts(&self, account: &str) -> Result<Vec<AlertView>, ConsoleError> {
         Ok(self.alerts_query(account).fetch_all().await?)
+    }
+
+    /// The inbox's head and its counts under `filter`: filtered, ordered and cut in SQL, so a
+    /// page costs the same however many episodes are open. The filters run in an outer query,
+    /// over the joined workflow columns.
+    fn inbox_queries(&self, filter: &InboxFilter) -> (Query, Query) {
+        let queue = Self::with_workflow("", "HAVING open = 1");
+        let mut scope = "closed = 0".to_owned();
+        if filter.user.is_some() {
+            scope += " AND (lowerUTF8(csm_owner) = lowerUTF8(?) OR lowerUTF8(assignee) = lowerUTF8(?))";
+        }
+        let by_user = |q: Query| match &filter.user {
+            Some(user) => q.bind(user.as_str()).bind(user.as_str()),
+            None => q,
+        };
+        let snoozed = if filter.show_snoozed { "" } else { " AND snoozed_until <= ?" };
+        let page = by_user(self.query(&format!(
+            "SELECT * FROM ({queue}) WHERE {scope}{snoozed}
+             ORDER BY {SEVERITY_RANK} DESC, fired_at DESC, alert_id LIMIT {INBOX_ROWS}"
+        )));
+        let page = if filter.show_snoozed { page } else { page.bind(filter.now) };
+        let counts = self
+            .query(&format!(
+                "SELECT count() AS in_scope, countIf(snoozed_until > ?) AS snoozed FROM ({queue}) WHERE {scope}"
+            ))
+            .bind(filter.now);
+        (page, by_user(counts))
+    }
+
+    /// The inbox under `filter`: its head, how many episodes it lists, and how many snoozed
+    /// ones it leaves out.
+    pub async fn inbox(&self, filter: &InboxFilter) -> Result<InboxPage, ConsoleError> {
+        let (page, counts) = self.inbox_queries(filter);
+        let (alerts, counts) = tokio::try_join!(page.fetch_all::<AlertView>(), counts.fetch_one::<InboxCounts>())?;
+        let snoozed_hidden = if filter.show_snoozed { 0 } else { counts.snoozed };
+        Ok(InboxPage { alerts, total: counts.in_scope - snoozed_hidden, snoozed_hidden })
     }
 
     fn firing_query(&self, alert_id: &str) -> Query {
@@ -323,6 +355,12 @@ impl Store {
         let (all_rows, _) = self.book_queries(&BookFilter { sort: super::Sort::Alerts, ..Default::default() });
         let ids = ["acme".to_string(), "beta".to_string()];
         let from = today - chrono::Duration::days(89);
+        let start_of_today = today.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
+        let (inbox, inbox_counts) = self.inbox_queries(&InboxFilter {
+            user: Some("Dana@vendor.example".into()),
+            show_snoozed: true,
+            now: start_of_today,
+        });
         [
             ("book_filtered", rows),
             ("book_bands", bands),
@@ -332,8 +370,9 @@ impl Store {
             ("account", self.account_query("acme")),
             ("history", self.history_query("acme", from)),
             ("traits", self.traits_query("acme")),
-            ("inbox", self.alerts_query(None)),
-            ("account_alerts", self.alerts_query(Some("acme"))),
+            ("inbox", inbox),
+            ("inbox_counts", inbox_counts),
+            ("account_alerts", self.alerts_query("acme")),
             ("firing", self.firing_query("al-acme")),
             ("closed", self.closed_query("al-acme")),
             ("timeline", self.timeline_query("acme")),

@@ -16,7 +16,7 @@ use super::{page, unavailable};
 use crate::auth::Signer;
 use crate::charts::day_number;
 use crate::pages::{self, account, book, inbox, rules};
-use crate::store::{BookFilter, Sort};
+use crate::store::{BookFilter, InboxFilter, Sort};
 use crate::workflow::Action;
 use crate::{App, ConsoleError};
 
@@ -34,9 +34,6 @@ pub(super) struct BookQuery {
 fn given(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
-
-/// Alerts the inbox lists at most (the rest are counted): the queue's head is what gets worked.
-const INBOX_ROWS: usize = 200;
 
 const STAGES: [&str; 3] = ["onboarding", "growth", "renewal"];
 
@@ -105,23 +102,14 @@ pub(super) struct InboxQuery {
 }
 
 pub(super) async fn inbox_page(State(app): State<Arc<App>>, w: Who, Query(q): Query<InboxQuery>) -> Response {
-    let all = match app.store.alerts(None).await {
-        Ok(a) => a,
-        Err(e) => return unavailable(&e, &w.viewer()),
-    };
     let now = app.clock.now();
     let mine = q.scope.as_deref() == Some("mine");
     let show_snoozed = q.snoozed.is_some();
-    let in_scope = |a: &&crate::store::AlertView| {
-        a.closed == 0
-            && (!mine || a.csm_owner.eq_ignore_ascii_case(&w.user) || a.assignee.eq_ignore_ascii_case(&w.user))
+    let filter = InboxFilter { user: mine.then(|| w.user.clone()), show_snoozed, now: now.timestamp() };
+    let inbox = match app.store.inbox(&filter).await {
+        Ok(inbox) => inbox,
+        Err(e) => return unavailable(&e, &w.viewer()),
     };
-    let snoozed = |a: &crate::store::AlertView| i64::from(a.snoozed_until) > now.timestamp();
-    let scoped: Vec<_> = all.iter().filter(in_scope).collect();
-    let snoozed_hidden = if show_snoozed { 0 } else { scoped.iter().filter(|a| snoozed(a)).count() };
-    let listed: Vec<_> = scoped.into_iter().filter(|a| show_snoozed || !snoozed(a)).collect();
-    // Most severe and newest first (the query's order): the page shows the head of the queue.
-    let alerts: Vec<_> = listed.iter().take(INBOX_ROWS).map(|a| (*a).clone()).collect();
     let notice = q.done.as_deref().and_then(|d| match d {
         "acknowledged" => Some("Acknowledged."),
         "snoozed" => Some("Snoozed: no notification or re-fire until the snooze ends."),
@@ -130,11 +118,11 @@ pub(super) async fn inbox_page(State(app): State<Arc<App>>, w: Who, Query(q): Qu
         _ => None,
     });
     let view = inbox::InboxView {
-        alerts: &alerts,
-        total: listed.len(),
+        alerts: &inbox.alerts,
+        total: inbox.total as usize,
         mine,
         show_snoozed,
-        snoozed_hidden,
+        snoozed_hidden: inbox.snoozed_hidden as usize,
         users: &app.users,
         now,
         notice,
@@ -150,7 +138,7 @@ pub(super) async fn account_page(State(app): State<Arc<App>>, w: Who, Path(accou
     let loaded = tokio::try_join!(
         s.account(&account_id),
         s.health_history(&account_id, from),
-        s.alerts(Some(&account_id)),
+        s.alerts(&account_id),
         s.timeline(&account_id),
         s.outcomes(&account_id),
         s.traits(&account_id),
