@@ -14,7 +14,7 @@ use super::{end_of_day, replay_evaluator};
 use crate::config::AggregatorConfig;
 use crate::evaluate::episode::{Pending, Recorded};
 use crate::evaluate::rules::RuleSet;
-use crate::evaluate::sink::AlertSink;
+use crate::evaluate::sink::{PassOutput, RecordedState};
 use crate::model::MetricsRow;
 use crate::store::Store;
 use crate::AggregatorError;
@@ -59,7 +59,7 @@ struct HistorySink {
     store: Store,
 }
 
-impl AlertSink for HistorySink {
+impl RecordedState for HistorySink {
     async fn recorded_episodes(&self) -> Result<Recorded, AggregatorError> {
         Ok(Recorded::default())
     }
@@ -72,6 +72,16 @@ impl AlertSink for HistorySink {
         self.store.health_on(day).await
     }
 
+    /// A backfill replays the past: no CSM worked those episodes.
+    async fn workflow(
+        &self,
+        _alert_ids: &[String],
+    ) -> Result<Vec<crate::evaluate::episode::Workflow>, AggregatorError> {
+        Ok(Vec::new())
+    }
+}
+
+impl PassOutput for HistorySink {
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         if rows.is_empty() {
             return Ok(());
@@ -85,14 +95,6 @@ impl AlertSink for HistorySink {
 
     async fn record(&self, _rows: &[AlertRow]) -> Result<(), AggregatorError> {
         Ok(())
-    }
-
-    /// A backfill replays the past: no CSM worked those episodes.
-    async fn workflow(
-        &self,
-        _alert_ids: &[String],
-    ) -> Result<Vec<crate::evaluate::episode::Workflow>, AggregatorError> {
-        Ok(Vec::new())
     }
 
     async fn record_actions(&self, _rows: &[ActionRow]) -> Result<(), AggregatorError> {

@@ -1,6 +1,7 @@
-//! Where an evaluation pass's output goes (docs/architecture.md#alert-sink): its metrics rows,
-//! its pending changes (since when each rule's condition holds), its alert records (published,
-//! then recorded), and the recorded state it starts from, with the CSM workflow of its episodes.
+//! An evaluation pass's I/O besides its inputs (docs/architecture.md#alert-sink), in two parts:
+//! the state it reads back and records ([`RecordedState`]: episodes, their CSM workflow, pending
+//! conditions, the health history) and what it produces ([`PassOutput`]: metrics rows, alert
+//! records published then recorded).
 //! Production publishes to Kafka and records in ClickHouse ([`LiveSink`]); a backtest or a unit
 //! test collects what it would have sent ([`CollectingSink`]) and starts from nothing recorded.
 
@@ -21,8 +22,11 @@ use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
-/// The evaluator's output.
-pub trait AlertSink: Send + Sync + 'static {
+/// What earlier passes recorded and a pass reads back — the episodes, their CSM workflow, the
+/// pending conditions and the health history — and the pending changes a pass records before they
+/// change its episodes. Every read of a pass goes through here or through the inputs
+/// (`store::inputs`), nothing else.
+pub trait RecordedState: Send + Sync + 'static {
     /// The recorded open episodes, episode history and pending conditions, read at start and
     /// after a rebalance.
     fn recorded_episodes(&self) -> impl Future<Output = Result<Recorded, AggregatorError>> + Send;
@@ -38,9 +42,14 @@ pub trait AlertSink: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 
-    /// Each account's health score on `day`, as this sink recorded it (the daily health history).
+    /// Each account's health score on `day`, as [`PassOutput::write_metrics`] recorded it (the
+    /// daily health history).
     fn health_on(&self, day: NaiveDate) -> impl Future<Output = Result<HashMap<String, f64>, AggregatorError>> + Send;
+}
 
+/// What a pass produces: its metrics rows and the day's health, and its alert records —
+/// published, then recorded, with the workflow actions of lifecycle records.
+pub trait PassOutput: Send + Sync + 'static {
     /// Stores a pass's metrics rows (and the day's health history).
     fn write_metrics(&self, rows: &[MetricsRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 
@@ -54,6 +63,12 @@ pub trait AlertSink: Send + Sync + 'static {
     /// `alert_actions` table).
     fn record_actions(&self, rows: &[ActionRow]) -> impl Future<Output = Result<(), AggregatorError>> + Send;
 }
+
+/// The evaluator's I/O besides its inputs: the state it reads back and records, and its output.
+/// One value does both, so a test sink can answer reads from what it was given.
+pub trait AlertSink: RecordedState + PassOutput {}
+
+impl<T: RecordedState + PassOutput> AlertSink for T {}
 
 /// Production: alert records to the alerts topic, rows to ClickHouse.
 pub struct LiveSink {
@@ -69,7 +84,7 @@ impl LiveSink {
     }
 }
 
-impl AlertSink for LiveSink {
+impl RecordedState for LiveSink {
     async fn recorded_episodes(&self) -> Result<Recorded, AggregatorError> {
         Ok(Recorded {
             open: self.store.open_episodes().await?,
@@ -93,16 +108,18 @@ impl AlertSink for LiveSink {
         Ok(self.store.insert_rows(&rows).await?)
     }
 
+    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
+        self.store.health_on(day).await
+    }
+}
+
+impl PassOutput for LiveSink {
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         if rows.is_empty() {
             return Ok(());
         }
         self.store.insert_rows(rows).await?;
         self.store.write_health_history(rows).await
-    }
-
-    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
-        self.store.health_on(day).await
     }
 
     /// All in flight at once. Before their rows are stored: a crash in between re-sends them
@@ -172,7 +189,7 @@ impl CollectingSink {
     }
 }
 
-impl AlertSink for CollectingSink {
+impl RecordedState for CollectingSink {
     async fn recorded_episodes(&self) -> Result<Recorded, AggregatorError> {
         Ok(Recorded::default())
     }
@@ -186,6 +203,12 @@ impl AlertSink for CollectingSink {
         Ok(())
     }
 
+    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
+        Ok(self.history.lock().expect("sink lock poisoned").get(&day).cloned().unwrap_or_default())
+    }
+}
+
+impl PassOutput for CollectingSink {
     async fn write_metrics(&self, rows: &[MetricsRow]) -> Result<(), AggregatorError> {
         *self.last_metrics.lock().expect("sink lock poisoned") = rows.to_vec();
         let mut history = self.history.lock().expect("sink lock poisoned");
@@ -198,10 +221,6 @@ impl AlertSink for CollectingSink {
             history.pop_first();
         }
         Ok(())
-    }
-
-    async fn health_on(&self, day: NaiveDate) -> Result<HashMap<String, f64>, AggregatorError> {
-        Ok(self.history.lock().expect("sink lock poisoned").get(&day).cloned().unwrap_or_default())
     }
 
     async fn publish(&self, alerts: &[Alert]) -> Result<(), AggregatorError> {
