@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::{Days, NaiveTime, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use schemas::event::{Event, EventKind};
-use testkit::Stack;
+use schemas::event::Event;
+use testkit::{events, Stack};
 use tokio::sync::oneshot;
 
 const ACCOUNTS: usize = 12;
@@ -18,15 +18,9 @@ const ACCOUNTS: usize = 12;
 fn login(account: usize, user: usize, days_ago: u64) -> Event {
     let day = Utc::now().date_naive() - Days::new(days_ago);
     let ts = day.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()).and_utc();
-    Event::new(
-        EventKind::Login,
-        format!("a{account}-u{user}-d{days_ago}"),
-        format!("account-{account:02}"),
-        format!("user-{user}"),
-        ts,
-        Utc::now(),
-        "scale-out".into(),
-    )
+    let id = format!("a{account}-u{user}-d{days_ago}");
+    let e = events::login(id, &format!("account-{account:02}"), &format!("user-{user}"), ts, "scale-out");
+    events::received_at(e, Utc::now())
 }
 
 struct Instance {

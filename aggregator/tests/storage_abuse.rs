@@ -14,15 +14,15 @@ use aggregator::RawAggregatorConfig;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use schemas::event::{Event, EventKind};
-use testkit::{Fault, FaultProxy, Insert, OwnClickHouse, Stack};
+use schemas::event::Event;
+use testkit::{events, Fault, FaultProxy, Insert, OwnClickHouse, Stack};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warehouse::rows::EventRow;
 use warehouse::Warehouse;
 
 fn login(id: &str, account: &str, at: DateTime<Utc>, received: DateTime<Utc>) -> Event {
-    Event::new(EventKind::Login, id.into(), account.into(), format!("u-{id}"), at, received, "abuse".into())
+    events::received_at(events::login(id, account, &format!("u-{id}"), at, "abuse"), received)
 }
 
 async fn produce(stack: &Stack, topic: &str, events: &[Event]) {

@@ -15,6 +15,11 @@ pub fn login(message_id: impl Into<String>, account: &str, user: &str, at: DateT
     Event::new(EventKind::Login, message_id.into(), account.into(), user.into(), at, at, source.into())
 }
 
+/// `event` received at `received` (late, or early with a skewed client clock).
+pub fn received_at(event: Event, received: DateTime<Utc>) -> Event {
+    Event { received_at: received, ..event }
+}
+
 /// `event` as the consumer stores it, read from `topic` partition 0 at `offset`.
 pub fn stored(event: Event, topic: &str, offset: i64) -> EventRow {
     EventRow::new(event, topic, 0, offset)

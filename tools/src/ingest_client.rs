@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::ToolsError;
 use bytes::Bytes;
 
 /// How long to keep trying.
@@ -17,20 +18,6 @@ pub struct RetryPolicy {
     /// Whether a connection error is retried (loadgen waits for an ingest that restarts) or
     /// ends the call (the bench started ingest itself: unreachable is a bug).
     pub retry_unreachable: bool,
-}
-
-/// Why a body was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    /// Ingest answered with a status that retrying cannot fix (400, 401, 413…).
-    #[error("{status}: {body}")]
-    Refused { status: reqwest::StatusCode, body: String },
-    /// Ingest kept refusing, or was unreachable, for `give_up_after`.
-    #[error("ingest kept refusing (503/429){} for {:.0} s", if *.unreachable { " or was unreachable" } else { "" }, .after.as_secs_f64())]
-    GaveUp { after: Duration, unreachable: bool },
-    /// The request failed on the way (connection refused, timeout).
-    #[error("http: {0}")]
-    Http(#[from] reqwest::Error),
 }
 
 /// A client for one of ingest's write endpoints with one write key.
@@ -63,7 +50,7 @@ impl IngestClient {
         body: &Bytes,
         policy: &RetryPolicy,
         mut refused: impl FnMut(),
-    ) -> Result<(), PostError> {
+    ) -> Result<(), ToolsError> {
         let deadline = Instant::now() + policy.give_up_after;
         loop {
             let wait = match self.request(body.clone()).send().await {
@@ -74,13 +61,13 @@ impl IngestClient {
                 }
                 Ok(r) => {
                     let status = r.status();
-                    return Err(PostError::Refused { status, body: r.text().await.unwrap_or_default() });
+                    return Err(ToolsError::Refused { status, body: r.text().await.unwrap_or_default() });
                 }
                 Err(e) if !policy.retry_unreachable => return Err(e.into()),
                 Err(_) => policy.fallback_wait,
             };
             if Instant::now() + wait > deadline {
-                return Err(PostError::GaveUp { after: policy.give_up_after, unreachable: policy.retry_unreachable });
+                return Err(ToolsError::GaveUp { after: policy.give_up_after, unreachable: policy.retry_unreachable });
             }
             tokio::time::sleep(wait).await;
         }

@@ -3,6 +3,9 @@
 
 pub mod bench;
 pub mod cli;
+mod error;
 pub mod ingest_client;
 pub mod loadgen;
 pub mod signal;
+
+pub use error::ToolsError;

@@ -1,6 +1,7 @@
 //! One account: its health history with the bands and components, its usage charts, what
 //! changed in words, the alert timeline with every action, traits, contract dates and outcomes.
 
+use aggregator::model::MetricsRow;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -9,11 +10,11 @@ use warehouse::rows::HealthDayRow;
 use super::inbox::actions;
 use super::{band_badge, change, dash, layout, severity_badge, when, Nav, Viewer};
 use crate::charts::{line_chart, Frame, Series};
-use crate::store::{AccountNow, AlertView, OutcomeRow, TimelineRow};
+use crate::store::{AlertView, OutcomeRow, TimelineRow};
 
 pub struct AccountView<'a> {
     pub account_id: &'a str,
-    pub now_row: Option<&'a AccountNow>,
+    pub now_row: Option<&'a MetricsRow>,
     pub history: &'a [HealthDayRow],
     pub alerts: &'a [AlertView],
     pub timeline: &'a [TimelineRow],
@@ -36,7 +37,7 @@ const COMPONENTS: [(&str, &str); 5] = [
     ("experience", "surveys and tickets"),
 ];
 
-fn component(m: &AccountNow, name: &str) -> Option<f64> {
+fn component(m: &MetricsRow, name: &str) -> Option<f64> {
     match name {
         "deployment" => m.health_deployment,
         "adoption" => m.health_adoption,
@@ -48,7 +49,7 @@ fn component(m: &AccountNow, name: &str) -> Option<f64> {
 }
 
 /// What changed, in sentences a CSM reads in ten seconds.
-pub fn what_changed(m: &AccountNow) -> Vec<String> {
+pub fn what_changed(m: &MetricsRow) -> Vec<String> {
     let mut out = Vec::new();
     match (m.health_score, m.health_score_14d_ago) {
         (Some(now), Some(then)) if (now - then).abs() >= 5.0 => {
@@ -113,7 +114,7 @@ pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
             None => p.notice { "No metrics for this account yet: it has sent no usage, or the aggregator has not evaluated it." },
             Some(m) => {
                 p.muted {
-                    "stage " strong { (m.lifecycle_stage) } " · plan " (m.plan) " · owner " (if m.csm_owner.is_empty() { "none" } else { &m.csm_owner })
+                    "stage " strong { (m.lifecycle_stage.as_str()) } " · plan " (m.plan) " · owner " (if m.csm_owner.is_empty() { "none" } else { &m.csm_owner })
                     @if let Some(d) = m.days_to_renewal { " · renews in " strong { (d) " days" } }
                     " · evaluated " (when(m.computed_at))
                 }

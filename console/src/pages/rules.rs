@@ -3,10 +3,10 @@
 use aggregator::RuleSet;
 use maud::{html, Markup};
 use serde_json::Value;
+use warehouse::rows::BacktestScoreRow;
 
 use super::{dash, layout, severity_badge, when, Nav, Viewer};
 use crate::charts::date_of;
-use crate::store::BacktestRow;
 
 fn duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
@@ -33,7 +33,7 @@ fn num(v: &Value) -> Markup {
     }
 }
 
-pub fn page(viewer: &Viewer<'_>, rules: &RuleSet, backtest: Option<&BacktestRow>) -> Markup {
+pub fn page(viewer: &Viewer<'_>, rules: &RuleSet, backtest: Option<&BacktestScoreRow>) -> Markup {
     let score: Option<Value> = backtest.and_then(|b| serde_json::from_str(&b.score).ok());
     let body = html! {
         h1 { "Rules" }

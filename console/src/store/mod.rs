@@ -134,43 +134,6 @@ pub struct ScorePoint {
     pub score: Option<f64>,
 }
 
-/// The account's latest metrics row: what the book shows and what the account page explains.
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct AccountNow {
-    pub account_id: String,
-    pub computed_at: u32,
-    pub lifecycle_stage: String,
-    pub days_since_start: Option<i32>,
-    pub days_to_renewal: Option<i32>,
-    pub plan: String,
-    pub csm_owner: String,
-    pub seats: Option<u32>,
-    pub active_users_7d: u64,
-    pub active_users_30d: u64,
-    pub active_users_baseline: Option<f64>,
-    pub active_users_vs_baseline: Option<f64>,
-    pub logins_7d: u64,
-    pub logins_baseline: Option<f64>,
-    pub features_used_30d: u64,
-    pub features_used_baseline: Option<f64>,
-    pub records_30d: u64,
-    pub seat_utilisation: Option<f64>,
-    pub days_since_last_login: Option<u32>,
-    pub latest_nps: Option<u8>,
-    pub open_tickets: u64,
-    pub health_score: Option<f64>,
-    pub health_band: String,
-    pub health_deployment: Option<f64>,
-    pub health_adoption: Option<f64>,
-    pub health_trend: Option<f64>,
-    pub health_value: Option<f64>,
-    pub health_experience: Option<f64>,
-    pub health_weakest: String,
-    pub health_cap: String,
-    pub health_score_14d_ago: Option<f64>,
-    pub health_change_14d: Option<f64>,
-}
-
 /// An episode as the inbox and the timeline show it: its latest rule record and its workflow.
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct AlertView {
@@ -227,16 +190,6 @@ pub struct FiringRow {
     pub csm_owner: String,
     pub reason: String,
     pub open: u8,
-}
-
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct BacktestRow {
-    pub scored_at: u32,
-    pub from_day: u16,
-    pub to_day: u16,
-    pub horizon_days: u32,
-    pub rules_digest: String,
-    pub score: String,
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]

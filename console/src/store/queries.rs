@@ -4,16 +4,24 @@
 //! Filters run in inner queries wherever an outer alias would shadow the column they name
 //! (ClickHouse 18.16 resolves aliases before columns).
 
+use aggregator::model::MetricsRow;
 use chrono::NaiveDate;
 use clickhouse::query::Query;
-use warehouse::rows::{ActionRow, HealthDayRow};
+use warehouse::rows::{ActionRow, BacktestScoreRow, HealthDayRow};
 use warehouse::{ClickHouseConfig, Warehouse};
 
 use super::{
-    AccountNow, AlertView, BacktestRow, BandCount, BookFilter, BookPage, BookRow, FiringRow, InboxCounts, InboxFilter,
-    InboxPage, OutcomeRow, ScorePoint, TimelineRow, TraitsRow, INBOX_ROWS, PAGE_ROWS,
+    AlertView, BandCount, BookFilter, BookPage, BookRow, FiringRow, InboxCounts, InboxFilter, InboxPage, OutcomeRow,
+    ScorePoint, TimelineRow, TraitsRow, INBOX_ROWS, PAGE_ROWS,
 };
 use crate::ConsoleError;
+
+/// The columns of a row type its writer shares with us (the aggregator's account metrics, the
+/// warehouse's tables), so no column is named twice. Listed in the statement rather than by the
+/// client's `?fields`, so that `console sql` shows the text that runs.
+fn columns_of<R: clickhouse::Row>() -> String {
+    R::COLUMN_NAMES.join(", ")
+}
 
 /// 3 critical, 2 warning, 1 info: most severe first.
 const SEVERITY_RANK: &str = "multiIf(severity = 'critical', 3, severity = 'warning', 2, 1)";
@@ -151,28 +159,21 @@ impl Store {
     }
 
     fn account_query(&self, account_id: &str) -> Query {
-        self.query(
-            "SELECT account_id, toUInt32(computed_at) AS computed_at, lifecycle_stage, days_since_start, days_to_renewal,
-                    plan, csm_owner, seats, active_users_7d, active_users_30d, active_users_baseline,
-                    active_users_vs_baseline, logins_7d, logins_baseline, features_used_30d, features_used_baseline,
-                    records_30d, seat_utilisation, days_since_last_login, latest_nps, open_tickets, health_score,
-                    health_band, health_deployment, health_adoption, health_trend, health_value, health_experience,
-                    health_weakest, health_cap, health_score_14d_ago, health_change_14d
-             FROM {db}.account_metrics FINAL WHERE account_id = ?",
-        )
+        self.query(&format!(
+            "SELECT {} FROM {{db}}.account_metrics FINAL WHERE account_id = ?",
+            columns_of::<MetricsRow>()
+        ))
         .bind(account_id)
     }
 
-    pub async fn account(&self, account_id: &str) -> Result<Option<AccountNow>, ConsoleError> {
+    pub async fn account(&self, account_id: &str) -> Result<Option<MetricsRow>, ConsoleError> {
         Ok(self.account_query(account_id).fetch_optional().await?)
     }
 
     fn history_query(&self, account_id: &str, from: NaiveDate) -> Query {
-        // The aggregator's own row type names the columns (`day` read as a Date). Listed here
-        // rather than by the client's `?fields`, so `console sql` shows the text that runs.
-        let columns = <HealthDayRow as clickhouse::Row>::COLUMN_NAMES.join(", ");
         self.query(&format!(
-            "SELECT {columns} FROM {{db}}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?) ORDER BY day"
+            "SELECT {} FROM {{db}}.account_health_daily FINAL WHERE account_id = ? AND day >= toDate(?) ORDER BY day",
+            columns_of::<HealthDayRow>()
         ))
         .bind(account_id)
         .bind(from.to_string())
@@ -330,14 +331,13 @@ impl Store {
     }
 
     fn backtest_query(&self) -> Query {
-        self.query(
-            "SELECT toUInt32(scored_at) AS scored_at, toUInt16(from_day) AS from_day, toUInt16(to_day) AS to_day,
-                    horizon_days, rules_digest, score
-             FROM {db}.backtest_scores ORDER BY scored_at DESC LIMIT 1",
-        )
+        self.query(&format!(
+            "SELECT {} FROM {{db}}.backtest_scores ORDER BY scored_at DESC LIMIT 1",
+            columns_of::<BacktestScoreRow>()
+        ))
     }
 
-    pub async fn latest_backtest(&self) -> Result<Option<BacktestRow>, ConsoleError> {
+    pub async fn latest_backtest(&self) -> Result<Option<BacktestScoreRow>, ConsoleError> {
         Ok(self.backtest_query().fetch_optional().await?)
     }
 

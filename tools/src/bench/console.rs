@@ -14,7 +14,7 @@ use console::{Clock, RawConsoleConfig};
 use warehouse::Warehouse;
 
 use super::load::quantile;
-use super::BenchError;
+use crate::ToolsError;
 
 const SECRET: &str = "bench-console-session-secret-0123456789";
 const USER: &str = "bench@vendor.example";
@@ -40,13 +40,13 @@ impl PageTimes {
     }
 }
 
-fn setup(msg: impl std::fmt::Display) -> BenchError {
-    BenchError::Setup(format!("console: {msg}"))
+fn setup(msg: impl std::fmt::Display) -> ToolsError {
+    ToolsError::Setup(format!("console: {msg}"))
 }
 
 /// Gives the book 29 more days of health history (the sparklines' 30 days), then times the
 /// pages. `accounts`: the book's size.
-pub async fn run(cfg: &AggregatorConfig, store: &Warehouse, accounts: usize) -> Result<Vec<PageTimes>, BenchError> {
+pub async fn run(cfg: &AggregatorConfig, store: &Warehouse, accounts: usize) -> Result<Vec<PageTimes>, ToolsError> {
     let db = store.database();
     let backfill = format!(
         "INSERT INTO {db}.account_health_daily (account_id, day, computed_at, lifecycle_stage, health_score, health_band)

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use schemas::event::Event;
 use serde_json::{json, Value};
 
-use super::BenchError;
+use crate::ToolsError;
 
 /// The first eight of the load generator's features.
 const FEATURES: &[&str] = crate::loadgen::book::FEATURES.split_at(8).0;
@@ -38,7 +38,7 @@ pub fn native_events(run: &str, n: usize, accounts: usize) -> Vec<Value> {
 }
 
 /// The canonical events ingest would make of `native` (validated by the same parser).
-pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
+pub fn canonical(native: &[Value]) -> Result<Vec<Event>, ToolsError> {
     let ctx = schemas::native::Context {
         received_at: Utc::now(),
         source: "bench",
@@ -48,7 +48,7 @@ pub fn canonical(native: &[Value]) -> Result<Vec<Event>, BenchError> {
     native
         .iter()
         .map(|v| {
-            schemas::native::parse_event(v, &ctx).map_err(|e| BenchError::Setup(format!("bench event invalid: {e:?}")))
+            schemas::native::parse_event(v, &ctx).map_err(|e| ToolsError::Setup(format!("bench event invalid: {e:?}")))
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use schemas::event::{Event, EventKind};
 use warehouse::rows::EventRow;
 use warehouse::Warehouse;
 
-use super::BenchError;
+use crate::ToolsError;
 
 /// Events per account: a month of logins and feature use by a few users, and one account
 /// traits event (seats, contract dates), so every metric and rule has input.
@@ -21,7 +21,7 @@ const EVENTS_PER_ACCOUNT: usize = 12;
 
 /// Fills `store` (migrated) with accounts `from..to` of the synthetic book, spread over 4
 /// partitions of `topic`.
-pub async fn fill(store: &Warehouse, topic: &str, from: usize, to: usize) -> Result<(), BenchError> {
+pub async fn fill(store: &Warehouse, topic: &str, from: usize, to: usize) -> Result<(), ToolsError> {
     let now = Utc::now();
     let mut rows = Vec::with_capacity(50_000);
     for a in from..to {
@@ -72,18 +72,18 @@ pub fn evaluator(
     store: &Warehouse,
     producer: &FutureProducer,
     partitions: &[i32],
-) -> Result<Evaluator, BenchError> {
+) -> Result<Evaluator, ToolsError> {
     let ownership = Arc::new(Ownership::fixed(partitions.iter().copied()));
     let rules = aggregator::RuleSet::load(cfg.rules_file.as_deref())?;
     Ok(Evaluator::live(cfg, rules, store.clone(), producer.clone(), Arc::new(Telemetry::new()), ownership))
 }
 
 /// The evaluator's next pass, timed; `full` says whether it must cover every account.
-pub async fn timed(evaluator: &mut Evaluator, full: bool) -> Result<Timed, BenchError> {
+pub async fn timed(evaluator: &mut Evaluator, full: bool) -> Result<Timed, ToolsError> {
     let started = Instant::now();
     let report = evaluator.evaluate(Utc::now()).await?;
     if report.full != full {
-        return Err(BenchError::Setup(format!("expected a {} pass", if full { "full" } else { "incremental" })));
+        return Err(ToolsError::Setup(format!("expected a {} pass", if full { "full" } else { "incremental" })));
     }
     Ok((started.elapsed(), report.accounts, report.timings))
 }
@@ -94,13 +94,13 @@ pub async fn pass(
     store: &Warehouse,
     producer: &FutureProducer,
     partitions: &[i32],
-) -> Result<Timed, BenchError> {
+) -> Result<Timed, ToolsError> {
     timed(&mut evaluator(cfg, store, producer, partitions)?, true).await
 }
 
 /// A login now for each of `accounts` (with its partition; stored as the aggregator stores
 /// events): what makes them the changed accounts of the next incremental pass.
-pub async fn touch(store: &Warehouse, topic: &str, accounts: &[(String, i32)]) -> Result<(), BenchError> {
+pub async fn touch(store: &Warehouse, topic: &str, accounts: &[(String, i32)]) -> Result<(), ToolsError> {
     let now = Utc::now();
     let rows: Vec<EventRow> = accounts
         .iter()

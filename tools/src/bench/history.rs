@@ -22,7 +22,7 @@ use aggregator::PassTimings;
 use chrono::{NaiveDate, Utc};
 use warehouse::Warehouse;
 
-use super::BenchError;
+use crate::ToolsError;
 
 /// One history case: `accounts` accounts with `days` days of activity each, evaluated by
 /// `owners` instances (each owning an equal share of the 4 partitions).
@@ -107,7 +107,7 @@ fn epoch_masks(first: NaiveDate, today: NaiveDate) -> (String, String, String) {
 
 /// Writes the book of `case` (accounts `h-0` … on `topic`'s 4 partitions, activity from
 /// `days - 1` days ago to today) into `store`'s migrated, empty database.
-pub async fn fill(store: &Warehouse, topic: &str, case: Case) -> Result<Duration, BenchError> {
+pub async fn fill(store: &Warehouse, topic: &str, case: Case) -> Result<Duration, ToolsError> {
     let started = Instant::now();
     let (db, n, days) = (store.database(), case.accounts, case.days);
     let today = Utc::now().date_naive();
@@ -115,7 +115,7 @@ pub async fn fill(store: &Warehouse, topic: &str, case: Case) -> Result<Duration
     let (epochs, valid, weekdays) = epoch_masks(first, today);
     let run = |sql: String| async move {
         let table = sql.split_whitespace().nth(2).unwrap_or_default().to_owned();
-        store.client().query(&sql).execute().await.map_err(|e| BenchError::Setup(format!("writing {table}: {e}")))
+        store.client().query(&sql).execute().await.map_err(|e| ToolsError::Setup(format!("writing {table}: {e}")))
     };
     run(format!(
         "INSERT INTO {db}.account_partitions

@@ -8,7 +8,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 
 use super::load::Ingest;
-use super::{data, raw, BenchError, Names, Options, Report};
+use super::{data, raw, Names, Options, Report};
+use crate::ToolsError;
 
 /// What the single-event phase needs from the run.
 pub struct Singles<'a> {
@@ -28,7 +29,7 @@ pub async fn measure(
     opts: &Options,
     r: &mut Report,
     progress: &impl Fn(&str),
-) -> Result<(), BenchError> {
+) -> Result<(), ToolsError> {
     let mut rates = opts.rates.clone();
     if opts.find_max_rate {
         rates.extend([2_000, 3_000, 7_500, 10_000, 15_000, 20_000].iter().filter(|r| !opts.rates.contains(r)));
@@ -58,7 +59,7 @@ pub async fn measure(
 }
 
 /// `bench --latency`: only ingest (no aggregator) and the raw producer, at the listed rates.
-pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, ToolsError> {
     let n = Names::new("bench");
     let mut r = Report { smoke: opts.smoke, ..Report::default() };
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::{BenchError, Rate};
-use crate::ingest_client::{IngestClient, PostError, RetryPolicy};
+use super::Rate;
+use crate::ingest_client::{IngestClient, RetryPolicy};
+use crate::ToolsError;
 
 /// A client for ingest with the write key.
 #[derive(Clone)]
@@ -34,15 +35,9 @@ impl Ingest {
 
     /// POSTs one body; Ok only on 200. A 503 (broker busy) is retried after its Retry-After, so
     /// every event is counted exactly once; the refusals are reported.
-    async fn post(&self, body: Bytes, refusals: &Mutex<u64>) -> Result<(), BenchError> {
+    async fn post(&self, body: Bytes, refusals: &Mutex<u64>) -> Result<(), ToolsError> {
         let refused = || *refusals.lock().unwrap() += 1;
-        self.client.post_until_accepted(&body, &RETRY, refused).await.map_err(|e| match e {
-            PostError::Http(e) => BenchError::Http(e),
-            PostError::Refused { status, body } => {
-                BenchError::Setup(format!("ingest answered {}: {body}", status.as_u16()))
-            }
-            e @ PostError::GaveUp { .. } => BenchError::Setup(e.to_string()),
-        })
+        self.client.post_until_accepted(&body, &RETRY, refused).await
     }
 
     /// Sends every body with `concurrency` requests in flight; `events` in total.
@@ -51,10 +46,10 @@ impl Ingest {
         bodies: &[Bytes],
         events: usize,
         concurrency: usize,
-    ) -> Result<(Rate, u64), BenchError> {
+    ) -> Result<(Rate, u64), ToolsError> {
         let refusals = Mutex::new(0);
         let started = Instant::now();
-        let results: Vec<Result<(), BenchError>> = stream::iter(bodies.iter().cloned())
+        let results: Vec<Result<(), ToolsError>> = stream::iter(bodies.iter().cloned())
             .map(|b| self.post(b, &refusals))
             .buffer_unordered(concurrency)
             .collect()
@@ -67,7 +62,7 @@ impl Ingest {
     /// Single-event requests at `rate` per second for `duration`, open loop: each request is
     /// started on its schedule whatever the earlier ones do, and its latency counts from its
     /// scheduled start (so a stalled server or client cannot hide queueing).
-    pub async fn fixed_rate(&self, bodies: &[Bytes], rate: u32, duration: Duration) -> Result<Latency, BenchError> {
+    pub async fn fixed_rate(&self, bodies: &[Bytes], rate: u32, duration: Duration) -> Result<Latency, ToolsError> {
         let total = ((rate as f64 * duration.as_secs_f64()) as usize).min(bodies.len());
         let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
         let errors = Arc::new(Mutex::new(0u64));
@@ -156,7 +151,7 @@ pub async fn end_to_end(
     bodies: &[Bytes],
     per_batch: usize,
     rate: u32,
-) -> Result<EndToEnd, BenchError> {
+) -> Result<EndToEnd, ToolsError> {
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // (table, account) → first seen.
     let seen: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
@@ -216,10 +211,10 @@ pub async fn end_to_end(
         sends.push(tokio::spawn(async move { ingest.post(body, &Mutex::new(0)).await }));
     }
     for s in sends {
-        s.await.map_err(|e| BenchError::Setup(e.to_string()))??;
+        s.await.map_err(|e| ToolsError::Setup(e.to_string()))??;
     }
     load_done.notify_one();
-    prober.await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    prober.await.map_err(|e| ToolsError::Setup(e.to_string()))?;
     // Wait for the poller to see the last probes (or give up after 60 s: reported as missing).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -19,27 +19,11 @@ mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::ToolsError;
 use aggregator::{AggregatorConfig, RawAggregatorConfig};
 use warehouse::Warehouse;
 
 pub use report::Report;
-
-/// Everything that can stop a bench run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("aggregator: {0}")]
-    Aggregator(#[from] aggregator::AggregatorError),
-    #[error("{0}")]
-    Warehouse(#[from] warehouse::WarehouseError),
-    #[error("http: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// A throughput: `count` items in `elapsed`.
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +161,7 @@ const PARTITIONS: i32 = 4;
 pub(crate) const WRITE_KEY: &str = "bench-write-key-0123456789abcdef012";
 
 /// Runs every phase and returns the report; `progress` gets a line per step.
-pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, ToolsError> {
     if opts.latency_only {
         return latency::run(opts, progress).await;
     }
@@ -207,7 +191,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         filled = *accounts;
         let (took, evaluated, phases) = eval::pass(&eval_cfg, &eval_store, &producer, &[0, 1, 2, 3]).await?;
         if evaluated != *accounts {
-            return Err(BenchError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
+            return Err(ToolsError::Setup(format!("evaluated {evaluated} accounts of {accounts}")));
         }
         r.evaluation.push((*accounts, took, phases));
     }
@@ -250,7 +234,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
                 let pass = eval::timed(&mut evaluator, false).await?;
                 // Those, and the few with a rule's clock running.
                 if pass.1 < changed.len() || pass.1 > changed.len() * 2 {
-                    return Err(BenchError::Setup(format!(
+                    return Err(ToolsError::Setup(format!(
                         "incremental pass: {} accounts, {} changed",
                         pass.1,
                         changed.len()
@@ -261,7 +245,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         }
         let evaluated: usize = passes.iter().map(|p| p.1).sum();
         if evaluated != case.accounts {
-            return Err(BenchError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
+            return Err(ToolsError::Setup(format!("the owners evaluated {evaluated} accounts of {}", case.accounts)));
         }
         r.history.push(history::Measured { case: *case, fill, passes, incremental, peak_rss });
     }
@@ -285,10 +269,10 @@ async fn drop_database(opts: &Options, store: &Warehouse, db: &str) {
     }
 }
 
-pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), BenchError> {
+pub(crate) async fn create_topics(brokers: &str, names: &[&str]) -> Result<(), ToolsError> {
     schemas::runtime::kafka::create_topics(brokers, names, PARTITIONS)
         .await
-        .map_err(|e| BenchError::Setup(e.to_string()))
+        .map_err(|e| ToolsError::Setup(e.to_string()))
 }
 
 pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Warehouse {
@@ -299,7 +283,7 @@ pub(crate) fn store_unmigrated(clickhouse: &str, db: &str) -> Warehouse {
     })
 }
 
-async fn store(opts: &Options, db: &str) -> Result<Warehouse, BenchError> {
+async fn store(opts: &Options, db: &str) -> Result<Warehouse, ToolsError> {
     let s = store_unmigrated(&opts.clickhouse, db);
     s.migrate().await?;
     Ok(s)
@@ -314,7 +298,7 @@ async fn scrape(url: &str) -> String {
 }
 
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
-pub(crate) async fn wait_for_rows(store: &Warehouse, want: usize, timeout: Duration) -> Result<usize, BenchError> {
+pub(crate) async fn wait_for_rows(store: &Warehouse, want: usize, timeout: Duration) -> Result<usize, ToolsError> {
     let deadline = Instant::now() + timeout;
     let sql = format!("SELECT count() FROM {}.events", store.database());
     loop {
@@ -332,7 +316,7 @@ async fn start_ingest(
     opts: &Options,
     n: &Names,
     work: &std::path::Path,
-) -> Result<(procs::Service, load::Ingest, ingest::IngestConfig), BenchError> {
+) -> Result<(procs::Service, load::Ingest, ingest::IngestConfig), ToolsError> {
     let port = procs::free_port()?;
     // ingest's /readyz is on its admin listener: the bench waits on that one.
     let admin_port = procs::free_port()?;
@@ -422,7 +406,7 @@ async fn services(
     work: &std::path::Path,
     r: &mut Report,
     progress: &impl Fn(&str),
-) -> Result<(), BenchError> {
+) -> Result<(), ToolsError> {
     progress(&format!("generating {} events over {} accounts", opts.events, opts.accounts));
     let native = data::native_events(&n.id, opts.events, opts.accounts);
     let canonical = data::canonical(&native)?;
@@ -436,7 +420,7 @@ async fn services(
     r.raw_consume = Some(
         tokio::task::spawn_blocking(move || raw::consume(&brokers, &topic, PARTITIONS, count))
             .await
-            .map_err(|e| BenchError::Setup(e.to_string()))??,
+            .map_err(|e| ToolsError::Setup(e.to_string()))??,
     );
     progress("raw ClickHouse insert: RowBinary into the same schema (materialized views included)");
     let raw_store = store(opts, &n.raw_db).await?;
@@ -473,7 +457,7 @@ async fn services(
     let started = Instant::now();
     let stored = wait_for_rows(&svc_store, native.len(), Duration::from_secs(300)).await?;
     if stored < native.len() {
-        return Err(BenchError::Setup(format!(
+        return Err(ToolsError::Setup(format!(
             "the aggregator stored {stored} of {} events in 300 s; see {}",
             native.len(),
             work.display()
@@ -505,7 +489,7 @@ async fn services(
     let total_sent = native.len() + singles + e2e_events.len() + r.e2e.len();
     let stored = wait_for_rows(&svc_store, total_sent, Duration::from_secs(120)).await?;
     if stored != total_sent {
-        return Err(BenchError::Setup(format!("{stored} events stored of {total_sent} accepted")));
+        return Err(ToolsError::Setup(format!("{stored} events stored of {total_sent} accepted")));
     }
     r.ingest_usage = ingest.usage();
     r.aggregator_usage = agg.usage();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::BenchError;
+use crate::ToolsError;
 
 /// A service process this bench started.
 pub struct Service {
@@ -32,7 +32,7 @@ impl Service {
         port: u16,
         ready_path: &str,
         log: &Path,
-    ) -> Result<Self, BenchError> {
+    ) -> Result<Self, ToolsError> {
         let log_file = std::fs::File::create(log)?;
         let child = Command::new(bin)
             .args(args)
@@ -42,13 +42,13 @@ impl Service {
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
-            .map_err(|e| BenchError::Setup(format!("starting {}: {e}", bin.display())))?;
+            .map_err(|e| ToolsError::Setup(format!("starting {}: {e}", bin.display())))?;
         let mut service = Self { child, url: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);
         let ready = format!("{}{ready_path}", service.url);
         loop {
             if let Some(status) = service.child.try_wait()? {
-                return Err(BenchError::Setup(format!(
+                return Err(ToolsError::Setup(format!(
                     "{name} exited ({status}) during start-up; see {}",
                     log.display()
                 )));
@@ -58,7 +58,7 @@ impl Service {
             }
             if Instant::now() > deadline {
                 service.stop();
-                return Err(BenchError::Setup(format!("{name} not ready within 60 s; see {}", log.display())));
+                return Err(ToolsError::Setup(format!("{name} not ready within 60 s; see {}", log.display())));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -142,16 +142,16 @@ fn clock_ticks() -> f64 {
 }
 
 /// A free local port (bound, then released for the service to take).
-pub fn free_port() -> Result<u16, BenchError> {
+pub fn free_port() -> Result<u16, ToolsError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The release binaries: `target/release` next to this executable, or `--bin-dir`.
-pub fn binary(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
+pub fn binary(dir: &Path, name: &str) -> Result<PathBuf, ToolsError> {
     let path = dir.join(name);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(BenchError::Setup(format!("{} not found: build with `cargo build --release --bins`", path.display())))
+        Err(ToolsError::Setup(format!("{} not found: build with `cargo build --release --bins`", path.display())))
     }
 }

@@ -13,12 +13,13 @@ use warehouse::rows::EventRow;
 use warehouse::Warehouse;
 
 use super::load::Latency;
-use super::{BenchError, Rate};
+use super::Rate;
+use crate::ToolsError;
 
 /// Writes `events` to `topic` with ingest's producer settings (idempotent, acks=all, lz4,
 /// linger 5 ms) and as many records in flight as librdkafka queues; events/s until every one is
 /// acknowledged.
-pub async fn produce(producer_cfg: &ClientConfig, topic: &str, events: &[Event]) -> Result<Rate, BenchError> {
+pub async fn produce(producer_cfg: &ClientConfig, topic: &str, events: &[Event]) -> Result<Rate, ToolsError> {
     let payloads: Vec<(String, Vec<u8>)> =
         events.iter().map(|e| (e.partition_key().to_owned(), serde_json::to_vec(e).unwrap())).collect();
     let producer: FutureProducer = producer_cfg.create()?;
@@ -59,7 +60,7 @@ pub async fn fixed_rate(
     events: &[Event],
     rate: u32,
     duration: Duration,
-) -> Result<Latency, BenchError> {
+) -> Result<Latency, ToolsError> {
     let total = ((rate as f64 * duration.as_secs_f64()) as usize).min(events.len());
     let payloads: Vec<(String, Vec<u8>)> =
         events.iter().take(total).map(|e| (e.partition_key().to_owned(), serde_json::to_vec(e).unwrap())).collect();
@@ -103,17 +104,17 @@ fn record(latencies: &mut Vec<Duration>, errors: &mut u64, at: tokio::time::Inst
 
 type Acked = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
 
-fn check(done: Acked) -> Result<(), BenchError> {
+fn check(done: Acked) -> Result<(), ToolsError> {
     match done {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(e.into()),
-        Err(_) => Err(BenchError::Setup("producer dropped a delivery".into())),
+        Err(_) => Err(ToolsError::Setup("producer dropped a delivery".into())),
     }
 }
 
 /// Reads `expected` records of `topic` from the beginning of every partition (no consumer group
 /// coordination, nothing committed); events/s from the first poll to the last record.
-pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Result<Rate, BenchError> {
+pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Result<Rate, ToolsError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bench-raw-{topic}"))
@@ -131,7 +132,7 @@ pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> 
     let mut bytes = 0usize;
     while seen < expected {
         if Instant::now() > deadline {
-            return Err(BenchError::Setup(format!("raw consumer read {seen} of {expected} records in 300 s")));
+            return Err(ToolsError::Setup(format!("raw consumer read {seen} of {expected} records in 300 s")));
         }
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             bytes += m?.payload().map_or(0, |p| p.len());
@@ -144,7 +145,7 @@ pub fn consume(brokers: &str, topic: &str, partitions: i32, expected: usize) -> 
 
 /// Inserts the rows the aggregator would store for `events` straight into `events` of `store`
 /// (migrated: the materialized views run, as for the aggregator), `batch` rows per INSERT.
-pub async fn insert(store: &Warehouse, topic: &str, events: &[Event], batch: usize) -> Result<Rate, BenchError> {
+pub async fn insert(store: &Warehouse, topic: &str, events: &[Event], batch: usize) -> Result<Rate, ToolsError> {
     let rows: Vec<EventRow> =
         events.iter().enumerate().map(|(i, e)| EventRow::new(e.clone(), topic, (i % 4) as i32, i as i64)).collect();
     let started = Instant::now();

@@ -14,20 +14,12 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::ToolsError;
 use chrono::{NaiveDate, Utc};
 use serde_json::{json, Value};
 
 pub use book::{Account, Book, Kind, SlideStyle, Span};
 pub use generate::{day_events, to_segment, Format};
-
-/// Everything that can stop a load run.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadgenError {
-    #[error("ingest refused a batch: {0}")]
-    Refused(String),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// The ground truth of a book, as JSON (docs/SIGNAL.md): per account its kind, `at_risk`,
 /// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats.
@@ -50,12 +42,7 @@ pub fn truth(book: &Book) -> Value {
 }
 
 /// Sends every day of `book`, oldest first; returns the events accepted.
-pub async fn history(
-    book: &Book,
-    sender: &send::Sender,
-    batch: usize,
-    concurrency: usize,
-) -> Result<u64, LoadgenError> {
+pub async fn history(book: &Book, sender: &send::Sender, batch: usize, concurrency: usize) -> Result<u64, ToolsError> {
     let mut progress = send::Progress::default();
     let days = book.days().count();
     for (k, day) in book.days().enumerate() {
@@ -74,7 +61,7 @@ pub async fn live(
     rate: u32,
     duration: Duration,
     batch: usize,
-) -> Result<u64, LoadgenError> {
+) -> Result<u64, ToolsError> {
     let mut progress = send::Progress::default();
     let started = tokio::time::Instant::now();
     let batch = batch.min(rate.max(1) as usize);
@@ -116,7 +103,7 @@ pub fn today() -> NaiveDate {
 }
 
 /// Writes the ground truth of `book` to `path`.
-pub fn write_truth(book: &Book, path: &PathBuf) -> Result<(), LoadgenError> {
+pub fn write_truth(book: &Book, path: &PathBuf) -> Result<(), ToolsError> {
     std::fs::write(path, serde_json::to_string_pretty(&truth(book)).expect("JSON") + "\n")?;
     Ok(())
 }

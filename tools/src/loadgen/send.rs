@@ -10,8 +10,8 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::generate::{to_segment, Format};
-use super::LoadgenError;
 use crate::ingest_client::{IngestClient, RetryPolicy};
+use crate::ToolsError;
 
 /// A client for ingest's batch endpoint of one format.
 #[derive(Clone)]
@@ -51,20 +51,16 @@ impl Sender {
     /// Sends one batch until ingest takes it: 200 counts it; 503/429 and connection errors wait
     /// (Retry-After, else 1 s) and try again, for up to 5 minutes; 400 and other refusals stop
     /// the run with ingest's error list, since a generator bug must not go unnoticed.
-    pub async fn send(&self, events: &[Value]) -> Result<(), LoadgenError> {
+    pub async fn send(&self, events: &[Value]) -> Result<(), ToolsError> {
         let body = Bytes::from(self.body(events).to_string());
-        match self.client.post_until_accepted(&body, &RETRY, || {}).await {
-            Ok(()) => {
-                self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(LoadgenError::Refused(e.to_string())),
-        }
+        self.client.post_until_accepted(&body, &RETRY, || {}).await?;
+        self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends `events` in batches of `batch`, `concurrency` requests in flight.
-    pub async fn send_all(&self, events: &[Value], batch: usize, concurrency: usize) -> Result<(), LoadgenError> {
-        let results: Vec<Result<(), LoadgenError>> =
+    pub async fn send_all(&self, events: &[Value], batch: usize, concurrency: usize) -> Result<(), ToolsError> {
+        let results: Vec<Result<(), ToolsError>> =
             stream::iter(events.chunks(batch)).map(|c| self.send(c)).buffer_unordered(concurrency).collect().await;
         results.into_iter().collect()
     }

@@ -15,26 +15,10 @@ use std::time::Duration;
 use aggregator::{RawAggregatorConfig, RuleSet};
 use chrono::{Days, NaiveDate};
 
-use crate::bench::{self, procs, BenchError, Names};
+use crate::bench::{self, procs, Names};
 use crate::loadgen::{self, send::Sender, Book, Format};
+use crate::ToolsError;
 pub use score::{EndState, Scores, Truth, Window};
-
-/// Everything that can stop a signal run.
-#[derive(Debug, thiserror::Error)]
-pub enum SignalError {
-    #[error("{0}")]
-    Setup(String),
-    #[error(transparent)]
-    Services(#[from] BenchError),
-    #[error("sending the book: {0}")]
-    Send(#[from] loadgen::LoadgenError),
-    #[error("aggregator: {0}")]
-    Aggregator(#[from] aggregator::AggregatorError),
-    #[error("{0}")]
-    Warehouse(#[from] warehouse::WarehouseError),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -84,9 +68,9 @@ impl Options {
 }
 
 /// Sends the book, replays and scores. `progress` gets a line per step.
-pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> Result<Report, SignalError> {
+pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> Result<Report, ToolsError> {
     if opts.score_days == 0 || opts.score_days > opts.days {
-        return Err(SignalError::Setup("--score-days must be from 1 to --days".into()));
+        return Err(ToolsError::Setup("--score-days must be from 1 to --days".into()));
     }
     let rules = RuleSet::load(opts.rules.as_deref())?;
     let mut book = Book::new(opts.accounts, opts.days, opts.seed, today);
@@ -135,7 +119,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     ingest.stop();
     agg.stop();
     if stored != accepted {
-        return Err(SignalError::Setup(format!(
+        return Err(ToolsError::Setup(format!(
             "ClickHouse stored {stored} of {accepted} accepted events; see {}",
             work.display()
         )));
