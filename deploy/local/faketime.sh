@@ -6,10 +6,12 @@
 #   deploy/local/faketime.sh 23:30                 # every test, as if started at 23:30 UTC
 #   deploy/local/faketime.sh 00:30 cargo test -p aggregator --test outcomes -- --include-ignored
 #
-# The clock is moved by a fixed offset (not frozen), the same for every process the command
-# starts — the broker that test.sh starts included — so they agree on "now" and time still
-# passes. ClickHouse alone keeps the real clock (it cannot start under libfaketime; lib.sh).
-# Monotonic clocks are left alone (timeouts and sleeps stay real).
+# The clock is moved by a fixed offset (not frozen) for every program cargo runs — the test
+# binaries, through cargo's runner (deploy/local/faketime-runner.sh) — and for every process
+# they start (services, browsers), so those agree on "now" and time still passes. The compiler,
+# cargo, the broker and ClickHouse keep the real clock: rustc hangs under libfaketime (`rustc
+# -vV` never returns), and ClickHouse cannot start under it (lib.sh). Monotonic clocks are left
+# alone (timeouts and sleeps stay real).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ $# -ge 1 ] && [[ $1 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "usage: $0 HH:MM [command...]"
@@ -28,9 +30,7 @@ now=$(date -u +%s)
 target=$(date -u -d "$(date -u +%F) $at:00" +%s)
 offset=$((target - now))
 info "clock moved by ${offset} s: now reads $(date -u -d "@$target" '+%F %T') UTC"
-export FAKETIME="$(printf '%+d' "$offset")"
-export FAKETIME_DONT_FAKE_MONOTONIC=1
-# Every process reads the offset at start; none needs to re-read a file for it.
-export FAKETIME_NO_CACHE=0
-export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"
+export UPTAKE_FAKETIME="$(printf '%+d' "$offset")"
+export UPTAKE_FAKETIME_LIB="$lib"
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$ROOT/deploy/local/faketime-runner.sh"
 exec "$@"
