@@ -30,7 +30,8 @@ now=$(date -u +%s)
 target=$(date -u -d "$(date -u +%F) $at:00" +%s)
 offset=$((target - now))
 info "clock moved by ${offset} s: now reads $(date -u -d "@$target" '+%F %T') UTC"
-export UPTAKE_FAKETIME="$(printf '%+d' "$offset")"
-export UPTAKE_FAKETIME_LIB="$lib"
+# Not UPTAKE_*: the services read every UPTAKE_ variable as configuration.
+export CLOCK_SHIFT_SECS="$(printf '%+d' "$offset")"
+export CLOCK_SHIFT_LIB="$lib"
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$ROOT/deploy/local/faketime-runner.sh"
 exec "$@"
