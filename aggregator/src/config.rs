@@ -167,11 +167,16 @@ pub struct EvaluationConfig {
     /// Accounts a pass reads, computes and writes at a time: bounds the memory a pass holds
     /// (about 2.5 KB per account in flight) whatever the accounts an instance owns.
     pub chunk_accounts: usize,
+    /// How long an account's history must have stopped arriving before its rules are judged,
+    /// when what arrives is old (no event from yesterday or today): an import of its past, or
+    /// the backlog of an old outage. Its metrics are written meanwhile; judged on half its
+    /// history it would look idle and alert, then resolve as the rest arrived. 0 = at once.
+    pub settle_ms: u64,
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        Self { interval_ms: 30_000, full_every_ms: 600_000, chunk_accounts: 20_000 }
+        Self { interval_ms: 30_000, full_every_ms: 600_000, chunk_accounts: 20_000, settle_ms: 300_000 }
     }
 }
 
@@ -182,6 +187,11 @@ impl EvaluationConfig {
 
     pub fn full_every(&self) -> Duration {
         Duration::from_millis(self.full_every_ms)
+    }
+
+    /// `settle_ms` in whole seconds (ClickHouse's clock counts seconds), rounded up.
+    pub fn settle_secs(&self) -> u32 {
+        self.settle_ms.div_ceil(1000).min(u32::MAX as u64) as u32
     }
 }
 

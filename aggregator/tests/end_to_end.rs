@@ -114,6 +114,9 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     agg_cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(&stack));
     agg_cfg.batch.max_wait_ms = 200;
     agg_cfg.evaluation.interval_ms = 500;
+    // The history arrives all at once and old: judged 1 s after it stopped arriving, not after the
+    // default 5 minutes (the settling itself is tests/timeline.rs's).
+    agg_cfg.evaluation.settle_ms = 1_000;
     let aggregator = testkit::aggregator::start(agg_cfg.build_and_validate().unwrap()).await;
     let admin_url = aggregator.admin_url.clone();
 

@@ -85,6 +85,9 @@ async fn segment_outcomes_are_scored_with_their_lead_times() {
     cfg.rules_file = Some(testkit::aggregator::rules_file(&stack, RULES));
     cfg.batch.max_wait_ms = 200;
     cfg.evaluation.interval_ms = 500;
+    // The history arrives all at once and old: judged 1 s after it stopped arriving, not after the
+    // default 5 minutes (the settling itself is tests/timeline.rs's).
+    cfg.evaluation.settle_ms = 1_000;
     let cfg = cfg.build_and_validate().unwrap();
     let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, KEY, "e2e-segment");
     ingest_cfg.kafka.topic = cfg.kafka.events_topic.clone();

@@ -184,8 +184,9 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
 
     // A restart: the start is read back — the clock neither restarts nor started at the failed pass.
     let mut ev = live(&cfg, &store, &producer);
-    assert_eq!(pass(&mut ev, "2026-03-11T17:59:59Z").await, none, "a second before since + 3 d");
-    assert_eq!(pass(&mut ev, "2026-03-11T18:00:00Z").await, (quiet3(), vec![]), "at since + 3 d");
+    // `for = "3d"` counts UTC days: held from 03-08, due on 03-11 at any hour.
+    assert_eq!(pass(&mut ev, "2026-03-10T23:59:59Z").await, none, "the day before since + 3 d");
+    assert_eq!(pass(&mut ev, "2026-03-11T00:00:00Z").await, (quiet3(), vec![]), "on since + 3 d");
     drop(ev);
 
     // A login: the condition clears, the episode resolves, the clear is stored.
@@ -195,13 +196,16 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
     assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-08T18:00:00Z"), 1)), "cleared");
     drop(ev);
 
-    // After a restart the cleared start is not read back: holding again starts a new clock.
+    // After a restart the cleared start is not read back: holding again starts a new clock — at
+    // the first day the stored history shows it holding (7 days without a login on 03-19), not
+    // at the pass that first sees it.
     let mut ev = live(&cfg, &store, &producer);
-    assert_eq!(pass(&mut ev, "2026-03-20T18:00:00Z").await, none, "8 days without a login, held since now");
+    assert_eq!(pass(&mut ev, "2026-03-20T18:00:00Z").await, none, "8 days without a login, held since 03-19");
+    assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-19T23:59:59Z"), 0)), "the history's start");
     drop(ev);
     let mut ev = live(&cfg, &store, &producer);
-    assert_eq!(pass(&mut ev, "2026-03-23T17:59:59Z").await, none);
-    assert_eq!(pass(&mut ev, "2026-03-23T18:00:00Z").await, (quiet3(), vec![]));
+    assert_eq!(pass(&mut ev, "2026-03-21T23:59:59Z").await, none);
+    assert_eq!(pass(&mut ev, "2026-03-22T00:00:00Z").await, (quiet3(), vec![]), "03-19 + 3 d");
 
     let s = |st: &str| ("quiet3".to_owned(), st.to_owned());
     assert_eq!(statuses(&stack, &alerts_topic).await, [s("firing"), s("resolved"), s("firing")]);

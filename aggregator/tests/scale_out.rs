@@ -35,6 +35,9 @@ async fn start(stack: &Stack, topics: &(String, String, String)) -> Instance {
     cfg.kafka.librdkafka.insert("session.timeout.ms".into(), "6000".into());
     cfg.batch.max_wait_ms = 100;
     cfg.evaluation.interval_ms = 500;
+    // The history arrives all at once and old: judged 1 s after it stopped arriving, not after the
+    // default 5 minutes (the settling itself is tests/timeline.rs's).
+    cfg.evaluation.settle_ms = 1_000;
     // A week-over-week rule: this two-week book is too short for the shipped baseline rules.
     cfg.rules_file = Some(testkit::aggregator::week_over_week_rules(stack));
     let running = testkit::aggregator::start(cfg.build_and_validate().unwrap()).await;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::NaiveDate;
 use schemas::alert::Alert;
 use warehouse::Warehouse;
 
@@ -23,6 +23,7 @@ use crate::AggregatorError;
 mod health_backfill;
 pub mod score;
 
+pub use crate::evaluate::timeline::end_of_day;
 pub use health_backfill::{backfill_health, Backfilled};
 
 /// What a replay produced.
@@ -75,11 +76,6 @@ async fn replay_evaluator<S: AlertSink>(
     let ownership = Arc::new(Ownership::fixed(partitions));
     let sink = sink(&Store::new(warehouse.clone()));
     Ok(Evaluator::new(cfg, rules, warehouse, sink, metrics, ownership))
-}
-
-/// The last second of `day` (UTC): when a replay evaluates it.
-pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc()
 }
 
 /// Every alert record `rules` would have produced between `from` and `to` (inclusive), in

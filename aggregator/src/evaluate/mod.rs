@@ -17,8 +17,9 @@
 pub mod episode;
 pub mod rules;
 pub mod sink;
+pub mod timeline;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ use crate::consume::ownership::Ownership;
 use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
-use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
-use crate::store::{Changed, History, Store};
+use crate::model::{metrics_row, to_datetime, HealthConfig, LifecycleConfig, MetricsRow, Model};
+use crate::store::{Changed, History, LifetimeRow, Store};
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -59,6 +60,9 @@ pub struct PassReport {
     pub snooze_ended: Vec<Alert>,
     /// Conditions that started or stopped holding (rows stored in `alert_pending`).
     pub pending_changes: usize,
+    /// Of those, the ones the stored history showed in their new state since an earlier day
+    /// (`timeline`): their `for` or `resolve_after` counted from there.
+    pub backdated: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
     pub timings: PassTimings,
 }
@@ -102,6 +106,15 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     covered: Option<Covered>,
     /// Accounts per chunk of a pass (`evaluation.chunk_accounts`).
     chunk: usize,
+    /// What the stored history says about earlier days, as read today (`timeline`).
+    answers: timeline::Answers,
+    /// `evaluation.settle_ms`, in seconds.
+    settle_secs: u32,
+    /// Accounts whose history was still arriving at their last pass (`settling_of`).
+    settling: BTreeSet<String>,
+    /// The day whose end-of-day full pass this evaluator ran last (a replay's): the state of every
+    /// condition at that day's end is known, so the next day's pass reads no history for it.
+    day_end_known: Option<NaiveDate>,
 }
 
 /// The last full pass's day and ownership generation and when it ran; when the last pass of
@@ -157,6 +170,10 @@ impl<S: AlertSink> Evaluator<S> {
             full_every: cfg.evaluation.full_every(),
             covered: None,
             chunk: cfg.evaluation.chunk_accounts.max(1),
+            answers: timeline::Answers::default(),
+            settle_secs: cfg.evaluation.settle_secs(),
+            settling: BTreeSet::new(),
+            day_end_known: None,
         }
     }
 
@@ -275,6 +292,7 @@ impl<S: AlertSink> Evaluator<S> {
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(self.chunk));
             let chunk = std::mem::replace(&mut rest, tail);
+            let settling = self.settling_of(&chunk, clock, now);
             let mut inputs =
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
@@ -288,9 +306,11 @@ impl<S: AlertSink> Evaluator<S> {
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;
             lap(&mut timings.insert);
-            self.apply_rules(&rows, now, &mut report).await?;
-            lap(&mut timings.rules);
             report.accounts += rows.len();
+            let (judged, _): (Vec<MetricsRow>, Vec<MetricsRow>) =
+                rows.into_iter().partition(|m| !settling.contains(&m.account_id));
+            self.apply_rules(&judged, now, &mut report).await?;
+            lap(&mut timings.rules);
         }
         self.covered = Some(match (self.covered, changed.is_none()) {
             (Some(c), false) => Covered { pass_clock: clock, ..c },
@@ -301,6 +321,10 @@ impl<S: AlertSink> Evaluator<S> {
                 pass_clock: clock,
             },
         });
+        // Only the pass right before the next one counts: a pass in between may have changed
+        // what the episodes hold.
+        self.day_end_known =
+            (changed.is_none() && now == timeline::end_of_day(now.date_naive())).then(|| now.date_naive());
         report.timings = timings;
         tracing::debug!(
             accounts = report.accounts,
@@ -321,6 +345,29 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(report)
     }
 
+    /// The accounts of `chunk` whose history is still arriving at `clock` (ClickHouse's): their
+    /// metrics are written, their rules not judged yet (`evaluation.settle_ms`). Remembered, so
+    /// incremental passes look at them again until they settle. Only a live pass asks: the past
+    /// a replay reads has arrived.
+    fn settling_of(&mut self, chunk: &[LifetimeRow], clock: u32, now: DateTime<Utc>) -> HashSet<String> {
+        let yesterday = now.date_naive() - chrono::Days::new(1);
+        let recent_from = to_datetime(yesterday.and_time(chrono::NaiveTime::MIN).and_utc());
+        let live = History::of(now) == History::Live;
+        let settling: HashSet<String> = chunk
+            .iter()
+            .filter(|life| live && life.settling(clock, self.settle_secs, recent_from))
+            .map(|life| life.account_id.clone())
+            .collect();
+        for life in chunk {
+            if settling.contains(&life.account_id) {
+                self.settling.insert(life.account_id.clone());
+            } else {
+                self.settling.remove(&life.account_id);
+            }
+        }
+        settling
+    }
+
     /// What the pass at `now` evaluates: `None` for every account — the first pass, the first of
     /// a UTC day (every window moved), after a rebalance, a pass as of another day than the
     /// last, or `full_every` after the last full one; else the accounts stored since the last
@@ -335,7 +382,8 @@ impl<S: AlertSink> Evaluator<S> {
         if History::of(now) == History::AsOf {
             return None;
         }
-        let accounts = self.episodes.timed_accounts().into_iter().map(str::to_owned).collect();
+        let timed = self.episodes.timed_accounts().into_iter().map(str::to_owned);
+        let accounts = timed.chain(self.settling.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         Some(Changed { since: c.pass_clock.saturating_sub(STORE_SLACK_SECS), accounts })
     }
 
@@ -354,11 +402,20 @@ impl<S: AlertSink> Evaluator<S> {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), AggregatorError> {
+        let findings: Vec<Vec<_>> = rows
+            .iter()
+            .map(|m| {
+                let check = |rule: &rules::Rule| if rule.applies(m) { rule.when.check(m) } else { None };
+                self.rules.rules().iter().map(check).collect()
+            })
+            .collect();
+        // Conditions first seen in a new state: since when they have been in it (`timeline`).
+        let started = self.history_starts(rows, &findings, now).await?;
+        report.backdated += started.len();
         let (mut alerts, mut pending) = (Vec::new(), Vec::new());
-        for m in rows {
-            for rule in self.rules.rules() {
-                let finding = if rule.applies(m) { rule.when.check(m) } else { None };
-                let decision = self.episodes.decide(rule, m, finding, now);
+        for (i, (m, found)) in rows.iter().zip(findings).enumerate() {
+            for (r, (rule, finding)) in self.rules.rules().iter().zip(found).enumerate() {
+                let decision = self.episodes.decide(rule, m, finding, started.get(&(i, r)).copied(), now);
                 alerts.extend(decision.alert);
                 pending.extend(decision.pending);
             }

@@ -32,6 +32,18 @@ pub struct LifetimeRow {
     last_login: u32,
     /// The last NPS answer + 1; 0 when never answered.
     latest_nps: u8,
+    /// When its last events were stored (ClickHouse's clock); 0 as of an earlier day.
+    last_stored: u32,
+}
+
+impl LifetimeRow {
+    /// Whether the account's history is still arriving at `clock` (ClickHouse's): events stored
+    /// within `settle_secs`, yet none from `recent_from` on (seconds since the epoch) — an
+    /// import of its past, or the backlog of an old outage. Judged on half a history it would
+    /// look idle and alert; it settles once nothing arrived for `settle_secs`.
+    pub fn settling(&self, clock: u32, settle_secs: u32, recent_from: u32) -> bool {
+        self.last_stored > 0 && self.last_stored.saturating_add(settle_secs) > clock && self.last_seen < recent_from
+    }
 }
 
 /// One account's window row from its three sources: the two window queries' rows (each
@@ -100,6 +112,11 @@ pub struct Changed {
 }
 
 impl Changed {
+    /// Exactly `accounts` (none stored since a time: `since` is the end of `DateTime`).
+    pub fn only(accounts: Vec<String>) -> Self {
+        Self { since: u32::MAX, accounts }
+    }
+
     /// The condition on `account_id`; `keys` as for [`owned`].
     fn condition(&self, db: &str, keys: &str) -> String {
         let quoted: Vec<String> = self.accounts.iter().map(literal).collect();
@@ -161,7 +178,7 @@ fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> Stri
         History::Live => format!(
             "SELECT account_id, toUInt16(minMerge(first_day)) AS first_day,
                 toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login,
-                argMaxMerge(latest_nps) AS latest_nps
+                argMaxMerge(latest_nps) AS latest_nps, toUInt32(maxMerge(last_stored)) AS last_stored
              FROM {db}.account_lifetime
              WHERE {own}
              GROUP BY account_id
@@ -169,7 +186,7 @@ fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> Stri
              ORDER BY account_id"
         ),
         History::AsOf => format!(
-            "SELECT account_id, first_day, last_seen, last_login, latest_nps
+            "SELECT account_id, first_day, last_seen, last_login, latest_nps, toUInt32(0) AS last_stored
              FROM (SELECT account_id, toUInt16(min(day)) AS first_day,
                         toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login
                    FROM {db}.account_daily
@@ -346,7 +363,14 @@ mod tests {
 
     #[test]
     fn a_window_row_takes_every_count_from_its_source() {
-        let life = LifetimeRow { account_id: "a".into(), first_day: 7, last_seen: 9, last_login: 8, latest_nps: 0 };
+        let life = LifetimeRow {
+            account_id: "a".into(),
+            first_day: 7,
+            last_seen: 9,
+            last_login: 8,
+            latest_nps: 0,
+            last_stored: 0,
+        };
         let m = WindowRow { active_users_7d: 3, weekly_features: vec![1; 9], ..Default::default() };
         let s = WindowRow { bytes_prev_30d: 5, weekly_records: vec![2; 9], ..Default::default() };
         let w = window_row(life.clone(), Some(m), Some(s));
@@ -355,6 +379,24 @@ mod tests {
         // An account with no activity in the 64 days still gets a row: no use at all.
         let idle = window_row(life, None, None);
         assert_eq!((idle.active_users_30d, idle.weekly_user_days), (0, vec![0; 9]));
+    }
+
+    #[test]
+    fn an_account_is_settling_while_old_events_are_still_being_stored() {
+        let row = |last_seen, last_stored| LifetimeRow {
+            account_id: "a".into(),
+            first_day: 0,
+            last_seen,
+            last_login: 0,
+            latest_nps: 0,
+            last_stored,
+        };
+        let (clock, settle, recent_from) = (10_000, 300, 9_000);
+        assert!(row(5_000, 9_900).settling(clock, settle, recent_from), "old events stored 100 s ago");
+        assert!(!row(5_000, 9_600).settling(clock, settle, recent_from), "nothing stored for 400 s: settled");
+        assert!(!row(9_500, 9_990).settling(clock, settle, recent_from), "recent events: live traffic");
+        assert!(!row(5_000, 0).settling(clock, settle, recent_from), "as of an earlier day");
+        assert!(!row(5_000, 9_999).settling(clock, 0, recent_from), "settle_ms = 0: judged at once");
     }
 
     #[test]

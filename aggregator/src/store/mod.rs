@@ -23,7 +23,7 @@ mod inputs;
 mod windows;
 mod workflow;
 
-pub use inputs::{Changed, History};
+pub use inputs::{Changed, History, LifetimeRow};
 
 /// The account metrics row is generated from the metric catalogue (`model::catalogue`), so its
 /// table name is given here rather than beside the warehouse's own rows.

@@ -297,6 +297,11 @@ async fn scrape(url: &str) -> String {
     }
 }
 
+/// How many evaluation passes the aggregator whose admin address is `url` has finished.
+pub(crate) async fn evaluation_passes(url: &str) -> u64 {
+    load::histogram_totals(&scrape(url).await, "uptake_aggregator_evaluation_seconds").1
+}
+
 /// Polls the stored event count until it reaches `want` (or `timeout`); returns the count.
 pub(crate) async fn wait_for_rows(store: &Warehouse, want: usize, timeout: Duration) -> Result<usize, ToolsError> {
     let deadline = Instant::now() + timeout;

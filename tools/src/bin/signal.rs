@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
             .await?;
     println!("{}", signal::report::table(&scores.truth));
+    println!("{}", signal::report::live_table(&scores.live));
     println!("Scored against the recorded outcomes (aggregator backtest --score):\n{}", scores.outcomes.table());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&scores)? + "\n")

@@ -8,7 +8,7 @@
 pub mod report;
 pub mod score;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub struct Options {
     pub outcomes: bool,
     /// Keep the topics' database afterwards (for inspection).
     pub keep: bool,
+    /// The aggregator's `evaluation.settle_ms`, in seconds: how long after the import the live
+    /// evaluator judges the accounts (the default's 300 for the full run, as a customer gets it).
+    pub settle_secs: u64,
 }
 
 impl Options {
@@ -57,13 +60,14 @@ impl Options {
             rules: None,
             outcomes: true,
             keep: false,
+            settle_secs: 300,
         }
     }
 
     /// The CI run (`deploy/local/test.sh`): 40 accounts × 60 days, 30 scored; only its counts
     /// are checked.
     pub fn smoke(brokers: String, clickhouse: String, bin_dir: PathBuf) -> Self {
-        Self { accounts: 40, days: 60, score_days: 30, ..Self::full(brokers, clickhouse, bin_dir) }
+        Self { accounts: 40, days: 60, score_days: 30, settle_secs: 10, ..Self::full(brokers, clickhouse, bin_dir) }
     }
 }
 
@@ -84,7 +88,10 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let ingest_file = work.join("ingest.toml");
     std::fs::write(&ingest_file, bench::ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin))?;
     let agg_file = work.join("aggregator.toml");
-    std::fs::write(&agg_file, bench::aggregator_toml(&opts.brokers, &opts.clickhouse, &n, agg_admin))?;
+    // `[evaluation]` is the file's last section.
+    let agg_toml = bench::aggregator_toml(&opts.brokers, &opts.clickhouse, &n, agg_admin)
+        + &format!("settle_ms = {}\n", opts.settle_secs * 1000);
+    std::fs::write(&agg_file, agg_toml)?;
     let mut ingest = procs::Service::start(
         "ingest",
         &procs::binary(&opts.bin_dir, "ingest")?,
@@ -117,13 +124,25 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let store = bench::store_unmigrated(&opts.clickhouse, &n.db);
     let stored = bench::wait_for_rows(&store, accepted, Duration::from_secs(600)).await?;
     ingest.stop();
-    agg.stop();
     if stored != accepted {
+        agg.stop();
         return Err(ToolsError::Setup(format!(
             "ClickHouse stored {stored} of {accepted} accepted events; see {}",
             work.display()
         )));
     }
+    // What a CSM finds right after the import: the live evaluator's open episodes, once the
+    // accounts settled (`evaluation.settle_ms`) and two more passes ran.
+    progress(&format!("import stored; waiting {} s for the accounts to settle, then two passes", opts.settle_secs));
+    tokio::time::sleep(Duration::from_secs(opts.settle_secs + 1)).await;
+    let admin = format!("http://127.0.0.1:{agg_admin}");
+    let passes = || async { bench::evaluation_passes(&admin).await };
+    let (before, deadline) = (passes().await, std::time::Instant::now() + Duration::from_secs(600));
+    while passes().await < before + 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let live_open = open_episodes(&store).await?;
+    agg.stop();
 
     let from = today - Days::new(u64::from(opts.score_days) - 1);
     progress(&format!("replaying {from} .. {today} in-process"));
@@ -146,6 +165,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         .collect();
     let truth: Vec<Truth> = book.accounts.iter().map(Truth::from).collect();
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
+    let live = score::live(&truth, today, &live_open, &score::open_at_end(&replay.alerts));
     // The same replay scored the way a CS team scores its own history: against the recorded
     // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
     let outcomes = store.outcomes().await?;
@@ -154,7 +174,14 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
         let _ = std::fs::remove_dir_all(&work);
     }
-    Ok(Report { truth: scores, outcomes: by_outcomes, alerts: replay.alerts })
+    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts })
+}
+
+/// The accounts with an open episode, as the console shows them (`open_alerts`).
+async fn open_episodes(store: &warehouse::Warehouse) -> Result<BTreeSet<String>, ToolsError> {
+    let query = store.query("SELECT DISTINCT account_id FROM {db}.open_alerts");
+    let ids: Vec<String> = query.fetch_all().await.map_err(warehouse::WarehouseError::from)?;
+    Ok(ids.into_iter().collect())
 }
 
 /// How long before a recorded churn an alert counts as catching it (the backtest's default).
@@ -165,6 +192,8 @@ pub const OUTCOME_HORIZON_DAYS: u32 = 90;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub truth: Scores,
+    /// The live evaluator's open episodes right after the import.
+    pub live: score::Live,
     pub outcomes: aggregator::backtest::score::Score,
     /// Every alert record of the replay (`signal --alerts FILE` writes them, one JSON per line).
     #[serde(skip)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::score::{Leads, Scores, Share, IDLE_DAYS, RECALL_MIN_AGE_DAYS};
+use super::score::{Leads, Live, Scores, Share, IDLE_DAYS, RECALL_MIN_AGE_DAYS};
 
 fn share(s: &Share) -> String {
     match s.ratio() {
@@ -62,6 +62,29 @@ pub fn table(s: &Scores) -> String {
     let _ = writeln!(w, "\nFiring records per rule ({} in all, {} resolutions)", s.firings, s.resolutions);
     for (rule, n) in &s.firings_per_rule {
         let _ = writeln!(w, "  {rule:<28} {n:>6}");
+    }
+    out
+}
+
+/// The live evaluator's open episodes right after the import, as `signal` prints them.
+pub fn live_table(l: &Live) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "Live, right after the import (the running aggregator's open episodes)");
+    let _ = writeln!(w, "  recall    {}", share(&l.recall));
+    let _ = writeln!(w, "  precision {}", share(&l.precision));
+    let _ = writeln!(
+        w,
+        "  vs the replay's open episodes at its end: {} in both, {} live only, {} replay only",
+        l.both,
+        l.live_only.len(),
+        l.replay_only.len()
+    );
+    for (what, ids) in [("live only", &l.live_only), ("replay only", &l.replay_only)] {
+        if !ids.is_empty() {
+            let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+            let _ = writeln!(w, "    {what}: {}", shown.join(", "));
+        }
     }
     out
 }

@@ -145,6 +145,56 @@ fn leads(mut all: Vec<Lead>) -> Leads {
     }
 }
 
+/// The accounts with an episode open after `alerts` (records in order): the last record of one
+/// of its (account, rule) pairs is a firing.
+pub fn open_at_end(alerts: &[Alert]) -> BTreeSet<String> {
+    let mut last: HashMap<(&str, &str), AlertStatus> = HashMap::new();
+    for a in alerts {
+        last.insert((&a.account_id, &a.rule_id), a.status);
+    }
+    last.iter().filter(|(_, s)| **s == AlertStatus::Firing).map(|((acc, _), _)| (*acc).to_owned()).collect()
+}
+
+/// Recall (at-risk accounts whose decline began ≥ [`RECALL_MIN_AGE_DAYS`] before `to` with an
+/// open episode) and precision (open episodes on at-risk accounts) of the accounts `open`.
+fn recall_precision(truth: &[Truth], to: NaiveDate, open: &BTreeSet<String>) -> (Share, Share) {
+    let known: HashMap<&str, &Truth> = truth.iter().map(|t| (t.id.as_str(), t)).collect();
+    let pool: Vec<&Truth> = truth
+        .iter()
+        .filter(|t| t.kind.at_risk() && t.onset.is_some_and(|o| (to - o).num_days() >= RECALL_MIN_AGE_DAYS))
+        .collect();
+    let recall = Share { count: pool.iter().filter(|t| open.contains(&t.id)).count(), of: pool.len() };
+    let precision = Share {
+        count: open.iter().filter(|id| known.get(id.as_str()).is_some_and(|t| t.kind.at_risk())).count(),
+        of: open.len(),
+    };
+    (recall, precision)
+}
+
+/// What the live evaluator had open right after the import, scored like the replay's end, and
+/// account by account against the replay's open episodes at its end (the same history).
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    pub recall: Share,
+    pub precision: Share,
+    /// Accounts open in both, live only, replay only.
+    pub both: usize,
+    pub live_only: Vec<String>,
+    pub replay_only: Vec<String>,
+}
+
+/// Scores the live evaluator's `open` accounts at `today` against the truth and `replay_open`.
+pub fn live(truth: &[Truth], today: NaiveDate, open: &BTreeSet<String>, replay_open: &BTreeSet<String>) -> Live {
+    let (recall, precision) = recall_precision(truth, today, open);
+    Live {
+        recall,
+        precision,
+        both: open.intersection(replay_open).count(),
+        live_only: open.difference(replay_open).cloned().collect(),
+        replay_only: replay_open.difference(open).cloned().collect(),
+    }
+}
+
 /// Scores a replay against the truth. `alerts` are the replay's records in order.
 pub fn score(
     truth: &[Truth],
@@ -154,26 +204,10 @@ pub fn score(
     end: &HashMap<String, EndState>,
 ) -> Scores {
     let firing: Vec<&Alert> = alerts.iter().filter(|a| a.status == AlertStatus::Firing).collect();
-    // Episodes open at the end: the last record of each (account, rule) is a firing.
-    let mut last: HashMap<(&str, &str), AlertStatus> = HashMap::new();
-    for a in alerts {
-        last.insert((&a.account_id, &a.rule_id), a.status);
-    }
-    let open: BTreeSet<&str> =
-        last.iter().filter(|(_, s)| **s == AlertStatus::Firing).map(|((acc, _), _)| *acc).collect();
+    let open = open_at_end(alerts);
     let known: HashMap<&str, &Truth> = truth.iter().map(|t| (t.id.as_str(), t)).collect();
     let evaluated_set: BTreeSet<&str> = evaluated.iter().map(String::as_str).collect();
-
-    let recall_pool: Vec<&Truth> = truth
-        .iter()
-        .filter(|t| t.kind.at_risk() && t.onset.is_some_and(|o| (window.to - o).num_days() >= RECALL_MIN_AGE_DAYS))
-        .collect();
-    let recall =
-        Share { count: recall_pool.iter().filter(|t| open.contains(t.id.as_str())).count(), of: recall_pool.len() };
-    let precision = Share {
-        count: open.iter().filter(|id| known.get(*id).is_some_and(|t| t.kind.at_risk())).count(),
-        of: open.len(),
-    };
+    let (recall, precision) = recall_precision(truth, window.to, &open);
 
     let mut by_kind: BTreeMap<&'static str, Vec<Lead>> = BTreeMap::new();
     for t in truth.iter().filter(|t| t.kind.at_risk()) {

@@ -3,8 +3,17 @@
 //!
 //! Alerts are edge-triggered: one `firing` record when an episode starts, one `resolved`
 //! record when it ends. A condition must have held continuously for the rule's `for` (a
-//! duration, measured from the first pass it held: its *pending* start) to fire, and not within
-//! `cooldown` of the pair's last resolution. An episode's `alert_id` is chained from the pair's
+//! duration, measured from its *pending* start) to fire, and not within `cooldown` of the pair's
+//! last resolution.
+//!
+//! **One timeline.** A duration in whole days (`for = "2d"`, `resolve_after = "7d"`, `cooldown =
+//! "14d"`) is judged on the data's UTC days, as the backtest replays them: held from Monday, due
+//! on Wednesday, whatever the hours of the passes ([`passed`]). And a condition is not taken as
+//! starting when this instance first sees it: the evaluator establishes from the stored history
+//! since which day it has held (or, for an open episode, been clear) and hands that start to
+//! [`Episodes::decide`] — so after a history import, a restart or a catch-up the alerts are those
+//! the backtest would have open, with no waiting and no burst. A duration with a sub-day part
+//! (`for = "36h"`) stays on the wall clock and is measured from the first pass that saw it. An episode's `alert_id` is chained from the pair's
 //! previous episode ([`Alert::episode_id`]), never from the time of the pass: a firing record
 //! re-sent after a failure carries the same id, so the notifier's ledger delivers it once.
 //!
@@ -220,30 +229,50 @@ impl Episodes {
         self.pending.keys().chain(self.cleared_at.keys()).map(|(account, _)| account.as_str()).collect()
     }
 
+    /// Whether what the pass at hand must establish from the stored history before it decides
+    /// `rule` for `account`, given whether its condition `holds` now: since when it has held
+    /// (a condition this instance did not see holding, with a `for` in days) or, for an open
+    /// episode it saw holding, since when it has been clear (a `resolve_after` in days). The
+    /// answer is the `started` of [`Self::decide`]; `None`: nothing to establish.
+    pub fn needs_history(&self, rule: &Rule, account: &str, holds: bool) -> Option<Lookback> {
+        let key = (account.to_owned(), rule.id.clone());
+        let pending = self.pending.contains_key(&key);
+        if holds && !pending {
+            return whole_days(rule.for_duration).map(|days| Lookback { days, not_before: None });
+        }
+        let episode = self.open.get(&key).filter(|_| !holds && pending && rule.auto_resolve)?;
+        whole_days(rule.resolve_after).map(|days| Lookback { days, not_before: Some(episode.fired_at) })
+    }
+
     /// What `rule` calls for on `m`'s account at `now`, given what its condition found (`None`:
-    /// it does not hold, or the rule does not apply). Changes nothing: see [`Self::commit`] and
-    /// [`Self::commit_pending`].
-    pub fn decide(&self, rule: &Rule, m: &MetricsRow, finding: Option<Finding>, now: DateTime<Utc>) -> Decision {
+    /// it does not hold, or the rule does not apply). `started`: when the condition's current
+    /// state began, as the stored history shows it ([`Self::needs_history`]; `None`: at `now`).
+    /// Changes nothing: see [`Self::commit`] and [`Self::commit_pending`].
+    pub fn decide(
+        &self,
+        rule: &Rule,
+        m: &MetricsRow,
+        finding: Option<Finding>,
+        started: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Decision {
         let key = (m.account_id.clone(), rule.id.clone());
         let held_since = self.pending.get(&key).copied();
-        let change = |since: u32, cleared: bool| Pending {
+        let started = started.unwrap_or_else(|| to_datetime(now));
+        let change = |since: u32, cleared: bool, at: u32| Pending {
             account_id: m.account_id.clone(),
             rule_id: rule.id.clone(),
             since,
             cleared,
-            at: to_datetime(now),
+            at,
         };
         match finding {
             Some(finding) => {
-                let since = held_since.unwrap_or_else(|| to_datetime(now));
-                let pending = held_since.is_none().then(|| change(since, false));
-                let held = now.timestamp() - since as i64;
-                let cooling = self
-                    .last_resolved
-                    .get(&key)
-                    .is_some_and(|&t| (now.timestamp() - t as i64) < rule.cooldown.as_secs() as i64);
+                let since = held_since.unwrap_or(started);
+                let pending = held_since.is_none().then(|| change(since, false, to_datetime(now)));
+                let cooling = self.last_resolved.get(&key).is_some_and(|&t| !passed(rule.cooldown, t, now));
                 // A snooze holds the firing back, not the clock: it fires on the first pass after.
-                let due = held >= rule.for_duration.as_secs() as i64 && !cooling && !self.snoozed_at(&key, now);
+                let due = passed(rule.for_duration, since, now) && !cooling && !self.snoozed_at(&key, now);
                 let alert = match self.open.get(&key) {
                     Some(episode) => self
                         .ended_snooze(&key, episode, now)
@@ -265,11 +294,10 @@ impl Episodes {
                         // clear: an episode resolves once the condition stayed false for
                         // `resolve_after`, so a flicker does not close (and re-open) it.
                         let quiet_since = match held_since {
-                            Some(_) => to_datetime(now),
+                            Some(_) => started,
                             None => self.cleared_at.get(&key).copied().unwrap_or_else(|| to_datetime(now)),
                         };
-                        let quiet = now.timestamp() - quiet_since as i64;
-                        (quiet >= rule.resolve_after.as_secs() as i64).then(|| resolved(rule, m, episode, now))
+                        passed(rule.resolve_after, quiet_since, now).then(|| resolved(rule, m, episode, now))
                     }
                     _ => None,
                 };
@@ -281,7 +309,7 @@ impl Episodes {
                     let reason = format!("No longer true, but not resolved yet: {}", what(rule));
                     Some(snooze_ended(rule, m, episode, until, reason, now))
                 });
-                Decision { alert, pending: held_since.map(|since| change(since, true)) }
+                Decision { alert, pending: held_since.map(|since| change(since, true, started)) }
             }
         }
     }
@@ -327,6 +355,31 @@ impl Episodes {
             }
             _ => {} // the other lifecycle records are the console's, never proposed here
         }
+    }
+}
+
+/// How far back the stored history must be read for one pair: up to `days` days before the
+/// pass's day, and (for a clear) not before its episode fired (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookback {
+    pub days: u32,
+    pub not_before: Option<u32>,
+}
+
+/// `d` in days, when it is a positive whole number of them.
+pub fn whole_days(d: std::time::Duration) -> Option<u32> {
+    let secs = d.as_secs();
+    (secs > 0 && secs.is_multiple_of(86_400) && d.subsec_nanos() == 0).then_some((secs / 86_400) as u32)
+}
+
+/// Whether `d` has passed from `from` (seconds since the epoch) to `now`. A duration in whole
+/// days counts the UTC days between the two (the data's days, which the backtest steps through:
+/// a condition held from Monday with `for = "2d"` is due on Wednesday at any hour); any other
+/// duration counts seconds.
+pub fn passed(d: std::time::Duration, from: u32, now: DateTime<Utc>) -> bool {
+    match whole_days(d) {
+        Some(days) => now.timestamp().div_euclid(86_400) - (from as i64).div_euclid(86_400) >= days as i64,
+        None => now.timestamp() - from as i64 >= d.as_secs() as i64,
     }
 }
 

@@ -44,7 +44,7 @@ fn row(days_since_login: u32) -> MetricsRow {
 /// What `rule` decides on an account `days` without a login, at `at` (nothing committed).
 fn decide(e: &Episodes, rule: &Rule, days: u32, at: &str) -> Decision {
     let m = row(days);
-    e.decide(rule, &m, rule.when.check(&m), t(at))
+    e.decide(rule, &m, rule.when.check(&m), None, t(at))
 }
 
 /// One successful pass of `rule` at `at`: decide, then commit what was proposed (the pending
@@ -85,8 +85,9 @@ fn resolve_after_keeps_a_flickering_episode_open() {
     assert_eq!(status(pass(&mut e, patient, 8, "2026-03-13T12:00:00Z")), None);
     assert_eq!(e.open_count(), 1);
     assert_eq!(status(pass(&mut e, patient, 0, "2026-03-14T18:00:00Z")), None, "cleared again: the clock restarts");
-    assert_eq!(status(pass(&mut e, patient, 1, "2026-03-17T17:59:59Z")), None, "a second short");
-    let resolved = pass(&mut e, patient, 1, "2026-03-17T18:00:00Z").unwrap();
+    // Three days are three UTC days (03-14 → 03-17), whatever the hour.
+    assert_eq!(status(pass(&mut e, patient, 1, "2026-03-16T23:59:59Z")), None, "a day short");
+    let resolved = pass(&mut e, patient, 1, "2026-03-17T00:00:00Z").unwrap();
     assert_eq!((resolved.status, resolved.alert_id), (AlertStatus::Resolved, fired.alert_id));
 }
 
@@ -120,10 +121,11 @@ fn for_fires_exactly_when_the_condition_held_that_long() {
     let mut e = Episodes::default();
     assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None, "held since now");
     assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T18:00:00Z")), None, "held 2 days");
-    assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T17:59:59Z")), None, "a second short of 3 days");
-    let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
+    assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-10T23:59:59Z")), None, "on the second day still");
+    // `for = "3d"` is judged on UTC days: held from 03-08, due on 03-11 at any hour.
+    let fired = pass(&mut e, quiet, 10, "2026-03-11T00:00:00Z").unwrap();
     assert_eq!((fired.status, fired.reason.as_str()), (AlertStatus::Firing, "No login for 10 days"));
-    assert_eq!(fired.fired_at, t("2026-03-11T18:00:00Z"));
+    assert_eq!(fired.fired_at, t("2026-03-11T00:00:00Z"));
     assert_eq!(status(pass(&mut e, quiet, 11, "2026-03-12T18:00:00Z")), None, "same episode: no second firing");
     assert_eq!(e.open_count(), 1);
 }
@@ -225,9 +227,9 @@ fn a_restored_pending_start_is_honoured() {
     let other = Pending { rule_id: "sticky".into(), ..pending("2026-03-01T18:00:00Z", true) };
     e.restore(Recorded { pending: vec![pending("2026-03-08T18:00:00Z", false), other], ..Default::default() });
     assert_eq!(e.pending_count(), 1, "a cleared pair is not pending");
-    let d = decide(&e, quiet, 10, "2026-03-11T17:59:59Z");
+    let d = decide(&e, quiet, 10, "2026-03-10T23:59:59Z");
     assert_eq!(d, Decision::default(), "not yet, and the start is already stored");
-    assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z")), Some(AlertStatus::Firing), "since + 3 d");
+    assert_eq!(status(pass(&mut e, quiet, 10, "2026-03-11T00:00:00Z")), Some(AlertStatus::Firing), "since + 3 d");
 }
 
 #[test]
@@ -280,10 +282,10 @@ fn a_closed_episode_is_over_without_a_resolved_record_and_cools_down_from_its_cl
     // The condition clears: nothing to resolve, no record.
     assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-12T18:00:00Z")), None, "no resolved record");
     assert_eq!(e.apply_workflow(&[closed], t("2026-03-12T18:00:00Z")), 0, "applying it again changes nothing");
-    // The 15-day cooldown runs from the close (03-12 09:00), not from the firing.
+    // The 15-day cooldown runs from the close (03-12), not from the firing.
     pass(&mut e, quiet, 7, "2026-03-19T18:00:00Z");
-    assert_eq!(status(pass(&mut e, quiet, 14, "2026-03-27T08:59:59Z")), None, "a second inside the cooldown");
-    let next = pass(&mut e, quiet, 14, "2026-03-27T09:00:00Z").unwrap();
+    assert_eq!(status(pass(&mut e, quiet, 14, "2026-03-26T23:59:59Z")), None, "a day inside the cooldown");
+    let next = pass(&mut e, quiet, 14, "2026-03-27T00:00:00Z").unwrap();
     assert_eq!(next.status, AlertStatus::Firing);
     assert_eq!(next.alert_id, Alert::episode_id("quiet-co", "quiet", Some(&fired.alert_id)), "chained from it");
 }
@@ -394,4 +396,76 @@ fn an_episode_still_open_when_its_snooze_ends_says_so_once() {
     assert_eq!(ended.status, AlertStatus::SnoozeEnded);
     assert!(ended.reason.starts_with("No longer true, but not resolved yet: sticky"), "{}", ended.reason);
     assert_ne!(ended.action.unwrap().action_id, action.action_id, "another episode, another id");
+}
+
+const HOURS: &str = r#"
+[[rule]]
+id = "quiet"
+severity = "critical"
+for = "36h"
+resolve_after = "12h"
+when = { kind = "inactivity", since = "login", days = 7 }
+"#;
+
+#[test]
+fn a_duration_with_hours_stays_on_the_wall_clock() {
+    let rules = RuleSet::parse(HOURS).unwrap();
+    let quiet = &rules.rules()[0];
+    let mut e = Episodes::default();
+    assert_eq!(status(pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z")), None);
+    assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T05:59:59Z")), None, "a second short of 36 h");
+    assert_eq!(status(pass(&mut e, quiet, 9, "2026-03-10T06:00:00Z")), Some(AlertStatus::Firing));
+    assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-10T08:00:00Z")), None, "clear since 08:00");
+    assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-10T19:59:59Z")), None);
+    assert_eq!(status(pass(&mut e, quiet, 0, "2026-03-10T20:00:00Z")), Some(AlertStatus::Resolved));
+}
+
+#[test]
+fn whole_days_are_counted_in_utc_days_and_the_rest_in_seconds() {
+    use std::time::Duration;
+    let day = |d: &str| to_datetime(t(d));
+    assert_eq!(whole_days(Duration::from_secs(2 * 86_400)), Some(2));
+    assert_eq!((whole_days(Duration::ZERO), whole_days(Duration::from_secs(36 * 3600))), (None, None));
+    let two_days = Duration::from_secs(2 * 86_400);
+    assert!(passed(two_days, day("2026-03-08T23:59:59Z"), t("2026-03-10T00:00:00Z")), "two dates later");
+    assert!(!passed(two_days, day("2026-03-08T00:00:00Z"), t("2026-03-09T23:59:59Z")), "47:59:59 but one date");
+    assert!(passed(Duration::ZERO, day("2026-03-08T18:00:00Z"), t("2026-03-08T18:00:00Z")));
+}
+
+#[test]
+fn a_start_found_in_the_history_counts_from_its_day() {
+    let quiet = &rules()[0];
+    let mut e = Episodes::default();
+    // First seen today (03-11 10:00), but the history shows it held at the end of 03-08: `for =
+    // "3d"` has passed, it fires at once, and the stored start is the day's end.
+    assert_eq!(e.needs_history(quiet, "quiet-co", true), Some(Lookback { days: 3, not_before: None }));
+    let m = row(10);
+    let started = Some(day_end("2026-03-08"));
+    let d = e.decide(quiet, &m, quiet.when.check(&m), started, t("2026-03-11T10:00:00Z"));
+    assert_eq!(d.alert.as_ref().map(|a| a.status), Some(AlertStatus::Firing));
+    assert_eq!(d.pending.as_ref().map(|p| p.since), started);
+    e.commit_pending(d.pending.as_slice());
+    e.commit(d.alert.as_ref().unwrap(), t("2026-03-11T10:00:00Z"));
+    // Held only since 03-10 in the history: not yet.
+    let mut later = Episodes::default();
+    let d = later.decide(quiet, &m, quiet.when.check(&m), Some(day_end("2026-03-10")), t("2026-03-11T10:00:00Z"));
+    assert_eq!(d.alert, None);
+    later.commit_pending(d.pending.as_slice());
+    assert_eq!(later.needs_history(quiet, "quiet-co", true), None, "a held condition is not looked up again");
+    // An open episode seen clear for the first time: how long it has been clear is looked up,
+    // not before it fired; a rule resolving at once needs nothing.
+    let fired_at = to_datetime(t("2026-03-11T10:00:00Z"));
+    assert_eq!(e.needs_history(quiet, "quiet-co", false), None, "`quiet` resolves at once");
+    let patient = &rules()[2];
+    let mut p = Episodes::default();
+    let f = pass(&mut p, patient, 8, "2026-03-11T10:00:00Z").unwrap();
+    assert_eq!(p.needs_history(patient, "quiet-co", false), Some(Lookback { days: 3, not_before: Some(fired_at) }));
+    let quiet_row = row(0);
+    let r = p.decide(patient, &quiet_row, None, Some(day_end("2026-03-11")), t("2026-03-14T09:00:00Z"));
+    assert_eq!(r.alert.map(|a| (a.status, a.alert_id)), Some((AlertStatus::Resolved, f.alert_id)), "clear 3 days");
+}
+
+/// The last second of day `d` (the start the evaluator stores for a day found in the history).
+fn day_end(d: &str) -> u32 {
+    to_datetime(t(&format!("{d}T23:59:59Z")))
 }
