@@ -168,7 +168,7 @@ pub struct EvaluationConfig {
     /// (about 2.5 KB per account in flight) whatever the accounts an instance owns.
     pub chunk_accounts: usize,
     /// How long an account's history must have stopped arriving before its rules are judged,
-    /// when what arrives is old (no event from yesterday or today): an import of its past, or
+    /// when what arrives is old (its newest event over an hour old): an import of its past, or
     /// the backlog of an old outage. Its metrics are written meanwhile; judged on half its
     /// history it would look idle and alert, then resolve as the rest arrived. 0 = at once.
     pub settle_ms: u64,

@@ -163,19 +163,42 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
     // passes (the windows end today), so the times are relative to the real clock.
     let now = Utc::now();
     let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    // flicker-co: quiet from 10 days ago until a login yesterday — a backtest fired on it days
+    // ago and keeps it open, clear for less than `resolve_after` (2 days).
     store
-        .insert_rows(&[login(0, "import-co", &ago(12)), login(1, "import-co", &ago(10)), login(2, "live-co", &ago(0))])
+        .insert_rows(&[
+            login(0, "import-co", &ago(12)),
+            login(1, "import-co", &ago(10)),
+            login(2, "live-co", &ago(0)),
+            login(3, "flicker-co", &ago(10)),
+            login(4, "flicker-co", &ago(1)),
+            login(5, "old-co", &(now - Duration::hours(2)).to_rfc3339()),
+        ])
         .await
         .unwrap();
     let mut ev = live(&cfg, &store, &producer);
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    assert_eq!((r.accounts, r.fired.len(), r.pending_changes), (2, 0, 0), "metrics written, rules not judged: {r:?}");
+    assert_eq!((r.accounts, r.fired.len(), r.pending_changes), (4, 0, 0), "metrics written, rules not judged: {r:?}");
     let written = stack.query(&format!("SELECT account_id FROM {}.account_metrics FINAL", stack.database())).await;
-    assert_eq!(written.len(), 2, "both accounts' metrics are written meanwhile");
+    assert_eq!(written.len(), 4, "every account's metrics are written meanwhile");
 
     // Nothing more arrives: once settled, the next pass (incremental, it still looks at the
-    // settling account) judges it on its whole history and fires at once.
+    // settling accounts) replays their last days and takes over what that replay has open.
     tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    assert_eq!(r.fired.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(), ["import-co"], "{r:?}");
+    let mut fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    fired.sort();
+    assert_eq!(fired, ["flicker-co", "import-co"], "{r:?}");
+    assert_eq!(r.warmed_up, 3, "the three imported accounts, not live-co");
+    // flicker-co's episode is open with its condition clear since yesterday: it resolves two UTC
+    // days after, like the backtest's — not two days after this pass.
+    let cleared = stack
+        .query(&format!(
+            "SELECT toUInt32(cleared_at) AS at FROM {}.alert_pending WHERE account_id = 'flicker-co' AND cleared = 1",
+            stack.database()
+        ))
+        .await;
+    let yesterday_end = (now - Duration::days(1)).date_naive().and_hms_opt(23, 59, 59).unwrap().and_utc();
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    assert_eq!(cleared[0]["at"].as_i64(), Some(yesterday_end.timestamp()));
 }

@@ -7,10 +7,11 @@
 #   deploy/local/faketime.sh 00:30 cargo test -p aggregator --test outcomes -- --include-ignored
 #
 # The clock is moved by a fixed offset (not frozen) for every program cargo runs — the test
-# binaries, through cargo's runner (deploy/local/faketime-runner.sh) — and for every process
-# they start (services, browsers), so those agree on "now" and time still passes. The compiler,
-# cargo, the broker and ClickHouse keep the real clock: rustc hangs under libfaketime (`rustc
-# -vV` never returns), and ClickHouse cannot start under it (lib.sh). Monotonic clocks are left
+# binaries, through cargo's runner (deploy/local/faketime-runner.sh) — for every process they
+# start (services, browsers), and for the brokers test.sh starts (lib.sh's BROKER_CLOCK), so
+# those agree on "now" and time still passes. The compiler, cargo and ClickHouse keep the real
+# clock: rustc hangs under libfaketime (`rustc -vV` never returns), and ClickHouse cannot start
+# under it (lib.sh). Monotonic clocks are left
 # alone (timeouts and sleeps stay real).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

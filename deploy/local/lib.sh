@@ -124,9 +124,14 @@ wait_for_port() { # NAME PORT SECONDS
 
 # services -------------------------------------------------------------------------------------
 
+# Under deploy/local/faketime.sh the broker runs on the tests' moved clock (through the same
+# runner), so record timestamps and the broker's own time agree; otherwise this is empty.
+BROKER_CLOCK=()
+[ -n "${CLOCK_SHIFT_SECS:-}" ] && BROKER_CLOCK=("$ROOT/deploy/local/faketime-runner.sh")
+
 start_broker() { # PORT DIR
   local port=$1 dir=$2
-  start broker "$dir/broker.log" "$dir" tansu broker \
+  start broker "$dir/broker.log" "$dir" "${BROKER_CLOCK[@]}" tansu broker \
     --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
     --storage-engine "sqlite://tansu.db"
   wait_for_port broker "$port" 60

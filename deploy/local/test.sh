@@ -142,7 +142,7 @@ export RUST_LOG=${RUST_LOG:-warn}
 # it runs first, on a fresh broker of its own — still the real broker and ClickHouse.
 SIGKILL_PORT=${UPTAKE_TEST_SIGKILL_KAFKA_PORT:-19093}
 rm -rf "$STATE/kafka-sigkill"
-start broker-sigkill "$STATE/kafka-sigkill/broker.log" "$STATE/kafka-sigkill" tansu broker \
+start broker-sigkill "$STATE/kafka-sigkill/broker.log" "$STATE/kafka-sigkill" "${BROKER_CLOCK[@]}" tansu broker \
   --listener-url "tcp://127.0.0.1:$SIGKILL_PORT" --advertised-listener-url "tcp://127.0.0.1:$SIGKILL_PORT" \
   --storage-engine "sqlite://tansu.db"
 wait_for_port broker-sigkill "$SIGKILL_PORT" 60

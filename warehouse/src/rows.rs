@@ -178,6 +178,9 @@ pub struct PendingRow {
     pub since: u32,
     pub cleared: u8,
     pub recorded_at: u32,
+    /// For a clear: since when the condition has been clear (which may be an earlier day's
+    /// end, found in the history); else `recorded_at`.
+    pub cleared_at: u32,
 }
 
 /// One row of `alert_actions`: what a lifecycle record announces.

@@ -36,7 +36,7 @@ use crate::consume::ownership::Ownership;
 use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
-use crate::model::{metrics_row, to_datetime, HealthConfig, LifecycleConfig, MetricsRow, Model};
+use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, LifetimeRow, Store};
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
@@ -45,6 +45,10 @@ use crate::AggregatorError;
 /// whose rows got their `last_stored` time before that start may have become visible only after
 /// the pass read. An insert slower than this is still evaluated, by the next full pass.
 pub const STORE_SLACK_SECS: u32 = 10;
+
+/// How old an account's newest event may be, at the time events are being stored for it, for
+/// those events to count as live traffic rather than an import of its past (`settling_of`).
+const RECENT_SECS: u32 = 3_600;
 
 /// What one evaluation pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -63,6 +67,8 @@ pub struct PassReport {
     /// Of those, the ones the stored history showed in their new state since an earlier day
     /// (`timeline`): their `for` or `resolve_after` counted from there.
     pub backdated: usize,
+    /// Accounts whose imported history settled, judged after a replay of their last days.
+    pub warmed_up: usize,
     /// Where the pass's time went (logged per pass; `bench` prints it).
     pub timings: PassTimings,
 }
@@ -292,7 +298,7 @@ impl<S: AlertSink> Evaluator<S> {
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(self.chunk));
             let chunk = std::mem::replace(&mut rest, tail);
-            let settling = self.settling_of(&chunk, clock, now);
+            let (settling, settled) = self.settling_of(&chunk, clock, now);
             let mut inputs =
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
@@ -309,7 +315,16 @@ impl<S: AlertSink> Evaluator<S> {
             report.accounts += rows.len();
             let (judged, _): (Vec<MetricsRow>, Vec<MetricsRow>) =
                 rows.into_iter().partition(|m| !settling.contains(&m.account_id));
+            let (imported, judged): (Vec<MetricsRow>, Vec<MetricsRow>) =
+                judged.into_iter().partition(|m| settled.contains(&m.account_id));
             self.apply_rules(&judged, now, &mut report).await?;
+            if !imported.is_empty() {
+                let warm = self.warm_up(&imported, now).await?;
+                report.warmed_up += imported.len();
+                self.commit_pass(warm.alerts, warm.pending, now, &mut report).await?;
+                // Now that their episodes are open, their clears count (`resolve_after`).
+                self.episodes.commit_pending(&warm.cleared);
+            }
             lap(&mut timings.rules);
         }
         self.covered = Some(match (self.covered, changed.is_none()) {
@@ -348,24 +363,32 @@ impl<S: AlertSink> Evaluator<S> {
     /// The accounts of `chunk` whose history is still arriving at `clock` (ClickHouse's): their
     /// metrics are written, their rules not judged yet (`evaluation.settle_ms`). Remembered, so
     /// incremental passes look at them again until they settle. Only a live pass asks: the past
-    /// a replay reads has arrived.
-    fn settling_of(&mut self, chunk: &[LifetimeRow], clock: u32, now: DateTime<Utc>) -> HashSet<String> {
-        let yesterday = now.date_naive() - chrono::Days::new(1);
-        let recent_from = to_datetime(yesterday.and_time(chrono::NaiveTime::MIN).and_utc());
+    /// a replay reads has arrived. And those that were settling and no longer are: judged for
+    /// the first time on their whole history, after a replay of its last days (`warm_up`).
+    fn settling_of(
+        &mut self,
+        chunk: &[LifetimeRow],
+        clock: u32,
+        now: DateTime<Utc>,
+    ) -> (HashSet<String>, HashSet<String>) {
+        // Live traffic is stored within minutes of happening; an import's newest event, until
+        // its last day arrives, is hours or days older than the time it is stored.
+        let recent_from = clock.saturating_sub(RECENT_SECS);
         let live = History::of(now) == History::Live;
         let settling: HashSet<String> = chunk
             .iter()
             .filter(|life| live && life.settling(clock, self.settle_secs, recent_from))
             .map(|life| life.account_id.clone())
             .collect();
+        let mut settled = HashSet::new();
         for life in chunk {
             if settling.contains(&life.account_id) {
                 self.settling.insert(life.account_id.clone());
-            } else {
-                self.settling.remove(&life.account_id);
+            } else if self.settling.remove(&life.account_id) {
+                settled.insert(life.account_id.clone());
             }
         }
-        settling
+        (settling, settled)
     }
 
     /// What the pass at `now` evaluates: `None` for every account — the first pass, the first of
@@ -402,13 +425,7 @@ impl<S: AlertSink> Evaluator<S> {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), AggregatorError> {
-        let findings: Vec<Vec<_>> = rows
-            .iter()
-            .map(|m| {
-                let check = |rule: &rules::Rule| if rule.applies(m) { rule.when.check(m) } else { None };
-                self.rules.rules().iter().map(check).collect()
-            })
-            .collect();
+        let findings = timeline::findings_of(&self.rules, rows);
         // Conditions first seen in a new state: since when they have been in it (`timeline`).
         let started = self.history_starts(rows, &findings, now).await?;
         report.backdated += started.len();
@@ -420,6 +437,18 @@ impl<S: AlertSink> Evaluator<S> {
                 pending.extend(decision.pending);
             }
         }
+        self.commit_pass(alerts, pending, now, report).await
+    }
+
+    /// Stores a pass's pending changes, then publishes its alerts and commits them, then records
+    /// them (see [`Self::apply_rules`] for the order).
+    async fn commit_pass(
+        &mut self,
+        alerts: Vec<Alert>,
+        pending: Vec<episode::Pending>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), AggregatorError> {
         // The rules' records go to `alerts`; a `snooze_ended` record is a workflow action and goes
         // to `alert_actions` (which ends the snooze for the next workflow read).
         let records = alerts

@@ -245,5 +245,6 @@ fn pending_row(change: &Pending, now: DateTime<Utc>) -> PendingRow {
         since: change.since,
         cleared: u8::from(change.cleared),
         recorded_at: to_datetime(now),
+        cleared_at: if change.cleared { change.at } else { to_datetime(now) },
     }
 }

@@ -17,8 +17,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
-use super::episode::Lookback;
-use super::rules::Finding;
+use schemas::alert::{Alert, AlertStatus};
+
+use super::episode::{whole_days, Episodes, Lookback, Pending};
+use super::rules::{Finding, RuleSet};
 use super::sink::AlertSink;
 use super::Evaluator;
 use crate::model::{metrics_row, to_datetime, MetricsRow, Model};
@@ -32,7 +34,8 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Which rules held for each account at the end of each earlier day (`None`: the account had no
-/// history yet), as computed today; dropped when the day changes (the windows moved).
+/// history yet), as computed today; dropped when the live passes' day changes, so an answer is
+/// never older than a day.
 #[derive(Debug, Default)]
 pub(super) struct Answers {
     today: Option<NaiveDate>,
@@ -51,6 +54,46 @@ struct Ask {
     done: bool,
 }
 
+/// The findings of every rule on every row (`None`: the condition does not hold, or the rule
+/// does not apply), by row and rule.
+pub(super) fn findings_of(rules: &RuleSet, rows: &[MetricsRow]) -> Vec<Vec<Option<Finding>>> {
+    rows.iter()
+        .map(|m| rules.rules().iter().map(|r| if r.applies(m) { r.when.check(m) } else { None }).collect())
+        .collect()
+}
+
+/// The pairs of `rows` × rules whose start `episodes` needs from the history.
+fn lookups(
+    episodes: &Episodes,
+    rules: &RuleSet,
+    rows: &[MetricsRow],
+    findings: &[Vec<Option<Finding>>],
+    today: NaiveDate,
+) -> Vec<Ask> {
+    let mut asks = Vec::new();
+    for (row, m) in rows.iter().enumerate() {
+        for (rule, r) in rules.rules().iter().enumerate() {
+            let holds = findings[row][rule].is_some();
+            if let Some(lookback) = episodes.needs_history(r, &m.account_id, holds) {
+                asks.push(Ask { row, rule, holds, lookback, start: today, done: false });
+            }
+        }
+    }
+    asks
+}
+
+/// What the live pass stores and publishes for accounts whose imported history just settled,
+/// instead of deciding them afresh ([`Evaluator::warm_up`]).
+pub(super) struct WarmUp {
+    /// Firing records, at the pass, of the episodes the replay has open at its end.
+    pub alerts: Vec<Alert>,
+    /// Each pair's pending state at the replay's end.
+    pub pending: Vec<Pending>,
+    /// The clears among `pending`: applied again once their episodes' firing records are
+    /// committed (a clear counts only for an open episode).
+    pub cleared: Vec<Pending>,
+}
+
 impl<S: AlertSink> Evaluator<S> {
     /// Since when each pair of `rows` × rules that needs it has been in its current state
     /// (`findings[row][rule]`), keyed by (row, rule): the end of the first day of the run, for
@@ -66,18 +109,20 @@ impl<S: AlertSink> Evaluator<S> {
         if today.pred_opt().is_some_and(|yesterday| self.day_end_known == Some(yesterday)) {
             return Ok(HashMap::new());
         }
-        let mut asks = Vec::new();
-        for (row, m) in rows.iter().enumerate() {
-            for (rule, r) in self.rules.rules().iter().enumerate() {
-                let holds = findings[row][rule].is_some();
-                if let Some(lookback) = self.episodes.needs_history(r, &m.account_id, holds) {
-                    asks.push(Ask { row, rule, holds, lookback, start: today, done: false });
-                }
-            }
-        }
         if self.answers.today != Some(today) {
             self.answers = Answers { today: Some(today), held: HashMap::new() };
         }
+        let asks = lookups(&self.episodes, &self.rules, rows, findings, today);
+        self.resolve_starts(rows, asks, today).await
+    }
+
+    /// Goes back day by day from `today` until each of `asks` is answered.
+    async fn resolve_starts(
+        &mut self,
+        rows: &[MetricsRow],
+        mut asks: Vec<Ask>,
+        today: NaiveDate,
+    ) -> Result<HashMap<(usize, usize), u32>, AggregatorError> {
         let deepest = asks.iter().map(|a| a.lookback.days).max().unwrap_or(0);
         for back in 1..=deepest {
             let day = today - Days::new(back.into());
@@ -101,6 +146,79 @@ impl<S: AlertSink> Evaluator<S> {
             .filter(|a| a.start < today)
             .map(|a| ((a.row, a.rule), to_datetime(end_of_day(a.start))))
             .collect())
+    }
+
+    /// The accounts of `today_rows`, whose imported history just settled, replayed as a backtest
+    /// replays them — each day's end from as far back as the rules' longest `for` +
+    /// `resolve_after` + `cooldown` (in days; 27 for the shipped rules), starting from no state with the first day's starts taken from
+    /// the history, then the pass itself at `now` — in a state of their own. What that replay
+    /// ends with is what the live state takes over: its pending starts and clears, its
+    /// cooldowns, and its open episodes, fired now. So right after an import the open alerts
+    /// are the backtest's, also those whose condition cleared lately but not for
+    /// `resolve_after` yet, or came back after a day's pause.
+    pub(super) async fn warm_up(
+        &mut self,
+        today_rows: &[MetricsRow],
+        now: DateTime<Utc>,
+    ) -> Result<WarmUp, AggregatorError> {
+        let today = now.date_naive();
+        let ids: Vec<String> = today_rows.iter().map(|m| m.account_id.clone()).collect();
+        // An episode the backtest still has open fired within a rule's `for` + `resolve_after`
+        // before the end, or kept open by a condition that cleared for less than
+        // `resolve_after` at a time; `cooldown` more days also see the episodes that hold the
+        // next one back.
+        let days_of = |d| whole_days(d).unwrap_or(0);
+        let depth = self
+            .rules
+            .rules()
+            .iter()
+            .map(|r| days_of(r.for_duration) + days_of(r.resolve_after) + days_of(r.cooldown))
+            .max()
+            .unwrap_or(0);
+        let mut replay = Episodes::default();
+        let mut fired: HashMap<(String, String), Alert> = HashMap::new();
+        for back in (0..=depth.max(1)).rev() {
+            let day = today - Days::new(back.into());
+            let (at, rows) = match back {
+                0 => (now, today_rows.to_vec()),
+                _ => (end_of_day(day), self.rows_on(day, ids.clone()).await?),
+            };
+            let findings = findings_of(&self.rules, &rows);
+            let started = match back == depth.max(1) {
+                true => self.resolve_starts(&rows, lookups(&replay, &self.rules, &rows, &findings, day), day).await?,
+                false => HashMap::new(),
+            };
+            for (i, (m, found)) in rows.iter().zip(findings).enumerate() {
+                for (r, (rule, finding)) in self.rules.rules().iter().zip(found).enumerate() {
+                    let d = replay.decide(rule, m, finding, started.get(&(i, r)).copied(), at);
+                    replay.commit_pending(d.pending.as_slice());
+                    if let Some(alert) = d.alert {
+                        replay.commit(&alert, at);
+                        if alert.status == AlertStatus::Firing {
+                            fired.insert((alert.account_id.clone(), alert.rule_id.clone()), alert);
+                        }
+                    }
+                }
+            }
+        }
+        self.episodes.adopt_cooldowns(&replay);
+        let (pending, open) = replay.final_state();
+        let alerts = open
+            .iter()
+            .filter(|e| !self.episodes.is_open(&e.account_id, &e.rule_id))
+            .filter_map(|e| fired.remove(&(e.account_id.clone(), e.rule_id.clone())))
+            .map(|a| Alert {
+                alert_id: Alert::episode_id(
+                    &a.account_id,
+                    &a.rule_id,
+                    self.episodes.last_episode(&a.account_id, &a.rule_id),
+                ),
+                fired_at: now,
+                ..a
+            })
+            .collect();
+        let cleared = pending.iter().filter(|p| p.cleared).cloned().collect();
+        Ok(WarmUp { alerts, pending, cleared })
     }
 
     /// Fills [`Answers`] for `accounts` on `day` (those not answered yet), in chunks.

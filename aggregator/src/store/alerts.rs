@@ -79,13 +79,13 @@ impl Store {
             .collect())
     }
 
-    /// Each pair's latest `alert_pending` state: holding since when, or cleared (and when, which
-    /// an open episode's `resolve_after` runs from). Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
+    /// Each pair's latest `alert_pending` state: holding since when, or cleared (and since when
+    /// it has been clear, `cleared_at`, which an open episode's `resolve_after` runs from). Read with argMax rather than FINAL, so unmerged parts cannot show an older state; a clear
     /// wins a tie in time (the clock then restarts: an alert later, never earlier).
     pub async fn pending(&self) -> Result<Vec<Pending>, AggregatorError> {
         let sql = "SELECT account_id, rule_id, toUInt32(argMax(since, toUInt64(recorded_at) * 2 + cleared)) AS since,
                     toUInt8(argMax(cleared, toUInt64(recorded_at) * 2 + cleared)) AS is_cleared,
-                    toUInt32(max(recorded_at)) AS at
+                    toUInt32(argMax(cleared_at, toUInt64(recorded_at) * 2 + cleared)) AS at
              FROM {db}.alert_pending
              GROUP BY account_id, rule_id";
         let rows: Vec<HeldRow> = self.query(sql).fetch_all().await?;

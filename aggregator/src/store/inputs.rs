@@ -38,7 +38,7 @@ pub struct LifetimeRow {
 
 impl LifetimeRow {
     /// Whether the account's history is still arriving at `clock` (ClickHouse's): events stored
-    /// within `settle_secs`, yet none from `recent_from` on (seconds since the epoch) — an
+    /// within `settle_secs`, yet none newer than `recent_from` (seconds since the epoch) — an
     /// import of its past, or the backlog of an old outage. Judged on half a history it would
     /// look idle and alert; it settles once nothing arrived for `settle_secs`.
     pub fn settling(&self, clock: u32, settle_secs: u32, recent_from: u32) -> bool {

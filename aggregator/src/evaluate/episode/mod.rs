@@ -314,6 +314,46 @@ impl Episodes {
         }
     }
 
+    /// What a replay of an account's last days left (`evaluate::timeline`'s warm-up), for the
+    /// live state to take over: each pair's pending change to store — the start of a condition
+    /// holding, or the clear of an open episode's condition (since when) — and the open
+    /// episodes. Cooldowns are taken over with [`Self::adopt_cooldowns`].
+    pub fn final_state(&self) -> (Vec<Pending>, Vec<OpenEpisode>) {
+        let held = self.pending.iter().map(|((account, rule), &since)| Pending {
+            account_id: account.clone(),
+            rule_id: rule.clone(),
+            since,
+            cleared: false,
+            at: since,
+        });
+        let cleared = self.cleared_at.iter().map(|((account, rule), &at)| Pending {
+            account_id: account.clone(),
+            rule_id: rule.clone(),
+            since: at,
+            cleared: true,
+            at,
+        });
+        (held.chain(cleared).collect(), self.open.values().cloned().collect())
+    }
+
+    /// Takes over the later of each pair's last resolution in `replayed` and in this state.
+    pub fn adopt_cooldowns(&mut self, replayed: &Episodes) {
+        for (key, &at) in &replayed.last_resolved {
+            let last = self.last_resolved.entry(key.clone()).or_insert(at);
+            *last = (*last).max(at);
+        }
+    }
+
+    /// Whether the pair has an open episode.
+    pub fn is_open(&self, account: &str, rule: &str) -> bool {
+        self.open.contains_key(&(account.to_owned(), rule.to_owned()))
+    }
+
+    /// The pair's latest recorded episode id, which its next episode's id is chained from.
+    pub fn last_episode(&self, account: &str, rule: &str) -> Option<&str> {
+        self.last_episode.get(&(account.to_owned(), rule.to_owned())).map(String::as_str)
+    }
+
     /// Applies pending changes [`Self::decide`] proposed, once they are stored.
     pub fn commit_pending(&mut self, changes: &[Pending]) {
         for p in changes {
