@@ -4,7 +4,7 @@
 pub mod bench;
 pub mod cli;
 mod error;
-pub mod ingest_client;
+mod ingest_client;
 pub mod loadgen;
 pub mod signal;
 
