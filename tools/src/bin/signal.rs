@@ -48,6 +48,10 @@ struct Args {
     /// Keep the run's database (signal_*) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Seconds the aggregator waits for an imported history to settle before it judges it
+    /// (`evaluation.settle_ms`; default 300, as shipped; the smoke run 10).
+    #[arg(long)]
+    settle_secs: Option<u64>,
 }
 
 #[tokio::main]
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     opts.format = args.format.unwrap_or(opts.format);
     opts.rules = args.rules;
     opts.keep = args.keep;
+    opts.settle_secs = args.settle_secs.unwrap_or(opts.settle_secs);
     opts.outcomes = !args.no_outcomes;
     let started = std::time::Instant::now();
     let scores =
