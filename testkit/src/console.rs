@@ -67,6 +67,9 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
     cfg.batch.max_wait_ms = 200;
     // Its pass at start only (nothing stored yet): the live evaluation runs after the backfill.
     cfg.evaluation.interval_ms = 3_600_000;
+    // Judged at once: the seeded console shows what a CSM sees once the import settled (each
+    // evaluate_live is a fresh evaluator, which would otherwise wait for the book to settle).
+    cfg.evaluation.settle_ms = 0;
     let cfg = cfg.build_and_validate().expect("a valid aggregator config");
     let db = stack.database();
 

@@ -99,6 +99,42 @@ fn series<'a>(
     Series { label, class, points: history.iter().filter_map(|h| f(h).map(|v| (h.day, v))).collect() }
 }
 
+/// Why a red account has no open alert to work, when it has none (health and alerts must agree,
+/// or the CSM must be told why they do not): its alert is snoozed, or was closed, or no rule
+/// holds for it — and then what makes it red. `None` when it is not red or has an open alert.
+pub fn red_without_alert(m: &MetricsRow, alerts: &[AlertView], now: DateTime<Utc>) -> Option<String> {
+    if m.health_band != "red" {
+        return None;
+    }
+    let now = now.timestamp();
+    let open: Vec<&AlertView> = alerts.iter().filter(|a| a.open == 1 && a.closed == 0).collect();
+    if open.iter().any(|a| (a.snoozed_until as i64) <= now) {
+        return None;
+    }
+    if let Some(a) = open.iter().max_by_key(|a| a.snoozed_until) {
+        let until = DateTime::from_timestamp(a.snoozed_until as i64, 0).map(|t| t.format("%Y-%m-%d %H:%M UTC"));
+        let until = until.map(|t| t.to_string()).unwrap_or_default();
+        return Some(format!("Red, and its alert ({}) is snoozed until {until}.", a.rule_id));
+    }
+    if let Some(a) = alerts.iter().filter(|a| a.closed == 1).max_by_key(|a| a.fired_at) {
+        let reason = if a.close_reason.is_empty() { String::new() } else { format!(" as {}", a.close_reason) };
+        return Some(format!(
+            "Red, but its last alert ({}) was closed{reason}: a new one opens when a rule holds again after its cooldown.",
+            a.rule_id
+        ));
+    }
+    let why = match m.health_cap.as_str() {
+        "inactive" => "nobody has used the product for weeks".to_owned(),
+        _ => COMPONENTS.iter().find(|(n, _)| *n == m.health_weakest).map_or_else(
+            || "its score is under 40".to_owned(),
+            |(name, what)| format!("its weakest component is {name} ({what})"),
+        ),
+    };
+    Some(format!(
+        "Red without an open alert: no alert rule holds for this account (see Rules); it is red because {why}."
+    ))
+}
+
 pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
     let frame = |id, title| Frame { id, title, first_day: v.first_day, last_day: v.last_day, ..Default::default() };
     let health =
@@ -117,6 +153,9 @@ pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
                     "stage " strong { (m.lifecycle_stage.as_str()) } " · plan " (m.plan) " · owner " (if m.csm_owner.is_empty() { "none" } else { &m.csm_owner })
                     @if let Some(d) = m.days_to_renewal { " · renews in " strong { (d) " days" } }
                     " · evaluated " (when(m.computed_at))
+                }
+                @if let Some(why) = red_without_alert(m, v.alerts, v.now) {
+                    p.notice #red-without-alert { (why) }
                 }
                 div.card #what-changed {
                     h2 { "What changed" }
@@ -177,7 +216,7 @@ pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
                 div.card {
                     ul.timeline #outcomes {
                         @for o in v.outcomes {
-                            li data-outcome=(o.outcome) { strong { (o.outcome) } " on " (when(o.occurred_at)) span.muted.small { " (" (o.source) ")" } }
+                            li data-outcome=(o.outcome) data-source=(o.source) { strong { (o.outcome) } " on " (when(o.occurred_at)) span.muted.small { " (" (o.source) ")" } }
                         }
                         @if v.outcomes.is_empty() { li.muted { "None recorded." } }
                     }
@@ -212,4 +251,57 @@ pub fn page(viewer: &Viewer<'_>, v: &AccountView<'_>) -> Markup {
         }
     };
     layout(v.account_id, Some(viewer), Nav::None, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red() -> MetricsRow {
+        MetricsRow {
+            account_id: "wayne".into(),
+            health_band: "red".into(),
+            health_weakest: "trend".into(),
+            ..Default::default()
+        }
+    }
+
+    fn alert(open: u8, closed: u8, snoozed_until: u32) -> AlertView {
+        AlertView {
+            alert_id: "a1".into(),
+            account_id: "wayne".into(),
+            rule_id: "usage_sliding".into(),
+            severity: "warning".into(),
+            fired_at: 1_000,
+            lifecycle_stage: "growth".into(),
+            health_score: Some(30.0),
+            csm_owner: String::new(),
+            reason: String::new(),
+            metrics: "{}".into(),
+            open,
+            acknowledged_by: String::new(),
+            assignee: String::new(),
+            snoozed_until,
+            snooze_note: String::new(),
+            closed,
+            close_reason: if closed == 1 { "saved".into() } else { String::new() },
+        }
+    }
+
+    #[test]
+    fn a_red_account_without_an_open_alert_says_why() {
+        let now = DateTime::from_timestamp(2_000_000, 0).unwrap();
+        let m = red();
+        assert_eq!(red_without_alert(&m, &[alert(1, 0, 0)], now), None, "an open alert to work");
+        let green = MetricsRow { health_band: "green".into(), ..red() };
+        assert_eq!(red_without_alert(&green, &[], now), None);
+        let snoozed = red_without_alert(&m, &[alert(1, 0, 3_000_000)], now).unwrap();
+        assert!(snoozed.contains("snoozed until 1970-02-04"), "{snoozed}");
+        let closed = red_without_alert(&m, &[alert(1, 1, 0)], now).unwrap();
+        assert!(closed.contains("was closed as saved"), "{closed}");
+        let none = red_without_alert(&m, &[], now).unwrap();
+        assert!(none.contains("no alert rule holds") && none.contains("weakest component is trend"), "{none}");
+        let idle = MetricsRow { health_cap: "inactive".into(), ..red() };
+        assert!(red_without_alert(&idle, &[], now).unwrap().contains("nobody has used the product"));
+    }
 }
