@@ -19,7 +19,7 @@ pub mod rules;
 pub mod sink;
 pub mod timeline;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +49,10 @@ pub const STORE_SLACK_SECS: u32 = 10;
 /// How old an account's newest event may be, at the time events are being stored for it, for
 /// those events to count as live traffic rather than an import of its past (`settling_of`).
 const RECENT_SECS: u32 = 3_600;
+
+/// The longest an account is held back as still importing (`settling_of`): then it is judged
+/// on what arrived, and held back again only from scratch.
+const MAX_SETTLING_SECS: u32 = 6 * 3_600;
 
 /// What one evaluation pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -116,8 +120,9 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     answers: timeline::Answers,
     /// `evaluation.settle_ms`, in seconds.
     settle_secs: u32,
-    /// Accounts whose history was still arriving at their last pass (`settling_of`).
-    settling: BTreeSet<String>,
+    /// Accounts whose history was still arriving at their last pass, and since when
+    /// (ClickHouse's clock; `settling_of`).
+    settling: BTreeMap<String, u32>,
     /// The day whose end-of-day full pass this evaluator ran last (a replay's): the state of every
     /// condition at that day's end is known, so the next day's pass reads no history for it.
     day_end_known: Option<NaiveDate>,
@@ -178,7 +183,7 @@ impl<S: AlertSink> Evaluator<S> {
             chunk: cfg.evaluation.chunk_accounts.max(1),
             answers: timeline::Answers::default(),
             settle_secs: cfg.evaluation.settle_secs(),
-            settling: BTreeSet::new(),
+            settling: BTreeMap::new(),
             day_end_known: None,
         }
     }
@@ -375,16 +380,22 @@ impl<S: AlertSink> Evaluator<S> {
         // its last day arrives, is hours or days older than the time it is stored.
         let recent_from = clock.saturating_sub(RECENT_SECS);
         let live = History::of(now) == History::Live;
+        // Never held back longer than MAX_SETTLING_SECS: a source that always delivers hours
+        // late (a lagging export, a clock set wrong) looks like an import that never ends, and
+        // would otherwise never be judged.
+        let overdue = |account: &str| {
+            self.settling.get(account).is_some_and(|since| clock.saturating_sub(*since) >= MAX_SETTLING_SECS)
+        };
         let settling: HashSet<String> = chunk
             .iter()
-            .filter(|life| live && life.settling(clock, self.settle_secs, recent_from))
+            .filter(|life| live && life.settling(clock, self.settle_secs, recent_from) && !overdue(&life.account_id))
             .map(|life| life.account_id.clone())
             .collect();
         let mut settled = HashSet::new();
         for life in chunk {
             if settling.contains(&life.account_id) {
-                self.settling.insert(life.account_id.clone());
-            } else if self.settling.remove(&life.account_id) {
+                self.settling.entry(life.account_id.clone()).or_insert(clock);
+            } else if self.settling.remove(&life.account_id).is_some() {
                 settled.insert(life.account_id.clone());
             }
         }
@@ -406,7 +417,7 @@ impl<S: AlertSink> Evaluator<S> {
             return None;
         }
         let timed = self.episodes.timed_accounts().into_iter().map(str::to_owned);
-        let accounts = timed.chain(self.settling.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let accounts = timed.chain(self.settling.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         Some(Changed { since: c.pass_clock.saturating_sub(STORE_SLACK_SECS), accounts })
     }
 
@@ -481,5 +492,47 @@ impl<S: AlertSink> Evaluator<S> {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawAggregatorConfig;
+    use crate::evaluate::sink::CollectingSink;
+    use crate::model::to_datetime;
+
+    #[test]
+    fn an_importing_account_is_held_back_then_judged_and_never_held_back_for_ever() {
+        let cfg = RawAggregatorConfig::default().build_and_validate().unwrap();
+        let warehouse = Warehouse::new(&cfg.clickhouse);
+        let ownership = Arc::new(Ownership::fixed([0]));
+        let mut ev = Evaluator::new(
+            &cfg,
+            RuleSet::default(),
+            warehouse,
+            CollectingSink::default(),
+            Arc::new(Telemetry::new()),
+            ownership,
+        );
+        let now = Utc::now();
+        let clock = to_datetime(now);
+        // Events stored just now whose newest is a day old: an import.
+        let importing = |stored| vec![LifetimeRow::stored("imp", clock - 86_400, stored)];
+        let (held, settled) = ev.settling_of(&importing(clock), clock, now);
+        assert!(held.contains("imp") && settled.is_empty());
+        // Nothing stored for longer than settle_ms: judged, after the replay of its last days.
+        let later = clock + ev.settle_secs + 1;
+        let (held, settled) = ev.settling_of(&importing(clock), later, now);
+        assert!(held.is_empty() && settled.contains("imp"));
+        // A source that always delivers a day late: held back, but not beyond MAX_SETTLING_SECS.
+        let (held, _) = ev.settling_of(&importing(later), later, now);
+        assert!(held.contains("imp"));
+        let much_later = later + MAX_SETTLING_SECS;
+        let (held, settled) = ev.settling_of(&importing(much_later), much_later, now);
+        assert!(held.is_empty() && settled.contains("imp"), "judged after {MAX_SETTLING_SECS} s at most");
+        // Live traffic (its newest event minutes old) is never held back.
+        let (held, settled) = ev.settling_of(&[LifetimeRow::stored("live", clock - 60, clock)], clock, now);
+        assert!(held.is_empty() && settled.is_empty());
     }
 }

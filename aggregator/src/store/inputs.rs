@@ -37,6 +37,13 @@ pub struct LifetimeRow {
 }
 
 impl LifetimeRow {
+    /// A row of an account last seen at `last_seen` whose last events were stored at
+    /// `last_stored` (for tests of what is done with it).
+    #[cfg(test)]
+    pub fn stored(account_id: &str, last_seen: u32, last_stored: u32) -> Self {
+        Self { account_id: account_id.into(), first_day: 0, last_seen, last_login: 0, latest_nps: 0, last_stored }
+    }
+
     /// Whether the account's history is still arriving at `clock` (ClickHouse's): events stored
     /// within `settle_secs`, yet none newer than `recent_from` (seconds since the epoch) — an
     /// import of its past, or the backlog of an old outage. Judged on half a history it would
