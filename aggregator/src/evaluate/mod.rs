@@ -323,9 +323,9 @@ impl<S: AlertSink> Evaluator<S> {
             let (imported, judged): (Vec<MetricsRow>, Vec<MetricsRow>) =
                 judged.into_iter().partition(|m| settled.contains(&m.account_id));
             self.apply_rules(&judged, now, &mut report).await?;
-            if !imported.is_empty() {
-                let warm = self.warm_up(&imported, now).await?;
-                report.warmed_up += imported.len();
+            for part in imported.chunks(timeline::LISTED_MAX) {
+                let warm = self.warm_up(part, now).await?;
+                report.warmed_up += part.len();
                 self.commit_pass(warm.alerts, warm.pending, now, &mut report).await?;
                 // Now that their episodes are open, their clears count (`resolve_after`).
                 self.episodes.commit_pending(&warm.cleared);
@@ -417,7 +417,13 @@ impl<S: AlertSink> Evaluator<S> {
             return None;
         }
         let timed = self.episodes.timed_accounts().into_iter().map(str::to_owned);
-        let accounts = timed.chain(self.settling.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let accounts: Vec<String> =
+            timed.chain(self.settling.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        // Too many to name in a query (an import's settling accounts, a book-wide slide): a full
+        // pass reads them all without naming any.
+        if accounts.len() > timeline::LISTED_MAX {
+            return None;
+        }
         Some(Changed { since: c.pass_clock.saturating_sub(STORE_SLACK_SECS), accounts })
     }
 

@@ -27,6 +27,11 @@ use crate::model::{metrics_row, to_datetime, MetricsRow, Model};
 use crate::store::Changed;
 use crate::AggregatorError;
 
+/// The most accounts one query names in its `IN` list (a lookup, a replay, an incremental
+/// pass): ClickHouse refuses a query text over `max_query_size` (256 KiB by default), and a
+/// chunk of 20,000 ids, named twice in a statement, is past it.
+pub const LISTED_MAX: usize = 2_000;
+
 /// The last second of `day` (UTC): when a replay evaluates it, and the time a condition found
 /// in the history of `day` is taken to have started.
 pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
@@ -225,7 +230,7 @@ impl<S: AlertSink> Evaluator<S> {
     async fn answer(&mut self, day: NaiveDate, accounts: Vec<String>) -> Result<(), AggregatorError> {
         let missing: Vec<String> =
             accounts.into_iter().filter(|a| !self.answers.held.contains_key(&(day, a.clone()))).collect();
-        for chunk in missing.chunks(self.chunk) {
+        for chunk in missing.chunks(self.chunk.min(LISTED_MAX)) {
             let rows = self.rows_on(day, chunk.to_vec()).await?;
             let mut by_account: HashMap<&str, Vec<bool>> = HashMap::new();
             for m in &rows {
