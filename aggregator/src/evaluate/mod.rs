@@ -36,7 +36,7 @@ use crate::consume::ownership::Ownership;
 use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
-use crate::model::{metrics_row, HealthConfig, LifecycleConfig, MetricsRow, Model};
+use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, LifetimeRow, Store};
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
@@ -285,9 +285,9 @@ impl<S: AlertSink> Evaluator<S> {
         } else {
             self.store.pass_accounts(now, &self.events_topic, &partitions, changed.as_ref()).await?
         };
-        let features = match (self.feature_catalogue, accounts.is_empty()) {
-            (0, false) => self.store.features_seen(now).await?,
-            (configured, _) => configured,
+        let features = match accounts.is_empty() {
+            true => self.feature_catalogue,
+            false => self.catalogue_size(now).await?,
         };
         // Health history: what each account scored two weeks ago (`health_change_14d`). A past
         // day's scores no longer change, so they are read once per day, not on every pass.
@@ -306,13 +306,9 @@ impl<S: AlertSink> Evaluator<S> {
             let (settling, settled) = self.settling_of(&chunk, clock, now);
             let mut inputs =
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
-            let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
-            for i in &mut inputs {
-                i.health_14d_ago = past.get(&i.window.account_id).copied();
-            }
             lap(&mut timings.queries);
-            let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
-            let rows: Vec<MetricsRow> = inputs.iter().map(|i| metrics_row(i, now, &model)).collect();
+            let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
+            let rows = self.metrics_rows(&mut inputs, past, features, now);
             drop(inputs);
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;
@@ -363,6 +359,31 @@ impl<S: AlertSink> Evaluator<S> {
         self.metrics.open_episodes.set(self.episodes.open_count() as i64);
         self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+
+    /// The size of the feature catalogue at `now`: the configured one's, else the features any
+    /// account used in the 64 days ending on `now`'s day.
+    async fn catalogue_size(&self, now: DateTime<Utc>) -> Result<u64, AggregatorError> {
+        match self.feature_catalogue {
+            0 => self.store.features_seen(now).await,
+            configured => Ok(configured),
+        }
+    }
+
+    /// The metrics rows of `inputs` at `now`, with the health scores of 14 days before (`past`)
+    /// and a catalogue of `features`: a pass's and a history lookup's alike.
+    fn metrics_rows(
+        &self,
+        inputs: &mut [AccountInputs],
+        past: &HashMap<String, f64>,
+        features: u64,
+        now: DateTime<Utc>,
+    ) -> Vec<MetricsRow> {
+        for i in inputs.iter_mut() {
+            i.health_14d_ago = past.get(&i.window.account_id).copied();
+        }
+        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
+        inputs.iter().map(|i| metrics_row(i, now, &model)).collect()
     }
 
     /// The accounts of `chunk` whose history is still arriving at `clock` (ClickHouse's): their

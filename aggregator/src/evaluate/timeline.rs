@@ -23,7 +23,7 @@ use super::episode::{whole_days, Episodes, Lookback, Pending};
 use super::rules::{Finding, RuleSet};
 use super::sink::AlertSink;
 use super::Evaluator;
-use crate::model::{metrics_row, to_datetime, MetricsRow, Model};
+use crate::model::{to_datetime, MetricsRow};
 use crate::store::Changed;
 use crate::AggregatorError;
 
@@ -232,11 +232,12 @@ impl<S: AlertSink> Evaluator<S> {
             accounts.into_iter().filter(|a| !self.answers.held.contains_key(&(day, a.clone()))).collect();
         for chunk in missing.chunks(self.chunk.min(LISTED_MAX)) {
             let rows = self.rows_on(day, chunk.to_vec()).await?;
-            let mut by_account: HashMap<&str, Vec<bool>> = HashMap::new();
-            for m in &rows {
-                let held = self.rules.rules().iter().map(|r| r.applies(m) && r.when.check(m).is_some()).collect();
-                by_account.insert(m.account_id.as_str(), held);
-            }
+            let findings = findings_of(&self.rules, &rows);
+            let mut by_account: HashMap<&str, Vec<bool>> = rows
+                .iter()
+                .zip(findings)
+                .map(|(m, found)| (m.account_id.as_str(), found.iter().map(Option::is_some).collect()))
+                .collect();
             for account in chunk {
                 let held = by_account.remove(account.as_str());
                 self.answers.held.insert((day, account.clone()), held);
@@ -261,14 +262,7 @@ impl<S: AlertSink> Evaluator<S> {
         }
         let mut inputs = self.store.inputs_of(at, &self.events_topic, &partitions, Some(&only), lifetimes).await?;
         let past = self.sink.health_on(day - Days::new(14)).await?;
-        for i in &mut inputs {
-            i.health_14d_ago = past.get(&i.window.account_id).copied();
-        }
-        let features = match self.feature_catalogue {
-            0 => self.store.features_seen(at).await?,
-            configured => configured,
-        };
-        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
-        Ok(inputs.iter().map(|i| metrics_row(i, at, &model)).collect())
+        let features = self.catalogue_size(at).await?;
+        Ok(self.metrics_rows(&mut inputs, &past, features, at))
     }
 }
