@@ -129,9 +129,9 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let days = (to - from).num_days() + 1;
             let mut done = 0;
-            let replay = aggregator::backtest::replay(&config, rules.clone(), from, to, |day, accounts| {
+            let replay = aggregator::backtest::replay(&config, rules.clone(), from, to, |day, rows| {
                 done += 1;
-                eprintln!("[{done}/{days}] {day}: {accounts} accounts evaluated");
+                eprintln!("[{done}/{days}] {day}: {} accounts evaluated", rows.len());
             })
             .await?;
             let out = if score {

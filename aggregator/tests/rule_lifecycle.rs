@@ -292,7 +292,7 @@ when = { kind = "inactivity", since = "login", days = 14 }
 
     let mut progress = Vec::new();
     let replayed: Vec<(String, String, String, String)> =
-        aggregator::backtest::backtest(&cfg, rules.clone(), from, to, |d, n| progress.push((d, n)))
+        aggregator::backtest::backtest(&cfg, rules.clone(), from, to, |d, rows| progress.push((d, rows.len())))
             .await
             .unwrap()
             .into_iter()

@@ -83,6 +83,13 @@ fn expected(events: &[Event], d: NaiveDate) -> WindowRow {
         upto.iter().filter(|e| pred(e)).map(|e| e.timestamp.timestamp() as u32).max().unwrap_or(0)
     };
     let first = upto.iter().map(|e| e.timestamp.date_naive()).min().unwrap();
+    // Each user's days of the last 64, bit 63 = `d`, in user order (as `sorted_users` leaves the
+    // stored row).
+    let mut masks = std::collections::BTreeMap::<String, u64>::new();
+    for e in within(0, 63).filter(|e| is_active(e)) {
+        let ago = (d - e.timestamp.date_naive()).num_days();
+        *masks.entry(e.user_id.clone()).or_default() |= 1 << (63 - ago);
+    }
     WindowRow {
         account_id: events[0].account_id.clone(),
         active_users_1d: users(0, 0),
@@ -113,6 +120,21 @@ fn expected(events: &[Event], d: NaiveDate) -> WindowRow {
         weekly_features: weeks(7, &features),
         weekly_records: weeks(7, &records),
         recent_user_days: weeks(3, &user_days),
+        user_ids: masks.keys().cloned().collect(),
+        user_masks: masks.values().copied().collect(),
+    }
+}
+
+/// The row with its users in id order and those without a day in the window left out: the
+/// query's `groupArray` order is the server's.
+fn sorted_users(w: &WindowRow) -> WindowRow {
+    let mut users: Vec<(String, u64)> =
+        w.user_ids.iter().cloned().zip(w.user_masks.iter().copied()).filter(|(_, m)| *m != 0).collect();
+    users.sort();
+    WindowRow {
+        user_ids: users.iter().map(|(u, _)| u.clone()).collect(),
+        user_masks: users.iter().map(|(_, m)| *m).collect(),
+        ..w.clone()
     }
 }
 
@@ -151,7 +173,7 @@ async fn every_window_matches_the_events_live_and_as_of_past_days() {
         let (inputs, features_seen) = aggregator::account_inputs(&store, at, "usage-events", &[0]).await.unwrap();
         assert_eq!(inputs.len(), 1, "{at}");
         let want = expected(&events, d);
-        assert_eq!(fields(&inputs[0].window), fields(&want), "windows ending {d}");
+        assert_eq!(fields(&sorted_users(&inputs[0].window)), fields(&want), "windows ending {d}");
         assert_eq!(features_seen, 5, "{d}");
         checked += 1;
     }

@@ -38,13 +38,13 @@ pub struct Replay {
 }
 
 /// Replays `rules` over every day from `from` to `to` (inclusive), starting from no open
-/// episodes. `progress` is told each day and how many accounts it evaluated.
+/// episodes. `progress` is given each day and its metrics rows (what a calibration reads).
 pub async fn replay(
     cfg: &AggregatorConfig,
     rules: RuleSet,
     from: NaiveDate,
     to: NaiveDate,
-    mut progress: impl FnMut(NaiveDate, usize),
+    mut progress: impl FnMut(NaiveDate, &[MetricsRow]),
 ) -> Result<Replay, AggregatorError> {
     let mut evaluator = replay_evaluator(cfg, rules, |_| CollectingSink::default()).await?;
     let mut out = Replay::default();
@@ -52,10 +52,10 @@ pub async fn replay(
     let mut day = from;
     while day <= to {
         let report = evaluator.evaluate(end_of_day(day)).await?;
-        progress(day, report.accounts);
         out.alerts.extend(report.fired);
         out.alerts.extend(report.resolved);
         out.last_rows = evaluator.sink().last_metrics();
+        progress(day, &out.last_rows);
         accounts.extend(out.last_rows.iter().map(|r| r.account_id.clone()));
         day = day.succ_opt().expect("dates before year 262143");
     }
@@ -85,7 +85,7 @@ pub async fn backtest(
     rules: RuleSet,
     from: NaiveDate,
     to: NaiveDate,
-    progress: impl FnMut(NaiveDate, usize),
+    progress: impl FnMut(NaiveDate, &[MetricsRow]),
 ) -> Result<Vec<Alert>, AggregatorError> {
     Ok(replay(cfg, rules, from, to, progress).await?.alerts)
 }

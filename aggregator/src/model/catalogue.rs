@@ -119,6 +119,15 @@ impl WindowColumn for u16 {
     }
 }
 
+impl WindowColumn for Vec<String> {
+    const ZERO: &'static str = "emptyArrayString()";
+    fn absorb(&mut self, other: Self) {
+        if self.is_empty() {
+            *self = other;
+        }
+    }
+}
+
 impl WindowColumn for Vec<u64> {
     const ZERO: &'static str = "emptyArrayUInt64()";
     fn absorb(&mut self, other: Self) {
@@ -214,6 +223,10 @@ catalogue! {
         weekly_records: Vec<u64>,
         /// User-days of the 3 complete days ending yesterday, and of the same 3 weekdays k weeks before.
         recent_user_days: Vec<u64>,
+        /// The ids of the account's users with activity in the 64 days, and …
+        user_ids: Vec<String>,
+        /// … their activity masks in the same order (bit 63: the pass's day; `model/people.rs`).
+        user_masks: Vec<u64>,
     }
     columns {
         account_id: String, column, "the customer account";
@@ -286,6 +299,17 @@ catalogue! {
         health_cap: String, column, "why the score is capped, if it is: `inactive` (no activity for `health.inactive_red_days`: red) or `falling_usage` (user-days `health.falling_usage_pct` or more below the usual: at most yellow)";
         health_score_14d_ago: Option<f64>, column, "the health score 14 days before `as_of` (from `account_health_daily`)";
         health_change_14d: Option<f64>, metric, "health points gained (+) or lost (−) in 14 days";
+        regular_users: u64, metric, "users active in at least 6 of every 8 weeks of their history before their latest absence (docs/SIGNAL.md#users)";
+        regular_users_lapsed: u64, metric, "regular users absent far longer than their own weekday habit makes likely (under a 1 in 1,000 chance, and at least 5 complete days), not counting a group away together";
+        regular_users_lapsed_pct: Option<f64>, metric, "`regular_users_lapsed` ÷ `regular_users`, in % (NULL without regular users)";
+        lapsed_users: String, column, "who has lapsed, longest gone first: `user (N days)`, at most 5 named";
+        users_away_together: u64, metric, "regular users away as a group: at least 3 and 30 % of the regular users last seen on the same day, under 2 weeks ago (a team's holiday, an offsite): not lapsed";
+        champion: String, column, "the heaviest user (most active days in the 8 weeks before the current one)";
+        champion_days_absent: Option<u32>, metric, "complete days since the champion was last seen (0: yesterday or today)";
+        champion_lapsed: Option<u8>, metric, "1 when the champion is a lapsed regular user (as above), else 0; NULL without a champion";
+        new_users_7d: u64, metric, "users first seen in the 7 days ending on `as_of` (0 while the account is under 8 days old)";
+        decline_evidence: Option<f64>, metric, "the decline detector's statistic: a one-sided CUSUM of Poisson log-likelihood ratios of daily active users against the weekday's usual, frozen while it accumulates (7 ≈ odds of 1,000 to 1 that use fell to 70 % of the usual); NULL under 5 weeks of history";
+        decline_started: Option<u16>, column, "the day the detector's current accumulation began (NULL when `decline_evidence` is 0)";
     }
 }
 
@@ -348,11 +372,11 @@ mod tests {
     fn the_window_row_lists_the_counts_then_the_inputs() {
         assert_eq!(WindowRow::COLUMNS.first(), Some(&"account_id"));
         assert_eq!(
-            &WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 10..WindowRow::COLUMNS.len() - 6],
+            &WindowRow::COLUMNS[WindowRow::COLUMNS.len() - 12..WindowRow::COLUMNS.len() - 8],
             ["dau_sum_30d", "last_seen", "last_login", "first_day"]
         );
         let counts = CATALOGUE.iter().filter(|c| c.kind == Kind::Count).count();
-        assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 10);
+        assert_eq!(WindowRow::COLUMNS.len(), 1 + counts + 12);
     }
 
     #[test]

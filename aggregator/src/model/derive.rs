@@ -6,8 +6,10 @@ use serde_json::{Map, Value};
 
 use super::baseline::{covered, Baseline, Series};
 use super::catalogue::{MetricsRow, WindowRow};
+use super::detector::{daily_users, evidence};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
+use super::people::{describe, people};
 use super::{change_pct, date_number, epoch_day_plus, ratio, to_datetime};
 
 /// Everything the metrics of one account are computed from (read by `store::inputs`).
@@ -119,6 +121,10 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         open_tickets: i.open_tickets,
     };
     let h = health::score(model.health, stage, &inputs);
+    // Complete days before today that the account's history covers (first seen on day 0).
+    let covered = (date_number(today) as i64 - w.first_day as i64).clamp(0, 63) as u32;
+    let folk = people(&w.user_ids, &w.user_masks, covered);
+    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     MetricsRow {
         as_of: date_number(today),
@@ -173,6 +179,17 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         records_baseline: usual(base.records),
         records_vs_baseline: vs(base.records),
         baseline_weeks: base.user_days.map(|b| b.weeks),
+        regular_users: folk.regular,
+        regular_users_lapsed: folk.lapsed.len() as u64,
+        regular_users_lapsed_pct: ratio(folk.lapsed.len() as u64, folk.regular).map(|r| round(r * 100.0)),
+        lapsed_users: describe(&folk.lapsed, 5),
+        users_away_together: folk.away_together,
+        champion_days_absent: folk.champion.as_ref().map(|(_, days)| *days),
+        champion_lapsed: folk.champion.as_ref().map(|_| folk.champion_lapsed as u8),
+        champion: folk.champion.map(|(user, _)| user).unwrap_or_default(),
+        new_users_7d: folk.new_7d,
+        decline_evidence: evidence.map(|e| e.statistic),
+        decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     }

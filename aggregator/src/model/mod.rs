@@ -5,8 +5,10 @@
 pub mod baseline;
 pub mod catalogue;
 pub mod derive;
+pub mod detector;
 pub mod health;
 pub mod lifecycle;
+pub mod people;
 
 pub use catalogue::{Metric, MetricsRow, WindowRow};
 pub use derive::{metrics_row, AccountInputs, Model};

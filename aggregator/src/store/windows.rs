@@ -103,6 +103,8 @@ fn member_columns() -> Vec<(String, &'static str)> {
         (array(weeks(7).map(|(f, t)| members("user", "active", f, t))), "weekly_active_users"),
         (array(weeks(7).map(|(f, t)| members("feature", "active", f, t))), "weekly_features"),
         (array(weeks(3).map(|(f, t)| user_days(f, t))), "recent_user_days"),
+        ("groupArrayIf(member, member_kind = 'user')".to_owned(), "user_ids"),
+        ("groupArrayIf(user_active, member_kind = 'user')".to_owned(), "user_masks"),
     ]
 }
 
@@ -141,9 +143,9 @@ pub fn members_query(db: &str, own: &str, day: NaiveDate) -> String {
     format!(
         "SELECT account_id,
             {}
-         FROM (SELECT account_id, member_kind, active, login,
+         FROM (SELECT account_id, member_kind, member, active, login,
                       if(member_kind = 'user', active, toUInt64(0)) AS user_active
-               FROM (SELECT account_id, member_kind,
+               FROM (SELECT account_id, member_kind, member,
                             {} AS active,
                             {} AS login
                      FROM {db}.account_members FINAL

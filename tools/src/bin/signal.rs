@@ -52,6 +52,27 @@ struct Args {
     /// (`evaluation.settle_ms`; default 300, as shipped; the smoke run 10).
     #[arg(long)]
     settle_secs: Option<u64>,
+    /// Calibrate these statistics (metric names, comma-separated; default the decline
+    /// detector's and the people metrics'): print delay against false alarms per threshold and
+    /// write `calibration-<metric>.svg` into --calibrate-dir.
+    #[arg(long, num_args = 0.., value_delimiter = ',')]
+    calibrate: Option<Vec<String>>,
+    /// Where the calibration plots go.
+    #[arg(long, default_value = ".")]
+    calibrate_dir: PathBuf,
+    /// The false-alarm budget a calibration picks for: alarms per healthy account-year.
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+}
+
+/// The thresholds tried per calibrated statistic.
+fn thresholds(metric: &str) -> Vec<f64> {
+    match metric {
+        "decline_evidence" => vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0],
+        "regular_users_lapsed_pct" => vec![10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0],
+        "champion_days_absent" => vec![3.0, 5.0, 7.0, 10.0, 14.0],
+        _ => vec![1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0],
+    }
 }
 
 #[tokio::main]
@@ -72,6 +93,15 @@ async fn main() -> anyhow::Result<()> {
     opts.keep = args.keep;
     opts.settle_secs = args.settle_secs.unwrap_or(opts.settle_secs);
     opts.outcomes = !args.no_outcomes;
+    opts.calibrate = match &args.calibrate {
+        Some(list) if list.is_empty() => {
+            ["decline_evidence", "regular_users_lapsed", "regular_users_lapsed_pct", "champion_days_absent"]
+                .map(String::from)
+                .to_vec()
+        }
+        Some(list) => list.clone(),
+        None => Vec::new(),
+    };
     let started = std::time::Instant::now();
     let scores =
         signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
@@ -87,6 +117,14 @@ async fn main() -> anyhow::Result<()> {
         let lines: String =
             scores.alerts.iter().map(|a| serde_json::to_string(a).map(|l| l + "\n")).collect::<Result<_, _>>()?;
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for series in &scores.series {
+        let points =
+            signal::calibrate::curve(series, &scores.book, &thresholds(&series.metric), scores.truth.window.to);
+        println!("{}", signal::calibrate::table(&series.metric, &points, args.budget));
+        let path = args.calibrate_dir.join(format!("calibration-{}.svg", series.metric));
+        std::fs::write(&path, signal::calibrate::svg(&series.metric, &points))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let problems = scores.truth.inconsistencies();
     anyhow::ensure!(problems.is_empty(), "the counts do not add up:\n  {}", problems.join("\n  "));

@@ -5,6 +5,7 @@
 //! them by pid, replays the last days in-process ([`aggregator::backtest::replay`]) and scores
 //! the replay against the truth ([`score::score`]).
 
+pub mod calibrate;
 pub mod report;
 pub mod score;
 
@@ -43,6 +44,8 @@ pub struct Options {
     /// The aggregator's `evaluation.settle_ms`, in seconds: how long after the import the live
     /// evaluator judges the accounts (the default's 300 for the full run, as a customer gets it).
     pub settle_secs: u64,
+    /// The statistics whose daily values the replay keeps for calibration (`--calibrate`).
+    pub calibrate: Vec<String>,
 }
 
 impl Options {
@@ -61,6 +64,7 @@ impl Options {
             outcomes: true,
             keep: false,
             settle_secs: 300,
+            calibrate: Vec::new(),
         }
     }
 
@@ -152,8 +156,10 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     cfg.clickhouse.url = opts.clickhouse.clone();
     cfg.clickhouse.database = n.db.clone();
     let cfg = cfg.build_and_validate()?;
-    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, accounts| {
-        progress(&format!("  {day}: {accounts} accounts evaluated"));
+    let mut series: Vec<calibrate::Series> = opts.calibrate.iter().map(|m| calibrate::Series::new(m)).collect();
+    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
+        progress(&format!("  {day}: {} accounts evaluated", rows.len()));
+        series.iter_mut().for_each(|s| s.add(day, rows));
     })
     .await?;
     let end: HashMap<String, EndState> = replay
@@ -174,7 +180,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
         let _ = std::fs::remove_dir_all(&work);
     }
-    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts })
+    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts, series, book: truth })
 }
 
 /// The accounts with an open episode, as the console shows them (`open_alerts`).
@@ -198,4 +204,10 @@ pub struct Report {
     /// Every alert record of the replay (`signal --alerts FILE` writes them, one JSON per line).
     #[serde(skip)]
     pub alerts: Vec<schemas::alert::Alert>,
+    /// The daily values of the statistics asked for (`--calibrate`).
+    #[serde(skip)]
+    pub series: Vec<calibrate::Series>,
+    /// The book's truth, for the calibration.
+    #[serde(skip)]
+    pub book: Vec<Truth>,
 }

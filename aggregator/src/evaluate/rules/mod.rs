@@ -26,7 +26,7 @@ use schemas::alert::Severity;
 use schemas::runtime::format::number;
 use serde::Deserialize;
 
-use crate::model::{Metric, MetricsRow, Stage};
+use crate::model::{epoch_day_plus, Metric, MetricsRow, Stage};
 use crate::AggregatorError;
 
 mod parse;
@@ -208,6 +208,25 @@ fn label(metric: &str, window: &str) -> String {
     }
 }
 
+/// Who and since when, for the metrics about people and the detector: a CSM acts on names and
+/// dates, not on a count.
+fn who(metric: &str, m: &MetricsRow) -> String {
+    match metric {
+        "regular_users_lapsed" | "regular_users_lapsed_pct" if !m.lapsed_users.is_empty() => {
+            format!(": {} of {} regular users gone: {}", m.regular_users_lapsed, m.regular_users, m.lapsed_users)
+        }
+        "champion_days_absent" | "champion_lapsed" if !m.champion.is_empty() => match m.champion_days_absent {
+            Some(days) => format!(": the heaviest user, {}, last seen {days} days ago", m.champion),
+            None => String::new(),
+        },
+        "decline_evidence" => match m.decline_started {
+            Some(day) => format!(": use below its usual since {}", epoch_day_plus(day)),
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 impl Condition {
     /// The finding when the condition holds for `m`; `None` when it does not, or when an input
     /// it needs is missing (a rule never fires on data the account does not send).
@@ -218,11 +237,12 @@ impl Condition {
                 op.holds(v, *value).then(|| Finding {
                     metrics: BTreeMap::from([(metric.name().to_owned(), v)]),
                     reason: format!(
-                        "{} is {} ({} {})",
+                        "{} is {} ({} {}){}",
                         label(metric.name(), ""),
                         number(v),
                         op.words(),
-                        number(*value)
+                        number(*value),
+                        who(metric.name(), m)
                     ),
                 })
             }

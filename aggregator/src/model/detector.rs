@@ -1,0 +1,117 @@
+//! Evidence over time (docs/SIGNAL.md#the-decline-detector): a one-sided CUSUM of Poisson
+//! log-likelihood ratios on an account's daily active users, against its own weekday-aware
+//! usual. A threshold on one 7-day window throws away the weeks before; a slide's shortfall
+//! adds up day after day, and so does this statistic, while a day at or above the usual pulls
+//! it back towards 0.
+//!
+//! Each complete day t contributes log P(x | ρ·μ) − log P(x | μ) = μ(1 − ρ) + x·ln ρ: how much
+//! better "use has fallen to ρ of the usual" explains the day's x active users than "use is at
+//! its usual μ". Counts, not percentages: on a three-person account a day with one user missing
+//! is weak evidence (μ = 3 → 0.9 − 2·0.36 = +0.19), on a thirty-person account a third missing
+//! is strong. The statistic is a log-likelihood ratio, so a threshold h reads as odds of e^h to 1
+//! (h = 7: about 1,000 to 1), and the threshold is picked by calibration (`signal --calibrate`).
+//!
+//! - **Usual, per weekday:** the median of the same weekday in the 4 weeks before.
+//! - **Fixed while accumulating:** once the statistic is above 0 the usual is frozen at the
+//!   weeks before that day, so a slide does not drag its own reference down.
+//! - **Away together is not decline:** regular users away as a group (`people.rs`) lower the
+//!   day's expectation.
+//! - **A closure is not a slide:** a day at under a quarter of the usual (a holiday, an office
+//!   move) counts for nothing for up to a week running; a stop is `usage_stopped`'s to catch.
+
+use super::people::active;
+
+/// The fall the detector looks for: use at 70 % of the usual.
+pub const RHO: f64 = 0.7;
+/// The statistic runs over at most this many complete days ending yesterday.
+pub const RUN_DAYS: u32 = 28;
+/// Weeks of each weekday the usual is the median of.
+const REF_WEEKS: u32 = 4;
+/// A day expected to have fewer active users than this says nothing either way.
+const MIN_EXPECTED: f64 = 0.5;
+/// A day at or under this share of its usual is a closure …
+const CLOSURE_SHARE: f64 = 0.25;
+/// … for up to this many days running.
+const CLOSURE_MAX_DAYS: u32 = 7;
+
+/// The detector's reading as of the pass's day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// The CUSUM statistic (a log-likelihood ratio, ≥ 0) after yesterday.
+    pub statistic: f64,
+    /// The complete day the current accumulation began, in days before the pass's day (`None`
+    /// when the statistic is 0).
+    pub since: Option<u32>,
+}
+
+/// Active users per day from the users' masks: index d = d days before the pass's day.
+pub fn daily_users(masks: &[u64]) -> [u64; 64] {
+    let mut out = [0u64; 64];
+    for &m in masks {
+        for (d, n) in out.iter_mut().enumerate() {
+            *n += active(m, d as u32) as u64;
+        }
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The usual of each weekday (by `d % 7`) from the `REF_WEEKS` weeks before day `t`.
+fn usual_before(daily: &[u64; 64], t: u32) -> [f64; 7] {
+    let mut out = [0.0; 7];
+    for j in t + 1..=t + 7 {
+        out[(j % 7) as usize] = median((0..REF_WEEKS).map(|k| daily[(j + 7 * k) as usize] as f64).collect());
+    }
+    out
+}
+
+/// The detector over `daily` (from [`daily_users`]) for an account whose history covers
+/// `covered` complete days (at most 63), with `regular` regular users of whom `away_on[d − 1]`
+/// were away together on day d. `None` without 4 weeks of usual before at least one day.
+pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) -> Option<Evidence> {
+    let start = RUN_DAYS.min(covered.min(63).checked_sub(7 * REF_WEEKS)?);
+    if start == 0 {
+        return None;
+    }
+    let (mut s, mut since, mut closed) = (0.0f64, None, 0u32);
+    let mut usual = usual_before(daily, start);
+    for t in (1..=start).rev() {
+        if s == 0.0 {
+            usual = usual_before(daily, t);
+        }
+        let away = away_on.get(t as usize - 1).copied().unwrap_or(0);
+        let share_here = if regular > 0 { 1.0 - (away as f64 / regular as f64).min(1.0) } else { 1.0 };
+        let mu = usual[(t % 7) as usize] * share_here;
+        let x = daily[t as usize] as f64;
+        if mu < MIN_EXPECTED {
+            continue;
+        }
+        closed = if x <= CLOSURE_SHARE * mu { closed + 1 } else { 0 };
+        if (1..=CLOSURE_MAX_DAYS).contains(&closed) {
+            continue;
+        }
+        let llr = mu * (1.0 - RHO) + x * RHO.ln();
+        let next = (s + llr).max(0.0);
+        if s == 0.0 && next > 0.0 {
+            since = Some(t);
+        }
+        if next == 0.0 {
+            since = None;
+        }
+        s = next;
+    }
+    Some(Evidence { statistic: (s * 10.0).round() / 10.0, since })
+}
+
+#[cfg(test)]
+#[path = "detector_tests.rs"]
+mod tests;

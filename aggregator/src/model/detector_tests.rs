@@ -1,0 +1,86 @@
+use super::*;
+
+/// Daily active users: `weekday` users on weekdays (d % 7 > 1), `weekend` on the other two,
+/// then `story(d, usual)` for the days it names.
+fn book(weekday: u64, weekend: u64, story: impl Fn(u32, u64) -> Option<u64>) -> [u64; 64] {
+    let mut out = [0u64; 64];
+    for (d, n) in out.iter_mut().enumerate() {
+        let usual = if d % 7 > 1 { weekday } else { weekend };
+        *n = story(d as u32, usual).unwrap_or(usual);
+    }
+    out
+}
+
+fn statistic(daily: &[u64; 64]) -> f64 {
+    evidence(daily, 0, &[], 63).unwrap().statistic
+}
+
+#[test]
+fn a_steady_account_has_no_evidence() {
+    // A wobble of ±1 around 10 on weekdays.
+    let daily = book(10, 2, |d, u| (d % 7 > 1).then(|| u + (d % 3) as u64 - 1));
+    assert!(statistic(&daily) < 2.0, "{}", statistic(&daily));
+}
+
+#[test]
+fn a_slide_accumulates_day_after_day_from_its_start() {
+    // From 14 days ago, weekdays lose a user every two days: 10, 10, 9, 9 … 4.
+    let daily = book(10, 2, |d, u| (d <= 14 && d % 7 > 1).then(|| u - (14 - d as u64).div_ceil(2)));
+    let e = evidence(&daily, 0, &[], 63).unwrap();
+    assert!(e.statistic > 5.0, "{e:?}");
+    assert!(e.since.is_some_and(|s| (8..=14).contains(&s)), "{e:?}");
+    // A week earlier in the same slide, it was already building but weaker.
+    let week_ago = book(10, 2, |d, u| (d <= 7 && d % 7 > 1).then(|| u - (7 - d as u64).div_ceil(2)));
+    let earlier = statistic(&week_ago);
+    assert!(earlier < e.statistic, "{earlier} then {}", e.statistic);
+}
+
+#[test]
+fn the_usual_is_fixed_while_evidence_accumulates() {
+    // A slide longer than the reference weeks: 8 weeks of 10, then 28 days at 6. A reference
+    // that followed the slide would count the last weeks as usual; this one does not.
+    let daily = book(10, 0, |d, u| (d <= 28 && d % 7 > 1).then_some(6).or(Some(u)));
+    let e = evidence(&daily, 0, &[], 63).unwrap();
+    // Day 28 is a weekend day with no usual: the first weekday of the slide starts it.
+    assert!(e.statistic > 15.0 && e.since == Some(27), "{e:?}");
+}
+
+#[test]
+fn a_holiday_week_is_a_closure_and_the_week_after_it_brings_the_statistic_back() {
+    // Everyone away 6..=12 days ago, back since.
+    let daily = book(10, 2, |d, _| (6..=12).contains(&d).then_some(0));
+    assert!(statistic(&daily) < 1.0, "{}", statistic(&daily));
+    // The same week read as decline (no closures) would be strong evidence: that is what the
+    // closure rule prevents.
+    let during = book(10, 2, |d, _| (1..=7).contains(&d).then_some(1));
+    assert!(statistic(&during) < 1.0, "a closure in progress: {}", statistic(&during));
+}
+
+#[test]
+fn half_the_team_away_together_lowers_the_expectation() {
+    // Ten regular users, five away together for the last 6 days.
+    let daily = book(10, 2, |d, u| (d <= 6).then_some(u / 2));
+    let away: Vec<u64> = (1..=63).map(|d| if d <= 6 { 5 } else { 0 }).collect();
+    let read_as_decline = evidence(&daily, 10, &[], 63).unwrap().statistic;
+    let with_away = evidence(&daily, 10, &away, 63).unwrap().statistic;
+    assert!(read_as_decline > 5.0 && with_away < 1.0, "{read_as_decline} vs {with_away}");
+}
+
+#[test]
+fn a_tiny_account_needs_weeks_of_evidence_not_one_quiet_day() {
+    // Two users on weekdays; one quiet week of one user is weak evidence …
+    let week = book(2, 0, |d, u| (d <= 7 && d % 7 > 1).then(|| u - 1));
+    assert!(statistic(&week) < 2.0, "{}", statistic(&week));
+    // … four weeks of one user gone is not.
+    let month = book(2, 0, |d, u| (d <= 28 && d % 7 > 1).then(|| u - 1));
+    assert!(statistic(&month) > 4.0, "{}", statistic(&month));
+}
+
+#[test]
+fn too_little_history_has_no_reading() {
+    let daily = book(10, 2, |_, _| None);
+    assert_eq!(evidence(&daily, 0, &[], 28), None);
+    assert!(evidence(&daily, 0, &[], 29).is_some());
+    assert_eq!(daily_users(&[u64::MAX, 1 << 63])[0], 2);
+    assert_eq!(daily_users(&[u64::MAX, 1 << 63])[1], 1);
+}

@@ -1,0 +1,169 @@
+//! Users, not only totals (docs/SIGNAL.md#users): who of an account's people used it regularly,
+//! which of them have been gone far longer than their own habit makes likely, the heaviest user
+//! (the champion) and how long since they were seen, who is new. An account's total use hides
+//! a team leaving one by one until most of it has gone; these say it with the first two, and
+//! name them.
+//!
+//! Everything is read from each user's 64-day activity mask (`account_members`): bit 63 is the
+//! pass's day, bit `63 − d` the day `d` days before. The pass's own day is still filling in, so
+//! absences are counted in complete days (d ≥ 1) only.
+
+/// A user is regular when active in at least this share of their covered weeks (6 of 8).
+pub const REGULAR_SHARE: f64 = 0.75;
+/// … judged on at least this many covered weeks.
+pub const MIN_WEEKS: usize = 3;
+/// A regular user is lapsed when an absence this long is less likely than this under their own
+/// weekday habit …
+pub const LAPSE_P: f64 = 0.001;
+/// … and it has lasted at least this many complete days (a long weekend is never a lapse).
+pub const MIN_LAPSE_DAYS: u32 = 5;
+/// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
+/// missed day of a daily user is not a thousand-to-one event.
+const P_CAP: f64 = 0.9;
+/// Lapsed users who were last seen on the same day are away together (an offsite, a team's
+/// holiday), not leaving, when they are at least this many …
+const COHORT_MIN: usize = 3;
+/// … and this share of the regular users …
+const COHORT_SHARE: f64 = 0.3;
+/// … for this many days at most: a team gone for longer than two weeks has gone.
+const COHORT_MAX_DAYS: u32 = 14;
+
+/// Whether the mask has the day `d` days before the pass's day.
+pub fn active(mask: u64, d: u32) -> bool {
+    d < 64 && (mask >> (63 - d)) & 1 == 1
+}
+
+/// A lapsed regular user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lapse {
+    pub user: String,
+    /// Complete days since last seen.
+    pub days: u32,
+}
+
+/// One account's people, as of the pass's day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct People {
+    /// Users active in most of their covered weeks before their latest absence.
+    pub regular: u64,
+    /// Regular users gone far longer than their habit makes likely, longest gone first.
+    pub lapsed: Vec<Lapse>,
+    /// Regular users away together with others (same last day, under two weeks): not lapsed.
+    pub away_together: u64,
+    /// The heaviest user of the weeks before the current one, and their absence in complete days.
+    pub champion: Option<(String, u32)>,
+    /// Whether the champion is lapsed (by their own habit, as above).
+    pub champion_lapsed: bool,
+    /// Users first seen in the 7 days ending on the pass's day (only once the account's history
+    /// covers more than those 7 days).
+    pub new_7d: u64,
+    /// Per complete day d = 1..=63 (index d − 1): how many of the away-together users were
+    /// absent that day as part of their shared absence (the detector expects fewer then).
+    pub away_on: Vec<u64>,
+}
+
+/// One user's habit, read from their mask.
+struct Habit {
+    /// Complete days since last seen (0: seen yesterday or today).
+    gap: u32,
+    regular: bool,
+    /// The chance of this long an absence under the user's weekday habit.
+    chance: f64,
+    /// Active days before the current week (the champion is the heaviest).
+    earlier_days: u32,
+}
+
+fn habit(mask: u64, covered: u32) -> Option<Habit> {
+    if mask == 0 {
+        return None;
+    }
+    let gap = (0..64u32).find(|&d| active(mask, d)).map_or(63, |d| d.saturating_sub(1));
+    // The days before the absence (its last active day and older) that the history covers.
+    let before = (gap + 1)..=covered.min(63);
+    let weeks: Vec<bool> = before
+        .clone()
+        .step_by(7)
+        .filter(|start| start + 6 <= covered.min(63))
+        .map(|start| (start..start + 7).any(|d| active(mask, d)))
+        .collect();
+    let regular =
+        weeks.len() >= MIN_WEEKS && weeks.iter().filter(|&&a| a).count() as f64 >= REGULAR_SHARE * weeks.len() as f64;
+    // Daily chance per weekday (days d and d + 7 share one), from the days before the absence.
+    let mut seen = [0u32; 7];
+    let mut days = [0u32; 7];
+    for d in before {
+        days[(d % 7) as usize] += 1;
+        seen[(d % 7) as usize] += active(mask, d) as u32;
+    }
+    let p = |d: u32| {
+        let i = (d % 7) as usize;
+        if days[i] == 0 {
+            0.0
+        } else {
+            (seen[i] as f64 / days[i] as f64).min(P_CAP)
+        }
+    };
+    let chance = (1..=gap).map(|d| 1.0 - p(d)).product();
+    let earlier_days = (8..64).filter(|&d| active(mask, d)).count() as u32;
+    Some(Habit { gap, regular, chance, earlier_days })
+}
+
+/// The people of one account from its users' ids and masks (same order), whose history covers
+/// `covered` complete days before the pass's day (days since first seen, at most 63).
+pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
+    let mut out = People { away_on: vec![0; 63], ..People::default() };
+    let mut lapsed: Vec<(usize, &Habit)> = Vec::new();
+    let habits: Vec<Option<Habit>> = masks.iter().map(|&m| habit(m, covered)).collect();
+    let mut champion: Option<(usize, u32)> = None;
+    for (i, h) in habits.iter().enumerate() {
+        let Some(h) = h else { continue };
+        if h.regular {
+            out.regular += 1;
+            if h.gap >= MIN_LAPSE_DAYS && h.chance < LAPSE_P {
+                lapsed.push((i, h));
+            }
+        }
+        let heavier = champion.is_none_or(|(c, days)| (h.earlier_days, &ids[c]) > (days, &ids[i]));
+        if h.earlier_days > 0 && heavier {
+            champion = Some((i, h.earlier_days));
+        }
+        let first = (0..64u32).rev().find(|&d| active(masks[i], d)).unwrap_or(0);
+        if first <= 6 && covered > 7 {
+            out.new_7d += 1;
+        }
+    }
+    // Cohorts: lapsed users sharing their last day, many of them, not for long.
+    let cohort = |gap: u32| {
+        let size = lapsed.iter().filter(|(_, h)| h.gap == gap).count();
+        gap <= COHORT_MAX_DAYS && size >= COHORT_MIN && size as f64 >= COHORT_SHARE * out.regular as f64
+    };
+    let (away, gone): (Vec<_>, Vec<_>) = lapsed.iter().partition(|(_, h)| cohort(h.gap));
+    out.away_together = away.len() as u64;
+    for (_, h) in &away {
+        for d in 1..=h.gap {
+            out.away_on[(d - 1) as usize] += 1;
+        }
+    }
+    let mut gone: Vec<Lapse> = gone.iter().map(|(i, h)| Lapse { user: ids[*i].clone(), days: h.gap }).collect();
+    gone.sort_by(|a, b| b.days.cmp(&a.days).then(a.user.cmp(&b.user)));
+    out.lapsed = gone;
+    if let Some((c, _)) = champion {
+        let h = habits[c].as_ref().expect("a champion has a habit");
+        out.champion_lapsed = out.lapsed.iter().any(|l| l.user == ids[c]);
+        out.champion = Some((ids[c].clone(), h.gap));
+    }
+    out
+}
+
+/// Who, for an alert and the console: "u7 (12 days), u3 (6 days)"; at most `max`, then "+ N more".
+pub fn describe(lapsed: &[Lapse], max: usize) -> String {
+    let mut parts: Vec<String> = lapsed.iter().take(max).map(|l| format!("{} ({} days)", l.user, l.days)).collect();
+    if lapsed.len() > max {
+        parts.push(format!("+ {} more", lapsed.len() - max));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+#[path = "people_tests.rs"]
+mod tests;

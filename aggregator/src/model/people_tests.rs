@@ -1,0 +1,111 @@
+use super::*;
+
+/// A mask with the days `d` (days before the pass's day) for which `on(d)` holds.
+fn mask(on: impl Fn(u32) -> bool) -> u64 {
+    (0..64).filter(|&d| on(d)).fold(0, |m, d| m | 1 << (63 - d))
+}
+
+/// Days with `d % 7` in {0, 1} are this test's weekend.
+fn weekday(d: u32) -> bool {
+    d % 7 > 1
+}
+
+/// Every weekday, but not in the last `gap` complete days.
+fn daily_user(gap: u32) -> u64 {
+    mask(|d| d > gap && weekday(d))
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("u{i}")).collect()
+}
+
+#[test]
+fn a_daily_user_away_for_a_long_weekend_is_not_lapsed() {
+    // Absent yesterday and the two days before (one of them a weekday, two weekend days).
+    let masks = vec![daily_user(3); 4];
+    let p = people(&ids(4), &masks, 63);
+    assert_eq!((p.regular, p.lapsed.len()), (4, 0), "{p:?}");
+}
+
+#[test]
+fn a_user_with_a_sparse_habit_is_not_lapsed_by_a_quiet_week() {
+    // Comes in two weekdays of seven; gone six days: (1 − 2/9)^… is nothing unusual for them.
+    let sparse = mask(|d| d > 6 && (d % 7 == 2 || d % 7 == 4));
+    let p = people(&ids(1), &[sparse], 63);
+    assert_eq!(p.regular, 1);
+    assert!(p.lapsed.is_empty(), "{p:?}");
+}
+
+#[test]
+fn a_user_who_leaves_is_lapsed_and_named_once_gone_a_working_week() {
+    let mut masks = vec![daily_user(0); 9];
+    masks[3] = daily_user(8);
+    let p = people(&ids(9), &masks, 63);
+    assert_eq!(p.lapsed, vec![Lapse { user: "u3".into(), days: 8 }]);
+    assert_eq!(describe(&p.lapsed, 3), "u3 (8 days)");
+    // Gone only four days: not yet (a long weekend plus a day off looks the same).
+    masks[3] = daily_user(4);
+    assert!(people(&ids(9), &masks, 63).lapsed.is_empty());
+}
+
+#[test]
+fn half_a_team_away_together_is_away_not_lapsed_until_two_weeks_pass() {
+    // Ten daily users; five of them last seen on the same day, nine days ago.
+    let mut masks = vec![daily_user(0); 10];
+    for m in masks.iter_mut().take(5) {
+        *m = daily_user(9);
+    }
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!((p.away_together, p.lapsed.len()), (5, 0), "{p:?}");
+    assert_eq!(p.away_on[..9], [5; 9]);
+    assert_eq!(p.away_on[9], 0);
+    // Still gone after three weeks: they have left.
+    for m in masks.iter_mut().take(5) {
+        *m = daily_user(21);
+    }
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!((p.away_together, p.lapsed.len()), (0, 5));
+}
+
+#[test]
+fn a_whole_team_closure_is_away_together() {
+    let masks = vec![daily_user(8); 6];
+    let p = people(&ids(6), &masks, 63);
+    assert_eq!((p.regular, p.away_together, p.lapsed.len()), (6, 6, 0));
+}
+
+#[test]
+fn users_leaving_on_different_days_are_each_lapsed() {
+    let mut masks = vec![daily_user(0); 8];
+    masks[1] = daily_user(12);
+    masks[2] = daily_user(9);
+    masks[5] = daily_user(16);
+    let p = people(&ids(8), &masks, 63);
+    let who: Vec<_> = p.lapsed.iter().map(|l| (l.user.as_str(), l.days)).collect();
+    assert_eq!(who, [("u5", 16), ("u1", 12), ("u2", 9)], "longest gone first");
+    assert_eq!(describe(&p.lapsed, 2), "u5 (16 days), u1 (12 days), + 1 more");
+}
+
+#[test]
+fn the_champion_is_the_heaviest_user_and_their_absence_is_counted() {
+    let mut masks = vec![mask(|d| d % 7 == 3); 4];
+    masks[2] = mask(|d| d > 10);
+    let p = people(&ids(4), &masks, 63);
+    assert_eq!(p.champion, Some(("u2".into(), 10)));
+    assert!(p.champion_lapsed, "seen every day, gone ten: {p:?}");
+    // While they are still there, they are not lapsed.
+    masks[2] = mask(|_| true);
+    let p = people(&ids(4), &masks, 63);
+    assert_eq!((p.champion, p.champion_lapsed), (Some(("u2".into(), 0)), false));
+}
+
+#[test]
+fn regular_needs_weeks_of_history_and_new_users_need_an_older_account() {
+    // An account first seen 15 days ago: two full weeks, not enough to call anyone regular.
+    let p = people(&ids(2), &[daily_user(0), daily_user(0)], 15);
+    assert_eq!(p.regular, 0);
+    // A user first seen 3 days ago on an old account is new; on a week-old account nobody is.
+    let fresh = mask(|d| d <= 3);
+    assert_eq!(people(&ids(2), &[daily_user(0), fresh], 63).new_7d, 1);
+    assert_eq!(people(&ids(1), &[fresh], 6).new_7d, 0);
+}
