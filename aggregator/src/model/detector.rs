@@ -14,10 +14,14 @@
 //! - **Usual, per weekday:** the median of the same weekday in the 4 weeks before.
 //! - **Fixed while accumulating:** once the statistic is above 0 the usual is frozen at the
 //!   weeks before that day, so a slide does not drag its own reference down.
+//! - **Days are not independent:** one day adds at most 2 (odds of about 7 to 1), so a
+//!   threshold of h needs at least h / 2 days of shortfall, however large the account.
 //! - **Away together is not decline:** regular users away as a group (`people.rs`) lower the
 //!   day's expectation.
-//! - **A closure is not a slide:** a day at under a quarter of the usual (a holiday, an office
-//!   move) counts for nothing for up to a week running; a stop is `usage_stopped`'s to catch.
+//! - **A closure is not a slide:** a day at under a quarter of the usual (a public holiday and
+//!   its bridge day) counts for nothing for up to 2 days running. A longer absence of the whole
+//!   team counts as decline unless its regular users are away together (a team's holiday week
+//!   is one group last seen on one day, above): a stop is evidence from its third day.
 
 use super::people::active;
 
@@ -29,10 +33,15 @@ pub const RUN_DAYS: u32 = 28;
 const REF_WEEKS: u32 = 4;
 /// A day expected to have fewer active users than this says nothing either way.
 const MIN_EXPECTED: f64 = 0.5;
+/// No single day adds more than this (odds of e² ≈ 7 to 1): a team's days are not independent
+/// Poisson draws — half of it away on one day is one event, not thirty — so evidence must
+/// come from several days, which also gives a group away together (`people.rs`) the two days
+/// it takes to be recognised. A stop is `usage_stopped`'s to catch.
+const MAX_DAY_LLR: f64 = 2.0;
 /// A day at or under this share of its usual is a closure …
 const CLOSURE_SHARE: f64 = 0.25;
 /// … for up to this many days running.
-const CLOSURE_MAX_DAYS: u32 = 7;
+const CLOSURE_MAX_DAYS: u32 = 2;
 
 /// The detector's reading as of the pass's day.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,7 +108,7 @@ pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) 
         if (1..=CLOSURE_MAX_DAYS).contains(&closed) {
             continue;
         }
-        let llr = mu * (1.0 - RHO) + x * RHO.ln();
+        let llr = (mu * (1.0 - RHO) + x * RHO.ln()).min(MAX_DAY_LLR);
         let next = (s + llr).max(0.0);
         if s == 0.0 && next > 0.0 {
             since = Some(t);

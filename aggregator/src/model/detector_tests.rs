@@ -46,14 +46,21 @@ fn the_usual_is_fixed_while_evidence_accumulates() {
 }
 
 #[test]
-fn a_holiday_week_is_a_closure_and_the_week_after_it_brings_the_statistic_back() {
-    // Everyone away 6..=12 days ago, back since.
-    let daily = book(10, 2, |d, _| (6..=12).contains(&d).then_some(0));
+fn a_public_holiday_is_a_closure() {
+    // Nobody in on two weekdays 3 and 4 days ago (a holiday and its bridge day), back since.
+    let daily = book(10, 2, |d, _| (3..=4).contains(&d).then_some(0));
     assert!(statistic(&daily) < 1.0, "{}", statistic(&daily));
-    // The same week read as decline (no closures) would be strong evidence: that is what the
-    // closure rule prevents.
-    let during = book(10, 2, |d, _| (1..=7).contains(&d).then_some(1));
-    assert!(statistic(&during) < 1.0, "a closure in progress: {}", statistic(&during));
+}
+
+#[test]
+fn a_team_away_together_for_a_week_is_not_decline_but_a_stop_is() {
+    // Everyone (ten regular users) away together for the last 7 days, last seen on day 8.
+    let daily = book(10, 2, |d, _| (1..=7).contains(&d).then_some(0));
+    let away: Vec<u64> = (1..=63).map(|d| if d <= 7 { 10 } else { 0 }).collect();
+    let with_away = evidence(&daily, 10, &away, 63).unwrap().statistic;
+    // The same days without a group away: a stop, past its first two days evidence at 2 a day.
+    let stopped = evidence(&daily, 10, &[], 63).unwrap().statistic;
+    assert!(with_away < 1.0 && stopped > 5.0, "{with_away} vs {stopped}");
 }
 
 #[test]

@@ -20,13 +20,19 @@ pub const MIN_LAPSE_DAYS: u32 = 5;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
 /// missed day of a daily user is not a thousand-to-one event.
 const P_CAP: f64 = 0.9;
-/// Lapsed users who were last seen on the same day are away together (an offsite, a team's
-/// holiday), not leaving, when they are at least this many …
+/// Regular users absent together are away (an offsite, a team's holiday), not leaving, when
+/// they are at least this many …
 const COHORT_MIN: usize = 3;
 /// … and this share of the regular users …
 const COHORT_SHARE: f64 = 0.3;
 /// … for this many days at most: a team gone for longer than two weeks has gone.
 const COHORT_MAX_DAYS: u32 = 14;
+/// Members of a group are absent at least this many complete days …
+const COHORT_MIN_GAP: u32 = 2;
+/// … and were last seen within this many days of each other …
+const COHORT_SPREAD: u32 = 2;
+/// … each absence unlikely (under this chance) under the user's own weekday habit.
+const COHORT_P: f64 = 0.1;
 
 /// Whether the mask has the day `d` days before the pass's day.
 pub fn active(mask: u64, d: u32) -> bool {
@@ -108,6 +114,61 @@ fn habit(mask: u64, covered: u32) -> Option<Habit> {
     Some(Habit { gap, regular, chance, earlier_days })
 }
 
+/// A stretch of complete days a user was absent: the days `newest..=oldest` before the pass's
+/// day, after an active day and within the history (not the days before the user's first).
+struct Absence {
+    newest: u32,
+    oldest: u32,
+}
+
+impl Absence {
+    fn len(&self) -> u32 {
+        self.oldest - self.newest + 1
+    }
+
+    /// The active day before it, in days before the pass's day.
+    fn last_seen(&self) -> u32 {
+        self.oldest + 1
+    }
+
+    /// The chance of this absence under the user's weekday habit over the whole history: a
+    /// weekly user's six days between visits are no absence at all.
+    fn chance(&self, mask: u64, covered: u32) -> f64 {
+        let mut seen = [0u32; 7];
+        let mut days = [0u32; 7];
+        for d in 1..=covered.min(63) {
+            days[(d % 7) as usize] += 1;
+            seen[(d % 7) as usize] += active(mask, d) as u32;
+        }
+        (self.newest..=self.oldest)
+            .map(|d| {
+                let i = (d % 7) as usize;
+                1.0 - (seen[i] as f64 / days[i].max(1) as f64).min(P_CAP)
+            })
+            .product()
+    }
+}
+
+fn absences(mask: u64, covered: u32) -> Vec<Absence> {
+    let last = covered.min(63);
+    let mut out = Vec::new();
+    let mut d = 1;
+    while d <= last {
+        if active(mask, d) {
+            d += 1;
+            continue;
+        }
+        let newest = d;
+        while d <= last && !active(mask, d) {
+            d += 1;
+        }
+        if d <= last {
+            out.push(Absence { newest, oldest: d - 1 });
+        }
+    }
+    out
+}
+
 /// The people of one account from its users' ids and masks (same order), whose history covers
 /// `covered` complete days before the pass's day (days since first seen, at most 63).
 pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
@@ -132,18 +193,37 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
             out.new_7d += 1;
         }
     }
-    // Cohorts: lapsed users sharing their last day, many of them, not for long.
-    let cohort = |gap: u32| {
-        let size = lapsed.iter().filter(|(_, h)| h.gap == gap).count();
-        gap <= COHORT_MAX_DAYS && size >= COHORT_MIN && size as f64 >= COHORT_SHARE * out.regular as f64
-    };
-    let (away, gone): (Vec<_>, Vec<_>) = lapsed.iter().partition(|(_, h)| cohort(h.gap));
-    out.away_together = away.len() as u64;
-    for (_, h) in &away {
-        for d in 1..=h.gap {
+    // Groups: regular users absent for 2–14 days (each absence unlikely under their own habit)
+    // whose last days lie within two days of each other (a team's week away starts on one day,
+    // give or take who came in on the Friday), many of them. Past groups as well as the current one: the detector re-reads every day of
+    // its run, and a week away that is over was no decline either.
+    let runs: Vec<(usize, Absence)> = habits
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.as_ref().is_some_and(|h| h.regular))
+        .flat_map(|(i, _)| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
+        .filter(|(i, a)| {
+            (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(masks[*i], covered) < COHORT_P
+        })
+        .collect();
+    let mut away_now = vec![false; masks.len()];
+    for (i, run) in &runs {
+        let mut with: Vec<usize> = runs
+            .iter()
+            .filter(|(_, r)| r.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
+            .map(|(j, _)| *j)
+            .collect();
+        with.dedup();
+        if with.len() < COHORT_MIN || (with.len() as f64) < COHORT_SHARE * out.regular as f64 {
+            continue;
+        }
+        for d in run.newest..=run.oldest {
             out.away_on[(d - 1) as usize] += 1;
         }
+        away_now[*i] |= run.newest == 1 && !active(masks[*i], 0);
     }
+    out.away_together = away_now.iter().filter(|&&a| a).count() as u64;
+    let gone: Vec<&(usize, &Habit)> = lapsed.iter().filter(|(i, _)| !away_now[*i]).collect();
     let mut gone: Vec<Lapse> = gone.iter().map(|(i, h)| Lapse { user: ids[*i].clone(), days: h.gap }).collect();
     gone.sort_by(|a, b| b.days.cmp(&a.days).then(a.user.cmp(&b.user)));
     out.lapsed = gone;

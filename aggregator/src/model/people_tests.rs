@@ -68,6 +68,25 @@ fn half_a_team_away_together_is_away_not_lapsed_until_two_weeks_pass() {
 }
 
 #[test]
+fn a_group_last_seen_within_two_days_is_away_from_its_third_day() {
+    // Ten daily users; four last seen 3, 4, 4 and 5 days ago: not lapsed yet, already a group.
+    let mut masks = vec![daily_user(0); 10];
+    for (m, gap) in masks.iter_mut().zip([3, 4, 4, 5]) {
+        *m = daily_user(gap);
+    }
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!((p.away_together, p.lapsed.len()), (4, 0), "{p:?}");
+    assert_eq!(p.away_on[..5], [4, 4, 4, 3, 1]);
+    // Spread over more days (3, 6, 9): three people leaving, not a group.
+    for (m, gap) in masks.iter_mut().zip([3, 6, 9]) {
+        *m = daily_user(gap);
+    }
+    masks[3] = daily_user(0);
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!(p.away_together, 0, "{p:?}");
+}
+
+#[test]
 fn a_whole_team_closure_is_away_together() {
     let masks = vec![daily_user(8); 6];
     let p = people(&ids(6), &masks, 63);
@@ -108,4 +127,22 @@ fn regular_needs_weeks_of_history_and_new_users_need_an_older_account() {
     let fresh = mask(|d| d <= 3);
     assert_eq!(people(&ids(2), &[daily_user(0), fresh], 63).new_7d, 1);
     assert_eq!(people(&ids(1), &[fresh], 6).new_7d, 0);
+}
+
+#[test]
+fn a_group_week_away_that_is_over_still_counts_on_its_days() {
+    // Ten daily users; five away together 10..=16 days ago, back since.
+    let mut masks = vec![daily_user(0); 10];
+    for m in masks.iter_mut().take(5) {
+        *m = mask(|d| !(10..=16).contains(&d) && weekday(d));
+    }
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!((p.away_together, p.lapsed.len()), (0, 0), "{p:?}");
+    assert_eq!(p.away_on[9..16], [5; 7]);
+    assert_eq!((p.away_on[8], p.away_on[16]), (0, 0));
+    // The detector re-reads those days expecting half the team: no decline.
+    let daily = crate::model::detector::daily_users(&masks);
+    let read = crate::model::detector::evidence(&daily, p.regular, &p.away_on, 63).unwrap();
+    let blind = crate::model::detector::evidence(&daily, p.regular, &[], 63).unwrap();
+    assert!(read.statistic < 1.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
 }

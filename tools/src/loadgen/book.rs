@@ -1,6 +1,6 @@
 //! The simulated book of business: accounts with contracts, seats and users, each following a
 //! story a CSM would recognise (docs/SIGNAL.md lists them) — healthy ones (steady, growing,
-//! onboarding, tiny, seasonal, a one-week dip) and at-risk ones (a slide, a cliff, a promoter
+//! onboarding, tiny, seasonal, a week half the team is away together) and at-risk ones (a slide, a cliff, a promoter
 //! whose use fades, gone dormant) — with the ground truth of what the simulation does to each.
 //! Deterministic: the same seed always gives the same book and the same events.
 
@@ -117,6 +117,9 @@ pub struct User {
     /// First and last day (inclusive) the user is active at all.
     pub from: NaiveDate,
     pub until: Option<NaiveDate>,
+    /// Dip: one of the group away together during the quiet week (an offsite, a team's
+    /// holiday); the others carry on as usual.
+    pub away: bool,
 }
 
 /// One simulated account and its ground truth (serialised into the truth JSON).
@@ -135,11 +138,11 @@ pub struct Account {
     pub decline_onset: Option<NaiveDate>,
     /// Slide, cliff, happy fader: the day the account cancels (may lie after today).
     pub churn_date: Option<NaiveDate>,
-    /// Dip: the quiet week.
+    /// Dip: the week half or more of the team is away together.
     pub dip: Option<Span>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slide_style: Option<SlideStyle>,
-    /// The multiplier of every user's chance during the dip / after a cliff.
+    /// The multiplier of every user's chance after a cliff.
     #[serde(skip)]
     pub level: f64,
     /// Seasonal: the busy week starts on this day of each month.
@@ -157,6 +160,11 @@ pub struct Account {
 impl Account {
     pub fn at_risk(&self) -> bool {
         self.kind.at_risk()
+    }
+
+    /// Whether `user` is away with the group on `day` (a dip).
+    pub fn away(&self, user: &User, day: NaiveDate) -> bool {
+        user.away && self.dip.is_some_and(|d| d.contains(day))
     }
 
     /// Whether the account has cancelled by `day`: nothing is sent from then on.
@@ -177,7 +185,6 @@ impl Account {
             return 0.0;
         }
         let story = match self.kind {
-            Kind::Dip if self.dip.is_some_and(|d| d.contains(day)) => self.level,
             Kind::Seasonal if weekend => return 0.02,
             Kind::Seasonal => {
                 let busy = (self.busy_day..self.busy_day + 7).contains(&day.day());

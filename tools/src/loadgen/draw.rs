@@ -149,7 +149,6 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
         _ => SlideStyle::Leave,
     });
     let level = match kind {
-        Kind::Dip => 0.1 + 0.15 * rng.unit(),
         Kind::Cliff => 0.03 + 0.07 * rng.unit(),
         _ => 1.0,
     };
@@ -158,6 +157,8 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
         _ => ((seats as f64 * adoption).round() as u32).max(2),
     };
     let ramp = rng.range_i(28, 56);
+    // A dip: 50–70 % of the team away together for the week.
+    let away = (kind == Kind::Dip).then(|| ((user_count as f64 * (0.5 + 0.2 * rng.unit())).round() as u32).max(1));
     let before = day(first_day, -1);
     let window = (today - first_day).num_days();
     let users = (0..user_count)
@@ -177,7 +178,13 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
                 (Some(SlideStyle::Leave), _, Some(c)) => Some(c),
                 _ => until,
             };
-            User { id: format!("{id}-user{:03}", u + 1), daily: 0.35 + 0.55 * rng.unit(), from, until }
+            User {
+                id: format!("{id}-user{:03}", u + 1),
+                daily: 0.35 + 0.55 * rng.unit(),
+                from,
+                until,
+                away: away.is_some_and(|k| u < k),
+            }
         })
         .collect();
     Account {

@@ -21,7 +21,9 @@ fn the_shipped_rules_parse() {
             "no_login_14d",
             "onboarding_not_activated",
             "low_seats_before_renewal",
-            "detractor_with_falling_use"
+            "detractor_with_falling_use",
+            "usage_declining",
+            "users_lapsing"
         ]
     );
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
@@ -32,7 +34,7 @@ fn the_shipped_rules_parse() {
         ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
     assert_eq!(rules[4].cooldown, Duration::from_secs(7 * 86_400));
-    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 6));
+    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 7));
     assert_eq!(rules[0].resolve_after, Duration::from_secs(7 * 86_400));
 }
 
