@@ -308,7 +308,7 @@ catalogue! {
         champion_days_absent: Option<u32>, metric, "complete days since the champion was last seen (0: yesterday or today)";
         champion_lapsed: Option<u8>, metric, "1 when the champion is a lapsed regular user (as above), else 0; NULL without a champion";
         new_users_7d: u64, metric, "users first seen in the 7 days ending on `as_of` (0 while the account is under 8 days old)";
-        decline_evidence: Option<f64>, metric, "the decline detector's statistic: a one-sided CUSUM of Poisson log-likelihood ratios of daily active users against the weekday's usual, frozen while it accumulates (7 ≈ odds of 1,000 to 1 that use fell to 70 % of the usual); NULL under 5 weeks of history";
+        decline_evidence: Option<f64>, metric, "the decline detector's statistic: a one-sided CUSUM of Poisson log-likelihood ratios of daily active users against each weekday's usual in the 4 weeks before its 28-day run (7 ≈ odds of 1,000 to 1 that use fell to 70 % of the usual); NULL under 5 weeks of history";
         decline_started: Option<u16>, column, "the day the detector's current accumulation began (NULL when `decline_evidence` is 0)";
     }
 }

@@ -12,13 +12,14 @@
 //! (h = 7: about 1,000 to 1), and the threshold is picked by calibration (`signal --calibrate`).
 //!
 //! - **Usual, per weekday:** the median of the same weekday in the 4 weeks before.
-//! - **Fixed while accumulating:** once the statistic is above 0 the usual is frozen at the
-//!   weeks before that day, so a slide does not drag its own reference down.
+//! - **Fixed for the run:** the usual is that of the 4 weeks before the 28 days the statistic
+//!   runs over, so a slide does not drag its own reference down — not even after a good day
+//!   has brought the statistic back to 0.
 //! - **Days are not independent:** one day adds at most 2 (odds of about 7 to 1), so a
 //!   threshold of h needs at least h / 2 days of shortfall, however large the account.
 //! - **Away together is not decline:** regular users away as a group (`people.rs`) lower the
 //!   day's expectation.
-//! - **A closure is not a slide:** a day at under a quarter of the usual (a public holiday and
+//! - **A closure is not a slide:** a day at under a tenth of the usual (a public holiday and
 //!   its bridge day) counts for nothing for up to 2 days running. A longer absence of the whole
 //!   team counts as decline unless its regular users are away together (a team's holiday week
 //!   is one group last seen on one day, above): a stop is evidence from its third day.
@@ -38,8 +39,9 @@ const MIN_EXPECTED: f64 = 0.5;
 /// come from several days, which also gives a group away together (`people.rs`) the two days
 /// it takes to be recognised. A stop is `usage_stopped`'s to catch.
 const MAX_DAY_LLR: f64 = 2.0;
-/// A day at or under this share of its usual is a closure …
-const CLOSURE_SHARE: f64 = 0.25;
+/// A day at or under this share of its usual is a closure (a tenth: on a 7-person account only
+/// a day with nobody — a slide's worst days, one person of seven, are its evidence) …
+const CLOSURE_SHARE: f64 = 0.1;
 /// … for up to this many days running.
 const CLOSURE_MAX_DAYS: u32 = 2;
 
@@ -92,11 +94,11 @@ pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) 
         return None;
     }
     let (mut s, mut since, mut closed) = (0.0f64, None, 0u32);
-    let mut usual = usual_before(daily, start);
+    // One usual for the whole run, from the 4 weeks before it: a reference that moved on
+    // whenever the statistic touched 0 (one good day in a slide) would soon be made of the
+    // slide itself and read the rest of it as normal.
+    let usual = usual_before(daily, start);
     for t in (1..=start).rev() {
-        if s == 0.0 {
-            usual = usual_before(daily, t);
-        }
         let away = away_on.get(t as usize - 1).copied().unwrap_or(0);
         let share_here = if regular > 0 { 1.0 - (away as f64 / regular as f64).min(1.0) } else { 1.0 };
         let mu = usual[(t % 7) as usize] * share_here;

@@ -91,3 +91,17 @@ fn too_little_history_has_no_reading() {
     assert_eq!(daily_users(&[u64::MAX, 1 << 63])[0], 2);
     assert_eq!(daily_users(&[u64::MAX, 1 << 63])[1], 1);
 }
+
+#[test]
+fn a_good_day_inside_a_slide_does_not_move_its_reference() {
+    // Weekdays at 10, then at 6 for the last 21 days but for one very busy day (40) 9 days ago,
+    // which brings the statistic back to 0. What follows is still measured against 10: a
+    // reference taken afresh then would be half slide (a median of 8) and see little.
+    let daily = book(10, 2, |d, u| match d {
+        9 => Some(40),
+        _ if d <= 21 && d % 7 > 1 => Some(6),
+        _ => Some(u),
+    });
+    let e = evidence(&daily, 0, &[], 63).unwrap();
+    assert!(e.statistic > 3.5 && e.since.is_some_and(|s| s < 9), "{e:?}");
+}

@@ -23,7 +23,7 @@ pub enum Kind {
     Tiny,
     /// Weekends near zero and one busy week a month.
     Seasonal,
-    /// One quiet week (a holiday) at 10–25 % of usual activity, normal before and after.
+    /// Half of the team (50–70 % of the users) away together for one week; the rest as usual.
     Dip,
     /// Use falls over 14–42 days until the churn date.
     Slide,

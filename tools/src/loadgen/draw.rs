@@ -50,7 +50,7 @@ const SHARES: [(Kind, u64); 10] = [
 /// The fixed demo accounts: kind and, for the at-risk ones, (onset, churn) in days from today.
 /// acme slides fast this week; wayne and tyrell (a promoter) fade over three weeks; cyberdyne
 /// fell off a cliff and churned; umbrella went dormant; stark (steady) is in its renewal window
-/// with few seats used; wonka had a holiday week.
+/// with few seats used; half of wonka's team was away for a week.
 fn fixed(i: usize) -> Option<(Kind, Option<(i64, i64)>)> {
     Some(match i {
         0 => (Kind::Slide, Some((-10, 3))),
