@@ -9,7 +9,7 @@
 # Limit, found 2026-12-03: librdkafka clients hang under libfaketime 0.9.10 on these machines (a
 # produce or a consumer poll never returns, with or without FAKETIME_FORCE_MONOTONIC_FIX or a
 # faked monotonic clock), so the tests that talk to the broker cannot run at a moved clock here;
-# the unit tests (180) pass at 00:30 and 23:30. Those suites get their clock injected instead
+# the unit tests (203) pass at 00:30 and 23:30. Those suites get their clock injected instead
 # (schemas::runtime::Clock, data placed relative to a fixed evaluation time).
 #
 # The clock is moved by a fixed offset (not frozen) for every program cargo runs — the test

@@ -33,6 +33,8 @@ const COHORT_MIN_GAP: u32 = 2;
 const COHORT_SPREAD: u32 = 2;
 /// … each absence unlikely (under this chance) under the user's own weekday habit.
 const COHORT_P: f64 = 0.1;
+/// … while the others were active on at least this share of the days their habit expects.
+const OTHERS_SHARE: f64 = 0.7;
 
 /// Whether the mask has the day `d` days before the pass's day.
 pub fn active(mask: u64, d: u32) -> bool {
@@ -131,22 +133,22 @@ impl Absence {
         self.oldest + 1
     }
 
-    /// The chance of this absence under the user's weekday habit over the whole history: a
-    /// weekly user's six days between visits are no absence at all.
-    fn chance(&self, mask: u64, covered: u32) -> f64 {
-        let mut seen = [0u32; 7];
-        let mut days = [0u32; 7];
-        for d in 1..=covered.min(63) {
-            days[(d % 7) as usize] += 1;
-            seen[(d % 7) as usize] += active(mask, d) as u32;
-        }
-        (self.newest..=self.oldest)
-            .map(|d| {
-                let i = (d % 7) as usize;
-                1.0 - (seen[i] as f64 / days[i].max(1) as f64).min(P_CAP)
-            })
-            .product()
+    /// The chance of this absence under the user's weekday habit (`rates`, from
+    /// [`weekday_rates`]): a weekly user's six days between visits are no absence at all.
+    fn chance(&self, rates: &[f64; 7]) -> f64 {
+        (self.newest..=self.oldest).map(|d| 1.0 - rates[(d % 7) as usize]).product()
     }
+}
+
+/// A user's share of active days per weekday over the whole history, capped at [`P_CAP`].
+fn weekday_rates(mask: u64, covered: u32) -> [f64; 7] {
+    let mut seen = [0u32; 7];
+    let mut days = [0u32; 7];
+    for d in 1..=covered.min(63) {
+        days[(d % 7) as usize] += 1;
+        seen[(d % 7) as usize] += active(mask, d) as u32;
+    }
+    std::array::from_fn(|i| (seen[i] as f64 / days[i].max(1) as f64).min(P_CAP))
 }
 
 fn absences(mask: u64, covered: u32) -> Vec<Absence> {
@@ -197,14 +199,29 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     // whose last days lie within two days of each other (a team's week away starts on one day,
     // give or take who came in on the Friday), many of them. Past groups as well as the current one: the detector re-reads every day of
     // its run, and a week away that is over was no decline either.
+    let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, covered)).collect();
+    let regular: Vec<usize> = (0..masks.len()).filter(|&i| habits[i].as_ref().is_some_and(|h| h.regular)).collect();
+    // The rest of the team carried on as usual on the group's days: in a fade everybody comes
+    // in less and many absences line up by chance; a group away leaves the others at work.
+    let others_at_work = |run: &Absence, with: &[usize]| {
+        let (mut expected, mut seen) = (0.0, 0u32);
+        // Those absent on all of its days are away too (just with a habit that makes it less
+        // telling), not the others at work.
+        let days = run.newest..=run.oldest;
+        for &j in regular.iter().filter(|j| !with.contains(j) && days.clone().any(|d| active(masks[**j], d))) {
+            for d in days.clone() {
+                expected += rates[j][(d % 7) as usize];
+                seen += active(masks[j], d) as u32;
+            }
+        }
+        expected < 1.0 || seen as f64 >= OTHERS_SHARE * expected
+    };
     let runs: Vec<(usize, Absence)> = habits
         .iter()
         .enumerate()
         .filter(|(_, h)| h.as_ref().is_some_and(|h| h.regular))
         .flat_map(|(i, _)| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
-        .filter(|(i, a)| {
-            (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(masks[*i], covered) < COHORT_P
-        })
+        .filter(|(i, a)| (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i]) < COHORT_P)
         .collect();
     let mut away_now = vec![false; masks.len()];
     for (i, run) in &runs {
@@ -214,7 +231,10 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
             .map(|(j, _)| *j)
             .collect();
         with.dedup();
-        if with.len() < COHORT_MIN || (with.len() as f64) < COHORT_SHARE * out.regular as f64 {
+        if with.len() < COHORT_MIN
+            || (with.len() as f64) < COHORT_SHARE * out.regular as f64
+            || !others_at_work(run, &with)
+        {
             continue;
         }
         for d in run.newest..=run.oldest {

@@ -146,3 +146,22 @@ fn a_group_week_away_that_is_over_still_counts_on_its_days() {
     let blind = crate::model::detector::evidence(&daily, p.regular, &[], 63).unwrap();
     assert!(read.statistic < 1.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
 }
+
+#[test]
+fn absences_lined_up_while_the_rest_come_in_less_are_a_fade_not_a_group() {
+    // Ten daily users. Four last seen 6 days ago; the other six came in every other day since
+    // (one day on, one off, staggered): the whole team is fading, nobody is away together.
+    let mut masks: Vec<u64> = (0..10u32).map(|j| mask(move |d| weekday(d) && (d > 6 || (d + j) % 2 == 0))).collect();
+    for m in masks.iter_mut().take(4) {
+        *m = daily_user(6);
+    }
+    let p = people(&ids(10), &masks, 63);
+    assert_eq!(p.away_together, 0, "{p:?}");
+    assert_eq!(p.away_on[..5], [0; 5], "{p:?}");
+    assert_eq!(p.lapsed.len(), 4, "{p:?}");
+    // The same four away while the six others carry on: a group.
+    for m in masks.iter_mut().skip(4) {
+        *m = daily_user(0);
+    }
+    assert_eq!(people(&ids(10), &masks, 63).away_together, 4);
+}
