@@ -44,7 +44,7 @@ pub struct Baseline {
     pub z: Option<f64>,
 }
 
-fn median(values: &mut [u64]) -> f64 {
+pub(super) fn median(values: &mut [u64]) -> f64 {
     values.sort_unstable();
     let n = values.len();
     if n % 2 == 1 {

@@ -22,8 +22,10 @@
 //! - **A closure is not a slide:** a day at under a tenth of the usual (a public holiday and
 //!   its bridge day) counts for nothing for up to 2 days running. A longer absence of the whole
 //!   team counts as decline unless its regular users are away together (a team's holiday week
-//!   is one group last seen on one day, above): a stop is evidence from its third day.
+//!   is one group, last seen within two days of each other): a stop is evidence from its
+//!   third day.
 
+use super::baseline::median;
 use super::people::active;
 
 /// The fall the detector looks for: use at 70 % of the usual.
@@ -66,21 +68,15 @@ pub fn daily_users(masks: &[u64]) -> [u64; 64] {
     out
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// The usual of each weekday (by `d % 7`) from the `REF_WEEKS` weeks before day `t`.
 fn usual_before(daily: &[u64; 64], t: u32) -> [f64; 7] {
     let mut out = [0.0; 7];
     for j in t + 1..=t + 7 {
-        out[(j % 7) as usize] = median((0..REF_WEEKS).map(|k| daily[(j + 7 * k) as usize] as f64).collect());
+        let mut same_weekday = [0u64; REF_WEEKS as usize];
+        for (k, n) in same_weekday.iter_mut().enumerate() {
+            *n = daily[(j + 7 * k as u32) as usize];
+        }
+        out[(j % 7) as usize] = median(&mut same_weekday);
     }
     out
 }

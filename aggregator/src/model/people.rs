@@ -56,7 +56,7 @@ pub struct People {
     pub regular: u64,
     /// Regular users gone far longer than their habit makes likely, longest gone first.
     pub lapsed: Vec<Lapse>,
-    /// Regular users away together with others (same last day, under two weeks): not lapsed.
+    /// Regular users away now as part of a group (see [`people`]): not lapsed.
     pub away_together: u64,
     /// The heaviest user of the weeks before the current one, and their absence in complete days.
     pub champion: Option<(String, u32)>,
@@ -96,22 +96,9 @@ fn habit(mask: u64, covered: u32) -> Option<Habit> {
         .collect();
     let regular =
         weeks.len() >= MIN_WEEKS && weeks.iter().filter(|&&a| a).count() as f64 >= REGULAR_SHARE * weeks.len() as f64;
-    // Daily chance per weekday (days d and d + 7 share one), from the days before the absence.
-    let mut seen = [0u32; 7];
-    let mut days = [0u32; 7];
-    for d in before {
-        days[(d % 7) as usize] += 1;
-        seen[(d % 7) as usize] += active(mask, d) as u32;
-    }
-    let p = |d: u32| {
-        let i = (d % 7) as usize;
-        if days[i] == 0 {
-            0.0
-        } else {
-            (seen[i] as f64 / days[i] as f64).min(P_CAP)
-        }
-    };
-    let chance = (1..=gap).map(|d| 1.0 - p(d)).product();
+    // Daily chance per weekday, from the days before the absence.
+    let rates = weekday_rates(mask, before);
+    let chance = (1..=gap).map(|d| 1.0 - rates[(d % 7) as usize]).product();
     let earlier_days = (8..64).filter(|&d| active(mask, d)).count() as u32;
     Some(Habit { gap, regular, chance, earlier_days })
 }
@@ -133,22 +120,24 @@ impl Absence {
         self.oldest + 1
     }
 
-    /// The chance of this absence under the user's weekday habit (`rates`, from
-    /// [`weekday_rates`]): a weekly user's six days between visits are no absence at all.
+    /// The chance of this absence under the user's weekday habit over the whole history
+    /// (`rates`, from [`weekday_rates`]): a weekly user's six days between visits are no
+    /// absence at all.
     fn chance(&self, rates: &[f64; 7]) -> f64 {
         (self.newest..=self.oldest).map(|d| 1.0 - rates[(d % 7) as usize]).product()
     }
 }
 
-/// A user's share of active days per weekday over the whole history, capped at [`P_CAP`].
-fn weekday_rates(mask: u64, covered: u32) -> [f64; 7] {
+/// A user's share of active days per weekday (days d and d + 7 share one) over `days`, capped
+/// at [`P_CAP`]; 0 for a weekday `days` does not hold.
+fn weekday_rates(mask: u64, days: std::ops::RangeInclusive<u32>) -> [f64; 7] {
     let mut seen = [0u32; 7];
-    let mut days = [0u32; 7];
-    for d in 1..=covered.min(63) {
-        days[(d % 7) as usize] += 1;
+    let mut total = [0u32; 7];
+    for d in days {
+        total[(d % 7) as usize] += 1;
         seen[(d % 7) as usize] += active(mask, d) as u32;
     }
-    std::array::from_fn(|i| (seen[i] as f64 / days[i].max(1) as f64).min(P_CAP))
+    std::array::from_fn(|i| (seen[i] as f64 / total[i].max(1) as f64).min(P_CAP))
 }
 
 fn absences(mask: u64, covered: u32) -> Vec<Absence> {
@@ -177,14 +166,13 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     let mut out = People { away_on: vec![0; 63], ..People::default() };
     let mut lapsed: Vec<(usize, &Habit)> = Vec::new();
     let habits: Vec<Option<Habit>> = masks.iter().map(|&m| habit(m, covered)).collect();
+    let regular: Vec<usize> = (0..masks.len()).filter(|&i| habits[i].as_ref().is_some_and(|h| h.regular)).collect();
+    out.regular = regular.len() as u64;
     let mut champion: Option<(usize, u32)> = None;
     for (i, h) in habits.iter().enumerate() {
         let Some(h) = h else { continue };
-        if h.regular {
-            out.regular += 1;
-            if h.gap >= MIN_LAPSE_DAYS && h.chance < LAPSE_P {
-                lapsed.push((i, h));
-            }
+        if h.regular && h.gap >= MIN_LAPSE_DAYS && h.chance < LAPSE_P {
+            lapsed.push((i, h));
         }
         let heavier = champion.is_none_or(|(c, days)| (h.earlier_days, &ids[c]) > (days, &ids[i]));
         if h.earlier_days > 0 && heavier {
@@ -197,10 +185,10 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     }
     // Groups: regular users absent for 2–14 days (each absence unlikely under their own habit)
     // whose last days lie within two days of each other (a team's week away starts on one day,
-    // give or take who came in on the Friday), many of them. Past groups as well as the current one: the detector re-reads every day of
-    // its run, and a week away that is over was no decline either.
-    let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, covered)).collect();
-    let regular: Vec<usize> = (0..masks.len()).filter(|&i| habits[i].as_ref().is_some_and(|h| h.regular)).collect();
+    // give or take who came in on the Friday), many of them. Past groups as well as the current
+    // one: the detector re-reads every day of its run, and a week away that is over was no
+    // decline either.
+    let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, 1..=covered.min(63))).collect();
     // The rest of the team carried on as usual on the group's days: in a fade everybody comes
     // in less and many absences line up by chance; a group away leaves the others at work.
     let others_at_work = |run: &Absence, with: &[usize]| {
@@ -216,11 +204,9 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
         }
         expected < 1.0 || seen as f64 >= OTHERS_SHARE * expected
     };
-    let runs: Vec<(usize, Absence)> = habits
+    let runs: Vec<(usize, Absence)> = regular
         .iter()
-        .enumerate()
-        .filter(|(_, h)| h.as_ref().is_some_and(|h| h.regular))
-        .flat_map(|(i, _)| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
+        .flat_map(|&i| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
         .filter(|(i, a)| (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i]) < COHORT_P)
         .collect();
     let mut away_now = vec![false; masks.len()];
@@ -230,7 +216,7 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
             .filter(|(_, r)| r.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
             .map(|(j, _)| *j)
             .collect();
-        with.dedup();
+        with.dedup(); // `runs` holds each user's absences next to each other
         if with.len() < COHORT_MIN
             || (with.len() as f64) < COHORT_SHARE * out.regular as f64
             || !others_at_work(run, &with)
