@@ -75,7 +75,7 @@ async fn replay_evaluator<S: AlertSink>(
     let metrics = Arc::new(crate::telemetry::Telemetry::new());
     let ownership = Arc::new(Ownership::fixed(partitions));
     let sink = sink(&Store::new(warehouse.clone()));
-    Ok(Evaluator::new(cfg, rules, warehouse, sink, metrics, ownership))
+    Ok(Evaluator::new(cfg, rules, warehouse, sink, metrics, ownership).replaying())
 }
 
 /// Every alert record `rules` would have produced between `from` and `to` (inclusive), in

@@ -188,6 +188,16 @@ impl<S: AlertSink> Evaluator<S> {
         }
     }
 
+    /// An evaluator for a replay: every account is judged on every day, none held back as
+    /// settling. The history a replay reads has arrived; a replay whose last day is today, run
+    /// right after an import, held back the accounts imported last and so disagreed with the
+    /// live evaluator once they settled (signal: acct-00114's second lapsed user, seen live on
+    /// the last day and never in the replay).
+    pub fn replaying(mut self) -> Self {
+        self.settle_secs = 0;
+        self
+    }
+
     /// The sink (a test reads what a [`crate::evaluate::sink::CollectingSink`] collected).
     pub fn sink(&self) -> &S {
         &self.sink
@@ -561,5 +571,9 @@ mod tests {
         // Live traffic (its newest event minutes old) is never held back.
         let (held, settled) = ev.settling_of(&[LifetimeRow::stored("live", clock - 60, clock)], clock, now);
         assert!(held.is_empty() && settled.is_empty());
+        // A replay of today judges the import stored this second.
+        let mut replay = ev.replaying();
+        let (held, _) = replay.settling_of(&importing(clock), clock, now);
+        assert!(held.is_empty(), "a replay holds nothing back");
     }
 }

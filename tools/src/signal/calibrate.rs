@@ -30,11 +30,16 @@ impl Series {
         Self { metric: metric.to_owned(), days: BTreeMap::new() }
     }
 
-    /// Takes in one replayed day's metrics rows.
+    /// Takes in one replayed day's metrics rows. A name led by `-` reads the metric negated, for
+    /// statistics where lower is worse (`-health_score`): an alarm is still an upcrossing.
     pub fn add(&mut self, day: NaiveDate, rows: &[MetricsRow]) {
-        let Some(metric) = Metric::named(&self.metric) else { return };
+        let (name, sign) = match self.metric.strip_prefix('-') {
+            Some(name) => (name, -1.0),
+            None => (self.metric.as_str(), 1.0),
+        };
+        let Some(metric) = Metric::named(name) else { return };
         for r in rows {
-            self.days.entry(r.account_id.clone()).or_default().push((day, metric.read(r)));
+            self.days.entry(r.account_id.clone()).or_default().push((day, metric.read(r).map(|v| v * sign)));
         }
     }
 }
