@@ -44,8 +44,13 @@ const MAX_DAY_LLR: f64 = 2.0;
 /// A day at or under this share of its usual is a closure (a tenth: on a 7-person account only
 /// a day with nobody — a slide's worst days, one person of seven, are its evidence) …
 const CLOSURE_SHARE: f64 = 0.1;
-/// … for up to this many days running.
+/// … for up to this many days running …
 const CLOSURE_MAX_DAYS: u32 = 2;
+/// … on a day expected to have at least this many users, where nobody coming in is not
+/// chance (e^−5 < 1 %). On a smaller account an empty day is ordinary, and a fading small
+/// account's empty days are most of its evidence: skipped as closures, a three-person account
+/// fading to nothing gathered under 1 in 24 days (loadgen's `wayne`).
+const CLOSURE_MIN_EXPECTED: f64 = 5.0;
 
 /// The detector's reading as of the pass's day.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,7 +107,7 @@ pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) 
         if mu < MIN_EXPECTED {
             continue;
         }
-        closed = if x <= CLOSURE_SHARE * mu { closed + 1 } else { 0 };
+        closed = if mu >= CLOSURE_MIN_EXPECTED && x <= CLOSURE_SHARE * mu { closed + 1 } else { 0 };
         if (1..=CLOSURE_MAX_DAYS).contains(&closed) {
             continue;
         }

@@ -84,6 +84,16 @@ fn a_tiny_account_needs_weeks_of_evidence_not_one_quiet_day() {
 }
 
 #[test]
+fn a_small_account_fading_is_seen_in_its_empty_days() {
+    // Two users on a usual weekday; for three weeks every other weekday nobody, the rest one.
+    let fading = book(2, 0, |d, _| (d <= 21 && d % 7 > 1).then_some(u64::from(d % 2)));
+    assert!(statistic(&fading) > 5.0, "{}", statistic(&fading));
+    // On a large account a day with nobody is still a closure.
+    let holiday = book(10, 2, |d, _| (d == 3).then_some(0));
+    assert!(statistic(&holiday) < 1.0, "{}", statistic(&holiday));
+}
+
+#[test]
 fn too_little_history_has_no_reading() {
     let daily = book(10, 2, |_, _| None);
     assert_eq!(evidence(&daily, 0, &[], 28), None);

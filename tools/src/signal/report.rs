@@ -59,6 +59,11 @@ pub fn table(s: &Scores) -> String {
         let shown: Vec<&str> = s.healthy_red_ids.iter().take(10).map(String::as_str).collect();
         let _ = writeln!(w, "    e.g. {}", shown.join(", "));
     }
+    let _ = writeln!(w, "  red with an open alert   {}", share(&s.red_alerted));
+    if !s.red_silent_ids.is_empty() {
+        let shown: Vec<&str> = s.red_silent_ids.iter().take(10).map(String::as_str).collect();
+        let _ = writeln!(w, "    without: {}", shown.join(", "));
+    }
     let _ = writeln!(w, "\nFiring records per rule ({} in all, {} resolutions)", s.firings, s.resolutions);
     for (rule, n) in &s.firings_per_rule {
         let _ = writeln!(w, "  {rule:<28} {n:>6}");

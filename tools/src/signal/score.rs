@@ -109,6 +109,10 @@ pub struct Scores {
     /// Healthy accounts red at the end (`count`), with their ids.
     pub healthy_red: Share,
     pub healthy_red_ids: Vec<String>,
+    /// Red accounts at the end with an open alert (issue 21: health and alerts agree), and the
+    /// ids of those without one.
+    pub red_alerted: Share,
+    pub red_silent_ids: Vec<String>,
     /// Firing records per rule, and in all.
     pub firings_per_rule: BTreeMap<String, usize>,
     pub firings: usize,
@@ -249,6 +253,9 @@ pub fn score(
         .collect();
     let healthy_red_ids: Vec<String> =
         truth.iter().filter(|t| !t.kind.at_risk() && red(&t.id)).map(|t| t.id.clone()).collect();
+    let reds: Vec<&str> = truth.iter().map(|t| t.id.as_str()).filter(|id| red(id)).collect();
+    let red_silent_ids: Vec<String> =
+        reds.iter().filter(|id| !open.contains(**id)).map(|id| (*id).to_owned()).collect();
 
     let mut firings_per_rule = BTreeMap::new();
     for a in &firing {
@@ -274,6 +281,8 @@ pub fn score(
         idle_red: Share { count: idle.iter().filter(|id| red(id)).count(), of: idle.len() },
         healthy_red: Share { count: healthy_red_ids.len(), of: truth.len() - at_risk },
         healthy_red_ids,
+        red_alerted: Share { count: reds.len() - red_silent_ids.len(), of: reds.len() },
+        red_silent_ids,
         firings: firing.len(),
         resolutions: alerts.len() - firing.len(),
         firings_per_rule,
@@ -307,7 +316,12 @@ impl Scores {
             self.unknown_evaluated.is_empty(),
             format!("evaluated accounts not in the book: {:?}", self.unknown_evaluated),
         );
-        for (name, s) in [("recall", self.recall), ("precision", self.precision), ("idle red", self.idle_red)] {
+        for (name, s) in [
+            ("recall", self.recall),
+            ("precision", self.precision),
+            ("idle red", self.idle_red),
+            ("red alerted", self.red_alerted),
+        ] {
             check(s.count <= s.of, format!("{name}: {} of {}", s.count, s.of));
         }
         check(self.recall.of <= self.at_risk, format!("recall pool {} > at risk {}", self.recall.of, self.at_risk));
@@ -379,7 +393,7 @@ mod tests {
         let truth = vec![
             t("slide-a", Kind::Slide, Some(3)),    // caught on day 8: 5 days
             t("slide-b", Kind::Slide, Some(10)),   // fired before its onset only: missed
-            t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall nor lead times
+            t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall nor lead times; red
             t("fader", Kind::HappyFader, Some(1)), // caught on day 1: 0 days, resolved later
             t("dormant", Kind::Dormant, Some(5)),  // never alerted, red
             t("steady", Kind::Steady, None),       // alerted and still open: a false positive
@@ -402,6 +416,7 @@ mod tests {
             ("dormant", end("red", Some(20))),
             ("slide-b", end("yellow", Some(15))),
             ("tiny", end("red", Some(2))),
+            ("cliff", end("red", Some(3))),
             ("steady", end("green", Some(0))),
         ]
         .into_iter()
@@ -441,6 +456,9 @@ mod tests {
         assert_eq!(s.healthy_alerted["tiny"], Share { count: 0, of: 1 });
         assert_eq!(s.idle_red, Share { count: 1, of: 2 });
         assert_eq!((s.healthy_red, s.healthy_red_ids.clone()), (Share { count: 1, of: 3 }, vec!["tiny".to_owned()]));
+        // Red: dormant, cliff, tiny; only the cliff has an open alert.
+        assert_eq!(s.red_alerted, Share { count: 1, of: 3 });
+        assert_eq!(s.red_silent_ids, ["dormant", "tiny"]);
         assert_eq!(s.firings_per_rule, BTreeMap::from([("r1".to_owned(), 3), ("r2".to_owned(), 3)]));
         assert_eq!((s.firings, s.resolutions), (6, 3));
     }
