@@ -15,6 +15,7 @@
 //! record again.
 
 pub mod episode;
+mod names;
 pub mod rules;
 pub mod sink;
 pub mod timeline;
@@ -318,7 +319,8 @@ impl<S: AlertSink> Evaluator<S> {
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             lap(&mut timings.queries);
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
-            let rows = self.metrics_rows(&mut inputs, past, features, now);
+            let mut rows = self.metrics_rows(&mut inputs, past, features, now);
+            self.name_users(&mut inputs, &mut rows, features, now).await?;
             drop(inputs);
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;

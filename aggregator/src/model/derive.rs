@@ -1,6 +1,8 @@
 //! How one account's inputs become its metrics row: derived ratios and changes, the
 //! time-based metrics (which change even when no event arrives), lifecycle stage and health.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
@@ -22,6 +24,9 @@ pub struct AccountInputs {
     pub open_tickets: u64,
     /// The account's health score 14 days before (from the daily health history).
     pub health_14d_ago: Option<f64>,
+    /// Labels ("Ana Lee <ana@x.example>") of the users the metrics name, from their identify
+    /// traits: looked up by the pass only for accounts that name anyone ([`named_users`]).
+    pub user_labels: HashMap<String, String>,
 }
 
 /// The baselines of one account (`model/baseline.rs`); each `None` without enough history.
@@ -85,6 +90,19 @@ fn trait_date(traits: &Map<String, Value>, keys: &[&str]) -> Option<NaiveDate> {
     s.parse::<NaiveDate>().ok().or_else(|| DateTime::parse_from_rfc3339(&s).ok().map(|t| t.date_naive()))
 }
 
+/// Complete days before `today` that the account's history covers (first seen on day 0).
+fn covered_days(w: &WindowRow, today: NaiveDate) -> u32 {
+    (date_number(today) as i64 - w.first_day as i64).clamp(0, 63) as u32
+}
+
+/// The users the metrics of `i` at `now` name (its lapsed regular users), whose labels a pass
+/// looks up for [`AccountInputs::user_labels`].
+pub fn named_users(i: &AccountInputs, now: DateTime<Utc>) -> Vec<String> {
+    let w = &i.window;
+    let folk = people(&w.user_ids, &w.user_masks, covered_days(w, now.date_naive()));
+    folk.lapsed.into_iter().map(|l| l.user).collect()
+}
+
 /// The metrics row of one account at `now`: derived ratios and changes, the time-based metrics
 /// (which change even when no event arrives), lifecycle stage and health.
 pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> MetricsRow {
@@ -121,8 +139,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         open_tickets: i.open_tickets,
     };
     let h = health::score(model.health, stage, &inputs);
-    // Complete days before today that the account's history covers (first seen on day 0).
-    let covered = (date_number(today) as i64 - w.first_day as i64).clamp(0, 63) as u32;
+    let covered = covered_days(w, today);
     let folk = people(&w.user_ids, &w.user_masks, covered);
     let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered);
     let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -182,7 +199,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         regular_users: folk.regular,
         regular_users_lapsed: folk.lapsed.len() as u64,
         regular_users_lapsed_pct: ratio(folk.lapsed.len() as u64, folk.regular).map(|r| round(r * 100.0)),
-        lapsed_users: describe(&folk.lapsed, 5),
+        lapsed_users: describe(&folk.lapsed, 5, &i.user_labels),
         users_away_together: folk.away_together,
         champion_days_absent: folk.champion.as_ref().map(|(_, days)| *days),
         champion_lapsed: folk.champion.as_ref().map(|_| folk.champion_lapsed as u8),

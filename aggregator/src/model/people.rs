@@ -8,6 +8,10 @@
 //! pass's day, bit `63 − d` the day `d` days before. The pass's own day is still filling in, so
 //! absences are counted in complete days (d ≥ 1) only.
 
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
 /// A user is regular when active in at least this share of their covered weeks (6 of 8).
 pub const REGULAR_SHARE: f64 = 0.75;
 /// … judged on at least this many covered weeks.
@@ -241,13 +245,41 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     out
 }
 
-/// Who, for an alert and the console: "u7 (12 days), u3 (6 days)"; at most `max`, then "+ N more".
-pub fn describe(lapsed: &[Lapse], max: usize) -> String {
-    let mut parts: Vec<String> = lapsed.iter().take(max).map(|l| format!("{} ({} days)", l.user, l.days)).collect();
+/// Who, for an alert and the console: "u7 (Ana Lee <ana@x.example>, 12 days), u3 (6 days)",
+/// with each user's label from their identify traits where `labels` has one; at most `max`,
+/// then "+ N more".
+pub fn describe(lapsed: &[Lapse], max: usize, labels: &HashMap<String, String>) -> String {
+    let mut parts: Vec<String> = lapsed
+        .iter()
+        .take(max)
+        .map(|l| match labels.get(&l.user) {
+            Some(label) => format!("{} ({label}, {} days)", l.user, l.days),
+            None => format!("{} ({} days)", l.user, l.days),
+        })
+        .collect();
     if lapsed.len() > max {
         parts.push(format!("+ {} more", lapsed.len() - max));
     }
     parts.join(", ")
+}
+
+/// How an alert names a user from their identify traits: "Ana Lee <ana@x.example>", the name or
+/// the email alone, or `None` when the traits have neither (`name`, else `first_name`/`firstName`
+/// and `last_name`/`lastName`, as Segment's spec names them; `email`).
+pub fn label(traits: &Map<String, Value>) -> Option<String> {
+    let text = |key: &str| traits.get(key).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+    let name = text("name").map(str::to_owned).or_else(|| {
+        let parts: Vec<&str> = [text("first_name").or(text("firstName")), text("last_name").or(text("lastName"))]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    match (name, text("email")) {
+        (Some(name), Some(email)) => Some(format!("{name} <{email}>")),
+        (Some(name), None) => Some(name),
+        (None, email) => email.map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

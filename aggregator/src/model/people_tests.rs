@@ -42,7 +42,7 @@ fn a_user_who_leaves_is_lapsed_and_named_once_gone_a_working_week() {
     masks[3] = daily_user(8);
     let p = people(&ids(9), &masks, 63);
     assert_eq!(p.lapsed, vec![Lapse { user: "u3".into(), days: 8 }]);
-    assert_eq!(describe(&p.lapsed, 3), "u3 (8 days)");
+    assert_eq!(describe(&p.lapsed, 3, &HashMap::new()), "u3 (8 days)");
     // Gone only four days: not yet (a long weekend plus a day off looks the same).
     masks[3] = daily_user(4);
     assert!(people(&ids(9), &masks, 63).lapsed.is_empty());
@@ -102,7 +102,7 @@ fn users_leaving_on_different_days_are_each_lapsed() {
     let p = people(&ids(8), &masks, 63);
     let who: Vec<_> = p.lapsed.iter().map(|l| (l.user.as_str(), l.days)).collect();
     assert_eq!(who, [("u5", 16), ("u1", 12), ("u2", 9)], "longest gone first");
-    assert_eq!(describe(&p.lapsed, 2), "u5 (16 days), u1 (12 days), + 1 more");
+    assert_eq!(describe(&p.lapsed, 2, &HashMap::new()), "u5 (16 days), u1 (12 days), + 1 more");
 }
 
 #[test]
@@ -164,4 +164,25 @@ fn absences_lined_up_while_the_rest_come_in_less_are_a_fade_not_a_group() {
         *m = daily_user(0);
     }
     assert_eq!(people(&ids(10), &masks, 63).away_together, 4);
+}
+
+#[test]
+fn lapsed_users_are_named_from_their_identify_traits() {
+    let mut masks = vec![daily_user(0); 6];
+    masks[1] = daily_user(12);
+    masks[2] = daily_user(9);
+    let p = people(&ids(6), &masks, 63);
+    let labels = HashMap::from([("u1".to_owned(), "Ana Lee <ana@x.example>".to_owned())]);
+    assert_eq!(describe(&p.lapsed, 5, &labels), "u1 (Ana Lee <ana@x.example>, 12 days), u2 (9 days)");
+}
+
+#[test]
+fn a_label_is_the_name_and_email_either_alone_or_none() {
+    let traits = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let both = traits(serde_json::json!({"name": "Ana Lee", "email": "ana@x.example", "role": "admin"}));
+    assert_eq!(label(&both).as_deref(), Some("Ana Lee <ana@x.example>"));
+    let split = traits(serde_json::json!({"firstName": "Ana", "last_name": "Lee"}));
+    assert_eq!(label(&split).as_deref(), Some("Ana Lee"));
+    assert_eq!(label(&traits(serde_json::json!({"email": " ana@x.example "}))).as_deref(), Some("ana@x.example"));
+    assert_eq!(label(&traits(serde_json::json!({"name": "", "plan": "pro", "email": 7}))), None);
 }

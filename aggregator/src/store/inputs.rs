@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::Row;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use warehouse::columns::{literal, to_datetime};
 
 use super::windows::{catalogue_query, members_query, sums_query};
@@ -340,11 +341,32 @@ impl Store {
                     avg_csat: csat.get(id.as_str()).copied().filter(|c| c.is_finite()),
                     open_tickets: tickets.get(id.as_str()).copied().unwrap_or(0),
                     health_14d_ago: None,
+                    user_labels: HashMap::new(),
                     window,
                 }
             })
             .collect();
         Ok(inputs)
+    }
+
+    /// The latest identify traits of each of `users` (their ids) that has any, to name them in
+    /// alerts. Only the few users a pass names are asked for; `users` is ordered by `user_id`.
+    pub async fn user_traits(&self, users: &[String]) -> Result<HashMap<String, Map<String, Value>>, AggregatorError> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, String)> = self.user_traits_query(users).fetch_all().await?;
+        Ok(rows.into_iter().filter_map(|(user, traits)| Some((user, serde_json::from_str(&traits).ok()?))).collect())
+    }
+
+    /// The query of [`Self::user_traits`].
+    pub fn user_traits_query(&self, users: &[String]) -> clickhouse::query::Query {
+        let listed: Vec<String> = users.iter().map(literal).collect();
+        self.query(&format!(
+            "SELECT user_id, argMax(traits, updated_at) AS traits FROM {{db}}.users
+             WHERE user_id IN ({}) GROUP BY user_id",
+            listed.join(", ")
+        ))
     }
 
     /// The inputs of every account of `partitions` of `topic` (only those `changed`, if given),

@@ -98,7 +98,8 @@ pub fn evaluation_sql(warehouse: &Warehouse, events_topic: &str, at: DateTime<Ut
             store
                 .input_queries(at, events_topic, &partitions, History::Live, Some(&changed), Some(("acme", "zeta")))
                 .sql(),
-        );
+        )
+        .chain([store.user_traits_query(&["u1".into(), "o'brien".into()]).sql_display().to_string()]);
     store.ddl().into_iter().map(|(_, s)| s).chain(queries).collect()
 }
 

@@ -1,0 +1,83 @@
+//! Users, not only totals, against the real ClickHouse and broker: a regular user who stopped
+//! coming is lapsed, and the alert and the stored metrics name them with the name and email of
+//! their identify traits (issue 21: "say who"); a lapsed user never identified is named by id.
+//!
+//! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
+
+use std::sync::Arc;
+
+use aggregator::{Evaluator, Ownership, RuleSet};
+use chrono::{Days, NaiveDate};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use schemas::event::{Event, EventKind};
+use testkit::events::{self, at};
+use testkit::Stack;
+use warehouse::Warehouse;
+
+const RULES: &str = r#"
+[[rule]]
+id = "users_lapsing"
+description = "Regular users have stopped coming back"
+severity = "warning"
+when = { kind = "threshold", metric = "regular_users_lapsed", op = ">=", value = 1 }
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn lapsed_users_are_named_by_their_identify_traits() {
+    let stack = Stack::from_env("people");
+    let mut raw = testkit::aggregator::config(&stack, "people", 1).await;
+    raw.rules_file = Some(testkit::aggregator::rules_file(&stack, RULES));
+    let cfg = raw.build_and_validate().unwrap();
+    let topic = cfg.kafka.events_topic.clone();
+    let store = Warehouse::new(&cfg.clickhouse);
+    store.migrate().await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+
+    // Six weeks of team-co: u1..u4 in every day; ana (identified) gone for the last 9 days, u4
+    // (never identified) for the last 7. Evaluated as of 2026-03-31.
+    let day0 = NaiveDate::from_ymd_opt(2026, 2, 17).unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    let mut rows = Vec::new();
+    let mut day = day0;
+    while day < end {
+        let gone = |user: &str| match user {
+            "ana" => day > end - Days::new(10),
+            "u4" => day > end - Days::new(8),
+            _ => false,
+        };
+        for user in ["u1", "u2", "ana", "u4"].into_iter().filter(|u| !gone(u)) {
+            let when = at(&format!("{day}T09:00:00Z"));
+            let e = events::login(format!("{user}-{day}"), "team-co", user, when, "people");
+            rows.push(events::stored(e, &topic, rows.len() as i64));
+        }
+        day = day.succ_opt().unwrap();
+    }
+    let when = at(&format!("{day0}T08:00:00Z"));
+    let mut identify =
+        Event::new(EventKind::User, "id-ana".into(), "team-co".into(), "ana".into(), when, when, "people".into());
+    identify.traits = serde_json::json!({"name": "Ana Lee", "email": "ana@team.example"}).as_object().unwrap().clone();
+    rows.push(events::stored(identify, &topic, rows.len() as i64));
+    store.insert_rows(&rows).await.unwrap();
+
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    let metrics = Arc::new(aggregator::Telemetry::new());
+    let mut ev = Evaluator::live(&cfg, rules, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
+    let r = ev.evaluate(at(&format!("{end}T23:59:59Z"))).await.unwrap();
+
+    assert_eq!(r.fired.len(), 1, "{r:?}");
+    let reason = &r.fired[0].reason;
+    assert!(reason.contains("ana (Ana Lee <ana@team.example>, 9 days), u4 (7 days)"), "{reason}");
+    let stored = stack
+        .query(&format!(
+            "SELECT lapsed_users, regular_users, regular_users_lapsed FROM {}.account_metrics FINAL WHERE account_id = 'team-co'",
+            stack.database()
+        ))
+        .await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["lapsed_users"], "ana (Ana Lee <ana@team.example>, 9 days), u4 (7 days)");
+    // ClickHouse's JSON quotes 64-bit integers.
+    let n = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
+    assert_eq!((n(&stored[0]["regular_users"]), n(&stored[0]["regular_users_lapsed"])), (Some(4), Some(2)));
+}
