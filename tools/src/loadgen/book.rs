@@ -78,6 +78,9 @@ pub enum SlideStyle {
     Fade,
     /// Users leave one by one; a champion holds on until the churn date.
     Leave,
+    /// The champion (the heaviest user) leaves at the onset; the rest use it less and less,
+    /// down to a fifth by the churn date.
+    Champion,
 }
 
 /// A span of days, both ends inclusive.
@@ -194,7 +197,8 @@ impl Account {
                     0.75
                 }
             }
-            Kind::Slide | Kind::HappyFader if self.slide_style == Some(SlideStyle::Fade) => self.fade(day),
+            Kind::Slide | Kind::HappyFader if self.slide_style == Some(SlideStyle::Fade) => self.fade(day, 0.97),
+            Kind::Slide | Kind::HappyFader if self.slide_style == Some(SlideStyle::Champion) => self.fade(day, 0.8),
             Kind::Cliff => self.cliff(day),
             _ => 1.0,
         };
@@ -205,12 +209,12 @@ impl Account {
         }
     }
 
-    /// 1 until the onset, then linearly down to 3 % on the churn date.
-    fn fade(&self, day: NaiveDate) -> f64 {
+    /// 1 until the onset, then linearly down by `depth` (0.97: to 3 %) on the churn date.
+    fn fade(&self, day: NaiveDate, depth: f64) -> f64 {
         match (self.decline_onset, self.churn_date) {
             (Some(o), Some(c)) if day >= o => {
                 let span = (c - o).num_days().max(1) as f64;
-                1.0 - 0.97 * ((day - o).num_days() as f64 / span).min(1.0)
+                1.0 - depth * ((day - o).num_days() as f64 / span).min(1.0)
             }
             _ => 1.0,
         }

@@ -146,6 +146,9 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
         0 => SlideStyle::Leave,
         6 | 8 => SlideStyle::Fade,
         _ if rng.chance(0.5) => SlideStyle::Fade,
+        // Half of the rest lose their champion first (no draw: the stream of the other
+        // accounts stays as it was).
+        _ if i.is_multiple_of(2) => SlideStyle::Champion,
         _ => SlideStyle::Leave,
     });
     let level = match kind {
@@ -176,11 +179,15 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
                     Some(day(o, rng.range_i(0, (c - o).num_days().max(1) - 1)))
                 }
                 (Some(SlideStyle::Leave), _, Some(c)) => Some(c),
+                // The champion (the first user, made the heaviest below) goes at the onset.
+                (Some(SlideStyle::Champion), Some(o), Some(_)) if u == 0 => Some(day(o, -1)),
+                (Some(SlideStyle::Champion), _, Some(c)) => Some(c),
                 _ => until,
             };
+            let daily = 0.35 + 0.55 * rng.unit();
             User {
                 id: format!("{id}-user{:03}", u + 1),
-                daily: 0.35 + 0.55 * rng.unit(),
+                daily: if slide_style == Some(SlideStyle::Champion) && u == 0 { 1.0 } else { daily },
                 from,
                 until,
                 away: away.is_some_and(|k| u < k),

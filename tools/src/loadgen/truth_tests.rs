@@ -24,12 +24,17 @@ fn book() -> &'static (Book, HashMap<NaiveDate, Vec<Value>>) {
 
 /// Logins of `account` on the days [from, to].
 fn logins(account: &str, from: NaiveDate, to: NaiveDate) -> usize {
+    logins_where("account_id", account, from, to)
+}
+
+/// Logins whose `field` is `value` on the days [from, to].
+fn logins_where(field: &str, value: &str, from: NaiveDate, to: NaiveDate) -> usize {
     let (_, events) = book();
     from.iter_days()
         .take_while(|d| *d <= to)
         .filter_map(|d| events.get(&d))
         .flatten()
-        .filter(|e| e["account_id"] == account && e["kind"] == "login")
+        .filter(|e| e[field] == value && e["kind"] == "login")
         .count()
 }
 
@@ -205,4 +210,28 @@ fn the_same_seed_gives_the_same_book_and_events() {
     let acme = &truth["accounts"][0];
     assert_eq!((acme["kind"].as_str(), acme["at_risk"].as_bool()), (Some("slide"), Some(true)));
     assert!(acme["decline_onset"].is_string() && acme["churn_date"].is_string() && acme["users"].is_u64());
+}
+
+#[test]
+fn a_champion_slide_loses_its_heaviest_user_at_the_onset_and_keeps_the_others() {
+    let active = |user: &str, from: NaiveDate, to: NaiveDate| logins_where("user_id", user, from, to);
+    let mut checked = 0;
+    let champions = of(Kind::Slide)
+        .chain(of(Kind::HappyFader))
+        .filter(|a| a.slide_style == Some(super::book::SlideStyle::Champion));
+    for a in champions {
+        let o = a.decline_onset.unwrap();
+        if o < days(book().0.first_day, 28) || o > days(today(), -7) || a.users.len() < 3 {
+            continue;
+        }
+        let counts: Vec<usize> = a.users.iter().map(|u| active(&u.id, days(o, -28), days(o, -1))).collect();
+        // In every weekday (a chance of 1): only a weekend's luck puts anybody level with them.
+        let most = counts.iter().max().copied().unwrap_or(0);
+        assert!(counts[0] * 10 >= most * 9, "{}: the champion is the heaviest user before the onset: {counts:?}", a.id);
+        assert_eq!(active(&a.users[0].id, o, today()), 0, "{}: the champion is gone from the onset", a.id);
+        let others = a.users[1..].iter().filter(|u| active(&u.id, o, days(o, 6)) > 0).count();
+        assert!(others * 2 >= a.users.len() - 1, "{}: most of the others still come in its first week", a.id);
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked}");
 }
