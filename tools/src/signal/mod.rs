@@ -92,8 +92,14 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let ingest_file = work.join("ingest.toml");
     std::fs::write(&ingest_file, bench::ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin))?;
     let agg_file = work.join("aggregator.toml");
-    // `[evaluation]` is the file's last section.
-    let agg_toml = bench::aggregator_toml(&opts.brokers, &opts.clickhouse, &n, agg_admin)
+    // The live aggregator judges by the same rules as the replay (a top-level key, so before
+    // the first section); `[evaluation]` is the file's last section.
+    let rules_file = match &opts.rules {
+        Some(path) => format!("rules_file = {:?}\n", std::fs::canonicalize(path)?.display().to_string()),
+        None => String::new(),
+    };
+    let agg_toml = rules_file
+        + &bench::aggregator_toml(&opts.brokers, &opts.clickhouse, &n, agg_admin)
         + &format!("settle_ms = {}\n", opts.settle_secs * 1000);
     std::fs::write(&agg_file, agg_toml)?;
     let mut ingest = procs::Service::start(
