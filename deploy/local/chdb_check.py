@@ -5,7 +5,7 @@ tests use: every migration, then one evaluation pass's queries over a small know
 Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin:
 the migrations, then the queries of three kinds of pass — live (the state tables), as of a past
 day (the history), incremental (changed accounts, one chunk) — which must all return the same
-values for this book.
+values for this book; then the lookup of a named user's latest identify traits.
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
@@ -26,7 +26,9 @@ statements = [s.strip() for s in sys.stdin.read().split(";\n") if s.strip()]
 queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 ddl = [s for s in statements if s not in queries]
 PASS_KINDS = 3  # live, as of a past day, incremental
-assert len(queries) == 7 * PASS_KINDS, f"expected {7 * PASS_KINDS} evaluation queries, got {len(queries)}"
+# … then the identify traits of the users a pass names (lapsed users, `Store::user_traits`).
+assert len(queries) == 7 * PASS_KINDS + 1, f"expected {7 * PASS_KINDS + 1} evaluation queries, got {len(queries)}"
+queries, user_traits = queries[:-1], queries[-1]
 
 BOOK = """INSERT INTO uptake_chdb.events
   (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
@@ -40,7 +42,9 @@ BOOK = """INSERT INTO uptake_chdb.events
   ('c7', 'alpha', 'u1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 0, 7),
   ('c8', 'beta',  'b1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-28 12:00:00', '2026-06-28 12:00:00', '', 'usage-events', 1, 1),
   ('c9', 'gamma', 'g1', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-23 23:30:00', '2026-06-23 23:30:00', '', 'usage-events', 1, 2),
-  ('c10','gamma', 'g2', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 1, 3)"""
+  ('c10','gamma', 'g2', 'login',          '',        0, 0,   NULL, '',   '',       '2026-06-30 12:00:00', '2026-06-30 12:00:00', '', 'usage-events', 1, 3),
+  ('c11','alpha', 'u1', 'user',           '',        0, 0,   NULL, '',   '',       '2026-01-02 12:00:00', '2026-01-02 12:00:00', '{"email":"old@x.example"}', 'usage-events', 0, 8),
+  ('c12','alpha', 'u1', 'user',           '',        0, 0,   NULL, '',   '',       '2026-01-03 12:00:00', '2026-01-03 12:00:00', '{"name":"Ana Lee","email":"ana@x.example"}', 'usage-events', 0, 9)"""
 # The instants are UTC, whatever the session's timezone.
 BOOK = re.sub(r"'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)'", r"toDateTime('\1', 'UTC')", BOOK)
 # A session far from UTC: a day there starts 14 hours before the UTC day.
@@ -91,7 +95,11 @@ with tempfile.TemporaryDirectory() as path:
                 got = by_account.get(account, {}).get(column)
                 if got is None or (str(got) != str(want)):
                     sys.exit(f"{column} of {account}: got {got!r}, expected {want!r}, from:\n{sql}")
-    print(f"    {len(queries)} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+    traits_rows = [json.loads(line) for line in run(sess, user_traits).splitlines() if line.strip()]
+    want_traits = [{"user_id": "u1", "traits": '{"name":"Ana Lee","email":"ana@x.example"}'}]
+    if traits_rows != want_traits:
+        sys.exit(f"user traits: got {traits_rows}, expected {want_traits} (the latest), from:\n{user_traits}")
+    print(f"    {len(queries) + 1} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
 
     # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's
     # resolved row, recorded in the same second as its firing row, closes it; a1 stays open.
