@@ -350,7 +350,8 @@ impl Store {
     }
 
     /// The latest identify traits of each of `users` (their ids) that has any, to name them in
-    /// alerts. Only the few users a pass names are asked for; `users` is ordered by `user_id`.
+    /// alerts. Only the few users a pass names are asked for, and the `users` table is ordered
+    /// by `user_id`, so the lookup reads little whatever the book's size.
     pub async fn user_traits(&self, users: &[String]) -> Result<HashMap<String, Map<String, Value>>, AggregatorError> {
         if users.is_empty() {
             return Ok(HashMap::new());

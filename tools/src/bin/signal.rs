@@ -54,7 +54,8 @@ struct Args {
     settle_secs: Option<u64>,
     /// Calibrate these statistics (metric names, comma-separated; default the decline
     /// detector's and the people metrics'): print delay against false alarms per threshold and
-    /// write `calibration-<metric>.svg` into --calibrate-dir.
+    /// write `calibration-<metric>.svg` into --calibrate-dir. A name led by `-` calibrates the
+    /// metric negated, for statistics where lower is worse (`-health_score`).
     #[arg(long, num_args = 0.., value_delimiter = ',')]
     calibrate: Option<Vec<String>>,
     /// Where the calibration plots go.

@@ -184,6 +184,8 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
                 (Some(SlideStyle::Champion), _, Some(c)) => Some(c),
                 _ => until,
             };
+            // Drawn for every user, the champion too, so the stream (and every later user and
+            // account) is the same whatever the style.
             let daily = 0.35 + 0.55 * rng.unit();
             User {
                 id: format!("{id}-user{:03}", u + 1),
