@@ -5,7 +5,8 @@ tests use: every migration, then one evaluation pass's queries over a small know
 Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin:
 the migrations, then the queries of three kinds of pass — live (the state tables), as of a past
 day (the history), incremental (changed accounts, one chunk) — which must all return the same
-values for this book; then the lookup of a named user's latest identify traits.
+values for this book; then the lookup of a named user's latest identify traits and the book's
+daily totals.
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
@@ -26,9 +27,10 @@ statements = [s.strip() for s in sys.stdin.read().split(";\n") if s.strip()]
 queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 ddl = [s for s in statements if s not in queries]
 PASS_KINDS = 3  # live, as of a past day, incremental
-# … then the identify traits of the users a pass names (lapsed users, `Store::user_traits`).
-assert len(queries) == 7 * PASS_KINDS + 1, f"expected {7 * PASS_KINDS + 1} evaluation queries, got {len(queries)}"
-queries, user_traits = queries[:-1], queries[-1]
+# … then the identify traits of the users a pass names (lapsed users, `Store::user_traits`), and
+# the book's daily totals (`Store::book_days`, for book-wide closures).
+assert len(queries) == 7 * PASS_KINDS + 2, f"expected {7 * PASS_KINDS + 2} evaluation queries, got {len(queries)}"
+queries, user_traits, book_days = queries[:-2], queries[-2], queries[-1]
 
 BOOK = """INSERT INTO uptake_chdb.events
   (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
@@ -99,7 +101,14 @@ with tempfile.TemporaryDirectory() as path:
     want_traits = [{"user_id": "u1", "traits": '{"name":"Ana Lee","email":"ana@x.example"}'}]
     if traits_rows != want_traits:
         sys.exit(f"user traits: got {traits_rows}, expected {want_traits} (the latest), from:\n{user_traits}")
-    print(f"    {len(queries) + 1} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+    # Active users per UTC day summed over accounts: gamma's 23:30 UTC login counts on 23 June
+    # (already the 24th in the session's timezone); surveys, tickets and traits are no activity.
+    book_rows = [json.loads(line) for line in run(sess, book_days).splitlines() if line.strip()]
+    want_book = [{"day": d, "users": u, "accounts": a} for d, u, a in
+                 [(20624, 1, 1), (20627, 1, 1), (20628, 1, 1), (20632, 1, 1), (20633, 1, 1), (20634, 2, 2)]]
+    if [{k: int(v) for k, v in r.items()} for r in book_rows] != want_book:
+        sys.exit(f"book days: got {book_rows}, expected {want_book}, from:\n{book_days}")
+    print(f"    {len(queries) + 2} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
 
     # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's
     # resolved row, recorded in the same second as its firing row, closes it; a1 stays open.

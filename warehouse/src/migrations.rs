@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 13, name: "alert_workflow", sql: include_str!("../sql/013_alert_workflow.sql") },
     Migration { version: 14, name: "pending_cleared_at", sql: include_str!("../sql/014_pending_cleared_at.sql") },
     Migration { version: 15, name: "people_and_evidence", sql: include_str!("../sql/015_people_and_evidence.sql") },
+    Migration { version: 16, name: "book_closures", sql: include_str!("../sql/016_book_closures.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

@@ -37,6 +37,7 @@ use crate::consume::ownership::Ownership;
 use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
+use crate::model::book::{closures, Closures};
 use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, LifetimeRow, Store};
 use crate::telemetry::Telemetry;
@@ -111,6 +112,8 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     loaded_for: Option<u64>,
     /// The health scores of the day `health_change_14d` looks back to, as read for it.
     past_health: Option<(NaiveDate, HashMap<String, f64>)>,
+    /// The book-wide closures (public holidays) before the day of the pass they were read for.
+    book: Option<(NaiveDate, Closures)>,
     /// How often a pass covers every account (`evaluation.full_every_ms`; zero: always).
     full_every: Duration,
     /// What the last full pass covered, and when the last pass started (the server's clock).
@@ -179,6 +182,7 @@ impl<S: AlertSink> Evaluator<S> {
             ownership,
             loaded_for: None,
             past_health: None,
+            book: None,
             full_every: cfg.evaluation.full_every(),
             covered: None,
             chunk: cfg.evaluation.chunk_accounts.max(1),
@@ -306,6 +310,12 @@ impl<S: AlertSink> Evaluator<S> {
         if self.past_health.as_ref().is_none_or(|(d, _)| *d != day) {
             self.past_health = Some((day, self.sink.health_on(day).await?));
         }
+        // The book's closures change only while past days are still arriving (an import, a
+        // catch-up): read again on every full pass and while any account is settling.
+        if changed.is_none() || !self.settling.is_empty() || self.book.is_none_or(|(d, _)| d != now.date_naive()) {
+            self.book = Some((now.date_naive(), self.closures_on(now).await?));
+        }
+        let book = self.book.map(|(_, c)| c).expect("read above");
         lap(&mut timings.queries);
         let mut report = PassReport { full: changed.is_none(), closed, ..Default::default() };
         // In chunks of accounts, so that what a pass holds does not grow with the accounts an
@@ -319,8 +329,8 @@ impl<S: AlertSink> Evaluator<S> {
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             lap(&mut timings.queries);
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
-            let mut rows = self.metrics_rows(&mut inputs, past, features, now);
-            self.name_users(&mut inputs, &mut rows, features, now).await?;
+            let mut rows = self.metrics_rows(&mut inputs, past, features, book, now);
+            self.name_users(&mut inputs, &mut rows, features, book, now).await?;
             drop(inputs);
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;
@@ -382,19 +392,34 @@ impl<S: AlertSink> Evaluator<S> {
         }
     }
 
-    /// The metrics rows of `inputs` at `now`, with the health scores of 14 days before (`past`)
-    /// and a catalogue of `features`: a pass's and a history lookup's alike.
+    /// The book-wide closures before `now`'s day, from the book's daily totals.
+    async fn closures_on(&self, now: DateTime<Utc>) -> Result<Closures, AggregatorError> {
+        let found = closures(&self.store.book_days(now).await?);
+        if found != Closures::NONE {
+            tracing::debug!(day = %now.date_naive(), days_before = ?found.days(), "book-wide closures");
+        }
+        Ok(found)
+    }
+
+    /// The model a pass computes rows with: a catalogue of `features`, the book's `closures`.
+    fn model(&self, features: u64, closures: Closures) -> Model<'_> {
+        Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, closures }
+    }
+
+    /// The metrics rows of `inputs` at `now`, with the health scores of 14 days before (`past`),
+    /// a catalogue of `features` and the book's `closures`: a pass's and a history lookup's alike.
     fn metrics_rows(
         &self,
         inputs: &mut [AccountInputs],
         past: &HashMap<String, f64>,
         features: u64,
+        closures: Closures,
         now: DateTime<Utc>,
     ) -> Vec<MetricsRow> {
         for i in inputs.iter_mut() {
             i.health_14d_ago = past.get(&i.window.account_id).copied();
         }
-        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
+        let model = self.model(features, closures);
         inputs.iter().map(|i| metrics_row(i, now, &model)).collect()
     }
 

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::sink::AlertSink;
 use super::Evaluator;
+use crate::model::book::Closures;
 use crate::model::people::label;
-use crate::model::{metrics_row, named_users, AccountInputs, MetricsRow, Model};
+use crate::model::{metrics_row, named_users, AccountInputs, MetricsRow};
 use crate::AggregatorError;
 
 impl<S: AlertSink> Evaluator<S> {
@@ -21,13 +22,14 @@ impl<S: AlertSink> Evaluator<S> {
         inputs: &mut [AccountInputs],
         rows: &mut [MetricsRow],
         features: u64,
+        closures: Closures,
         now: DateTime<Utc>,
     ) -> Result<(), AggregatorError> {
         let named: Vec<(usize, Vec<String>)> = rows
             .iter()
             .enumerate()
             .filter(|(_, m)| !m.lapsed_users.is_empty())
-            .map(|(i, _)| (i, named_users(&inputs[i], now)))
+            .map(|(i, _)| (i, named_users(&inputs[i], now, closures)))
             .collect();
         let mut users: Vec<String> = named.iter().flat_map(|(_, u)| u.iter().cloned()).collect();
         users.sort_unstable();
@@ -36,7 +38,7 @@ impl<S: AlertSink> Evaluator<S> {
         if traits.is_empty() {
             return Ok(());
         }
-        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features };
+        let model = self.model(features, closures);
         for (i, users) in named {
             let labels: HashMap<String, String> =
                 users.into_iter().filter_map(|u| Some((u.clone(), label(traits.get(&u)?)?))).collect();

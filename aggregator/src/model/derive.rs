@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::baseline::{covered, Baseline, Series};
+use super::book::Closures;
 use super::catalogue::{MetricsRow, WindowRow};
 use super::detector::{daily_users, evidence};
 use super::health::{self, Component, HealthConfig, Inputs};
@@ -73,6 +74,8 @@ pub struct Model<'a> {
     pub health: &'a HealthConfig,
     /// Features in the product's catalogue (0: unknown, breadth left out).
     pub catalogue: u64,
+    /// The book-wide closures (public holidays) of the days before the pass's day.
+    pub closures: Closures,
 }
 
 /// The first of `keys` present in `traits`, as text (numbers too).
@@ -97,9 +100,9 @@ fn covered_days(w: &WindowRow, today: NaiveDate) -> u32 {
 
 /// The users the metrics of `i` at `now` name (its lapsed regular users), whose labels a pass
 /// looks up for [`AccountInputs::user_labels`].
-pub fn named_users(i: &AccountInputs, now: DateTime<Utc>) -> Vec<String> {
+pub fn named_users(i: &AccountInputs, now: DateTime<Utc>, closures: Closures) -> Vec<String> {
     let w = &i.window;
-    let folk = people(&w.user_ids, &w.user_masks, covered_days(w, now.date_naive()));
+    let folk = people(&w.user_ids, &w.user_masks, covered_days(w, now.date_naive()), closures);
     folk.lapsed.into_iter().map(|l| l.user).collect()
 }
 
@@ -140,8 +143,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     };
     let h = health::score(model.health, stage, &inputs);
     let covered = covered_days(w, today);
-    let folk = people(&w.user_ids, &w.user_masks, covered);
-    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered);
+    let folk = people(&w.user_ids, &w.user_masks, covered, model.closures);
+    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered, model.closures);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     MetricsRow {
         as_of: date_number(today),
@@ -207,6 +210,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         new_users_7d: folk.new_7d,
         decline_evidence: evidence.map(|e| e.statistic),
         decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
+        book_closures_3d: model.closures.in_last(3),
+        book_closures_7d: model.closures.in_last(7),
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     }

@@ -24,8 +24,12 @@
 //!   team counts as decline unless its regular users are away together (a team's holiday week
 //!   is one group, last seen within two days of each other): a stop is evidence from its
 //!   third day.
+//! - **A book-wide closure says nothing:** a day most of the book was away (`book.rs`: a public
+//!   holiday) is skipped on every account, however small, where one empty day cannot be told
+//!   from a closure by the account alone.
 
 use super::baseline::median;
+use super::book::Closures;
 use super::people::active;
 
 /// The fall the detector looks for: use at 70 % of the usual.
@@ -88,8 +92,15 @@ fn usual_before(daily: &[u64; 64], t: u32) -> [f64; 7] {
 
 /// The detector over `daily` (from [`daily_users`]) for an account whose history covers
 /// `covered` complete days (at most 63), with `regular` regular users of whom `away_on[d − 1]`
-/// were away together on day d. `None` without 4 weeks of usual before at least one day.
-pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) -> Option<Evidence> {
+/// were away together on day d, skipping the book-wide `closures`. `None` without 4 weeks of
+/// usual before at least one day.
+pub fn evidence(
+    daily: &[u64; 64],
+    regular: u64,
+    away_on: &[u64],
+    covered: u32,
+    closures: Closures,
+) -> Option<Evidence> {
     let start = RUN_DAYS.min(covered.min(63).checked_sub(7 * REF_WEEKS)?);
     if start == 0 {
         return None;
@@ -100,6 +111,9 @@ pub fn evidence(daily: &[u64; 64], regular: u64, away_on: &[u64], covered: u32) 
     // slide itself and read the rest of it as normal.
     let usual = usual_before(daily, start);
     for t in (1..=start).rev() {
+        if closures.contains(t) {
+            continue;
+        }
         let away = away_on.get(t as usize - 1).copied().unwrap_or(0);
         let share_here = if regular > 0 { 1.0 - (away as f64 / regular as f64).min(1.0) } else { 1.0 };
         let mu = usual[(t % 7) as usize] * share_here;

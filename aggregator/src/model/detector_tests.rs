@@ -12,7 +12,7 @@ fn book(weekday: u64, weekend: u64, story: impl Fn(u32, u64) -> Option<u64>) -> 
 }
 
 fn statistic(daily: &[u64; 64]) -> f64 {
-    evidence(daily, 0, &[], 63).unwrap().statistic
+    evidence(daily, 0, &[], 63, Closures::NONE).unwrap().statistic
 }
 
 #[test]
@@ -26,7 +26,7 @@ fn a_steady_account_has_no_evidence() {
 fn a_slide_accumulates_day_after_day_from_its_start() {
     // From 14 days ago, weekdays lose a user every two days: 10, 10, 9, 9 … 4.
     let daily = book(10, 2, |d, u| (d <= 14 && d % 7 > 1).then(|| u - (14 - d as u64).div_ceil(2)));
-    let e = evidence(&daily, 0, &[], 63).unwrap();
+    let e = evidence(&daily, 0, &[], 63, Closures::NONE).unwrap();
     assert!(e.statistic > 5.0, "{e:?}");
     assert!(e.since.is_some_and(|s| (8..=14).contains(&s)), "{e:?}");
     // A week earlier in the same slide, it was already building but weaker.
@@ -40,7 +40,7 @@ fn the_usual_is_fixed_while_evidence_accumulates() {
     // A slide longer than the reference weeks: 8 weeks of 10, then 28 days at 6. A reference
     // that followed the slide would count the last weeks as usual; this one does not.
     let daily = book(10, 0, |d, u| (d <= 28 && d % 7 > 1).then_some(6).or(Some(u)));
-    let e = evidence(&daily, 0, &[], 63).unwrap();
+    let e = evidence(&daily, 0, &[], 63, Closures::NONE).unwrap();
     // Day 28 is a weekend day with no usual: the first weekday of the slide starts it.
     assert!(e.statistic > 15.0 && e.since == Some(27), "{e:?}");
 }
@@ -57,9 +57,9 @@ fn a_team_away_together_for_a_week_is_not_decline_but_a_stop_is() {
     // Everyone (ten regular users) away together for the last 7 days, last seen on day 8.
     let daily = book(10, 2, |d, _| (1..=7).contains(&d).then_some(0));
     let away: Vec<u64> = (1..=63).map(|d| if d <= 7 { 10 } else { 0 }).collect();
-    let with_away = evidence(&daily, 10, &away, 63).unwrap().statistic;
+    let with_away = evidence(&daily, 10, &away, 63, Closures::NONE).unwrap().statistic;
     // The same days without a group away: a stop, past its first two days evidence at 2 a day.
-    let stopped = evidence(&daily, 10, &[], 63).unwrap().statistic;
+    let stopped = evidence(&daily, 10, &[], 63, Closures::NONE).unwrap().statistic;
     assert!(with_away < 1.0 && stopped > 5.0, "{with_away} vs {stopped}");
 }
 
@@ -68,8 +68,8 @@ fn half_the_team_away_together_lowers_the_expectation() {
     // Ten regular users, five away together for the last 6 days.
     let daily = book(10, 2, |d, u| (d <= 6).then_some(u / 2));
     let away: Vec<u64> = (1..=63).map(|d| if d <= 6 { 5 } else { 0 }).collect();
-    let read_as_decline = evidence(&daily, 10, &[], 63).unwrap().statistic;
-    let with_away = evidence(&daily, 10, &away, 63).unwrap().statistic;
+    let read_as_decline = evidence(&daily, 10, &[], 63, Closures::NONE).unwrap().statistic;
+    let with_away = evidence(&daily, 10, &away, 63, Closures::NONE).unwrap().statistic;
     assert!(read_as_decline > 5.0 && with_away < 1.0, "{read_as_decline} vs {with_away}");
 }
 
@@ -96,8 +96,8 @@ fn a_small_account_fading_is_seen_in_its_empty_days() {
 #[test]
 fn too_little_history_has_no_reading() {
     let daily = book(10, 2, |_, _| None);
-    assert_eq!(evidence(&daily, 0, &[], 28), None);
-    assert!(evidence(&daily, 0, &[], 29).is_some());
+    assert_eq!(evidence(&daily, 0, &[], 28, Closures::NONE), None);
+    assert!(evidence(&daily, 0, &[], 29, Closures::NONE).is_some());
     assert_eq!(daily_users(&[u64::MAX, 1 << 63])[0], 2);
     assert_eq!(daily_users(&[u64::MAX, 1 << 63])[1], 1);
 }
@@ -112,6 +112,24 @@ fn a_good_day_inside_a_slide_does_not_move_its_reference() {
         _ if d <= 21 && d % 7 > 1 => Some(6),
         _ => Some(u),
     });
-    let e = evidence(&daily, 0, &[], 63).unwrap();
+    let e = evidence(&daily, 0, &[], 63, Closures::NONE).unwrap();
     assert!(e.statistic > 3.5 && e.since.is_some_and(|s| s < 9), "{e:?}");
+}
+
+#[test]
+fn a_book_wide_holiday_is_no_evidence_even_on_a_small_account() {
+    // Three users on weekdays; a public holiday 4 days ago and its bridge day (3 days ago) with
+    // nobody in: on an account this small two empty days are ordinary absences, not a
+    // closure, and they count …
+    let holiday = book(3, 0, |d, _| (d == 3 || d == 4).then_some(0));
+    let alone = evidence(&holiday, 0, &[], 63, Closures::NONE).unwrap().statistic;
+    assert!(alone >= 1.5, "{alone}");
+    // … unless the whole book was away on those days.
+    let book_closed = evidence(&holiday, 0, &[], 63, Closures::on(&[3, 4])).unwrap();
+    assert_eq!((book_closed.statistic, book_closed.since), (0.0, None));
+    // A closure elsewhere does not hide a real shortfall.
+    let slide = book(3, 0, |d, u| (d <= 14 && d % 7 > 1).then(|| u - 1 - u64::from(d % 2)));
+    let with_other = evidence(&slide, 0, &[], 63, Closures::on(&[20])).unwrap().statistic;
+    assert_eq!(with_other, evidence(&slide, 0, &[], 63, Closures::NONE).unwrap().statistic);
+    assert!(with_other > 3.0, "{with_other}");
 }

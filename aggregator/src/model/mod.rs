@@ -3,6 +3,7 @@
 //! the evaluator writes the rows (docs/architecture.md#layers).
 
 pub mod baseline;
+pub mod book;
 pub mod catalogue;
 pub mod derive;
 pub mod detector;

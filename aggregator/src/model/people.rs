@@ -6,11 +6,15 @@
 //!
 //! Everything is read from each user's 64-day activity mask (`account_members`): bit 63 is the
 //! pass's day, bit `63 − d` the day `d` days before. The pass's own day is still filling in, so
-//! absences are counted in complete days (d ≥ 1) only.
+//! absences are counted in complete days (d ≥ 1) only. A book-wide closure (`book.rs`: a
+//! public holiday) is no day of anybody's habit: it neither lowers a user's weekday rate nor
+//! makes an absence longer.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+
+use super::book::Closures;
 
 /// A user is regular when active in at least this share of their covered weeks (6 of 8).
 pub const REGULAR_SHARE: f64 = 0.75;
@@ -85,7 +89,7 @@ struct Habit {
     earlier_days: u32,
 }
 
-fn habit(mask: u64, covered: u32) -> Option<Habit> {
+fn habit(mask: u64, covered: u32, closed: Closures) -> Option<Habit> {
     if mask == 0 {
         return None;
     }
@@ -101,8 +105,8 @@ fn habit(mask: u64, covered: u32) -> Option<Habit> {
     let regular =
         weeks.len() >= MIN_WEEKS && weeks.iter().filter(|&&a| a).count() as f64 >= REGULAR_SHARE * weeks.len() as f64;
     // Daily chance per weekday, from the days before the absence.
-    let rates = weekday_rates(mask, before);
-    let chance = (1..=gap).map(|d| 1.0 - rates[(d % 7) as usize]).product();
+    let rates = weekday_rates(mask, before, closed);
+    let chance = (1..=gap).filter(|&d| !closed.contains(d)).map(|d| 1.0 - rates[(d % 7) as usize]).product();
     let earlier_days = (8..64).filter(|&d| active(mask, d)).count() as u32;
     Some(Habit { gap, regular, chance, earlier_days })
 }
@@ -127,17 +131,17 @@ impl Absence {
     /// The chance of this absence under the user's weekday habit over the whole history
     /// (`rates`, from [`weekday_rates`]): a weekly user's six days between visits are no
     /// absence at all.
-    fn chance(&self, rates: &[f64; 7]) -> f64 {
-        (self.newest..=self.oldest).map(|d| 1.0 - rates[(d % 7) as usize]).product()
+    fn chance(&self, rates: &[f64; 7], closed: Closures) -> f64 {
+        (self.newest..=self.oldest).filter(|&d| !closed.contains(d)).map(|d| 1.0 - rates[(d % 7) as usize]).product()
     }
 }
 
 /// A user's share of active days per weekday (days d and d + 7 share one) over `days`, capped
-/// at [`P_CAP`]; 0 for a weekday `days` does not hold.
-fn weekday_rates(mask: u64, days: std::ops::RangeInclusive<u32>) -> [f64; 7] {
+/// at [`P_CAP`]; 0 for a weekday `days` does not hold. Book-wide closures are left out.
+fn weekday_rates(mask: u64, days: std::ops::RangeInclusive<u32>, closed: Closures) -> [f64; 7] {
     let mut seen = [0u32; 7];
     let mut total = [0u32; 7];
-    for d in days {
+    for d in days.filter(|&d| !closed.contains(d)) {
         total[(d % 7) as usize] += 1;
         seen[(d % 7) as usize] += active(mask, d) as u32;
     }
@@ -165,11 +169,12 @@ fn absences(mask: u64, covered: u32) -> Vec<Absence> {
 }
 
 /// The people of one account from its users' ids and masks (same order), whose history covers
-/// `covered` complete days before the pass's day (days since first seen, at most 63).
-pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
+/// `covered` complete days before the pass's day (days since first seen, at most 63), with the
+/// book-wide `closed` days left out of every habit and absence.
+pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> People {
     let mut out = People { away_on: vec![0; 63], ..People::default() };
     let mut lapsed: Vec<(usize, &Habit)> = Vec::new();
-    let habits: Vec<Option<Habit>> = masks.iter().map(|&m| habit(m, covered)).collect();
+    let habits: Vec<Option<Habit>> = masks.iter().map(|&m| habit(m, covered, closed)).collect();
     let regular: Vec<usize> = (0..masks.len()).filter(|&i| habits[i].as_ref().is_some_and(|h| h.regular)).collect();
     out.regular = regular.len() as u64;
     let mut champion: Option<(usize, u32)> = None;
@@ -192,7 +197,7 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     // give or take who came in on the Friday), many of them. Past groups as well as the current
     // one: the detector re-reads every day of its run, and a week away that is over was no
     // decline either.
-    let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, 1..=covered.min(63))).collect();
+    let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, 1..=covered.min(63), closed)).collect();
     // The rest of the team carried on as usual on the group's days: in a fade everybody comes
     // in less and many absences line up by chance; a group away leaves the others at work.
     let others_at_work = |run: &Absence, with: &[usize]| {
@@ -211,7 +216,9 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32) -> People {
     let runs: Vec<(usize, Absence)> = regular
         .iter()
         .flat_map(|&i| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
-        .filter(|(i, a)| (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i]) < COHORT_P)
+        .filter(|(i, a)| {
+            (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i], closed) < COHORT_P
+        })
         .collect();
     let mut away_now = vec![false; masks.len()];
     for (i, run) in &runs {

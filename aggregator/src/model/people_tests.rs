@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::book::Closures;
 
 /// A mask with the days `d` (days before the pass's day) for which `on(d)` holds.
 fn mask(on: impl Fn(u32) -> bool) -> u64 {
@@ -23,7 +24,7 @@ fn ids(n: usize) -> Vec<String> {
 fn a_daily_user_away_for_a_long_weekend_is_not_lapsed() {
     // Absent yesterday and the two days before (one of them a weekday, two weekend days).
     let masks = vec![daily_user(3); 4];
-    let p = people(&ids(4), &masks, 63);
+    let p = people(&ids(4), &masks, 63, Closures::NONE);
     assert_eq!((p.regular, p.lapsed.len()), (4, 0), "{p:?}");
 }
 
@@ -31,7 +32,7 @@ fn a_daily_user_away_for_a_long_weekend_is_not_lapsed() {
 fn a_user_with_a_sparse_habit_is_not_lapsed_by_a_quiet_week() {
     // Comes in two weekdays of seven; gone six days: (1 − 2/9)^… is nothing unusual for them.
     let sparse = mask(|d| d > 6 && (d % 7 == 2 || d % 7 == 4));
-    let p = people(&ids(1), &[sparse], 63);
+    let p = people(&ids(1), &[sparse], 63, Closures::NONE);
     assert_eq!(p.regular, 1);
     assert!(p.lapsed.is_empty(), "{p:?}");
 }
@@ -40,12 +41,12 @@ fn a_user_with_a_sparse_habit_is_not_lapsed_by_a_quiet_week() {
 fn a_user_who_leaves_is_lapsed_and_named_once_gone_a_working_week() {
     let mut masks = vec![daily_user(0); 9];
     masks[3] = daily_user(8);
-    let p = people(&ids(9), &masks, 63);
+    let p = people(&ids(9), &masks, 63, Closures::NONE);
     assert_eq!(p.lapsed, vec![Lapse { user: "u3".into(), days: 8 }]);
     assert_eq!(describe(&p.lapsed, 3, &HashMap::new()), "u3 (8 days)");
     // Gone only four days: not yet (a long weekend plus a day off looks the same).
     masks[3] = daily_user(4);
-    assert!(people(&ids(9), &masks, 63).lapsed.is_empty());
+    assert!(people(&ids(9), &masks, 63, Closures::NONE).lapsed.is_empty());
 }
 
 #[test]
@@ -55,7 +56,7 @@ fn half_a_team_away_together_is_away_not_lapsed_until_two_weeks_pass() {
     for m in masks.iter_mut().take(5) {
         *m = daily_user(9);
     }
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!((p.away_together, p.lapsed.len()), (5, 0), "{p:?}");
     assert_eq!(p.away_on[..9], [5; 9]);
     assert_eq!(p.away_on[9], 0);
@@ -63,7 +64,7 @@ fn half_a_team_away_together_is_away_not_lapsed_until_two_weeks_pass() {
     for m in masks.iter_mut().take(5) {
         *m = daily_user(21);
     }
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!((p.away_together, p.lapsed.len()), (0, 5));
 }
 
@@ -74,7 +75,7 @@ fn a_group_last_seen_within_two_days_is_away_from_its_third_day() {
     for (m, gap) in masks.iter_mut().zip([3, 4, 4, 5]) {
         *m = daily_user(gap);
     }
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!((p.away_together, p.lapsed.len()), (4, 0), "{p:?}");
     assert_eq!(p.away_on[..5], [4, 4, 4, 3, 1]);
     // Spread over more days (3, 6, 9): three people leaving, not a group.
@@ -82,14 +83,14 @@ fn a_group_last_seen_within_two_days_is_away_from_its_third_day() {
         *m = daily_user(gap);
     }
     masks[3] = daily_user(0);
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!(p.away_together, 0, "{p:?}");
 }
 
 #[test]
 fn a_whole_team_closure_is_away_together() {
     let masks = vec![daily_user(8); 6];
-    let p = people(&ids(6), &masks, 63);
+    let p = people(&ids(6), &masks, 63, Closures::NONE);
     assert_eq!((p.regular, p.away_together, p.lapsed.len()), (6, 6, 0));
 }
 
@@ -99,7 +100,7 @@ fn users_leaving_on_different_days_are_each_lapsed() {
     masks[1] = daily_user(12);
     masks[2] = daily_user(9);
     masks[5] = daily_user(16);
-    let p = people(&ids(8), &masks, 63);
+    let p = people(&ids(8), &masks, 63, Closures::NONE);
     let who: Vec<_> = p.lapsed.iter().map(|l| (l.user.as_str(), l.days)).collect();
     assert_eq!(who, [("u5", 16), ("u1", 12), ("u2", 9)], "longest gone first");
     assert_eq!(describe(&p.lapsed, 2, &HashMap::new()), "u5 (16 days), u1 (12 days), + 1 more");
@@ -109,24 +110,24 @@ fn users_leaving_on_different_days_are_each_lapsed() {
 fn the_champion_is_the_heaviest_user_and_their_absence_is_counted() {
     let mut masks = vec![mask(|d| d % 7 == 3); 4];
     masks[2] = mask(|d| d > 10);
-    let p = people(&ids(4), &masks, 63);
+    let p = people(&ids(4), &masks, 63, Closures::NONE);
     assert_eq!(p.champion, Some(("u2".into(), 10)));
     assert!(p.champion_lapsed, "seen every day, gone ten: {p:?}");
     // While they are still there, they are not lapsed.
     masks[2] = mask(|_| true);
-    let p = people(&ids(4), &masks, 63);
+    let p = people(&ids(4), &masks, 63, Closures::NONE);
     assert_eq!((p.champion, p.champion_lapsed), (Some(("u2".into(), 0)), false));
 }
 
 #[test]
 fn regular_needs_weeks_of_history_and_new_users_need_an_older_account() {
     // An account first seen 15 days ago: two full weeks, not enough to call anyone regular.
-    let p = people(&ids(2), &[daily_user(0), daily_user(0)], 15);
+    let p = people(&ids(2), &[daily_user(0), daily_user(0)], 15, Closures::NONE);
     assert_eq!(p.regular, 0);
     // A user first seen 3 days ago on an old account is new; on a week-old account nobody is.
     let fresh = mask(|d| d <= 3);
-    assert_eq!(people(&ids(2), &[daily_user(0), fresh], 63).new_7d, 1);
-    assert_eq!(people(&ids(1), &[fresh], 6).new_7d, 0);
+    assert_eq!(people(&ids(2), &[daily_user(0), fresh], 63, Closures::NONE).new_7d, 1);
+    assert_eq!(people(&ids(1), &[fresh], 6, Closures::NONE).new_7d, 0);
 }
 
 #[test]
@@ -136,14 +137,14 @@ fn a_group_week_away_that_is_over_still_counts_on_its_days() {
     for m in masks.iter_mut().take(5) {
         *m = mask(|d| !(10..=16).contains(&d) && weekday(d));
     }
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!((p.away_together, p.lapsed.len()), (0, 0), "{p:?}");
     assert_eq!(p.away_on[9..16], [5; 7]);
     assert_eq!((p.away_on[8], p.away_on[16]), (0, 0));
     // The detector re-reads those days expecting half the team: no decline.
     let daily = crate::model::detector::daily_users(&masks);
-    let read = crate::model::detector::evidence(&daily, p.regular, &p.away_on, 63).unwrap();
-    let blind = crate::model::detector::evidence(&daily, p.regular, &[], 63).unwrap();
+    let read = crate::model::detector::evidence(&daily, p.regular, &p.away_on, 63, Closures::NONE).unwrap();
+    let blind = crate::model::detector::evidence(&daily, p.regular, &[], 63, Closures::NONE).unwrap();
     assert!(read.statistic < 1.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
 }
 
@@ -155,7 +156,7 @@ fn absences_lined_up_while_the_rest_come_in_less_are_a_fade_not_a_group() {
     for m in masks.iter_mut().take(4) {
         *m = daily_user(6);
     }
-    let p = people(&ids(10), &masks, 63);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!(p.away_together, 0, "{p:?}");
     assert_eq!(p.away_on[..5], [0; 5], "{p:?}");
     assert_eq!(p.lapsed.len(), 4, "{p:?}");
@@ -163,7 +164,7 @@ fn absences_lined_up_while_the_rest_come_in_less_are_a_fade_not_a_group() {
     for m in masks.iter_mut().skip(4) {
         *m = daily_user(0);
     }
-    assert_eq!(people(&ids(10), &masks, 63).away_together, 4);
+    assert_eq!(people(&ids(10), &masks, 63, Closures::NONE).away_together, 4);
 }
 
 #[test]
@@ -171,7 +172,7 @@ fn lapsed_users_are_named_from_their_identify_traits() {
     let mut masks = vec![daily_user(0); 6];
     masks[1] = daily_user(12);
     masks[2] = daily_user(9);
-    let p = people(&ids(6), &masks, 63);
+    let p = people(&ids(6), &masks, 63, Closures::NONE);
     let labels = HashMap::from([("u1".to_owned(), "Ana Lee <ana@x.example>".to_owned())]);
     assert_eq!(describe(&p.lapsed, 5, &labels), "u1 (Ana Lee <ana@x.example>, 12 days), u2 (9 days)");
 }
@@ -185,4 +186,20 @@ fn a_label_is_the_name_and_email_either_alone_or_none() {
     assert_eq!(label(&split).as_deref(), Some("Ana Lee"));
     assert_eq!(label(&traits(serde_json::json!({"email": " ana@x.example "}))).as_deref(), Some("ana@x.example"));
     assert_eq!(label(&traits(serde_json::json!({"name": "", "plan": "pro", "email": 7}))), None);
+}
+
+#[test]
+fn a_public_holiday_does_not_lengthen_an_absence() {
+    // Ten daily users; one last seen 9 days ago (a weekend, then a week), three of those days
+    // (4, 3, 2 days ago) the whole book was away: two working days of their own absence
+    // remain, nothing unusual.
+    let mut masks = vec![mask(|d| weekday(d) && !(2..=4).contains(&d)); 10];
+    masks[3] = daily_user(6);
+    let holiday = Closures::on(&[2, 3, 4]);
+    let p = people(&ids(10), &masks, 63, holiday);
+    assert_eq!((p.regular, p.lapsed.len(), p.away_together), (10, 0, 0), "{p:?}");
+    // Read without the book, the same six days are a lapse (and the others' three empty
+    // days a group away together).
+    let alone = people(&ids(10), &masks, 63, Closures::NONE);
+    assert_eq!(alone.lapsed, vec![Lapse { user: "u3".into(), days: 8 }], "{alone:?}");
 }

@@ -18,6 +18,7 @@ use crate::model::{AccountInputs, MetricsRow};
 use crate::AggregatorError;
 
 mod alerts;
+mod book;
 mod health;
 mod inputs;
 mod windows;
@@ -99,7 +100,8 @@ pub fn evaluation_sql(warehouse: &Warehouse, events_topic: &str, at: DateTime<Ut
                 .input_queries(at, events_topic, &partitions, History::Live, Some(&changed), Some(("acme", "zeta")))
                 .sql(),
         )
-        .chain([store.user_traits_query(&["u1".into(), "o'brien".into()]).sql_display().to_string()]);
+        .chain([store.user_traits_query(&["u1".into(), "o'brien".into()]).sql_display().to_string()])
+        .chain([store.book_days_query(at).sql_display().to_string()]);
     store.ddl().into_iter().map(|(_, s)| s).chain(queries).collect()
 }
 

@@ -242,7 +242,13 @@ pub struct Book {
     pub seed: u64,
     /// Whether churn and renewal outcome events are sent (`kind: "outcome"`).
     pub outcomes: bool,
+    /// Public holidays: every account's users come in at [`HOLIDAY_SHARE`] of their usual.
+    pub holidays: Vec<NaiveDate>,
 }
+
+/// On a public holiday each user's chance is this share of their usual: most stay at home, a
+/// few work anyway.
+pub const HOLIDAY_SHARE: f64 = 0.1;
 
 pub(crate) fn day(d: NaiveDate, offset: i64) -> NaiveDate {
     if offset >= 0 {
@@ -257,6 +263,15 @@ impl Book {
     /// Every day of the window, oldest first.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + Clone + '_ {
         self.first_day.iter_days().take_while(move |d| *d <= self.today)
+    }
+
+    /// The multiplier of every account's use on `day`: [`HOLIDAY_SHARE`] on a public holiday.
+    pub fn holiday_factor(&self, day: NaiveDate) -> f64 {
+        if self.holidays.contains(&day) {
+            HOLIDAY_SHARE
+        } else {
+            1.0
+        }
     }
 
     /// How many accounts of each kind, in [`Kind::ALL`] order.

@@ -2,7 +2,7 @@
 //! The first twelve accounts are a fixed mix, so the 35-day demo (README) shows every story;
 //! the rest are drawn at the shares docs/SIGNAL.md gives.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate, Weekday};
 
 use super::book::{day, Account, Book, Kind, SlideStyle, Span, User, FEATURES};
 use super::rng::Rng;
@@ -13,8 +13,22 @@ impl Book {
         let root = Rng::new(seed);
         let first_day = day(today, 1 - days as i64);
         let accounts = (0..accounts).map(|i| account(i, &mut root.fork(i as u64 + 1), first_day, today)).collect();
-        Self { accounts, first_day, today, seed, outcomes: true }
+        let holidays = holidays(today).into_iter().filter(|d| *d >= first_day).collect();
+        Self { accounts, first_day, today, seed, outcomes: true, holidays }
     }
+}
+
+/// The book's public holidays, the same for every account: a Monday about five weeks before
+/// today, and a Thursday with its bridge Friday about two weeks before (as Thanksgiving is).
+/// Fixed relative to today, so every book and the demo have both inside the scored days.
+fn holidays(today: NaiveDate) -> Vec<NaiveDate> {
+    let on_or_before = |d: NaiveDate, w: Weekday| {
+        let back = (d.weekday().num_days_from_monday() + 7 - w.num_days_from_monday()) % 7;
+        day(d, -i64::from(back))
+    };
+    let monday = on_or_before(day(today, -33), Weekday::Mon);
+    let thursday = on_or_before(day(today, -12), Weekday::Thu);
+    vec![monday, thursday, day(thursday, 1)]
 }
 
 const CSMS: [&str; 4] = ["dana@vendor.example", "sam@vendor.example", "lee@vendor.example", "ana@vendor.example"];

@@ -62,7 +62,7 @@ pub fn day_events(book: &Book, day: NaiveDate) -> Vec<Value> {
             seq += 1;
             format!("{}-{day}-{seq}", a.id)
         };
-        let factor = a.factor(day);
+        let factor = a.factor(day) * book.holiday_factor(day);
         let mut active = 0;
         for u in a.users.iter().filter(|u| u.from <= day && u.until.is_none_or(|t| day <= t) && !a.away(u, day)) {
             if !rng.chance((u.daily * factor).min(0.98)) {

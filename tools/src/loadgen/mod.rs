@@ -22,7 +22,8 @@ pub use book::{Account, Book, Kind, SlideStyle, Span};
 pub use generate::{day_events, to_segment, Format};
 
 /// The ground truth of a book, as JSON (docs/SIGNAL.md): per account its kind, `at_risk`,
-/// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats.
+/// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats; and the
+/// book's public `holidays`.
 pub fn truth(book: &Book) -> Value {
     let kinds: serde_json::Map<String, Value> =
         book.kinds().into_iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect();
@@ -31,6 +32,7 @@ pub fn truth(book: &Book) -> Value {
         "first_day": book.first_day,
         "today": book.today,
         "outcomes": book.outcomes,
+        "holidays": book.holidays,
         "kinds": kinds,
         "accounts": book.accounts.iter().map(|a| {
             let mut v = serde_json::to_value(a).expect("account serialises");

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde_json::Value;
 
 use super::book::{Book, Kind};
@@ -27,11 +27,16 @@ fn logins(account: &str, from: NaiveDate, to: NaiveDate) -> usize {
     logins_where("account_id", account, from, to)
 }
 
-/// Logins whose `field` is `value` on the days [from, to].
+/// The days [from, to] that are not public holidays.
+fn working_days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to).filter(|d| !book().0.holidays.contains(d))
+}
+
+/// Logins whose `field` is `value` on the days [from, to], public holidays left out (their own
+/// test below).
 fn logins_where(field: &str, value: &str, from: NaiveDate, to: NaiveDate) -> usize {
     let (_, events) = book();
-    from.iter_days()
-        .take_while(|d| *d <= to)
+    working_days(from, to)
         .filter_map(|d| events.get(&d))
         .flatten()
         .filter(|e| e[field] == value && e["kind"] == "login")
@@ -79,9 +84,32 @@ fn at_risk_accounts_have_their_dates_inside_the_book() {
     assert!(churned > 5 && fading > 5, "churned {churned}, still fading {fading}");
 }
 
-/// Logins per week of `account` on the days [from, to].
+/// Logins per week of `account` on the working days of [from, to]: a weekend day weighs what
+/// the book's users do on it (a fifth of a weekday), so a span without its holidays compares
+/// with a whole week.
 fn weekly(account: &str, from: NaiveDate, to: NaiveDate) -> f64 {
-    logins(account, from, to) as f64 * 7.0 / ((to - from).num_days() + 1) as f64
+    let weight = |d: NaiveDate| if matches!(d.weekday(), Weekday::Sat | Weekday::Sun) { 0.2 } else { 1.0 };
+    let worked: f64 = working_days(from, to).map(weight).sum();
+    logins(account, from, to) as f64 * 5.4 / worked.max(0.2)
+}
+
+#[test]
+fn on_a_public_holiday_the_whole_book_stays_at_home() {
+    let (b, events) = book();
+    assert_eq!(b.holidays.len(), 3, "{:?}", b.holidays);
+    let logins_on = |d: NaiveDate| events.get(&d).map_or(0, |e| e.iter().filter(|e| e["kind"] == "login").count());
+    for &h in &b.holidays {
+        assert!(!matches!(h.weekday(), Weekday::Sat | Weekday::Sun), "{h}");
+        let usual = logins_on(days(h, -7)).max(logins_on(days(h, 7)));
+        assert!(logins_on(h) * 100 <= usual * 15, "{h}: {} logins, {usual} on the same weekday", logins_on(h));
+        // Every kind, not only some accounts: a book-wide closure.
+        let quiet = b.accounts.iter().filter(|a| logins(&a.id, days(h, -7), days(h, -7)) > 2).filter(|a| {
+            events[&h].iter().filter(|e| e["account_id"] == a.id.as_str() && e["kind"] == "login").count() * 2
+                < logins(&a.id, days(h, -7), days(h, -7))
+        });
+        let busy = b.accounts.iter().filter(|a| logins(&a.id, days(h, -7), days(h, -7)) > 2).count();
+        assert!(quiet.count() * 10 >= busy * 8, "{h}: most accounts quiet");
+    }
 }
 
 #[test]

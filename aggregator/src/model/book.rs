@@ -1,0 +1,142 @@
+//! Book-wide closures (docs/SIGNAL.md#closures): a public holiday, or the days between Christmas
+//! and New Year, empties most accounts on the same day. Read account by account, that day looks
+//! like the start of a decline on a small account (where one empty day is ordinary and cannot
+//! be told from a closure) and lengthens every regular user's absence; read across the book it
+//! is plain: the whole book's active users fall to a fraction of that weekday's usual, which
+//! no set of accounts declining independently does.
+//!
+//! So the pass reads the book's daily totals once (`Store::book_days`), marks the complete days
+//! on which the book as a whole was at most [`BOOK_CLOSURE_SHARE`] of its usual, and every
+//! account's detector and lapse statistic skip those days; the 7-day-window rules can require
+//! that their window holds none (`book_closures_7d`).
+
+use super::baseline::median;
+
+/// A day is a closure when the book's active users are at most this share of the usual of that
+/// weekday. An ordinary day of a book of independent accounts stays within a few per cent of
+/// it (a slide or a dip moves one account's share, not the book's); a holiday halves it or
+/// more.
+pub const BOOK_CLOSURE_SHARE: f64 = 0.5;
+/// Below this many accounts active on the weekday usually, the "book" is a few accounts, whose
+/// totals swing with any one of them: no day is a book-wide closure.
+pub const BOOK_MIN_ACCOUNTS: f64 = 20.0;
+/// Weeks of the same weekday the usual is the median of (one holiday among them does not move it).
+const REF_WEEKS: u32 = 4;
+
+/// The book's complete days that were closures, by days before the pass's day (bit d = d days
+/// before, d ≥ 1; the pass's own day is never one: it is still filling in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closures(u64);
+
+impl Closures {
+    /// No closures (a book too small to tell, or a pass without the book's totals).
+    pub const NONE: Self = Self(0);
+
+    /// The closures on these days before the pass's day (tests and fixtures).
+    pub fn on(days: &[u32]) -> Self {
+        Self(days.iter().filter(|&&d| (1..64).contains(&d)).fold(0, |m, &d| m | 1 << d))
+    }
+
+    /// Whether the day `d` days before the pass's day was a book-wide closure.
+    pub fn contains(self, d: u32) -> bool {
+        d < 64 && (self.0 >> d) & 1 == 1
+    }
+
+    /// How many of the `days` complete days ending yesterday were closures.
+    pub fn in_last(self, days: u32) -> u8 {
+        (1..=days.min(63)).filter(|&d| self.contains(d)).count() as u8
+    }
+
+    /// The days, oldest first (for logs).
+    pub fn days(self) -> Vec<u32> {
+        (1..64).rev().filter(|&d| self.contains(d)).collect()
+    }
+}
+
+/// The book's totals of one day: active users summed over accounts, and the accounts with any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BookDay {
+    pub users: u64,
+    pub accounts: u64,
+}
+
+/// The closures among `days` (index d = d days before the pass's day): each complete day whose
+/// users are at most [`BOOK_CLOSURE_SHARE`] of the median of the same weekday in the 4 weeks
+/// before it, where those weeks usually had at least [`BOOK_MIN_ACCOUNTS`] active accounts. Only
+/// days with 4 earlier weeks inside the 64 days can be judged (d ≤ 35), which covers the
+/// detector's 28-day run.
+pub fn closures(days: &[BookDay; 64]) -> Closures {
+    let mut out = 0u64;
+    for d in 1..64 - 7 * REF_WEEKS {
+        let mut users: Vec<u64> = (1..=REF_WEEKS).map(|k| days[(d + 7 * k) as usize].users).collect();
+        let mut accounts: Vec<u64> = (1..=REF_WEEKS).map(|k| days[(d + 7 * k) as usize].accounts).collect();
+        if median(&mut accounts) < BOOK_MIN_ACCOUNTS {
+            continue;
+        }
+        if days[d as usize].users as f64 <= BOOK_CLOSURE_SHARE * median(&mut users) {
+            out |= 1 << d;
+        }
+    }
+    Closures(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A book of `accounts` accounts with `users` active users on weekdays and a fifth of them on
+    /// weekends (d % 7 of 0 and 1 taken as the weekend), for 64 days.
+    fn book(accounts: u64, users: u64) -> [BookDay; 64] {
+        std::array::from_fn(|d| {
+            let weekend = d % 7 < 2;
+            BookDay {
+                users: if weekend { users / 5 } else { users },
+                accounts: if weekend { accounts / 3 } else { accounts },
+            }
+        })
+    }
+
+    #[test]
+    fn a_public_holiday_is_a_closure_and_a_weekend_is_not() {
+        let mut days = book(400, 2_000);
+        days[4].users = 150; // a Thursday holiday: most of the book stayed at home
+        days[3].users = 400; // its bridge Friday
+        let c = closures(&days);
+        assert_eq!(c.days(), vec![4, 3]);
+        assert_eq!(c.in_last(7), 2);
+        assert_eq!(c.in_last(3), 1);
+        assert!(
+            !c.contains(0) && !c.contains(1) && !c.contains(7),
+            "weekends and the pass's own day are never closures"
+        );
+    }
+
+    #[test]
+    fn accounts_declining_on_their_own_do_not_close_the_book() {
+        let mut days = book(400, 2_000);
+        // A fifth of the book's use gone over the last two weeks (many slides, a few cliffs).
+        for (d, day) in days.iter_mut().enumerate().take(15).skip(1) {
+            day.users = day.users * (100 - (15 - d as u64) * 20 / 14) / 100;
+        }
+        assert_eq!(closures(&days), Closures::NONE);
+    }
+
+    #[test]
+    fn an_earlier_holiday_does_not_hide_a_later_one_and_a_small_book_has_none() {
+        let mut days = book(400, 2_000);
+        days[9].users = 100;
+        days[16].users = 100; // the same weekday a week earlier: one of the 4 reference weeks
+        assert_eq!(closures(&days).days(), vec![16, 9]);
+        let mut few = book(12, 60);
+        few[4].users = 0;
+        assert_eq!(closures(&few), Closures::NONE, "12 accounts are not a book to read a holiday from");
+    }
+
+    #[test]
+    fn days_without_four_earlier_weeks_are_not_judged() {
+        let mut days = book(400, 2_000);
+        days[40].users = 0;
+        assert!(!closures(&days).contains(40));
+        assert_eq!(Closures::on(&[0, 3, 64]).days(), vec![3]);
+    }
+}
