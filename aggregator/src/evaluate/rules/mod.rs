@@ -326,11 +326,17 @@ impl Condition {
     }
 }
 
-/// Whether a finding only qualifies the others (how unusual, how steep, nobody away as a group)
-/// and so stays out of the sentence a CSM reads; its values are still in the alert's metrics.
+/// Whether a finding only qualifies the others (how unusual, how steep, nobody away as a group,
+/// no public holiday in the window) and so stays out of the sentence a CSM reads; its values are
+/// still in the alert's metrics.
 fn qualifier(f: &Finding) -> bool {
     !f.metrics.is_empty()
-        && f.metrics.keys().all(|k| k.ends_with("_z") || k.ends_with("_momentum") || k == "users_away_together")
+        && f.metrics.keys().all(|k| {
+            k.ends_with("_z")
+                || k.ends_with("_momentum")
+                || k == "users_away_together"
+                || k.starts_with("book_closures_")
+        })
 }
 
 fn merge(found: Vec<Finding>, join: &str) -> Finding {

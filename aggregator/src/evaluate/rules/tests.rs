@@ -27,14 +27,15 @@ fn the_shipped_rules_parse() {
         ]
     );
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
-    assert!(matches!(rules[1].when, Condition::Baseline { at_most_pct, .. } if at_most_pct == -80.0));
+    let Condition::All(stopped) = &rules[1].when else { panic!("{:?}", rules[1].when) };
+    assert!(matches!(stopped[0], Condition::Baseline { at_most_pct, .. } if at_most_pct == -80.0));
     let onboarding = &rules[3];
     assert_eq!(
         (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_duration),
         ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
     assert_eq!(rules[4].cooldown, Duration::from_secs(7 * 86_400));
-    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 7));
+    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 8));
     assert_eq!(rules[0].resolve_after, Duration::from_secs(7 * 86_400));
 }
 
