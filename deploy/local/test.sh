@@ -3,7 +3,8 @@
 #   installs what is missing (ClickHouse, the Tansu broker, Chromium and chromedriver), builds the tests, starts a fresh
 #   broker and ClickHouse on their own ports (not run.sh's), runs all tests — including those
 #   that need the stack — then stops exactly what it started. Exits non-zero on any failure.
-#   Also runs every migration and metric query on current ClickHouse (chDB) besides 18.16.
+#   Also runs every migration and metric query on current ClickHouse (chDB) besides 18.16, and
+#   checks the deployment artefacts offline (deploy/local/check_deploy.sh: promtool, systemd-analyze).
 #
 # Ports: Kafka 127.0.0.1:19092, ClickHouse HTTP 127.0.0.1:18123 (native 19000), ingest (for the
 # schemathesis run) 18080 with admin 18082; override with UPTAKE_TEST_KAFKA_PORT,
@@ -55,10 +56,10 @@ cd "$ROOT"
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
 
-step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs, schemathesis)"
-if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemathesis' 2>/dev/null; then
-  info "installing chdb-core (~180 MB), segment-analytics-python, rudder-sdk-python (once)"
-  python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python schemathesis
+step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs, schemathesis, PyYAML)"
+if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemathesis, yaml' 2>/dev/null; then
+  info "installing chdb-core (~180 MB), segment-analytics-python, rudder-sdk-python, schemathesis, pyyaml (once)"
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python schemathesis pyyaml
 fi
 info "ready"
 
@@ -70,6 +71,10 @@ UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at
   UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z
   UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/console" sql
 } | python3 "$ROOT/deploy/local/chdb_console.py"
+
+step "Checking the deployment artefacts offline (Prometheus rules and their tests, systemd units)"
+cargo build -p ingest --bins --locked --quiet || die "build failed"
+"$ROOT/deploy/local/check_deploy.sh"
 
 step "Starting a fresh broker and ClickHouse for the tests"
 stop broker

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Offline checks of the deployment artefacts (issue 22), run by test.sh after the build:
+#   - the Prometheus alerting rules parse (`promtool check rules`) and pass their unit tests
+#     (`promtool test rules`); every alert has a test that shows it firing and a runbook section
+#     in docs/operations.md;
+#   - the systemd units pass `systemd-analyze verify` without a single warning (it exits 0 on
+#     warnings, so its output is what counts), with ExecStart pointed at the binaries just built.
+# Installs Debian's prometheus (for promtool) when it is missing. Starts no process.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_promtool() {
+  if command -v promtool >/dev/null; then
+    info "promtool already installed"
+    return
+  fi
+  step "Installing Prometheus and Alertmanager (Debian packages, for promtool)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager
+}
+
+ensure_promtool
+cd "$ROOT/deploy/prometheus"
+promtool check rules uptake-alerts.yml | sed 's/^/    /'
+promtool test rules uptake-alerts.test.yml | sed 's/^/    /'
+python3 - "$ROOT" <<'PY'
+import re, sys, yaml
+root = sys.argv[1]
+rules = yaml.safe_load(open(f"{root}/deploy/prometheus/uptake-alerts.yml"))
+tests = yaml.safe_load(open(f"{root}/deploy/prometheus/uptake-alerts.test.yml"))
+ops = open(f"{root}/docs/operations.md").read()
+anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", ops, re.M)}
+alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+fired = {t["alertname"] for test in tests["tests"] for t in test["alert_rule_test"] if t["exp_alerts"]}
+problems = []
+for r in alerts:
+    name = r["alert"]
+    if name not in fired:
+        problems.append(f"{name}: no test shows it firing")
+    url = r.get("annotations", {}).get("runbook_url", "")
+    anchor = url.rsplit("#", 1)[-1]
+    if "docs/operations.md#" not in url or anchor not in anchors:
+        problems.append(f"{name}: runbook_url {url!r} names no section of docs/operations.md")
+if problems:
+    sys.exit("\n".join(problems))
+print(f"    {len(alerts)} alerts, each tested firing and with its runbook section")
+PY
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for unit in "$ROOT"/deploy/systemd/*.service; do
+  name=$(basename "$unit")
+  sed -E "s#/usr/local/bin/uptake-(ingest|aggregator|console)#$ROOT/target/debug/\\1#" "$unit" > "$tmp/$name"
+  out=$(systemd-analyze verify "$tmp/$name" 2>&1) || die "systemd-analyze verify $name failed: $out"
+  [ -z "$out" ] || die "systemd-analyze verify $name warns: $out"
+done
+info "$(ls "$ROOT"/deploy/systemd/*.service | wc -l) systemd units verified without a warning"
