@@ -1,6 +1,6 @@
 //! Every Prometheus metric the aggregator exports. No account id is ever a label.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Telemetry {
     registry: Registry,
@@ -39,6 +39,9 @@ pub struct Telemetry {
     pub notify_receive_errors: IntCounter,
     /// Evaluation passes that failed (each retried at the next interval).
     pub evaluation_failures: IntCounter,
+    /// Events of each owned partition not stored yet (high watermark − committed offset), from
+    /// librdkafka's statistics (`consume::lag`).
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl Telemetry {
@@ -60,6 +63,15 @@ impl Telemetry {
             registry.register(Box::new(h.clone())).unwrap();
             h
         };
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "uptake_aggregator_consumer_lag_messages",
+                "Events of an owned partition not stored yet (high watermark minus committed offset)",
+            ),
+            &["partition"],
+        )
+        .unwrap();
+        registry.register(Box::new(consumer_lag.clone())).unwrap();
         let alerts = IntCounterVec::new(
             Opts::new("uptake_aggregator_alerts_total", "Alert records published, by status"),
             &["status"],
@@ -110,6 +122,7 @@ impl Telemetry {
             accounts_evaluated: gauge("uptake_aggregator_accounts_evaluated", "Accounts in the last evaluation pass"),
             open_episodes: gauge("uptake_aggregator_open_alert_episodes", "Alert episodes currently firing"),
             alerts,
+            consumer_lag,
             registry,
         }
     }

@@ -117,6 +117,8 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     // The history arrives all at once and old: judged 1 s after it stopped arriving, not after the
     // default 5 minutes (the settling itself is tests/timeline.rs's).
     agg_cfg.evaluation.settle_ms = 1_000;
+    // Consumer-lag statistics every half second instead of every 15 s.
+    agg_cfg.kafka.client.librdkafka.insert("statistics.interval.ms".into(), "500".into());
     let aggregator = testkit::aggregator::start(agg_cfg.build_and_validate().unwrap()).await;
     let admin_url = aggregator.admin_url.clone();
 
@@ -246,6 +248,20 @@ async fn events_flow_to_clickhouse_and_one_alert_fires_for_the_declining_account
     let metrics_text = http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics_text.contains(&format!("uptake_aggregator_events_stored_total {}", sent.len())), "{metrics_text}");
     assert_eq!(http.get(format!("{admin_url}/readyz")).send().await.unwrap().status(), 200);
+    // Consumer lag, per owned partition, from librdkafka's statistics: everything is stored and
+    // committed, so both partitions report 0 once a report has come in after the last commit.
+    let lag_zero = |text: &str| {
+        (0..2).all(|p| text.contains(&format!("uptake_aggregator_consumer_lag_messages{{partition=\"{p}\"}} 0\n")))
+    };
+    let mut metrics_text = String::new();
+    for _ in 0..40 {
+        metrics_text = http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap();
+        if lag_zero(&metrics_text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(lag_zero(&metrics_text), "{metrics_text}");
     assert_eq!(http.get(format!("{ingest_admin_url}/readyz")).send().await.unwrap().status(), 200);
 
     ingest.stop().await.unwrap();

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod chunk;
 pub mod dedup;
+pub mod lag;
 pub mod ownership;
 pub mod poison;
 pub mod record;
@@ -74,7 +75,7 @@ impl EventConsumer {
         metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
     ) -> Result<Self, AggregatorError> {
-        let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership };
+        let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership, metrics: metrics.clone() };
         let consumer: StreamConsumer<OwnershipContext> =
             cfg.kafka.to_rdkafka_consumer().create_with_context(context)?;
         consumer.subscribe(&[&cfg.kafka.events_topic])?;

@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{ConsumerContext, Rebalance};
+use rdkafka::statistics::Statistics;
+
+use super::lag;
+use crate::telemetry::Telemetry;
 
 /// The partitions of the events topic this instance owns, as the consumer group assigned them,
 /// and a counter of rebalances. Shared with the evaluator: an account's metrics and rules are
@@ -44,17 +48,25 @@ impl Ownership {
     }
 }
 
-/// The consumer's context: keeps [`Ownership`] current.
+/// The consumer's context: keeps [`Ownership`] current, and the consumer-lag gauges from
+/// librdkafka's statistics.
 pub struct OwnershipContext {
     pub(super) topic: String,
     pub(super) ownership: Arc<Ownership>,
+    pub(super) metrics: Arc<Telemetry>,
 }
 
-impl rdkafka::ClientContext for OwnershipContext {}
+impl rdkafka::ClientContext for OwnershipContext {
+    fn stats(&self, statistics: Statistics) {
+        lag::record(&self.metrics, &statistics, &self.topic);
+    }
+}
 
 impl ConsumerContext for OwnershipContext {
     fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let mut owned = self.ownership.partitions.lock().expect("ownership lock poisoned");
+        // The next statistics report fills in the partitions owned now.
+        self.metrics.consumer_lag.reset();
         match rebalance {
             // The eager protocol assigns the whole new set and revokes everything before.
             Rebalance::Assign(tpl) => {
