@@ -5,8 +5,10 @@
 #     in docs/operations.md;
 #   - the systemd units pass `systemd-analyze verify` without a single warning (it exits 0 on
 #     warnings, so its output is what counts), with ExecStart pointed at the binaries just built.
-# Installs Debian's prometheus (for promtool) when it is missing. Starts no process.
+#   - every shell script under deploy/ is shellcheck clean.
+# Installs Debian's prometheus (for promtool) and shellcheck when missing. Starts no process.
 
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_promtool() {
@@ -19,8 +21,22 @@ ensure_promtool() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager
 }
 
+ensure_shellcheck() {
+  if command -v shellcheck >/dev/null; then
+    info "shellcheck already installed"
+    return
+  fi
+  step "Installing shellcheck (Debian package)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck
+}
+
 ensure_promtool
-cd "$ROOT/deploy/prometheus"
+ensure_shellcheck
+mapfile -t scripts < <(find "$ROOT/deploy" -name '*.sh' | sort)
+shellcheck -x -P SCRIPTDIR "${scripts[@]}" || die "shellcheck finds problems"
+info "${#scripts[@]} shell scripts under deploy/ shellcheck clean"
+cd "$ROOT/deploy/prometheus" || exit 1
 promtool check rules uptake-alerts.yml | sed 's/^/    /'
 promtool test rules uptake-alerts.test.yml | sed 's/^/    /'
 python3 - "$ROOT" <<'PY'
@@ -54,4 +70,4 @@ for unit in "$ROOT"/deploy/systemd/*.service; do
   out=$(systemd-analyze verify "$tmp/$name" 2>&1) || die "systemd-analyze verify $name failed: $out"
   [ -z "$out" ] || die "systemd-analyze verify $name warns: $out"
 done
-info "$(ls "$ROOT"/deploy/systemd/*.service | wc -l) systemd units verified without a warning"
+info "$(find "$ROOT/deploy/systemd" -name '*.service' | wc -l) systemd units verified without a warning"

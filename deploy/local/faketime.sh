@@ -19,9 +19,10 @@
 # clock: rustc hangs under libfaketime (`rustc -vV` never returns), and ClickHouse cannot start
 # under it (lib.sh). Monotonic clocks are left
 # alone (timeouts and sleeps stay real).
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ $# -ge 1 ] && [[ $1 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "usage: $0 HH:MM [command...]"
+if [ $# -lt 1 ] || ! [[ $1 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]]; then die "usage: $0 HH:MM [command...]"; fi
 at=$1
 shift
 [ $# -gt 0 ] || set -- bash "$ROOT/deploy/local/test.sh"
@@ -38,7 +39,8 @@ target=$(date -u -d "$(date -u +%F) $at:00" +%s)
 offset=$((target - now))
 info "clock moved by ${offset} s: now reads $(date -u -d "@$target" '+%F %T') UTC"
 # Not UPTAKE_*: the services read every UPTAKE_ variable as configuration.
-export CLOCK_SHIFT_SECS="$(printf '%+d' "$offset")"
+CLOCK_SHIFT_SECS="$(printf '%+d' "$offset")"
+export CLOCK_SHIFT_SECS
 export CLOCK_SHIFT_LIB="$lib"
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$ROOT/deploy/local/faketime-runner.sh"
 exec "$@"

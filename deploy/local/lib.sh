@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by run.sh and test.sh: install what is missing, start and stop the local broker,
 # ClickHouse and our services as plain processes. Sourced, not run.
 #

@@ -11,9 +11,11 @@
 # Ports: Kafka 127.0.0.1:9092 · ClickHouse HTTP 8123 (native 9000) · ingest 8080 (admin/metrics
 # 8082) · aggregator admin/metrics 8081. State under .uptake/ (delete it to start from scratch).
 
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=$ROOT/.uptake
+# shellcheck disable=SC2034 # read by lib.sh's start/stop/pid_of
 PIDS=$STATE/pids
 KAFKA_PORT=9092 CH_HTTP=8123 CH_TCP=9000 INGEST_PORT=8080 ADMIN_PORT=8081 INGEST_ADMIN_PORT=8082 CONSOLE_PORT=8090
 WRITE_KEY=uptake-dev-key

@@ -11,9 +11,11 @@
 # UPTAKE_TEST_CH_HTTP_PORT, UPTAKE_TEST_CH_TCP_PORT, UPTAKE_TEST_INGEST_PORT, UPTAKE_TEST_INGEST_ADMIN_PORT;
 # the SIGKILL test's own broker 19093 (UPTAKE_TEST_SIGKILL_KAFKA_PORT).
 
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=$ROOT/.uptake/test
+# shellcheck disable=SC2034 # read by lib.sh's start/stop/pid_of
 PIDS=$STATE/pids
 KAFKA_PORT=${UPTAKE_TEST_KAFKA_PORT:-19092}
 CH_HTTP=${UPTAKE_TEST_CH_HTTP_PORT:-18123}
@@ -46,13 +48,13 @@ ensure_tansu
 ensure_chromium
 
 step "Checking formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 cargo fmt --all -- --check || die "cargo fmt finds differences: run cargo fmt --all"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings || die "clippy finds warnings"
 info "clean"
 
 step "Building the tests"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
 
