@@ -99,7 +99,6 @@ impl KafkaConfig {
     /// wait even when records arrive (the local Tansu does), and every record then waits that long
     /// before it is read — `bench` measured ingest's 200 → stored row at p50 602 ms with 500 and
     /// 234 ms with 50. The cost is at most 20 empty fetches a second per broker when idle.
-    /// Statistics every 15 s give the consumer lag per partition (`consume::lag`).
     pub fn to_rdkafka_consumer(&self) -> ClientConfig {
         self.client.client_config(&[
             ("group.id", &self.group_id),
@@ -107,8 +106,18 @@ impl KafkaConfig {
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
             ("fetch.wait.max.ms", "50"),
-            ("statistics.interval.ms", "15000"),
         ])
+    }
+
+    /// The event consumer's settings: [`Self::to_rdkafka_consumer`] with librdkafka's statistics
+    /// every 15 s, which give the consumer lag per partition (`consume::lag`), unless the
+    /// passthrough sets their interval. Only this consumer: the others have no use for them.
+    pub fn to_rdkafka_event_consumer(&self) -> ClientConfig {
+        let mut c = self.to_rdkafka_consumer();
+        if !self.client.librdkafka.contains_key("statistics.interval.ms") {
+            c.set("statistics.interval.ms", "15000");
+        }
+        c
     }
 
     /// Producer settings (alerts and dead letters): acknowledged by every in-sync replica.

@@ -82,6 +82,16 @@ impl Metrics {
             registry.register(Box::new(g.clone())).unwrap();
         }
         registry.register(Box::new(header_timeouts.clone())).unwrap();
+        // The series alerting rules and dashboards read exist from the start, at 0: a rate
+        // over a series that appears only with the first failure misses that failure, and a
+        // rule naming it cannot be checked against a healthy service (deploy/prometheus/).
+        for reason in ["overloaded", "overloaded_keyless", "unavailable", "rate_limited", "unauthorized"] {
+            requests_refused.with_label_values(&[reason]);
+        }
+        for outcome in ["ok", "error"] {
+            produce_latency.with_label_values(&[outcome]);
+        }
+        events_rejected.with_label_values(&["invalid"]);
         Self {
             registry,
             requests,

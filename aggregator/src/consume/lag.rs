@@ -2,7 +2,7 @@
 //! this instance owns are not stored yet — the partition's high watermark minus the offset
 //! committed after ClickHouse stored the rows (offsets are committed only then). librdkafka
 //! computes it per partition in its statistics (`statistics.interval.ms`, every 15 s, set in
-//! `KafkaConfig::to_rdkafka_consumer`); the consumer's context hands them here.
+//! `KafkaConfig::to_rdkafka_event_consumer`); the consumer's context hands them here.
 //!
 //! An operator sees a backlog building (ClickHouse slow or down, a bad deploy, too few
 //! instances) before the alerts go stale, and how fast it drains afterwards.

@@ -77,7 +77,7 @@ impl EventConsumer {
     ) -> Result<Self, AggregatorError> {
         let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership, metrics: metrics.clone() };
         let consumer: StreamConsumer<OwnershipContext> =
-            cfg.kafka.to_rdkafka_consumer().create_with_context(context)?;
+            cfg.kafka.to_rdkafka_event_consumer().create_with_context(context)?;
         consumer.subscribe(&[&cfg.kafka.events_topic])?;
         Ok(Self {
             consumer,

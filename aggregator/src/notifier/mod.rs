@@ -75,6 +75,15 @@ impl Notifier {
         let consumer: StreamConsumer = consumer_cfg.create()?;
         let sender =
             deliver::Sender::new(&cfg.notifier).map_err(|e| AggregatorError::Task(format!("http client: {e}")))?;
+        // Every webhook's series exist from the start, at 0 (deploy/prometheus/: a rate over a
+        // series born with the first failure misses that failure).
+        for hook in &cfg.notifier.webhooks {
+            for outcome in ["delivered", "dead_lettered"] {
+                metrics.notifications.with_label_values(&[&hook.name, outcome]);
+            }
+            metrics.notify_retries.with_label_values(&[&hook.name]);
+            metrics.notify_dead_letters.with_label_values(&[&hook.name]);
+        }
         Ok(Self {
             consumer,
             dead_letters: DeadLetterWriter::new(producer, cfg.notifier.dlq_topic.clone()),
