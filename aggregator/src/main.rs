@@ -13,6 +13,10 @@ struct Args {
     /// TOML configuration file; `UPTAKE_…` environment variables override it.
     #[arg(long, env = "UPTAKE_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Health check for containers (no shell or curl in the images): ask `HOST:PORT/readyz`
+    /// (this service's admin listener) and exit 0 when it answers 200, 1 otherwise.
+    #[arg(long, value_name = "HOST:PORT")]
+    probe: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -102,6 +106,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(addr) = &args.probe {
+        std::process::exit(schemas::runtime::probe::exit_code(addr));
+    }
     let config = AggregatorConfig::load(args.config.as_deref()).context("loading configuration")?;
     // Loaded and validated once, at start: a bad rule stops the service, naming rule and field.
     let rules = RuleSet::load(config.rules_file.as_deref()).context("loading the rules")?;

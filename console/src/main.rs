@@ -12,6 +12,10 @@ struct Args {
     /// TOML configuration file; `UPTAKE_CONSOLE__…` environment variables override it.
     #[arg(long, env = "UPTAKE_CONSOLE_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Health check for containers (no shell or curl in the images): ask `HOST:PORT/readyz`
+    /// (this service's admin listener) and exit 0 when it answers 200, 1 otherwise.
+    #[arg(long, value_name = "HOST:PORT")]
+    probe: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -45,6 +49,9 @@ enum UserCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(addr) = &args.probe {
+        std::process::exit(schemas::runtime::probe::exit_code(addr));
+    }
     match args.command.unwrap_or(Command::Serve) {
         Command::User { command: UserCommand::Add { name, display_name } } => {
             anyhow::ensure!(

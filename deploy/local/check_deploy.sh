@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment artefacts (issue 22), run by test.sh after the build:
-#   - the Prometheus alerting rules parse (`promtool check rules`) and pass their unit tests
+#   - the scrape config and the alerting rules parse (`promtool check config`, which checks the
+#     rules it loads) and pass their unit tests
 #     (`promtool test rules`); every alert has a test that shows it firing and a runbook section
 #     in docs/operations.md;
 #   - the systemd units pass `systemd-analyze verify` without a single warning (it exits 0 on
@@ -11,33 +12,13 @@
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_promtool() {
-  if command -v promtool >/dev/null; then
-    info "promtool already installed"
-    return
-  fi
-  step "Installing Prometheus and Alertmanager (Debian packages, for promtool)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager
-}
-
-ensure_shellcheck() {
-  if command -v shellcheck >/dev/null; then
-    info "shellcheck already installed"
-    return
-  fi
-  step "Installing shellcheck (Debian package)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck
-}
-
-ensure_promtool
-ensure_shellcheck
+ensure_debian promtool "for promtool" prometheus prometheus-alertmanager
+ensure_debian shellcheck "to lint the scripts" shellcheck
 mapfile -t scripts < <(find "$ROOT/deploy" -name '*.sh' | sort)
 shellcheck -x -P SCRIPTDIR "${scripts[@]}" || die "shellcheck finds problems"
 info "${#scripts[@]} shell scripts under deploy/ shellcheck clean"
 cd "$ROOT/deploy/prometheus" || exit 1
-promtool check rules uptake-alerts.yml | sed 's/^/    /'
+promtool check config prometheus.yml | sed 's/^/    /'
 promtool test rules uptake-alerts.test.yml | sed 's/^/    /'
 python3 - "$ROOT" <<'PY'
 import re, sys, yaml

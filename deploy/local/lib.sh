@@ -30,6 +30,18 @@ ensure_clickhouse() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client
 }
 
+# ensure_debian COMMAND WHY PACKAGE...: installs the Debian packages unless COMMAND is on PATH.
+ensure_debian() {
+  local cmd=$1 why=$2; shift 2
+  if command -v "$cmd" >/dev/null; then
+    info "$cmd already installed"
+    return
+  fi
+  step "Installing $* (Debian packages, $why)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
 # The console's browser tests drive a real headless Chromium through chromedriver (WebDriver).
 ensure_chromium() {
   if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then

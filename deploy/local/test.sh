@@ -85,6 +85,10 @@ rm -rf "$STATE/kafka" "$STATE/clickhouse"
 start_broker "$KAFKA_PORT" "$STATE/kafka"
 start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"
 
+step "Container images: hadolint, podman build FROM scratch, each image's binary run against the stack"
+UPTAKE_TEST_IMAGES=1 UPTAKE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT" UPTAKE_TEST_CLICKHOUSE="http://127.0.0.1:$CH_HTTP" \
+  "$ROOT/deploy/images/build.sh" || die "the container images failed"
+
 step "Smoke-running the benchmark (every phase, tiny: checks that every event arrives, asserts no timing)"
 cargo build --workspace --bins --locked --quiet || die "build failed"
 "$ROOT/target/debug/bench" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \

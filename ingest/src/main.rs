@@ -11,6 +11,10 @@ struct Args {
     /// TOML configuration file; `UPTAKE_…` environment variables override it.
     #[arg(long, env = "UPTAKE_CONFIG")]
     config: Option<PathBuf>,
+    /// Health check for containers (no shell or curl in the images): ask `HOST:PORT/readyz`
+    /// (this service's admin listener) and exit 0 when it answers 200, 1 otherwise.
+    #[arg(long, value_name = "HOST:PORT")]
+    probe: Option<String>,
 }
 
 #[global_allocator]
@@ -19,6 +23,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(addr) = &args.probe {
+        std::process::exit(schemas::runtime::probe::exit_code(addr));
+    }
     let config = IngestConfig::load(args.config.as_deref()).context("loading configuration")?;
     schemas::runtime::init_logs(config.log_format);
     let listener =

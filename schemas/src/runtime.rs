@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod format;
 pub mod kafka;
+pub mod probe;
 pub mod retry;
 
 use std::io::IsTerminal;

@@ -19,10 +19,17 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, SchemaError> 
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
     }
-    // UPTAKE_CONFIG names the file itself and UPTAKE_TEST_* belong to the test harness: neither
-    // is a setting, and the typed configs reject unknown keys.
+    // UPTAKE_CONFIG names the file itself, UPTAKE_TEST_* belong to the test harness and
+    // UPTAKE_CONSOLE_* to the console's own configuration (the console also loads the
+    // aggregator's, with this function, in the same process): none is a setting here, and the
+    // typed configs reject unknown keys.
     let vars = std::env::vars()
-        .filter(|(k, _)| k.starts_with("UPTAKE_") && k != "UPTAKE_CONFIG" && !k.starts_with("UPTAKE_TEST_"))
+        .filter(|(k, _)| {
+            k.starts_with("UPTAKE_")
+                && k != "UPTAKE_CONFIG"
+                && !k.starts_with("UPTAKE_TEST_")
+                && !k.starts_with("UPTAKE_CONSOLE_")
+        })
         .collect();
     let env = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
@@ -66,6 +73,9 @@ mod tests {
         std::env::set_var("UPTAKE_KAFKA__BROKERS", "b:9092,c:9092");
         std::env::set_var("UPTAKE_CONFIG", "/somewhere.toml");
         std::env::set_var("UPTAKE_TEST_KAFKA", "x:1");
+        // The console's own settings, seen by the aggregator config it loads too.
+        std::env::set_var("UPTAKE_CONSOLE__SESSION__SECRET", "not-an-aggregator-setting");
+        std::env::set_var("UPTAKE_CONSOLE_CONFIG", "/etc/uptake/console.toml");
         let cfg: Cfg = load(Some(&path)).unwrap();
         std::env::remove_var("UPTAKE_KAFKA__BROKERS");
         assert_eq!(
