@@ -6,7 +6,9 @@
 #     in docs/operations.md;
 #   - the systemd units pass `systemd-analyze verify` without a single warning (it exits 0 on
 #     warnings, so its output is what counts), with ExecStart pointed at the binaries just built.
-#   - every shell script under deploy/ is shellcheck clean.
+#   - every shell script under deploy/ is shellcheck clean;
+#   - the Helm chart: lint, schema, golden renders, Kubernetes schemas (deploy/helm/check.py);
+#   - the compose file passes Compose's own `config` check, and its Prometheus config promtool's.
 # Installs Debian's prometheus (for promtool) and shellcheck when missing. Starts no process.
 
 # shellcheck source=lib.sh
@@ -52,3 +54,13 @@ for unit in "$ROOT"/deploy/systemd/*.service; do
   [ -z "$out" ] || die "systemd-analyze verify $name warns: $out"
 done
 info "$(find "$ROOT/deploy/systemd" -name '*.service' | wc -l) systemd units verified without a warning"
+
+python3 "$ROOT/deploy/helm/check.py" "$ROOT"
+
+cd "$ROOT/deploy/compose" || exit 1
+UPTAKE_WRITE_KEYS=check UPTAKE_CONSOLE__SESSION__SECRET=check docker-compose -f compose.yaml config -q ||
+  die "docker compose config rejects deploy/compose/compose.yaml"
+cp prometheus.yml "$tmp/compose-prometheus.yml"
+cp "$ROOT/deploy/prometheus/uptake-alerts.yml" "$tmp/"
+promtool check config "$tmp/compose-prometheus.yml" >/dev/null || die "promtool rejects deploy/compose/prometheus.yml"
+info "compose.yaml valid (docker compose config), its prometheus.yml valid (promtool)"
