@@ -78,6 +78,10 @@ impl Telemetry {
         )
         .unwrap();
         registry.register(Box::new(alerts.clone())).unwrap();
+        // At 0 from the start, so dashboards and rules over them read a series, not nothing.
+        for status in ["firing", "resolved"] {
+            alerts.with_label_values(&[status]);
+        }
         let per_webhook = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap();
             registry.register(Box::new(c.clone())).unwrap();

