@@ -1,5 +1,5 @@
-//! The monitoring, end to end (issue 22): Debian's Prometheus scrapes a real ingest and aggregator
-//! (on the test stack's broker, ClickHouse behind a fault proxy) and evaluates
+//! The monitoring, end to end (issue 22): Debian's Prometheus scrapes a real ingest, aggregator
+//! and console (on the test stack's broker, ClickHouse behind a fault proxy) and evaluates
 //! deploy/prometheus/uptake-alerts.yml; Alertmanager routes to a webhook receiver in this test.
 //!
 //! - Every rule's expression, and every panel's of the Grafana dashboards, is evaluated by that
@@ -202,7 +202,10 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     let hook = format!("name = \"csm\"\nurl = \"{receiver_url}\"\nformat = \"json\"");
     cfg.notifier.webhooks = vec![toml::from_str::<WebhookConfig>(&hook).unwrap()];
     let events_topic = cfg.kafka.events_topic.clone();
-    let aggregator = testkit::aggregator::start(cfg.build_and_validate().unwrap()).await;
+    let cfg = cfg.build_and_validate().unwrap();
+    let console =
+        testkit::console::start_console_with_admin(cfg.clone(), &["dana"], "", schemas::runtime::Clock::system()).await;
+    let aggregator = testkit::aggregator::start(cfg).await;
     let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, "monitoring-key-0123456789abcdef0123", "mon");
     ingest_cfg.kafka.topic = events_topic.clone();
     let ingest = testkit::ingest::serve(ingest_cfg).await;
@@ -239,9 +242,11 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [uptake-alerts.yml]\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
              scrape_configs:\n  - job_name: uptake-ingest\n    static_configs:\n      - targets: ['{}']\n  \
-             - job_name: uptake-aggregator\n    static_configs:\n      - targets: ['{}']\n",
+             - job_name: uptake-aggregator\n    static_configs:\n      - targets: ['{}']\n  \
+             - job_name: uptake-console\n    static_configs:\n      - targets: ['{}']\n",
             target(&ingest.admin_url),
-            target(&aggregator.admin_url)
+            target(&aggregator.admin_url),
+            target(console.admin_url.as_deref().unwrap())
         ),
     )
     .unwrap();
@@ -274,10 +279,10 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     produce(&producer, &events_topic, 0, 50).await;
 
     // Both targets up, the rules loaded, the consumer-lag series scraped.
-    until(60, "both targets up", || async {
+    until(60, "the three targets up", || async {
         let t = get_json(&format!("{prometheus}/api/v1/targets")).await;
         let active = t["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
-        (active.len() == 2 && active.iter().all(|a| a["health"] == "up")).then_some(())
+        (active.len() == 3 && active.iter().all(|a| a["health"] == "up")).then_some(())
     })
     .await;
     let rules = until(30, "the rules loaded", || async {

@@ -20,6 +20,9 @@ pub const ENV_PREFIX: &str = "UPTAKE_CONSOLE";
 pub struct RawConsoleConfig {
     /// Address the console listens on.
     pub listen: String,
+    /// The operator's listener (`/healthz`, `/readyz`, `/metrics`), apart from the CSMs' port;
+    /// empty: none.
+    pub admin_listen: String,
     /// The aggregator's config file (ClickHouse, Kafka, rules, health bands); none: its defaults.
     /// A relative path is relative to the console's config file.
     pub aggregator_config: Option<PathBuf>,
@@ -33,6 +36,7 @@ impl Default for RawConsoleConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8090".into(),
+            admin_listen: String::new(),
             aggregator_config: None,
             session: RawSession::default(),
             auth: RawAuth::default(),
@@ -106,6 +110,7 @@ pub struct UserConfig {
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
     pub aggregator: AggregatorConfig,
     pub session_secret: Vec<u8>,
     pub session_ttl: Duration,
@@ -155,6 +160,13 @@ impl RawConsoleConfig {
         let Ok(listen) = self.listen.parse() else {
             return bad("listen", "must be an address such as 127.0.0.1:8090");
         };
+        let admin_listen = match self.admin_listen.trim() {
+            "" => None,
+            addr => match addr.parse() {
+                Ok(a) => Some(a),
+                Err(_) => return bad("admin_listen", "must be an address such as 127.0.0.1:8091, or empty"),
+            },
+        };
         if self.session.secret.len() < 32 {
             return bad("session.secret", "must be at least 32 characters (it signs the session cookies)");
         }
@@ -195,6 +207,7 @@ impl RawConsoleConfig {
         }
         Ok(ConsoleConfig {
             listen,
+            admin_listen,
             aggregator,
             session_secret: self.session.secret.into_bytes(),
             session_ttl: Duration::from_secs(self.session.ttl_hours * 3600),

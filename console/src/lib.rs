@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 pub mod pages;
 pub mod store;
+mod telemetry;
 mod web;
 mod workflow;
 
@@ -30,6 +31,7 @@ pub struct App {
     workflow: workflow::Workflow,
     signer: auth::Signer,
     limiter: auth::LoginLimiter,
+    telemetry: telemetry::Telemetry,
     clock: Clock,
     rules: RuleSet,
     /// The console's user names: who an alert can be assigned to.
@@ -53,6 +55,7 @@ impl App {
         Ok(Self {
             signer: auth::Signer::new(&cfg.session_secret),
             limiter: auth::LoginLimiter::new(cfg.login_attempts, cfg.address_attempts, cfg.login_window),
+            telemetry: telemetry::Telemetry::new(),
             cfg,
             store,
             workflow,
@@ -79,8 +82,41 @@ pub async fn serve(
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConsoleError> {
+    serve_with_admin(cfg, listener, None, clock, shutdown).await
+}
+
+/// [`serve`], and `/healthz`, `/readyz` and `/metrics` on `admin` (the operator's listener,
+/// `admin_listen`) until the same `shutdown`.
+pub async fn serve_with_admin(
+    cfg: ConsoleConfig,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConsoleError> {
     let app = Arc::new(App::new(cfg, clock)?);
     tracing::info!(addr = %listener.local_addr()?, "console listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let admin = match admin {
+        Some(admin) => {
+            tracing::info!(addr = %admin.local_addr()?, "console admin listening");
+            let mut stopped = stopped.clone();
+            let router = web::admin_router(app.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(admin, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
     let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    Ok(axum::serve(listener, service).with_graceful_shutdown(shutdown).await?)
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    if let Some(admin) = admin {
+        admin.await.map_err(|e| ConsoleError::Io(std::io::Error::other(e)))??;
+    }
+    Ok(served?)
 }

@@ -83,7 +83,16 @@ async fn main() -> anyhow::Result<()> {
             schemas::runtime::init_logs(cfg.aggregator.log_format);
             let listener =
                 tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
-            console::serve(cfg, listener, Clock::system(), schemas::runtime::shutdown_signal()).await?;
+            let admin = match cfg.admin_listen {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding admin_listen {addr}"))?,
+                ),
+                None => None,
+            };
+            console::serve_with_admin(cfg, listener, admin, Clock::system(), schemas::runtime::shutdown_signal())
+                .await?;
             tracing::info!("console stopped");
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use console::Clock;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
-use testkit::console::{start_console, RunningConsole, PASSWORD, SESSION_SECRET};
+use testkit::console::{start_console_with_admin, RunningConsole, PASSWORD, SESSION_SECRET};
 use testkit::Stack;
 use warehouse::Warehouse;
 
@@ -57,7 +57,7 @@ async fn start(stack: &Stack, extra: &str) -> Console {
         ))
         .await;
     let users = ["dana@vendor.example", "sam@vendor.example"];
-    let running = start_console(cfg.build_and_validate().unwrap(), &users, extra, Clock::system()).await;
+    let running = start_console_with_admin(cfg.build_and_validate().unwrap(), &users, extra, Clock::system()).await;
     Console { running, alerts_topic }
 }
 
@@ -151,6 +151,17 @@ async fn sign_in_is_refused_without_the_password_the_token_or_beyond_the_rate_li
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "a removed user is signed out");
     let other = sign_in(&c, "dana@vendor.example", PASSWORD).await;
     assert_eq!(other.status(), StatusCode::SEE_OTHER, "sam's lockout is sam's: the shared address still signs dana in");
+
+    // The operator sees it on the admin listener, never on the CSMs' port: 2 sign-ins, 3 wrong
+    // passwords, 1 blocked (the forged post was refused before any password was checked).
+    let admin = c.running.admin_url.as_deref().unwrap();
+    let metrics = http().get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    for (outcome, n) in [("ok", 2), ("refused", 3), ("blocked", 1)] {
+        let line = format!("uptake_console_sign_ins_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    let public = http().get(format!("{}/metrics", c.running.url)).send().await.unwrap();
+    assert_ne!(public.status(), StatusCode::OK, "no metrics on the CSMs' port");
 }
 
 #[tokio::test]

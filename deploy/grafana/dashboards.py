@@ -84,6 +84,8 @@ DASHBOARDS = {
         ts("Alerts raised and delivered", "short",
            (f"sum by (status) (increase(uptake_aggregator_alerts_total{{{AGG}}}[1h]))", "raised: {{status}}"),
            ("sum by (outcome) (increase(uptake_notifier_notifications_total[1h]))", "notifications: {{outcome}}")),
+        ts("Console sign-ins", "short",
+           ('sum by (outcome) (increase(uptake_console_sign_ins_total{job="uptake-console"}[1h]))', "{{outcome}} per hour")),
     ]),
     "uptake-ingest": lambda: board("uptake-ingest", "uptake / ingest", [
         ts("Requests by status", "reqps", ("sum by (status) (rate(uptake_ingest_http_requests_total[5m]))", "{{status}}")),

@@ -168,6 +168,9 @@ pub struct RunningConsole {
     pub url: String,
     /// The console's clock: a test moves a fixed one.
     pub clock: Clock,
+    /// `http://` address of the admin listener (`/healthz`, `/readyz`, `/metrics`), when started
+    /// with one ([`start_console_with_admin`]).
+    pub admin_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -189,6 +192,20 @@ impl Drop for RunningConsole {
 /// Starts a console over `aggregator`'s ClickHouse and broker, for `users` (each with
 /// [`PASSWORD`]), with `extra` appended to its TOML (e.g. an `[auth]` section), on `clock`.
 pub async fn start_console(aggregator: AggregatorConfig, users: &[&str], extra: &str, clock: Clock) -> RunningConsole {
+    start(aggregator, users, extra, clock, false).await
+}
+
+/// [`start_console`] with an admin listener on a free port too (`RunningConsole::admin_url`).
+pub async fn start_console_with_admin(
+    aggregator: AggregatorConfig,
+    users: &[&str],
+    extra: &str,
+    clock: Clock,
+) -> RunningConsole {
+    start(aggregator, users, extra, clock, true).await
+}
+
+async fn start(aggregator: AggregatorConfig, users: &[&str], extra: &str, clock: Clock, admin: bool) -> RunningConsole {
     let hash = console::auth::hash_password(PASSWORD).expect("a password hash");
     let mut toml = format!("[session]\nsecret = \"{SESSION_SECRET}\"\nsecure_cookie = false\n{extra}\n");
     for user in users {
@@ -198,10 +215,15 @@ pub async fn start_console(aggregator: AggregatorConfig, users: &[&str], extra: 
         RawConsoleConfig::from_toml(&toml).and_then(|raw| raw.build_with(aggregator)).expect("the console config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let url = format!("http://{}", listener.local_addr().expect("its address"));
+    let admin = match admin {
+        true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port")),
+        false => None,
+    };
+    let admin_url = admin.as_ref().map(|a| format!("http://{}", a.local_addr().expect("its address")));
     let (stop, stopped) = oneshot::channel::<()>();
-    let served = console::serve(cfg, listener, clock.clone(), async {
+    let served = console::serve_with_admin(cfg, listener, admin, clock.clone(), async {
         let _ = stopped.await;
     });
     tokio::spawn(async move { served.await.expect("the console serves") });
-    RunningConsole { url, clock, stop: Some(stop) }
+    RunningConsole { url, clock, admin_url, stop: Some(stop) }
 }

@@ -42,6 +42,15 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The operator's endpoints, on the admin listener only: health, readiness, metrics.
+pub fn admin_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|State(app): State<Arc<App>>| async move { app.telemetry.render() }))
+        .with_state(app)
+}
+
 async fn secure_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

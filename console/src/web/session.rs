@@ -145,6 +145,7 @@ pub(super) async fn login_post(
     let address = client_address(&app, &headers, peer);
     let retry = |status, message: &str| page(status, login::page(&csrf, local(&form.next), &name, Some(message)));
     if app.limiter.blocked(&name, &address) {
+        app.telemetry.sign_ins.with_label_values(&["blocked"]).inc();
         let minutes = app.cfg.login_window.as_secs().div_ceil(60);
         return retry(
             StatusCode::TOO_MANY_REQUESTS,
@@ -159,10 +160,12 @@ pub(super) async fn login_post(
         tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         app.limiter.fail(&name, &address);
+        app.telemetry.sign_ins.with_label_values(&["refused"]).inc();
         tracing::info!(user = %name, %address, "sign-in refused");
         return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     };
     app.limiter.succeed(&name);
+    app.telemetry.sign_ins.with_label_values(&["ok"]).inc();
     let ttl = app.cfg.session_ttl.as_secs();
     let value = app.signer.issue(&user.name, app.clock.now().timestamp() + ttl as i64);
     let mut res = Redirect::to(local(&form.next)).into_response();
