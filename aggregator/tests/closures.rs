@@ -7,12 +7,10 @@
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
-use std::sync::Arc;
-
-use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{Days, NaiveDate};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
+use testkit::aggregator::live_evaluator;
 use testkit::events::{self, at};
 use testkit::Stack;
 use warehouse::Warehouse;
@@ -58,9 +56,7 @@ async fn book(
         day = day.succ_opt().unwrap();
     }
     store.insert_rows(&rows).await.unwrap();
-    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    let metrics = Arc::new(aggregator::Telemetry::new());
-    let mut ev = Evaluator::live(&cfg, rules, store, producer, metrics, Arc::new(Ownership::fixed([0])));
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let fired = ev.evaluate(at(&format!("{end}T23:59:59Z"))).await.unwrap().fired.len();
     let stored = stack
         .query(&format!(

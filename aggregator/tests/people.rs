@@ -4,13 +4,11 @@
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
-use std::sync::Arc;
-
-use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{Days, NaiveDate};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
+use testkit::aggregator::live_evaluator;
 use testkit::events::{self, at};
 use testkit::Stack;
 use warehouse::Warehouse;
@@ -61,9 +59,7 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     rows.push(events::stored(identify, &topic, rows.len() as i64));
     store.insert_rows(&rows).await.unwrap();
 
-    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    let metrics = Arc::new(aggregator::Telemetry::new());
-    let mut ev = Evaluator::live(&cfg, rules, store.clone(), producer, metrics, Arc::new(Ownership::fixed([0])));
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(at(&format!("{end}T23:59:59Z"))).await.unwrap();
 
     assert_eq!(r.fired.len(), 1, "{r:?}");

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
+use testkit::aggregator::live_evaluator;
 use testkit::events::{self, at as t};
 use testkit::Stack;
 use warehouse::rows::EventRow;
@@ -65,13 +66,6 @@ async fn setup(stack: &Stack, rules: Option<&str>) -> (AggregatorConfig, Warehou
     (cfg, store, alerts_topic)
 }
 
-/// A live evaluator of partition 0 on `store` with `cfg`'s rules: a fresh one is a restart.
-fn live(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
-    let metrics = Arc::new(aggregator::Telemetry::new());
-    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
-}
-
 /// (rule_id, status) of every record on the alerts topic.
 async fn statuses(stack: &Stack, topic: &str) -> Vec<(String, String)> {
     let records = stack.read_topic(topic, Duration::from_secs(5)).await;
@@ -111,7 +105,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     store.insert_rows(&[login(1, "2026-03-01T12:00:00Z")]).await.unwrap();
 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
     let quiet = || vec!["quiet".to_owned()];
 
@@ -125,7 +119,7 @@ async fn an_episode_fires_once_survives_a_restart_resolves_and_respects_for_and_
     assert_eq!(pass(&mut ev, "2026-03-10T18:00:00Z").await, none, "same episode: no second firing");
 
     // A restart in the middle of the episode: the open episode is read back, not re-fired.
-    let mut ev2 = live(&cfg, &store, &producer);
+    let mut ev2 = live_evaluator(&cfg, &store, &producer);
     let r = ev2.evaluate(t("2026-03-11T18:00:00Z")).await.unwrap();
     assert!(r.fired.is_empty(), "restart re-fired: {:?}", r.fired);
 
@@ -169,7 +163,7 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
     let quiet3 = || vec!["quiet3".to_owned()];
     let db = stack.database();
 
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     assert_eq!(pass(&mut ev, "2026-03-06T18:00:00Z").await, none, "5 days: not holding");
     // The condition holds, but storing its start fails: the pass changes nothing.
     stack.execute(&format!("RENAME TABLE {db}.alert_pending TO {db}.alert_pending_away")).await;
@@ -183,7 +177,7 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
     drop(ev);
 
     // A restart: the start is read back — the clock neither restarts nor started at the failed pass.
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     // `for = "3d"` counts UTC days: held from 03-08, due on 03-11 at any hour.
     assert_eq!(pass(&mut ev, "2026-03-10T23:59:59Z").await, none, "the day before since + 3 d");
     assert_eq!(pass(&mut ev, "2026-03-11T00:00:00Z").await, (quiet3(), vec![]), "on since + 3 d");
@@ -191,7 +185,7 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
 
     // A login: the condition clears, the episode resolves, the clear is stored.
     store.insert_rows(&[login(2, "2026-03-12T09:00:00Z")]).await.unwrap();
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     assert_eq!(pass(&mut ev, "2026-03-12T18:00:00Z").await, (vec![], quiet3()));
     assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-08T18:00:00Z"), 1)), "cleared");
     drop(ev);
@@ -199,11 +193,11 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
     // After a restart the cleared start is not read back: holding again starts a new clock — at
     // the first day the stored history shows it holding (7 days without a login on 03-19), not
     // at the pass that first sees it.
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     assert_eq!(pass(&mut ev, "2026-03-20T18:00:00Z").await, none, "8 days without a login, held since 03-19");
     assert_eq!(pending_rows(&stack).await.last(), Some(&(t("2026-03-19T23:59:59Z"), 0)), "the history's start");
     drop(ev);
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     assert_eq!(pass(&mut ev, "2026-03-21T23:59:59Z").await, none);
     assert_eq!(pass(&mut ev, "2026-03-22T00:00:00Z").await, (quiet3(), vec![]), "03-19 + 3 d");
 

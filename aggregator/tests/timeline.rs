@@ -9,12 +9,12 @@
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use aggregator::{AggregatorConfig, Evaluator, Ownership, RawAggregatorConfig, RuleSet};
+use aggregator::{AggregatorConfig, RawAggregatorConfig, RuleSet};
 use chrono::{Duration, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
+use testkit::aggregator::live_evaluator;
 use testkit::events::{self, at as t};
 use testkit::Stack;
 use warehouse::rows::EventRow;
@@ -56,13 +56,6 @@ async fn setup_with(
     (cfg, store, producer)
 }
 
-/// A fresh live evaluator of partition 0: nothing seen yet, as after an import or a restart.
-fn live(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
-    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    let metrics = Arc::new(aggregator::Telemetry::new());
-    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
-}
-
 /// A login of `account` at `at`, stored from partition 0 at offset `n`.
 fn login(n: usize, account: &str, at: &str) -> EventRow {
     events::stored(events::login(format!("tl-{n}"), account, "u1", t(at), "timeline"), TOPIC, n as i64)
@@ -92,7 +85,7 @@ async fn a_first_pass_takes_the_conditions_start_from_the_stored_history() {
     rows.extend((1..=10).map(|d| login(10 + d, "busy-co", &format!("2026-03-{d:02}T09:00:00Z"))));
     store.insert_rows(&rows).await.unwrap();
 
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(t("2026-03-10T10:00:00Z")).await.unwrap();
     let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
     assert_eq!(fired, ["long-co"], "held since 03-08 at the latest (2 days looked back): fires on the first pass");
@@ -121,7 +114,7 @@ async fn a_first_pass_takes_the_conditions_start_from_the_stored_history() {
         .insert_rows(&[login(30, "long-co", "2026-03-12T08:00:00Z"), login(31, "long-co", "2026-03-13T08:00:00Z")])
         .await
         .unwrap();
-    let mut restarted = live(&cfg, &store, &producer);
+    let mut restarted = live_evaluator(&cfg, &store, &producer);
     let r = restarted.evaluate(t("2026-03-14T10:00:00Z")).await.unwrap();
     assert_eq!(r.resolved.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(), ["long-co"]);
 
@@ -146,7 +139,7 @@ async fn a_condition_the_history_does_not_show_holding_starts_at_the_pass() {
     let (cfg, store, producer) = setup(&stack).await;
     // 3 days without a login only from 03-10: nothing to find in the history.
     store.insert_rows(&[login(0, "new-co", "2026-03-07T08:00:00Z")]).await.unwrap();
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(t("2026-03-10T10:00:00Z")).await.unwrap();
     assert!(r.fired.is_empty() && r.backdated == 0 && r.pending_changes == 1, "{r:?}");
     assert!(ev.evaluate(t("2026-03-11T23:59:59Z")).await.unwrap().fired.is_empty(), "one day held");
@@ -176,7 +169,7 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
         ])
         .await
         .unwrap();
-    let mut ev = live(&cfg, &store, &producer);
+    let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(Utc::now()).await.unwrap();
     assert_eq!((r.accounts, r.fired.len(), r.pending_changes), (4, 0, 0), "metrics written, rules not judged: {r:?}");
     let written = stack.query(&format!("SELECT account_id FROM {}.account_metrics FINAL", stack.database())).await;

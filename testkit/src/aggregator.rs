@@ -1,9 +1,13 @@
 //! The aggregator in-process in one call: fresh topics and database on the test stack, its own
 //! consumer group, admin listener on port 0.
 
-use aggregator::{AggregatorConfig, AggregatorError, Clock, RawAggregatorConfig, Role};
+use std::sync::Arc;
+
+use aggregator::{AggregatorConfig, AggregatorError, Clock, Evaluator, Ownership, RawAggregatorConfig, Role, RuleSet};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use warehouse::Warehouse;
 
 use crate::Stack;
 
@@ -106,4 +110,13 @@ pub fn start_notifier(
         aggregator::notifier::Notifier::new(cfg, store.clone(), producer.clone(), metrics).expect("notifier");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     (stop, tokio::spawn(async move { notifier.run(stopped).await.expect("notifier run") }))
+}
+
+/// A fresh live evaluator of partition 0 on `store`, with `cfg`'s rules, publishing through
+/// `producer`: nothing seen yet, as after an import or a restart. For tests that evaluate stored
+/// history at chosen instants without consuming.
+pub fn live_evaluator(cfg: &AggregatorConfig, store: &Warehouse, producer: &FutureProducer) -> Evaluator {
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
+    let metrics = Arc::new(aggregator::Telemetry::new());
+    Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
 }
