@@ -31,7 +31,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
 use serde_json::Value;
-use testkit::{Proxy, Stack};
+use testkit::{free_port, Proxy, Stack};
 
 const RULES: &str = include_str!("../../deploy/prometheus/uptake-alerts.yml");
 /// The Grafana dashboards (deploy/grafana/dashboards.py writes them): every panel's expression
@@ -51,10 +51,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn spawn(binary: &'static str, args: &[String], log: &Path) -> Process {

@@ -35,7 +35,7 @@ impl Browser {
     /// tests may run as root in a container).
     pub async fn start() -> Self {
         let program = std::env::var("UPTAKE_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = free_port();
+        let port = crate::free_port();
         let mut child = Command::new(&program)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -140,11 +140,6 @@ impl Drop for Browser {
             let _ = child.start_kill();
         }
     }
-}
-
-/// A port nobody listens on now (the kernel's pick; released before chromedriver binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 /// Polls chromedriver's `/status` until it is ready (10 s), failing early if it exited.

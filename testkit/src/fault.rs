@@ -182,8 +182,7 @@ pub struct OwnClickHouse {
 
 impl OwnClickHouse {
     pub async fn start(name: &str, timezone: &str) -> Self {
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (http_port, tcp_port) = (free(), free());
+        let (http_port, tcp_port) = (crate::free_port(), crate::free_port());
         let dir = std::env::temp_dir().join(format!("uptake-clickhouse-{name}-{}-{http_port}", std::process::id()));
         for sub in ["data", "tmp", "log"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();

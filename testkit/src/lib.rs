@@ -177,7 +177,7 @@ pub struct OwnBroker {
 
 impl OwnBroker {
     pub async fn start(name: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("uptake-broker-{name}-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut broker = Self { port, dir, child: None };
@@ -246,6 +246,12 @@ pub fn watermarks(brokers: &str, topic: &str) -> Vec<(i64, i64)> {
         .flat_map(|t| t.partitions())
         .map(|p| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks"))
         .collect()
+}
+
+/// A port nobody listens on now (the kernel's pick, released at once): for a child process
+/// (chromedriver, a broker, ClickHouse, Prometheus) that must be told its port up front.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 /// A TCP proxy in front of a server, which a test can cut and restore: the server looks down
