@@ -330,7 +330,7 @@ impl<S: AlertSink> Evaluator<S> {
             lap(&mut timings.queries);
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
             let mut rows = self.metrics_rows(&mut inputs, past, features, book, now);
-            self.name_users(&mut inputs, &mut rows, features, book, now).await?;
+            self.name_users(&inputs, &mut rows, book, now).await?;
             drop(inputs);
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;
@@ -401,11 +401,6 @@ impl<S: AlertSink> Evaluator<S> {
         Ok(found)
     }
 
-    /// The model a pass computes rows with: a catalogue of `features`, the book's `closures`.
-    fn model(&self, features: u64, closures: Closures) -> Model<'_> {
-        Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, closures }
-    }
-
     /// The metrics rows of `inputs` at `now`, with the health scores of 14 days before (`past`),
     /// a catalogue of `features` and the book's `closures`: a pass's and a history lookup's alike.
     fn metrics_rows(
@@ -419,7 +414,7 @@ impl<S: AlertSink> Evaluator<S> {
         for i in inputs.iter_mut() {
             i.health_14d_ago = past.get(&i.window.account_id).copied();
         }
-        let model = self.model(features, closures);
+        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, closures };
         inputs.iter().map(|i| metrics_row(i, now, &model)).collect()
     }
 

@@ -1,7 +1,7 @@
 //! Who an alert names: the users a pass's metrics name (lapsed regular users) are labelled from
 //! their identify traits ("acct-7-u3 (Ana Lee <ana@x.example>, 9 days)"), so a CSM knows whom to
-//! call without looking the id up. Only those users' traits are read, and only their accounts'
-//! rows are computed again: a pass with nobody lapsed reads nothing more.
+//! call without looking the id up. Only the users named are looked up, and only their rows'
+//! `lapsed_users` is written again: a pass with nobody lapsed reads nothing more.
 
 use std::collections::HashMap;
 
@@ -10,41 +10,42 @@ use chrono::{DateTime, Utc};
 use super::sink::AlertSink;
 use super::Evaluator;
 use crate::model::book::Closures;
-use crate::model::people::label;
-use crate::model::{metrics_row, named_users, AccountInputs, MetricsRow};
+use crate::model::people::{describe, label, Lapse, NAMED_MAX};
+use crate::model::{lapses, AccountInputs, MetricsRow};
 use crate::AggregatorError;
 
 impl<S: AlertSink> Evaluator<S> {
-    /// Names the users the rows name (lapsed regular users) from their identify traits: the
-    /// labels are looked up for those users only, and only their accounts' rows computed again.
+    /// Names the users `rows` name (lapsed regular users, `rows[i]` computed from `inputs[i]`)
+    /// with the name and email of their identify traits, where they have any.
     pub(super) async fn name_users(
         &self,
-        inputs: &mut [AccountInputs],
+        inputs: &[AccountInputs],
         rows: &mut [MetricsRow],
-        features: u64,
         closures: Closures,
         now: DateTime<Utc>,
     ) -> Result<(), AggregatorError> {
-        let named: Vec<(usize, Vec<String>)> = rows
+        let named: Vec<(usize, Vec<Lapse>)> = rows
             .iter()
             .enumerate()
             .filter(|(_, m)| !m.lapsed_users.is_empty())
-            .map(|(i, _)| (i, named_users(&inputs[i], now, closures)))
+            .map(|(i, _)| (i, lapses(&inputs[i], now, closures)))
             .collect();
-        let mut users: Vec<String> = named.iter().flat_map(|(_, u)| u.iter().cloned()).collect();
+        let mut users: Vec<String> =
+            named.iter().flat_map(|(_, l)| l.iter().take(NAMED_MAX).map(|l| l.user.clone())).collect();
         users.sort_unstable();
         users.dedup();
         let traits = self.store.user_traits(&users).await?;
         if traits.is_empty() {
             return Ok(());
         }
-        let model = self.model(features, closures);
-        for (i, users) in named {
-            let labels: HashMap<String, String> =
-                users.into_iter().filter_map(|u| Some((u.clone(), label(traits.get(&u)?)?))).collect();
+        for (i, lapsed) in named {
+            let labels: HashMap<String, String> = lapsed
+                .iter()
+                .take(NAMED_MAX)
+                .filter_map(|l| Some((l.user.clone(), label(traits.get(&l.user)?)?)))
+                .collect();
             if !labels.is_empty() {
-                inputs[i].user_labels = labels;
-                rows[i] = metrics_row(&inputs[i], now, &model);
+                rows[i].lapsed_users = describe(&lapsed, NAMED_MAX, &labels);
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use super::catalogue::{MetricsRow, WindowRow};
 use super::detector::{daily_users, evidence};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
-use super::people::{describe, people};
+use super::people::{describe, people, Lapse, NAMED_MAX};
 use super::{change_pct, date_number, epoch_day_plus, ratio, to_datetime};
 
 /// Everything the metrics of one account are computed from (read by `store::inputs`).
@@ -25,9 +25,6 @@ pub struct AccountInputs {
     pub open_tickets: u64,
     /// The account's health score 14 days before (from the daily health history).
     pub health_14d_ago: Option<f64>,
-    /// Labels ("Ana Lee <ana@x.example>") of the users the metrics name, from their identify
-    /// traits: looked up by the pass only for accounts that name anyone ([`named_users`]).
-    pub user_labels: HashMap<String, String>,
 }
 
 /// The baselines of one account (`model/baseline.rs`); each `None` without enough history.
@@ -98,12 +95,11 @@ fn covered_days(w: &WindowRow, today: NaiveDate) -> u32 {
     (date_number(today) as i64 - w.first_day as i64).clamp(0, 63) as u32
 }
 
-/// The users the metrics of `i` at `now` name (its lapsed regular users), whose labels a pass
-/// looks up for [`AccountInputs::user_labels`].
-pub fn named_users(i: &AccountInputs, now: DateTime<Utc>, closures: Closures) -> Vec<String> {
+/// The lapsed regular users of `i` at `now`, as the row's `lapsed_users` names them (longest
+/// gone first): a pass labels them from their identify traits (`evaluate/names.rs`).
+pub fn lapses(i: &AccountInputs, now: DateTime<Utc>, closures: Closures) -> Vec<Lapse> {
     let w = &i.window;
-    let folk = people(&w.user_ids, &w.user_masks, covered_days(w, now.date_naive()), closures);
-    folk.lapsed.into_iter().map(|l| l.user).collect()
+    people(&w.user_ids, &w.user_masks, covered_days(w, now.date_naive()), closures).lapsed
 }
 
 /// The metrics row of one account at `now`: derived ratios and changes, the time-based metrics
@@ -202,7 +198,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         regular_users: folk.regular,
         regular_users_lapsed: folk.lapsed.len() as u64,
         regular_users_lapsed_pct: ratio(folk.lapsed.len() as u64, folk.regular).map(|r| round(r * 100.0)),
-        lapsed_users: describe(&folk.lapsed, 5, &i.user_labels),
+        // By id here; a pass adds the names and emails of their identify traits.
+        lapsed_users: describe(&folk.lapsed, NAMED_MAX, &HashMap::new()),
         users_away_together: folk.away_together,
         champion_days_absent: folk.champion.as_ref().map(|(_, days)| *days),
         champion_lapsed: folk.champion.as_ref().map(|_| folk.champion_lapsed as u8),

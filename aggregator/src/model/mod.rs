@@ -12,7 +12,7 @@ pub mod lifecycle;
 pub mod people;
 
 pub use catalogue::{Metric, MetricsRow, WindowRow};
-pub use derive::{metrics_row, named_users, AccountInputs, Model};
+pub use derive::{lapses, metrics_row, AccountInputs, Model};
 pub use health::HealthConfig;
 pub use lifecycle::{LifecycleConfig, Stage};
 

@@ -252,6 +252,9 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     out
 }
 
+/// How many lapsed users `lapsed_users` names before "+ N more".
+pub const NAMED_MAX: usize = 5;
+
 /// Who, for an alert and the console: "u7 (Ana Lee <ana@x.example>, 12 days), u3 (6 days)",
 /// with each user's label from their identify traits where `labels` has one; at most `max`,
 /// then "+ N more".

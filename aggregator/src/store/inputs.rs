@@ -341,7 +341,6 @@ impl Store {
                     avg_csat: csat.get(id.as_str()).copied().filter(|c| c.is_finite()),
                     open_tickets: tickets.get(id.as_str()).copied().unwrap_or(0),
                     health_14d_ago: None,
-                    user_labels: HashMap::new(),
                     window,
                 }
             })
