@@ -69,36 +69,6 @@ async fn sign_in(browser: &Browser, console: &RunningConsole, user: &str, passwo
     form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
 }
 
-/// Waits (10 s at most) for the browser to arrive on a page whose path and query start with
-/// `prefix`: a click on a submit button returns before the answer to the POST has arrived.
-async fn arrive(browser: &Browser, prefix: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path_of(browser).await.starts_with(prefix) {
-        assert!(Instant::now() < deadline, "still on {} instead of {prefix}", path_of(browser).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The first element `css` selects, waiting (10 s at most) for the page to show one.
-async fn soon(browser: &Browser, css: &str) -> Element {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match browser.find(Locator::Css(css)).await {
-            Ok(e) => return e,
-            Err(e) => assert!(Instant::now() < deadline, "no {css} on {}: {e}", path_of(browser).await),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn path_of(browser: &Browser) -> String {
-    let url = browser.current_url().await.unwrap();
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
-}
-
 async fn text(e: &Element) -> String {
     e.text().await.unwrap().trim().to_owned()
 }
@@ -140,10 +110,10 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
 
     // Wrong password: the sign-in page again, with an error, answered 401.
     browser.goto(&console.at("/book")).await.unwrap();
-    assert!(path_of(&browser).await.starts_with("/login"), "a signed-out visitor is sent to sign in");
+    assert!(browser.path().await.starts_with("/login"), "a signed-out visitor is sent to sign in");
     shot(&browser, "login").await;
     sign_in(&browser, &console, &user, "not the password").await;
-    let error = soon(&browser, ".error").await;
+    let error = browser.soon(".error").await;
     assert_eq!(text(&error).await, "Wrong user name or password.");
     assert!(browser.find(Locator::Css("form#login")).await.is_ok(), "still the sign-in form");
     assert_eq!(wrong_password_status(&console, &user).await, 401);
@@ -151,7 +121,7 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
 
     // The right one: the book.
     sign_in(&browser, &console, &user, PASSWORD).await;
-    arrive(&browser, "/book").await;
+    browser.arrive("/book").await;
     assert!(browser.find(Locator::Css("table#book")).await.is_ok());
 
     // A form posted without its CSRF token is refused with 403 and changes nothing: the inbox's
@@ -165,7 +135,7 @@ async fn signs_in_and_refuses_a_wrong_password_and_a_form_without_its_csrf_token
         .await
         .unwrap();
     ack.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    let refused = soon(&browser, ".error").await;
+    let refused = browser.soon(".error").await;
     assert!(text(&refused).await.contains("CSRF"), "{}", text(&refused).await);
     shot(&browser, "csrf-refused").await;
     let session = browser.get_named_cookie("uptake_session").await.expect("signed in").value().to_owned();
@@ -212,7 +182,7 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     let console = start_console(seeded.aggregator.clone(), &[&user, COLLEAGUE], "", Clock::fixed(Utc::now())).await;
     let browser = Browser::start().await;
     sign_in(&browser, &console, &user, PASSWORD).await;
-    arrive(&browser, "/book").await;
+    browser.arrive("/book").await;
 
     // The whole book, riskiest first; the account is in it, red or yellow, and opens.
     browser.goto(&console.at("/book?scope=all")).await.unwrap();
@@ -224,7 +194,7 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
     let band = text(&row.find(Locator::Css("td.band")).await.unwrap()).await;
     assert!(band.contains("red") || band.contains("yellow"), "{account}: band {band:?}");
     row.find(Locator::Css("a.account")).await.unwrap().click().await.unwrap();
-    arrive(&browser, &format!("/accounts/{account}")).await;
+    browser.arrive(&format!("/accounts/{account}")).await;
     shot(&browser, "account").await;
 
     // One point per stored day of health, at the stored score.
@@ -266,7 +236,7 @@ async fn finds_an_at_risk_account_in_the_book_and_sees_its_real_health_history()
         stack.query(&format!("SELECT account_id FROM {db}.account_metrics FINAL WHERE health_band = 'red'")).await;
     for id in red.iter().map(|r| str_of(r, "account_id")) {
         browser.goto(&console.at(&format!("/accounts/{id}"))).await.unwrap();
-        soon(&browser, "h1#account-name").await;
+        browser.soon("h1#account-name").await;
         let alerts = browser.find(Locator::Css("table#account-alerts")).await.is_ok();
         let why = browser.find(Locator::Css("#red-without-alert")).await.is_ok();
         assert!(alerts || why, "{id} is red with neither an open alert nor a reason on its page");
@@ -343,7 +313,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     // Snooze: until a week from now, with a note.
     let browser = Browser::start().await;
     sign_in(&browser, &console, &user, PASSWORD).await;
-    arrive(&browser, "/book").await;
+    browser.arrive("/book").await;
     browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
     shot(&browser, "inbox").await;
     let row = browser.find(Locator::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.expect("listed");
@@ -353,7 +323,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     assert_eq!(until, (now + chrono::Duration::days(7)).date_naive(), "a week by default");
     form.find(Locator::Css("[name=note]")).await.unwrap().send_keys("QBR on Monday").await.unwrap();
     form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    arrive(&browser, "/inbox?done=snoozed").await;
+    browser.arrive("/inbox?done=snoozed").await;
     let listed = browser.find_all(Locator::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
     assert!(listed.is_empty(), "a snoozed alert leaves the inbox");
     let snooze_end = until.and_time(NaiveTime::MIN).and_utc();
@@ -387,8 +357,8 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     console.clock.set(now + chrono::Duration::minutes(1));
     browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
     browser.find(Locator::Css("a#show-snoozed")).await.expect("a link to the snoozed").click().await.unwrap();
-    arrive(&browser, "/inbox?scope=all&snoozed=1").await;
-    let row = soon(&browser, &format!("tr[data-alert='{}']", snoozed.alert_id)).await;
+    browser.arrive("/inbox?scope=all&snoozed=1").await;
+    let row = browser.soon(&format!("tr[data-alert='{}']", snoozed.alert_id)).await;
     let form = row.find(Locator::Css("form.assign")).await.unwrap();
     let assignee = form.find(Locator::Css("[name=assignee]")).await.unwrap();
     browser
@@ -396,7 +366,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
         .await
         .unwrap();
     form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    arrive(&browser, "/inbox?done=assigned").await;
+    browser.arrive("/inbox?done=assigned").await;
     let held = format!(
         "SELECT outcome FROM {db}.notifications WHERE alert_id = '{}' AND status = 'assigned'",
         snoozed.alert_id
@@ -416,9 +386,9 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     // A week on, the sign-in has expired (12 hours): sign in again.
     console.clock.set(snooze_end + chrono::Duration::minutes(2));
     browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
-    arrive(&browser, "/login").await;
+    browser.arrive("/login").await;
     sign_in(&browser, &console, &user, PASSWORD).await;
-    arrive(&browser, "/book").await;
+    browser.arrive("/book").await;
     browser.goto(&console.at("/inbox?scope=all")).await.unwrap();
     let back = browser.find_all(Locator::Css(&format!("tr[data-alert='{}']", snoozed.alert_id))).await.unwrap();
     assert_eq!(back.len(), 1, "listed again once the snooze ended");
@@ -429,7 +399,7 @@ async fn snoozes_one_alert_and_closes_another_as_churned() {
     let reason = form.find(Locator::Css("[name=reason]")).await.unwrap();
     browser.execute("arguments[0].value = 'churned';", vec![serde_json::to_value(&reason).unwrap()]).await.unwrap();
     form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    arrive(&browser, "/inbox?done=closed").await;
+    browser.arrive("/inbox?done=closed").await;
     let gone = browser.find_all(Locator::Css(&format!("tr[data-alert='{}']", closed.alert_id))).await.unwrap();
     assert!(gone.is_empty(), "a closed alert leaves the inbox");
     let sql = format!(

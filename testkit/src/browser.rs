@@ -12,13 +12,17 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
 /// The window every test and screenshot uses: a laptop screen.
 pub const WINDOW: (u32, u32) = (1366, 900);
+
+/// How long [`Browser::soon`] and [`Browser::arrive`] wait for a page.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A headless Chromium session and the chromedriver serving it. Derefs to the session
 /// ([`Client`]): `browser.goto(url)`, `browser.find(Locator::Css(..))`.
@@ -81,6 +85,42 @@ impl Browser {
         }
         let png = self.driver().screenshot().await.unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()));
         std::fs::write(path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+
+    /// The first element matching `css`, waiting for it up to 10 s. Any error is retried, not
+    /// only "no such element": a command sent while a click's navigation is starting is
+    /// answered "aborted by navigation" by chromedriver, which is not a failure of the page.
+    pub async fn soon(&self, css: &str) -> Element {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.driver().find(Locator::Css(css)).await {
+                Ok(e) => return e,
+                Err(e) => assert!(Instant::now() < deadline, "no {css} on {}: {e}", self.path().await),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (10 s at most) until the page's path and query start with `prefix`: a click on a
+    /// link or submit button returns before the next page has arrived.
+    pub async fn arrive(&self, prefix: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.path().await.starts_with(prefix) {
+            assert!(Instant::now() < deadline, "still on {} instead of {prefix}", self.path().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The current page's path and query (`/inbox?scope=all`); empty while chromedriver cannot
+    /// say (mid-navigation), so callers polling for a page simply poll again.
+    pub async fn path(&self) -> String {
+        match self.driver().current_url().await {
+            Ok(url) => match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            },
+            Err(_) => String::new(),
+        }
     }
 
     /// Ends the session (Chromium exits), then stops this browser's chromedriver.

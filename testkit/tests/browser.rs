@@ -28,8 +28,10 @@ async fn a_headless_chromium_renders_submits_and_screenshots() {
     assert_eq!(browser.title().await.unwrap(), "kit");
     browser.find(Locator::Css("#f input[name=q]")).await.unwrap().send_keys("hello").await.unwrap();
     browser.find(Locator::Css("#f button")).await.unwrap().click().await.unwrap();
-    // A click returns before the next page is there: wait for it.
-    let got = browser.wait().for_element(Locator::Id("got")).await.unwrap().text().await.unwrap();
+    // A click returns before the next page is there: wait for it (a find sent while the
+    // navigation starts is refused "aborted by navigation"; `soon` asks again).
+    browser.arrive("/done?q=hello").await;
+    let got = browser.soon("#got").await.text().await.unwrap();
     assert_eq!(got, "hello");
 
     let path = std::env::temp_dir().join(format!("uptake-browser-{}.png", std::process::id()));
