@@ -3,13 +3,13 @@
 //! [`RawAggregatorConfig::build_and_validate`] turns into the [`AggregatorConfig`] the service runs
 //! with — the one way to get one, as in ingest and the console.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use schemars::JsonSchema;
 use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
@@ -20,8 +20,12 @@ pub use warehouse::config::{ClickHouseConfig, MAX_PARTITIONS_PER_INSERT};
 use crate::model::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
+mod notifier;
+
+pub use notifier::{NotifierConfig, WebhookConfig, WebhookFormat};
+
 /// The whole aggregator configuration as read. Every field has a default fit for the local stack.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAggregatorConfig {
     /// Address of the admin endpoints: `/healthz`, `/readyz`, `/metrics`.
@@ -62,7 +66,7 @@ impl Default for RawAggregatorConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// `brokers` and the `librdkafka` passthrough (for both consumer and producer), shared with
@@ -128,10 +132,12 @@ impl KafkaConfig {
 
 /// How consumed events are grouped into ClickHouse inserts. Bigger batches mean fewer, cheaper
 /// inserts (ClickHouse prefers few large inserts); the wait bounds the added latency.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
+    /// Most events in one insert.
     pub max_rows: usize,
+    /// Longest an event waits for its batch to fill before the batch is inserted anyway.
     pub max_wait_ms: u64,
 }
 
@@ -149,7 +155,7 @@ impl BatchConfig {
 
 /// Exactly-once storage: how long a message id is remembered, so a replayed record or a client
 /// retry with the same id is stored once.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DedupConfig {
     /// At least a day: clients retry for hours, SDKs replay their queues after an outage.
@@ -164,7 +170,7 @@ impl Default for DedupConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluationConfig {
     /// How often account metrics are recomputed and rules evaluated.
@@ -181,7 +187,8 @@ pub struct EvaluationConfig {
     /// How long an account's history must have stopped arriving before its rules are judged,
     /// when what arrives is old (its newest event over an hour old): an import of its past, or
     /// the backlog of an old outage. Its metrics are written meanwhile; judged on half its
-    /// history it would look idle and alert, then resolve as the rest arrived. 0 = at once.
+    /// history it would look idle and alert, then resolve as the rest arrived. Never held back
+    /// more than 6 hours at a time. 0 = at once (docs/architecture.md#one-timeline).
     pub settle_ms: u64,
 }
 
@@ -207,120 +214,12 @@ impl EvaluationConfig {
 }
 
 /// Inputs of the adoption metrics.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// The product's features, for feature breadth (features used ÷ catalogue). Empty: every
     /// feature any account used in the last 64 days.
     pub feature_catalogue: Vec<String>,
-}
-
-/// The notifier: consumes the alerts topic and POSTs each alert record to every webhook whose
-/// route matches it, exactly once per record and webhook (a ledger in ClickHouse remembers what
-/// was delivered), retrying failures with exponential backoff before parking the record on
-/// `dlq_topic`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifierConfig {
-    /// Consumer group of the notifier (separate from the aggregator's, so both read every alert).
-    pub group_id: String,
-    /// Where alert records go that a webhook kept refusing.
-    pub dlq_topic: String,
-    /// Delivery attempts per alert and webhook before it is parked (1 = no retry).
-    pub max_attempts: u32,
-    /// Wait before the first retry; doubles per attempt up to `max_backoff_ms`.
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// Time limit of one HTTP request.
-    pub timeout_ms: u64,
-    /// The console's address (`https://uptake.example.com`). When set, every delivered record
-    /// links to its account's page: `console_url` in the JSON, an "Open in uptake" button in Slack.
-    pub console_base_url: Option<String>,
-    pub webhooks: Vec<WebhookConfig>,
-}
-
-impl Default for NotifierConfig {
-    fn default() -> Self {
-        Self {
-            group_id: "uptake-notifier".into(),
-            dlq_topic: schemas::topics::USAGE_ALERTS_DLQ.into(),
-            // 1 + 2 + … + 60 s ≈ 3 minutes of retries: rides out a receiver's deploy or a short
-            // outage, while a dead endpoint holds up the alerts behind it for minutes, not hours.
-            max_attempts: 8,
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 60_000,
-            timeout_ms: 10_000,
-            console_base_url: None,
-            webhooks: Vec::new(),
-        }
-    }
-}
-
-impl NotifierConfig {
-    pub fn initial_backoff(&self) -> Duration {
-        Duration::from_millis(self.initial_backoff_ms)
-    }
-    pub fn max_backoff(&self) -> Duration {
-        Duration::from_millis(self.max_backoff_ms)
-    }
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-    /// The console base URL without a trailing `/`, if configured (validated at load).
-    pub fn console_base(&self) -> Option<&str> {
-        self.console_base_url.as_deref().map(|u| u.trim_end_matches('/'))
-    }
-}
-
-/// What a webhook receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// `{"delivery_id": …, "webhook": …, "alert": <the alert record>}`.
-    Json,
-    /// A Slack incoming-webhook message (`text` + `blocks`); also fits Mattermost, Rocket.Chat.
-    Slack,
-}
-
-/// One webhook and the alerts routed to it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Names the webhook in the ledger, metrics, logs and dead letters; unique.
-    pub name: String,
-    pub url: String,
-    pub format: WebhookFormat,
-    /// Only alerts at least this severe (info < warning < critical).
-    #[serde(default = "least_severe")]
-    pub min_severity: schemas::alert::Severity,
-    /// Only alerts of accounts owned by one of these CSMs (their `csm_owner` trait, compared
-    /// case-insensitively); empty: every account, owned or not.
-    #[serde(default)]
-    pub owners: Vec<String>,
-    /// Which records, by status: `firing`, `resolved` and the CSM workflow's lifecycle records
-    /// (`acknowledged`, `snoozed`, `snooze_ended`, `assigned`, `closed`). Default: all of them.
-    #[serde(default = "all_statuses")]
-    pub statuses: Vec<schemas::alert::AlertStatus>,
-    /// Extra request headers, e.g. `Authorization`.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-
-fn least_severe() -> schemas::alert::Severity {
-    schemas::alert::Severity::Info
-}
-
-fn all_statuses() -> Vec<schemas::alert::AlertStatus> {
-    schemas::alert::AlertStatus::ALL.to_vec()
-}
-
-impl WebhookConfig {
-    /// Whether `alert` is routed to this webhook.
-    pub fn routes(&self, alert: &schemas::alert::Alert) -> bool {
-        let owner_ok = self.owners.is_empty()
-            || alert.csm_owner.as_deref().is_some_and(|o| self.owners.iter().any(|w| w.eq_ignore_ascii_case(o.trim())));
-        alert.severity >= self.min_severity && self.statuses.contains(&alert.status) && owner_ok
-    }
 }
 
 /// The validated configuration the aggregator runs with. Made only by
@@ -405,7 +304,7 @@ impl RawAggregatorConfig {
                 return bad(&format!("health.{stage}"), "weights must be non-negative with a positive sum");
             }
         }
-        self.validate_notifier()?;
+        self.notifier.validate()?;
         // The file must be readable; its rules are parsed and validated once, at start, by
         // `rules::RuleSet::load` (config stays a leaf: it knows no rule).
         if let Some(p) = &self.rules_file {
@@ -419,66 +318,15 @@ impl RawAggregatorConfig {
 }
 
 impl RawAggregatorConfig {
-    fn validate_notifier(&self) -> Result<(), AggregatorError> {
-        let bad = |key: String, reason: &str| Err(AggregatorError::Config { key, reason: reason.into() });
-        let n = &self.notifier;
-        if n.group_id.trim().is_empty() || n.dlq_topic.trim().is_empty() {
-            return bad("notifier.group_id / notifier.dlq_topic".into(), "must not be empty");
-        }
-        if n.max_attempts == 0 {
-            return bad("notifier.max_attempts".into(), "must be at least 1");
-        }
-        if n.initial_backoff_ms == 0 || n.initial_backoff_ms > n.max_backoff_ms {
-            return bad("notifier.initial_backoff_ms".into(), "need 0 < initial_backoff_ms <= max_backoff_ms");
-        }
-        if n.timeout_ms == 0 {
-            return bad("notifier.timeout_ms".into(), "must be above 0");
-        }
-        if let Some(base) = &n.console_base_url {
-            let parsed = reqwest::Url::parse(base);
-            let usable = parsed.is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https")
-                    && u.host().is_some()
-                    && u.query().is_none()
-                    && u.fragment().is_none()
-            });
-            if !usable {
-                // Each record's link is `<base>/accounts/<id>`: a query or fragment would swallow it.
-                return bad(
-                    "notifier.console_base_url".into(),
-                    "must be an http:// or https:// URL without ?query or #fragment",
-                );
-            }
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, w) in n.webhooks.iter().enumerate() {
-            let key = |field: &str| format!("notifier.webhooks[{i}] ({}).{field}", w.name);
-            if w.name.is_empty() || !w.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return bad(key("name"), "must be letters, digits, _ or -");
-            }
-            if !names.insert(w.name.as_str()) {
-                return bad(key("name"), "is used by another webhook");
-            }
-            if !w.url.starts_with("http://") && !w.url.starts_with("https://") || reqwest::Url::parse(&w.url).is_err() {
-                return bad(key("url"), "must be an http:// or https:// URL");
-            }
-            // Else every request would fail in the client and each alert be retried, then parked.
-            for (name, value) in &w.headers {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                    || reqwest::header::HeaderValue::from_str(value).is_err()
-                {
-                    // The value is not quoted: it is often a secret.
-                    return bad(key(&format!("headers.{name}")), "must be a valid HTTP header name and value");
-                }
-            }
-            if w.statuses.is_empty() {
-                return bad(
-                    key("statuses"),
-                    "must name at least one of firing, resolved, acknowledged, snoozed, snooze_ended, assigned, closed (or be left out: all of them)",
-                );
-            }
-        }
-        Ok(())
+    /// The reference of every key, as docs/configuration.md holds it (`aggregator --config-doc`).
+    pub fn reference() -> schemas::settings::reference::Reference {
+        const INTRO: &str = "`aggregator --config aggregator.toml run` (or `UPTAKE_CONFIG`). The same file configures the notifier (`aggregator notify`), the backtest, and the console's view of ClickHouse, Kafka, rules and health bands (the console's `aggregator_config`). Every key can also be set by the environment variable under it, which wins over the file; lists and tables only in the file. `aggregator --config-doc` prints this section.";
+        schemas::settings::reference::render(
+            "aggregator",
+            INTRO,
+            &schemars::schema_for!(RawAggregatorConfig),
+            "UPTAKE_",
+        )
     }
 }
 
@@ -489,6 +337,11 @@ mod tests {
     /// The error `c` is refused with.
     fn refused(c: &RawAggregatorConfig) -> String {
         c.clone().build_and_validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_configuration_reference_is_complete_and_in_the_docs() {
+        RawAggregatorConfig::reference().assert_in_docs(env!("CARGO_MANIFEST_DIR"), "aggregator --config-doc");
     }
 
     #[test]
@@ -513,75 +366,5 @@ mod tests {
         }
         let c = RawAggregatorConfig { rules_file: Some("/nonexistent/rules.toml".into()), ..Default::default() };
         assert!(refused(&c).contains("rules_file"));
-    }
-
-    #[test]
-    fn webhooks_are_validated_and_route_by_severity_status_and_owner() {
-        let cfg: RawAggregatorConfig = toml::from_str(
-            r#"
-            [[notifier.webhooks]]
-            name = "dana-slack"
-            url = "https://hooks.example/T1"
-            format = "slack"
-            min_severity = "warning"
-            owners = ["Dana@vendor.example"]
-            statuses = ["firing"]
-            "#,
-        )
-        .unwrap();
-        cfg.clone().build_and_validate().unwrap();
-        let hook = &cfg.notifier.webhooks[0];
-        let mut alert: schemas::alert::Alert = serde_json::from_value(serde_json::json!({
-            "alert_id": "a1", "account_id": "acme", "rule_id": "r", "severity": "critical", "status": "firing",
-            "fired_at": "2026-01-01T00:00:00Z", "metrics": {}, "csm_owner": "dana@vendor.example", "reason": "x"
-        }))
-        .unwrap();
-        assert!(hook.routes(&alert));
-        alert.severity = schemas::alert::Severity::Info;
-        assert!(!hook.routes(&alert), "below min_severity");
-        alert.severity = schemas::alert::Severity::Warning;
-        alert.csm_owner = Some("sam@vendor.example".into());
-        assert!(!hook.routes(&alert), "another CSM's account");
-        alert.csm_owner = Some("dana@vendor.example".into());
-        alert.status = schemas::alert::AlertStatus::Resolved;
-        assert!(!hook.routes(&alert), "resolved records not routed here");
-
-        alert.status = schemas::alert::AlertStatus::Snoozed;
-        assert!(!hook.routes(&alert), "lifecycle records not routed here");
-        let every: WebhookConfig =
-            toml::from_str("name = \"all\"\nurl = \"https://hooks.example/all\"\nformat = \"json\"").unwrap();
-        assert_eq!(every.statuses, schemas::alert::AlertStatus::ALL, "by default every status, lifecycle ones too");
-        assert!(every.routes(&alert));
-        let mut none = cfg.clone();
-        none.notifier.webhooks[0].statuses.clear();
-        assert!(refused(&none).contains("acknowledged, snoozed"));
-
-        let mut twice = cfg.clone();
-        twice.notifier.webhooks.push(hook.clone());
-        let err = refused(&twice);
-        assert!(err.contains("notifier.webhooks[1] (dana-slack).name"), "{err}");
-        let mut bad_url = cfg.clone();
-        bad_url.notifier.webhooks[0].url = "hooks.example".into();
-        assert!(refused(&bad_url).contains("notifier.webhooks[0] (dana-slack).url"));
-        bad_url.notifier.webhooks[0].url = "https://exa mple.com:99999/".into();
-        assert!(refused(&bad_url).contains("notifier.webhooks[0] (dana-slack).url"));
-        let mut console = cfg.clone();
-        console.notifier.console_base_url = Some("https://uptake.example.com/cs/".into());
-        console.clone().build_and_validate().unwrap();
-        assert_eq!(console.notifier.console_base(), Some("https://uptake.example.com/cs"));
-        for wrong in
-            ["uptake.example.com", "ftp://uptake.example.com", "https://uptake.example.com/?a=1", "https://x/#f"]
-        {
-            console.notifier.console_base_url = Some(wrong.into());
-            let err = refused(&console);
-            assert!(err.contains("notifier.console_base_url"), "{wrong}: {err}");
-        }
-        let mut bad_header = cfg.clone();
-        bad_header.notifier.webhooks[0].headers.insert("Authorization".into(), "Bearer s3cret\n".into());
-        let err = refused(&bad_header);
-        assert!(
-            err.contains("notifier.webhooks[0] (dana-slack).headers.Authorization") && !err.contains("s3cret"),
-            "{err}"
-        );
     }
 }

@@ -17,6 +17,9 @@ struct Args {
     /// (this service's admin listener) and exit 0 when it answers 200, 1 otherwise.
     #[arg(long, value_name = "HOST:PORT")]
     probe: Option<String>,
+    /// Print the reference of every configuration key (Markdown, as in docs/configuration.md).
+    #[arg(long)]
+    config_doc: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -108,6 +111,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(addr) = &args.probe {
         std::process::exit(schemas::runtime::probe::exit_code(addr));
+    }
+    if args.config_doc {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stdout(),
+            aggregator::RawAggregatorConfig::reference().markdown.as_bytes(),
+        );
+        return Ok(());
     }
     let config = AggregatorConfig::load(args.config.as_deref()).context("loading configuration")?;
     // Loaded and validated once, at start: a bad rule stops the service, naming rule and field.

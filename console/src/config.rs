@@ -8,20 +8,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aggregator::AggregatorConfig;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::ConsoleError;
 
 /// Prefix of the environment overrides: `UPTAKE_CONSOLE__SESSION__SECRET` sets `session.secret`.
 pub const ENV_PREFIX: &str = "UPTAKE_CONSOLE";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConsoleConfig {
     /// Address the console listens on.
     pub listen: String,
-    /// The operator's listener (`/healthz`, `/readyz`, `/metrics`), apart from the CSMs' port;
-    /// empty: none.
+    /// The operator's listener (`/healthz`, `/readyz`, `/metrics` with
+    /// `uptake_console_sign_ins_total{outcome}`), apart from the CSMs' port; empty: none. The
+    /// images and the chart set `0.0.0.0:8091`. `/healthz` and `/readyz` (ClickHouse reachable)
+    /// are also on `listen`.
     pub admin_listen: String,
     /// The aggregator's config file (ClickHouse, Kafka, rules, health bands); none: its defaults.
     /// A relative path is relative to the console's config file.
@@ -45,11 +48,12 @@ impl Default for RawConsoleConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSession {
     /// Signs session cookies and CSRF tokens: at least 32 characters of secret. Changing it signs
-    /// everyone out. Set it from the environment in production (`UPTAKE_CONSOLE__SESSION__SECRET`).
+    /// everyone out. Required. Set it from the environment in production
+    /// (`UPTAKE_CONSOLE__SESSION__SECRET`).
     pub secret: String,
     /// How long a sign-in lasts.
     pub ttl_hours: u64,
@@ -63,7 +67,7 @@ impl Default for RawSession {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAuth {
     /// Trusted-header sign-in for a single-sign-on proxy in front (oauth2-proxy sets
@@ -75,6 +79,8 @@ pub struct RawAuth {
     pub login_attempts: u32,
     /// Failed sign-ins allowed per client address (any names) within `login_window_secs`.
     pub address_attempts: u32,
+    /// The fixed window failed sign-ins are counted in, from the first failure: a name or
+    /// address that used up its attempts is refused until its window ends.
     pub login_window_secs: u64,
     /// Where the client's address is, behind a reverse proxy: a header the proxy sets
     /// (`X-Real-IP`, or `X-Forwarded-For`, whose last entry is taken — the one the proxy added).
@@ -95,11 +101,12 @@ impl Default for RawAuth {
 }
 
 /// One CSM who can sign in.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// The sign-in name, also the name accounts' `csm` trait and alert assignments use.
     pub name: String,
+    /// A readable name, for the operator's own records (the console shows `name`).
     #[serde(default)]
     pub display_name: String,
     /// An argon2 PHC string (`$argon2id$…`), as `console user add` prints it.
@@ -234,6 +241,19 @@ impl ConsoleConfig {
     }
 }
 
+impl RawConsoleConfig {
+    /// The reference of every key, as docs/configuration.md holds it (`console --config-doc`).
+    pub fn reference() -> schemas::settings::reference::Reference {
+        const INTRO: &str = "`console --config console.toml` (or `UPTAKE_CONSOLE_CONFIG`). ClickHouse, Kafka, rules and health bands are not repeated here: they are read from the aggregator's file (`aggregator_config`). Every key can also be set by the environment variable under it (prefix `UPTAKE_CONSOLE__`), which wins over the file; lists and tables only in the file. `console --config-doc` prints this section.";
+        schemas::settings::reference::render(
+            "console",
+            INTRO,
+            &schemars::schema_for!(RawConsoleConfig),
+            "UPTAKE_CONSOLE__",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +269,11 @@ mod tests {
             "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{extra}\n[[users]]\nname = \"dana\"\npassword_hash = \"{HASH}\"\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_configuration_reference_is_complete_and_in_the_docs() {
+        RawConsoleConfig::reference().assert_in_docs(env!("CARGO_MANIFEST_DIR"), "console --config-doc");
     }
 
     #[test]

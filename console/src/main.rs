@@ -16,6 +16,9 @@ struct Args {
     /// (this service's admin listener) and exit 0 when it answers 200, 1 otherwise.
     #[arg(long, value_name = "HOST:PORT")]
     probe: Option<String>,
+    /// Print the reference of every configuration key (Markdown, as in docs/configuration.md).
+    #[arg(long)]
+    config_doc: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -51,6 +54,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(addr) = &args.probe {
         std::process::exit(schemas::runtime::probe::exit_code(addr));
+    }
+    if args.config_doc {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stdout(),
+            console::RawConsoleConfig::reference().markdown.as_bytes(),
+        );
+        return Ok(());
     }
     match args.command.unwrap_or(Command::Serve) {
         Command::User { command: UserCommand::Add { name, display_name } } => {

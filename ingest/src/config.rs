@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use schemars::JsonSchema;
 use schemas::runtime::kafka::KafkaClient;
 use schemas::settings::LogFormat;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use crate::keys::WriteKey;
 use crate::IngestError;
 
 /// The whole ingest configuration as read. Every field has a default fit for the local stack.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIngestConfig {
     /// Address the HTTP API listens on.
@@ -25,12 +26,15 @@ pub struct RawIngestConfig {
     /// Address of `/healthz`, `/readyz` and `/metrics`: kept off the public write port, so the
     /// internet can neither read our metrics nor make us call the broker per request.
     pub admin_listen: SocketAddr,
-    /// `auto` (human in a terminal, JSON otherwise), `json` or `text`.
+    /// `auto` (human in a terminal, JSON otherwise), `json` or `text`; the level is `RUST_LOG`.
     pub log_format: LogFormat,
     pub kafka: KafkaConfig,
-    /// Accepted write keys. A request without one of these is refused with 401. A list of
-    /// `{key, source}` tables, or (as `UPTAKE_WRITE_KEYS` from the environment) a string of
-    /// `<key> <source>` entries separated by newlines or commas; see [`crate::keys`].
+    /// Accepted write keys (at least one, here or in `write_keys_file`). A request without one
+    /// of these is refused with 401. A list of `{key, source}` tables, or (as `UPTAKE_WRITE_KEYS`
+    /// from the environment, replacing the file's list) a string of `<key> <source>` entries
+    /// separated by newlines or commas. Keys have at least 32 characters (`openssl rand -hex
+    /// 24`); the local stack's public key is refused unless `listen` is a loopback address.
+    /// Errors name the entry, never the whole key.
     #[serde(deserialize_with = "crate::keys::deserialize")]
     pub write_keys: Vec<WriteKey>,
     /// A file of further keys, one `<key> <source>` per line (`#` comments): secrets stay out
@@ -61,7 +65,7 @@ impl Default for RawIngestConfig {
 
 /// Where events go. Delivery is always `acks=all`: an event is acknowledged to the client only
 /// once every in-sync replica has it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// `brokers` and the `librdkafka` passthrough (which wins over the fields below), shared
@@ -144,14 +148,16 @@ impl KafkaConfig {
 }
 
 /// The Segment Tracking API endpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentConfig {
     /// Which track event names are logins, data volume, surveys and tickets; every other name
     /// is feature use with feature = event name.
     pub mapping: schemas::segment::EventMapping,
-    /// Bytes of memory for the users' last `group` call (attribution), least recently used
-    /// forgotten first, fairly per write key (see `groups.rs`). 0 = remember nothing.
+    /// Bytes of memory for the users' last `group` call, which attributes their later events to
+    /// the account: the ids and 160 bytes per entry, ~300,000 users of UUID-sized ids in 64 MiB.
+    /// Least recently used forgotten first, taken from the write key holding the most, so a
+    /// flood through one key evicts only its own entries. 0 = remember nothing.
     pub remembered_bytes: usize,
 }
 
@@ -163,7 +169,7 @@ impl Default for SegmentConfig {
 
 /// Request limits. Defaults follow Segment's documented limits (32 KB per event, 500 KB per
 /// batch) with some headroom, so SDK traffic that Segment accepts is accepted here too.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body as sent, compressed or not (413 beyond).
@@ -171,6 +177,8 @@ pub struct Limits {
     /// Largest body after gzip/deflate decompression (413 beyond): refuses decompression bombs.
     pub max_decompressed_bytes: usize,
     /// Largest single event; a bigger one is rejected (and dead-lettered) like an invalid one.
+    /// At most (the producer's `message.max.bytes` − 64 KiB) / 2, ≈ 468 KB by default: an
+    /// accepted event may grow to twice its size as a canonical event and must fit one record.
     pub max_event_bytes: usize,
     /// Most events in one request (413 beyond).
     pub max_batch_events: usize,
@@ -178,14 +186,15 @@ pub struct Limits {
     pub rate_per_sec: u32,
     /// Events a write key may send at once after being idle.
     pub burst: u32,
-    /// Event timestamps further ahead than this are taken as clock skew and clamped.
+    /// Event timestamps further ahead than this are taken as clock skew and clamped to the
+    /// receive time.
     pub max_future_secs: i64,
     /// Oldest event accepted, in days before its receipt; older → a per-event error on
     /// `timestamp`. Bounds how far back a history import reaches (and so how many monthly
-    /// partitions one batch can touch downstream).
+    /// partitions one batch can touch downstream). 1 to 36,500.
     pub max_age_days: i64,
-    /// Write requests handled at once; one more is refused at once with 503 + Retry-After
-    /// instead of queueing. Bounds memory and latency when the broker falls behind (the bench
+    /// Write requests handled at once, counted once the sender's key is known; one more is
+    /// refused at once with 503 and `Retry-After: 1` instead of queueing. Bounds memory and latency when the broker falls behind (the bench
     /// saw ingest grow past 1 GB with requests piling up on an overloaded broker). Sized by the
     /// RSS budget (64 MB), not by the request rate: with the broker stalled and 5,000 req/s
     /// arriving, ingest peaked at 39–54 MB with 512, 68 MB with 768 and 71–81 MB with 1,024
@@ -376,6 +385,14 @@ impl RawIngestConfig {
     }
 }
 
+impl RawIngestConfig {
+    /// The reference of every key, as docs/configuration.md holds it (`ingest --config-doc`).
+    pub fn reference() -> schemas::settings::reference::Reference {
+        const INTRO: &str = "`ingest --config ingest.toml` (or `UPTAKE_CONFIG=ingest.toml`). Every key can also be set by the environment variable under it, which wins over the file; lists and tables only in the file. `ingest --config-doc` prints this section.";
+        schemas::settings::reference::render("ingest", INTRO, &schemars::schema_for!(RawIngestConfig), "UPTAKE_")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +410,11 @@ mod tests {
         let path = std::env::temp_dir().join(format!("uptake-ingest-{}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn the_configuration_reference_is_complete_and_in_the_docs() {
+        RawIngestConfig::reference().assert_in_docs(env!("CARGO_MANIFEST_DIR"), "ingest --config-doc");
     }
 
     #[test]

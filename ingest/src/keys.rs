@@ -11,16 +11,19 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::IngestError;
 
 /// A write key and the source it names (stamped on every event sent with it).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteKey {
+    /// The key as clients send it (basic-auth user, `writeKey` in the body, or bearer token).
     pub key: String,
+    /// The source it names, stamped on every event sent with it (e.g. the product's name).
     pub source: String,
 }
 

@@ -46,16 +46,24 @@ impl CallType {
 
 /// Which track event names (case-insensitive) are not feature use: the usage signals, and the
 /// recorded outcomes (`churned`, `renewed`, `contracted`) the rules are scored against.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventMapping {
+    /// Names of a sign-in (counted as logins).
     pub login: Vec<String>,
+    /// Names of data brought into the product (`records` and/or `bytes` properties).
     pub data_volume: Vec<String>,
+    /// Names of a survey answer (`nps` 0–10 and/or `csat` 1–5 properties).
     pub survey: Vec<String>,
+    /// Names of a support ticket opened.
     pub ticket_opened: Vec<String>,
+    /// Names of a support ticket closed.
     pub ticket_closed: Vec<String>,
+    /// Names of the recorded outcome "the account left" (what rules are scored against).
     pub churned: Vec<String>,
+    /// Names of the outcome "the account renewed".
     pub renewed: Vec<String>,
+    /// Names of the outcome "the account renewed smaller".
     pub contracted: Vec<String>,
 }
 

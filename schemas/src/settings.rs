@@ -2,10 +2,12 @@
 //! `UPTAKE_…` environment variables (`UPTAKE_KAFKA__BROKERS` sets `kafka.brokers`).
 //! Each service deserialises the result into its own typed config and validates it.
 
+pub mod reference;
+
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SchemaError;
 
@@ -40,7 +42,7 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, SchemaError> 
 }
 
 /// Log output: `auto` (human-readable in a terminal, JSON lines otherwise), `json` or `text`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Auto,

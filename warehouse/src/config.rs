@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::WarehouseError;
@@ -11,20 +12,24 @@ pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
 
 /// Where uptake's tables are: the `[clickhouse]` section of the aggregator's config, which the
 /// console and the tools read too.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     /// HTTP endpoint of the ClickHouse server.
     pub url: String,
     /// Database holding uptake's tables; created by the migrations.
     pub database: String,
+    /// ClickHouse user.
     pub user: String,
+    /// Its password; set it from the environment (`UPTAKE_CLICKHOUSE__PASSWORD`) or a Secret, not
+    /// in the file.
     pub password: String,
     /// For a replicated ClickHouse cluster: the cluster name (from `remote_servers`). Migrations
     /// then run `ON CLUSTER` with Replicated engines (see docs/analysts.md). Empty: one server.
     pub cluster: String,
-    /// Most monthly partitions one INSERT may touch. Current ClickHouse refuses more than its
-    /// `max_partitions_per_insert_block` (100); a batch of backdated events is split to fit.
+    /// Most monthly partitions one INSERT may touch, 1 to 100. Current ClickHouse refuses more
+    /// than its `max_partitions_per_insert_block` (100, error 252); a batch of backdated events is
+    /// split to fit. Lower it if the server's limit is lower.
     pub max_partitions_per_insert: usize,
 }
 

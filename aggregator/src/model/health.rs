@@ -5,7 +5,8 @@
 //! value: data accumulated) + experience (surveys, tickets). Outcome carries most of the weight,
 //! so an account with great survey scores but fading use scores low.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::lifecycle::Stage;
 
@@ -57,14 +58,19 @@ impl Components {
 }
 
 /// Weights of the components in one stage (any scale; they are normalised over the components
-/// that have inputs).
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// that have inputs). A stage's table replaces its default weights whole: give all five.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Weights {
+    /// Seats in use (MAU ÷ seats against `seat_utilisation_target`).
     pub deployment: f64,
+    /// Breadth of feature use (against `feature_breadth_target`).
     pub adoption: f64,
+    /// Active users against the account's own usual.
     pub trend: f64,
+    /// Data accumulated in the product (records in 30 days).
     pub value: f64,
+    /// Surveys and open support tickets.
     pub experience: f64,
 }
 
@@ -80,7 +86,7 @@ impl Weights {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// Seat utilisation (MAU ÷ seats) that scores 100 on deployment.
@@ -99,16 +105,24 @@ pub struct HealthConfig {
     /// No activity at all for this many days caps the score at `inactive_max_score` (red):
     /// nobody is using what they pay for, whatever the surveys or seats say.
     pub inactive_red_days: u32,
+    /// The cap of an account inactive for `inactive_red_days`.
     pub inactive_max_score: f64,
     /// User-days this far below the account's usual (in %, e.g. −25) cap the score at
     /// `falling_usage_max_score` (yellow): a slide shows within about a week, and good
     /// seats, breadth or surveys cannot keep a fading account green.
     pub falling_usage_pct: f64,
+    /// The cap of an account whose use fell by `falling_usage_pct`.
     pub falling_usage_max_score: f64,
     /// Scores from this up are green; between the two, yellow.
     pub green_from: f64,
+    /// Component weights in onboarding: getting seats live and first features used. A table here must give all five
+    /// weights.
     pub onboarding: Weights,
+    /// Component weights in growth (between onboarding and renewal). A table here must give all five
+    /// weights.
     pub growth: Weights,
+    /// Component weights in the renewal window. A table here must give all five
+    /// weights.
     pub renewal: Weights,
 }
 

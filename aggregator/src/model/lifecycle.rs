@@ -1,6 +1,7 @@
 //! Lifecycle stage from contract dates (docs/architecture.md#the-customer-success-model).
 
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// onboarding = first `onboarding_days` after contract start; renewal = last `renewal_days`
@@ -45,10 +46,13 @@ impl TryFrom<String> for Stage {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
+    /// Days from the contract start (else the first day the account was seen) an account is
+    /// in onboarding.
     pub onboarding_days: i64,
+    /// Days before the renewal date from which an account is in renewal (wins over onboarding).
     pub renewal_days: i64,
 }
 

@@ -26,14 +26,14 @@ use crate::SchemaError;
 /// outer table (serde does not allow it on a flattened struct). Flattening buffers values, which
 /// loses the `config` crate's own type coercion, so the strings here accept numbers and booleans
 /// too (`UPTAKE_KAFKA__BROKERS=…` and a TOML `"message.max.bytes" = 4000000` keep working).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct KafkaClient {
     /// Bootstrap brokers, comma-separated `host:port`.
     #[serde(deserialize_with = "lenient_string")]
     pub brokers: String,
-    /// Further librdkafka properties, passed through verbatim; they win over every setting the
-    /// service derives itself.
+    /// Further librdkafka properties (`"message.max.bytes" = "4000000"`), passed through
+    /// verbatim; they win over every setting the service derives itself.
     #[serde(deserialize_with = "lenient_map")]
     pub librdkafka: BTreeMap<String, String>,
 }
