@@ -1,6 +1,7 @@
-//! The monitoring, end to end (issue 22): Debian's Prometheus scrapes a real ingest, aggregator
-//! and console (on the test stack's broker, ClickHouse behind a fault proxy) and evaluates
-//! deploy/prometheus/uptake-alerts.yml; Alertmanager routes to a webhook receiver in this test.
+//! The monitoring, end to end (issue 22): Debian's Prometheus scrapes a real ingest (on a broker
+//! of its own, which this test stops), aggregator and console (on the test stack's broker,
+//! ClickHouse behind a fault proxy) and evaluates deploy/prometheus/uptake-alerts.yml;
+//! Alertmanager routes to a webhook receiver in this test.
 //!
 //! - Every rule's expression, and every panel's of the Grafana dashboards, is evaluated by that
 //!   Prometheus, and every metric it names must have a series there: a misspelt metric name
@@ -8,6 +9,8 @@
 //! - ClickHouse is cut: `UptakeInsertsFailing` is seen firing in Prometheus's API and delivered by
 //!   Alertmanager to the receiver; ClickHouse is restored: the alert resolves and the resolution
 //!   is delivered too.
+//! - ingest's broker is stopped (SIGKILL) while events keep arriving: `UptakeIngestNotReady` and
+//!   `UptakeIngestUnavailable` (503s) fire and are delivered; the broker restarted, both resolve.
 //!
 //! The rules run as shipped but for their durations: `for` and the range windows are shortened
 //! (minutes to seconds) so that the test takes a minute, not half an hour. Prometheus and
@@ -31,7 +34,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
 use serde_json::Value;
-use testkit::{free_port, Proxy, Stack};
+use testkit::{create_topics, free_port, OwnBroker, Proxy, Stack};
 
 const RULES: &str = include_str!("../../deploy/prometheus/uptake-alerts.yml");
 /// The Grafana dashboards (deploy/grafana/dashboards.py writes them): every panel's expression
@@ -127,6 +130,16 @@ async fn until<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
+const KEY: &str = "monitoring-key-0123456789abcdef0123";
+
+/// One login through ingest's native API; its HTTP status.
+async fn send(http: &reqwest::Client, ingest: &str, i: usize) -> u16 {
+    let body = serde_json::json!({"kind": "login", "account_id": "acct-http", "user_id": format!("h{i}"),
+                                  "timestamp": Utc::now(), "message_id": format!("http-{i}")});
+    let r = http.post(format!("{ingest}/v1/events")).bearer_auth(KEY).json(&body).send().await.unwrap();
+    r.status().as_u16()
+}
+
 async fn produce(producer: &FutureProducer, topic: &str, from: usize, n: usize) {
     for i in from..from + n {
         let now = Utc::now();
@@ -202,8 +215,12 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     let console =
         testkit::console::start_console_with_admin(cfg.clone(), &["dana"], "", schemas::runtime::Clock::system()).await;
     let aggregator = testkit::aggregator::start(cfg).await;
-    let mut ingest_cfg = testkit::ingest::config_for(&stack.kafka, "monitoring-key-0123456789abcdef0123", "mon");
-    ingest_cfg.kafka.topic = events_topic.clone();
+    // ingest writes to a broker this test can stop (its events are not needed downstream: the
+    // aggregator's traffic is produced onto the stack's topic below). A 503 comes after 1 s.
+    let mut broker = OwnBroker::start("monitoring").await;
+    create_topics(&broker.address(), &["usage-events", "usage-events-dlq"], 1).await;
+    let mut ingest_cfg = testkit::ingest::config_for(&broker.address(), KEY, "mon");
+    ingest_cfg.kafka.delivery_timeout_ms = 1_000;
     let ingest = testkit::ingest::serve(ingest_cfg).await;
 
     // Alertmanager, routing everything to the receiver at once, resolutions included.
@@ -260,16 +277,7 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     // Traffic through ingest (so its request series exist) and straight onto the topic.
     let http = reqwest::Client::new();
     for i in 0..5 {
-        let body = serde_json::json!({"kind": "login", "account_id": "acct-http", "user_id": format!("h{i}"),
-                                      "timestamp": Utc::now(), "message_id": format!("http-{i}")});
-        let r = http
-            .post(format!("{}/v1/events", ingest.url))
-            .bearer_auth("monitoring-key-0123456789abcdef0123")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(send(&http, &ingest.url, i).await, 200);
     }
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     produce(&producer, &events_topic, 0, 50).await;
@@ -346,6 +354,42 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
     until(120, "UptakeInsertsFailing resolved and the resolution delivered", || async {
         let gone = alert_state(&prometheus, "UptakeInsertsFailing").await.is_none();
         (gone && delivered(&received, "UptakeInsertsFailing", "resolved")).then_some(())
+    })
+    .await;
+
+    // The broker stops while events keep arriving: ingest is not ready and answers 503.
+    let unavailable = ["UptakeIngestNotReady", "UptakeIngestUnavailable"];
+    broker.kill();
+    let mut n = 5;
+    let refused = until(90, "UptakeIngestNotReady and UptakeIngestUnavailable delivered", || {
+        n += 1;
+        let (http, url, received, prometheus) = (&http, &ingest.url, &received, &prometheus);
+        async move {
+            let status = send(http, url, n).await;
+            let mut all = true;
+            for name in unavailable {
+                let firing = alert_state(prometheus, name).await.as_deref() == Some("firing");
+                all &= firing && delivered(received, name, "firing");
+            }
+            all.then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(refused, 503, "an event the broker cannot take is refused, not acknowledged");
+
+    // Restarted: events are acknowledged again and both alerts resolve.
+    broker.restart().await;
+    until(150, "UptakeIngestNotReady and UptakeIngestUnavailable resolved and delivered", || {
+        n += 1;
+        let (http, url, received, prometheus) = (&http, &ingest.url, &received, &prometheus);
+        async move {
+            let accepted = send(http, url, n).await == 200;
+            let mut all = accepted;
+            for name in unavailable {
+                all &= alert_state(prometheus, name).await.is_none() && delivered(received, name, "resolved");
+            }
+            all.then_some(())
+        }
     })
     .await;
 
