@@ -76,6 +76,8 @@ UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at
   UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z
   UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/console" sql
 } | python3 "$ROOT/deploy/local/chdb_console.py"
+UPTAKE_CLICKHOUSE__CLUSTER=uptake_cluster "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
+  python3 "$ROOT/deploy/local/chdb_cluster_check.py"
 
 step "Checking the deployment artefacts offline (Prometheus rules and their tests, systemd units)"
 cargo build -p ingest --bins --locked --quiet || die "build failed"

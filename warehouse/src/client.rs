@@ -6,8 +6,9 @@
 use clickhouse::query::Query;
 use clickhouse::Client;
 
+use crate::cluster::{layout, ledger, local_database};
 use crate::config::{ClickHouseConfig, Database};
-use crate::migrations::{ledger_ddl, on_cluster, MIGRATIONS};
+use crate::migrations::{ledger_ddl, MIGRATIONS};
 use crate::rows::Table;
 use crate::WarehouseError;
 
@@ -27,6 +28,16 @@ impl Warehouse {
             .with_password(&cfg.password)
             .with_validation(false);
         let cluster = Some(cfg.cluster.clone()).filter(|c| !c.is_empty());
+        // On a cluster every table read and written is Distributed (`crate::cluster`): an insert
+        // is acknowledged only once its shards stored it, not when it is queued on this node
+        // (whose disk may die with it), and a subquery over a Distributed table inside a query
+        // over one is run once and shipped (`GLOBAL`), which ClickHouse refuses by default.
+        let client = match cluster {
+            Some(_) => {
+                client.with_setting("insert_distributed_sync", "1").with_setting("distributed_product_mode", "global")
+            }
+            None => client,
+        };
         Self { client, db: Database::new(&cfg.database), cluster }
     }
 
@@ -52,17 +63,34 @@ impl Warehouse {
     }
 
     /// Every DDL statement of the schema, in order: database, ledger, then each migration's
-    /// statements with its version — rewritten `ON CLUSTER` when a cluster is configured.
+    /// statements with its version — on a cluster, in its sharded layout (`crate::cluster`).
     pub fn ddl(&self) -> Vec<(Option<u32>, String)> {
         let db = &self.db.to_string();
-        let mut out = vec![(None, format!("CREATE DATABASE IF NOT EXISTS {db}")), (None, ledger_ddl(db))];
+        let Some(cluster) = &self.cluster else {
+            let mut out = vec![(None, format!("CREATE DATABASE IF NOT EXISTS {db}")), (None, ledger_ddl(db))];
+            for m in MIGRATIONS {
+                out.extend(m.statements(db).into_iter().map(|s| (Some(m.version), s)));
+            }
+            return out;
+        };
+        let local = Database::new(&local_database(self.db.name())).to_string();
+        let fill = |s: &str| {
+            s.replace("{db_name}", self.db.name())
+                .replace("{local_name}", &local)
+                .replace("{local}", &local)
+                .replace("{db}", db)
+        };
+        let mut out = vec![
+            (None, format!("CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {cluster}")),
+            (None, format!("CREATE DATABASE IF NOT EXISTS {local} ON CLUSTER {cluster}")),
+            (None, fill(&ledger(cluster))),
+        ];
         for m in MIGRATIONS {
-            out.extend(m.statements(db).into_iter().map(|s| (Some(m.version), s)));
+            for s in m.raw_statements() {
+                out.extend(layout(&s, cluster).iter().map(|c| (Some(m.version), fill(c))));
+            }
         }
-        match &self.cluster {
-            Some(c) => out.into_iter().map(|(v, s)| (v, on_cluster(&s, c))).collect(),
-            None => out,
-        }
+        out
     }
 
     /// Creates the database and applies every migration not yet recorded in
@@ -97,14 +125,16 @@ impl Warehouse {
         Ok(applied)
     }
 
-    /// Whether `table` (as a migration names it, `{db}.table`) has `column`.
+    /// Whether `table` (as a statement names it, `db.table`: the data's own database on a
+    /// cluster) has `column`.
     async fn has_column(&self, table: &str, column: &str) -> Result<bool, WarehouseError> {
         // The statement wrote the database as an identifier; the lookup binds its plain name.
-        let table = table.rsplit('.').next().unwrap_or(table);
+        let (database, table) = table.rsplit_once('.').unwrap_or((self.db.name(), table));
+        let database = database.trim_matches('`');
         let n: u64 = self
             .client
             .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
-            .bind(self.db.name())
+            .bind(database)
             .bind(table)
             .bind(column)
             .fetch_one()

@@ -9,6 +9,7 @@
 //!   (the aggregator writes `alert_actions` rows the console also writes and reads).
 //! - [`config::ClickHouseConfig`]: the `[clickhouse]` settings of the aggregator and the console.
 //! - [`columns`]: how dates and times are encoded in columns.
+//! - [`cluster`]: the same schema on a sharded, replicated cluster (`clickhouse.cluster`).
 //! - [`migrations`]: the DDL (`warehouse/sql/NNN_*.sql`), for `aggregator sql` and the checks on
 //!   current ClickHouse.
 //! - [`RecordedOutcome`]: the ground truth of the scored backtest, read from `events` and
@@ -19,6 +20,7 @@
 //! through [`Warehouse::query`].
 
 mod client;
+pub mod cluster;
 pub mod columns;
 pub mod config;
 mod error;

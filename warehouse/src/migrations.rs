@@ -44,49 +44,18 @@ pub fn ledger_ddl(db: &str) -> String {
     )
 }
 
-/// A statement rewritten for a replicated ClickHouse cluster: `ON CLUSTER cluster` after the
-/// object name (after the table of an `ALTER TABLE`), and every MergeTree-family engine replaced
-/// by its Replicated twin with the conventional `/clickhouse/tables/{shard}/DB/TABLE` path and
-/// `{replica}` macro (which each server defines in its `macros` config). One shard, any number
-/// of replicas.
-pub fn on_cluster(statement: &str, cluster: &str) -> String {
-    let mut s = statement.to_owned();
-    let mut name = String::new();
-    // An ALTER names its table first; checked first, so `DROP COLUMN IF EXISTS c` in an ALTER
-    // is not taken for the object name.
-    let alter = s.starts_with("ALTER TABLE ").then_some(("ALTER TABLE ", 0));
-    let created = ["IF NOT EXISTS ", "IF EXISTS "].into_iter().find_map(|m| s.find(m).map(|at| (m, at)));
-    if let Some((marker, at)) = alter.or(created) {
-        let start = at + marker.len();
-        let end = s[start..].find(|c: char| c.is_whitespace() || c == '(').map_or(s.len(), |e| start + e);
-        name = s[start..end].to_owned();
-        s.insert_str(end, &format!(" ON CLUSTER {cluster}"));
-    }
-    let path = format!("'/clickhouse/tables/{{shard}}/{}', '{{replica}}'", name.replace('.', "/"));
-    for engine in ["MergeTree", "ReplacingMergeTree", "AggregatingMergeTree", "SummingMergeTree"] {
-        let pattern = format!("ENGINE = {engine}(");
-        if let Some(at) = s.find(&pattern) {
-            let args_start = at + pattern.len();
-            let args_end = args_start + s[args_start..].find(')').expect("engine arguments close");
-            let args = s[args_start..args_end].trim().to_owned();
-            let all = if args.is_empty() { path.clone() } else { format!("{path}, {args}") };
-            s.replace_range(at..=args_end, &format!("ENGINE = Replicated{engine}({all})"));
-            break;
-        }
-    }
-    s
-}
-
 impl Migration {
     /// The migration's statements for database `db`, one per element, without the trailing `;`.
-    /// Comment lines are dropped; statements are separated by a `;` at the end of a line.
     pub fn statements(&self, db: &str) -> Vec<String> {
+        self.raw_statements().into_iter().map(|s| s.replace("{db}", db)).collect()
+    }
+
+    /// The statements as written, tables named `{db}.table` (what `crate::cluster::layout`
+    /// rewrites). Comment lines are dropped; statements are separated by a `;` at a line's end.
+    pub fn raw_statements(&self) -> Vec<String> {
         let body: String =
             self.sql.lines().filter(|l| !l.trim_start().starts_with("--")).map(|l| format!("{l}\n")).collect();
-        body.split(";\n")
-            .map(|s| s.trim().trim_end_matches(';').trim().replace("{db}", db))
-            .filter(|s| !s.is_empty())
-            .collect()
+        body.split(";\n").map(|s| s.trim().trim_end_matches(';').trim().to_owned()).filter(|s| !s.is_empty()).collect()
     }
 }
 
@@ -109,48 +78,5 @@ mod tests {
             }
         }
         assert_eq!(MIGRATIONS[1].statements("d").len(), 2);
-    }
-
-    #[test]
-    fn cluster_statements_run_on_every_replica_with_replicated_engines() {
-        let t = on_cluster(
-            "CREATE TABLE IF NOT EXISTS up.accounts\n(\n a String\n)\nENGINE = ReplacingMergeTree(updated_at)\nORDER BY a",
-            "prod",
-        );
-        assert_eq!(
-            t,
-            "CREATE TABLE IF NOT EXISTS up.accounts ON CLUSTER prod\n(\n a String\n)\n\
-             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/up/accounts', '{replica}', updated_at)\nORDER BY a"
-        );
-        let mv = on_cluster("CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv TO up.x AS SELECT 1", "prod");
-        assert_eq!(mv, "CREATE MATERIALIZED VIEW IF NOT EXISTS up.x_mv ON CLUSTER prod TO up.x AS SELECT 1");
-        assert_eq!(on_cluster("DROP TABLE IF EXISTS up.m", "c"), "DROP TABLE IF EXISTS up.m ON CLUSTER c");
-        assert_eq!(
-            on_cluster("ALTER TABLE up.events ADD COLUMN outcome String DEFAULT ''", "c"),
-            "ALTER TABLE up.events ON CLUSTER c ADD COLUMN outcome String DEFAULT ''"
-        );
-        assert_eq!(
-            on_cluster("ALTER TABLE up.events DROP COLUMN IF EXISTS x", "c"),
-            "ALTER TABLE up.events ON CLUSTER c DROP COLUMN IF EXISTS x"
-        );
-        let ledger = on_cluster(&ledger_ddl("up"), "c");
-        assert!(ledger.contains("up.schema_migrations ON CLUSTER c (version"), "{ledger}");
-        assert!(ledger
-            .contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/up/schema_migrations', '{replica}')"));
-        // Every table of every migration gets a replicated engine. A backfill (`INSERT …
-        // SELECT`) runs on the migrating server only: replication copies its rows (one shard).
-        for m in MIGRATIONS {
-            for s in m.statements("up") {
-                let c = on_cluster(&s, "prod");
-                if s.starts_with("INSERT INTO ") {
-                    assert_eq!(c, s, "a backfill is left as it is");
-                    continue;
-                }
-                assert!(c.contains(" ON CLUSTER prod"), "{c}");
-                if s.contains("ENGINE") {
-                    assert!(c.contains("ENGINE = Replicated"), "{c}");
-                }
-            }
-        }
     }
 }
