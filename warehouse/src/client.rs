@@ -8,6 +8,7 @@ use clickhouse::Client;
 
 use crate::cluster::{layout, ledger, local_database};
 use crate::config::{ClickHouseConfig, Database};
+use crate::failover::FailoverConnector;
 use crate::migrations::{ledger_ddl, MIGRATIONS};
 use crate::rows::Table;
 use crate::WarehouseError;
@@ -22,11 +23,11 @@ pub struct Warehouse {
 
 impl Warehouse {
     pub fn new(cfg: &ClickHouseConfig) -> Self {
-        let client = Client::default()
-            .with_url(&cfg.url)
-            .with_user(&cfg.user)
-            .with_password(&cfg.password)
-            .with_validation(false);
+        let client = match cfg.endpoints() {
+            Some(endpoints) => FailoverConnector::new(endpoints).client(),
+            None => Client::default().with_url(&cfg.url),
+        };
+        let client = client.with_user(&cfg.user).with_password(&cfg.password).with_validation(false);
         let cluster = Some(cfg.cluster.clone()).filter(|c| !c.is_empty());
         // On a cluster every table read and written is Distributed (`crate::cluster`): an insert
         // is acknowledged only once its shards stored it, not when it is queued on this node

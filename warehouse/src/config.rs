@@ -17,6 +17,11 @@ pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
 pub struct ClickHouseConfig {
     /// HTTP endpoint of the ClickHouse server.
     pub url: String,
+    /// Further endpoints (`http://host:port`) of the same cluster, tried in turn when the one in
+    /// use refuses connections or does not answer within 2 s: with `cluster`, the other
+    /// replicas. Empty: `url` only. A failed request is retried by the service, on the endpoint
+    /// that answers; a retried INSERT is stored once (the replicas deduplicate identical blocks).
+    pub failover_urls: Vec<String>,
     /// Database holding uptake's tables; created by the migrations.
     pub database: String,
     /// ClickHouse user.
@@ -37,6 +42,7 @@ impl Default for ClickHouseConfig {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:8123".into(),
+            failover_urls: Vec::new(),
             database: "uptake".into(),
             user: "default".into(),
             password: String::new(),
@@ -53,6 +59,17 @@ impl ClickHouseConfig {
         if !self.url.starts_with("http://") && !self.url.starts_with("https://") {
             return bad("clickhouse.url", "must be an http:// or https:// URL");
         }
+        for (i, u) in self.failover_urls.iter().enumerate() {
+            if endpoint(u).is_none() {
+                return Err(WarehouseError::Config {
+                    key: format!("clickhouse.failover_urls[{i}]"),
+                    reason: "must be an http://host:port URL (failover does not speak https)".into(),
+                });
+            }
+        }
+        if !self.failover_urls.is_empty() && endpoint(&self.url).is_none() {
+            return bad("clickhouse.url", "must be an http://host:port URL when failover_urls are set");
+        }
         if !Database::is_plain(&self.database) {
             return bad("clickhouse.database", "must be a plain identifier (letters, digits, _)");
         }
@@ -67,6 +84,24 @@ impl ClickHouseConfig {
         }
         Ok(())
     }
+}
+
+impl ClickHouseConfig {
+    /// Every endpoint as `host:port`, `url` first, when `failover_urls` are set; `None` for one
+    /// endpoint (the crate's own client).
+    pub fn endpoints(&self) -> Option<Vec<String>> {
+        if self.failover_urls.is_empty() {
+            return None;
+        }
+        std::iter::once(&self.url).chain(&self.failover_urls).map(|u| endpoint(u)).collect()
+    }
+}
+
+/// `host:port` of a plain `http://host:port[/]` URL.
+fn endpoint(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    (!host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()).then(|| rest.to_owned())
 }
 
 /// The database name as it is written into SQL: an identifier, never pasted text. A plain name
@@ -133,5 +168,23 @@ mod tests {
         assert!(named(c).contains("clickhouse.max_partitions_per_insert"));
         let c = ClickHouseConfig { cluster: "a b".into(), ..Default::default() };
         assert!(named(c).contains("clickhouse.cluster"));
+        let c = ClickHouseConfig {
+            failover_urls: vec!["http://ch-2:8123".into(), "https://ch-3:8443".into()],
+            ..Default::default()
+        };
+        assert!(named(c).contains("clickhouse.failover_urls[1]"));
+        let c = ClickHouseConfig { failover_urls: vec!["http://ch-2".into()], ..Default::default() };
+        assert!(named(c).contains("clickhouse.failover_urls[0]"), "a port is needed");
+    }
+
+    #[test]
+    fn failover_endpoints_are_the_url_then_the_others() {
+        assert_eq!(ClickHouseConfig::default().endpoints(), None, "one endpoint: the crate's own client");
+        let c = ClickHouseConfig {
+            url: "http://ch-1:8123/".into(),
+            failover_urls: vec!["http://ch-2:8123".into()],
+            ..Default::default()
+        };
+        assert_eq!(c.endpoints(), Some(vec!["ch-1:8123".to_owned(), "ch-2:8123".to_owned()]));
     }
 }

@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod columns;
 pub mod config;
 mod error;
+pub mod failover;
 pub mod migrations;
 mod outcomes;
 pub mod rows;
