@@ -22,6 +22,8 @@ pub struct Telemetry {
     pub evaluation_seconds: Histogram,
     /// Accounts whose metrics the last pass computed.
     pub accounts_evaluated: IntGauge,
+    /// Partitions of the events topic this instance owns (0 between a revoke and an assign).
+    pub partitions_owned: IntGauge,
     /// Alert records published, by status (firing, resolved).
     pub alerts: IntCounterVec,
     /// Open alert episodes.
@@ -124,6 +126,10 @@ impl Telemetry {
             insert_seconds: histogram("uptake_aggregator_insert_seconds", "Duration of event batch inserts"),
             evaluation_seconds: histogram("uptake_aggregator_evaluation_seconds", "Duration of an evaluation pass"),
             accounts_evaluated: gauge("uptake_aggregator_accounts_evaluated", "Accounts in the last evaluation pass"),
+            partitions_owned: gauge(
+                "uptake_aggregator_partitions_owned",
+                "Partitions of the events topic this instance owns (what a rebalance assigned)",
+            ),
             open_episodes: gauge("uptake_aggregator_open_alert_episodes", "Alert episodes currently firing"),
             alerts,
             consumer_lag,

@@ -114,6 +114,8 @@ DASHBOARDS = {
            (f"sum(rate(uptake_aggregator_consume_errors_total{{{AGG}}}[5m]))", "consume errors"),
            (f"sum(rate(uptake_aggregator_evaluation_failures_total{{{AGG}}}[5m]))", "failed passes")),
         ts("Evaluation pass duration", "s", *quantiles("uptake_aggregator_evaluation_seconds", AGG)),
+        ts("Partitions owned by instance", "short",
+           (f"sum by (instance) (uptake_aggregator_partitions_owned{{{AGG}}})", "{{instance}}")),
         ts("Accounts evaluated, open episodes, dedup window", "short",
            (f"sum(uptake_aggregator_accounts_evaluated{{{AGG}}})", "accounts in the last pass"),
            (f"sum(uptake_aggregator_open_alert_episodes{{{AGG}}})", "open alert episodes"),

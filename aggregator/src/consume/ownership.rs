@@ -75,6 +75,7 @@ impl ConsumerContext for OwnershipContext {
             Rebalance::Revoke(_) => owned.clear(),
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
+        self.metrics.partitions_owned.set(owned.len() as i64);
         tracing::info!(partitions = ?owned, "partitions assigned");
         self.ownership.generation.fetch_add(1, Ordering::SeqCst);
     }
