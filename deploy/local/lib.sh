@@ -9,8 +9,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TANSU_VERSION=0.6.0
-# Tansu's default build has no storage engine and silently stores nothing; libsql gives SQLite.
-TANSU_FEATURES=libsql
+# Tansu's default build has no storage engine and silently stores nothing; libsql gives SQLite
+# (the local broker), postgres the shared storage of the multi-broker cluster (cluster_test.sh).
+TANSU_FEATURES=libsql,postgres
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$CARGO_BIN:$PATH"
 
@@ -53,18 +54,18 @@ ensure_chromium() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 }
 
-# True when cargo recorded an install of tansu $TANSU_VERSION with the storage feature we need.
+# True when cargo recorded an install of tansu $TANSU_VERSION with every storage feature we need.
 tansu_is_right() {
   [ -x "$CARGO_BIN/tansu" ] || return 1
   python3 - "$TANSU_VERSION" "$TANSU_FEATURES" <<'PY'
 import json, os, sys
-version, feature = sys.argv[1], sys.argv[2]
+version, features = sys.argv[1], sys.argv[2].split(",")
 path = os.path.join(os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")), ".crates2.json")
 try:
     installs = json.load(open(path))["installs"]
 except Exception:
     sys.exit(1)
-ok = any(k.startswith(f"tansu {version} ") and feature in v.get("features", []) for k, v in installs.items())
+ok = any(k.startswith(f"tansu {version} ") and set(features) <= set(v.get("features", [])) for k, v in installs.items())
 sys.exit(0 if ok else 1)
 PY
 }

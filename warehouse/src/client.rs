@@ -6,7 +6,7 @@
 use clickhouse::query::Query;
 use clickhouse::Client;
 
-use crate::cluster::{layout, ledger, local_database};
+use crate::cluster::{layout, ledger, local_database, shard_keys};
 use crate::config::{ClickHouseConfig, Database};
 use crate::failover::FailoverConnector;
 use crate::migrations::{ledger_ddl, MIGRATIONS};
@@ -86,9 +86,11 @@ impl Warehouse {
             (None, format!("CREATE DATABASE IF NOT EXISTS {local} ON CLUSTER {cluster}")),
             (None, fill(&ledger(cluster))),
         ];
+        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| m.raw_statements()).collect();
+        let keys = shard_keys(all.iter().map(String::as_str));
         for m in MIGRATIONS {
             for s in m.raw_statements() {
-                out.extend(layout(&s, cluster).iter().map(|c| (Some(m.version), fill(c))));
+                out.extend(layout(&s, cluster, &keys).iter().map(|c| (Some(m.version), fill(c))));
             }
         }
         out

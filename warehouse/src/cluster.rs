@@ -14,6 +14,8 @@
 //! spread at random (it is read whole). The migration ledger is one replicated table across all
 //! nodes (path without `{shard}`): every node knows what ran.
 
+use std::collections::HashMap;
+
 /// `{db}` as the migrations write it, and the local database's placeholder.
 const DB: &str = "{db}";
 const LOCAL: &str = "{local}";
@@ -23,20 +25,34 @@ pub fn local_database(db: &str) -> String {
     format!("{db}_local")
 }
 
+/// The sharding key of every table the migrations create (`statements`: all of them, raw):
+/// its account when it has one, else at random.
+pub fn shard_keys<'a>(statements: impl IntoIterator<Item = &'a str>) -> HashMap<String, &'static str> {
+    let mut keys = HashMap::new();
+    for s in statements {
+        if let Some(rest) = s.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.") {
+            let key = if has_column(s, "account_id") { "cityHash64(account_id)" } else { "rand()" };
+            keys.insert(object_name(rest).to_owned(), key);
+        }
+    }
+    keys
+}
+
 /// The statements, with `{db}` and `{local}` placeholders, that make `statement` (a migration's,
-/// `{db}` placeholders) on `cluster`'s sharded layout.
-pub fn layout(statement: &str, cluster: &str) -> Vec<String> {
+/// `{db}` placeholders) on `cluster`'s sharded layout; `keys` from [`shard_keys`].
+pub fn layout(statement: &str, cluster: &str, keys: &HashMap<String, &'static str>) -> Vec<String> {
     let on = format!(" ON CLUSTER {cluster}");
+    let distributed = |name: &str| {
+        let key = keys.get(name).copied().unwrap_or("rand()");
+        format!(
+            "CREATE TABLE IF NOT EXISTS {DB}.{name}{on} AS {LOCAL}.{name} \
+             ENGINE = Distributed({cluster}, {{local_name}}, {name}, {key})"
+        )
+    };
     if let Some(rest) = statement.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.") {
         let name = object_name(rest);
         let local = replicated(&format!("CREATE TABLE IF NOT EXISTS {LOCAL}.{rest}"), name, &on);
-        let key = if has_column(statement, "account_id") { "cityHash64(account_id)" } else { "rand()" };
-        let distributed = format!(
-            "CREATE TABLE IF NOT EXISTS {DB}.{name}{on} AS {LOCAL}.{name} \
-             ENGINE = Distributed({cluster}, {LOCAL_DB}, {name}, {key})",
-            LOCAL_DB = "{local_name}"
-        );
-        return vec![local, distributed];
+        return vec![local, distributed(name)];
     }
     if statement.starts_with("CREATE MATERIALIZED VIEW ") {
         // Wholly local: it reads the shard's own inserts and writes the shard's own tables.
@@ -46,9 +62,15 @@ pub fn layout(statement: &str, cluster: &str) -> Vec<String> {
         return vec![after_name(statement, "IF NOT EXISTS ", &on)];
     }
     if let Some(rest) = statement.strip_prefix("ALTER TABLE {db}.") {
-        // The data and the Distributed table over it keep the same columns.
+        // The data changes on every shard; the Distributed table over it is made again with the
+        // new columns. It cannot be altered ON CLUSTER: 18.16 refuses an ALTER of a table that
+        // is not replicated on a cluster whose shards replicate themselves (code 371), and
+        // altering each node's copy would need every node's address. Queries in the instant
+        // between the drop and the create fail and are retried, as during any migration.
+        let name = object_name(rest);
         let local = format!("ALTER TABLE {LOCAL}.{rest}");
-        return vec![after_name(&local, "ALTER TABLE ", &on), after_name(statement, "ALTER TABLE ", &on)];
+        let drop = format!("DROP TABLE IF EXISTS {DB}.{name}{on}");
+        return vec![after_name(&local, "ALTER TABLE ", &on), drop, distributed(name)];
     }
     if let Some(rest) = statement.strip_prefix("DROP TABLE IF EXISTS {db}.") {
         // A table has both parts, a materialized view only the local one: IF EXISTS covers both.
@@ -120,11 +142,10 @@ mod tests {
 
     #[test]
     fn a_table_becomes_replicated_data_and_a_distributed_table_by_account() {
-        let t = layout(
+        let create =
             "CREATE TABLE IF NOT EXISTS {db}.accounts\n(\n    account_id String,\n    updated_at DateTime\n)\n\
-             ENGINE = ReplacingMergeTree(updated_at)\nORDER BY account_id",
-            "prod",
-        );
+                      ENGINE = ReplacingMergeTree(updated_at)\nORDER BY account_id";
+        let t = layout(create, "prod", &shard_keys([create]));
         assert_eq!(
             t,
             [
@@ -135,10 +156,9 @@ mod tests {
                  ENGINE = Distributed(prod, {local_name}, accounts, cityHash64(account_id))",
             ]
         );
-        let scores = layout(
-            "CREATE TABLE IF NOT EXISTS {db}.s\n(\n    scored_at DateTime\n)\nENGINE = MergeTree()\nORDER BY scored_at",
-            "c",
-        );
+        let create =
+            "CREATE TABLE IF NOT EXISTS {db}.s\n(\n    scored_at DateTime\n)\nENGINE = MergeTree()\nORDER BY scored_at";
+        let scores = layout(create, "c", &shard_keys([create]));
         assert!(
             scores[0].contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{db_name}/s', '{replica}')")
         );
@@ -147,6 +167,8 @@ mod tests {
 
     #[test]
     fn views_alters_drops_and_backfills_find_their_side() {
+        let keys = HashMap::from([("events".to_owned(), "cityHash64(account_id)")]);
+        let layout = |s: &str, c: &str| layout(s, c, &keys);
         let mv = layout("CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.x_mv TO {db}.x AS SELECT a FROM {db}.events", "c");
         assert_eq!(mv, ["CREATE MATERIALIZED VIEW IF NOT EXISTS {local}.x_mv ON CLUSTER c TO {local}.x AS SELECT a FROM {local}.events"]);
         let view = layout("CREATE VIEW IF NOT EXISTS {db}.open_alerts AS SELECT * FROM {db}.alerts", "c");
@@ -156,7 +178,9 @@ mod tests {
             alter,
             [
                 "ALTER TABLE {local}.events ON CLUSTER c ADD COLUMN outcome String DEFAULT ''",
-                "ALTER TABLE {db}.events ON CLUSTER c ADD COLUMN outcome String DEFAULT ''",
+                "DROP TABLE IF EXISTS {db}.events ON CLUSTER c",
+                "CREATE TABLE IF NOT EXISTS {db}.events ON CLUSTER c AS {local}.events \
+                 ENGINE = Distributed(c, {local_name}, events, cityHash64(account_id))",
             ]
         );
         let drop = layout("DROP TABLE IF EXISTS {db}.m", "c");
@@ -167,9 +191,11 @@ mod tests {
 
     #[test]
     fn every_migration_has_a_cluster_form_and_every_account_table_is_sharded_by_account() {
+        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| m.raw_statements()).collect();
+        let keys = shard_keys(all.iter().map(String::as_str));
         for m in MIGRATIONS {
             for s in m.raw_statements() {
-                for c in layout(&s, "prod") {
+                for c in layout(&s, "prod", &keys) {
                     if c.starts_with("INSERT INTO ") {
                         continue;
                     }
