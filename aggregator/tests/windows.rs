@@ -240,4 +240,10 @@ async fn an_incremental_pass_evaluates_the_accounts_stored_since_the_last_pass()
     ownership.assign([0]);
     let after = ev.evaluate(now).await.unwrap();
     assert_eq!((after.full, after.accounts), (true, 3));
+
+    // Between a revoke and an assign nothing is owned: a pass evaluates nothing, and fails
+    // nothing (an empty `IN ()` would be a syntax error).
+    ownership.assign([]);
+    let none = ev.evaluate(now).await.unwrap();
+    assert_eq!(none.accounts, 0);
 }
