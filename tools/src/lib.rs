@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod drill;
 mod error;
 mod ingest_client;
 pub mod loadgen;

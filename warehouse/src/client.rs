@@ -31,12 +31,17 @@ impl Warehouse {
         let cluster = Some(cfg.cluster.clone()).filter(|c| !c.is_empty());
         // On a cluster every table read and written is Distributed (`crate::cluster`): an insert
         // is acknowledged only once its shards stored it, not when it is queued on this node
-        // (whose disk may die with it), and a subquery over a Distributed table inside a query
-        // over one is run once and shipped (`GLOBAL`), which ClickHouse refuses by default.
+        // (whose disk may die with it); a subquery over a Distributed table inside a query over
+        // one is run once and shipped (`GLOBAL`), which ClickHouse refuses by default; and reads
+        // and inserts go to the first live replica of each shard (`in_order`), so a read sees
+        // every write before it, not a replica that is still fetching them (the cluster drill
+        // saw an alert stored twice: the instance that took an account over read the alerts
+        // from the replica that lagged). The other replica is the hot standby.
         let client = match cluster {
-            Some(_) => {
-                client.with_setting("insert_distributed_sync", "1").with_setting("distributed_product_mode", "global")
-            }
+            Some(_) => client
+                .with_setting("insert_distributed_sync", "1")
+                .with_setting("distributed_product_mode", "global")
+                .with_setting("load_balancing", "in_order"),
             None => client,
         };
         Self { client, db: Database::new(&cfg.database), cluster }

@@ -37,7 +37,7 @@ impl Service {
         let child = Command::new(bin)
             .args(args)
             .env("UPTAKE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("SERVICES_RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -71,6 +71,12 @@ impl Service {
     /// CPU seconds used so far and the peak RSS.
     pub fn usage(&self) -> Usage {
         usage(self.pid())
+    }
+
+    /// SIGKILL, by this process's own handle: a crash, no drain, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM (a graceful stop: the services drain), then SIGKILL after 15 s. By pid only.

@@ -2,7 +2,7 @@
 //! refusals (503, 429) retried after their Retry-After so nothing is dropped, progress on stderr.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,6 +20,9 @@ pub struct Sender {
     format: Format,
     /// Events ingest accepted so far.
     pub accepted: Arc<AtomicU64>,
+    /// When ingest refused a batch (503 or 429, each retried): how long an outage lasted, as a
+    /// sender saw it (`drill`).
+    pub refused_at: Arc<Mutex<Vec<Instant>>>,
 }
 
 /// Refusals and an unreachable ingest are waited out for up to 5 minutes.
@@ -36,7 +39,12 @@ impl Sender {
             Format::Segment => "/v1/batch",
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        Self { client: IngestClient::new(http, base_url, path, write_key), format, accepted: Arc::default() }
+        Self {
+            client: IngestClient::new(http, base_url, path, write_key),
+            format,
+            accepted: Arc::default(),
+            refused_at: Arc::default(),
+        }
     }
 
     fn body(&self, events: &[Value]) -> Value {
@@ -53,7 +61,8 @@ impl Sender {
     /// the run with ingest's error list, since a generator bug must not go unnoticed.
     pub async fn send(&self, events: &[Value]) -> Result<(), ToolsError> {
         let body = Bytes::from(self.body(events).to_string());
-        self.client.post_until_accepted(&body, &RETRY, || {}).await?;
+        let refused = || self.refused_at.lock().expect("refusals lock").push(Instant::now());
+        self.client.post_until_accepted(&body, &RETRY, refused).await?;
         self.accepted.fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
     }
