@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cluster drill's fault injection (tools `drill --hook`), run while cluster_test.sh's
-# cluster is up: `cluster_hook.sh kill-clickhouse|restart-clickhouse|kill-broker|restart-broker`.
+# cluster is up: `cluster_hook.sh kill-clickhouse|restart-clickhouse|kill-broker|restart-broker [N]`
+# (N: the broker, 1 or 2, the one ingest produces to).
 # It signals only the processes cluster_test.sh started, by the pids recorded in $PIDS; the
 # node and broker are restarted with the same config and data. cluster_test.sh exports where
 # everything is: PIDS, and DRILL_CLUSTER as "CH_DIR CH_BASE_PORT BROKERS_DIR PG_PORT BROKER_PORT..."
@@ -16,7 +17,7 @@ read -r CH_CLUSTER_DIR CH_BASE_PORT BROKERS_DIR BROKERS_PG_PORT B1 B2 <<<"$DRILL
 BROKER_PORTS=("$B1" "$B2")
 # The replica the first aggregator prefers (node 1, s1r1), so its failover is exercised too.
 NODE=${DRILL_CH_NODE:-1}
-BROKER=${DRILL_BROKER:-1}
+BROKER=${2:-1}
 
 case ${1:-} in
   kill-clickhouse) kill9_ch_node "$NODE" ;;

@@ -51,9 +51,6 @@ step "Drill: nodes killed under load, then every node counted (tools drill)"
 cargo build --locked -q -p ingest -p aggregator -p tools --bins
 DRILL_CLUSTER="$CH_CLUSTER_DIR $CH_BASE_PORT $BROKERS_DIR $BROKERS_PG_PORT ${BROKER_PORTS[*]}"
 export DRILL_CLUSTER TANSU_BIN
-# ingest bootstraps on both brokers, the consumer groups on the one that stays up: Tansu 0.6
-# keeps a group's members in each broker's memory (see tools/src/bin/drill.rs).
-"$BIN/drill" --brokers "$(bootstrap_servers)" --consumer-brokers "127.0.0.1:$B2" \
-  --clickhouse "$NODES" --cluster "$CH_CLUSTER" \
+"$BIN/drill" --brokers "$(bootstrap_servers)" --clickhouse "$NODES" --cluster "$CH_CLUSTER" \
   --bin-dir "$BIN" --hook "$ROOT/deploy/local/cluster_hook.sh" | tee "$RUN/drill.txt"
 info "cluster test done in $(($(date +%s) - started)) s"

@@ -13,14 +13,12 @@ use tools::drill::{self, Options};
 #[derive(Parser)]
 #[command(version, about = "Kills cluster nodes under load and counts what every node holds")]
 struct Args {
-    /// Kafka bootstrap servers of ingest: every broker.
+    /// Kafka bootstrap servers: every broker. Ingest gets them all; the broker it produces to is
+    /// the one killed, and the aggregators and the notifier bootstrap on the others (Tansu 0.6
+    /// keeps a group's members in each broker's memory: a group whose members reach different
+    /// brokers after one dies was left unassigned for over a minute).
     #[arg(long)]
     brokers: String,
-    /// Bootstrap servers of the aggregators and the notifier (their consumer groups); default
-    /// `--brokers`. Tansu 0.6 keeps a group's members in each broker's memory, so a group whose
-    /// members reach different brokers after one dies can be left unassigned for minutes.
-    #[arg(long)]
-    consumer_brokers: Option<String>,
     /// Every ClickHouse node's HTTP URL, comma-separated, shard by shard (s1r1,s1r2,s2r1,s2r2).
     #[arg(long, value_delimiter = ',', required = true)]
     clickhouse: Vec<String>,
@@ -46,7 +44,6 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let opts = Options {
-        consumer_brokers: a.consumer_brokers.unwrap_or_else(|| a.brokers.clone()),
         brokers: a.brokers,
         nodes: a.clickhouse,
         replicas: a.replicas,

@@ -31,10 +31,9 @@ pub use verify::Report;
 /// What the drill runs against and how big its book is.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Kafka bootstrap servers, every broker (`a:9092,b:9092`): ingest's.
+    /// Kafka bootstrap servers, every broker (`a:9092,b:9092`): ingest's. The broker ingest
+    /// produces to is the one killed; the consumer groups bootstrap on the others.
     pub brokers: String,
-    /// The aggregators' and the notifier's bootstrap servers (their consumer groups).
-    pub consumer_brokers: String,
     /// Every ClickHouse node's HTTP URL, shard by shard, replicas in order
     /// (`s1r1,s1r2,s2r1,s2r2`).
     pub nodes: Vec<String>,
@@ -108,7 +107,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
             }
             let at = started.elapsed().as_secs_f64();
             match fault {
-                Fault::Hook(what) => services::hook(&opts.hook, what)?,
+                Fault::Hook(what) => services::hook(&opts.hook, what, stack.ingest_broker)?,
                 Fault::StopAggregator => stack.kill_aggregator(false),
                 Fault::KillAggregator => stack.kill_aggregator(true),
                 Fault::RestartAggregator => {

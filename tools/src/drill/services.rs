@@ -35,6 +35,9 @@ pub(super) struct Stack {
     bin: PathBuf,
     work: PathBuf,
     pub(super) ingest_url: String,
+    /// The broker (1-based, in `--brokers` order) ingest's producer is connected to: the one
+    /// the drill kills. The consumer groups are bootstrapped on another.
+    pub(super) ingest_broker: usize,
     pub(super) deliveries: Deliveries,
     /// Time from A's kill until B owned every partition, once seen.
     takeover: Arc<Mutex<Option<Duration>>>,
@@ -58,17 +61,6 @@ impl Stack {
             std::fs::write(&path, text)?;
             Ok(path)
         };
-        let (a_port, b_port, notifier_port) = (procs::free_port()?, procs::free_port()?, procs::free_port()?);
-        let a_config = write("aggregator-a.toml", aggregator_toml(opts, n, a_port, 0, None))?;
-        let b_config = write("aggregator-b.toml", aggregator_toml(opts, n, b_port, last, None))?;
-        let notifier_config = write("notifier.toml", aggregator_toml(opts, n, notifier_port, last, Some(&receiver)))?;
-
-        let migrated = Command::new(&bin).args(["--config", path(&a_config), "migrate"]).status()?;
-        if !migrated.success() {
-            return Err(ToolsError::Setup(format!("aggregator migrate on cluster {} failed", opts.cluster)));
-        }
-        progress("schema migrated ON CLUSTER");
-
         let (ingest_port, ingest_admin) = (procs::free_port()?, procs::free_port()?);
         let ingest_config = write("ingest.toml", bench::ingest_toml(&opts.brokers, n, ingest_port, ingest_admin))?;
         let ingest_bin = procs::binary(&opts.bin_dir, "ingest")?;
@@ -81,6 +73,36 @@ impl Stack {
             &work.join("ingest.log"),
         )
         .await?;
+        // Which broker ingest produces to (librdkafka picks one of the bootstrap brokers): the
+        // broker the drill kills must be that one, or the kill proves nothing about ingest.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let brokers: Vec<&str> = opts.brokers.split(',').collect();
+        let connected = connected_ports(ingest.pid());
+        let ingest_broker = brokers
+            .iter()
+            .position(|b| {
+                b.rsplit(':').next().and_then(|p| p.parse().ok()).is_some_and(|p: u16| connected.contains(&p))
+            })
+            .unwrap_or(0);
+        let others: Vec<&str> =
+            brokers.iter().enumerate().filter(|(i, _)| *i != ingest_broker).map(|(_, b)| *b).collect();
+        let consumers = if others.is_empty() { opts.brokers.clone() } else { others.join(",") };
+        progress(&format!(
+            "ingest produces to {}; the consumer groups bootstrap on {consumers}",
+            brokers[ingest_broker]
+        ));
+        let (a_port, b_port, notifier_port) = (procs::free_port()?, procs::free_port()?, procs::free_port()?);
+        let a_config = write("aggregator-a.toml", aggregator_toml(opts, n, &consumers, a_port, 0, None))?;
+        let b_config = write("aggregator-b.toml", aggregator_toml(opts, n, &consumers, b_port, last, None))?;
+        let notifier_config =
+            write("notifier.toml", aggregator_toml(opts, n, &consumers, notifier_port, last, Some(&receiver)))?;
+
+        let migrated = Command::new(&bin).args(["--config", path(&a_config), "migrate"]).status()?;
+        if !migrated.success() {
+            return Err(ToolsError::Setup(format!("aggregator migrate on cluster {} failed", opts.cluster)));
+        }
+        progress("schema migrated ON CLUSTER");
+
         let run = |config: &Path| ["--config".to_owned(), path(config).to_owned(), "run".to_owned()];
         let a = Service::start("aggregator A", &bin, &strs(&run(&a_config)), a_port, "/readyz", &work.join("a.log"))
             .await?;
@@ -100,6 +122,7 @@ impl Stack {
             bin,
             work: work.to_owned(),
             ingest_url: format!("http://127.0.0.1:{ingest_port}"),
+            ingest_broker: ingest_broker + 1,
             deliveries,
             takeover: Arc::default(),
         })
@@ -171,9 +194,9 @@ impl Stack {
     }
 }
 
-/// Runs `hook what` (the cluster script's fault injection) and waits for it.
-pub(super) fn hook(hook: &Path, what: &str) -> Result<(), ToolsError> {
-    let status = Command::new(hook).arg(what).status()?;
+/// Runs `hook what [broker]` (the cluster script's fault injection) and waits for it.
+pub(super) fn hook(hook: &Path, what: &str, broker: usize) -> Result<(), ToolsError> {
+    let status = Command::new(hook).arg(what).arg(broker.to_string()).status()?;
     if status.success() {
         Ok(())
     } else {
@@ -183,7 +206,14 @@ pub(super) fn hook(hook: &Path, what: &str) -> Result<(), ToolsError> {
 
 /// An aggregator's configuration: `first` is the index of its preferred ClickHouse node; the
 /// notifier's has the webhook (the aggregators have none, so `run` starts no notifier).
-fn aggregator_toml(opts: &Options, n: &Names, admin: u16, first: usize, webhook: Option<&str>) -> String {
+fn aggregator_toml(
+    opts: &Options,
+    n: &Names,
+    brokers: &str,
+    admin: u16,
+    first: usize,
+    webhook: Option<&str>,
+) -> String {
     let mut failover: Vec<&String> = opts.nodes.iter().collect();
     let url = failover.remove(first);
     let failover: Vec<String> = failover.iter().map(|u| format!("{u:?}")).collect();
@@ -215,7 +245,7 @@ group_id = "drill-{id}-notifier"
 # an alias"; PostgreSQL 16 accepts it): no transactions are used, so this reads the same records.
 "isolation.level" = "read_uncommitted"
 "#,
-        brokers = opts.consumer_brokers,
+        brokers = brokers,
         id = n.id,
         events = n.events_topic,
         alerts = n.alerts_topic,
@@ -257,6 +287,32 @@ async fn metric(url: &str, name: &str) -> Option<u64> {
     let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
     let line = text.lines().find(|l| l.split_whitespace().next() == Some(name))?;
     line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|v| v as u64)
+}
+
+/// The remote TCP ports `pid` has established connections to (Linux: its socket inodes in
+/// /proc/PID/fd, looked up in /proc/PID/net/tcp and tcp6).
+fn connected_ports(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // remote address `IP:PORT` in hex, state 01 = ESTABLISHED, inode in column 10.
+            if f.len() > 9 && f[3] == "01" && inodes.contains(f[9]) {
+                if let Some(port) = f[2].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports
 }
 
 fn path(p: &Path) -> &str {
