@@ -73,6 +73,12 @@ alerts_topic = {{ .Values.kafka.alertsTopic | quote }}
 url = {{ .Values.clickhouse.url | quote }}
 database = {{ .Values.clickhouse.database | quote }}
 user = {{ .Values.clickhouse.user | quote }}
+{{- with .Values.clickhouse.cluster }}
+cluster = {{ . | quote }}
+{{- end }}
+{{- with .Values.clickhouse.failoverUrls }}
+failover_urls = [{{ range $i, $u := . }}{{ if $i }}, {{ end }}{{ $u | quote }}{{ end }}]
+{{- end }}
 {{- with .Values.aggregator.extraConfig }}
 {{ . }}
 {{- end }}
