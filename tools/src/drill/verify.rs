@@ -254,12 +254,15 @@ impl fmt::Display for Report {
             writeln!(f, "  {at:6.1} s  {fault:<32} after {sent} events sent")?;
         }
         let secs = |d: Option<Duration>| d.map_or("not seen".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
-        writeln!(
-            f,
-            "ingest refusals (503/429, retried): {}; last one {} after the broker kill",
-            self.refusals,
-            secs(self.broker_503)
-        )?;
+        match (self.refusals, self.broker_503) {
+            (0, _) => writeln!(f, "ingest refusals (503/429): none, through every fault")?,
+            (n, Some(span)) => writeln!(
+                f,
+                "ingest refusals (503/429, retried): {n}; the last {:.1} s after the broker kill",
+                span.as_secs_f64()
+            )?,
+            (n, None) => writeln!(f, "ingest refusals (503/429, retried): {n}")?,
+        }
         writeln!(
             f,
             "aggregator B owned every partition {} after A's SIGTERM, {} after its SIGKILL",
