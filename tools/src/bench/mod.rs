@@ -290,7 +290,7 @@ async fn store(opts: &Options, db: &str) -> Result<Warehouse, ToolsError> {
 }
 
 /// A service's `/metrics` text (empty if it does not answer).
-async fn scrape(url: &str) -> String {
+pub(crate) async fn scrape(url: &str) -> String {
     match reqwest::get(format!("{url}/metrics")).await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),

@@ -103,11 +103,10 @@ impl Stack {
         }
         progress("schema migrated ON CLUSTER");
 
-        let run = |config: &Path| ["--config".to_owned(), path(config).to_owned(), "run".to_owned()];
-        let a = Service::start("aggregator A", &bin, &strs(&run(&a_config)), a_port, "/readyz", &work.join("a.log"))
-            .await?;
-        let b = Service::start("aggregator B", &bin, &strs(&run(&b_config)), b_port, "/readyz", &work.join("b.log"))
-            .await?;
+        let a_args = ["--config", path(&a_config), "run"];
+        let a = Service::start("aggregator A", &bin, &a_args, a_port, "/readyz", &work.join("a.log")).await?;
+        let b_args = ["--config", path(&b_config), "run"];
+        let b = Service::start("aggregator B", &bin, &b_args, b_port, "/readyz", &work.join("b.log")).await?;
         let notify = ["--config", path(&notifier_config), "notify"];
         let notifier =
             Service::start("notifier", &bin, &notify, notifier_port, "/readyz", &work.join("notifier.log")).await?;
@@ -284,7 +283,7 @@ async fn partitions_owned(url: &str) -> Option<i64> {
 
 /// The value of the unlabelled series `name` on `url`'s `/metrics`, if it answers.
 async fn metric(url: &str, name: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
+    let text = bench::scrape(url).await;
     let line = text.lines().find(|l| l.split_whitespace().next() == Some(name))?;
     line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|v| v as u64)
 }
@@ -317,8 +316,4 @@ fn connected_ports(pid: u32) -> Vec<u16> {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
-}
-
-fn strs(args: &[String; 3]) -> [&str; 3] {
-    [args[0].as_str(), args[1].as_str(), args[2].as_str()]
 }
