@@ -12,6 +12,7 @@ pub mod limits;
 pub mod native;
 pub mod native_fast;
 pub mod outcome;
+pub mod privacy;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod segment;

@@ -9,6 +9,7 @@ pub mod format;
 pub mod kafka;
 pub mod probe;
 pub mod retry;
+pub mod suppressions;
 
 use std::io::IsTerminal;
 

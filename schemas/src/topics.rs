@@ -10,6 +10,9 @@ pub const USAGE_EVENTS_DLQ: &str = "usage-events-dlq";
 /// Alert records the notifier could not deliver to a webhook after its retries, verbatim, with
 /// the webhook in the `webhook` header and the last failure in `error`.
 pub const USAGE_ALERTS_DLQ: &str = "usage-alerts-dlq";
+/// Privacy suppressions (docs/privacy.md): one record per subject, key = `user:ID` or
+/// `account:ID`, compacted; every ingest instance and aggregator reads it whole.
+pub const USAGE_SUPPRESSIONS: &str = "usage-suppressions";
 
 /// Kafka header that carries the reason a record was dead-lettered.
 pub const HEADER_ERROR: &str = "error";
