@@ -52,6 +52,11 @@ impl Warehouse {
         &self.db
     }
 
+    /// The replicated cluster DDL and mutations run on, if any.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
     /// The raw client, for what the builders below do not cover (formatted inserts in tests).
     pub fn client(&self) -> &Client {
         &self.client

@@ -10,8 +10,8 @@
 //!   table, lands on one shard, so an account's history, rollups, metrics and alerts sit
 //!   together. The plain views (`open_alerts`, …) are in `{db}` over the Distributed tables.
 //!
-//! Every statement runs `ON CLUSTER`. The only table without an account, `backtest_scores`, is
-//! spread at random (it is read whole). The migration ledger is one replicated table across all
+//! Every statement runs `ON CLUSTER`. The privacy tables are sharded by their regulation (its
+//! status rows must meet for FINAL); `backtest_scores`, read whole, is spread at random. The migration ledger is one replicated table across all
 //! nodes (path without `{shard}`): every node knows what ran.
 
 use std::collections::HashMap;
@@ -31,7 +31,14 @@ pub fn shard_keys<'a>(statements: impl IntoIterator<Item = &'a str>) -> HashMap<
     let mut keys = HashMap::new();
     for s in statements {
         if let Some(rest) = s.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.") {
-            let key = if has_column(s, "account_id") { "cityHash64(account_id)" } else { "rand()" };
+            // A regulation's status rows must meet on one shard for FINAL to keep the latest.
+            let key = if has_column(s, "account_id") {
+                "cityHash64(account_id)"
+            } else if has_column(s, "regulation_id") {
+                "cityHash64(regulation_id)"
+            } else {
+                "rand()"
+            };
             keys.insert(object_name(rest).to_owned(), key);
         }
     }
@@ -203,7 +210,9 @@ mod tests {
                     if c.contains("ENGINE = ") && !c.contains("Distributed(") {
                         assert!(c.contains("ENGINE = Replicated") && c.contains("{local}."), "{c}");
                     }
-                    if c.contains("Distributed(") && !c.contains("backtest_scores") {
+                    if c.contains("Distributed(") && c.contains(".regulation") {
+                        assert!(c.ends_with("cityHash64(regulation_id))"), "a request's rows on one shard: {c}");
+                    } else if c.contains("Distributed(") && !c.contains("backtest_scores") {
                         assert!(c.ends_with("cityHash64(account_id))"), "every account's rows on one shard: {c}");
                     }
                 }

@@ -27,6 +27,9 @@ mod error;
 pub mod failover;
 pub mod migrations;
 mod outcomes;
+pub mod privacy;
+mod regulations;
+pub mod retention;
 pub mod rows;
 
 pub use client::Warehouse;

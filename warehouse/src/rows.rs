@@ -41,6 +41,8 @@ tables! {
     ActionRow => "alert_actions",
     HealthDayRow => "account_health_daily",
     BacktestScoreRow => "backtest_scores",
+    RegulationRow => "regulations",
+    AuditRow => "regulation_audit",
 }
 
 /// One row of `events`.
@@ -284,4 +286,31 @@ impl BacktestScoreRow {
             score,
         }
     }
+}
+
+/// One status of a privacy request (`regulations`, read with FINAL: the highest `version` wins).
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct RegulationRow {
+    pub regulation_id: String,
+    pub kind: String,
+    pub subject_kind: String,
+    pub subject_ids: Vec<String>,
+    pub requested_by: String,
+    pub requested_at: u32,
+    pub status: String,
+    /// What happened, in a sentence or JSON (rows removed per table, the error).
+    pub detail: String,
+    pub updated_at: u32,
+    pub version: u64,
+}
+
+/// One step of a privacy request (`regulation_audit`).
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct AuditRow {
+    pub regulation_id: String,
+    pub at: u32,
+    /// Who: the admin who filed it, or the service that carried it out.
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
 }

@@ -1,0 +1,397 @@
+//! Finding, removing and exporting a person or an account in every table (docs/privacy.md).
+//!
+//! The tables are found by their columns, not listed: a table added later is covered the day it
+//! exists. In every MergeTree table of the database:
+//! - a `user_id` column, or a `member` column beside `member_kind`, names a person: their rows
+//!   are deleted;
+//! - an `account_id` column names an account: an account's rows are deleted;
+//! - every other String column (not part of the sorting or partition key) is text that may name
+//!   someone: an alert's reason, the lapsed users of a metrics row, a CSM's note, an event's
+//!   properties. A subject's terms (ids, and the email and name their identify traits gave) are
+//!   replaced there by `[deleted]` where they stand as a whole token.
+//!
+//! One request batch is at most two mutations per table, whatever the number of people in it.
+//! The regulation tables are excluded: they must name whom a request was for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clickhouse::Row;
+use schemas::privacy::{Subject, SubjectKind};
+use serde::Deserialize;
+
+use crate::{Warehouse, WarehouseError};
+
+/// Tables a deletion never touches: the request ledger itself (docs/privacy.md#what-stays).
+pub const EXCLUDED: &[&str] = &["regulations", "regulation_audit", "schema_migrations"];
+/// Identify traits whose values name a person, and are redacted from text with their id.
+const PERSONAL_TRAITS: &[&str] =
+    &["email", "name", "first_name", "firstName", "last_name", "lastName", "username", "phone"];
+/// What a redacted term becomes.
+pub const REDACTED: &str = "[deleted]";
+/// Characters that continue a token: a term is only replaced where none stands either side, so
+/// `ann` leaves `anna` and `ann.lee@x.com` alone.
+const TOKEN_CHARS: &str = "A-Za-z0-9_.@+-";
+
+/// How one table can name a subject.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableColumns {
+    pub table: String,
+    /// `user_id`, when the table has it.
+    pub user_id: bool,
+    /// `member` of `member_kind = 'user'` (the per-user activity bitmaps).
+    pub member: bool,
+    pub account_id: bool,
+    /// String columns outside the keys, searched and redacted as text.
+    pub text: Vec<String>,
+}
+
+/// The people and accounts of one batch of requests, with the terms that name them in text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Subjects {
+    pub users: Vec<String>,
+    pub accounts: Vec<String>,
+    /// Ids, and the emails and names from identify traits, as whole tokens.
+    pub terms: Vec<String>,
+}
+
+impl Subjects {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.accounts.is_empty()
+    }
+
+    /// The RE2 pattern that finds any term as a whole token: group 1 and 3 are the delimiters
+    /// kept around the replacement. `None` without terms.
+    pub fn pattern(&self) -> Option<String> {
+        if self.terms.is_empty() {
+            return None;
+        }
+        let alternatives: Vec<String> = self.terms.iter().map(|t| escape_re2(t)).collect();
+        Some(format!("(^|[^{TOKEN_CHARS}])({})([^{TOKEN_CHARS}]|$)", alternatives.join("|")))
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct ColumnRow {
+    table: String,
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+    in_key: u8,
+}
+
+impl Warehouse {
+    /// Every table that can hold a person or an account, with how (see the module doc).
+    pub async fn privacy_tables(&self) -> Result<Vec<TableColumns>, WarehouseError> {
+        let rows: Vec<ColumnRow> = self
+            .client()
+            .query(
+                "SELECT table, name, type, toUInt8(is_in_sorting_key OR is_in_partition_key) AS in_key \
+                 FROM system.columns WHERE database = ? AND table IN \
+                 (SELECT name FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree') \
+                 ORDER BY table, name",
+            )
+            .bind(self.data_database())
+            .bind(self.data_database())
+            .fetch_all()
+            .await?;
+        let mut tables: BTreeMap<String, TableColumns> = BTreeMap::new();
+        let has_kind: BTreeSet<String> =
+            rows.iter().filter(|r| r.name == "member_kind").map(|r| r.table.clone()).collect();
+        for r in rows.iter().filter(|r| !EXCLUDED.contains(&r.table.as_str())) {
+            let t = tables
+                .entry(r.table.clone())
+                .or_insert_with(|| TableColumns { table: r.table.clone(), ..Default::default() });
+            match r.name.as_str() {
+                "user_id" => t.user_id = true,
+                "account_id" => t.account_id = true,
+                "member" if has_kind.contains(&r.table) => t.member = true,
+                _ if r.in_key == 0 && (r.ty == "String" || r.ty == "Nullable(String)") => t.text.push(r.name.clone()),
+                _ => {}
+            }
+        }
+        Ok(tables.into_values().filter(|t| t.user_id || t.member || t.account_id || !t.text.is_empty()).collect())
+    }
+
+    /// The subjects with their terms: each id, plus the personal traits (email, name…) the
+    /// people's identify calls stored, so that a sentence naming them by email is found too.
+    pub async fn subjects(&self, list: &[Subject]) -> Result<Subjects, WarehouseError> {
+        let mut s = Subjects::default();
+        for subject in list {
+            match subject.kind {
+                SubjectKind::User => s.users.push(subject.id.clone()),
+                SubjectKind::Account => s.accounts.push(subject.id.clone()),
+            }
+        }
+        let mut terms: BTreeSet<String> = s.users.iter().chain(&s.accounts).cloned().collect();
+        if !s.users.is_empty() {
+            let traits: Vec<String> = self
+                .query(
+                    "SELECT traits FROM {db}.users WHERE user_id IN ? \
+                     UNION ALL SELECT traits FROM {db}.events WHERE user_id IN ? AND kind = 'user'",
+                )
+                .bind(&s.users)
+                .bind(&s.users)
+                .fetch_all()
+                .await?;
+            for t in traits {
+                terms.extend(personal_values(&t));
+            }
+        }
+        s.terms = terms.into_iter().collect();
+        Ok(s)
+    }
+
+    /// Issues the deletions of one batch: per table, one DELETE of the rows that name a subject
+    /// and one UPDATE that redacts them from text. Mutations run in the background; see
+    /// [`Warehouse::mutations_running`].
+    pub async fn delete_subjects(&self, tables: &[TableColumns], s: &Subjects) -> Result<(), WarehouseError> {
+        let pattern = s.pattern();
+        for t in tables {
+            if let Some(cond) = identity_condition(t, s) {
+                let sql = format!("ALTER TABLE {} DELETE WHERE {}", self.mutation_target(&t.table), cond.sql);
+                let mut q = self.client().query(&sql);
+                for list in cond.binds {
+                    q = q.bind(list);
+                }
+                q.execute().await?;
+            }
+            if let (Some(p), false) = (&pattern, t.text.is_empty()) {
+                // Twice: a match consumes the delimiter after it, so the second of two terms
+                // side by side ("ann,ann") is only found on the second pass.
+                let sets: Vec<String> = t
+                    .text
+                    .iter()
+                    .map(|c| {
+                        let once = format!("replaceRegexpAll({c}, ?, '\\\\1{REDACTED}\\\\3')");
+                        format!("{c} = replaceRegexpAll({once}, ?, '\\\\1{REDACTED}\\\\3')")
+                    })
+                    .collect();
+                let wheres: Vec<String> = t.text.iter().map(|c| format!("match({c}, ?)")).collect();
+                let sql = format!(
+                    "ALTER TABLE {} UPDATE {} WHERE {}",
+                    self.mutation_target(&t.table),
+                    sets.join(", "),
+                    wheres.join(" OR ")
+                );
+                let mut q = self.client().query(&sql);
+                for _ in 0..t.text.len() * 3 {
+                    q = q.bind(p);
+                }
+                q.execute().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many mutations of the database have not finished.
+    pub async fn mutations_running(&self) -> Result<u64, WarehouseError> {
+        Ok(self
+            .client()
+            .query("SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0")
+            .bind(self.data_database())
+            .fetch_one()
+            .await?)
+    }
+
+    /// Rows per table that still name a subject (identity columns or text): the proof that a
+    /// deletion is complete is an empty list.
+    pub async fn rows_naming(
+        &self,
+        tables: &[TableColumns],
+        s: &Subjects,
+    ) -> Result<Vec<(String, u64)>, WarehouseError> {
+        let pattern = s.pattern();
+        let mut out = Vec::new();
+        for t in tables {
+            let mut conds = Vec::new();
+            let mut binds: Vec<Bind> = Vec::new();
+            if let Some(c) = identity_condition(t, s) {
+                conds.push(format!("({})", c.sql));
+                binds.extend(c.binds.into_iter().map(Bind::List));
+            }
+            if let Some(p) = &pattern {
+                for c in &t.text {
+                    conds.push(format!("match({c}, ?)"));
+                    binds.push(Bind::One(p.clone()));
+                }
+            }
+            if conds.is_empty() {
+                continue;
+            }
+            let sql = format!("SELECT count() FROM {{db}}.{} WHERE {}", t.table, conds.join(" OR "));
+            let mut q = self.query(&sql);
+            for b in binds {
+                q = match b {
+                    Bind::List(l) => q.bind(l),
+                    Bind::One(p) => q.bind(p),
+                };
+            }
+            let n: u64 = q.fetch_one().await?;
+            if n > 0 {
+                out.push((t.table.clone(), n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything held about `s` (an access request): per table, its rows that name a subject,
+    /// as JSON objects (aggregate states, which are not readable values, left out), at most
+    /// `limit` per table.
+    pub async fn export(
+        &self,
+        tables: &[TableColumns],
+        s: &Subjects,
+        limit: u64,
+    ) -> Result<BTreeMap<String, Vec<serde_json::Value>>, WarehouseError> {
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let Some(cond) = identity_condition(t, s) else { continue };
+            let columns: Vec<String> = self
+                .client()
+                .query(
+                    "SELECT name FROM system.columns WHERE database = ? AND table = ? \
+                     AND type NOT LIKE 'AggregateFunction%' ORDER BY name",
+                )
+                .bind(self.data_database())
+                .bind(&t.table)
+                .fetch_all()
+                .await?;
+            let sql = format!(
+                "SELECT {} FROM {{db}}.{} WHERE {} LIMIT {limit} FORMAT JSONEachRow",
+                columns.join(", "),
+                t.table,
+                cond.sql
+            );
+            let mut q = self.query(&sql);
+            for list in cond.binds {
+                q = q.bind(list);
+            }
+            let mut cursor = q.fetch_bytes("JSONEachRow")?;
+            let mut body = Vec::new();
+            while let Some(chunk) = cursor.next().await? {
+                body.extend_from_slice(&chunk);
+            }
+            let rows: Vec<serde_json::Value> = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .filter_map(|l| serde_json::from_slice(l).ok())
+                .collect();
+            if !rows.is_empty() {
+                out.insert(t.table.clone(), rows);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The database the data tables are in: on a cluster, the local one (`crate::cluster`),
+    /// where `system.columns` describes the real engines.
+    pub(crate) fn data_database(&self) -> String {
+        match self.cluster() {
+            Some(_) => crate::cluster::local_database(self.database().name()),
+            None => self.database().name().to_owned(),
+        }
+    }
+
+    /// Where a mutation runs: the table itself, or on a cluster every local replica of it.
+    fn mutation_target(&self, table: &str) -> String {
+        match self.cluster() {
+            Some(c) => {
+                let local = crate::Database::new(&crate::cluster::local_database(self.database().name()));
+                format!("{local}.{table} ON CLUSTER {c}")
+            }
+            None => format!("{}.{table}", self.database()),
+        }
+    }
+}
+
+enum Bind {
+    List(Vec<String>),
+    One(String),
+}
+
+/// A WHERE clause over a table's identity columns, with its `?` lists in order.
+struct Condition {
+    sql: String,
+    binds: Vec<Vec<String>>,
+}
+
+fn identity_condition(t: &TableColumns, s: &Subjects) -> Option<Condition> {
+    let mut parts = Vec::new();
+    let mut binds = Vec::new();
+    if !s.users.is_empty() {
+        if t.user_id {
+            parts.push("user_id IN ?".to_owned());
+            binds.push(s.users.clone());
+        }
+        if t.member {
+            parts.push("(member_kind = 'user' AND member IN ?)".to_owned());
+            binds.push(s.users.clone());
+        }
+    }
+    if !s.accounts.is_empty() && t.account_id {
+        parts.push("account_id IN ?".to_owned());
+        binds.push(s.accounts.clone());
+    }
+    (!parts.is_empty()).then(|| Condition { sql: parts.join(" OR "), binds })
+}
+
+/// The personal values of an identify call's traits (JSON text), each at least 3 characters: a
+/// shorter "name" would redact unrelated words.
+pub fn personal_values(traits: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(traits) else {
+        return Vec::new();
+    };
+    PERSONAL_TRAITS
+        .iter()
+        .filter_map(|k| map.get(*k).and_then(|v| v.as_str()))
+        .map(str::trim)
+        .filter(|v| v.chars().count() >= 3)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `s` with every RE2 metacharacter escaped, so a term matches only itself.
+fn escape_re2(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$-#&~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_traits_are_the_named_keys_of_three_characters_or_more() {
+        let t = r#"{"email":"ann@x.com","name":"Ann Lee","plan":"pro","firstName":"Al","phone":42}"#;
+        assert_eq!(personal_values(t), vec!["ann@x.com".to_owned(), "Ann Lee".to_owned()]);
+        assert!(personal_values("not json").is_empty());
+    }
+
+    #[test]
+    fn a_term_is_escaped_and_found_only_as_a_whole_token() {
+        let s = Subjects { users: vec!["u.1".into()], accounts: vec![], terms: vec!["u.1".into(), "a+b@x.com".into()] };
+        let p = s.pattern().unwrap();
+        assert_eq!(p, r"(^|[^A-Za-z0-9_.@+-])(u\.1|a\+b@x\.com)([^A-Za-z0-9_.@+-]|$)");
+        assert_eq!(Subjects::default().pattern(), None);
+    }
+
+    #[test]
+    fn identity_conditions_follow_the_columns_a_table_has() {
+        let s = Subjects { users: vec!["ann".into()], accounts: vec!["acme".into()], terms: vec![] };
+        let events = TableColumns { table: "events".into(), user_id: true, account_id: true, ..Default::default() };
+        let c = identity_condition(&events, &s).unwrap();
+        assert_eq!(c.sql, "user_id IN ? OR account_id IN ?");
+        assert_eq!(c.binds, vec![vec!["ann".to_owned()], vec!["acme".to_owned()]]);
+        let members = TableColumns { table: "m".into(), member: true, ..Default::default() };
+        assert_eq!(identity_condition(&members, &s).unwrap().sql, "(member_kind = 'user' AND member IN ?)");
+        let users_only = Subjects { accounts: vec![], ..s };
+        let metrics = TableColumns { table: "account_metrics".into(), account_id: true, ..Default::default() };
+        assert!(identity_condition(&metrics, &users_only).is_none(), "a person's deletion keeps account rows");
+    }
+}
