@@ -21,8 +21,10 @@ use crate::model::{HealthConfig, LifecycleConfig};
 use crate::AggregatorError;
 
 mod notifier;
+mod privacy;
 
 pub use notifier::{NotifierConfig, WebhookConfig, WebhookFormat};
+pub use privacy::{PrivacyConfig, RetentionConfig, RetentionMode};
 
 /// The whole aggregator configuration as read. Every field has a default fit for the local stack.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -45,6 +47,10 @@ pub struct RawAggregatorConfig {
     /// CSM notifications: alerts → webhooks. Runs inside `aggregator run` when webhooks are
     /// configured, or alone as `aggregator notify`.
     pub notifier: NotifierConfig,
+    /// Privacy requests: how deletions are carried out (docs/privacy.md).
+    pub privacy: PrivacyConfig,
+    /// How long each class of data is kept (docs/privacy.md#retention).
+    pub retention: RetentionConfig,
 }
 
 impl Default for RawAggregatorConfig {
@@ -62,6 +68,8 @@ impl Default for RawAggregatorConfig {
             health: HealthConfig::default(),
             rules_file: None,
             notifier: NotifierConfig::default(),
+            privacy: PrivacyConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -81,6 +89,9 @@ pub struct KafkaConfig {
     pub dlq_topic: String,
     /// Topic that receives churn-risk alerts.
     pub alerts_topic: String,
+    /// The privacy suppression list (compacted), read whole at start: events of a suppressed
+    /// person or account still in flight are dropped, not stored (docs/privacy.md).
+    pub suppressions_topic: String,
 }
 
 impl Default for KafkaConfig {
@@ -91,6 +102,7 @@ impl Default for KafkaConfig {
             events_topic: schemas::topics::USAGE_EVENTS.into(),
             dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
             alerts_topic: schemas::topics::USAGE_ALERTS.into(),
+            suppressions_topic: schemas::topics::USAGE_SUPPRESSIONS.into(),
         }
     }
 }
@@ -270,6 +282,7 @@ impl RawAggregatorConfig {
             ("kafka.events_topic", &self.kafka.events_topic),
             ("kafka.dlq_topic", &self.kafka.dlq_topic),
             ("kafka.alerts_topic", &self.kafka.alerts_topic),
+            ("kafka.suppressions_topic", &self.kafka.suppressions_topic),
         ] {
             if value.trim().is_empty() {
                 return bad(key, "must not be empty");
@@ -305,6 +318,8 @@ impl RawAggregatorConfig {
             }
         }
         self.notifier.validate()?;
+        self.privacy.validate()?;
+        self.retention.validate()?;
         // The file must be readable; its rules are parsed and validated once, at start, by
         // `rules::RuleSet::load` (config stays a leaf: it knows no rule).
         if let Some(p) = &self.rules_file {

@@ -16,6 +16,7 @@ mod error;
 mod evaluate;
 pub mod model;
 pub mod notifier;
+pub mod privacy;
 mod store;
 mod telemetry;
 
@@ -23,7 +24,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rdkafka::producer::{FutureProducer, Producer};
+use schemas::runtime::suppressions::{self, Suppressions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -84,8 +87,34 @@ pub async fn serve(
     let mut tasks = JoinSet::new();
     if role == Role::All {
         let ownership = Arc::new(consume::Ownership::default());
-        let consumer =
-            consume::EventConsumer::new(&cfg, store.clone(), producer.clone(), metrics.clone(), ownership.clone())?;
+        let suppressions = Suppressions::default();
+        let follower = cfg.kafka.client.client_config(&[]);
+        let topic = cfg.kafka.suppressions_topic.clone();
+        tasks.spawn(suppressions::follow(follower, topic, suppressions.clone(), stopped.clone()).map(Ok));
+        let consumer = consume::EventConsumer::new(
+            &cfg,
+            store.clone(),
+            producer.clone(),
+            metrics.clone(),
+            ownership.clone(),
+            suppressions,
+        )?;
+        let worker = privacy::DeletionWorker::new(
+            warehouse.clone(),
+            cfg.privacy.clone(),
+            ownership.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
+        tasks.spawn(worker.run(stopped.clone()));
+        let retention = privacy::retention::Retention::new(
+            warehouse.clone(),
+            cfg.retention.clone(),
+            ownership.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
+        tasks.spawn(retention.run(stopped.clone()));
         let evaluator =
             evaluate::Evaluator::live(&cfg, rules, warehouse.clone(), producer.clone(), metrics.clone(), ownership);
         tasks.spawn(consumer.run(stopped.clone()));

@@ -44,6 +44,14 @@ pub struct Telemetry {
     /// Events of each owned partition not stored yet (high watermark − committed offset), from
     /// librdkafka's statistics (`consume::lag`).
     pub consumer_lag: IntGaugeVec,
+    /// Events of a suppressed person or account dropped before they were stored.
+    pub suppressed: IntCounter,
+    /// Privacy deletion requests carried out, by outcome (finished, failed).
+    pub privacy_requests: IntCounterVec,
+    /// Deletion batches that failed (retried at the next interval).
+    pub privacy_failures: IntCounter,
+    /// Partitions dropped by the retention pass.
+    pub retention_dropped: IntCounter,
 }
 
 impl Telemetry {
@@ -89,7 +97,29 @@ impl Telemetry {
             registry.register(Box::new(c.clone())).unwrap();
             c
         };
+        let privacy_requests = IntCounterVec::new(
+            Opts::new("uptake_aggregator_privacy_requests_total", "Privacy deletion requests carried out, by outcome"),
+            &["outcome"],
+        )
+        .unwrap();
+        registry.register(Box::new(privacy_requests.clone())).unwrap();
+        for outcome in ["finished", "failed"] {
+            privacy_requests.with_label_values(&[outcome]);
+        }
         Self {
+            suppressed: counter(
+                "uptake_aggregator_suppressed_events_total",
+                "Events of a suppressed person or account dropped before they were stored",
+            ),
+            privacy_failures: counter(
+                "uptake_aggregator_privacy_batch_failures_total",
+                "Privacy deletion batches that failed (retried next interval)",
+            ),
+            retention_dropped: counter(
+                "uptake_aggregator_retention_dropped_partitions_total",
+                "Partitions dropped by the retention pass",
+            ),
+            privacy_requests,
             notifications: per_webhook(
                 "uptake_notifier_notifications_total",
                 "Alert records handled per webhook, by outcome",

@@ -11,6 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
+use schemas::runtime::suppressions::Suppressions;
+
 use crate::consume::dedup::{id_hash, DedupWindow};
 use crate::consume::record::{EventRecord, Origin};
 
@@ -46,6 +48,8 @@ pub enum Added {
     Row,
     Duplicate,
     Dead,
+    /// A suppressed person's or account's event: dropped, never stored (docs/privacy.md).
+    Suppressed,
 }
 
 /// One batch of records. Reused from batch to batch ([`Batch::clear`]): its buffers keep their
@@ -61,9 +65,16 @@ pub struct Batch {
     unchecked: HashSet<i32>,
     /// The bytes [`Pending`] ranges point into.
     bytes: Vec<u8>,
+    /// Whose events are dropped (empty unless the consumer follows the suppression topic).
+    suppressions: Suppressions,
 }
 
 impl Batch {
+    /// An empty batch that drops the events `suppressions` matches.
+    pub fn new(suppressions: Suppressions) -> Self {
+        Self { suppressions, ..Self::default() }
+    }
+
     /// Records read (rows and dead letters).
     pub fn len(&self) -> usize {
         self.rows.len() + self.dead.len()
@@ -97,6 +108,9 @@ impl Batch {
                 return Added::Dead;
             }
         };
+        if self.suppressions.matches(&event.account_id, &event.user_id) {
+            return Added::Suppressed;
+        }
         let id_hash = id_hash(&event.message_id);
         if dedup.seen_or_insert_hash(partition, id_hash, event.received_at) {
             return Added::Duplicate;

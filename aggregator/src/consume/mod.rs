@@ -32,6 +32,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::runtime::kafka::DeadLetterWriter;
 use schemas::runtime::retry::{self, Backoff};
+use schemas::runtime::suppressions::Suppressions;
 use tokio::sync::watch;
 use warehouse::columns::to_datetime;
 use warehouse::rows::EventRow;
@@ -65,6 +66,7 @@ pub struct EventConsumer {
     max_partitions: usize,
     dedup_window_secs: u32,
     dedup_max_ids: usize,
+    suppressions: Suppressions,
 }
 
 impl EventConsumer {
@@ -74,6 +76,7 @@ impl EventConsumer {
         producer: FutureProducer,
         metrics: Arc<Telemetry>,
         ownership: Arc<Ownership>,
+        suppressions: Suppressions,
     ) -> Result<Self, AggregatorError> {
         let context = OwnershipContext { topic: cfg.kafka.events_topic.clone(), ownership, metrics: metrics.clone() };
         let consumer: StreamConsumer<OwnershipContext> =
@@ -90,6 +93,7 @@ impl EventConsumer {
             max_partitions: cfg.clickhouse.max_partitions_per_insert,
             dedup_window_secs: cfg.dedup.window_secs,
             dedup_max_ids: cfg.dedup.max_ids_per_partition,
+            suppressions,
         })
     }
 
@@ -101,7 +105,15 @@ impl EventConsumer {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
         let mut generation = self.rebalances();
         let mut dedup = DedupWindow::new(self.dedup_window_secs, self.dedup_max_ids);
-        let mut batch = Batch::default();
+        // Nothing is stored before the suppression list is loaded: a suppressed person's events
+        // still in flight must be dropped from the first batch on.
+        while !self.suppressions.is_ready() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+        let mut batch = Batch::new(self.suppressions.clone());
         let mut stream = self.consumer.stream();
         loop {
             batch.clear();
@@ -165,8 +177,10 @@ impl EventConsumer {
         }
         // The consumer subscribes to this one topic: its name needs no lookup per record.
         let origin = Origin { topic: &self.topic, partition, offset: msg.offset() };
-        if batch.add(dedup, origin, msg.key(), msg.payload()) == Added::Duplicate {
-            self.metrics.duplicates.inc();
+        match batch.add(dedup, origin, msg.key(), msg.payload()) {
+            Added::Duplicate => self.metrics.duplicates.inc(),
+            Added::Suppressed => self.metrics.suppressed.inc(),
+            Added::Row | Added::Dead => {}
         }
         true
     }

@@ -1,0 +1,247 @@
+//! The deletion worker and the retention pass (docs/privacy.md).
+//!
+//! Requests are filed by the console's admin API into `regulations`; this worker carries out the
+//! deletions. One batch takes every request whose grace period is over (up to
+//! `privacy.batch_requests`), marks them `running` (with the terms that name their people, so a
+//! restart still redacts emails whose traits are already gone), issues at most two mutations
+//! per table for all of them (`warehouse::privacy`), waits for ClickHouse to finish, and then
+//! verifies: no row of any table may still name a subject. What arrived meanwhile is deleted in
+//! another round; after `privacy.rounds` the request fails with the tables that still hold
+//! rows. A restart anywhere in between picks `running` requests up again: the mutations are
+//! idempotent.
+//!
+//! Only the instance that owns partition 0 of the events topic works (so one batch runs at a
+//! time across the group); a rebalance hands the work over with the partition.
+
+pub mod retention;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use schemas::privacy::{RegulationStatus, Subject, SubjectKind};
+use schemas::runtime::Clock;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use warehouse::columns::to_datetime;
+use warehouse::privacy::Subjects;
+use warehouse::rows::{AuditRow, RegulationRow};
+use warehouse::Warehouse;
+
+use crate::config::PrivacyConfig;
+use crate::consume::Ownership;
+use crate::telemetry::Telemetry;
+use crate::AggregatorError;
+
+/// Who the audit trail names for the worker's steps.
+const ACTOR: &str = "aggregator";
+
+/// What a `running` status row carries: the terms found before anything was deleted.
+#[derive(Serialize, Deserialize, Default)]
+struct Running {
+    terms: Vec<String>,
+}
+
+pub struct DeletionWorker {
+    warehouse: Warehouse,
+    cfg: PrivacyConfig,
+    ownership: Arc<Ownership>,
+    metrics: Arc<Telemetry>,
+    clock: Clock,
+}
+
+impl DeletionWorker {
+    pub fn new(
+        warehouse: Warehouse,
+        cfg: PrivacyConfig,
+        ownership: Arc<Ownership>,
+        metrics: Arc<Telemetry>,
+        clock: Clock,
+    ) -> Self {
+        Self { warehouse, cfg, ownership, metrics, clock }
+    }
+
+    /// Runs a batch every `privacy.interval_ms` until shutdown. A failed batch is logged and tried
+    /// again at the next interval (its requests are still `received` or `running`).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AggregatorError> {
+        let mut tick = tokio::time::interval(self.cfg.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            if !self.ownership.partitions().contains(&0) {
+                continue;
+            }
+            if let Err(e) = self.batch().await {
+                self.metrics.privacy_failures.inc();
+                tracing::warn!(error = %e, "deletion batch failed; retried at the next interval");
+            }
+        }
+    }
+
+    /// Carries out one batch; the number of requests it finished or failed.
+    pub async fn batch(&self) -> Result<usize, AggregatorError> {
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(self.cfg.grace()).unwrap_or_default();
+        let due: Vec<RegulationRow> = self
+            .warehouse
+            .pending_deletions(self.cfg.batch_requests)
+            .await?
+            .into_iter()
+            .filter(|r| i64::from(r.requested_at) + grace.num_seconds() <= now.timestamp())
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let subjects: Vec<Subject> = due.iter().flat_map(subjects_of).collect();
+        let mut s = self.warehouse.subjects(&subjects).await?;
+        // Terms remembered by an earlier, interrupted attempt (their traits may be gone now).
+        for r in due.iter().filter(|r| r.status == RegulationStatus::Running.as_str()) {
+            let earlier: Running = serde_json::from_str(&r.detail).unwrap_or_default();
+            s.terms.extend(earlier.terms);
+        }
+        s.terms.sort();
+        s.terms.dedup();
+        let running = serde_json::to_string(&Running { terms: s.terms.clone() }).unwrap_or_default();
+        for r in due.iter().filter(|r| r.status == RegulationStatus::Received.as_str()) {
+            self.status(r, RegulationStatus::Running, &running).await?;
+            self.audit(&r.regulation_id, "running", &format!("batch of {} request(s)", due.len())).await?;
+        }
+        let tables = self.warehouse.privacy_tables().await?;
+        let found = self.warehouse.rows_naming(&tables, &s).await?;
+        let outcome = self.delete_until_verified(&tables, &s).await?;
+        let removed = json_counts(&found);
+        for r in &due {
+            match &outcome {
+                Ok(rounds) => {
+                    self.audit(&r.regulation_id, "deleted", &removed).await?;
+                    self.audit(
+                        &r.regulation_id,
+                        "verified",
+                        &format!("no row names a subject after {rounds} round(s)"),
+                    )
+                    .await?;
+                    self.status(r, RegulationStatus::Finished, &removed).await?;
+                    self.metrics.privacy_requests.with_label_values(&["finished"]).inc();
+                }
+                Err(left) => {
+                    let detail =
+                        format!("rows still name a subject after {} rounds: {}", self.cfg.rounds, json_counts(left));
+                    self.audit(&r.regulation_id, "failed", &detail).await?;
+                    self.status(r, RegulationStatus::Failed, &detail).await?;
+                    self.metrics.privacy_requests.with_label_values(&["failed"]).inc();
+                }
+            }
+        }
+        // The `running` rows held the terms (emails, names): merge them away now that a final
+        // status replaces them.
+        self.warehouse.query("OPTIMIZE TABLE {db}.regulations FINAL").execute().await.ok();
+        tracing::info!(requests = due.len(), tables = found.len(), ok = outcome.is_ok(), "deletion batch done");
+        Ok(due.len())
+    }
+
+    /// Mutations, wait, verify — up to `rounds` times. `Ok(rounds used)`, or the rows left.
+    async fn delete_until_verified(
+        &self,
+        tables: &[warehouse::privacy::TableColumns],
+        s: &Subjects,
+    ) -> Result<Result<u32, Vec<(String, u64)>>, AggregatorError> {
+        let mut left = Vec::new();
+        for round in 1..=self.cfg.rounds {
+            self.warehouse.delete_subjects(tables, s).await?;
+            self.wait_for_mutations().await?;
+            left = self.warehouse.rows_naming(tables, s).await?;
+            if left.is_empty() {
+                return Ok(Ok(round));
+            }
+            tracing::info!(round, ?left, "rows still name a subject; another round");
+        }
+        Ok(Err(left))
+    }
+
+    async fn wait_for_mutations(&self) -> Result<(), AggregatorError> {
+        let started = Instant::now();
+        while self.warehouse.mutations_running().await? > 0 {
+            if started.elapsed() > self.cfg.mutation_timeout() {
+                return Err(AggregatorError::Task("ClickHouse mutations did not finish in time".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    async fn status(&self, r: &RegulationRow, status: RegulationStatus, detail: &str) -> Result<(), AggregatorError> {
+        let now = self.clock.now();
+        let row = RegulationRow {
+            status: status.as_str().to_owned(),
+            detail: detail.to_owned(),
+            updated_at: to_datetime(now),
+            version: version(now, r.version),
+            ..r.clone()
+        };
+        Ok(self.warehouse.insert_rows(&[row]).await?)
+    }
+
+    async fn audit(&self, id: &str, action: &str, detail: &str) -> Result<(), AggregatorError> {
+        let row = AuditRow {
+            regulation_id: id.to_owned(),
+            at: to_datetime(self.clock.now()),
+            actor: ACTOR.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+        };
+        Ok(self.warehouse.insert_rows(&[row]).await?)
+    }
+}
+
+/// A status row's version: microseconds of `now`, and always above the row it replaces (two
+/// steps can fall within one clock tick).
+pub fn version(now: chrono::DateTime<chrono::Utc>, previous: u64) -> u64 {
+    (now.timestamp_micros().max(0) as u64).max(previous + 1)
+}
+
+fn subjects_of(r: &RegulationRow) -> Vec<Subject> {
+    let Some(kind) = SubjectKind::parse(&r.subject_kind) else { return Vec::new() };
+    r.subject_ids.iter().map(|id| Subject { kind, id: id.clone() }).collect()
+}
+
+/// `{"events": 12, …}`: the rows per table, as the audit trail records them.
+fn json_counts(counts: &[(String, u64)]) -> String {
+    let map: BTreeMap<&str, u64> = counts.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_status_always_outranks_the_one_it_replaces() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(version(now, 0), 1_700_000_000_000_000);
+        assert_eq!(version(now, 1_700_000_000_000_000), 1_700_000_000_000_001);
+        let later = now + chrono::Duration::seconds(1);
+        assert_eq!(version(later, 1_700_000_000_000_005), 1_700_000_001_000_000);
+    }
+
+    #[test]
+    fn a_request_names_its_subjects_and_counts_read_as_json() {
+        let r = RegulationRow {
+            regulation_id: "r".into(),
+            kind: "delete".into(),
+            subject_kind: "user".into(),
+            subject_ids: vec!["ann".into(), "bob".into()],
+            requested_by: "admin".into(),
+            requested_at: 0,
+            status: "received".into(),
+            detail: String::new(),
+            updated_at: 0,
+            version: 1,
+        };
+        assert_eq!(subjects_of(&r), vec![Subject::user("ann"), Subject::user("bob")]);
+        assert!(subjects_of(&RegulationRow { subject_kind: "email".into(), ..r }).is_empty());
+        assert_eq!(json_counts(&[("users".into(), 1), ("events".into(), 12)]), r#"{"events":12,"users":1}"#);
+    }
+}
