@@ -45,6 +45,18 @@ pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && hash.is_some()
 }
 
+/// An API token's SHA-256 in hex, as `api_tokens` holds it: a token is long and random, so a
+/// plain hash suffices where a password needs argon2.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new API token: 32 random bytes, URL-safe base64.
+pub fn new_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random source");

@@ -33,6 +33,10 @@ pub struct RawConsoleConfig {
     pub auth: RawAuth,
     /// CSM users who sign in with a password (`console user add` prints an entry).
     pub users: Vec<UserConfig>,
+    /// Tokens of the privacy API (`/api/v1/regulations`, docs/privacy.md), for scripts and
+    /// `console privacy`: each names who the audit trail records and holds the token's SHA-256
+    /// (`console token add NAME` prints a token and its entry). Never a write key.
+    pub api_tokens: Vec<ApiToken>,
 }
 
 impl Default for RawConsoleConfig {
@@ -44,6 +48,7 @@ impl Default for RawConsoleConfig {
             session: RawSession::default(),
             auth: RawAuth::default(),
             users: Vec::new(),
+            api_tokens: Vec::new(),
         }
     }
 }
@@ -111,6 +116,31 @@ pub struct UserConfig {
     pub display_name: String,
     /// An argon2 PHC string (`$argon2id$…`), as `console user add` prints it.
     pub password_hash: String,
+    /// `csm` (the default) or `admin`: only an admin sees the privacy pages and files privacy
+    /// requests. Also decides for a user signed in by the trusted header who is listed here.
+    #[serde(default)]
+    pub role: UserRole,
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// The book, the inbox and the alert workflow.
+    #[default]
+    Csm,
+    /// Also privacy requests (delete, suppress, export a person).
+    Admin,
+}
+
+/// One token of the privacy API.
+#[derive(Debug, Clone, Deserialize, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who uses it: recorded as the requester of every request it files.
+    pub name: String,
+    /// The token's SHA-256, 64 hex digits (the token itself is never stored).
+    pub sha256: String,
 }
 
 /// The validated configuration.
@@ -130,6 +160,7 @@ pub struct ConsoleConfig {
     /// Lower-cased header holding the client's address (behind a proxy), if configured.
     pub client_address_header: Option<String>,
     pub users: Vec<UserConfig>,
+    pub api_tokens: Vec<ApiToken>,
 }
 
 impl RawConsoleConfig {
@@ -212,6 +243,15 @@ impl RawConsoleConfig {
                 return bad(&key, "password_hash is not an argon2 PHC string: make it with `console user add`");
             }
         }
+        for (i, t) in self.api_tokens.iter().enumerate() {
+            let key = format!("api_tokens[{i}]");
+            if !valid_user_name(&t.name) {
+                return bad(&key, "name must be 1–64 characters of letters, digits, . _ @ + -");
+            }
+            if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return bad(&key, "sha256 must be 64 hex digits: make it with `console token add`");
+            }
+        }
         Ok(ConsoleConfig {
             listen,
             admin_listen,
@@ -225,6 +265,7 @@ impl RawConsoleConfig {
             login_window: Duration::from_secs(self.auth.login_window_secs),
             client_address_header: Some(address_header).filter(|h| !h.is_empty()),
             users: self.users,
+            api_tokens: self.api_tokens,
         })
     }
 }
@@ -238,6 +279,21 @@ pub fn valid_user_name(name: &str) -> bool {
 impl ConsoleConfig {
     pub fn user(&self, name: &str) -> Option<&UserConfig> {
         self.users.iter().find(|u| u.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether `name` is an admin (a listed user with `role = "admin"`).
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.user(name).is_some_and(|u| u.role == UserRole::Admin)
+    }
+
+    /// The name of the API token whose SHA-256 is `digest` (hex), compared in constant time.
+    pub fn api_token(&self, digest: &str) -> Option<&str> {
+        use subtle::ConstantTimeEq;
+        let digest = digest.to_ascii_lowercase();
+        self.api_tokens
+            .iter()
+            .find(|t| bool::from(t.sha256.to_ascii_lowercase().as_bytes().ct_eq(digest.as_bytes())))
+            .map(|t| t.name.as_str())
     }
 }
 

@@ -7,6 +7,7 @@ mod charts;
 pub mod config;
 mod error;
 pub mod pages;
+pub mod privacy;
 pub mod store;
 mod telemetry;
 mod web;
@@ -29,6 +30,7 @@ pub struct App {
     cfg: ConsoleConfig,
     store: store::Store,
     workflow: workflow::Workflow,
+    privacy: privacy::Privacy,
     signer: auth::Signer,
     limiter: auth::LoginLimiter,
     telemetry: telemetry::Telemetry,
@@ -45,6 +47,12 @@ impl App {
         let store = store::Store::new(&cfg.aggregator.clickhouse);
         let producer: FutureProducer = cfg.aggregator.kafka.to_rdkafka_producer().create()?;
         let users: Vec<String> = cfg.users.iter().map(|u| u.name.clone()).collect();
+        let privacy = privacy::Privacy::new(
+            warehouse::Warehouse::new(&cfg.aggregator.clickhouse),
+            producer.clone(),
+            cfg.aggregator.kafka.suppressions_topic.clone(),
+            clock.clone(),
+        );
         let workflow = workflow::Workflow::new(
             store.clone(),
             producer,
@@ -59,6 +67,7 @@ impl App {
             cfg,
             store,
             workflow,
+            privacy,
             clock,
             rules,
             users,

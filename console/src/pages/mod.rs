@@ -5,6 +5,7 @@ pub mod account;
 pub mod book;
 pub mod inbox;
 pub mod login;
+pub mod privacy;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +18,7 @@ pub enum Nav {
     Book,
     Inbox,
     Rules,
+    Privacy,
     None,
 }
 
@@ -24,6 +26,8 @@ pub enum Nav {
 pub struct Viewer<'a> {
     pub user: &'a str,
     pub csrf: &'a str,
+    /// Shows the privacy page in the navigation.
+    pub admin: bool,
 }
 
 /// The page frame: navigation, who is signed in (with sign-out), then `body`.
@@ -48,6 +52,9 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, nav: Nav, body: Markup) 
                             (link("/book", "Book", Nav::Book))
                             (link("/inbox", "Alert inbox", Nav::Inbox))
                             (link("/rules", "Rules", Nav::Rules))
+                            @if v.admin {
+                                (link("/admin/privacy", "Privacy", Nav::Privacy))
+                            }
                         }
                         div.who {
                             span #whoami { (v.user) }

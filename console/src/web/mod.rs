@@ -15,6 +15,7 @@ use maud::Markup;
 use crate::pages::{self, Viewer};
 use crate::{App, ConsoleError};
 
+mod admin;
 mod handlers;
 mod session;
 
@@ -35,6 +36,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/accounts/{account}", get(account_page))
         .route("/alerts/{alert}/{action}", post(alert_action))
         .route("/rules", get(rules_page))
+        .route("/admin/privacy", get(admin::privacy_page).post(admin::privacy_file))
+        .route("/admin/privacy/export", get(admin::privacy_export))
+        .route("/admin/privacy/{id}", get(admin::privacy_request))
+        .route("/api/v1/regulations", get(admin::api_list).post(admin::api_file))
+        .route("/api/v1/regulations/{id}", get(admin::api_get))
+        .route("/api/v1/exports", get(admin::api_export))
         .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -32,11 +32,13 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub(super) struct Who {
     pub(super) user: String,
     pub(super) csrf: String,
+    /// Whether the user may file privacy requests (`role = "admin"`).
+    pub(super) admin: bool,
 }
 
 impl Who {
     pub(super) fn viewer(&self) -> Viewer<'_> {
-        Viewer { user: &self.user, csrf: &self.csrf }
+        Viewer { user: &self.user, csrf: &self.csrf, admin: self.admin }
     }
 }
 
@@ -60,13 +62,15 @@ impl FromRequestParts<Arc<App>> for Who {
 fn who(app: &App, headers: &HeaderMap) -> Option<Who> {
     if let Some(name) = &app.cfg.trusted_header {
         if let Some(user) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::trim) {
-            return valid_user_name(user).then(|| Who { user: user.into(), csrf: app.signer.header_csrf(user) });
+            let admin = app.cfg.is_admin(user);
+            return valid_user_name(user).then(|| Who { user: user.into(), csrf: app.signer.header_csrf(user), admin });
         }
     }
     let session = app.signer.check(cookie(headers, SESSION_COOKIE)?, app.clock.now().timestamp())?;
     // A user removed from the config is signed out at once, whatever their cookie says.
     let user = app.cfg.user(&session.user)?.name.clone();
-    Some(Who { csrf: app.signer.csrf(&session), user })
+    let admin = app.cfg.is_admin(&user);
+    Some(Who { csrf: app.signer.csrf(&session), user, admin })
 }
 
 /// Where an unsigned-in GET goes: the sign-in page, then back.
