@@ -30,6 +30,9 @@ pub fn config_for(stack: &Stack, group: &str) -> RawAggregatorConfig {
     cfg.kafka.group_id = format!("{group}-{}", stack.suffix);
     cfg.clickhouse.url = stack.clickhouse.clone();
     cfg.clickhouse.database = stack.database();
+    // A suppression list of the test's own (the follower creates the topic): one test's
+    // suppressions never reach another's aggregator.
+    cfg.kafka.suppressions_topic = stack.topic("usage-suppressions");
     cfg
 }
 

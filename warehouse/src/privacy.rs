@@ -19,6 +19,7 @@ use clickhouse::Row;
 use schemas::privacy::{Subject, SubjectKind};
 use serde::Deserialize;
 
+use crate::columns::literal;
 use crate::{Warehouse, WarehouseError};
 
 /// Tables a deletion never touches: the request ledger itself (docs/privacy.md#what-stays).
@@ -124,13 +125,12 @@ impl Warehouse {
         }
         let mut terms: BTreeSet<String> = s.users.iter().chain(&s.accounts).cloned().collect();
         if !s.users.is_empty() {
+            let users = in_list(&s.users);
             let traits: Vec<String> = self
-                .query(
-                    "SELECT traits FROM {db}.users WHERE user_id IN ? \
-                     UNION ALL SELECT traits FROM {db}.events WHERE user_id IN ? AND kind = 'user'",
-                )
-                .bind(&s.users)
-                .bind(&s.users)
+                .query(&format!(
+                    "SELECT traits FROM {{db}}.users WHERE user_id IN {users} \
+                     UNION ALL SELECT traits FROM {{db}}.events WHERE user_id IN {users} AND kind = 'user'"
+                ))
                 .fetch_all()
                 .await?;
             for t in traits {
@@ -141,19 +141,16 @@ impl Warehouse {
         Ok(s)
     }
 
-    /// Issues the deletions of one batch: per table, one DELETE of the rows that name a subject
-    /// and one UPDATE that redacts them from text. Mutations run in the background; see
-    /// [`Warehouse::mutations_running`].
-    pub async fn delete_subjects(&self, tables: &[TableColumns], s: &Subjects) -> Result<(), WarehouseError> {
-        let pattern = s.pattern();
+    /// The statements of one batch's deletion: per table, one DELETE of the rows that name a
+    /// subject and one UPDATE that redacts them from text. Values are inlined as literals, so
+    /// the same text runs here and in the check on current ClickHouse (`aggregator privacy-sql`).
+    pub fn deletion_statements(&self, tables: &[TableColumns], s: &Subjects) -> Vec<String> {
+        let pattern = s.pattern().map(literal);
+        let mut out = Vec::new();
         for t in tables {
+            let target = self.mutation_target(&t.table);
             if let Some(cond) = identity_condition(t, s) {
-                let sql = format!("ALTER TABLE {} DELETE WHERE {}", self.mutation_target(&t.table), cond.sql);
-                let mut q = self.client().query(&sql);
-                for list in cond.binds {
-                    q = q.bind(list);
-                }
-                q.execute().await?;
+                out.push(format!("ALTER TABLE {target} DELETE WHERE {cond}"));
             }
             if let (Some(p), false) = (&pattern, t.text.is_empty()) {
                 // Twice: a match consumes the delimiter after it, so the second of two terms
@@ -162,23 +159,42 @@ impl Warehouse {
                     .text
                     .iter()
                     .map(|c| {
-                        let once = format!("replaceRegexpAll({c}, ?, '\\\\1{REDACTED}\\\\3')");
-                        format!("{c} = replaceRegexpAll({once}, ?, '\\\\1{REDACTED}\\\\3')")
+                        let once = format!("replaceRegexpAll({c}, {p}, '\\\\1{REDACTED}\\\\3')");
+                        format!("{c} = replaceRegexpAll({once}, {p}, '\\\\1{REDACTED}\\\\3')")
                     })
                     .collect();
-                let wheres: Vec<String> = t.text.iter().map(|c| format!("match({c}, ?)")).collect();
-                let sql = format!(
-                    "ALTER TABLE {} UPDATE {} WHERE {}",
-                    self.mutation_target(&t.table),
-                    sets.join(", "),
-                    wheres.join(" OR ")
-                );
-                let mut q = self.client().query(&sql);
-                for _ in 0..t.text.len() * 3 {
-                    q = q.bind(p);
-                }
-                q.execute().await?;
+                let wheres: Vec<String> = t.text.iter().map(|c| format!("match({c}, {p})")).collect();
+                out.push(format!("ALTER TABLE {target} UPDATE {} WHERE {}", sets.join(", "), wheres.join(" OR ")));
             }
+        }
+        out
+    }
+
+    /// Per table, the query counting its rows that still name a subject (identity columns or
+    /// text): a deletion is complete when every count is 0.
+    pub fn verification_queries(&self, tables: &[TableColumns], s: &Subjects) -> Vec<(String, String)> {
+        let pattern = s.pattern().map(literal);
+        tables
+            .iter()
+            .filter_map(|t| {
+                let mut conds: Vec<String> = identity_condition(t, s).map(|c| format!("({c})")).into_iter().collect();
+                if let Some(p) = &pattern {
+                    conds.extend(t.text.iter().map(|c| format!("match({c}, {p})")));
+                }
+                (!conds.is_empty()).then(|| {
+                    let sql =
+                        format!("SELECT count() FROM {}.{} WHERE {}", self.database(), t.table, conds.join(" OR "));
+                    (t.table.clone(), sql)
+                })
+            })
+            .collect()
+    }
+
+    /// Issues [`Warehouse::deletion_statements`]. Mutations run in the background; see
+    /// [`Warehouse::mutations_running`].
+    pub async fn delete_subjects(&self, tables: &[TableColumns], s: &Subjects) -> Result<(), WarehouseError> {
+        for sql in self.deletion_statements(tables, s) {
+            self.client().query(&sql).execute().await?;
         }
         Ok(())
     }
@@ -193,42 +209,18 @@ impl Warehouse {
             .await?)
     }
 
-    /// Rows per table that still name a subject (identity columns or text): the proof that a
-    /// deletion is complete is an empty list.
+    /// Rows per table that still name a subject: the proof that a deletion is complete is an
+    /// empty list.
     pub async fn rows_naming(
         &self,
         tables: &[TableColumns],
         s: &Subjects,
     ) -> Result<Vec<(String, u64)>, WarehouseError> {
-        let pattern = s.pattern();
         let mut out = Vec::new();
-        for t in tables {
-            let mut conds = Vec::new();
-            let mut binds: Vec<Bind> = Vec::new();
-            if let Some(c) = identity_condition(t, s) {
-                conds.push(format!("({})", c.sql));
-                binds.extend(c.binds.into_iter().map(Bind::List));
-            }
-            if let Some(p) = &pattern {
-                for c in &t.text {
-                    conds.push(format!("match({c}, ?)"));
-                    binds.push(Bind::One(p.clone()));
-                }
-            }
-            if conds.is_empty() {
-                continue;
-            }
-            let sql = format!("SELECT count() FROM {{db}}.{} WHERE {}", t.table, conds.join(" OR "));
-            let mut q = self.query(&sql);
-            for b in binds {
-                q = match b {
-                    Bind::List(l) => q.bind(l),
-                    Bind::One(p) => q.bind(p),
-                };
-            }
-            let n: u64 = q.fetch_one().await?;
+        for (table, sql) in self.verification_queries(tables, s) {
+            let n: u64 = self.client().query(&sql).fetch_one().await?;
             if n > 0 {
-                out.push((t.table.clone(), n));
+                out.push((table, n));
             }
         }
         Ok(out)
@@ -257,16 +249,12 @@ impl Warehouse {
                 .fetch_all()
                 .await?;
             let sql = format!(
-                "SELECT {} FROM {{db}}.{} WHERE {} LIMIT {limit} FORMAT JSONEachRow",
+                "SELECT {} FROM {}.{} WHERE {cond} LIMIT {limit}",
                 columns.join(", "),
-                t.table,
-                cond.sql
+                self.database(),
+                t.table
             );
-            let mut q = self.query(&sql);
-            for list in cond.binds {
-                q = q.bind(list);
-            }
-            let mut cursor = q.fetch_bytes("JSONEachRow")?;
+            let mut cursor = self.client().query(&sql).fetch_bytes("JSONEachRow")?;
             let mut body = Vec::new();
             while let Some(chunk) = cursor.next().await? {
                 body.extend_from_slice(&chunk);
@@ -304,35 +292,27 @@ impl Warehouse {
     }
 }
 
-enum Bind {
-    List(Vec<String>),
-    One(String),
-}
-
-/// A WHERE clause over a table's identity columns, with its `?` lists in order.
-struct Condition {
-    sql: String,
-    binds: Vec<Vec<String>>,
-}
-
-fn identity_condition(t: &TableColumns, s: &Subjects) -> Option<Condition> {
+/// A WHERE clause over a table's identity columns, values inlined.
+fn identity_condition(t: &TableColumns, s: &Subjects) -> Option<String> {
     let mut parts = Vec::new();
-    let mut binds = Vec::new();
     if !s.users.is_empty() {
         if t.user_id {
-            parts.push("user_id IN ?".to_owned());
-            binds.push(s.users.clone());
+            parts.push(format!("user_id IN {}", in_list(&s.users)));
         }
         if t.member {
-            parts.push("(member_kind = 'user' AND member IN ?)".to_owned());
-            binds.push(s.users.clone());
+            parts.push(format!("(member_kind = 'user' AND member IN {})", in_list(&s.users)));
         }
     }
     if !s.accounts.is_empty() && t.account_id {
-        parts.push("account_id IN ?".to_owned());
-        binds.push(s.accounts.clone());
+        parts.push(format!("account_id IN {}", in_list(&s.accounts)));
     }
-    (!parts.is_empty()).then(|| Condition { sql: parts.join(" OR "), binds })
+    (!parts.is_empty()).then(|| parts.join(" OR "))
+}
+
+/// `('a', 'b')`: an `IN` list of literals (ClickHouse 18.16 takes a tuple there, not an array).
+fn in_list(values: &[String]) -> String {
+    let items: Vec<String> = values.iter().map(literal).collect();
+    format!("({})", items.join(", "))
 }
 
 /// The personal values of an identify call's traits (JSON text), each at least 3 characters: a
@@ -385,11 +365,9 @@ mod tests {
     fn identity_conditions_follow_the_columns_a_table_has() {
         let s = Subjects { users: vec!["ann".into()], accounts: vec!["acme".into()], terms: vec![] };
         let events = TableColumns { table: "events".into(), user_id: true, account_id: true, ..Default::default() };
-        let c = identity_condition(&events, &s).unwrap();
-        assert_eq!(c.sql, "user_id IN ? OR account_id IN ?");
-        assert_eq!(c.binds, vec![vec!["ann".to_owned()], vec!["acme".to_owned()]]);
+        assert_eq!(identity_condition(&events, &s).unwrap(), "user_id IN ('ann') OR account_id IN ('acme')");
         let members = TableColumns { table: "m".into(), member: true, ..Default::default() };
-        assert_eq!(identity_condition(&members, &s).unwrap().sql, "(member_kind = 'user' AND member IN ?)");
+        assert_eq!(identity_condition(&members, &s).unwrap(), "(member_kind = 'user' AND member IN ('ann'))");
         let users_only = Subjects { accounts: vec![], ..s };
         let metrics = TableColumns { table: "account_metrics".into(), account_id: true, ..Default::default() };
         assert!(identity_condition(&metrics, &users_only).is_none(), "a person's deletion keeps account rows");

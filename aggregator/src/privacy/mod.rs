@@ -1,9 +1,9 @@
 //! The deletion worker and the retention pass (docs/privacy.md).
 //!
 //! Requests are filed by the console's admin API into `regulations`; this worker carries out the
-//! deletions. One batch takes every request whose grace period is over (up to
-//! `privacy.batch_requests`), marks them `running` (with the terms that name their people, so a
-//! restart still redacts emails whose traits are already gone), issues at most two mutations
+//! deletions. A new request is taken at once: marked `running`, with the terms that name its
+//! people (so a restart still redacts emails whose traits are already gone). One batch then takes
+//! every request whose grace period is over (up to `privacy.batch_requests`), issues at most two mutations
 //! per table for all of them (`warehouse::privacy`), waits for ClickHouse to finish, and then
 //! verifies: no row of any table may still name a subject. What arrived meanwhile is deleted in
 //! another round; after `privacy.rounds` the request fails with the tables that still hold
@@ -81,34 +81,38 @@ impl DeletionWorker {
         }
     }
 
-    /// Carries out one batch; the number of requests it finished or failed.
+    /// Carries out one batch; the number of requests it finished or failed. New requests are
+    /// taken at once (`running`, with the terms that name their people while the traits are
+    /// still there); their deletion starts when their grace period is over.
     pub async fn batch(&self) -> Result<usize, AggregatorError> {
-        let now = self.clock.now();
-        let grace = chrono::Duration::from_std(self.cfg.grace()).unwrap_or_default();
-        let due: Vec<RegulationRow> = self
-            .warehouse
-            .pending_deletions(self.cfg.batch_requests)
-            .await?
-            .into_iter()
-            .filter(|r| i64::from(r.requested_at) + grace.num_seconds() <= now.timestamp())
-            .collect();
+        let mut pending = self.warehouse.pending_deletions(self.cfg.batch_requests).await?;
+        let fresh: Vec<usize> =
+            (0..pending.len()).filter(|i| pending[*i].status == RegulationStatus::Received.as_str()).collect();
+        if !fresh.is_empty() {
+            let subjects: Vec<Subject> = fresh.iter().flat_map(|i| subjects_of(&pending[*i])).collect();
+            let terms = self.warehouse.subjects(&subjects).await?.terms;
+            let running = serde_json::to_string(&Running { terms }).unwrap_or_default();
+            for i in fresh {
+                pending[i] = self.status(&pending[i], RegulationStatus::Running, &running).await?;
+                self.audit(&pending[i].regulation_id, "running", "taken by the deletion worker").await?;
+            }
+        }
+        let now = self.clock.now().timestamp();
+        let grace = i64::try_from(self.cfg.grace().as_secs()).unwrap_or(i64::MAX);
+        let due: Vec<RegulationRow> =
+            pending.into_iter().filter(|r| i64::from(r.requested_at).saturating_add(grace) <= now).collect();
         if due.is_empty() {
             return Ok(0);
         }
         let subjects: Vec<Subject> = due.iter().flat_map(subjects_of).collect();
         let mut s = self.warehouse.subjects(&subjects).await?;
-        // Terms remembered by an earlier, interrupted attempt (their traits may be gone now).
-        for r in due.iter().filter(|r| r.status == RegulationStatus::Running.as_str()) {
-            let earlier: Running = serde_json::from_str(&r.detail).unwrap_or_default();
-            s.terms.extend(earlier.terms);
+        // The terms remembered when each request was taken (its traits may be deleted by now).
+        for r in &due {
+            let taken: Running = serde_json::from_str(&r.detail).unwrap_or_default();
+            s.terms.extend(taken.terms);
         }
         s.terms.sort();
         s.terms.dedup();
-        let running = serde_json::to_string(&Running { terms: s.terms.clone() }).unwrap_or_default();
-        for r in due.iter().filter(|r| r.status == RegulationStatus::Received.as_str()) {
-            self.status(r, RegulationStatus::Running, &running).await?;
-            self.audit(&r.regulation_id, "running", &format!("batch of {} request(s)", due.len())).await?;
-        }
         let tables = self.warehouse.privacy_tables().await?;
         let found = self.warehouse.rows_naming(&tables, &s).await?;
         let outcome = self.delete_until_verified(&tables, &s).await?;
@@ -117,18 +121,14 @@ impl DeletionWorker {
             match &outcome {
                 Ok(rounds) => {
                     self.audit(&r.regulation_id, "deleted", &removed).await?;
-                    self.audit(
-                        &r.regulation_id,
-                        "verified",
-                        &format!("no row names a subject after {rounds} round(s)"),
-                    )
-                    .await?;
+                    let verified = format!("no row names a subject after {rounds} round(s)");
+                    self.audit(&r.regulation_id, "verified", &verified).await?;
                     self.status(r, RegulationStatus::Finished, &removed).await?;
                     self.metrics.privacy_requests.with_label_values(&["finished"]).inc();
                 }
                 Err(left) => {
-                    let detail =
-                        format!("rows still name a subject after {} rounds: {}", self.cfg.rounds, json_counts(left));
+                    let rounds = self.cfg.rounds;
+                    let detail = format!("rows still name a subject after {rounds} rounds: {}", json_counts(left));
                     self.audit(&r.regulation_id, "failed", &detail).await?;
                     self.status(r, RegulationStatus::Failed, &detail).await?;
                     self.metrics.privacy_requests.with_label_values(&["failed"]).inc();
@@ -137,7 +137,9 @@ impl DeletionWorker {
         }
         // The `running` rows held the terms (emails, names): merge them away now that a final
         // status replaces them.
-        self.warehouse.query("OPTIMIZE TABLE {db}.regulations FINAL").execute().await.ok();
+        if let Err(e) = self.warehouse.query("OPTIMIZE TABLE {db}.regulations FINAL").execute().await {
+            tracing::warn!(error = %e, "merging the regulations ledger failed");
+        }
         tracing::info!(requests = due.len(), tables = found.len(), ok = outcome.is_ok(), "deletion batch done");
         Ok(due.len())
     }
@@ -172,7 +174,12 @@ impl DeletionWorker {
         Ok(())
     }
 
-    async fn status(&self, r: &RegulationRow, status: RegulationStatus, detail: &str) -> Result<(), AggregatorError> {
+    async fn status(
+        &self,
+        r: &RegulationRow,
+        status: RegulationStatus,
+        detail: &str,
+    ) -> Result<RegulationRow, AggregatorError> {
         let now = self.clock.now();
         let row = RegulationRow {
             status: status.as_str().to_owned(),
@@ -181,7 +188,8 @@ impl DeletionWorker {
             version: version(now, r.version),
             ..r.clone()
         };
-        Ok(self.warehouse.insert_rows(&[row]).await?)
+        self.warehouse.insert_rows(std::slice::from_ref(&row)).await?;
+        Ok(row)
     }
 
     async fn audit(&self, id: &str, action: &str, detail: &str) -> Result<(), AggregatorError> {

@@ -155,7 +155,16 @@ async fn follow_once(
     let ends = {
         let consumer = consumer.clone();
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || ends_now(&consumer, &topic)).await.map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || ends_now(&consumer, &topic)).await.map_err(|e| e.to_string())?
+    };
+    let ends = match ends {
+        Ok(ends) => ends,
+        Err(Missing::Topic) => {
+            // A new installation or an upgrade: make the topic rather than never becoming ready.
+            create(base, topic).await?;
+            return Err(format!("created the missing topic {topic}"));
+        }
+        Err(Missing::Other(e)) => return Err(e),
     };
     let mut assignment = TopicPartitionList::new();
     for p in ends.keys() {
@@ -184,23 +193,40 @@ async fn follow_once(
     }
 }
 
+enum Missing {
+    Topic,
+    Other(String),
+}
+
 /// Each partition of `topic` with its high watermark now.
-fn ends_now(consumer: &StreamConsumer, topic: &str) -> Result<HashMap<i32, i64>, String> {
-    let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
-    let t = metadata.topics().iter().find(|t| t.name() == topic).ok_or("topic missing from metadata")?;
-    if let Some(e) = t.error() {
-        return Err(format!("topic {topic}: {e:?}"));
-    }
-    if t.partitions().is_empty() {
-        return Err(format!("topic {topic} has no partitions (not created?)"));
+fn ends_now(consumer: &StreamConsumer, topic: &str) -> Result<HashMap<i32, i64>, Missing> {
+    let other = |e: rdkafka::error::KafkaError| Missing::Other(e.to_string());
+    let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT).map_err(other)?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else { return Err(Missing::Topic) };
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Err(Missing::Topic);
     }
     t.partitions()
         .iter()
         .map(|p| {
-            let (_, high) = consumer.fetch_watermarks(topic, p.id(), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), BROKER_TIMEOUT).map_err(other)?;
             Ok((p.id(), high))
         })
         .collect()
+}
+
+/// Creates the suppression topic: one partition (the list is small and read whole), compacted
+/// so that it keeps each subject's latest record forever. Another instance creating it at the
+/// same moment is fine.
+async fn create(base: &ClientConfig, topic: &str) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = base.create().map_err(|e| e.to_string())?;
+    let new =
+        NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact").set("retention.ms", "-1");
+    let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT));
+    let results = admin.create_topics([&new], &options).await.map_err(|e| e.to_string())?;
+    tracing::info!(topic, ?results, "suppression topic created");
+    Ok(())
 }
 
 #[cfg(test)]
