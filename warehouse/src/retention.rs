@@ -116,7 +116,7 @@ impl Warehouse {
             .client()
             .query(
                 "SELECT DISTINCT table, partition FROM system.parts \
-                 WHERE database = ? AND active AND table IN ? ORDER BY table, partition",
+                 WHERE database = ? AND active AND has(?, table) ORDER BY table, partition",
             )
             .bind(self.data_database())
             .bind(&names)
