@@ -78,6 +78,14 @@ enum Command {
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Print the privacy statements for a sample request over the tables `--columns` describes
+    /// (`system.columns` as TSV: table, name, type, 1 if in a key): the retention `TTL`s, a
+    /// deletion's mutations and its verification queries, after `-- ttl`, `-- delete` and
+    /// `-- verify` lines (deploy/local/chdb_privacy.py runs them on current ClickHouse).
+    PrivacySql {
+        #[arg(long)]
+        columns: PathBuf,
+    },
 }
 
 /// Records a scored backtest in `backtest_scores`, named by the digest of the rule file's text.
@@ -184,6 +192,35 @@ async fn main() -> anyhow::Result<()> {
                 aggregator::evaluation_sql(&Warehouse::new(&config.clickhouse), &config.kafka.events_topic, at);
             let out: String = statements.into_iter().map(|s| format!("{s};\n")).collect();
             // A reader that stops early (`| head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+        }
+        Command::PrivacySql { columns } => {
+            let text = std::fs::read_to_string(&columns).with_context(|| format!("reading {}", columns.display()))?;
+            let rows = text.lines().filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() == 4).then(|| (f[0].to_owned(), f[1].to_owned(), f[2].to_owned(), f[3] == "1"))
+            });
+            let tables = warehouse::privacy::TableColumns::from_columns(rows);
+            let wh = Warehouse::new(&config.clickhouse);
+            // The sample request: person u1 (named in text by her identify traits) and account beta.
+            let subjects = warehouse::privacy::Subjects {
+                users: vec!["u1".into()],
+                accounts: vec!["beta".into()],
+                terms: ["u1", "beta", "ana@x.example", "Ana Lee"].map(String::from).to_vec(),
+            };
+            let render = |s: &str| wh.client().query(s).sql_display().to_string();
+            let mut out = String::from("-- ttl\n");
+            for s in wh.ttl_statements(&config.retention.limits()) {
+                out.push_str(&format!("{};\n", render(&s)));
+            }
+            out.push_str("-- delete\n");
+            for s in wh.deletion_statements(&tables, &subjects) {
+                out.push_str(&format!("{};\n", render(&s)));
+            }
+            out.push_str("-- verify\n");
+            for (_, s) in wh.verification_queries(&tables, &subjects) {
+                out.push_str(&format!("{};\n", render(&s)));
+            }
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         command @ (Command::Run | Command::Notify) => {

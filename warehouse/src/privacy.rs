@@ -71,6 +71,27 @@ impl Subjects {
     }
 }
 
+impl TableColumns {
+    /// The tables that can name a subject, from `(table, column, type, in a key)` rows as
+    /// `system.columns` lists them (the request ledger excluded).
+    pub fn from_columns(rows: impl IntoIterator<Item = (String, String, String, bool)>) -> Vec<TableColumns> {
+        let rows: Vec<(String, String, String, bool)> = rows.into_iter().collect();
+        let has_kind: BTreeSet<&str> = rows.iter().filter(|r| r.1 == "member_kind").map(|r| r.0.as_str()).collect();
+        let mut tables: BTreeMap<&str, TableColumns> = BTreeMap::new();
+        for (table, name, ty, in_key) in rows.iter().filter(|r| !EXCLUDED.contains(&r.0.as_str())) {
+            let t = tables.entry(table).or_insert_with(|| TableColumns { table: table.clone(), ..Default::default() });
+            match name.as_str() {
+                "user_id" => t.user_id = true,
+                "account_id" => t.account_id = true,
+                "member" if has_kind.contains(table.as_str()) => t.member = true,
+                _ if !in_key && (ty == "String" || ty == "Nullable(String)") => t.text.push(name.clone()),
+                _ => {}
+            }
+        }
+        tables.into_values().filter(|t| t.user_id || t.member || t.account_id || !t.text.is_empty()).collect()
+    }
+}
+
 #[derive(Row, Deserialize)]
 struct ColumnRow {
     table: String,
@@ -95,22 +116,7 @@ impl Warehouse {
             .bind(self.data_database())
             .fetch_all()
             .await?;
-        let mut tables: BTreeMap<String, TableColumns> = BTreeMap::new();
-        let has_kind: BTreeSet<String> =
-            rows.iter().filter(|r| r.name == "member_kind").map(|r| r.table.clone()).collect();
-        for r in rows.iter().filter(|r| !EXCLUDED.contains(&r.table.as_str())) {
-            let t = tables
-                .entry(r.table.clone())
-                .or_insert_with(|| TableColumns { table: r.table.clone(), ..Default::default() });
-            match r.name.as_str() {
-                "user_id" => t.user_id = true,
-                "account_id" => t.account_id = true,
-                "member" if has_kind.contains(&r.table) => t.member = true,
-                _ if r.in_key == 0 && (r.ty == "String" || r.ty == "Nullable(String)") => t.text.push(r.name.clone()),
-                _ => {}
-            }
-        }
-        Ok(tables.into_values().filter(|t| t.user_id || t.member || t.account_id || !t.text.is_empty()).collect())
+        Ok(TableColumns::from_columns(rows.into_iter().map(|r| (r.table, r.name, r.ty, r.in_key != 0))))
     }
 
     /// The subjects with their terms: each id, plus the personal traits (email, name…) the
@@ -359,6 +365,28 @@ mod tests {
         let p = s.pattern().unwrap();
         assert_eq!(p, r"(^|[^A-Za-z0-9_.@+-])(u\.1|a\+b@x\.com)([^A-Za-z0-9_.@+-]|$)");
         assert_eq!(Subjects::default().pattern(), None);
+    }
+
+    #[test]
+    fn tables_are_classified_by_their_columns() {
+        let col = |t: &str, n: &str, ty: &str, key: bool| (t.to_owned(), n.to_owned(), ty.to_owned(), key);
+        let tables = TableColumns::from_columns([
+            col("events", "account_id", "String", true),
+            col("events", "user_id", "String", false),
+            col("events", "properties", "String", false),
+            col("events", "uses", "UInt64", false),
+            col("members", "member_kind", "Enum8('user' = 1, 'feature' = 2)", true),
+            col("members", "member", "String", true),
+            col("regulations", "subject_ids", "Array(String)", false),
+            col("regulation_audit", "detail", "String", false),
+            col("scores", "score", "Nullable(String)", false),
+            col("counts", "n", "UInt64", false),
+        ]);
+        let names: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
+        assert_eq!(names, ["events", "members", "scores"], "the ledger and tables naming no one are left out");
+        assert!(tables[0].user_id && tables[0].account_id && tables[0].text == ["properties"]);
+        assert!(tables[1].member && tables[1].text.is_empty(), "key columns are not text to redact");
+        assert_eq!(tables[2].text, ["score"]);
     }
 
     #[test]
