@@ -164,6 +164,20 @@ create_topics() { # PORT PARTITIONS TOPIC...
   done
 }
 
+# The suppression list every ingest follows (docs/privacy.md#suppression): one partition (it is
+# read whole at start), compacted so the latest record of each subject is kept, never expired.
+# Tansu 0.6 stores these topic configs and compacts by them; retention.ms only matters under a
+# `delete` policy (there Tansu reads -1 literally and would drop every record), not here.
+create_suppressions_topic() { # PORT [TOPIC]
+  local port=$1 topic=${2:-usage-suppressions} out
+  if out=$(tansu topic create "$topic" --partitions 1 --config cleanup.policy=compact --config retention.ms=-1 \
+    --broker "tcp://127.0.0.1:$port" 2>&1); then
+    info "topic $topic created (1 partition, compacted)"
+  else
+    info "topic $topic: ${out##*$'\n'}"
+  fi
+}
+
 start_clickhouse() { # HTTP_PORT TCP_PORT DIR
   local http=$1 tcp=$2 dir=$3
   mkdir -p "$dir/data/" "$dir/tmp/" "$dir/log"

@@ -48,6 +48,7 @@ up() {
   step "Starting the broker (Tansu, SQLite storage) on 127.0.0.1:$KAFKA_PORT"
   start_broker "$KAFKA_PORT" "$STATE/kafka"
   create_topics "$KAFKA_PORT" 4 "${TOPICS[@]}"
+  create_suppressions_topic "$KAFKA_PORT"
 
   step "Starting ClickHouse on 127.0.0.1:$CH_HTTP (native $CH_TCP)"
   start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"

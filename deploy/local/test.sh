@@ -68,7 +68,7 @@ if ! python3 -c 'import chdb, segment.analytics, rudderstack.analytics, schemath
 fi
 info "ready"
 
-step "Checking the schema, metric and console queries on current ClickHouse (chDB, in-process)"
+step "Checking the schema, metric, console and privacy queries on current ClickHouse (chDB, in-process)"
 cargo build -p aggregator -p console --bins --locked --quiet || die "build failed"
 UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
   python3 "$ROOT/deploy/local/chdb_check.py"
@@ -78,6 +78,8 @@ UPTAKE_CLICKHOUSE__DATABASE=uptake_chdb "$ROOT/target/debug/aggregator" sql --at
 } | python3 "$ROOT/deploy/local/chdb_console.py"
 UPTAKE_CLICKHOUSE__CLUSTER=uptake_cluster "$ROOT/target/debug/aggregator" sql --at 2026-06-30T18:00:00Z |
   python3 "$ROOT/deploy/local/chdb_cluster_check.py"
+# The privacy SQL: retention TTLs, a deletion's mutations and its verification (docs/privacy.md).
+python3 "$ROOT/deploy/local/chdb_privacy.py" "$ROOT/target/debug/aggregator"
 
 step "Checking the deployment artefacts offline (Prometheus rules and their tests, systemd units)"
 cargo build -p ingest --bins --locked --quiet || die "build failed"
@@ -88,6 +90,9 @@ stop broker
 stop clickhouse
 rm -rf "$STATE/kafka" "$STATE/clickhouse"
 start_broker "$KAFKA_PORT" "$STATE/kafka"
+# Every ingest started with the default topic names (the image check, bench, signal, schemathesis,
+# tests through testkit::ingest::config_for) follows it, and is not ready without it.
+create_suppressions_topic "$KAFKA_PORT"
 start_clickhouse "$CH_HTTP" "$CH_TCP" "$STATE/clickhouse"
 
 step "Container images: hadolint, podman build FROM scratch, each image's binary run against the stack"

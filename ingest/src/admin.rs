@@ -1,7 +1,9 @@
 //! The admin listener (`admin_listen`): `/healthz`, `/readyz` and `/metrics`, as the aggregator
 //! has them. Off the public write port: the internet need not read our metrics, and `/readyz`
 //! must not let anyone make us call the broker per request. Readiness is therefore cached: a
-//! background task asks the broker every few seconds and `/readyz` reads the last answer.
+//! background task asks the broker every few seconds and `/readyz` reads the last answer. It
+//! also needs the suppression list loaded (docs/privacy.md#suppression): an instance that has
+//! not read it yet would store a suppressed person's events, so it takes no traffic.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -32,14 +34,25 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Ready when the broker answered the last check for our topic: a load balancer stops sending
-/// us traffic we could only refuse with 503.
+/// Why ingest is not ready now, or `None` when it is: the broker answered the last check for our
+/// topic and the suppression list is loaded.
+pub(crate) fn not_ready_reason(app: &App) -> Option<&'static str> {
+    match (app.ready.load(Ordering::Relaxed), app.suppressions.is_ready()) {
+        (true, true) => None,
+        (false, true) => Some("kafka unreachable"),
+        (true, false) => Some("suppression list not loaded"),
+        (false, false) => Some("kafka unreachable; suppression list not loaded"),
+    }
+}
+
+/// Ready when [`not_ready_reason`] finds nothing: a load balancer stops sending us traffic we
+/// could only refuse with 503.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Relaxed) {
-        Json(json!({ "ready": true })).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": "kafka unreachable" })))
-            .into_response()
+    match not_ready_reason(&app) {
+        None => Json(json!({ "ready": true })).into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": reason }))).into_response()
+        }
     }
 }
 
@@ -56,7 +69,7 @@ pub async fn refresh_readiness(app: Arc<App>) {
         if ready != app.ready.swap(ready, Ordering::Relaxed) {
             tracing::info!(ready, "broker readiness changed");
         }
-        app.metrics.ready.set(i64::from(ready));
+        app.metrics.ready.set(i64::from(not_ready_reason(&app).is_none()));
         tokio::time::sleep(READINESS_INTERVAL).await;
     }
 }

@@ -76,6 +76,12 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Topic of rejected events, with the reasons in the `error` header.
     pub dlq_topic: String,
+    /// The compacted topic of the suppression list (key = `user:<id>` or `account:<id>`, see
+    /// docs/privacy.md#suppression), read whole from the beginning at start and followed from
+    /// then on. Until it has been read to its end, ingest is not ready and holds writes (at most
+    /// `delivery_timeout_ms`, then 503); afterwards an event of a suppressed user or account is
+    /// answered as accepted, counted (`uptake_ingest_suppressed_events_total`) and never stored.
+    pub suppressions_topic: String,
     /// How long one event may wait for the broker's acknowledgement before the request fails
     /// with 503. Bounds how long a client waits when the broker is down.
     pub delivery_timeout_ms: u64,
@@ -104,6 +110,7 @@ impl Default for KafkaConfig {
             client: KafkaClient::default(),
             topic: schemas::topics::USAGE_EVENTS.into(),
             dlq_topic: schemas::topics::USAGE_EVENTS_DLQ.into(),
+            suppressions_topic: schemas::topics::USAGE_SUPPRESSIONS.into(),
             delivery_timeout_ms: 5_000,
             compression: "lz4".into(),
             linger_ms: 5,
@@ -321,6 +328,9 @@ impl RawIngestConfig {
         if self.kafka.dlq_topic.trim().is_empty() {
             return bad("kafka.dlq_topic", "must not be empty");
         }
+        if self.kafka.suppressions_topic.trim().is_empty() {
+            return bad("kafka.suppressions_topic", "must not be empty");
+        }
         if !(100..=300_000).contains(&self.kafka.delivery_timeout_ms) {
             return bad("kafka.delivery_timeout_ms", "must be between 100 and 300000");
         }
@@ -480,6 +490,10 @@ mod tests {
 
         let c = RawIngestConfig::default();
         assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("write_keys"));
+
+        let mut c = valid();
+        c.kafka.suppressions_topic = " ".into();
+        assert!(c.clone().build_and_validate().unwrap_err().to_string().contains("kafka.suppressions_topic"));
 
         let mut c = valid();
         c.limits.max_age_days = 0;

@@ -35,6 +35,10 @@ pub enum IngestError {
     /// message ids, so nothing is counted twice).
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The suppression list was not loaded within `kafka.delivery_timeout_ms` of the request:
+    /// writing now could store a suppressed person's events (docs/privacy.md#suppression).
+    #[error("not ready: the suppression list is still loading; retry shortly")]
+    NotReady,
     /// More write requests in flight than `limits.max_in_flight_requests`: refused before
     /// reading the body, so the client retries after a second instead of waiting in a queue.
     #[error("overloaded: {limit} requests already in flight; retry in 1 s")]
@@ -62,9 +66,11 @@ impl IngestError {
             Self::Unauthorized | Self::KeyRequiredInHeader => StatusCode::UNAUTHORIZED,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) | Self::Kafka(_) | Self::Overloaded { .. } | Self::KeylessOverloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_)
+            | Self::Kafka(_)
+            | Self::NotReady
+            | Self::Overloaded { .. }
+            | Self::KeylessOverloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +88,7 @@ impl IngestError {
             Self::UnsupportedEncoding(_) | Self::BadEncoding(_) => "bad_encoding",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) | Self::Kafka(_) => "unavailable",
+            Self::NotReady => "not_ready",
             Self::Overloaded { .. } => "overloaded",
             Self::KeylessOverloaded { .. } => "overloaded_keyless",
         }

@@ -18,12 +18,14 @@ mod request;
 mod routes;
 mod server;
 pub mod sink;
+mod suppress;
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemas::runtime::suppressions::Suppressions;
 use tokio::net::TcpListener;
 
 pub use config::{IngestConfig, RawIngestConfig};
@@ -49,25 +51,44 @@ pub struct App {
     pub keyless_in_flight: Arc<tokio::sync::Semaphore>,
     /// The broker's last readiness answer, refreshed by [`admin::refresh_readiness`].
     pub ready: AtomicBool,
+    /// Who must not be stored (docs/privacy.md#suppression): filled by the follower [`serve`]
+    /// runs for an app made by [`App::new`], or given by the caller of [`App::with_sink`] /
+    /// [`App::with_suppressions`].
+    pub suppressions: Suppressions,
+    /// Whether [`serve`] follows `kafka.suppressions_topic` into `suppressions`.
+    follows_suppressions: bool,
 }
 
 impl App {
-    /// The service writing to Kafka (`config.kafka`).
+    /// The service writing to Kafka (`config.kafka`), its suppression list followed from
+    /// `kafka.suppressions_topic` once [`serve`] runs (not ready until then).
     pub fn new(config: IngestConfig) -> Result<Arc<Self>, IngestError> {
         let metrics = metrics::Metrics::new();
         let sink = Arc::new(sink::KafkaSink::new(&config.kafka, metrics.clone())?);
-        Self::assemble(config, sink, metrics)
+        Self::assemble(config, sink, metrics, Suppressions::default(), true)
     }
 
-    /// The service writing to `sink` instead of Kafka (`config.kafka` is then unused).
+    /// The service writing to `sink` instead of Kafka (`config.kafka` is then unused), with an
+    /// empty suppression list.
     pub fn with_sink(config: IngestConfig, sink: Arc<dyn sink::EventSink>) -> Result<Arc<Self>, IngestError> {
-        Self::assemble(config, sink, metrics::Metrics::new())
+        Self::with_suppressions(config, sink, Suppressions::ready_empty())
+    }
+
+    /// Like [`App::with_sink`], with the suppression list the caller holds (and changes).
+    pub fn with_suppressions(
+        config: IngestConfig,
+        sink: Arc<dyn sink::EventSink>,
+        suppressions: Suppressions,
+    ) -> Result<Arc<Self>, IngestError> {
+        Self::assemble(config, sink, metrics::Metrics::new(), suppressions, false)
     }
 
     fn assemble(
         config: IngestConfig,
         sink: Arc<dyn sink::EventSink>,
         metrics: metrics::Metrics,
+        suppressions: Suppressions,
+        follows_suppressions: bool,
     ) -> Result<Arc<Self>, IngestError> {
         let write_keys = auth::WriteKeys::new(config.write_keys.clone());
         let rate_limiter = ratelimit::RateLimiter::new(config.limits.rate_per_sec, config.limits.burst);
@@ -84,13 +105,16 @@ impl App {
             in_flight,
             keyless_in_flight,
             ready: AtomicBool::new(false),
+            suppressions,
+            follows_suppressions,
         }))
     }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests
 /// and flushes the producer. Tests call this with a listener on port 0. The admin endpoints are
-/// served apart, by [`serve_admin`].
+/// served apart, by [`serve_admin`]. The suppression list of an app made by [`App::new`] is
+/// followed meanwhile, from before the first request until the last one has drained.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -103,8 +127,10 @@ pub async fn serve(
         // A request in progress needs at most its body deadline plus the broker's.
         drain_timeout: limits.body_timeout() + app.config.kafka.delivery_timeout() + Duration::from_secs(1),
     };
+    let follower = suppress::Follower::start(&app);
     let router = routes::router(app.clone());
     server::serve_http(listener, router, server_limits, Some(app.metrics.clone()), shutdown).await;
+    follower.stop().await;
     app.sink.flush(Duration::from_secs(10))
 }
 

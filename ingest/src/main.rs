@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding admin_listen {}", config.admin_listen))?;
     tracing::info!(listen = %config.listen, admin_listen = %config.admin_listen, brokers = %config.kafka.brokers,
-        topic = %config.kafka.topic, "ingest started");
+        topic = %config.kafka.topic, suppressions_topic = %config.kafka.suppressions_topic, "ingest started");
     let app = App::new(config)?;
     // The admin listener outlives the API's drain, so health and metrics answer during it.
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();

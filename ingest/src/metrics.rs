@@ -1,7 +1,7 @@
 //! Every Prometheus metric ingest exports. Labels are bounded sets (routes, status codes, kinds,
 //! reasons) — never an account, user or write key.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -10,6 +10,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Events written to Kafka, by kind.
     pub events_accepted: IntCounterVec,
+    /// Valid events of a suppressed user or account (docs/privacy.md#suppression): answered as
+    /// accepted, never written. Unlabelled: ingest's counters carry no per-source label, and a
+    /// subject can never be one.
+    pub suppressed_events: IntCounter,
     /// Events rejected one by one (invalid, oversize) and dead-lettered, by reason.
     pub events_rejected: IntCounterVec,
     /// Whole requests refused, by reason (unauthorized, body_too_large, rate_limited, unavailable…).
@@ -24,8 +28,9 @@ pub struct Metrics {
     /// Open HTTP connections on the API listener (at most `limits.max_connections`).
     pub open_connections: IntGauge,
     /// Connections closed because their headers did not arrive within `limits.header_timeout_ms`.
-    pub header_timeouts: prometheus::IntCounter,
-    /// 1 while the broker answered the last readiness check, else 0.
+    pub header_timeouts: IntCounter,
+    /// 1 while ingest is ready (the broker answered the last check and the suppression list is
+    /// loaded), else 0: what `/readyz` answers, at most [`crate::admin::READINESS_INTERVAL`] late.
     pub ready: IntGauge,
 }
 
@@ -40,6 +45,11 @@ impl Metrics {
         let events_accepted = IntCounterVec::new(
             Opts::new("uptake_ingest_events_accepted_total", "Events acknowledged by Kafka, by kind"),
             &["kind"],
+        )
+        .unwrap();
+        let suppressed_events = IntCounter::new(
+            "uptake_ingest_suppressed_events_total",
+            "Valid events of a suppressed user or account, answered as accepted and not stored",
         )
         .unwrap();
         let events_rejected = IntCounterVec::new(
@@ -67,13 +77,16 @@ impl Metrics {
         .unwrap();
         let open_connections =
             IntGauge::new("uptake_ingest_open_connections", "Open HTTP connections on the API listener").unwrap();
-        let header_timeouts = prometheus::IntCounter::new(
+        let header_timeouts = IntCounter::new(
             "uptake_ingest_header_timeouts_total",
             "Connections closed because their request headers did not arrive in time",
         )
         .unwrap();
-        let ready =
-            IntGauge::new("uptake_ingest_ready", "1 while the broker answered the last readiness check").unwrap();
+        let ready = IntGauge::new(
+            "uptake_ingest_ready",
+            "1 while ingest is ready: the broker answered the last check and the suppression list is loaded",
+        )
+        .unwrap();
         for c in [&requests, &events_accepted, &events_rejected, &requests_refused, &decoded_bytes] {
             registry.register(Box::new(c.clone())).unwrap();
         }
@@ -81,11 +94,13 @@ impl Metrics {
         for g in [&producer_queue, &open_connections, &ready] {
             registry.register(Box::new(g.clone())).unwrap();
         }
-        registry.register(Box::new(header_timeouts.clone())).unwrap();
+        for c in [&header_timeouts, &suppressed_events] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
         // The series alerting rules and dashboards read exist from the start, at 0: a rate
         // over a series that appears only with the first failure misses that failure, and a
         // rule naming it cannot be checked against a healthy service (deploy/prometheus/).
-        for reason in ["overloaded", "overloaded_keyless", "unavailable", "rate_limited", "unauthorized"] {
+        for reason in ["overloaded", "overloaded_keyless", "unavailable", "not_ready", "rate_limited", "unauthorized"] {
             requests_refused.with_label_values(&[reason]);
         }
         for outcome in ["ok", "error"] {
@@ -96,6 +111,7 @@ impl Metrics {
             registry,
             requests,
             events_accepted,
+            suppressed_events,
             events_rejected,
             requests_refused,
             produce_latency,

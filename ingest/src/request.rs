@@ -157,7 +157,8 @@ const MAX_COMPACT_GROWTH: usize = 4;
 
 /// Validates every event, writes the valid ones and dead-letters the invalid ones, and returns
 /// only once Kafka acknowledged all of it. If nothing was valid the answer is 400; the rejected
-/// events are dead-lettered all the same, so a misbehaving sender can be diagnosed.
+/// events are dead-lettered all the same, so a misbehaving sender can be diagnosed. Valid events
+/// of a suppressed subject count as accepted but are not written.
 pub async fn ingest_events(
     app: &App,
     auth: &Caller,
@@ -211,11 +212,18 @@ pub async fn ingest_events(
         }
     }
     app.metrics.events_rejected.with_label_values(&["invalid"]).inc_by(dead.len() as u64);
+    // Nothing is written before the suppression list is loaded, and a suppressed subject's
+    // events are answered as accepted but never written (docs/privacy.md#suppression).
+    crate::suppress::loaded(app).await?;
+    let valid = events.len();
+    let suppressed = crate::suppress::drop_suppressed(app, &mut events);
+    crate::suppress::drop_suppressed_dead(app, &mut dead);
     let (sent, dead_lettered) = tokio::join!(app.sink.send_all(&events), app.sink.dead_letter(&dead, &auth.source));
     sent?;
     dead_lettered?;
-    if events.is_empty() {
+    if valid == 0 {
         return Err(IngestError::Invalid(rejected));
     }
-    Ok(Outcome { accepted: events.len(), rejected })
+    app.metrics.suppressed_events.inc_by(suppressed as u64);
+    Ok(Outcome { accepted: valid, rejected })
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ingest::WriteKey;
 use ingest::{App, IngestError, RawIngestConfig};
@@ -12,13 +13,15 @@ use tokio::task::JoinHandle;
 use crate::Stack;
 
 /// The configuration of an ingest writing to fresh `usage-events` and `usage-events-dlq`
-/// topics of `stack` (created here, 2 partitions), accepting `key` as `source`.
+/// topics of `stack` (created here, 2 partitions), accepting `key` as `source`, and following a
+/// fresh suppressions topic (created by [`serve`]).
 pub async fn config(stack: &Stack, key: &str, source: &str) -> RawIngestConfig {
     let (events, dlq) = (stack.topic("usage-events"), stack.topic("usage-events-dlq"));
     stack.create_topics(&[&events, &dlq], 2).await;
     let mut cfg = config_for(&stack.kafka, key, source);
     cfg.kafka.topic = events;
     cfg.kafka.dlq_topic = dlq;
+    cfg.kafka.suppressions_topic = stack.topic("usage-suppressions");
     cfg
 }
 
@@ -43,6 +46,7 @@ pub struct RunningIngest {
     pub app: Arc<App>,
     pub events_topic: String,
     pub dlq_topic: String,
+    pub suppressions_topic: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), IngestError>>>,
 }
@@ -61,9 +65,27 @@ impl Drop for RunningIngest {
     }
 }
 
-/// Serves `cfg`, validated, on port 0 (API and admin listeners).
+/// Serves `cfg`, validated, on port 0 (API and admin listeners), after creating its
+/// suppressions topic if the brokers answer (an ingest is not ready without it).
 pub async fn serve(cfg: RawIngestConfig) -> RunningIngest {
+    ensure_topic(&cfg.kafka.brokers, &cfg.kafka.suppressions_topic).await;
     serve_app(App::new(cfg.build_and_validate().expect("a valid ingest config")).expect("ingest")).await
+}
+
+/// Creates `topic` (1 partition) unless it exists. Skipped when the first broker refuses
+/// connections: tests that never reach a broker point ingest at a closed port.
+async fn ensure_topic(brokers: &str, topic: &str) {
+    let first = brokers.split(',').next().unwrap_or_default().trim();
+    let reachable = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(first)).await;
+    if !matches!(reachable, Ok(Ok(_))) {
+        return;
+    }
+    // Several tests may create the shared default topic at once: "already exists" is fine.
+    if let Err(e) = schemas::runtime::kafka::create_topics(brokers, &[topic], 1).await {
+        if !e.to_string().contains("already exists") {
+            eprintln!("creating the suppressions topic {topic}: {e}");
+        }
+    }
 }
 
 /// Serves an already built `app` (e.g. one with a collecting sink) on port 0.
@@ -83,6 +105,7 @@ pub async fn serve_app(app: Arc<App>) -> RunningIngest {
         admin,
         events_topic: app.config.kafka.topic.clone(),
         dlq_topic: app.config.kafka.dlq_topic.clone(),
+        suppressions_topic: app.config.kafka.suppressions_topic.clone(),
         app,
         stop: Some(stop),
         task: Some(task),

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::privacy::{Subject, SubjectKind, SuppressionRecord};
 
 /// How long a metadata or watermark request may take before it is tried again.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The suppressed subjects, shared by every task of a service. Cheap to clone.
 #[derive(Clone, Default)]
