@@ -68,6 +68,7 @@ brokers = {{ .Values.kafka.brokers | quote }}
 events_topic = {{ .Values.kafka.eventsTopic | quote }}
 dlq_topic = {{ .Values.kafka.dlqTopic | quote }}
 alerts_topic = {{ .Values.kafka.alertsTopic | quote }}
+suppressions_topic = {{ .Values.kafka.suppressionsTopic | quote }}
 
 [clickhouse]
 url = {{ .Values.clickhouse.url | quote }}
