@@ -2,7 +2,8 @@
 //! filled with a small loadgen book through ingest and the aggregator (`testkit::console`):
 //! sign-in and its refusals, the book, an account's health history drawn from the stored
 //! snapshots, and the alert workflow — a snooze (stored, published, out of the inbox, no webhook
-//! until it ends by the console's injected clock) and a closure as churned (an outcome).
+//! until it ends by the console's injected clock) and a closure as churned (an outcome) — and the
+//! admin's Privacy page (a suppression filed, stored, published; refused to a CSM).
 //! Each page visited is saved as `console-<page>.png` (1366×900) in `target/screenshots`, or in
 //! the folder `UPTAKE_TEST_SCREENSHOTS` names: `UPTAKE_TEST_SCREENSHOTS=docs/img` refreshes the
 //! README's screenshots.
@@ -432,4 +433,82 @@ async fn wait_for(done: impl Fn() -> bool, timeout: Duration) {
     while !done() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack, Chromium and chromedriver: run deploy/local/test.sh"]
+async fn an_admin_files_privacy_requests_on_the_privacy_page_and_a_csm_cannot() {
+    let (stack, seeded) = seeded().await;
+    let person = seeded.book.accounts[0].users[0].id.clone();
+    let csm = owner_of(seeded, &seeded.book.accounts[0].id);
+    let hash = console::auth::hash_password(PASSWORD).unwrap();
+    let admin = format!("[[users]]\nname = \"priya\"\npassword_hash = \"{hash}\"\nrole = \"admin\"\n");
+    let console = start_console(seeded.aggregator.clone(), &[&csm], &admin, Clock::system()).await;
+    let browser = Browser::start().await;
+
+    // The CSM: no Privacy entry, and the page itself is refused.
+    sign_in(&browser, &console, &csm, PASSWORD).await;
+    browser.arrive("/book").await;
+    let nav = text(&browser.find(Locator::Css("header nav")).await.unwrap()).await;
+    assert!(!nav.contains("Privacy"), "{nav}");
+    browser.goto(&console.at("/admin/privacy")).await.unwrap();
+    assert_eq!(text(&browser.soon("h1").await).await, "Admins only");
+    browser.delete_all_cookies().await.unwrap();
+
+    // The admin: suppresses the person through the form; the request is finished and listed.
+    sign_in(&browser, &console, "priya", PASSWORD).await;
+    browser.arrive("/book").await;
+    browser.find(Locator::LinkText("Privacy")).await.expect("Privacy in an admin's navigation").click().await.unwrap();
+    browser.arrive("/admin/privacy").await;
+    let form = browser.find(Locator::Css("form.privacy")).await.unwrap();
+    form.find(Locator::Css("select[name=type] option[value=suppress]")).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css("[name=ids]")).await.unwrap().send_keys(&person).await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let filed = browser.soon("#filed a").await;
+    let id = text(&filed).await;
+    let row = browser.find(Locator::Css(&format!("#requests tr[data-id='{id}']"))).await.expect("listed");
+    assert!(text(&row).await.contains(&person), "{}", text(&row).await);
+    let status = row.find(Locator::Css("[data-status]")).await.unwrap();
+    assert_eq!(attr(&status, "data-status").await, "finished", "in force once acknowledged");
+    shot(&browser, "privacy").await;
+
+    // Stored with who asked, and published on the suppression list every service follows.
+    let db = stack.database();
+    let stored = rows_until(
+        stack,
+        &format!("SELECT requested_by, kind, status FROM {db}.regulations FINAL WHERE regulation_id = '{id}'"),
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(stored[0]["requested_by"], "priya");
+    assert_eq!(stored[0]["status"], "finished");
+    let records = stack.read_records(&seeded.aggregator.kafka.suppressions_topic, Duration::from_secs(3)).await;
+    let key = format!("user:{person}");
+    let record = records.iter().find(|r| r.key == key).expect("the suppression record");
+    assert_eq!(
+        (record.value["suppressed"].as_bool(), record.value["regulation_id"].as_str()),
+        (Some(true), Some(id.as_str()))
+    );
+
+    // The request's page: its audit trail.
+    filed.click().await.unwrap();
+    browser.arrive(&format!("/admin/privacy/{id}")).await;
+    let steps: Vec<String> = {
+        let mut out = Vec::new();
+        for e in browser.find_all(Locator::Css("#audit td.step")).await.unwrap() {
+            out.push(text(&e).await);
+        }
+        out
+    };
+    assert_eq!(steps, ["filed", "suppressed"]);
+    shot(&browser, "privacy-request").await;
+
+    // Lifted again, so the book stays whole for the other tests of this file.
+    browser.goto(&console.at("/admin/privacy")).await.unwrap();
+    let form = browser.soon("form.privacy").await;
+    form.find(Locator::Css("select[name=type] option[value=unsuppress]")).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css("[name=ids]")).await.unwrap().send_keys(&person).await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.soon("#filed").await;
+    browser.stop().await;
 }

@@ -15,9 +15,9 @@ const KINDS: [(&str, &str); 4] = [
 
 fn status_badge(status: &str) -> Markup {
     let class = match status {
-        "finished" => "band green",
-        "failed" => "band red",
-        _ => "band yellow",
+        "finished" => "badge green",
+        "failed" => "badge red",
+        _ => "badge yellow",
     };
     html! { span class=(class) data-status=(status) { (status) } }
 }
@@ -34,30 +34,32 @@ pub fn page(viewer: &Viewer<'_>, requests: &[RequestView], done: Option<&str>) -
         @if let Some(id) = done {
             p.notice #filed { "Request " a href=(format!("/admin/privacy/{id}")) { (id) } " filed." }
         }
-        form.privacy method="post" action="/admin/privacy" {
+        h2 { "File a request" }
+        form.privacy.filters method="post" action="/admin/privacy" {
             input type="hidden" name="csrf" value=(viewer.csrf);
-            label { "Request "
+            label { "Request"
                 select name="type" {
                     @for (value, label) in KINDS { option value=(value) { (label) } }
                 }
             }
-            label { "for "
+            label { "For"
                 select name="subject_type" {
                     option value="user" { "people (user or anonymous ids)" }
                     option value="account" { "whole accounts" }
                 }
             }
-            label { "ids (one per line) " textarea name="ids" rows="3" cols="40" required {} }
+            label { "Ids (one per line, at most 1,000)" textarea name="ids" rows="3" cols="40" required {} }
             button type="submit" { "File request" }
         }
-        form.export method="get" action="/admin/privacy/export" {
-            label { "Export everything held about "
+        h2 { "Export what is held" }
+        form.export.filters method="get" action="/admin/privacy/export" {
+            label { "About"
                 select name="subject_type" {
                     option value="user" { "person" }
                     option value="account" { "account" }
                 }
             }
-            input type="text" name="id" required placeholder="id";
+            label { "Id" input type="text" name="id" required placeholder="user or account id"; }
             button type="submit" { "Download JSON" }
         }
         h2 { "Latest requests" }
