@@ -2,8 +2,9 @@
 # uptake on a cluster, with nodes killed under load (issue 23, docs/scaling.md): ZooKeeper and
 # ClickHouse 18.16 in 2 shards x 2 replicas (cluster.sh), two Tansu brokers on one PostgreSQL
 # (brokers.sh), then
-#   1. the exactly-once test of a retried INSERT: the same rows through one replica, then
-#      through another, must be stored once (warehouse/tests/cluster.rs);
+#   1. the warehouse's cluster tests (warehouse/tests/cluster.rs): the same rows through one
+#      replica, then through another, must be stored once; a person deleted ON CLUSTER and a
+#      month past its retention are gone from every replica;
 #   2. `drill`: ingest, two aggregators and the notifier take loadgen's book while a ClickHouse
 #      replica, a broker and an aggregator are killed with SIGKILL and brought back; then every
 #      node's rows are counted (tools/src/drill).
@@ -43,7 +44,7 @@ start_brokers "$RUN/brokers" "$PG_PORT" "$B1" "$B2"
 info "cluster up in $(($(date +%s) - started)) s"
 NODES=$(IFS=,; echo "${CH_NODES[*]}")
 
-step "A retried INSERT on another replica is stored once (warehouse/tests/cluster.rs)"
+step "A retried INSERT stored once; a deletion and a retention pass on every replica (warehouse/tests/cluster.rs)"
 UPTAKE_TEST_CH_CLUSTER="$NODES" UPTAKE_TEST_CH_CLUSTER_NAME="$CH_CLUSTER" \
   cargo test --locked -q -p warehouse --test cluster -- --include-ignored
 

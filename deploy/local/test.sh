@@ -170,9 +170,10 @@ wait_for_port broker-sigkill "$SIGKILL_PORT" 60
 UPTAKE_TEST_KAFKA="127.0.0.1:$SIGKILL_PORT" \
   cargo test --locked -p aggregator --test exactly_once -- --include-ignored
 stop broker-sigkill
-# (The retried-insert test needs the ClickHouse cluster: cluster_test.sh runs it below.)
+# (The warehouse's cluster tests need the ClickHouse cluster: cluster_test.sh runs them below.)
 cargo test --workspace --locked -- --include-ignored --skip sigkill_at_any_moment_and_client_retries \
-  --skip an_insert_retried_on_another_replica_is_stored_once
+  --skip an_insert_retried_on_another_replica_is_stored_once \
+  --skip a_person_deleted_and_a_month_expired_are_gone_from_every_replica
 
 step "The cluster: ClickHouse 2 shards x 2 replicas and two brokers, nodes killed under load"
 # Its own ZooKeeper, ClickHouse servers, PostgreSQL and brokers (ports 31000-31102), stopped by

@@ -2,7 +2,9 @@
 //! every node's URL, shard by shard, replicas in order): an INSERT retried on another node —
 //! after a failure whose answer was lost, say — is stored once. The same rows make the same
 //! blocks per shard, which each shard's replicas recognise (their block hashes are shared in
-//! ZooKeeper). Counted on every replica of every shard. Ignored by a bare `cargo test`.
+//! ZooKeeper). Counted on every replica of every shard. And privacy on the cluster: a person's
+//! deletion (mutations ON CLUSTER) and a retention pass reach every replica. Ignored by a bare
+//! `cargo test`.
 
 use std::time::Duration;
 
@@ -101,5 +103,78 @@ async fn an_insert_retried_on_another_replica_is_stored_once() {
 
     for db in [&database, &local] {
         via(0).client().query(&format!("DROP DATABASE IF EXISTS {db} ON CLUSTER {cluster}")).execute().await.unwrap();
+    }
+}
+
+/// A person deleted on the cluster: the mutations run ON CLUSTER on the local tables, and
+/// afterwards no replica of any shard holds a row naming them, while everyone else's rows are all
+/// there; then the retention pass drops the month past its limit on every replica.
+#[tokio::test]
+#[ignore = "needs the ClickHouse cluster: run deploy/local/cluster_test.sh"]
+async fn a_person_deleted_and_a_month_expired_are_gone_from_every_replica() {
+    let nodes: Vec<String> = std::env::var("UPTAKE_TEST_CH_CLUSTER")
+        .expect("UPTAKE_TEST_CH_CLUSTER")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let cluster = std::env::var("UPTAKE_TEST_CH_CLUSTER_NAME").unwrap_or_else(|_| "uptake_cluster".into());
+    let database = format!("uptake_privacy_{}", std::process::id());
+    let local = warehouse::cluster::local_database(&database);
+    let wh = Warehouse::new(&ClickHouseConfig {
+        url: nodes[0].clone(),
+        database: database.clone(),
+        cluster: cluster.clone(),
+        ..Default::default()
+    });
+    wh.migrate().await.unwrap();
+    let rows: Vec<EventRow> = (0..210).map(|i| event(i, "p")).collect();
+    wh.insert_rows(&rows).await.unwrap();
+    let before = per_node(&nodes, &local).await;
+    assert_eq!(before.chunks(REPLICAS).map(|s| s[0]).sum::<u64>(), 210);
+
+    // u3 is one user in seven, spread over accounts on both shards.
+    let s = wh.subjects(&[schemas::privacy::Subject::user("u3")]).await.unwrap();
+    let tables = wh.privacy_tables().await.unwrap();
+    assert!(tables.iter().any(|t| t.table == "events" && t.user_id), "{tables:?}");
+    let found = wh.rows_naming(&tables, &s).await.unwrap();
+    assert!(found.iter().any(|(t, n)| t == "events" && *n == 30), "{found:?}");
+    wh.delete_subjects(&tables, &s).await.unwrap();
+    let naming = |node: &String| {
+        let w = Warehouse::new(&ClickHouseConfig { url: node.clone(), database: local.clone(), ..Default::default() });
+        async move {
+            let n: u64 = w.query("SELECT count() FROM {db}.events WHERE user_id = 'u3'").fetch_one().await.unwrap();
+            let m: u64 = w
+                .query("SELECT count() FROM {db}.account_members WHERE member_kind = 'user' AND member = 'u3'")
+                .fetch_one()
+                .await
+                .unwrap();
+            n + m
+        }
+    };
+    let mut left = Vec::new();
+    for _ in 0..120 {
+        left.clear();
+        for node in &nodes {
+            left.push(naming(node).await);
+        }
+        if left.iter().all(|n| *n == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(left.iter().all(|n| *n == 0), "rows naming u3 per node: {left:?}");
+    assert!(wh.rows_naming(&tables, &s).await.unwrap().is_empty());
+    let after = per_node(&nodes, &local).await;
+    assert_eq!(after.chunks(REPLICAS).map(|s| s[0]).sum::<u64>(), 180, "everyone else's rows: {after:?}");
+
+    // The events are of May 2026: past 35 days on 4 December 2026, gone from every replica.
+    let limits = warehouse::retention::Limits { raw_events_days: 35, health_history_days: 120, alerts_days: 90 };
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+    let dropped = wh.drop_expired_partitions(&limits, today).await.unwrap();
+    assert!(dropped.iter().any(|d| d.table == "events" && d.partition == "202605"), "{dropped:?}");
+    assert!(per_node(&nodes, &local).await.iter().all(|n| *n == 0));
+
+    for db in [&database, &local] {
+        wh.client().query(&format!("DROP DATABASE IF EXISTS {db} ON CLUSTER {cluster}")).execute().await.unwrap();
     }
 }
