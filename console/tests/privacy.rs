@@ -141,7 +141,9 @@ async fn a_deleted_person_is_gone_from_every_table_and_their_account_is_still_me
     assert!(dead.iter().any(|d| d.value.to_string().contains("\"ann\"")), "Ann's dead letter: {dead:?}");
 
     let db = stack.database();
-    stack.wait_for_count(&format!("SELECT count() FROM {db}.events"), 75, Duration::from_secs(30)).await;
+    let stored =
+        stack.wait_for_count(&format!("SELECT count() AS n FROM {db}.events"), 75, Duration::from_secs(30)).await;
+    assert_eq!(stored, 75, "every accepted event stored");
     // A CSM's note that names her, and a metrics row computed from her activity.
     stack
         .execute(&format!(
@@ -149,13 +151,14 @@ async fn a_deleted_person_is_gone_from_every_table_and_their_account_is_still_me
              VALUES ('act-1', 'al-1', 'acme', 'usage_drop', 'acknowledged', 'dana', now(), 0, 'Called ann@example.com, she is happy', now())"
         ))
         .await;
-    stack
+    let n = stack
         .wait_for_count(
-            &format!("SELECT count() FROM {db}.account_metrics WHERE account_id = 'acme'"),
+            &format!("SELECT count() AS n FROM {db}.account_metrics WHERE account_id = 'acme'"),
             1,
             Duration::from_secs(20),
         )
         .await;
+    assert!(n >= 1, "a metrics row for acme");
     let before = rows_naming_ann(&stack).await;
     for place in [
         "events.user_id",
@@ -234,13 +237,14 @@ async fn a_deleted_person_is_gone_from_every_table_and_their_account_is_still_me
     let others = stack.query(&format!("SELECT count() AS n FROM {db}.events WHERE user_id IN ('bob', 'cleo')")).await;
     assert_eq!(others[0]["n"], "49", "their 48 events and Bob's identify call");
     let since = chrono::Utc::now().timestamp();
-    stack
+    let n = stack
         .wait_for_count(
-            &format!("SELECT count() FROM {db}.account_metrics WHERE account_id = 'acme' AND computed_at >= {since} AND active_users_7d = 2"),
+            &format!("SELECT count() AS n FROM {db}.account_metrics WHERE account_id = 'acme' AND computed_at >= {since} AND active_users_7d = 2"),
             1,
             Duration::from_secs(20),
         )
         .await;
+    assert!(n >= 1, "acme measured after the deletion, from Bob and Cleo");
 
     // Suppression: Dave's new events are answered as accepted and never stored; lifted, they are.
     let suppress = json!({"type": "suppress", "subject_type": "user", "ids": ["dave"]});
@@ -255,13 +259,14 @@ async fn a_deleted_person_is_gone_from_every_table_and_their_account_is_still_me
         {"kind": "login", "account_id": "acme", "user_id": "bob", "message_id": "bob-late", "timestamp": now}
     ]});
     assert_eq!(post_events(&http, &ingest.url, &mixed).await["accepted"], 2);
-    stack
+    let n = stack
         .wait_for_count(
-            &format!("SELECT count() FROM {db}.events WHERE message_id = 'bob-late'"),
+            &format!("SELECT count() AS n FROM {db}.events WHERE message_id = 'bob-late'"),
             1,
             Duration::from_secs(20),
         )
         .await;
+    assert!(n >= 1, "Bob's late event stored");
     let dave = stack.query(&format!("SELECT count() AS n FROM {db}.events WHERE user_id = 'dave'")).await;
     assert_eq!(dave[0]["n"], "0", "a suppressed person's event is not stored");
     let lift = json!({"type": "unsuppress", "subject_type": "user", "ids": ["dave"]});
@@ -270,22 +275,45 @@ async fn a_deleted_person_is_gone_from_every_table_and_their_account_is_still_me
     tokio::time::sleep(Duration::from_secs(2)).await;
     let again = json!({"batch": [{"kind": "login", "account_id": "acme", "user_id": "dave", "message_id": "dave-2", "timestamp": now}]});
     post_events(&http, &ingest.url, &again).await;
-    stack
+    let n = stack
         .wait_for_count(
-            &format!("SELECT count() FROM {db}.events WHERE message_id = 'dave-2'"),
+            &format!("SELECT count() AS n FROM {db}.events WHERE message_id = 'dave-2'"),
             1,
             Duration::from_secs(20),
         )
         .await;
+    assert!(n >= 1, "Dave's event stored once lifted");
 
     // The list shows all three, newest first; the export of Bob holds his rows.
     let list: Value = api(&http, &console.at("/api/v1/regulations")).send().await.unwrap().json().await.unwrap();
     let kinds: Vec<&str> =
         list["regulations"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds.len(), 3, "{list}");
+    assert_eq!(kinds, ["unsuppress", "suppress", "delete"], "{list}");
     let export: Value =
         api(&http, &console.at("/api/v1/exports?subject_type=user&id=bob")).send().await.unwrap().json().await.unwrap();
     assert_eq!(export["tables"]["events"].as_array().map(Vec::len), Some(26), "Bob's events: {}", export["tables"]);
     assert_eq!(export["tables"]["users"][0]["user_id"], "bob");
+
+    // The admin's CLI (`console privacy`) over the same API: the request, and a file request.
+    // A child process on a blocking thread: the console answers it from this test's runtime.
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_console"));
+        command.args(["privacy", "--url", &console.url]).args(args).env("UPTAKE_API_TOKEN", TOKEN);
+        async move {
+            let out =
+                tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("console privacy runs");
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let (ok, shown, err) = cli(&["show", &id]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&shown).unwrap()["status"], "finished");
+    let (ok, filed, err) = cli(&["file", "--type", "suppress", "--account", "globex"]).await;
+    assert!(ok, "{err}");
+    let filed: Value = serde_json::from_str(&filed).unwrap();
+    assert_eq!((filed["subject_type"].as_str(), filed["status"].as_str()), (Some("account"), Some("finished")));
+    let (ok, _, err) = cli(&["file", "--type", "erase", "--user", "x"]).await;
+    assert!(!ok && err.contains("\"field\": \"type\""), "a refused request fails the command with its reason: {err}");
     second.stop().await.unwrap();
 }
