@@ -151,6 +151,12 @@ async fn follow_once(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
+    // No transactions write the list, so read_uncommitted reads the same records; and some
+    // brokers fail read_committed offset lookups (Tansu 0.6 on PostgreSQL 15: "subquery in FROM
+    // must have an alias"), which would keep every instance unready. A passthrough still wins.
+    if base.get("isolation.level").is_none() {
+        config.set("isolation.level", "read_uncommitted");
+    }
     let consumer: Arc<StreamConsumer> = Arc::new(config.create().map_err(|e| e.to_string())?);
     let ends = {
         let consumer = consumer.clone();
