@@ -28,7 +28,6 @@ pub mod failover;
 pub mod migrations;
 mod outcomes;
 pub mod privacy;
-mod regulations;
 pub mod retention;
 pub mod rows;
 

@@ -11,7 +11,8 @@
 //!   replaced there by `[deleted]` where they stand as a whole token.
 //!
 //! One request batch is at most two mutations per table, whatever the number of people in it.
-//! The regulation tables are excluded: they must name whom a request was for.
+//! The regulation tables are excluded: they must name whom a request was for. Their ledger
+//! (the requests' states and audit trail) is read here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +21,7 @@ use schemas::privacy::{Subject, SubjectKind};
 use serde::Deserialize;
 
 use crate::columns::literal;
+use crate::rows::{AuditRow, RegulationRow};
 use crate::{Warehouse, WarehouseError};
 
 /// Tables a deletion never touches: the request ledger itself (docs/privacy.md#what-stays).
@@ -295,6 +297,60 @@ impl Warehouse {
             }
             None => format!("{}.{table}", self.database()),
         }
+    }
+}
+
+// The request ledger (`regulations`, `regulation_audit`): every status is a new row, the
+// latest wins (FINAL), so a request's state survives any restart of whoever carries it out.
+
+const LEDGER_COLUMNS: &str =
+    "regulation_id, kind, subject_kind, subject_ids, requested_by, requested_at, status, detail, updated_at, version";
+
+impl Warehouse {
+    /// One request's latest state.
+    pub async fn regulation(&self, id: &str) -> Result<Option<RegulationRow>, WarehouseError> {
+        Ok(self
+            .query(&format!("SELECT {LEDGER_COLUMNS} FROM {{db}}.regulations FINAL WHERE regulation_id = ? LIMIT 1"))
+            .bind(id)
+            .fetch_optional()
+            .await?)
+    }
+
+    /// The latest `limit` requests, newest first.
+    pub async fn regulations(&self, limit: u64) -> Result<Vec<RegulationRow>, WarehouseError> {
+        Ok(self
+            .query(&format!(
+                "SELECT {LEDGER_COLUMNS} FROM {{db}}.regulations FINAL ORDER BY requested_at DESC, regulation_id LIMIT ?"
+            ))
+            .bind(limit)
+            .fetch_all()
+            .await?)
+    }
+
+    /// Deletion requests not finished or failed, oldest first: what the worker does next,
+    /// including a batch it was running when it stopped.
+    pub async fn pending_deletions(&self, limit: u64) -> Result<Vec<RegulationRow>, WarehouseError> {
+        Ok(self
+            .query(&format!(
+                "SELECT {LEDGER_COLUMNS} FROM {{db}}.regulations FINAL \
+                 WHERE status IN ('received', 'running') AND kind IN ('delete', 'suppress_with_delete') \
+                 ORDER BY requested_at, regulation_id LIMIT ?"
+            ))
+            .bind(limit)
+            .fetch_all()
+            .await?)
+    }
+
+    /// A request's audit trail, oldest first.
+    pub async fn audit_trail(&self, id: &str) -> Result<Vec<AuditRow>, WarehouseError> {
+        Ok(self
+            .query(
+                "SELECT regulation_id, at, actor, action, detail FROM {db}.regulation_audit \
+                 WHERE regulation_id = ? ORDER BY at, action",
+            )
+            .bind(id)
+            .fetch_all()
+            .await?)
     }
 }
 
