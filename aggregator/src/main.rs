@@ -202,11 +202,12 @@ async fn main() -> anyhow::Result<()> {
             });
             let tables = warehouse::privacy::TableColumns::from_columns(rows);
             let wh = Warehouse::new(&config.clickhouse);
-            // The sample request: person u1 (named in text by her identify traits) and account beta.
+            // The sample request: person u1 (named in text by her identify traits), person 42 (a
+            // numeric id) and account beta.
             let subjects = warehouse::privacy::Subjects {
-                users: vec!["u1".into()],
+                users: vec!["u1".into(), "42".into()],
                 accounts: vec!["beta".into()],
-                terms: ["u1", "beta", "ana@x.example", "Ana Lee"].map(String::from).to_vec(),
+                terms: ["u1", "42", "beta", "ana@x.example", "Ana Lee"].map(String::from).to_vec(),
             };
             let render = |s: &str| wh.client().query(s).sql_display().to_string();
             let mut out = String::from("-- ttl\n");

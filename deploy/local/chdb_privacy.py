@@ -4,7 +4,8 @@ the tests use (docs/privacy.md):
 
 1. the schema: every migration of `aggregator sql` (database uptake_privacy);
 2. a small book naming person u1 (events, identify traits, member rows, a CSM's note, an alert's
-   reason) and account beta, beside people and accounts that must stay;
+   reason), person 42 (a numeric id: redacted in text, never as a bare JSON number) and account
+   beta, beside people and accounts that must stay;
 3. `aggregator privacy-sql --columns FILE`, given this schema's `system.columns`: the retention
    TTLs, a deletion's mutations and its verification queries;
 4. the TTLs: applied, then a merge expires the rows past each limit and keeps the rest;
@@ -66,6 +67,9 @@ BOOK = [
     ("e6", "beta", "b1", "login", "", ago(1), "", ""),
     ("e7", "beta", "", "account", "", ago(30), '{"seats":3}', ""),
     ("e8", "alpha", "u2", "login", "", ago(500), "", ""),  # past the 395 days of raw events
+    # Person 42, a numeric id: named as a string and in prose, never as a bare number.
+    ("e9", "alpha", "42", "login", "", ago(1), "", ""),
+    ("e10", "alpha", "u2", "login", "", ago(1), "", '{"count":42,"by":"42","list":[1,42]}'),
 ]
 
 with tempfile.TemporaryDirectory() as path:
@@ -84,8 +88,8 @@ with tempfile.TemporaryDirectory() as path:
                           toDateTime('{ago(800)}', 'UTC'), 'old')""")
     run(sess, f"""INSERT INTO {DB}.alert_actions (action_id, alert_id, account_id, rule_id, action, actor, at, note, recorded_at)
                   VALUES ('x1', 'a1', 'alpha', 'champion_lapsed', 'acknowledged', 'dana', toDateTime('{ago(1)}', 'UTC'),
-                          'Called u1,u1 twice', toDateTime('{ago(1)}', 'UTC'))""")
-    print(f"    {len(ddl)} migration statements and a book naming u1 and account beta on ClickHouse {chdb.__version__} (chDB)")
+                          'Called u1,u1 twice; 42 (3 days) too', toDateTime('{ago(1)}', 'UTC'))""")
+    print(f"    {len(ddl)} migration statements and a book naming u1, 42 and account beta on ClickHouse {chdb.__version__} (chDB)")
 
     columns = run(sess, f"""SELECT table, name, type, toUInt8(is_in_sorting_key OR is_in_partition_key)
                             FROM system.columns WHERE database = '{DB}' AND table IN
@@ -134,14 +138,15 @@ with tempfile.TemporaryDirectory() as path:
         sys.exit(f"rows still name a subject after the deletion:\n" + "\n".join(left))
     others = run(sess, f"SELECT message_id, properties FROM {DB}.events ORDER BY message_id", "JSONEachRow")
     rows = {r["message_id"]: r["properties"] for r in map(json.loads, others.splitlines())}
-    want = {"e4": '{"shared_with":"[deleted]"}', "e5": '{"note":"u10 and u1x are not u1"}'.replace(" u1\"", " [deleted]\"")}
+    want = {"e4": '{"shared_with":"[deleted]"}', "e5": '{"note":"u10 and u1x are not u1"}'.replace(" u1\"", " [deleted]\""),
+            "e10": '{"count":42,"by":"[deleted]","list":[1,42]}'}
     if rows != want:
         sys.exit(f"after the deletion the events are {rows}, expected {want}")
     note = run(sess, f"SELECT note FROM {DB}.alert_actions", "TabSeparated").strip()
-    if note != "Called [deleted],[deleted] twice":
+    if note != "Called [deleted],[deleted] twice; [deleted] (3 days) too":
         sys.exit(f"the note became {note!r}")
     reason = run(sess, f"SELECT reason FROM {DB}.alerts WHERE alert_id = 'a1'", "TabSeparated").strip()
     if reason != "[deleted] ([deleted]) has not been back for 9 days":
         sys.exit(f"the alert's reason became {reason!r}")
-    print(f"    {len(delete)} deletion mutations left {sum(before)} rows naming u1 or beta at 0 "
-          f"({len(verify)} verification queries); everyone else's rows kept, redacted where they named u1")
+    print(f"    {len(delete)} deletion mutations left {sum(before)} rows naming u1, 42 or beta at 0 "
+          f"({len(verify)} verification queries); everyone else's rows kept, redacted where they named them, bare numbers untouched")

@@ -62,14 +62,24 @@ impl Subjects {
         self.users.is_empty() && self.accounts.is_empty()
     }
 
-    /// The RE2 pattern that finds any term as a whole token: group 1 and 3 are the delimiters
-    /// kept around the replacement. `None` without terms.
-    pub fn pattern(&self) -> Option<String> {
-        if self.terms.is_empty() {
-            return None;
+    /// The RE2 patterns that find the terms as whole tokens; in each, groups 1 and 3 are the
+    /// delimiters kept around the replacement. Words (ids with a letter, emails, names) are
+    /// found between any characters that cannot continue them. A term made only of digits is
+    /// found only where text or a JSON string holds it (after a start, space, quote or
+    /// parenthesis; before an end, space, quote, parenthesis, comma or full stop): never as a
+    /// bare JSON number (`{"count":42}`, `[1,42]`), which deleting user `42` must not touch.
+    pub fn patterns(&self) -> Vec<String> {
+        let (numbers, words): (Vec<&String>, Vec<&String>) =
+            self.terms.iter().partition(|t| t.chars().all(|c| c.is_ascii_digit()));
+        let alternatives = |terms: &[&String]| terms.iter().map(|t| escape_re2(t)).collect::<Vec<_>>().join("|");
+        let mut out = Vec::new();
+        if !words.is_empty() {
+            out.push(format!("(^|[^{TOKEN_CHARS}])({})([^{TOKEN_CHARS}]|$)", alternatives(&words)));
         }
-        let alternatives: Vec<String> = self.terms.iter().map(|t| escape_re2(t)).collect();
-        Some(format!("(^|[^{TOKEN_CHARS}])({})([^{TOKEN_CHARS}]|$)", alternatives.join("|")))
+        if !numbers.is_empty() {
+            out.push(format!("(^|[ \"(])({})([ \")\\.,]|$)", alternatives(&numbers)));
+        }
+        out
     }
 }
 
@@ -153,27 +163,32 @@ impl Warehouse {
     /// subject and one UPDATE that redacts them from text. Values are inlined as literals, so
     /// the same text runs here and in the check on current ClickHouse (`aggregator privacy-sql`).
     pub fn deletion_statements(&self, tables: &[TableColumns], s: &Subjects) -> Vec<String> {
-        let pattern = s.pattern().map(literal);
+        let patterns: Vec<String> = s.patterns().into_iter().map(literal).collect();
         let mut out = Vec::new();
         for t in tables {
             let target = self.mutation_target(&t.table);
             if let Some(cond) = identity_condition(t, s) {
                 out.push(format!("ALTER TABLE {target} DELETE WHERE {cond}"));
             }
-            if let (Some(p), false) = (&pattern, t.text.is_empty()) {
-                // Twice: a match consumes the delimiter after it, so the second of two terms
-                // side by side ("ann,ann") is only found on the second pass.
-                let sets: Vec<String> = t
-                    .text
-                    .iter()
-                    .map(|c| {
-                        let once = format!("replaceRegexpAll({c}, {p}, '\\\\1{REDACTED}\\\\3')");
-                        format!("{c} = replaceRegexpAll({once}, {p}, '\\\\1{REDACTED}\\\\3')")
-                    })
-                    .collect();
-                let wheres: Vec<String> = t.text.iter().map(|c| format!("match({c}, {p})")).collect();
-                out.push(format!("ALTER TABLE {target} UPDATE {} WHERE {}", sets.join(", "), wheres.join(" OR ")));
+            if patterns.is_empty() || t.text.is_empty() {
+                continue;
             }
+            // Each pattern twice: a match consumes the delimiter after it, so the second of two
+            // terms side by side ("ann,ann") is only found on the second pass.
+            let sets: Vec<String> = t
+                .text
+                .iter()
+                .map(|c| {
+                    let redacted = patterns.iter().fold(c.clone(), |e, p| {
+                        let once = format!("replaceRegexpAll({e}, {p}, '\\\\1{REDACTED}\\\\3')");
+                        format!("replaceRegexpAll({once}, {p}, '\\\\1{REDACTED}\\\\3')")
+                    });
+                    format!("{c} = {redacted}")
+                })
+                .collect();
+            let wheres: Vec<String> =
+                t.text.iter().flat_map(|c| patterns.iter().map(move |p| format!("match({c}, {p})"))).collect();
+            out.push(format!("ALTER TABLE {target} UPDATE {} WHERE {}", sets.join(", "), wheres.join(" OR ")));
         }
         out
     }
@@ -181,12 +196,12 @@ impl Warehouse {
     /// Per table, the query counting its rows that still name a subject (identity columns or
     /// text): a deletion is complete when every count is 0.
     pub fn verification_queries(&self, tables: &[TableColumns], s: &Subjects) -> Vec<(String, String)> {
-        let pattern = s.pattern().map(literal);
+        let patterns: Vec<String> = s.patterns().into_iter().map(literal).collect();
         tables
             .iter()
             .filter_map(|t| {
                 let mut conds: Vec<String> = identity_condition(t, s).map(|c| format!("({c})")).into_iter().collect();
-                if let Some(p) = &pattern {
+                for p in &patterns {
                     conds.extend(t.text.iter().map(|c| format!("match({c}, {p})")));
                 }
                 (!conds.is_empty()).then(|| {
@@ -418,9 +433,14 @@ mod tests {
     #[test]
     fn a_term_is_escaped_and_found_only_as_a_whole_token() {
         let s = Subjects { users: vec!["u.1".into()], accounts: vec![], terms: vec!["u.1".into(), "a+b@x.com".into()] };
-        let p = s.pattern().unwrap();
-        assert_eq!(p, r"(^|[^A-Za-z0-9_.@+-])(u\.1|a\+b@x\.com)([^A-Za-z0-9_.@+-]|$)");
-        assert_eq!(Subjects::default().pattern(), None);
+        assert_eq!(s.patterns(), [r"(^|[^A-Za-z0-9_.@+-])(u\.1|a\+b@x\.com)([^A-Za-z0-9_.@+-]|$)"]);
+        assert!(Subjects::default().patterns().is_empty());
+        let numeric = Subjects { terms: vec!["42".into(), "ann".into()], ..Subjects::default() };
+        assert_eq!(
+            numeric.patterns(),
+            [r"(^|[^A-Za-z0-9_.@+-])(ann)([^A-Za-z0-9_.@+-]|$)", r#"(^|[ "(])(42)([ ")\.,]|$)"#],
+            "a number only where text or a JSON string holds it"
+        );
     }
 
     #[test]
