@@ -11,9 +11,10 @@ use schemas::privacy::{RegulationKind, RegulationStatus, Subject, SubjectKind, S
 use schemas::runtime::Clock;
 use serde::{Deserialize, Serialize};
 use warehouse::columns::to_datetime;
-use warehouse::rows::{AuditRow, RegulationRow};
+use warehouse::rows::{regulation_version, AuditRow, RegulationRow};
 use warehouse::Warehouse;
 
+use crate::workflow::refused;
 use crate::ConsoleError;
 
 /// Rows per table an export carries at most: a person's events over years fit; a runaway
@@ -63,10 +64,6 @@ pub struct Privacy {
     clock: Clock,
 }
 
-fn refused(field: &str, reason: impl Into<String>) -> ConsoleError {
-    ConsoleError::Refused { field: field.into(), reason: reason.into() }
-}
-
 fn rfc3339(secs: u32) -> String {
     chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap_or_default().to_rfc3339()
 }
@@ -114,7 +111,7 @@ impl Privacy {
             status: RegulationStatus::Received.as_str().to_owned(),
             detail: String::new(),
             updated_at: to_datetime(now),
-            version: aggregator::privacy::version(now, 0),
+            version: regulation_version(now, 0),
         };
         self.warehouse.insert_rows(std::slice::from_ref(&row)).await?;
         let filed = format!("{} of {} {}(s)", kind.as_str(), ids.len(), subject_kind.as_str());
@@ -207,26 +204,13 @@ impl Privacy {
         status: RegulationStatus,
         detail: &str,
     ) -> Result<RegulationRow, ConsoleError> {
-        let now = self.clock.now();
-        let next = RegulationRow {
-            status: status.as_str().to_owned(),
-            detail: detail.to_owned(),
-            updated_at: to_datetime(now),
-            version: aggregator::privacy::version(now, row.version),
-            ..row
-        };
+        let next = row.with_status(status.as_str(), detail, self.clock.now());
         self.warehouse.insert_rows(std::slice::from_ref(&next)).await?;
         Ok(next)
     }
 
     async fn audit(&self, id: &str, actor: &str, action: &str, detail: &str) -> Result<(), ConsoleError> {
-        let row = AuditRow {
-            regulation_id: id.to_owned(),
-            at: to_datetime(self.clock.now()),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            detail: detail.to_owned(),
-        };
+        let row = AuditRow::new(id, actor, action, detail, self.clock.now());
         Ok(self.warehouse.insert_rows(&[row]).await?)
     }
 }

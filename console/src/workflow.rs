@@ -66,7 +66,7 @@ pub struct Workflow {
     users: Vec<String>,
 }
 
-fn refused(field: &str, reason: impl Into<String>) -> ConsoleError {
+pub(crate) fn refused(field: &str, reason: impl Into<String>) -> ConsoleError {
     ConsoleError::Refused { field: field.into(), reason: reason.into() }
 }
 

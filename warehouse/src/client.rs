@@ -57,6 +57,18 @@ impl Warehouse {
         self.cluster.as_deref()
     }
 
+    /// Where an ALTER of a data table runs: the table itself, or on a cluster every local
+    /// replica of it (`crate::cluster`; a Distributed table takes no mutation or DROP PARTITION).
+    pub(crate) fn local_target(&self, table: &str) -> String {
+        match &self.cluster {
+            Some(c) => {
+                let local = Database::new(&local_database(self.db.name()));
+                format!("{local}.{table} ON CLUSTER {c}")
+            }
+            None => format!("{}.{table}", self.db),
+        }
+    }
+
     /// The raw client, for what the builders below do not cover (formatted inserts in tests).
     pub fn client(&self) -> &Client {
         &self.client

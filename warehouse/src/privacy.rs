@@ -166,7 +166,7 @@ impl Warehouse {
         let patterns: Vec<String> = s.patterns().into_iter().map(literal).collect();
         let mut out = Vec::new();
         for t in tables {
-            let target = self.mutation_target(&t.table);
+            let target = self.local_target(&t.table);
             if let Some(cond) = identity_condition(t, s) {
                 out.push(format!("ALTER TABLE {target} DELETE WHERE {cond}"));
             }
@@ -300,17 +300,6 @@ impl Warehouse {
         match self.cluster() {
             Some(_) => crate::cluster::local_database(self.database().name()),
             None => self.database().name().to_owned(),
-        }
-    }
-
-    /// Where a mutation runs: the table itself, or on a cluster every local replica of it.
-    fn mutation_target(&self, table: &str) -> String {
-        match self.cluster() {
-            Some(c) => {
-                let local = crate::Database::new(&crate::cluster::local_database(self.database().name()));
-                format!("{local}.{table} ON CLUSTER {c}")
-            }
-            None => format!("{}.{table}", self.database()),
         }
     }
 }

@@ -97,7 +97,7 @@ impl Warehouse {
                 };
                 format!(
                     "ALTER TABLE {} MODIFY TTL {day} + toIntervalDay({})",
-                    self.retention_target(table),
+                    self.local_target(table),
                     limits.days(*class)
                 )
             })
@@ -127,22 +127,12 @@ impl Warehouse {
             let Some((class, _, part)) = TABLES.iter().find(|(_, t, _)| *t == p.table) else { continue };
             let Some(last) = last_day(*part, &p.partition) else { continue };
             if expired(last, today, limits.days(*class)) {
-                let sql = format!("ALTER TABLE {} DROP PARTITION {}", self.retention_target(&p.table), p.partition);
+                let sql = format!("ALTER TABLE {} DROP PARTITION {}", self.local_target(&p.table), p.partition);
                 self.client().query(&sql).execute().await?;
                 dropped.push(Dropped { table: p.table, partition: p.partition });
             }
         }
         Ok(dropped)
-    }
-
-    fn retention_target(&self, table: &str) -> String {
-        match self.cluster() {
-            Some(c) => {
-                let local = crate::Database::new(&crate::cluster::local_database(self.database().name()));
-                format!("{local}.{table} ON CLUSTER {c}")
-            }
-            None => format!("{}.{table}", self.database()),
-        }
     }
 }
 

@@ -304,6 +304,25 @@ pub struct RegulationRow {
     pub version: u64,
 }
 
+impl RegulationRow {
+    /// The same request in `status` at `now`: a new row that outranks this one under FINAL.
+    pub fn with_status(&self, status: &str, detail: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            status: status.to_owned(),
+            detail: detail.to_owned(),
+            updated_at: to_datetime(now),
+            version: regulation_version(now, self.version),
+            ..self.clone()
+        }
+    }
+}
+
+/// A status row's version: microseconds of `now`, and always above the row it replaces (two
+/// steps can fall within one clock tick).
+pub fn regulation_version(now: DateTime<Utc>, previous: u64) -> u64 {
+    (now.timestamp_micros().max(0) as u64).max(previous + 1)
+}
+
 /// One step of a privacy request (`regulation_audit`).
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
 pub struct AuditRow {
@@ -313,4 +332,30 @@ pub struct AuditRow {
     pub actor: String,
     pub action: String,
     pub detail: String,
+}
+
+impl AuditRow {
+    pub fn new(regulation_id: &str, actor: &str, action: &str, detail: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            regulation_id: regulation_id.to_owned(),
+            at: to_datetime(now),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_status_always_outranks_the_one_it_replaces() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(regulation_version(now, 0), 1_700_000_000_000_000);
+        assert_eq!(regulation_version(now, 1_700_000_000_000_000), 1_700_000_000_000_001);
+        let later = now + chrono::Duration::seconds(1);
+        assert_eq!(regulation_version(later, 1_700_000_000_000_005), 1_700_000_001_000_000);
+    }
 }

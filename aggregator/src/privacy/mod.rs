@@ -23,7 +23,6 @@ use schemas::privacy::{RegulationStatus, Subject, SubjectKind};
 use schemas::runtime::Clock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use warehouse::columns::to_datetime;
 use warehouse::privacy::Subjects;
 use warehouse::rows::{AuditRow, RegulationRow};
 use warehouse::Warehouse;
@@ -180,34 +179,15 @@ impl DeletionWorker {
         status: RegulationStatus,
         detail: &str,
     ) -> Result<RegulationRow, AggregatorError> {
-        let now = self.clock.now();
-        let row = RegulationRow {
-            status: status.as_str().to_owned(),
-            detail: detail.to_owned(),
-            updated_at: to_datetime(now),
-            version: version(now, r.version),
-            ..r.clone()
-        };
+        let row = r.with_status(status.as_str(), detail, self.clock.now());
         self.warehouse.insert_rows(std::slice::from_ref(&row)).await?;
         Ok(row)
     }
 
     async fn audit(&self, id: &str, action: &str, detail: &str) -> Result<(), AggregatorError> {
-        let row = AuditRow {
-            regulation_id: id.to_owned(),
-            at: to_datetime(self.clock.now()),
-            actor: ACTOR.to_owned(),
-            action: action.to_owned(),
-            detail: detail.to_owned(),
-        };
+        let row = AuditRow::new(id, ACTOR, action, detail, self.clock.now());
         Ok(self.warehouse.insert_rows(&[row]).await?)
     }
-}
-
-/// A status row's version: microseconds of `now`, and always above the row it replaces (two
-/// steps can fall within one clock tick).
-pub fn version(now: chrono::DateTime<chrono::Utc>, previous: u64) -> u64 {
-    (now.timestamp_micros().max(0) as u64).max(previous + 1)
 }
 
 fn subjects_of(r: &RegulationRow) -> Vec<Subject> {
@@ -224,15 +204,6 @@ fn json_counts(counts: &[(String, u64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_new_status_always_outranks_the_one_it_replaces() {
-        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        assert_eq!(version(now, 0), 1_700_000_000_000_000);
-        assert_eq!(version(now, 1_700_000_000_000_000), 1_700_000_000_000_001);
-        let later = now + chrono::Duration::seconds(1);
-        assert_eq!(version(later, 1_700_000_000_000_005), 1_700_000_001_000_000);
-    }
 
     #[test]
     fn a_request_names_its_subjects_and_counts_read_as_json() {
