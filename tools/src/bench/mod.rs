@@ -143,7 +143,11 @@ pub(crate) struct Names {
 impl Names {
     /// Fresh names starting with `prefix` (`bench`, `signal`) and the current time.
     pub(crate) fn new(prefix: &str) -> Self {
-        let id = format!("{}{}", &prefix[..1], chrono::Utc::now().format("%m%d%H%M%S"));
+        Self::existing(prefix, format!("{}{}", &prefix[..1], chrono::Utc::now().format("%m%d%H%M%S")))
+    }
+
+    /// The names of an earlier run `id` (`signal --reuse`).
+    pub(crate) fn existing(prefix: &str, id: String) -> Self {
         Self {
             raw_topic: format!("{prefix}-{id}-raw"),
             events_topic: format!("{prefix}-{id}-events"),

@@ -48,6 +48,11 @@ struct Args {
     /// Keep the run's database (signal_*) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Replay and score the history an earlier `--keep` run stored (its id, `s1204144512`,
+    /// from its database name `signal_s1204144512`) instead of sending the book again: for
+    /// trying rule files. Nothing is measured live.
+    #[arg(long)]
+    reuse: Option<String>,
     /// Seconds the aggregator waits for an imported history to settle before it judges it
     /// (`evaluation.settle_ms`; default 300, as shipped; the smoke run 10).
     #[arg(long)]
@@ -94,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     opts.format = args.format.unwrap_or(opts.format);
     opts.rules = args.rules;
     opts.keep = args.keep;
+    opts.reuse = args.reuse;
     opts.settle_secs = args.settle_secs.unwrap_or(opts.settle_secs);
     opts.outcomes = !args.no_outcomes;
     opts.calibrate = match &args.calibrate {
@@ -110,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
         signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
             .await?;
     println!("{}", signal::report::table(&scores.truth));
-    println!("{}", signal::report::live_table(&scores.live));
+    if let Some(live) = &scores.live {
+        println!("{}", signal::report::live_table(live));
+    }
     println!("Scored against the recorded outcomes (aggregator backtest --score):\n{}", scores.outcomes.table());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&scores)? + "\n")

@@ -46,6 +46,9 @@ pub struct Options {
     pub settle_secs: u64,
     /// The statistics whose daily values the replay keeps for calibration (`--calibrate`).
     pub calibrate: Vec<String>,
+    /// The id of an earlier run kept with `keep` (`s1204144512`): replay and score its stored
+    /// history again (with other rules) without sending it; nothing is measured live.
+    pub reuse: Option<String>,
 }
 
 impl Options {
@@ -65,6 +68,7 @@ impl Options {
             keep: false,
             settle_secs: 300,
             calibrate: Vec::new(),
+            reuse: None,
         }
     }
 
@@ -83,14 +87,73 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let rules = RuleSet::load(opts.rules.as_deref())?;
     let mut book = Book::new(opts.accounts, opts.days, opts.seed, today);
     book.outcomes = opts.outcomes;
-    let n = Names::new("signal");
+    let store;
+    let (n, live_open) = match &opts.reuse {
+        Some(id) => {
+            let n = Names::existing("signal", id.clone());
+            store = bench::store_unmigrated(&opts.clickhouse, &n.db);
+            progress(&format!("reusing the history stored in {}", n.db));
+            (n, None)
+        }
+        None => {
+            let n = Names::new("signal");
+            store = bench::store_unmigrated(&opts.clickhouse, &n.db);
+            let open = import(opts, &book, &n, &store, &progress).await?;
+            (n, Some(open))
+        }
+    };
+
+    let from = today - Days::new(u64::from(opts.score_days) - 1);
+    progress(&format!("replaying {from} .. {today} in-process"));
+    let mut cfg = RawAggregatorConfig::default();
+    cfg.kafka.brokers = opts.brokers.clone();
+    cfg.kafka.events_topic = n.events_topic.clone();
+    cfg.clickhouse.url = opts.clickhouse.clone();
+    cfg.clickhouse.database = n.db.clone();
+    let cfg = cfg.build_and_validate()?;
+    let mut series: Vec<calibrate::Series> = opts.calibrate.iter().map(|m| calibrate::Series::new(m)).collect();
+    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
+        progress(&format!("  {day}: {} accounts evaluated", rows.len()));
+        series.iter_mut().for_each(|s| s.add(day, rows));
+    })
+    .await?;
+    let end: HashMap<String, EndState> = replay
+        .last_rows
+        .iter()
+        .map(|r| {
+            (r.account_id.clone(), EndState { band: r.health_band.clone(), idle_days: r.days_since_last_activity })
+        })
+        .collect();
+    let truth: Vec<Truth> = book.accounts.iter().map(Truth::from).collect();
+    let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
+    let live = live_open.map(|open| score::live(&truth, today, &open, &score::open_at_end(&replay.alerts)));
+    // The same replay scored the way a CS team scores its own history: against the recorded
+    // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
+    let outcomes = store.outcomes().await?;
+    let by_outcomes = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, today, OUTCOME_HORIZON_DAYS);
+    if !opts.keep && opts.reuse.is_none() {
+        let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
+    }
+    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts, series, book: truth })
+}
+
+/// Sends the book's history through a fresh ingest and aggregator, waits until ClickHouse
+/// stores all of it and the accounts settle, and returns the accounts the live evaluator then
+/// has open; stops both services by pid.
+async fn import(
+    opts: &Options,
+    book: &Book,
+    n: &Names,
+    store: &warehouse::Warehouse,
+    progress: &impl Fn(&str),
+) -> Result<BTreeSet<String>, ToolsError> {
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
     bench::create_topics(&opts.brokers, &[&n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
 
     let (ingest_port, ingest_admin, agg_admin) = (procs::free_port()?, procs::free_port()?, procs::free_port()?);
     let ingest_file = work.join("ingest.toml");
-    std::fs::write(&ingest_file, bench::ingest_toml(&opts.brokers, &n, ingest_port, ingest_admin))?;
+    std::fs::write(&ingest_file, bench::ingest_toml(&opts.brokers, n, ingest_port, ingest_admin))?;
     let agg_file = work.join("aggregator.toml");
     // The live aggregator judges by the same rules as the replay (a top-level key, so before
     // the first section); `[evaluation]` is the file's last section.
@@ -99,7 +162,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         None => String::new(),
     };
     let agg_toml = rules_file
-        + &bench::aggregator_toml(&opts.brokers, &opts.clickhouse, &n, agg_admin)
+        + &bench::aggregator_toml(&opts.brokers, &opts.clickhouse, n, agg_admin)
         + &format!("settle_ms = {}\n", opts.settle_secs * 1000);
     std::fs::write(&agg_file, agg_toml)?;
     let mut ingest = procs::Service::start(
@@ -129,10 +192,9 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         agg.pid()
     ));
     let sender = Sender::new(&format!("http://127.0.0.1:{ingest_port}"), bench::WRITE_KEY, opts.format);
-    let accepted = loadgen::history(&book, &sender, 500, 4).await? as usize;
+    let accepted = loadgen::history(book, &sender, 500, 4).await? as usize;
     progress(&format!("{accepted} events accepted; waiting until ClickHouse stores them"));
-    let store = bench::store_unmigrated(&opts.clickhouse, &n.db);
-    let stored = bench::wait_for_rows(&store, accepted, Duration::from_secs(600)).await?;
+    let stored = bench::wait_for_rows(store, accepted, Duration::from_secs(600)).await?;
     ingest.stop();
     if stored != accepted {
         agg.stop();
@@ -151,42 +213,12 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     while passes().await < before + 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let live_open = open_episodes(&store).await?;
+    let live_open = open_episodes(store).await?;
     agg.stop();
-
-    let from = today - Days::new(u64::from(opts.score_days) - 1);
-    progress(&format!("replaying {from} .. {today} in-process"));
-    let mut cfg = RawAggregatorConfig::default();
-    cfg.kafka.brokers = opts.brokers.clone();
-    cfg.kafka.events_topic = n.events_topic.clone();
-    cfg.clickhouse.url = opts.clickhouse.clone();
-    cfg.clickhouse.database = n.db.clone();
-    let cfg = cfg.build_and_validate()?;
-    let mut series: Vec<calibrate::Series> = opts.calibrate.iter().map(|m| calibrate::Series::new(m)).collect();
-    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
-        progress(&format!("  {day}: {} accounts evaluated", rows.len()));
-        series.iter_mut().for_each(|s| s.add(day, rows));
-    })
-    .await?;
-    let end: HashMap<String, EndState> = replay
-        .last_rows
-        .iter()
-        .map(|r| {
-            (r.account_id.clone(), EndState { band: r.health_band.clone(), idle_days: r.days_since_last_activity })
-        })
-        .collect();
-    let truth: Vec<Truth> = book.accounts.iter().map(Truth::from).collect();
-    let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
-    let live = score::live(&truth, today, &live_open, &score::open_at_end(&replay.alerts));
-    // The same replay scored the way a CS team scores its own history: against the recorded
-    // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
-    let outcomes = store.outcomes().await?;
-    let by_outcomes = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, today, OUTCOME_HORIZON_DAYS);
     if !opts.keep {
-        let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
         let _ = std::fs::remove_dir_all(&work);
     }
-    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts, series, book: truth })
+    Ok(live_open)
 }
 
 /// The accounts with an open episode, as the console shows them (`open_alerts`).
@@ -204,8 +236,8 @@ pub const OUTCOME_HORIZON_DAYS: u32 = 90;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub truth: Scores,
-    /// The live evaluator's open episodes right after the import.
-    pub live: score::Live,
+    /// The live evaluator's open episodes right after the import (none with `reuse`).
+    pub live: Option<score::Live>,
     pub outcomes: aggregator::backtest::score::Score,
     /// Every alert record of the replay (`signal --alerts FILE` writes them, one JSON per line).
     #[serde(skip)]
