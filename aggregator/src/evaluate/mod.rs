@@ -17,10 +17,11 @@
 pub mod episode;
 mod names;
 pub mod rules;
+mod settle;
 pub mod sink;
 pub mod timeline;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::model::book::{closures, Closures};
 use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
-use crate::store::{Changed, History, LifetimeRow, Store};
+use crate::store::{Changed, History, Store};
 use crate::telemetry::Telemetry;
 use crate::AggregatorError;
 
@@ -47,14 +48,6 @@ use crate::AggregatorError;
 /// whose rows got their `last_stored` time before that start may have become visible only after
 /// the pass read. An insert slower than this is still evaluated, by the next full pass.
 pub const STORE_SLACK_SECS: u32 = 10;
-
-/// How old an account's newest event may be, at the time events are being stored for it, for
-/// those events to count as live traffic rather than an import of its past (`settling_of`).
-const RECENT_SECS: u32 = 3_600;
-
-/// The longest an account is held back as still importing (`settling_of`): then it is judged
-/// on what arrived, and held back again only from scratch.
-const MAX_SETTLING_SECS: u32 = 6 * 3_600;
 
 /// What one evaluation pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -316,6 +309,10 @@ impl<S: AlertSink> Evaluator<S> {
             self.book = Some((now.date_naive(), self.closures_on(now).await?));
         }
         let book = self.book.map(|(_, c)| c).expect("read above");
+        // An import is judged when the whole of it has settled, not account by account: an
+        // account whose partition lagged behind the rest would settle on half its history
+        // (and the book's closures are read from totals still arriving).
+        let importing = self.importing(&accounts, clock, now);
         lap(&mut timings.queries);
         let mut report = PassReport { full: changed.is_none(), closed, ..Default::default() };
         // In chunks of accounts, so that what a pass holds does not grow with the accounts an
@@ -324,7 +321,7 @@ impl<S: AlertSink> Evaluator<S> {
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(self.chunk));
             let chunk = std::mem::replace(&mut rest, tail);
-            let (settling, settled) = self.settling_of(&chunk, clock, now);
+            let (settling, settled) = self.settling_of(&chunk, clock, now, importing);
             let mut inputs =
                 self.store.inputs_of(now, &self.events_topic, &partitions, changed.as_ref(), chunk).await?;
             lap(&mut timings.queries);
@@ -416,43 +413,6 @@ impl<S: AlertSink> Evaluator<S> {
         }
         let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, closures };
         inputs.iter().map(|i| metrics_row(i, now, &model)).collect()
-    }
-
-    /// The accounts of `chunk` whose history is still arriving at `clock` (ClickHouse's): their
-    /// metrics are written, their rules not judged yet (`evaluation.settle_ms`). Remembered, so
-    /// incremental passes look at them again until they settle. Only a live pass asks: the past
-    /// a replay reads has arrived. And those that were settling and no longer are: judged for
-    /// the first time on their whole history, after a replay of its last days (`warm_up`).
-    fn settling_of(
-        &mut self,
-        chunk: &[LifetimeRow],
-        clock: u32,
-        now: DateTime<Utc>,
-    ) -> (HashSet<String>, HashSet<String>) {
-        // Live traffic is stored within minutes of happening; an import's newest event, until
-        // its last day arrives, is hours or days older than the time it is stored.
-        let recent_from = clock.saturating_sub(RECENT_SECS);
-        let live = History::of(now) == History::Live;
-        // Never held back longer than MAX_SETTLING_SECS: a source that always delivers hours
-        // late (a lagging export, a clock set wrong) looks like an import that never ends, and
-        // would otherwise never be judged.
-        let overdue = |account: &str| {
-            self.settling.get(account).is_some_and(|since| clock.saturating_sub(*since) >= MAX_SETTLING_SECS)
-        };
-        let settling: HashSet<String> = chunk
-            .iter()
-            .filter(|life| live && life.settling(clock, self.settle_secs, recent_from) && !overdue(&life.account_id))
-            .map(|life| life.account_id.clone())
-            .collect();
-        let mut settled = HashSet::new();
-        for life in chunk {
-            if settling.contains(&life.account_id) {
-                self.settling.entry(life.account_id.clone()).or_insert(clock);
-            } else if self.settling.remove(&life.account_id).is_some() {
-                settled.insert(life.account_id.clone());
-            }
-        }
-        (settling, settled)
     }
 
     /// What the pass at `now` evaluates: `None` for every account — the first pass, the first of
@@ -551,51 +511,5 @@ impl<S: AlertSink> Evaluator<S> {
             return Err(e);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::RawAggregatorConfig;
-    use crate::evaluate::sink::CollectingSink;
-    use crate::model::to_datetime;
-
-    #[test]
-    fn an_importing_account_is_held_back_then_judged_and_never_held_back_for_ever() {
-        let cfg = RawAggregatorConfig::default().build_and_validate().unwrap();
-        let warehouse = Warehouse::new(&cfg.clickhouse);
-        let ownership = Arc::new(Ownership::fixed([0]));
-        let mut ev = Evaluator::new(
-            &cfg,
-            RuleSet::default(),
-            warehouse,
-            CollectingSink::default(),
-            Arc::new(Telemetry::new()),
-            ownership,
-        );
-        let now = Utc::now();
-        let clock = to_datetime(now);
-        // Events stored just now whose newest is a day old: an import.
-        let importing = |stored| vec![LifetimeRow::stored("imp", clock - 86_400, stored)];
-        let (held, settled) = ev.settling_of(&importing(clock), clock, now);
-        assert!(held.contains("imp") && settled.is_empty());
-        // Nothing stored for longer than settle_ms: judged, after the replay of its last days.
-        let later = clock + ev.settle_secs + 1;
-        let (held, settled) = ev.settling_of(&importing(clock), later, now);
-        assert!(held.is_empty() && settled.contains("imp"));
-        // A source that always delivers a day late: held back, but not beyond MAX_SETTLING_SECS.
-        let (held, _) = ev.settling_of(&importing(later), later, now);
-        assert!(held.contains("imp"));
-        let much_later = later + MAX_SETTLING_SECS;
-        let (held, settled) = ev.settling_of(&importing(much_later), much_later, now);
-        assert!(held.is_empty() && settled.contains("imp"), "judged after {MAX_SETTLING_SECS} s at most");
-        // Live traffic (its newest event minutes old) is never held back.
-        let (held, settled) = ev.settling_of(&[LifetimeRow::stored("live", clock - 60, clock)], clock, now);
-        assert!(held.is_empty() && settled.is_empty());
-        // A replay of today judges the import stored this second.
-        let mut replay = ev.replaying();
-        let (held, _) = replay.settling_of(&importing(clock), clock, now);
-        assert!(held.is_empty(), "a replay holds nothing back");
     }
 }

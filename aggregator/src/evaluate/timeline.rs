@@ -13,7 +13,7 @@
 //! per UTC day ([`Answers`]); a pass right after the previous day's end-of-day pass (a replay, a
 //! health backfill) already knows that day and reads nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
@@ -208,7 +208,7 @@ impl<S: AlertSink> Evaluator<S> {
         }
         self.episodes.adopt_cooldowns(&replay);
         let (pending, open) = replay.final_state();
-        let alerts = open
+        let alerts: Vec<Alert> = open
             .iter()
             .filter(|e| !self.episodes.is_open(&e.account_id, &e.rule_id))
             .filter_map(|e| fired.remove(&(e.account_id.clone(), e.rule_id.clone())))
@@ -222,6 +222,19 @@ impl<S: AlertSink> Evaluator<S> {
                 ..a
             })
             .collect();
+        // An account warmed up again (its history kept arriving after it first settled: a
+        // partition that lagged behind the rest of an import) may hold episodes opened on half
+        // its history; what the replay of the whole one does not have open is resolved, so the
+        // live state ends as the backtest's does.
+        let still_open: HashSet<(&str, &str)> =
+            open.iter().map(|e| (e.account_id.as_str(), e.rule_id.as_str())).collect();
+        let unsupported: Vec<Alert> = today_rows
+            .iter()
+            .flat_map(|m| self.rules.rules().iter().map(move |rule| (m, rule)))
+            .filter(|(m, rule)| !still_open.contains(&(m.account_id.as_str(), rule.id.as_str())))
+            .filter_map(|(m, rule)| self.episodes.resolution(rule, m, now))
+            .collect();
+        let alerts = alerts.into_iter().chain(unsupported).collect();
         let cleared = pending.iter().filter(|p| p.cleared).cloned().collect();
         Ok(WarmUp { alerts, pending, cleared })
     }

@@ -50,7 +50,14 @@ impl LifetimeRow {
     /// import of its past, or the backlog of an old outage. Judged on half a history it would
     /// look idle and alert; it settles once nothing arrived for `settle_secs`.
     pub fn settling(&self, clock: u32, settle_secs: u32, recent_from: u32) -> bool {
-        self.last_stored > 0 && self.last_stored.saturating_add(settle_secs) > clock && self.last_seen < recent_from
+        self.imported_within(clock, settle_secs, recent_from)
+    }
+
+    /// Whether the account's newest events are older than `recent_from` and some were stored
+    /// within `secs` of `clock`: past history, stored lately (an import's, when the import is
+    /// still running elsewhere in the book).
+    pub fn imported_within(&self, clock: u32, secs: u32, recent_from: u32) -> bool {
+        self.last_stored > 0 && self.last_stored.saturating_add(secs) > clock && self.last_seen < recent_from
     }
 }
 

@@ -53,6 +53,10 @@ struct Args {
     /// trying rule files. Nothing is measured live.
     #[arg(long)]
     reuse: Option<String>,
+    /// Write every day's metrics rows of the replay to this file, one JSON object per line
+    /// (what each rule saw on each day).
+    #[arg(long)]
+    rows: Option<PathBuf>,
     /// Seconds the aggregator waits for an imported history to settle before it judges it
     /// (`evaluation.settle_ms`; default 300, as shipped; the smoke run 10).
     #[arg(long)]
@@ -100,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     opts.rules = args.rules;
     opts.keep = args.keep;
     opts.reuse = args.reuse;
+    opts.rows = args.rows;
     opts.settle_secs = args.settle_secs.unwrap_or(opts.settle_secs);
     opts.outcomes = !args.no_outcomes;
     opts.calibrate = match &args.calibrate {

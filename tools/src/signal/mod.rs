@@ -49,6 +49,8 @@ pub struct Options {
     /// The id of an earlier run kept with `keep` (`s1204144512`): replay and score its stored
     /// history again (with other rules) without sending it; nothing is measured live.
     pub reuse: Option<String>,
+    /// Write every day's metrics rows of the replay here, one JSON object per line.
+    pub rows: Option<PathBuf>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             settle_secs: 300,
             calibrate: Vec::new(),
             reuse: None,
+            rows: None,
         }
     }
 
@@ -112,11 +115,22 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     cfg.clickhouse.database = n.db.clone();
     let cfg = cfg.build_and_validate()?;
     let mut series: Vec<calibrate::Series> = opts.calibrate.iter().map(|m| calibrate::Series::new(m)).collect();
+    // Every day's metrics rows as JSON lines (`--rows`), to study what the rules saw.
+    let mut dump = match &opts.rows {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => None,
+    };
     let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
         progress(&format!("  {day}: {} accounts evaluated", rows.len()));
         series.iter_mut().for_each(|s| s.add(day, rows));
+        if let Some(out) = dump.as_mut() {
+            for row in rows {
+                let _ = serde_json::to_writer(&mut *out, row).map(|_| std::io::Write::write_all(out, b"\n"));
+            }
+        }
     })
     .await?;
+    drop(dump);
     let end: HashMap<String, EndState> = replay
         .last_rows
         .iter()

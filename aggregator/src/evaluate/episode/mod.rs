@@ -344,6 +344,15 @@ impl Episodes {
         }
     }
 
+    /// The `resolved` record of the pair's open episode, when it has one that a CSM has not
+    /// snoozed past `now` and `rule` resolves on its own: for an episode the history no longer
+    /// supports (a replay of it, [`super::timeline`], ends without it open).
+    pub fn resolution(&self, rule: &Rule, m: &MetricsRow, now: DateTime<Utc>) -> Option<Alert> {
+        let key = (m.account_id.clone(), rule.id.clone());
+        let episode = self.open.get(&key).filter(|_| rule.auto_resolve && !self.snoozed_at(&key, now))?;
+        Some(resolved(rule, m, episode, now))
+    }
+
     /// Whether the pair has an open episode.
     pub fn is_open(&self, account: &str, rule: &str) -> bool {
         self.open.contains_key(&(account.to_owned(), rule.to_owned()))

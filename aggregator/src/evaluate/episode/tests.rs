@@ -469,3 +469,25 @@ fn a_start_found_in_the_history_counts_from_its_day() {
 fn day_end(d: &str) -> u32 {
     to_datetime(t(&format!("{d}T23:59:59Z")))
 }
+
+#[test]
+fn an_episode_the_history_no_longer_supports_is_resolved_unless_snoozed_or_sticky() {
+    let rules = rules();
+    let (quiet, sticky) = (&rules[0], &rules[1]);
+    let mut e = Episodes::default();
+    // Nothing open: nothing to resolve.
+    assert_eq!(e.resolution(quiet, &row(0), t("2026-03-08T18:00:00Z")), None);
+    pass(&mut e, quiet, 7, "2026-03-08T18:00:00Z");
+    let fired = pass(&mut e, quiet, 10, "2026-03-11T18:00:00Z").unwrap();
+    pass(&mut e, sticky, 10, "2026-03-11T18:00:00Z").unwrap();
+    // The sticky rule's episode is a CSM's to close, not the history's.
+    assert_eq!(e.resolution(sticky, &row(0), t("2026-03-11T18:05:00Z")), None);
+    let resolved = e.resolution(quiet, &row(0), t("2026-03-11T18:05:00Z")).unwrap();
+    assert_eq!((resolved.status, &resolved.alert_id), (AlertStatus::Resolved, &fired.alert_id));
+    assert_eq!(resolved.resolved_at, Some(t("2026-03-11T18:05:00Z")));
+    // Snoozed by a CSM: left alone until the snooze ends.
+    let snooze = workflow(&fired.alert_id, Some("2026-03-15T12:00:00Z"), None);
+    e.apply_workflow(&[snooze], t("2026-03-12T18:00:00Z"));
+    assert_eq!(e.resolution(quiet, &row(0), t("2026-03-12T18:00:00Z")), None);
+    assert!(e.resolution(quiet, &row(0), t("2026-03-15T12:00:00Z")).is_some());
+}
