@@ -4,7 +4,9 @@
 //! condition holding, so it fires at once when the history already held it long enough, and
 //! not when it did not; an open episode whose condition the history shows clear long enough
 //! resolves at once; and the live evaluator's open episodes after such a first pass are the
-//! backtest's open episodes at the end of the same history.
+//! backtest's open episodes at the end of the same history — also when the import arrives
+//! unevenly (one account's history lagging behind the rest, or more of it arriving after it was
+//! judged).
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
@@ -194,4 +196,47 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
     let yesterday_end = (now - Duration::days(1)).date_naive().and_hms_opt(23, 59, 59).unwrap().and_utc();
     assert_eq!(cleared.len(), 1, "{cleared:?}");
     assert_eq!(cleared[0]["at"].as_i64(), Some(yesterday_end.timestamp()));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn an_import_settles_as_a_whole_and_a_second_warm_up_corrects_the_first() {
+    let stack = Stack::from_env("timeline_lag");
+    let (cfg, store, producer) = setup_with(&stack, |c| c.evaluation.settle_ms = 3_000).await;
+    let now = Utc::now();
+    let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(3_500));
+    let mut ev = live_evaluator(&cfg, &store, &producer);
+
+    // An import whose accounts arrive unevenly: lag-co's first weeks, then nothing for longer
+    // than settle_ms (its partition lagging) while busy-co's history keeps arriving.
+    store.insert_rows(&[login(0, "lag-co", &ago(20)), login(1, "busy-co", &ago(20))]).await.unwrap();
+    ev.evaluate(Utc::now()).await.unwrap();
+    settle().await;
+    store.insert_rows(&[login(2, "busy-co", &ago(12))]).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    // Judged alone on its first weeks, lag-co would look quiet for 20 days and fire.
+    assert_eq!((r.warmed_up, r.fired.len()), (0, 0), "lag-co waits for the import: {r:?}");
+    // Its rest arrives (in daily use until yesterday); once the whole import is quiet, both are
+    // judged on their whole histories: busy-co has been quiet for 12 days, lag-co has not.
+    let rest: Vec<EventRow> = (1..=19).map(|d| login(2 + d as usize, "lag-co", &ago(d))).collect();
+    store.insert_rows(&rest).await.unwrap();
+    settle().await;
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!((fired, r.warmed_up), (vec!["busy-co"], 2), "{r:?}");
+
+    // busy-co's missing days arrive after it was judged (a second import of its last weeks):
+    // it settles again, and the replay of its whole history has nothing open, so the episode
+    // opened on half of it is resolved, as the backtest would have it.
+    let missing: Vec<EventRow> = (1..=11).map(|d| login(30 + d as usize, "busy-co", &ago(d))).collect();
+    store.insert_rows(&missing).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert!(r.resolved.is_empty(), "still arriving: {r:?}");
+    settle().await;
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    let resolved: Vec<&str> = r.resolved.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(resolved, ["busy-co"], "{r:?}");
+    let open = stack.query(&format!("SELECT account_id FROM {}.open_alerts", stack.database())).await;
+    assert!(open.is_empty(), "no episode left open: {open:?}");
 }
