@@ -168,6 +168,18 @@ fn absences_lined_up_while_the_rest_come_in_less_are_a_fade_not_a_group() {
 }
 
 #[test]
+fn a_few_others_with_a_sparse_habit_coming_in_less_by_chance_still_leave_a_group() {
+    // Four daily users away together for the last 5 days; the two others come in on three
+    // weekdays of five, and came in on two of those days between them: 40 % of what their
+    // habit expects (3 × 2 × 5 / 7), by chance — two people's week, not a fade.
+    let sparse = |j: u32| mask(move |d| weekday(d) && (d > 7 && (d + j) % 5 < 3 || d == 2 + j));
+    let mut masks = vec![daily_user(5); 4];
+    masks.extend([sparse(0), sparse(1)]);
+    let p = people(&ids(6), &masks, 63, Closures::NONE);
+    assert_eq!((p.away_together, p.lapsed.len()), (4, 0), "{p:?}");
+}
+
+#[test]
 fn lapsed_users_are_named_from_their_identify_traits() {
     let mut masks = vec![daily_user(0); 6];
     masks[1] = daily_user(12);
