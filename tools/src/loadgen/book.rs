@@ -123,6 +123,8 @@ pub struct User {
     /// Dip: one of the group away together during the quiet week (an offsite, a team's
     /// holiday); the others carry on as usual.
     pub away: bool,
+    /// A week or two of this user's own leave, on any account: nobody else goes with them.
+    pub vacation: Option<Span>,
 }
 
 /// One simulated account and its ground truth (serialised into the truth JSON).
@@ -165,9 +167,14 @@ impl Account {
         self.kind.at_risk()
     }
 
-    /// Whether `user` is away with the group on `day` (a dip).
+    /// Whether `user` is away on `day`: with the group (a dip) or on their own leave.
     pub fn away(&self, user: &User, day: NaiveDate) -> bool {
-        user.away && self.dip.is_some_and(|d| d.contains(day))
+        (user.away && self.dip.is_some_and(|d| d.contains(day))) || user.vacation.is_some_and(|v| v.contains(day))
+    }
+
+    /// Each user's own leave inside the book (truth JSON: `vacations`).
+    pub fn vacations(&self) -> Vec<(&str, Span)> {
+        self.users.iter().filter_map(|u| Some((u.id.as_str(), u.vacation?))).collect()
     }
 
     /// Whether the account has cancelled by `day`: nothing is sent from then on.

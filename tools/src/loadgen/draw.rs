@@ -178,6 +178,9 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
     let away = (kind == Kind::Dip).then(|| ((user_count as f64 * (0.5 + 0.2 * rng.unit())).round() as u32).max(1));
     let before = day(first_day, -1);
     let window = (today - first_day).num_days();
+    // People's own leave comes from a stream of its own, so the rest of the book is drawn as
+    // it was before the book had any.
+    let leave = rng.fork(0x1EA7E);
     let users = (0..user_count)
         .map(|u| {
             let (from, until) = match kind {
@@ -207,6 +210,9 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
                 from,
                 until,
                 away: away.is_some_and(|k| u < k),
+                // A champion slide's champion is the story itself: in every weekday until it leaves.
+                vacation: vacation(&mut leave.fork(u as u64 + 1), first_day, today)
+                    .filter(|_| !(slide_style == Some(SlideStyle::Champion) && u == 0)),
             }
         })
         .collect();
@@ -229,3 +235,18 @@ pub(crate) fn account(i: usize, rng: &mut Rng, first_day: NaiveDate, today: Naiv
         users,
     }
 }
+
+/// A share of the users take a week or two off at some point in the book (5–12 days, any
+/// start): on every kind of account, healthy ones too, one person at a time. A daily user away
+/// a week is lapsed by the statistic; a rule must not read one person's leave as a team leaving.
+fn vacation(rng: &mut Rng, first_day: NaiveDate, today: NaiveDate) -> Option<Span> {
+    if !rng.chance(VACATION_SHARE) {
+        return None;
+    }
+    let from = day(first_day, rng.range_i(0, (today - first_day).num_days()));
+    Some(Span { from, to: day(from, rng.range_i(4, 11)) })
+}
+
+/// The share of users with leave inside the book: about five weeks a year each, a quarter of
+/// the year seen (75 days) and leave taken in one or two week blocks.
+const VACATION_SHARE: f64 = 0.3;

@@ -22,7 +22,8 @@ pub use book::{Account, Book, Kind, SlideStyle, Span};
 pub use generate::{day_events, to_segment, Format};
 
 /// The ground truth of a book, as JSON (docs/SIGNAL.md): per account its kind, `at_risk`,
-/// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats; and the
+/// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats, each user's
+/// own leave (`vacations`: user, from, to); and the
 /// book's public `holidays`.
 pub fn truth(book: &Book) -> Value {
     let kinds: serde_json::Map<String, Value> =
@@ -38,6 +39,7 @@ pub fn truth(book: &Book) -> Value {
             let mut v = serde_json::to_value(a).expect("account serialises");
             v["users"] = json!(a.users.len());
             v["at_risk"] = json!(a.at_risk());
+            v["vacations"] = json!(a.vacations().into_iter().map(|(user, s)| json!({"user": user, "from": s.from, "to": s.to})).collect::<Vec<_>>());
             v
         }).collect::<Vec<_>>(),
     })

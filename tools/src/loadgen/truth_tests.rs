@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde_json::Value;
 
-use super::book::{Book, Kind};
+use super::book::{Book, Kind, Span};
 use super::generate::day_events;
 
 fn today() -> NaiveDate {
@@ -84,11 +84,19 @@ fn at_risk_accounts_have_their_dates_inside_the_book() {
     assert!(churned > 5 && fading > 5, "churned {churned}, still fading {fading}");
 }
 
+/// What a day weighs in a week: a weekend day what the book's users do on it, a fifth of a weekday.
+fn weight(d: NaiveDate) -> f64 {
+    if matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+        0.2
+    } else {
+        1.0
+    }
+}
+
 /// Logins per week of `account` on the working days of [from, to]: a weekend day weighs what
 /// the book's users do on it (a fifth of a weekday), so a span without its holidays compares
 /// with a whole week.
 fn weekly(account: &str, from: NaiveDate, to: NaiveDate) -> f64 {
-    let weight = |d: NaiveDate| if matches!(d.weekday(), Weekday::Sat | Weekday::Sun) { 0.2 } else { 1.0 };
     let worked: f64 = working_days(from, to).map(weight).sum();
     logins(account, from, to) as f64 * 5.4 / worked.max(0.2)
 }
@@ -118,12 +126,27 @@ fn a_dip_week_loses_the_group_away_and_use_returns() {
     for a in of(Kind::Dip) {
         let dip = a.dip.unwrap();
         assert!(dip.to <= days(today(), -7) && dip.from > days(today(), -54), "{}: {dip:?}", a.id);
-        let before = weekly(&a.id, days(dip.from, -14), days(dip.from, -1));
+        // Only the users not on their own leave in the weeks compared: a holiday of one of the
+        // others would blur the group's week.
+        let compared = |v: &Span| v.from <= days(dip.to, 7) && v.to >= days(dip.from, -14);
+        let here: HashSet<&str> =
+            a.users.iter().filter(|u| !u.vacation.as_ref().is_some_and(compared)).map(|u| u.id.as_str()).collect();
+        let weekly = |from: NaiveDate, to: NaiveDate| {
+            let (_, events) = book();
+            let worked: f64 = working_days(from, to).map(weight).sum();
+            let logins = working_days(from, to)
+                .filter_map(|d| events.get(&d))
+                .flatten()
+                .filter(|e| e["kind"] == "login" && e["user_id"].as_str().is_some_and(|u| here.contains(u)))
+                .count();
+            logins as f64 * 5.4 / worked.max(0.2)
+        };
+        let before = weekly(days(dip.from, -14), days(dip.from, -1));
         if before < 20.0 {
             continue; // too few logins to tell a fall from chance
         }
-        let during = weekly(&a.id, dip.from, dip.to);
-        let after = weekly(&a.id, days(dip.to, 1), days(dip.to, 7));
+        let during = weekly(dip.from, dip.to);
+        let after = weekly(days(dip.to, 1), days(dip.to, 7));
         assert!(during <= 0.65 * before, "{}: {before} a week before, {during} in the dip", a.id);
         assert!(after >= 0.7 * before, "{}: {before} a week before, {after} after", a.id);
         checked += 1;
@@ -262,4 +285,25 @@ fn a_champion_slide_loses_its_heaviest_user_at_the_onset_and_keeps_the_others() 
         checked += 1;
     }
     assert!(checked >= 3, "{checked}");
+}
+
+#[test]
+fn about_a_third_of_the_users_take_a_week_or_two_off_alone_and_come_back() {
+    let b = &book().0;
+    let users: Vec<_> = b.accounts.iter().flat_map(|a| a.users.iter().map(move |u| (a, u))).collect();
+    let away: Vec<_> = users.iter().filter_map(|(a, u)| Some((*a, *u, u.vacation?))).collect();
+    let share = away.len() as f64 / users.len() as f64;
+    assert!((0.25..=0.35).contains(&share), "{share}");
+    let mut back = 0;
+    for (a, u, v) in &away {
+        assert!((5..=12).contains(&((v.to - v.from).num_days() + 1)), "{}: {v:?}", u.id);
+        // Nobody logs in while on leave.
+        assert_eq!(logins_where("user_id", &u.id, v.from, v.to), 0, "{}: {v:?}", u.id);
+        // A regular on a steady account is back within the two weeks after.
+        if a.kind == Kind::Steady && u.daily >= 0.6 && v.to <= days(today(), -14) {
+            assert!(logins_where("user_id", &u.id, days(v.to, 1), days(v.to, 14)) > 0, "{}: {v:?}", u.id);
+            back += 1;
+        }
+    }
+    assert!(back >= 20, "{back}");
 }

@@ -215,8 +215,8 @@ mod tests {
         let slide: Vec<f64> = (0..20).map(|i| if i < 2 { 0.0 } else { (i - 1) as f64 }).collect();
         let s = series(&[("ok", &healthy), ("down", &slide)]);
         let truth = vec![
-            Truth { id: "ok".into(), kind: Kind::Steady, onset: None },
-            Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(2)) },
+            Truth { id: "ok".into(), kind: Kind::Steady, onset: None, leave: vec![] },
+            Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(2)), leave: vec![] },
         ];
         let points = curve(&s, &truth, &[2.0, 4.0, 8.0], day(19));
         assert_eq!(points[0].false_alarms_per_year, 2.0 * 365.0 / 20.0);
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn a_decline_never_reaching_the_threshold_is_missed() {
         let s = series(&[("down", &[0.0; 20])]);
-        let truth = vec![Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(1)) }];
+        let truth = vec![Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(1)), leave: vec![] }];
         let p = &curve(&s, &truth, &[1.0], day(19))[0];
         assert_eq!((p.caught, p.declines, p.median_delay), (0, 1, Some(Lead::Missed)));
     }

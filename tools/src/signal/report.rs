@@ -52,6 +52,7 @@ pub fn table(s: &Scores) -> String {
     for (kind, sh) in overall_last(&s.healthy_alerted) {
         let _ = writeln!(w, "  {kind:<12} {}", share(sh));
     }
+    let _ = writeln!(w, "  of them, fired on a user's own leave  {}", share(&s.healthy_alerted_on_leave));
     let _ = writeln!(w, "\nHealth at the end");
     let _ = writeln!(w, "  idle ≥ {IDLE_DAYS} days and red   {}", share(&s.idle_red));
     let _ = writeln!(w, "  healthy and red          {}", share(&s.healthy_red));

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use schemas::alert::{Alert, AlertStatus};
 use serde::Serialize;
 
-use crate::loadgen::{Account, Kind};
+use crate::loadgen::{Account, Kind, Span};
 
 /// An account's ground truth, as far as scoring needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,13 +15,20 @@ pub struct Truth {
     pub id: String,
     pub kind: Kind,
     pub onset: Option<NaiveDate>,
+    /// Its users' own leave (one person at a time).
+    pub leave: Vec<Span>,
 }
 
 impl From<&Account> for Truth {
     fn from(a: &Account) -> Self {
-        Self { id: a.id.clone(), kind: a.kind, onset: a.decline_onset }
+        let leave = a.vacations().into_iter().map(|(_, s)| s).collect();
+        Self { id: a.id.clone(), kind: a.kind, onset: a.decline_onset, leave }
     }
 }
+
+/// A firing this many days after a user's leave ended still counts as "on their leave": the
+/// statistics look back over the days just gone.
+pub const LEAVE_ECHO_DAYS: u64 = 3;
 
 /// An account's state at the end of the replay (from its last metrics row).
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +111,9 @@ pub struct Scores {
     pub lead_days: BTreeMap<&'static str, Leads>,
     /// Healthy accounts with any firing in the window, per healthy kind and `overall`.
     pub healthy_alerted: BTreeMap<&'static str, Share>,
+    /// Of the healthy accounts alerted, those with a firing while one of their users was on
+    /// leave (or within [`LEAVE_ECHO_DAYS`] after): one person's holiday read as a decline.
+    pub healthy_alerted_on_leave: Share,
     /// Accounts idle for ≥ 14 days at the end that are red.
     pub idle_red: Share,
     /// Healthy accounts red at the end (`count`), with their ids.
@@ -245,6 +255,17 @@ pub fn score(
         }
     }
 
+    let on_leave = |t: &Truth| {
+        firing.iter().filter(|a| a.account_id == t.id).any(|a| {
+            let d = a.fired_at.date_naive();
+            window.from <= d && t.leave.iter().any(|l| l.from <= d && d <= l.to + Days::new(LEAVE_ECHO_DAYS))
+        })
+    };
+    let healthy_alerted_on_leave = Share {
+        count: truth.iter().filter(|t| !t.kind.at_risk() && on_leave(t)).count(),
+        of: healthy_alerted.get("overall").map_or(0, |s| s.count),
+    };
+
     let red = |id: &str| end.get(id).is_some_and(|e| e.band == "red");
     let idle: Vec<&str> = truth
         .iter()
@@ -278,6 +299,7 @@ pub fn score(
         precision,
         lead_days,
         healthy_alerted,
+        healthy_alerted_on_leave,
         idle_red: Share { count: idle.iter().filter(|id| red(id)).count(), of: idle.len() },
         healthy_red: Share { count: healthy_red_ids.len(), of: truth.len() - at_risk },
         healthy_red_ids,
@@ -321,6 +343,7 @@ impl Scores {
             ("precision", self.precision),
             ("idle red", self.idle_red),
             ("red alerted", self.red_alerted),
+            ("healthy alerted on leave", self.healthy_alerted_on_leave),
         ] {
             check(s.count <= s.of, format!("{name}: {} of {}", s.count, s.of));
         }
@@ -360,7 +383,7 @@ mod tests {
     }
 
     fn t(id: &str, kind: Kind, onset: Option<u32>) -> Truth {
-        Truth { id: id.into(), kind, onset: onset.map(d) }
+        Truth { id: id.into(), kind, onset: onset.map(d), leave: vec![] }
     }
 
     fn alert(account: &str, rule: &str, status: AlertStatus, day: u32) -> Alert {
@@ -390,7 +413,7 @@ mod tests {
     /// A hand-made book of eight accounts and what the rules did to it, 1–24 November.
     fn scored() -> Scores {
         use AlertStatus::*;
-        let truth = vec![
+        let mut truth = vec![
             t("slide-a", Kind::Slide, Some(3)),    // caught on day 8: 5 days
             t("slide-b", Kind::Slide, Some(10)),   // fired before its onset only: missed
             t("cliff", Kind::Cliff, Some(20)),     // onset 4 days before the end: not in recall nor lead times; red
@@ -400,6 +423,10 @@ mod tests {
             t("dip", Kind::Dip, None),             // alerted, resolved
             t("tiny", Kind::Tiny, None),           // quiet, red at the end
         ];
+        // The steady account's firing on day 21 comes three days after a user's leave ended
+        // (on leave); the dip's on day 9 four days after another's (not).
+        truth[5].leave = vec![Span { from: d(11), to: d(18) }];
+        truth[6].leave = vec![Span { from: d(1), to: d(5) }];
         let alerts = vec![
             alert("fader", "r1", Firing, 1),
             alert("slide-b", "r1", Firing, 5),
@@ -454,6 +481,7 @@ mod tests {
         assert_eq!(s.healthy_alerted["overall"], Share { count: 2, of: 3 });
         assert_eq!(s.healthy_alerted["dip"], Share { count: 1, of: 1 });
         assert_eq!(s.healthy_alerted["tiny"], Share { count: 0, of: 1 });
+        assert_eq!(s.healthy_alerted_on_leave, Share { count: 1, of: 2 });
         assert_eq!(s.idle_red, Share { count: 1, of: 2 });
         assert_eq!((s.healthy_red, s.healthy_red_ids.clone()), (Share { count: 1, of: 3 }, vec!["tiny".to_owned()]));
         // Red: dormant, cliff, tiny; only the cliff has an open alert.
