@@ -309,7 +309,7 @@ catalogue! {
         regular_users_lapsed: u64, metric, "regular users absent far longer than their own weekday habit makes likely (under a 1 in 1,000 chance, and at least 5 complete days), not counting a group away together";
         regular_users_lapsed_pct: Option<f64>, metric, "`regular_users_lapsed` ÷ `regular_users`, in % (NULL without regular users)";
         lapsed_users: String, column, "who has lapsed, longest gone first: `user (Name <email>, N days)` with the name and email of their identify traits where known, else `user (N days)`; at most 5 named";
-        users_away_together: u64, metric, "regular users away as a group: at least 3 and 30 % of the regular users absent 2–14 days and last seen within 2 days of each other while the others came in as usual (a team's holiday, an offsite): not lapsed";
+        users_away_together: u64, metric, "regular users away as a group: at least 3 and 30 % of the regular users absent 2–14 days and last seen within 2 days of each other while the others came in as usual (a team's holiday, an offsite), and with them those last seen with the group whose sparser habit does not yet make the absence unlikely: not lapsed";
         champion: String, column, "the heaviest user (most active days in the 8 weeks before the current one)";
         champion_days_absent: Option<u32>, metric, "complete days since the champion was last seen (0: yesterday or today)";
         champion_lapsed: Option<u8>, metric, "1 when the champion is a lapsed regular user (as above), else 0; NULL without a champion";

@@ -153,6 +153,11 @@ fn weekday_rates(mask: u64, days: std::ops::RangeInclusive<u32>, closed: Closure
     std::array::from_fn(|i| (seen[i] as f64 / total[i].max(1) as f64).min(P_CAP))
 }
 
+/// The bits of days `newest..=oldest` (1 ≤ newest ≤ oldest ≤ 63), as in a user's mask.
+fn days_mask(newest: u32, oldest: u32) -> u64 {
+    (newest..=oldest.min(63)).fold(0, |m, d| m | 1 << (63 - d))
+}
+
 fn absences(mask: u64, covered: u32) -> Vec<Absence> {
     let last = covered.min(63);
     let mut out = Vec::new();
@@ -220,14 +225,17 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         }
         expected < 1.0 || seen as f64 >= OTHERS_SHARE * expected - OTHERS_Z * variance.sqrt()
     };
-    let runs: Vec<(usize, Absence)> = regular
+    let gaps: Vec<Vec<Absence>> = masks.iter().map(|&m| absences(m, covered)).collect();
+    let runs: Vec<(usize, &Absence)> = regular
         .iter()
-        .flat_map(|&i| absences(masks[i], covered).into_iter().map(move |a| (i, a)))
+        .flat_map(|&i| gaps[i].iter().map(move |a| (i, a)))
         .filter(|(i, a)| {
             (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i], closed) < COHORT_P
         })
         .collect();
     let mut away_now = vec![false; masks.len()];
+    // Who was away with a group on which day, one bit per day as in the masks.
+    let mut away_days = vec![0u64; masks.len()];
     for (i, run) in &runs {
         let mut with: Vec<usize> = runs
             .iter()
@@ -241,10 +249,26 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         {
             continue;
         }
-        for d in run.newest..=run.oldest {
-            out.away_on[(d - 1) as usize] += 1;
+        let span = days_mask(run.newest, run.oldest);
+        // Those last seen with the group and absent on all of its days went with it: one with a
+        // sparse habit is not yet unlikely to be away after three days, yet the detector must
+        // not expect them in (on a large team half away, the unrecognised half of the group
+        // read as a decline).
+        let left_with = |j: usize| {
+            gaps[j].iter().any(|a| {
+                a.newest <= run.newest
+                    && a.oldest >= run.oldest
+                    && a.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD
+            })
+        };
+        let sparse = regular.iter().copied().filter(|&j| !with.contains(&j) && left_with(j));
+        for j in std::iter::once(*i).chain(sparse) {
+            away_days[j] |= span;
+            away_now[j] |= run.newest == 1 && !active(masks[j], 0);
         }
-        away_now[*i] |= run.newest == 1 && !active(masks[*i], 0);
+    }
+    for (d, away) in (1..=63u32).zip(out.away_on.iter_mut()) {
+        *away = away_days.iter().filter(|&&m| active(m, d)).count() as u64;
     }
     out.away_together = away_now.iter().filter(|&&a| a).count() as u64;
     let gone: Vec<&(usize, &Habit)> = lapsed.iter().filter(|(i, _)| !away_now[*i]).collect();

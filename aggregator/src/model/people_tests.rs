@@ -88,6 +88,26 @@ fn a_group_last_seen_within_two_days_is_away_from_its_third_day() {
 }
 
 #[test]
+fn those_last_seen_with_a_group_are_away_with_it_though_their_habit_is_sparse() {
+    // Four daily users at work; three daily users last seen 4 days ago (a group from its third
+    // day); three who come in every other week on each weekday, also last seen 4 days ago: three
+    // days away is nothing unusual for them (0.5 × 0.5 on the two weekdays), yet they left
+    // with the group, and the detector must not expect them in on its days.
+    let sparse = |gap: u32| mask(move |d| d > gap && weekday(d) && (d / 7 + d) % 2 == 0);
+    let mut masks = vec![daily_user(0); 4];
+    masks.extend([daily_user(3); 3]);
+    masks.extend([sparse(3); 3]);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
+    assert_eq!(p.regular, 10, "{p:?}");
+    assert_eq!((p.away_together, p.lapsed.len()), (6, 0), "{p:?}");
+    assert_eq!(p.away_on[..4], [6, 6, 6, 0]);
+    // One last seen a week before the group left did not leave with it.
+    masks[9] = sparse(9);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
+    assert_eq!(p.away_on[..3], [5, 5, 5], "{p:?}");
+}
+
+#[test]
 fn a_whole_team_closure_is_away_together() {
     let masks = vec![daily_user(8); 6];
     let p = people(&ids(6), &masks, 63, Closures::NONE);
