@@ -95,16 +95,17 @@ mod tests {
     #[test]
     fn an_importing_account_is_held_back_then_judged_and_never_held_back_for_ever() {
         let cfg = RawAggregatorConfig::default().build_and_validate().unwrap();
-        let warehouse = Warehouse::new(&cfg.clickhouse);
-        let ownership = Arc::new(Ownership::fixed([0]));
-        let mut ev = Evaluator::new(
-            &cfg,
-            RuleSet::default(),
-            warehouse,
-            CollectingSink::default(),
-            Arc::new(Telemetry::new()),
-            ownership,
-        );
+        let evaluator = || {
+            Evaluator::new(
+                &cfg,
+                RuleSet::default(),
+                Warehouse::new(&cfg.clickhouse),
+                CollectingSink::default(),
+                Arc::new(Telemetry::new()),
+                Arc::new(Ownership::fixed([0])),
+            )
+        };
+        let mut ev = evaluator();
         let now = Utc::now();
         let clock = to_datetime(now);
         // Events stored just now whose newest is a day old: an import.
@@ -133,14 +134,7 @@ mod tests {
             LifetimeRow::stored("live", later - 60, later),
             LifetimeRow::stored("old", clock - 86_400, later - MAX_SETTLING_SECS),
         ];
-        let mut fresh = Evaluator::new(
-            &cfg,
-            RuleSet::default(),
-            Warehouse::new(&cfg.clickhouse),
-            CollectingSink::default(),
-            Arc::new(Telemetry::new()),
-            Arc::new(Ownership::fixed([0])),
-        );
+        let mut fresh = evaluator();
         assert!(fresh.importing(&lagging, later, now));
         let (held, _) = fresh.settling_of(&lagging, later, now, true);
         assert_eq!(held, ["lagged", "busy"].map(String::from).into_iter().collect());
