@@ -5,14 +5,14 @@
 //! not when it did not; an open episode whose condition the history shows clear long enough
 //! resolves at once; and the live evaluator's open episodes after such a first pass are the
 //! backtest's open episodes at the end of the same history — also when the import arrives
-//! unevenly (one account's history lagging behind the rest, or more of it arriving after it was
-//! judged).
+//! unevenly (one account's history lagging behind the rest, also on a partition another instance
+//! owns, or more of it arriving after it was judged).
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
 use std::collections::BTreeSet;
 
-use aggregator::{AggregatorConfig, RawAggregatorConfig, RuleSet};
+use aggregator::{AggregatorConfig, Evaluator, RawAggregatorConfig, RuleSet};
 use chrono::{Duration, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -58,9 +58,26 @@ async fn setup_with(
     (cfg, store, producer)
 }
 
+/// An import's set-up: settle_ms of 3 s, and the live evaluator (it owns partition 0).
+async fn importing(stack: &Stack) -> (Warehouse, Evaluator) {
+    let (cfg, store, producer) = setup_with(stack, |c| c.evaluation.settle_ms = 3_000).await;
+    let ev = live_evaluator(&cfg, &store, &producer);
+    (store, ev)
+}
+
+/// Longer than settle_ms with nothing stored.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+}
+
 /// A login of `account` at `at`, stored from partition 0 at offset `n`.
 fn login(n: usize, account: &str, at: &str) -> EventRow {
     events::stored(events::login(format!("tl-{n}"), account, "u1", t(at), "timeline"), TOPIC, n as i64)
+}
+
+/// The same from partition 1: an account another instance owns.
+fn login_elsewhere(n: usize, account: &str, at: &str) -> EventRow {
+    EventRow::new(events::login(format!("tl-{n}"), account, "u1", t(at), "timeline"), TOPIC, 1, n as i64)
 }
 
 /// The accounts with an open episode after `alerts` (firing and resolved records, in order).
@@ -153,7 +170,7 @@ async fn a_condition_the_history_does_not_show_holding_starts_at_the_pass() {
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() {
     let stack = Stack::from_env("timeline_settle");
-    let (cfg, store, producer) = setup_with(&stack, |c| c.evaluation.settle_ms = 3_000).await;
+    let (store, mut ev) = importing(&stack).await;
     // Stored now, all of it old: an import of import-co's past (its last login 10 days ago). Live
     // passes (the windows end today), so the times are relative to the real clock.
     let now = Utc::now();
@@ -171,7 +188,6 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
         ])
         .await
         .unwrap();
-    let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(Utc::now()).await.unwrap();
     assert_eq!((r.accounts, r.fired.len(), r.pending_changes), (4, 0, 0), "metrics written, rules not judged: {r:?}");
     let written = stack.query(&format!("SELECT account_id FROM {}.account_metrics FINAL", stack.database())).await;
@@ -202,11 +218,9 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn an_import_settles_as_a_whole_and_a_second_warm_up_corrects_the_first() {
     let stack = Stack::from_env("timeline_lag");
-    let (cfg, store, producer) = setup_with(&stack, |c| c.evaluation.settle_ms = 3_000).await;
+    let (store, mut ev) = importing(&stack).await;
     let now = Utc::now();
     let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
-    let settle = || tokio::time::sleep(std::time::Duration::from_millis(3_500));
-    let mut ev = live_evaluator(&cfg, &store, &producer);
 
     // An import whose accounts arrive unevenly: lag-co's first weeks, then nothing for longer
     // than settle_ms (its partition lagging) while busy-co's history keeps arriving.
@@ -239,4 +253,28 @@ async fn an_import_settles_as_a_whole_and_a_second_warm_up_corrects_the_first() 
     assert_eq!(resolved, ["busy-co"], "{r:?}");
     let open = stack.query(&format!("SELECT account_id FROM {}.open_alerts", stack.database())).await;
     assert!(open.is_empty(), "no episode left open: {open:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn an_instance_waits_while_the_import_runs_on_partitions_another_instance_owns() {
+    let stack = Stack::from_env("timeline_cluster");
+    // This instance owns partition 0 only; far-co's history comes in on partition 1.
+    let (store, mut ev) = importing(&stack).await;
+    let now = Utc::now();
+    let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    store.insert_rows(&[login(0, "near-co", &ago(20)), login(1, "near-co", &ago(12))]).await.unwrap();
+    store.insert_rows(&[login_elsewhere(0, "far-co", &ago(20))]).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((r.accounts, r.fired.len()), (1, 0), "only near-co is this instance's, held back: {r:?}");
+    // near-co's part of the import is over; far-co's is still arriving on the other partition.
+    settle().await;
+    store.insert_rows(&[login_elsewhere(1, "far-co", &ago(15))]).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((r.warmed_up, r.fired.len()), (0, 0), "near-co waits for the rest of the book: {r:?}");
+    // Once nothing arrives anywhere, near-co is judged on its whole history: quiet for 12 days.
+    settle().await;
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!((fired, r.warmed_up), (vec!["near-co"], 1), "{r:?}");
 }

@@ -5,8 +5,9 @@ tests use: every migration, then one evaluation pass's queries over a small know
 Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database uptake_chdb) on stdin:
 the migrations, then the queries of three kinds of pass — live (the state tables), as of a past
 day (the history), incremental (changed accounts, one chunk) — which must all return the same
-values for this book; then the lookup of a named user's latest identify traits and the book's
-daily totals.
+values for this book; then the lookup of a named user's latest identify traits, the book's
+daily totals, and the count of the book's accounts still importing (stored lately, last seen
+before a day: beta).
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
@@ -28,9 +29,10 @@ queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WI
 ddl = [s for s in statements if s not in queries]
 PASS_KINDS = 3  # live, as of a past day, incremental
 # … then the identify traits of the users a pass names (lapsed users, `Store::user_traits`), and
-# the book's daily totals (`Store::book_days`, for book-wide closures).
-assert len(queries) == 7 * PASS_KINDS + 2, f"expected {7 * PASS_KINDS + 2} evaluation queries, got {len(queries)}"
-queries, user_traits, book_days = queries[:-2], queries[-2], queries[-1]
+# the book's daily totals (`Store::book_days`, for book-wide closures), and whether any account
+# of the book is still importing (`Store::book_importing`, for an import that settles as a whole).
+assert len(queries) == 7 * PASS_KINDS + 3, f"expected {7 * PASS_KINDS + 3} evaluation queries, got {len(queries)}"
+queries, user_traits, book_days, book_importing = queries[:-3], queries[-3], queries[-2], queries[-1]
 
 BOOK = """INSERT INTO uptake_chdb.events
   (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
@@ -108,7 +110,11 @@ with tempfile.TemporaryDirectory() as path:
                  [(20624, 1, 1), (20627, 1, 1), (20628, 1, 1), (20632, 1, 1), (20633, 1, 1), (20634, 2, 2)]]
     if [{k: int(v) for k, v in r.items()} for r in book_rows] != want_book:
         sys.exit(f"book days: got {book_rows}, expected {want_book}, from:\n{book_days}")
-    print(f"    {len(queries) + 2} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+    # Stored just now, all three; last seen before 30 June 2026 (the rendered bound): only beta.
+    importing = run(sess, book_importing, "CSV").strip()
+    if importing != "1":
+        sys.exit(f"book importing: got {importing!r}, expected 1 (beta), from:\n{book_importing}")
+    print(f"    {len(queries) + 3} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
 
     # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's
     # resolved row, recorded in the same second as its firing row, closes it; a1 stays open.

@@ -312,7 +312,7 @@ impl<S: AlertSink> Evaluator<S> {
         // An import is judged when the whole of it has settled, not account by account: an
         // account whose partition lagged behind the rest would settle on half its history
         // (and the book's closures are read from totals still arriving).
-        let importing = self.importing(&accounts, clock, now);
+        let importing = self.importing(&accounts, clock, now).await?;
         lap(&mut timings.queries);
         let mut report = PassReport { full: changed.is_none(), closed, ..Default::default() };
         // In chunks of accounts, so that what a pass holds does not grow with the accounts an

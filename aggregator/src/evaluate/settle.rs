@@ -8,6 +8,8 @@
 //! whose partition lagged behind the rest of an import otherwise settled on half its history,
 //! its episodes opened on what was missing (signal, seed 11: 35 healthy accounts alerted live
 //! and never in the backtest), and the book's closures were read from totals still arriving.
+//! Across the whole book, not an instance's partitions: on a cluster the partitions another
+//! instance owns may lag behind this one's.
 
 use std::collections::HashSet;
 
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 use super::sink::AlertSink;
 use super::Evaluator;
 use crate::store::{History, LifetimeRow};
+use crate::AggregatorError;
 
 /// How old an account's newest event may be, at the time events are being stored for it, for
 /// those events to count as live traffic rather than an import of its past (`settling_of`).
@@ -68,13 +71,30 @@ impl<S: AlertSink> Evaluator<S> {
         (settling, settled)
     }
 
-    /// Whether any of the pass's `accounts` is still importing (see [`Self::settling_of`]): then
-    /// every account with imported history stored within [`MAX_SETTLING_SECS`] waits too.
-    pub(super) fn importing(&self, accounts: &[LifetimeRow], clock: u32, now: DateTime<Utc>) -> bool {
+    /// Whether the import is still running (see [`Self::settling_of`]): then every account with
+    /// imported history stored within [`MAX_SETTLING_SECS`] waits too. Any of the pass's
+    /// `accounts` still importing says so; otherwise, while some of them were imported lately,
+    /// the rest of the book is asked — an instance is not the whole import: the partitions other
+    /// instances own may lag behind its own, and the book's closures are read from their totals.
+    pub(super) async fn importing(
+        &self,
+        accounts: &[LifetimeRow],
+        clock: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AggregatorError> {
         let recent_from = clock.saturating_sub(RECENT_SECS);
-        History::of(now) == History::Live
-            && self.settle_secs > 0
-            && accounts.iter().any(|life| life.settling(clock, self.settle_secs, recent_from))
+        if History::of(now) != History::Live || self.settle_secs == 0 {
+            return Ok(false);
+        }
+        if accounts.iter().any(|life| life.settling(clock, self.settle_secs, recent_from)) {
+            return Ok(true);
+        }
+        // Only an instance with imported accounts of its own can judge part of an import early:
+        // the book is read (one row per account) only in the hours after such an import.
+        if !accounts.iter().any(|life| life.imported_within(clock, MAX_SETTLING_SECS, recent_from)) {
+            return Ok(false);
+        }
+        self.store.book_importing(clock, self.settle_secs, recent_from).await
     }
 }
 
@@ -92,8 +112,8 @@ mod tests {
     use crate::model::to_datetime;
     use crate::telemetry::Telemetry;
 
-    #[test]
-    fn an_importing_account_is_held_back_then_judged_and_never_held_back_for_ever() {
+    #[tokio::test]
+    async fn an_importing_account_is_held_back_then_judged_and_never_held_back_for_ever() {
         let cfg = RawAggregatorConfig::default().build_and_validate().unwrap();
         let evaluator = || {
             Evaluator::new(
@@ -135,10 +155,12 @@ mod tests {
             LifetimeRow::stored("old", clock - 86_400, later - MAX_SETTLING_SECS),
         ];
         let mut fresh = evaluator();
-        assert!(fresh.importing(&lagging, later, now));
+        // Neither asks ClickHouse: an account of the pass still settling says so, and none
+        // imported within MAX_SETTLING_SECS has nothing of the import to hold back.
+        assert!(fresh.importing(&lagging, later, now).await.unwrap());
         let (held, _) = fresh.settling_of(&lagging, later, now, true);
         assert_eq!(held, ["lagged", "busy"].map(String::from).into_iter().collect());
-        assert!(!fresh.importing(&lagging[2..], later, now), "nobody importing");
+        assert!(!fresh.importing(&lagging[2..], later, now).await.unwrap(), "nobody importing");
         let (held, settled) = fresh.settling_of(&lagging, later + ev.settle_secs, now, false);
         assert!(held.is_empty() && settled.len() == 2, "the whole import settles together");
         // A replay of today judges the import stored this second.

@@ -2,7 +2,8 @@
 //! accounts had any, for the 64 days ending on the pass's day. Read from the daily rollup
 //! (`account_daily`), bounded by those 64 days whatever the history's length, and over the whole
 //! database rather than an instance's partitions: a holiday is a property of the book, and every
-//! instance, and a replay of the same day, reads the same closures.
+//! instance, and a replay of the same day, reads the same closures. So is an import: whether
+//! any account of the book still has its past arriving ([`Store::book_importing`]).
 
 use chrono::{DateTime, Days, Utc};
 
@@ -40,5 +41,34 @@ impl Store {
         )
         .bind(first.format("%Y-%m-%d").to_string())
         .bind(today.format("%Y-%m-%d").to_string())
+    }
+
+    /// Whether any account of the whole book, whichever instance owns it, is still importing
+    /// at `clock` (ClickHouse's): its newest event older than `recent_from`, some of its events
+    /// stored within `settle_secs` (`LifetimeRow::settling`, over every partition).
+    pub async fn book_importing(
+        &self,
+        clock: u32,
+        settle_secs: u32,
+        recent_from: u32,
+    ) -> Result<bool, AggregatorError> {
+        let n: u64 = self.book_importing_query(clock, settle_secs, recent_from).fetch_one().await?;
+        Ok(n > 0)
+    }
+
+    /// The query of [`Self::book_importing`] (also in `aggregator sql`). One row per account of
+    /// the book: run only in the hours after an instance's own import (`evaluate/settle.rs`).
+    pub fn book_importing_query(&self, clock: u32, settle_secs: u32, recent_from: u32) -> clickhouse::query::Query {
+        self.query(
+            "SELECT toUInt64(count()) FROM (
+                 SELECT account_id FROM {db}.account_lifetime
+                 GROUP BY account_id
+                 HAVING toUInt32(maxMerge(last_stored)) > 0
+                    AND toUInt32(maxMerge(last_stored)) + ? > ?
+                    AND toUInt32(maxMerge(last_seen)) < ?)",
+        )
+        .bind(settle_secs)
+        .bind(clock)
+        .bind(recent_from)
     }
 }

@@ -87,7 +87,10 @@ pub async fn account_inputs(
 
 /// Every statement the aggregator runs whose text does not depend on data: the schema's DDL, then
 /// the evaluation's input queries of every kind of pass at `at` (live, as of a past day, and an
-/// incremental pass) — what `aggregator sql` prints for the check on current ClickHouse.
+/// incremental pass), the lookups beside them, and whether the book is importing (at a clock in
+/// 2027, stored within about 3 years, last seen before 30 June 2026: whenever the check runs,
+/// the accounts of its book last seen before that day) — what `aggregator sql` prints for the
+/// check on current ClickHouse.
 pub fn evaluation_sql(warehouse: &Warehouse, events_topic: &str, at: DateTime<Utc>) -> Vec<String> {
     let store = Store::new(warehouse.clone());
     let partitions = [0, 1, 2, 3];
@@ -101,7 +104,8 @@ pub fn evaluation_sql(warehouse: &Warehouse, events_topic: &str, at: DateTime<Ut
                 .sql(),
         )
         .chain([store.user_traits_query(&["u1".into(), "o'brien".into()]).sql_display().to_string()])
-        .chain([store.book_days_query(at).sql_display().to_string()]);
+        .chain([store.book_days_query(at).sql_display().to_string()])
+        .chain([store.book_importing_query(1_800_000_000, 100_000_000, 1_782_777_600).sql_display().to_string()]);
     store.ddl().into_iter().map(|(_, s)| s).chain(queries).collect()
 }
 
