@@ -141,9 +141,14 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    /// Fresh names starting with `prefix` (`bench`, `signal`) and the current time.
+    /// Fresh names starting with `prefix` (`bench`, `signal`), the current time, the process id
+    /// and a count in the process: two runs started in the same second (two `signal`s side by
+    /// side, tests in one process) do not share a database or a topic.
     pub(crate) fn new(prefix: &str) -> Self {
-        Self::existing(prefix, format!("{}{}", &prefix[..1], chrono::Utc::now().format("%m%d%H%M%S")))
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let at = chrono::Utc::now().format("%m%d%H%M%S");
+        Self::existing(prefix, format!("{}{at}_{}_{n}", &prefix[..1], std::process::id()))
     }
 
     /// The names of an earlier run `id` (`signal --reuse`).

@@ -48,8 +48,8 @@ struct Args {
     /// Keep the run's database (signal_*) afterwards.
     #[arg(long)]
     keep: bool,
-    /// Replay and score the history an earlier `--keep` run stored (its id, `s1204144512`,
-    /// from its database name `signal_s1204144512`) instead of sending the book again: for
+    /// Replay and score the history an earlier `--keep` run stored (its id, `s1204144512_4242_0`,
+    /// from its database name `signal_s1204144512_4242_0`) instead of sending the book again: for
     /// trying rule files. Nothing is measured live.
     #[arg(long)]
     reuse: Option<String>,
