@@ -278,3 +278,39 @@ async fn an_instance_waits_while_the_import_runs_on_partitions_another_instance_
     let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
     assert_eq!((fired, r.warmed_up), (vec!["near-co"], 1), "{r:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_restart_keeps_the_cooldown_an_unrecorded_episode_of_the_history_started() {
+    let stack = Stack::from_env("timeline_restart");
+    // A file of its own: `setup_with` writes RULES to the stack's.
+    let rules = std::env::temp_dir().join(format!("uptake-cooling-{}.toml", stack.database()));
+    // RULES' rule with a 10-day cooldown.
+    let cooling = RULES.replace("resolve_after = \"2d\"\n", "resolve_after = \"2d\"\ncooldown = \"10d\"\n");
+    assert!(cooling.contains("cooldown"));
+    std::fs::write(&rules, cooling).unwrap();
+    let (cfg, store, producer) = setup_with(&stack, |c| {
+        c.evaluation.settle_ms = 3_000;
+        c.rules_file = Some(rules);
+    })
+    .await;
+    let now = Utc::now();
+    let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    // cool-co, as the backtest has it: quiet from 11 days ago, fired 9 days ago, a login 7 days
+    // ago, resolved 5 days ago — then quiet again from 4 days ago, inside the 10-day cooldown:
+    // nothing open now. fresh-co: quiet from 7 days ago, fired 5 days ago, open now.
+    store
+        .insert_rows(&[login(0, "cool-co", &ago(14)), login(1, "cool-co", &ago(7)), login(2, "fresh-co", &ago(10))])
+        .await
+        .unwrap();
+    // Stored and settled before this evaluator starts: a restart, not an import. Nothing of
+    // either episode was recorded (a warm-up kept cool-co's cooldown in memory only).
+    settle().await;
+    let mut ev = live_evaluator(&cfg, &store, &producer);
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!((fired, r.warmed_up), (vec!["fresh-co"], 2), "both replayed, cool-co still cooling down: {r:?}");
+    // Later passes keep the cooldown taken over.
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert!(r.fired.is_empty() && r.warmed_up == 0, "{r:?}");
+}

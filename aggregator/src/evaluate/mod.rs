@@ -21,13 +21,13 @@ mod settle;
 pub mod sink;
 pub mod timeline;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::producer::FutureProducer;
-use schemas::alert::Alert;
+use schemas::alert::{Alert, AlertStatus};
 use schemas::runtime::Clock;
 use tokio::sync::watch;
 use warehouse::rows::{ActionRow, AlertRow};
@@ -38,6 +38,7 @@ use crate::consume::ownership::Ownership;
 use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
+use crate::evaluate::timeline::Unsupported;
 use crate::model::book::{closures, Closures};
 use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, Store};
@@ -123,6 +124,10 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     /// The day whose end-of-day full pass this evaluator ran last (a replay's): the state of every
     /// condition at that day's end is known, so the next day's pass reads no history for it.
     day_end_known: Option<NaiveDate>,
+    /// Whether the episodes were (re)loaded from the records since the last live pass (a start,
+    /// a rebalance): the cooldowns a warm-up took over were in memory only, so the next live
+    /// pass replays the accounts it would fire on before firing (`apply_rules`).
+    reloaded: bool,
 }
 
 /// The last full pass's day and ownership generation and when it ran; when the last pass of
@@ -183,6 +188,7 @@ impl<S: AlertSink> Evaluator<S> {
             settle_secs: cfg.evaluation.settle_secs(),
             settling: BTreeMap::new(),
             day_end_known: None,
+            reloaded: false,
         }
     }
 
@@ -211,6 +217,7 @@ impl<S: AlertSink> Evaluator<S> {
         let recorded = self.sink.recorded_episodes().await?;
         self.episodes.restore(recorded);
         self.loaded_for = Some(generation);
+        self.reloaded = true;
         Ok(())
     }
 
@@ -338,14 +345,11 @@ impl<S: AlertSink> Evaluator<S> {
             let (imported, judged): (Vec<MetricsRow>, Vec<MetricsRow>) =
                 judged.into_iter().partition(|m| settled.contains(&m.account_id));
             self.apply_rules(&judged, now, &mut report).await?;
-            for part in imported.chunks(timeline::LISTED_MAX) {
-                let warm = self.warm_up(part, now).await?;
-                report.warmed_up += part.len();
-                self.commit_pass(warm.alerts, warm.pending, now, &mut report).await?;
-                // Now that their episodes are open, their clears count (`resolve_after`).
-                self.episodes.commit_pending(&warm.cleared);
-            }
+            self.warm_up_and_commit(&imported, Unsupported::Resolve, now, &mut report).await?;
             lap(&mut timings.rules);
+        }
+        if History::of(now) == History::Live {
+            self.reloaded = false;
         }
         self.covered = Some(match (self.covered, changed.is_none()) {
             (Some(c), false) => Covered { pass_clock: clock, ..c },
@@ -467,7 +471,38 @@ impl<S: AlertSink> Evaluator<S> {
                 pending.extend(decision.pending);
             }
         }
-        self.commit_pass(alerts, pending, now, report).await
+        // Right after the episodes were loaded (a restart, a rebalance), a cooldown a warm-up
+        // took over is not known: an episode that opened and resolved in that replay was never
+        // recorded. An account about to fire is replayed first, as after an import, and fires
+        // only if the backtest would have it open now (the demo's tyrell: resolved on a past day,
+        // its condition back inside the cooldown, fired on every restart).
+        let replayed: HashSet<String> = match self.reloaded && History::of(now) == History::Live {
+            true => alerts.iter().filter(|a| a.status == AlertStatus::Firing).map(|a| a.account_id.clone()).collect(),
+            false => HashSet::new(),
+        };
+        alerts.retain(|a| !replayed.contains(&a.account_id));
+        pending.retain(|p| !replayed.contains(&p.account_id));
+        self.commit_pass(alerts, pending, now, report).await?;
+        let rows: Vec<MetricsRow> = rows.iter().filter(|m| replayed.contains(&m.account_id)).cloned().collect();
+        self.warm_up_and_commit(&rows, Unsupported::Keep, now, report).await
+    }
+
+    /// Replays `rows`' accounts ([`Self::warm_up`]) and commits what the replay ends with.
+    async fn warm_up_and_commit(
+        &mut self,
+        rows: &[MetricsRow],
+        unsupported: Unsupported,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), AggregatorError> {
+        for part in rows.chunks(timeline::LISTED_MAX) {
+            let warm = self.warm_up(part, now, unsupported).await?;
+            report.warmed_up += part.len();
+            self.commit_pass(warm.alerts, warm.pending, now, report).await?;
+            // Now that their episodes are open, their clears count (`resolve_after`).
+            self.episodes.commit_pending(&warm.cleared);
+        }
+        Ok(())
     }
 
     /// Stores a pass's pending changes, then publishes its alerts and commits them, then records

@@ -89,6 +89,15 @@ fn lookups(
 
 /// What the live pass stores and publishes for accounts whose imported history just settled,
 /// instead of deciding them afresh ([`Evaluator::warm_up`]).
+/// What a warm-up does with an open episode its replay does not end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unsupported {
+    /// Resolves it: an import's history arrived after it was opened on half of it.
+    Resolve,
+    /// Keeps it: after a restart the records are the state, and only new firings are in doubt.
+    Keep,
+}
+
 pub(super) struct WarmUp {
     /// Firing records, at the pass, of the episodes the replay has open at its end.
     pub alerts: Vec<Alert>,
@@ -165,6 +174,7 @@ impl<S: AlertSink> Evaluator<S> {
         &mut self,
         today_rows: &[MetricsRow],
         now: DateTime<Utc>,
+        unsupported: Unsupported,
     ) -> Result<WarmUp, AggregatorError> {
         let today = now.date_naive();
         let ids: Vec<String> = today_rows.iter().map(|m| m.account_id.clone()).collect();
@@ -228,13 +238,14 @@ impl<S: AlertSink> Evaluator<S> {
         // live state ends as the backtest's does.
         let still_open: HashSet<(&str, &str)> =
             open.iter().map(|e| (e.account_id.as_str(), e.rule_id.as_str())).collect();
-        let unsupported: Vec<Alert> = today_rows
+        let resolutions: Vec<Alert> = today_rows
             .iter()
+            .filter(|_| unsupported == Unsupported::Resolve)
             .flat_map(|m| self.rules.rules().iter().map(move |rule| (m, rule)))
             .filter(|(m, rule)| !still_open.contains(&(m.account_id.as_str(), rule.id.as_str())))
             .filter_map(|(m, rule)| self.episodes.resolution(rule, m, now))
             .collect();
-        let alerts = alerts.into_iter().chain(unsupported).collect();
+        let alerts = alerts.into_iter().chain(resolutions).collect();
         let cleared = pending.iter().filter(|p| p.cleared).cloned().collect();
         Ok(WarmUp { alerts, pending, cleared })
     }
