@@ -8,12 +8,9 @@
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
 use chrono::{Days, NaiveDate};
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
-use testkit::aggregator::live_evaluator;
+use testkit::aggregator::StoredHistory;
 use testkit::events::{self, at};
 use testkit::Stack;
-use warehouse::Warehouse;
 
 const RULES: &str = r#"
 [[rule]]
@@ -32,13 +29,7 @@ async fn book(
     empty: NaiveDate,
     empty_in: impl Fn(usize) -> bool,
 ) -> (Vec<serde_json::Value>, usize) {
-    let mut raw = testkit::aggregator::config(stack, name, 1).await;
-    raw.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
-    let cfg = raw.build_and_validate().unwrap();
-    let topic = cfg.kafka.events_topic.clone();
-    let store = Warehouse::new(&cfg.clickhouse);
-    store.migrate().await.unwrap();
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let history = StoredHistory::new(stack, name, RULES).await;
     let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
     let mut rows = Vec::new();
     let mut day = end - Days::new(42);
@@ -50,14 +41,12 @@ async fn book(
                 }
                 let (account, user) = (format!("acct-{a:02}"), format!("a{a}-u{u}"));
                 let e = events::login(format!("{user}-{day}"), &account, &user, at(&format!("{day}T10:00:00Z")), name);
-                rows.push(events::stored(e, &topic, rows.len() as i64));
+                rows.push(events::stored(e, history.topic(), rows.len() as i64));
             }
         }
         day = day.succ_opt().unwrap();
     }
-    store.insert_rows(&rows).await.unwrap();
-    let mut ev = live_evaluator(&cfg, &store, &producer);
-    let fired = ev.evaluate(at(&format!("{end}T23:59:59Z"))).await.unwrap().fired.len();
+    let fired = history.evaluate_at_end_of(&rows, end).await.fired.len();
     let stored = stack
         .query(&format!(
             "SELECT account_id, book_closures_7d, decline_evidence FROM {}.account_metrics FINAL ORDER BY account_id",

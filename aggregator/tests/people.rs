@@ -5,13 +5,10 @@
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
 use chrono::{Days, NaiveDate};
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
 use schemas::event::{Event, EventKind};
-use testkit::aggregator::live_evaluator;
+use testkit::aggregator::StoredHistory;
 use testkit::events::{self, at};
 use testkit::Stack;
-use warehouse::Warehouse;
 
 const RULES: &str = r#"
 [[rule]]
@@ -25,13 +22,8 @@ when = { kind = "threshold", metric = "regular_users_lapsed", op = ">=", value =
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn lapsed_users_are_named_by_their_identify_traits() {
     let stack = Stack::from_env("people");
-    let mut raw = testkit::aggregator::config(&stack, "people", 1).await;
-    raw.rules_file = Some(testkit::aggregator::rules_file(&stack, RULES));
-    let cfg = raw.build_and_validate().unwrap();
-    let topic = cfg.kafka.events_topic.clone();
-    let store = Warehouse::new(&cfg.clickhouse);
-    store.migrate().await.unwrap();
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let history = StoredHistory::new(&stack, "people", RULES).await;
+    let topic = history.topic();
 
     // Six weeks of team-co: u1..u4 in every day; ana (identified) gone for the last 9 days, u4
     // (never identified) for the last 7. Evaluated as of 2026-03-31.
@@ -48,7 +40,7 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
         for user in ["u1", "u2", "ana", "u4"].into_iter().filter(|u| !gone(u)) {
             let when = at(&format!("{day}T09:00:00Z"));
             let e = events::login(format!("{user}-{day}"), "team-co", user, when, "people");
-            rows.push(events::stored(e, &topic, rows.len() as i64));
+            rows.push(events::stored(e, topic, rows.len() as i64));
         }
         day = day.succ_opt().unwrap();
     }
@@ -56,11 +48,8 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     let mut identify =
         Event::new(EventKind::User, "id-ana".into(), "team-co".into(), "ana".into(), when, when, "people".into());
     identify.traits = serde_json::json!({"name": "Ana Lee", "email": "ana@team.example"}).as_object().unwrap().clone();
-    rows.push(events::stored(identify, &topic, rows.len() as i64));
-    store.insert_rows(&rows).await.unwrap();
-
-    let mut ev = live_evaluator(&cfg, &store, &producer);
-    let r = ev.evaluate(at(&format!("{end}T23:59:59Z"))).await.unwrap();
+    rows.push(events::stored(identify, topic, rows.len() as i64));
+    let r = history.evaluate_at_end_of(&rows, end).await;
 
     assert_eq!(r.fired.len(), 1, "{r:?}");
     let reason = &r.fired[0].reason;

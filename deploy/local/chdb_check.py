@@ -29,10 +29,11 @@ queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WI
 ddl = [s for s in statements if s not in queries]
 PASS_KINDS = 3  # live, as of a past day, incremental
 # … then the identify traits of the users a pass names (lapsed users, `Store::user_traits`), and
-# the book's daily totals (`Store::book_days`, for book-wide closures), and whether any account
-# of the book is still importing (`Store::book_importing`, for an import that settles as a whole).
-assert len(queries) == 7 * PASS_KINDS + 3, f"expected {7 * PASS_KINDS + 3} evaluation queries, got {len(queries)}"
-queries, user_traits, book_days, book_importing = queries[:-3], queries[-3], queries[-2], queries[-1]
+# the book's daily totals and whether it holds older days (`Store::book_days`, for book-wide
+# closures and how far back its history reaches), and whether any account of the book is still
+# importing (`Store::book_importing`, for an import that settles as a whole).
+assert len(queries) == 7 * PASS_KINDS + 4, f"expected {7 * PASS_KINDS + 4} evaluation queries, got {len(queries)}"
+queries, user_traits, book_days, book_older, book_importing = queries[:-4], *queries[-4:]
 
 BOOK = """INSERT INTO uptake_chdb.events
   (message_id, account_id, user_id, kind, feature, uses, records, nps, ticket_id, ticket_status,
@@ -104,17 +105,23 @@ with tempfile.TemporaryDirectory() as path:
     if traits_rows != want_traits:
         sys.exit(f"user traits: got {traits_rows}, expected {want_traits} (the latest), from:\n{user_traits}")
     # Active users per UTC day summed over accounts: gamma's 23:30 UTC login counts on 23 June
-    # (already the 24th in the session's timezone); surveys, tickets and traits are no activity.
+    # (already the 24th in the session's timezone); surveys, tickets and traits are no activity,
+    # but they are history (`seen`: alpha's survey on 25 June, its ticket on the 26th).
     book_rows = [json.loads(line) for line in run(sess, book_days).splitlines() if line.strip()]
-    want_book = [{"day": d, "users": u, "accounts": a} for d, u, a in
-                 [(20624, 1, 1), (20627, 1, 1), (20628, 1, 1), (20632, 1, 1), (20633, 1, 1), (20634, 2, 2)]]
+    want_book = [{"day": d, "users": u, "accounts": a, "seen": n} for d, u, a, n in
+                 [(20624, 1, 1, 1), (20627, 1, 1, 1), (20628, 1, 1, 1), (20629, 0, 0, 1), (20630, 0, 0, 1),
+                  (20632, 1, 1, 1), (20633, 1, 1, 1), (20634, 2, 2, 2)]]
     if [{k: int(v) for k, v in r.items()} for r in book_rows] != want_book:
         sys.exit(f"book days: got {book_rows}, expected {want_book}, from:\n{book_days}")
+    # alpha's traits of 1–3 January lie before the 64 days.
+    older = run(sess, book_older, "CSV").strip()
+    if older != "1":
+        sys.exit(f"book older: got {older!r}, expected 1 (alpha's January traits), from:\n{book_older}")
     # Stored just now, all three; last seen before 30 June 2026 (the rendered bound): only beta.
     importing = run(sess, book_importing, "CSV").strip()
     if importing != "1":
         sys.exit(f"book importing: got {importing!r}, expected 1 (beta), from:\n{book_importing}")
-    print(f"    {len(queries) + 3} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
+    print(f"    {len(queries) + 4} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
 
     # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's
     # resolved row, recorded in the same second as its firing row, closes it; a1 stays open.

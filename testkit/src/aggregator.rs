@@ -3,10 +3,14 @@
 
 use std::sync::Arc;
 
-use aggregator::{AggregatorConfig, AggregatorError, Clock, Evaluator, Ownership, RawAggregatorConfig, Role, RuleSet};
+use aggregator::{
+    AggregatorConfig, AggregatorError, Clock, Evaluator, Ownership, PassReport, RawAggregatorConfig, Role, RuleSet,
+};
+use chrono::NaiveDate;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use warehouse::rows::EventRow;
 use warehouse::Warehouse;
 
 use crate::Stack;
@@ -122,4 +126,39 @@ pub fn live_evaluator(cfg: &AggregatorConfig, store: &Warehouse, producer: &Futu
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
     let metrics = Arc::new(aggregator::Telemetry::new());
     Evaluator::live(cfg, rules, store.clone(), producer.clone(), metrics, Arc::new(Ownership::fixed([0])))
+}
+
+/// A test of stored history: a one-partition aggregator configured with `rules` (a rule file's
+/// text), its migrated database, and a producer for the alerts a pass publishes. Rows are
+/// written straight to ClickHouse, as the consumer would have stored them.
+pub struct StoredHistory {
+    pub cfg: AggregatorConfig,
+    pub store: Warehouse,
+    pub producer: FutureProducer,
+}
+
+impl StoredHistory {
+    pub async fn new(stack: &Stack, name: &str, rules: &str) -> Self {
+        let mut raw = config(stack, name, 1).await;
+        raw.rules_file = Some(rules_file(stack, rules));
+        let cfg = raw.build_and_validate().expect("a valid test config");
+        let store = Warehouse::new(&cfg.clickhouse);
+        store.migrate().await.expect("migrations");
+        let producer = rdkafka::ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().expect("producer");
+        Self { cfg, store, producer }
+    }
+
+    /// The events topic the rows are stored as read from.
+    pub fn topic(&self) -> &str {
+        &self.cfg.kafka.events_topic
+    }
+
+    /// Stores `rows`, then a fresh live evaluator (nothing seen yet, as after an import) passes
+    /// at the last second of `day`: its report.
+    pub async fn evaluate_at_end_of(&self, rows: &[EventRow], day: NaiveDate) -> PassReport {
+        self.store.insert_rows(rows).await.expect("insert");
+        let mut ev = live_evaluator(&self.cfg, &self.store, &self.producer);
+        let end = day.and_hms_opt(23, 59, 59).expect("a time").and_utc();
+        ev.evaluate(end).await.expect("a pass")
+    }
 }

@@ -39,7 +39,7 @@ use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::evaluate::timeline::Unsupported;
-use crate::model::book::{closures, Closures};
+use crate::model::book::Book;
 use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, Store};
 use crate::telemetry::Telemetry;
@@ -106,8 +106,9 @@ pub struct Evaluator<S: AlertSink = LiveSink> {
     loaded_for: Option<u64>,
     /// The health scores of the day `health_change_14d` looks back to, as read for it.
     past_health: Option<(NaiveDate, HashMap<String, f64>)>,
-    /// The book-wide closures (public holidays) before the day of the pass they were read for.
-    book: Option<(NaiveDate, Closures)>,
+    /// The book's closures (public holidays) before the day of the pass it was read for, and how
+    /// far back its history reaches.
+    book: Option<(NaiveDate, Book)>,
     /// How often a pass covers every account (`evaluation.full_every_ms`; zero: always).
     full_every: Duration,
     /// What the last full pass covered, and when the last pass started (the server's clock).
@@ -313,7 +314,7 @@ impl<S: AlertSink> Evaluator<S> {
         // The book's closures change only while past days are still arriving (an import, a
         // catch-up): read again on every full pass and while any account is settling.
         if changed.is_none() || !self.settling.is_empty() || self.book.is_none_or(|(d, _)| d != now.date_naive()) {
-            self.book = Some((now.date_naive(), self.closures_on(now).await?));
+            self.book = Some((now.date_naive(), self.book_on(now).await?));
         }
         let book = self.book.map(|(_, c)| c).expect("read above");
         // An import is judged when the whole of it has settled, not account by account: an
@@ -334,7 +335,7 @@ impl<S: AlertSink> Evaluator<S> {
             lap(&mut timings.queries);
             let past = self.past_health.as_ref().map(|(_, scores)| scores).expect("read above");
             let mut rows = self.metrics_rows(&mut inputs, past, features, book, now);
-            self.name_users(&inputs, &mut rows, book, now).await?;
+            self.name_users(&inputs, &mut rows, book.closures, now).await?;
             drop(inputs);
             lap(&mut timings.compute);
             self.sink.write_metrics(&rows).await?;
@@ -393,29 +394,31 @@ impl<S: AlertSink> Evaluator<S> {
         }
     }
 
-    /// The book-wide closures before `now`'s day, from the book's daily totals.
-    async fn closures_on(&self, now: DateTime<Utc>) -> Result<Closures, AggregatorError> {
-        let found = closures(&self.store.book_days(now).await?);
-        if found != Closures::NONE {
-            tracing::debug!(day = %now.date_naive(), days_before = ?found.days(), "book-wide closures");
+    /// The book at `now`'s day (its closures before it, how far back its history reaches), from
+    /// the book's daily totals.
+    async fn book_on(&self, now: DateTime<Utc>) -> Result<Book, AggregatorError> {
+        let (days, older) = self.store.book_days(now).await?;
+        let found = Book::of(&days, older);
+        if !found.closures.days().is_empty() {
+            tracing::debug!(day = %now.date_naive(), days_before = ?found.closures.days(), "book-wide closures");
         }
         Ok(found)
     }
 
     /// The metrics rows of `inputs` at `now`, with the health scores of 14 days before (`past`),
-    /// a catalogue of `features` and the book's `closures`: a pass's and a history lookup's alike.
+    /// a catalogue of `features` and the `book`: a pass's and a history lookup's alike.
     fn metrics_rows(
         &self,
         inputs: &mut [AccountInputs],
         past: &HashMap<String, f64>,
         features: u64,
-        closures: Closures,
+        book: Book,
         now: DateTime<Utc>,
     ) -> Vec<MetricsRow> {
         for i in inputs.iter_mut() {
             i.health_14d_ago = past.get(&i.window.account_id).copied();
         }
-        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, closures };
+        let model = Model { lifecycle: &self.lifecycle, health: &self.health, catalogue: features, book };
         inputs.iter().map(|i| metrics_row(i, now, &model)).collect()
     }
 

@@ -287,7 +287,7 @@ impl<S: AlertSink> Evaluator<S> {
         let mut inputs = self.store.inputs_of(at, &self.events_topic, &partitions, Some(&only), lifetimes).await?;
         let past = self.sink.health_on(day - Days::new(14)).await?;
         let features = self.catalogue_size(at).await?;
-        let closures = self.closures_on(at).await?;
-        Ok(self.metrics_rows(&mut inputs, &past, features, closures, at))
+        let book = self.book_on(at).await?;
+        Ok(self.metrics_rows(&mut inputs, &past, features, book, at))
     }
 }

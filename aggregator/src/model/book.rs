@@ -9,6 +9,10 @@
 //! on which the book as a whole was at most [`BOOK_CLOSURE_SHARE`] of its usual, and every
 //! account's detector and lapse statistic skip those days; the 7-day-window rules can require
 //! that their window holds none (`book_closures_7d`).
+//!
+//! The same totals say how far back the book's history reaches ([`Book::history_days`]): a
+//! 30-day figure read on an import's first weeks, or on a new deployment's, covers a fraction
+//! of a month, and reads as a month in which few people came in.
 
 use super::baseline::median;
 
@@ -53,11 +57,42 @@ impl Closures {
     }
 }
 
-/// The book's totals of one day: active users summed over accounts, and the accounts with any.
+/// The book's totals of one day: active users summed over accounts, the accounts with any, and
+/// the accounts with any event at all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BookDay {
     pub users: u64,
     pub accounts: u64,
+    pub seen: u64,
+}
+
+/// What a pass reads of the whole book from its daily totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Book {
+    /// The book-wide closures before the pass's day.
+    pub closures: Closures,
+    /// Complete days before the pass's day that the book's history covers: back to the oldest
+    /// day with any event (traits, a survey, use), at most 63 (the whole window; a book older
+    /// than it).
+    pub history_days: u32,
+}
+
+impl Book {
+    /// A book whose history covers the whole window and has no closures (tests and fixtures).
+    pub const ESTABLISHED: Self = Self { closures: Closures::NONE, history_days: 63 };
+
+    /// The book read from its totals of the 64 days ending on the pass's day, and whether it
+    /// holds anything older.
+    pub fn of(days: &[BookDay; 64], older: bool) -> Self {
+        let oldest = (0..64u32).rev().find(|&d| days[d as usize].seen > 0).unwrap_or(0);
+        Self { closures: closures(days), history_days: if older { 63 } else { oldest } }
+    }
+
+    /// Whether the `days` days ending on the pass's day (it included) all lie inside the book's
+    /// history: a window reaching back before it counts days nobody could have been seen on.
+    pub fn covers(self, days: u32) -> bool {
+        self.history_days + 1 >= days
+    }
 }
 
 /// The closures among `days` (index d = d days before the pass's day): each complete day whose
@@ -92,6 +127,7 @@ mod tests {
             BookDay {
                 users: if weekend { users / 5 } else { users },
                 accounts: if weekend { accounts / 3 } else { accounts },
+                seen: accounts,
             }
         })
     }
@@ -130,6 +166,25 @@ mod tests {
         let mut few = book(12, 60);
         few[4].users = 0;
         assert_eq!(closures(&few), Closures::NONE, "12 accounts are not a book to read a holiday from");
+    }
+
+    #[test]
+    fn the_history_reaches_back_to_the_oldest_day_with_any_event() {
+        let mut days = book(400, 2_000);
+        assert_eq!(Book::of(&days, false).history_days, 63, "an established book: the whole window");
+        assert!(Book::of(&days, false).covers(30) && Book::of(&days, false).covers(60));
+        // An import of 20 days of history, with a day nobody used it inside them, and the
+        // accounts' traits sent the day before the first use.
+        for day in days.iter_mut().skip(21) {
+            *day = BookDay::default();
+        }
+        days[5] = BookDay { seen: 3, ..BookDay::default() };
+        days[21].seen = 400;
+        let b = Book::of(&days, false);
+        assert_eq!(b.history_days, 21);
+        assert!(b.covers(22) && !b.covers(23), "today and the 21 days before it");
+        assert_eq!(Book::of(&days, true).history_days, 63, "older days: the whole window is covered");
+        assert_eq!(Book::of(&[BookDay::default(); 64], false).history_days, 0, "nothing yet: today only");
     }
 
     #[test]

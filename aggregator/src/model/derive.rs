@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::baseline::{covered, Baseline, Series};
-use super::book::Closures;
+use super::book::{Book, Closures};
 use super::catalogue::{MetricsRow, WindowRow};
 use super::detector::{daily_users, evidence};
 use super::health::{self, Component, HealthConfig, Inputs};
@@ -71,8 +71,9 @@ pub struct Model<'a> {
     pub health: &'a HealthConfig,
     /// Features in the product's catalogue (0: unknown, breadth left out).
     pub catalogue: u64,
-    /// The book-wide closures (public holidays) of the days before the pass's day.
-    pub closures: Closures,
+    /// The book's closures (public holidays) of the days before the pass's day, and how far back
+    /// its history reaches.
+    pub book: Book,
 }
 
 /// The first of `keys` present in `traits`, as text (numbers too).
@@ -113,9 +114,15 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let first_seen = epoch_day_plus(w.first_day);
     let stage = lifecycle::stage(model.lifecycle, today, start.or(Some(first_seen)), renewal);
     let seats = trait_str(&i.traits, &["seats", "licensed_seats", "licenses"]).and_then(|s| s.parse::<u32>().ok());
-    let seat_utilisation = seats.and_then(|s| ratio(w.active_users_30d, s as u64));
-    let feature_breadth = ratio(w.features_used_30d, model.catalogue);
-    let records_change = change_pct(w.records_prev_30d, w.records_30d);
+    // A month's figures need a month of the book (and their changes two): on an import's first
+    // weeks, or a new deployment's, the 30 days hold a few days of use, and every account in its
+    // renewal window read as paying for seats nobody uses. Unknown is said as NULL, not as few.
+    let month = model.book.covers(30);
+    let two_months = model.book.covers(60);
+    let seat_utilisation = seats.filter(|_| month).and_then(|s| ratio(w.active_users_30d, s as u64));
+    let feature_breadth = ratio(w.features_used_30d, model.catalogue).filter(|_| month);
+    let change_30d = |prev: u64, now: u64| change_pct(prev, now).filter(|_| two_months);
+    let records_change = change_30d(w.records_prev_30d, w.records_30d);
     let active_change = change_pct(w.active_users_prev_7d, w.active_users_7d);
     let base = Baselines::of(w, today);
     let days_since_last_activity = since(w.last_seen);
@@ -139,8 +146,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     };
     let h = health::score(model.health, stage, &inputs);
     let covered = covered_days(w, today);
-    let folk = people(&w.user_ids, &w.user_masks, covered, model.closures);
-    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered, model.closures);
+    let folk = people(&w.user_ids, &w.user_masks, covered, model.book.closures);
+    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered, model.book.closures);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     MetricsRow {
         as_of: date_number(today),
@@ -152,14 +159,15 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         csm_owner: trait_str(&i.traits, &["csm", "csm_owner", "csm_email"]).unwrap_or_default(),
         seats,
         active_users_change_7d: active_change,
-        active_users_change_30d: change_pct(w.active_users_prev_30d, w.active_users_30d),
+        active_users_change_30d: change_30d(w.active_users_prev_30d, w.active_users_30d),
         events_change_7d: change_pct(w.events_prev_7d, w.events_7d),
         events_per_active_user_7d: ratio(w.events_7d, w.active_users_7d),
         feature_breadth_30d: feature_breadth,
         records_change_30d: records_change,
-        bytes_change_30d: change_pct(w.bytes_prev_30d, w.bytes_30d),
+        bytes_change_30d: change_30d(w.bytes_prev_30d, w.bytes_30d),
         // Average DAU over 30 days ÷ MAU: how many days a month the typical user comes back.
-        stickiness_30d: (w.active_users_30d > 0).then(|| w.dau_sum_30d as f64 / 30.0 / w.active_users_30d as f64),
+        stickiness_30d: (month && w.active_users_30d > 0)
+            .then(|| w.dau_sum_30d as f64 / 30.0 / w.active_users_30d as f64),
         seat_utilisation,
         last_seen: (w.last_seen > 0).then_some(w.last_seen),
         last_login: (w.last_login > 0).then_some(w.last_login),
@@ -207,8 +215,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         new_users_7d: folk.new_7d,
         decline_evidence: evidence.map(|e| e.statistic),
         decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
-        book_closures_3d: model.closures.in_last(3),
-        book_closures_7d: model.closures.in_last(7),
+        book_closures_3d: model.book.closures.in_last(3),
+        book_closures_7d: model.book.closures.in_last(7),
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     }
