@@ -80,6 +80,11 @@ fn login_elsewhere(n: usize, account: &str, at: &str) -> EventRow {
     EventRow::new(events::login(format!("tl-{n}"), account, "u1", t(at), "timeline"), TOPIC, 1, n as i64)
 }
 
+/// The accounts of `alerts`, in order (a pass's `fired` or `resolved`).
+fn accounts(alerts: &[schemas::alert::Alert]) -> Vec<&str> {
+    alerts.iter().map(|a| a.account_id.as_str()).collect()
+}
+
 /// The accounts with an open episode after `alerts` (firing and resolved records, in order).
 fn open_after(alerts: &[schemas::alert::Alert]) -> BTreeSet<String> {
     let mut open = BTreeSet::new();
@@ -106,7 +111,7 @@ async fn a_first_pass_takes_the_conditions_start_from_the_stored_history() {
 
     let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(t("2026-03-10T10:00:00Z")).await.unwrap();
-    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    let fired = accounts(&r.fired);
     assert_eq!(fired, ["long-co"], "held since 03-08 at the latest (2 days looked back): fires on the first pass");
     assert_eq!(r.backdated, 2, "both holding accounts' starts came from the history");
     let since: Vec<serde_json::Value> = stack
@@ -197,7 +202,7 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
     // settling accounts) replays their last days and takes over what that replay has open.
     tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    let mut fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    let mut fired = accounts(&r.fired);
     fired.sort();
     assert_eq!(fired, ["flicker-co", "import-co"], "{r:?}");
     assert_eq!(r.warmed_up, 3, "the three imported accounts, not live-co");
@@ -237,7 +242,7 @@ async fn an_import_settles_as_a_whole_and_a_second_warm_up_corrects_the_first() 
     store.insert_rows(&rest).await.unwrap();
     settle().await;
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    let fired = accounts(&r.fired);
     assert_eq!((fired, r.warmed_up), (vec!["busy-co"], 2), "{r:?}");
 
     // busy-co's missing days arrive after it was judged (a second import of its last weeks):
@@ -249,7 +254,7 @@ async fn an_import_settles_as_a_whole_and_a_second_warm_up_corrects_the_first() 
     assert!(r.resolved.is_empty(), "still arriving: {r:?}");
     settle().await;
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    let resolved: Vec<&str> = r.resolved.iter().map(|a| a.account_id.as_str()).collect();
+    let resolved = accounts(&r.resolved);
     assert_eq!(resolved, ["busy-co"], "{r:?}");
     let open = stack.query(&format!("SELECT account_id FROM {}.open_alerts", stack.database())).await;
     assert!(open.is_empty(), "no episode left open: {open:?}");
@@ -275,7 +280,7 @@ async fn an_instance_waits_while_the_import_runs_on_partitions_another_instance_
     // Once nothing arrives anywhere, near-co is judged on its whole history: quiet for 12 days.
     settle().await;
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    let fired = accounts(&r.fired);
     assert_eq!((fired, r.warmed_up), (vec!["near-co"], 1), "{r:?}");
 }
 
@@ -308,7 +313,7 @@ async fn a_restart_keeps_the_cooldown_an_unrecorded_episode_of_the_history_start
     settle().await;
     let mut ev = live_evaluator(&cfg, &store, &producer);
     let r = ev.evaluate(Utc::now()).await.unwrap();
-    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    let fired = accounts(&r.fired);
     assert_eq!((fired, r.warmed_up), (vec!["fresh-co"], 2), "both replayed, cool-co still cooling down: {r:?}");
     // Later passes keep the cooldown taken over.
     let r = ev.evaluate(Utc::now()).await.unwrap();

@@ -39,7 +39,7 @@ use crate::evaluate::episode::Episodes;
 use crate::evaluate::rules::RuleSet;
 use crate::evaluate::sink::{AlertSink, LiveSink};
 use crate::evaluate::timeline::Unsupported;
-use crate::model::book::Book;
+use crate::model::book::{Book, Closures};
 use crate::model::{metrics_row, AccountInputs, HealthConfig, LifecycleConfig, MetricsRow, Model};
 use crate::store::{Changed, History, Store};
 use crate::telemetry::Telemetry;
@@ -399,7 +399,7 @@ impl<S: AlertSink> Evaluator<S> {
     async fn book_on(&self, now: DateTime<Utc>) -> Result<Book, AggregatorError> {
         let (days, older) = self.store.book_days(now).await?;
         let found = Book::of(&days, older);
-        if !found.closures.days().is_empty() {
+        if found.closures != Closures::NONE {
             tracing::debug!(day = %now.date_naive(), days_before = ?found.closures.days(), "book-wide closures");
         }
         Ok(found)

@@ -87,8 +87,6 @@ fn lookups(
     asks
 }
 
-/// What the live pass stores and publishes for accounts whose imported history just settled,
-/// instead of deciding them afresh ([`Evaluator::warm_up`]).
 /// What a warm-up does with an open episode its replay does not end with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unsupported {
@@ -98,6 +96,8 @@ pub(super) enum Unsupported {
     Keep,
 }
 
+/// What the live pass stores and publishes for accounts whose imported history just settled,
+/// instead of deciding them afresh ([`Evaluator::warm_up`]).
 pub(super) struct WarmUp {
     /// Firing records, at the pass, of the episodes the replay has open at its end.
     pub alerts: Vec<Alert>,

@@ -121,7 +121,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let two_months = model.book.covers(60);
     let seat_utilisation = seats.filter(|_| month).and_then(|s| ratio(w.active_users_30d, s as u64));
     let feature_breadth = ratio(w.features_used_30d, model.catalogue).filter(|_| month);
-    let change_30d = |prev: u64, now: u64| change_pct(prev, now).filter(|_| two_months);
+    let change_30d = |prev: u64, current: u64| change_pct(prev, current).filter(|_| two_months);
     let records_change = change_30d(w.records_prev_30d, w.records_30d);
     let active_change = change_pct(w.active_users_prev_7d, w.active_users_7d);
     let base = Baselines::of(w, today);

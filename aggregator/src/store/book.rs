@@ -1,9 +1,10 @@
 //! The book's daily totals (`model::book`): active users summed over every account, and how many
-//! accounts had any, for the 64 days ending on the pass's day, and whether it holds older days. Read from the daily rollup
-//! (`account_daily`), bounded by those 64 days whatever the history's length, and over the whole
-//! database rather than an instance's partitions: a holiday is a property of the book, and every
-//! instance, and a replay of the same day, reads the same closures. So is an import: whether
-//! any account of the book still has its past arriving ([`Store::book_importing`]).
+//! accounts had any, for the 64 days ending on the pass's day, and whether it holds older days.
+//! Read from the daily rollup (`account_daily`), bounded by those 64 days (the older days by one
+//! row) whatever the history's length, and over the whole database rather than an instance's
+//! partitions: a holiday is a property of the book, and every instance, and a replay of the same
+//! day, reads the same closures. So is an import: whether any account of the book still has its
+//! past arriving ([`Store::book_importing`]).
 
 use chrono::{DateTime, Days, Utc};
 
