@@ -41,6 +41,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A clean build gains nothing from incremental compilation's caches (5 GB of target/ when they were
+# on); a developer who wants them for repeated runs sets CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 step "Checking prerequisites"
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
 ensure_clickhouse
