@@ -67,8 +67,9 @@ struct Args {
     /// metric negated, for statistics where lower is worse (`-health_score`).
     #[arg(long, num_args = 0.., value_delimiter = ',')]
     calibrate: Option<Vec<String>>,
-    /// Where the calibration plots go.
-    #[arg(long, default_value = ".")]
+    /// Where the calibration plots go (created if missing). Not the working directory by
+    /// default: a plot written there is one `git add` away from being committed.
+    #[arg(long, default_value = "target/signal")]
     calibrate_dir: PathBuf,
     /// The false-alarm budget a calibration picks for: alarms per healthy account-year.
     #[arg(long, default_value_t = 1.0)]
@@ -134,6 +135,10 @@ async fn main() -> anyhow::Result<()> {
             scores.alerts.iter().map(|a| serde_json::to_string(a).map(|l| l + "\n")).collect::<Result<_, _>>()?;
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
     }
+    if !scores.series.is_empty() {
+        std::fs::create_dir_all(&args.calibrate_dir)
+            .with_context(|| format!("creating {}", args.calibrate_dir.display()))?;
+    }
     for series in &scores.series {
         let points =
             signal::calibrate::curve(series, &scores.book, &thresholds(&series.metric), scores.truth.window.to);
@@ -141,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         let path = args.calibrate_dir.join(format!("calibration-{}.svg", series.metric));
         std::fs::write(&path, signal::calibrate::svg(&series.metric, &points))
             .with_context(|| format!("writing {}", path.display()))?;
+        println!("  plot: {}", path.display());
     }
     let problems = scores.truth.inconsistencies();
     anyhow::ensure!(problems.is_empty(), "the counts do not add up:\n  {}", problems.join("\n  "));
