@@ -41,6 +41,18 @@ const COHORT_MIN_GAP: u32 = 2;
 const COHORT_SPREAD: u32 = 2;
 /// … each absence unlikely (under this chance) under the user's own weekday habit.
 const COHORT_P: f64 = 0.1;
+/// Absences that are each likely enough (at least this chance) are no group however many …
+const LINEUP_CHANCE: f64 = 0.5;
+/// … but when as many as this share of the regular users …
+const LINEUP_SHARE: f64 = 0.4;
+/// … have less likely ones of at least this many days (two days of a fade line up too often) …
+const LINEUP_MIN_DAYS: usize = 3;
+/// … are, when this many lined up is less likely than this under the
+/// users' habits (a Poisson tail on the number absent over the group's days).
+const LINEUP_P: f64 = 1e-6;
+/// … and the others were at work as usual (a fade lines absences up too, but thins everyone's
+/// days) …
+const LINEUP_OTHERS_SHARE: f64 = 0.9;
 /// … while the others were active on at least this share of the days their habit expects …
 const OTHERS_SHARE: f64 = 0.7;
 /// … give or take this many standard deviations of chance: two or three others with a
@@ -210,7 +222,7 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, 1..=covered.min(63), closed)).collect();
     // The rest of the team carried on as usual on the group's days: in a fade everybody comes
     // in less and many absences line up by chance; a group away leaves the others at work.
-    let others_at_work = |run: &Absence, with: &[usize]| {
+    let others_at_work = |run: &Absence, with: &[usize], share: f64| {
         let (mut expected, mut variance, mut seen) = (0.0, 0.0, 0u32);
         // Those absent on all of its days are away too (just with a habit that makes it less
         // telling), not the others at work.
@@ -223,32 +235,68 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
                 seen += active(masks[j], d) as u32;
             }
         }
-        expected < 1.0 || seen as f64 >= OTHERS_SHARE * expected - OTHERS_Z * variance.sqrt()
+        expected < 1.0 || seen as f64 >= share * expected - OTHERS_Z * variance.sqrt()
     };
     let gaps: Vec<Vec<Absence>> = masks.iter().map(|&m| absences(m, covered)).collect();
-    let runs: Vec<(usize, &Absence)> = regular
+    // Absences of 2–14 days too unlikely under the user's habit to be nothing much; `telling`
+    // when unlikely on their own.
+    let runs: Vec<(usize, &Absence, bool)> = regular
         .iter()
         .flat_map(|&i| gaps[i].iter().map(move |a| (i, a)))
-        .filter(|(i, a)| {
-            (COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && a.chance(&rates[*i], closed) < COHORT_P
+        .filter_map(|(i, a)| {
+            let chance = a.chance(&rates[i], closed);
+            ((COHORT_MIN_GAP..=COHORT_MAX_DAYS).contains(&a.len()) && chance < LINEUP_CHANCE).then_some((
+                i,
+                a,
+                chance < COHORT_P,
+            ))
         })
         .collect();
+    // Many absences lined up where the users' habits expect few: on a large team of people who
+    // come in two or three days a week, no one's absence is unlikely for days, but half of them
+    // gone since the same day is (loadgen's dips: the detector had read three or four days of a
+    // group away on a 60-person account as decline before any member's own absence told).
+    let lined_up_unlikely = |run: &Absence| {
+        let days: Vec<u32> = (run.newest..=run.oldest).filter(|&d| !closed.contains(d)).collect();
+        if days.len() < LINEUP_MIN_DAYS {
+            return false;
+        }
+        // Of those who were in on the days the group was last seen: users gone for weeks (a
+        // slide's leavers) would line up with any absence.
+        let before = run.last_seen()..=run.last_seen() + COHORT_SPREAD;
+        let present: Vec<usize> =
+            regular.iter().copied().filter(|&j| before.clone().any(|d| active(masks[j], d))).collect();
+        let absent = present.iter().filter(|&&j| days.iter().all(|&d| !active(masks[j], d))).count();
+        let expected: f64 =
+            present.iter().map(|&j| days.iter().map(|&d| 1.0 - rates[j][(d % 7) as usize]).product::<f64>()).sum();
+        poisson_tail(expected, absent) < LINEUP_P
+    };
     let mut away_now = vec![false; masks.len()];
     // Who was away with a group on which day, one bit per day as in the masks.
     let mut away_days = vec![0u64; masks.len()];
-    for (i, run) in &runs {
-        let mut with: Vec<usize> = runs
-            .iter()
-            .filter(|(_, r)| r.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
-            .map(|(j, _)| *j)
-            .collect();
-        with.dedup(); // `runs` holds each user's absences next to each other
-        if with.len() < COHORT_MIN
-            || (with.len() as f64) < COHORT_SHARE * out.regular as f64
-            || !others_at_work(run, &with)
-        {
-            continue;
-        }
+    for (i, run, telling) in &runs {
+        let members = |only_telling: bool| {
+            let mut with: Vec<usize> = runs
+                .iter()
+                .filter(|(_, r, t)| (*t || !only_telling) && r.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
+                .map(|(j, _, _)| *j)
+                .collect();
+            with.dedup(); // `runs` holds each user's absences next to each other
+            with
+        };
+        let many =
+            |with: &[usize], share: f64| with.len() >= COHORT_MIN && with.len() as f64 >= share * out.regular as f64;
+        let with = members(true);
+        let with = if *telling && many(&with, COHORT_SHARE) && others_at_work(run, &with, OTHERS_SHARE) {
+            with
+        } else {
+            let with = members(false);
+            if !(many(&with, LINEUP_SHARE) && lined_up_unlikely(run) && others_at_work(run, &with, LINEUP_OTHERS_SHARE))
+            {
+                continue;
+            }
+            with
+        };
         let span = days_mask(run.newest, run.oldest);
         // Those last seen with the group and absent on all of its days went with it: one with a
         // sparse habit is not yet unlikely to be away after three days, yet the detector must
@@ -281,6 +329,28 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         out.champion = Some((ids[c].clone(), h.gap));
     }
     out
+}
+
+/// P(N ≥ n) for N Poisson with mean `mean`: the terms from n on, summed until they no longer
+/// count.
+fn poisson_tail(mean: f64, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    let ln_factorial: f64 = (2..=n).map(|k| (k as f64).ln()).sum();
+    let mut term = (n as f64 * mean.ln() - mean - ln_factorial).exp();
+    let mut sum = 0.0;
+    for k in n + 1.. {
+        sum += term;
+        term *= mean / k as f64;
+        if term < sum * 1e-12 || k > n + 10_000 {
+            break;
+        }
+    }
+    sum.min(1.0)
 }
 
 /// How many lapsed users `lapsed_users` names before "+ N more".

@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::book::Closures;
+use crate::model::detector::Evidence;
 
 /// A mask with the days `d` (days before the pass's day) for which `on(d)` holds.
 fn mask(on: impl Fn(u32) -> bool) -> u64 {
@@ -150,6 +151,15 @@ fn regular_needs_weeks_of_history_and_new_users_need_an_older_account() {
     assert_eq!(people(&ids(1), &[fresh], 6, Closures::NONE).new_7d, 0);
 }
 
+/// The detector's reading of `masks` expecting fewer users while `p`'s groups are away, and
+/// blind to them.
+fn read_with_and_without_groups(masks: &[u64], p: &People) -> (Evidence, Evidence) {
+    use crate::model::detector::{daily_users, evidence};
+    let daily = daily_users(masks);
+    let read = |away: &[u64]| evidence(&daily, p.regular, away, 63, Closures::NONE).expect("63 days of history");
+    (read(&p.away_on), read(&[]))
+}
+
 #[test]
 fn a_group_week_away_that_is_over_still_counts_on_its_days() {
     // Ten daily users; five away together 10..=16 days ago, back since.
@@ -162,9 +172,7 @@ fn a_group_week_away_that_is_over_still_counts_on_its_days() {
     assert_eq!(p.away_on[9..16], [5; 7]);
     assert_eq!((p.away_on[8], p.away_on[16]), (0, 0));
     // The detector re-reads those days expecting half the team: no decline.
-    let daily = crate::model::detector::daily_users(&masks);
-    let read = crate::model::detector::evidence(&daily, p.regular, &p.away_on, 63, Closures::NONE).unwrap();
-    let blind = crate::model::detector::evidence(&daily, p.regular, &[], 63, Closures::NONE).unwrap();
+    let (read, blind) = read_with_and_without_groups(&masks, &p);
     assert!(read.statistic < 1.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
 }
 
@@ -234,4 +242,58 @@ fn a_public_holiday_does_not_lengthen_an_absence() {
     // days a group away together).
     let alone = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!(alone.lapsed, vec![Lapse { user: "u3".into(), days: 8 }], "{alone:?}");
+}
+
+/// A fixed pseudo-random draw in 0..100 for user `j` on day `d`.
+fn draw(j: usize, d: u32) -> u64 {
+    let x = (j as u64 * 1_000_003 + d as u64 * 7_919).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 33) % 100
+}
+
+/// Sixty regular users who each come in on a weekday with a chance of 60 %: three days away
+/// (two weekdays and a weekend day) have a chance of one in six under such a habit, so no
+/// one's absence tells on its own. `gone(j, d)`: user j not in on day d.
+fn part_timers(gone: impl Fn(usize, u32) -> bool) -> Vec<u64> {
+    (0..60).map(|j| mask(|d| weekday(d) && draw(j, d) < 60 && !gone(j, d))).collect()
+}
+
+#[test]
+fn half_a_team_of_part_timers_gone_since_the_same_day_is_a_group() {
+    // Thirty of sixty away for the last 3 days: thirty-odd absent where their habits expect
+    // about ten.
+    let masks = part_timers(|j, d| j < 30 && d <= 3);
+    let p = people(&ids(60), &masks, 63, Closures::NONE);
+    assert!(p.regular >= 55, "{p:?}");
+    assert!(p.away_on[..3].iter().all(|&n| n >= 20), "{:?}", &p.away_on[..4]);
+    // The detector then expects the rest only.
+    let (read, blind) = read_with_and_without_groups(&masks, &p);
+    assert!(read.statistic < 2.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
+}
+
+#[test]
+fn a_slides_leavers_and_ordinary_absences_are_no_lineup() {
+    // Twenty of sixty left one by one over the last three weeks; the others carry on as ever.
+    // The leavers are absent on any recent days, but they were not in when an absence began.
+    let masks = part_timers(|j, d| j < 20 && d <= j as u32 + 3);
+    let p = people(&ids(60), &masks, 63, Closures::NONE);
+    assert_eq!(p.away_on[..5], [0; 5], "{p:?}");
+}
+
+#[test]
+fn a_fade_of_part_timers_is_no_lineup() {
+    // Everyone comes in on about 60 % of their usual days for the last 4: absences line up
+    // more than their habits expect, but nobody is at work as usual.
+    let masks = part_timers(|j, d| d <= 4 && draw(j + 100, d) < 40);
+    let p = people(&ids(60), &masks, 63, Closures::NONE);
+    assert_eq!(p.away_on[..4], [0; 4], "{p:?}");
+}
+
+#[test]
+fn the_poisson_tail() {
+    assert_eq!(poisson_tail(3.0, 0), 1.0);
+    // P(N ≥ 1) = 1 − e^−λ; P(N ≥ 2) = 1 − e^−λ (1 + λ).
+    assert!((poisson_tail(2.0, 1) - (1.0 - (-2.0f64).exp())).abs() < 1e-12);
+    assert!((poisson_tail(2.0, 2) - (1.0 - 3.0 * (-2.0f64).exp())).abs() < 1e-12);
+    assert!(poisson_tail(10.0, 40) < 1e-9 && poisson_tail(10.0, 40) > 0.0);
+    assert_eq!(poisson_tail(0.0, 1), 0.0);
 }
