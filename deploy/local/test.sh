@@ -47,6 +47,14 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step "Checking prerequisites"
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+# A clean run leaves about 7 GB in target/ (6.6 GB at its peak on 2026-12-05) besides the stack's
+# data: say so up front rather than fail ten minutes in with "No space left on device".
+free_gb=$(df -Pk "$ROOT" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gb:-0}" -lt 10 ]; then
+  printf '\033[33mwarning:\033[0m %s GB free under %s; a clean run needs about 8 GB\n' "$free_gb" "$ROOT"
+else
+  info "$free_gb GB free under $ROOT (a clean run needs about 8 GB)"
+fi
 ensure_clickhouse
 ensure_tansu
 ensure_chromium
