@@ -56,7 +56,7 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     assert!(reason.contains("ana (Ana Lee <ana@team.example>, 9 days), u4 (7 days)"), "{reason}");
     let stored = stack
         .query(&format!(
-            "SELECT lapsed_users, regular_users, regular_users_lapsed FROM {}.account_metrics FINAL WHERE account_id = 'team-co'",
+            "SELECT lapsed_users, regular_users, regular_users_lapsed, regular_users_lapsed_long FROM {}.account_metrics FINAL WHERE account_id = 'team-co'",
             stack.database()
         ))
         .await;
@@ -65,4 +65,6 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     // ClickHouse's JSON quotes 64-bit integers.
     let n = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
     assert_eq!((n(&stored[0]["regular_users"]), n(&stored[0]["regular_users_lapsed"])), (Some(4), Some(2)));
+    // Gone 9 and 7 days: lapsed, neither yet longer than most people's leave.
+    assert_eq!(n(&stored[0]["regular_users_lapsed_long"]), Some(0));
 }

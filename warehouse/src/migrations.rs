@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 15, name: "people_and_evidence", sql: include_str!("../sql/015_people_and_evidence.sql") },
     Migration { version: 16, name: "book_closures", sql: include_str!("../sql/016_book_closures.sql") },
     Migration { version: 17, name: "privacy", sql: include_str!("../sql/017_privacy.sql") },
+    Migration { version: 18, name: "long_lapses", sql: include_str!("../sql/018_long_lapses.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

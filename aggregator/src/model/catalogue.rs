@@ -308,6 +308,7 @@ catalogue! {
         regular_users: u64, metric, "users active in at least 6 of every 8 weeks of their history before their latest absence (docs/SIGNAL.md#users)";
         regular_users_lapsed: u64, metric, "regular users absent far longer than their own weekday habit makes likely (under a 1 in 1,000 chance, and at least 5 complete days), not counting a group away together";
         regular_users_lapsed_pct: Option<f64>, metric, "`regular_users_lapsed` ÷ `regular_users`, in % (NULL without regular users)";
+        regular_users_lapsed_long: u64, metric, "lapsed regular users (as `regular_users_lapsed`) gone 12 complete days or more: longer than most people's leave, which comes in blocks of one or two weeks";
         lapsed_users: String, column, "who has lapsed, longest gone first: `user (Name <email>, N days)` with the name and email of their identify traits where known, else `user (N days)`; at most 5 named";
         users_away_together: u64, metric, "regular users away as a group: at least 3 and 30 % of the regular users absent 2–14 days and last seen within 2 days of each other while the others came in as usual (a team's holiday, an offsite) — each absence unlikely under its own habit, or 40 % of them gone together for 3 days or more where their habits make that many far from likely (part-timers) — and with them those last seen with the group whose sparser habit does not yet make the absence unlikely: not lapsed";
         champion: String, column, "the heaviest user (most active days in the 8 weeks before the current one)";

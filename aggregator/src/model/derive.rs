@@ -206,6 +206,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         regular_users: folk.regular,
         regular_users_lapsed: folk.lapsed.len() as u64,
         regular_users_lapsed_pct: ratio(folk.lapsed.len() as u64, folk.regular).map(|r| round(r * 100.0)),
+        regular_users_lapsed_long: folk.long_lapses(),
         // By id here; a pass adds the names and emails of their identify traits.
         lapsed_users: describe(&folk.lapsed, NAMED_MAX, &HashMap::new()),
         users_away_together: folk.away_together,

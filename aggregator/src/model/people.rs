@@ -25,6 +25,10 @@ pub const MIN_WEEKS: usize = 3;
 pub const LAPSE_P: f64 = 0.001;
 /// … and it has lasted at least this many complete days (a long weekend is never a lapse).
 pub const MIN_LAPSE_DAYS: u32 = 5;
+/// A lapse this long (complete days) outlasts most people's leave, taken in blocks of one or two
+/// weeks: `regular_users_lapsed_long` counts these. Two people's overlapping holidays make two
+/// lapses, rarely two this long (docs/SIGNAL.md, ninth run).
+pub const LONG_LAPSE_DAYS: u32 = 12;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
 /// missed day of a daily user is not a thousand-to-one event.
 const P_CAP: f64 = 0.9;
@@ -93,6 +97,13 @@ pub struct People {
     /// Per complete day d = 1..=63 (index d − 1): how many of the away-together users were
     /// absent that day as part of their shared absence (the detector expects fewer then).
     pub away_on: Vec<u64>,
+}
+
+impl People {
+    /// The lapsed regular users gone [`LONG_LAPSE_DAYS`] or more (`regular_users_lapsed_long`).
+    pub fn long_lapses(&self) -> u64 {
+        self.lapsed.iter().filter(|l| l.days >= LONG_LAPSE_DAYS).count() as u64
+    }
 }
 
 /// One user's habit, read from their mask.

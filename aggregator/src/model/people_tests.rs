@@ -51,6 +51,22 @@ fn a_user_who_leaves_is_lapsed_and_named_once_gone_a_working_week() {
 }
 
 #[test]
+fn only_lapses_longer_than_most_leave_are_long() {
+    // Ten daily users; two gone since different days: a week's holiday and a fortnight's are both
+    // lapses, only an absence of 12 days or more is long.
+    let mut masks = vec![daily_user(0); 10];
+    masks[1] = daily_user(7);
+    masks[2] = daily_user(LONG_LAPSE_DAYS + 1);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
+    assert_eq!((p.lapsed.len(), p.long_lapses()), (2, 1), "{p:?}");
+    masks[1] = daily_user(LONG_LAPSE_DAYS);
+    let p = people(&ids(10), &masks, 63, Closures::NONE);
+    assert_eq!((p.lapsed.len(), p.long_lapses()), (2, 2), "{p:?}");
+    masks[1] = daily_user(LONG_LAPSE_DAYS - 1);
+    assert_eq!(people(&ids(10), &masks, 63, Closures::NONE).long_lapses(), 1);
+}
+
+#[test]
 fn half_a_team_away_together_is_away_not_lapsed_until_two_weeks_pass() {
     // Ten daily users; five of them last seen on the same day, nine days ago.
     let mut masks = vec![daily_user(0); 10];
