@@ -319,3 +319,47 @@ async fn a_restart_keeps_the_cooldown_an_unrecorded_episode_of_the_history_start
     let r = ev.evaluate(Utc::now()).await.unwrap();
     assert!(r.fired.is_empty() && r.warmed_up == 0, "{r:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_warm_up_sees_the_episode_whose_cooldown_holds_the_next_one_back() {
+    let stack = Stack::from_env("timeline_held");
+    // RULES' rule resolving after 4 clear days, with a 10-day cooldown: a replay of its `for` +
+    // `resolve_after` + `cooldown` alone would start 16 days back.
+    let rules = std::env::temp_dir().join(format!("uptake-held-{}.toml", stack.database()));
+    let held = RULES
+        .replace("resolve_after = \"2d\"\n", "resolve_after = \"4d\"\ncooldown = \"10d\"\n")
+        .replace("held 2 days", "held 2 days, resolved after 4 clear, 10 days' cooldown");
+    assert!(held.contains("cooldown = \"10d\""));
+    std::fs::write(&rules, held).unwrap();
+    let (cfg, store, producer) = setup_with(&stack, |c| {
+        c.evaluation.settle_ms = 3_000;
+        c.rules_file = Some(rules);
+    })
+    .await;
+    let now = Utc::now();
+    let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    // held-co, as the backtest has it: in every day until 22 days ago, quiet from 19 days ago,
+    // fired 17 days ago; logins 16 and 14 days ago clear it for 5 days, and it resolves 12 days
+    // ago. Quiet again from 11 days ago, held back by the cooldown until 2 days ago — and clear
+    // by then (a login 4 days ago); quiet again since yesterday, not yet for 2 days. Nothing
+    // open. A replay starting 16 days ago, inside the first episode, would not know its
+    // cooldown: it would fire 9 days ago and keep that open (3 clear days, under 4).
+    let mut rows: Vec<EventRow> = (22..=40).map(|d| login(d as usize, "held-co", &ago(d))).collect();
+    for (n, d) in [(1, 16), (2, 14), (3, 4)] {
+        rows.push(login(n, "held-co", &ago(d)));
+    }
+    // Imported while the evaluator runs: judged once it settles, after a replay of its last days.
+    let mut ev = live_evaluator(&cfg, &store, &producer);
+    store.insert_rows(&rows).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((r.accounts, r.fired.len()), (1, 0), "still settling: {r:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!(r.warmed_up, 1, "{r:?}");
+    assert!(r.fired.is_empty(), "the backtest has nothing open: {r:?}");
+    let pending = stack
+        .query(&format!("SELECT rule_id FROM {}.alert_pending WHERE account_id = 'held-co'", stack.database()))
+        .await;
+    assert!(!pending.is_empty(), "quiet since yesterday, pending: the rule was judged");
+}

@@ -20,7 +20,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use schemas::alert::{Alert, AlertStatus};
 
 use super::episode::{whole_days, Episodes, Lookback, Pending};
-use super::rules::{Finding, RuleSet};
+use super::rules::{Finding, Rule, RuleSet};
 use super::sink::AlertSink;
 use super::Evaluator;
 use crate::model::{to_datetime, MetricsRow};
@@ -164,7 +164,8 @@ impl<S: AlertSink> Evaluator<S> {
 
     /// The accounts of `today_rows`, whose imported history just settled, replayed as a backtest
     /// replays them — each day's end from as far back as the rules' longest `for` +
-    /// `resolve_after` + `cooldown` (in days; 27 for the shipped rules), starting from no state with the first day's starts taken from
+    /// `resolve_after` + `cooldown` and their longest `resolve_after` + `cooldown` more (in days;
+    /// 44 for the shipped rules), starting from no state with the first day's starts taken from
     /// the history, then the pass itself at `now` — in a state of their own. What that replay
     /// ends with is what the live state takes over: its pending starts and clears, its
     /// cooldowns, and its open episodes, fired now. So right after an import the open alerts
@@ -181,15 +182,15 @@ impl<S: AlertSink> Evaluator<S> {
         // An episode the backtest still has open fired within a rule's `for` + `resolve_after`
         // before the end, or kept open by a condition that cleared for less than
         // `resolve_after` at a time; `cooldown` more days also see the episodes that hold the
-        // next one back.
+        // next one back. And one more episode's `resolve_after` + `cooldown` before that: the
+        // episode whose cooldown held back one that opens inside those days. A replay starting
+        // inside it (its condition already cleared, its resolution days away) knows nothing of
+        // it, opens the held-back one and keeps it to the end (a second book: one account in
+        // 125, open live and not in the backtest).
         let days_of = |d| whole_days(d).unwrap_or(0);
-        let depth = self
-            .rules
-            .rules()
-            .iter()
-            .map(|r| days_of(r.for_duration) + days_of(r.resolve_after) + days_of(r.cooldown))
-            .max()
-            .unwrap_or(0);
+        let longest = |f: &dyn Fn(&Rule) -> u32| self.rules.rules().iter().map(f).max().unwrap_or(0);
+        let depth = longest(&|r| days_of(r.for_duration) + days_of(r.resolve_after) + days_of(r.cooldown))
+            + longest(&|r| days_of(r.resolve_after) + days_of(r.cooldown));
         let mut replay = Episodes::default();
         let mut fired: HashMap<(String, String), Alert> = HashMap::new();
         for back in (0..=depth.max(1)).rev() {
