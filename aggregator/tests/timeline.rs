@@ -58,6 +58,21 @@ async fn setup_with(
     (cfg, store, producer)
 }
 
+/// The set-up of an import with RULES' rule resolving after `resolve_after` and cooling down
+/// for 10 days, in a rules file of its own (`setup_with` writes RULES to the stack's).
+async fn setup_cooling(stack: &Stack, resolve_after: &str) -> (AggregatorConfig, Warehouse, FutureProducer) {
+    let rules = std::env::temp_dir().join(format!("uptake-cooling-{}.toml", stack.database()));
+    let cooling = RULES
+        .replace("resolve_after = \"2d\"\n", &format!("resolve_after = \"{resolve_after}\"\ncooldown = \"10d\"\n"));
+    assert!(cooling.contains("cooldown = \"10d\""));
+    std::fs::write(&rules, cooling).unwrap();
+    setup_with(stack, |c| {
+        c.evaluation.settle_ms = 3_000;
+        c.rules_file = Some(rules);
+    })
+    .await
+}
+
 /// An import's set-up: settle_ms of 3 s, and the live evaluator (it owns partition 0).
 async fn importing(stack: &Stack) -> (Warehouse, Evaluator) {
     let (cfg, store, producer) = setup_with(stack, |c| c.evaluation.settle_ms = 3_000).await;
@@ -288,17 +303,8 @@ async fn an_instance_waits_while_the_import_runs_on_partitions_another_instance_
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn a_restart_keeps_the_cooldown_an_unrecorded_episode_of_the_history_started() {
     let stack = Stack::from_env("timeline_restart");
-    // A file of its own: `setup_with` writes RULES to the stack's.
-    let rules = std::env::temp_dir().join(format!("uptake-cooling-{}.toml", stack.database()));
     // RULES' rule with a 10-day cooldown.
-    let cooling = RULES.replace("resolve_after = \"2d\"\n", "resolve_after = \"2d\"\ncooldown = \"10d\"\n");
-    assert!(cooling.contains("cooldown"));
-    std::fs::write(&rules, cooling).unwrap();
-    let (cfg, store, producer) = setup_with(&stack, |c| {
-        c.evaluation.settle_ms = 3_000;
-        c.rules_file = Some(rules);
-    })
-    .await;
+    let (cfg, store, producer) = setup_cooling(&stack, "2d").await;
     let now = Utc::now();
     let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
     // cool-co, as the backtest has it: quiet from 11 days ago, fired 9 days ago, a login 7 days
@@ -326,17 +332,7 @@ async fn a_warm_up_sees_the_episode_whose_cooldown_holds_the_next_one_back() {
     let stack = Stack::from_env("timeline_held");
     // RULES' rule resolving after 4 clear days, with a 10-day cooldown: a replay of its `for` +
     // `resolve_after` + `cooldown` alone would start 16 days back.
-    let rules = std::env::temp_dir().join(format!("uptake-held-{}.toml", stack.database()));
-    let held = RULES
-        .replace("resolve_after = \"2d\"\n", "resolve_after = \"4d\"\ncooldown = \"10d\"\n")
-        .replace("held 2 days", "held 2 days, resolved after 4 clear, 10 days' cooldown");
-    assert!(held.contains("cooldown = \"10d\""));
-    std::fs::write(&rules, held).unwrap();
-    let (cfg, store, producer) = setup_with(&stack, |c| {
-        c.evaluation.settle_ms = 3_000;
-        c.rules_file = Some(rules);
-    })
-    .await;
+    let (cfg, store, producer) = setup_cooling(&stack, "4d").await;
     let now = Utc::now();
     let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
     // held-co, as the backtest has it: in every day until 22 days ago, quiet from 19 days ago,
