@@ -210,7 +210,7 @@ async fn for_is_measured_from_the_stored_start_across_restarts() {
 async fn the_backtest_reports_what_the_live_path_alerted() {
     let stack = Stack::from_env("backtest");
     // Rules whose days are known by hand: a week-over-week change (the shipped rules compare with a
-    // baseline, which needs four weeks of history this month-long book does not have) and absence.
+    // baseline, which this month-long book has only in its last days) and absence.
     let rules = r#"
 [[rule]]
 id = "active_users_drop"

@@ -272,7 +272,7 @@ catalogue! {
         stickiness_30d: Option<f64>, metric, "average daily active users over 30 days ÷ 30-day active users (NULL until the book's history covers 30 days†)";
         seat_utilisation: Option<f64>, metric, "30-day active users ÷ licensed `seats` (NULL until the book's history covers 30 days†)";
         active_user_days_7d: u64, metric, "user-days in the 7 complete days ending yesterday: the sum of each day's active users (how much the product is used, not only by how many)";
-        active_user_days_baseline: Option<f64>, metric, "the account's usual week of user-days: the median of up to 8 complete weeks before the current one (NULL with fewer than 4 weeks of history)";
+        active_user_days_baseline: Option<f64>, metric, "the account's usual week of user-days: the median of up to 8 complete weeks before the current one (NULL with fewer than 3 weeks of history)";
         active_user_days_vs_baseline: Option<f64>, metric, "`active_user_days_7d` vs its baseline, in % (−30 = 30 % below the usual)";
         active_user_days_z: Option<f64>, metric, "how unusual `active_user_days_7d` is for this account: its distance from the baseline in units of the account's own week-to-week spread (robust: 1.4826 × MAD of the earlier weeks, at least √baseline); −2 = unusually low";
         active_user_days_3d_vs_baseline: Option<f64>, metric, "user-days of the 3 complete days ending yesterday vs the same three weekdays of the earlier weeks (median), in %";
@@ -286,7 +286,7 @@ catalogue! {
         features_used_vs_baseline: Option<f64>, metric, "distinct features used in the 7 complete days ending yesterday vs the usual, in %";
         records_baseline: Option<f64>, metric, "the usual weekly records imported";
         records_vs_baseline: Option<f64>, metric, "records of the 7 complete days ending yesterday vs the usual, in %";
-        baseline_weeks: Option<u8>, column, "how many earlier weeks the baselines are the median of (NULL: under 4 weeks of history, no baseline)";
+        baseline_weeks: Option<u8>, column, "how many earlier weeks the baselines are the median of (NULL: under 3 weeks of history, no baseline)";
         last_seen: Option<u32>, column, "last activity (NULL = never)";
         last_login: Option<u32>, column, "last login (NULL = never)";
         days_since_last_activity: Option<u32>, metric, "recency of any activity (NULL = never)";

@@ -237,7 +237,7 @@ pub fn components(cfg: &HealthConfig, i: &Inputs) -> Components {
     let deployment = i.seat_utilisation.filter(|_| !grace).map(|u| pct(u / (cfg.seat_utilisation_target * ramp)));
     let adoption = i.feature_breadth.filter(|_| !grace).map(|b| pct(b / (cfg.feature_breadth_target * ramp)));
     // Use at or above the account's usual is healthy; 40 % below it scores 0. Without a
-    // baseline (under four weeks of history), the week-over-week change of active users stands
+    // baseline (under three weeks of history), the week-over-week change of active users stands
     // in, where a 50 % fall scores 0.
     let trend = match i.usage_vs_baseline {
         Some(c) => Some((100.0 + 2.5 * c).clamp(0.0, 100.0)),
