@@ -352,6 +352,13 @@ fn merge(found: Vec<Finding>, join: &str) -> Finding {
         }
         // Later parts read as a continuation of the sentence.
         let mut r = f.reason;
+        // People named by two conditions (the lapsed count and their share, the champion's
+        // lapse and its length) are named once: the list is the long part of the sentence.
+        if let Some(at) = r.find(": ") {
+            if reasons.iter().any(|said: &String| said.ends_with(&r[at..])) {
+                r.truncate(at);
+            }
+        }
         if !reasons.is_empty() {
             if let Some(first) = r.chars().next() {
                 r = first.to_lowercase().collect::<String>() + &r[first.len_utf8()..];

@@ -23,7 +23,8 @@ fn the_shipped_rules_parse() {
             "low_seats_before_renewal",
             "detractor_with_falling_use",
             "usage_declining",
-            "users_lapsing"
+            "users_lapsing",
+            "champion_gone"
         ]
     );
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
@@ -150,6 +151,36 @@ fn threshold_inactivity_and_combinations() {
     // A collapse (a holiday's first days, a stop) is not this rule's: usage_stopped waits it out.
     (m.active_user_days_3d_vs_baseline, m.active_user_days_momentum) = (Some(-90.0), Some(-60.0));
     assert_eq!(detractor.check(&m), None);
+}
+
+#[test]
+fn people_named_by_two_conditions_are_named_once() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let champion = rules.iter().find(|r| r.id == "champion_gone").unwrap();
+    let m = MetricsRow {
+        champion: "acme-u03 (Ada, ada@acme.example)".into(),
+        champion_lapsed: Some(1),
+        champion_days_absent: Some(16),
+        regular_users: 6,
+        active_user_days_vs_baseline: Some(-30.0),
+        decline_evidence: Some(2.5),
+        decline_started: Some(20_400),
+        ..row()
+    };
+    let found = champion.when.check(&m).expect("the champion gone 16 days, use 30 % under");
+    let who = "the heaviest user, acme-u03 (Ada, ada@acme.example), last seen 16 days ago";
+    assert_eq!(found.reason.matches(who).count(), 1, "{}", found.reason);
+    assert!(
+        found.reason.starts_with(&format!(
+            "Champion lapsed is 1 (at least 1): {who} and champion days absent is 16 (at least 14) and "
+        )),
+        "{}",
+        found.reason
+    );
+    // On leave with the rest of the team at work as usual: no alert.
+    assert_eq!(champion.when.check(&MetricsRow { active_user_days_vs_baseline: Some(-5.0), ..m.clone() }), None);
+    // A team of two: the champion away is most of it, and that is leave as often as leaving.
+    assert_eq!(champion.when.check(&MetricsRow { regular_users: 2, ..m }), None);
 }
 
 #[test]
