@@ -117,8 +117,25 @@ cargo build --workspace --bins --locked --quiet || die "build failed"
   --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "bench --smoke failed"
 
 step "Smoke-running the signal measurement (a small book: checks that the counts add up, asserts no threshold)"
+BOOK="$STATE/signal-book"
+rm -rf "$BOOK" && mkdir -p "$BOOK"
 "$ROOT/target/debug/signal" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
-  --bin-dir "$ROOT/target/debug" 2>&1 | sed 's/^/    /' || die "signal --smoke failed"
+  --bin-dir "$ROOT/target/debug" --json "$BOOK/direct.json" 2>&1 | sed 's/^/    /' || die "signal --smoke failed"
+
+step "A book from files (signal --book): the smoke book written out by loadgen scores exactly as sent directly"
+# Both end today; a run that crosses UTC midnight between the two is tried once more.
+book_from_files() {
+  "$ROOT/target/debug/loadgen" --accounts 40 --days 60 --seed 7 --format segment --dry-run \
+    --truth "$BOOK/truth.json" >"$BOOK/events.jsonl" || return 1
+  "$ROOT/target/debug/signal" --book "$BOOK" --score-days 30 --settle-secs 10 --brokers "127.0.0.1:$KAFKA_PORT" \
+    --clickhouse "http://127.0.0.1:$CH_HTTP" --bin-dir "$ROOT/target/debug" --json "$BOOK/file.json" 2>&1 \
+    | sed 's/^/    /' || return 1
+  python3 "$ROOT/deploy/local/same_scores.py" "$BOOK/direct.json" "$BOOK/file.json"
+}
+book_from_files || {
+  "$ROOT/target/debug/signal" --smoke --brokers "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
+    --bin-dir "$ROOT/target/debug" --json "$BOOK/direct.json" >/dev/null 2>&1 && book_from_files
+} || die "signal --book did not score the book as signal --smoke did"
 
 step "Fuzzing the ingest API against its OpenAPI document (schemathesis, on a running ingest)"
 # Every generated request, valid or not, must get an answer the document describes and never a

@@ -16,6 +16,9 @@ pub enum ToolsError {
     /// Ingest kept refusing (503/429), or was unreachable, for `after`.
     #[error("ingest kept refusing (503/429){} for {:.0} s", if *.unreachable { " or was unreachable" } else { "" }, .after.as_secs_f64())]
     GaveUp { after: Duration, unreachable: bool },
+    /// A book's files (`signal --book DIR`) are missing or wrong: which file, where, why.
+    #[error("{path}: {why}")]
+    Book { path: std::path::PathBuf, why: String },
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
     #[error("kafka: {0}")]

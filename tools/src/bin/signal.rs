@@ -4,6 +4,7 @@
 //!
 //!   target/release/signal --bin-dir target/release                 400 accounts × 75 days, 54 scored
 //!   target/debug/signal --smoke --bin-dir target/debug             40 × 60, 30 scored: counts must add up
+//!   target/release/signal --bin-dir target/release --book DIR      a book written elsewhere
 
 use std::path::PathBuf;
 
@@ -18,6 +19,10 @@ use tools::signal::{self, Options};
 struct Args {
     #[command(flatten)]
     stack: StackArgs,
+    /// Score a book written elsewhere instead of loadgen's: a directory with `truth.json` and
+    /// `events.jsonl` (docs/SIGNAL.md#your-own-book). It must end today.
+    #[arg(long, conflicts_with_all = ["accounts", "days", "seed", "smoke"])]
+    book: Option<PathBuf>,
     #[arg(long)]
     accounts: Option<usize>,
     /// Days of history sent, ending today.
@@ -106,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     opts.keep = args.keep;
     opts.reuse = args.reuse;
     opts.rows = args.rows;
+    opts.book = args.book;
     opts.settle_secs = args.settle_secs.unwrap_or(opts.settle_secs);
     opts.outcomes = !args.no_outcomes;
     opts.calibrate = match &args.calibrate {

@@ -18,6 +18,9 @@ use crate::ToolsError;
 pub struct Sender {
     client: IngestClient,
     format: Format,
+    /// Post the events as they are: they are already in `format` (a book written elsewhere,
+    /// `signal --book`), not loadgen's native events to convert.
+    verbatim: bool,
     /// Events ingest accepted so far.
     pub accepted: Arc<AtomicU64>,
     /// When ingest refused a batch (503 or 429, each retried): how long an outage lasted, as a
@@ -42,13 +45,21 @@ impl Sender {
         Self {
             client: IngestClient::new(http, base_url, path, write_key),
             format,
+            verbatim: false,
             accepted: Arc::default(),
             refused_at: Arc::default(),
         }
     }
 
+    /// A sender for events already in `format`'s shape (Segment messages or native events, as a
+    /// customer's own history would be): posted as they are.
+    pub fn verbatim(base_url: &str, write_key: &str, format: Format) -> Self {
+        Self { verbatim: true, ..Self::new(base_url, write_key, format) }
+    }
+
     fn body(&self, events: &[Value]) -> Value {
         match self.format {
+            _ if self.verbatim => json!({ "batch": events }),
             Format::Native => json!({ "batch": events }),
             Format::Segment => {
                 json!({ "batch": events.iter().map(to_segment).collect::<Vec<_>>() })

@@ -70,7 +70,7 @@ pub fn curve(series: &Series, truth: &[Truth], thresholds: &[f64], end: NaiveDat
             for (account, days) in &series.days {
                 let Some(t) = by_id.get(account.as_str()) else { continue };
                 let above = |v: &Option<f64>| v.is_some_and(|v| v >= h);
-                if !t.kind.at_risk() {
+                if !t.at_risk {
                     healthy += 1;
                     healthy_days += days.len();
                     let ups =
@@ -193,7 +193,6 @@ pub fn svg(metric: &str, points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::Kind;
 
     fn day(n: i64) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(n as u64)
@@ -215,8 +214,8 @@ mod tests {
         let slide: Vec<f64> = (0..20).map(|i| if i < 2 { 0.0 } else { (i - 1) as f64 }).collect();
         let s = series(&[("ok", &healthy), ("down", &slide)]);
         let truth = vec![
-            Truth { id: "ok".into(), kind: Kind::Steady, onset: None, leave: vec![] },
-            Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(2)), leave: vec![] },
+            Truth { id: "ok".into(), kind: "steady".into(), at_risk: false, onset: None, leave: vec![] },
+            Truth { id: "down".into(), kind: "slide".into(), at_risk: true, onset: Some(day(2)), leave: vec![] },
         ];
         let points = curve(&s, &truth, &[2.0, 4.0, 8.0], day(19));
         assert_eq!(points[0].false_alarms_per_year, 2.0 * 365.0 / 20.0);
@@ -231,7 +230,8 @@ mod tests {
     #[test]
     fn a_decline_never_reaching_the_threshold_is_missed() {
         let s = series(&[("down", &[0.0; 20])]);
-        let truth = vec![Truth { id: "down".into(), kind: Kind::Slide, onset: Some(day(1)), leave: vec![] }];
+        let truth =
+            vec![Truth { id: "down".into(), kind: "slide".into(), at_risk: true, onset: Some(day(1)), leave: vec![] }];
         let p = &curve(&s, &truth, &[1.0], day(19))[0];
         assert_eq!((p.caught, p.declines, p.median_delay), (0, 1, Some(Lead::Missed)));
     }

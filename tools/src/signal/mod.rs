@@ -5,6 +5,7 @@
 //! them by pid, replays the last days in-process ([`aggregator::backtest::replay`]) and scores
 //! the replay against the truth ([`score::score`]).
 
+pub mod book;
 pub mod calibrate;
 pub mod report;
 pub mod score;
@@ -19,6 +20,7 @@ use chrono::{Days, NaiveDate};
 use crate::bench::{self, procs, Names};
 use crate::loadgen::{self, send::Sender, Book, Format};
 use crate::ToolsError;
+use book::ExternalBook;
 pub use score::{EndState, Scores, Truth, Window};
 
 /// What to run.
@@ -51,6 +53,9 @@ pub struct Options {
     pub reuse: Option<String>,
     /// Write every day's metrics rows of the replay here, one JSON object per line.
     pub rows: Option<PathBuf>,
+    /// Score this book (a directory with `truth.json` and `events.jsonl`, [`book`]) instead of
+    /// loadgen's: `accounts`, `days`, `seed` then do not apply.
+    pub book: Option<PathBuf>,
 }
 
 impl Options {
@@ -72,6 +77,7 @@ impl Options {
             calibrate: Vec::new(),
             reuse: None,
             rows: None,
+            book: None,
         }
     }
 
@@ -84,12 +90,11 @@ impl Options {
 
 /// Sends the book, replays and scores. `progress` gets a line per step.
 pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> Result<Report, ToolsError> {
-    if opts.score_days == 0 || opts.score_days > opts.days {
-        return Err(ToolsError::Setup("--score-days must be from 1 to --days".into()));
+    let source = Source::new(opts, today)?;
+    if opts.score_days == 0 || opts.score_days > source.days() {
+        return Err(ToolsError::Setup(format!("--score-days must be from 1 to the book's {} days", source.days())));
     }
     let rules = RuleSet::load(opts.rules.as_deref())?;
-    let mut book = Book::new(opts.accounts, opts.days, opts.seed, today);
-    book.outcomes = opts.outcomes;
     let store;
     let (n, live_open) = match &opts.reuse {
         Some(id) => {
@@ -101,7 +106,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         None => {
             let n = Names::new("signal");
             store = bench::store_unmigrated(&opts.clickhouse, &n.db);
-            let open = import(opts, &book, &n, &store, &progress).await?;
+            let open = import(opts, &source, &n, &store, &progress).await?;
             (n, Some(open))
         }
     };
@@ -138,7 +143,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
             (r.account_id.clone(), EndState { band: r.health_band.clone(), idle_days: r.days_since_last_activity })
         })
         .collect();
-    let truth: Vec<Truth> = book.accounts.iter().map(Truth::from).collect();
+    let truth = source.truth();
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
     let live = live_open.map(|open| score::live(&truth, today, &open, &score::open_at_end(&replay.alerts)));
     // The same replay scored the way a CS team scores its own history: against the recorded
@@ -156,7 +161,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
 /// has open; stops both services by pid.
 async fn import(
     opts: &Options,
-    book: &Book,
+    source: &Source,
     n: &Names,
     store: &warehouse::Warehouse,
     progress: &impl Fn(&str),
@@ -198,15 +203,13 @@ async fn import(
     )
     .await?;
     progress(&format!(
-        "sending {} accounts × {} days ({:?}) to ingest (pid {}), aggregator pid {}",
-        opts.accounts,
-        opts.days,
+        "sending {} ({:?}) to ingest (pid {}), aggregator pid {}",
+        source.describe(),
         opts.format,
         ingest.pid(),
         agg.pid()
     ));
-    let sender = Sender::new(&format!("http://127.0.0.1:{ingest_port}"), bench::WRITE_KEY, opts.format);
-    let accepted = loadgen::history(book, &sender, 500, 4).await? as usize;
+    let accepted = source.send(&format!("http://127.0.0.1:{ingest_port}"), opts.format).await? as usize;
     progress(&format!("{accepted} events accepted; waiting until ClickHouse stores them"));
     let stored = bench::wait_for_rows(store, accepted, Duration::from_secs(600)).await?;
     ingest.stop();
@@ -233,6 +236,62 @@ async fn import(
         let _ = std::fs::remove_dir_all(&work);
     }
     Ok(live_open)
+}
+
+/// Where the book comes from: loadgen, simulated here, or a directory written elsewhere.
+enum Source {
+    Loadgen(Book),
+    File(ExternalBook),
+}
+
+impl Source {
+    fn new(opts: &Options, today: NaiveDate) -> Result<Self, ToolsError> {
+        let Some(dir) = &opts.book else {
+            let mut book = Book::new(opts.accounts, opts.days, opts.seed, today);
+            book.outcomes = opts.outcomes;
+            return Ok(Self::Loadgen(book));
+        };
+        let book = ExternalBook::load(dir)?;
+        // The live evaluator judges the accounts as of today (the wall clock), the replay as of
+        // the book's last day: only a book that ends today can be compared with both.
+        if book.today != today {
+            return Err(ToolsError::Setup(format!(
+                "{} ends on {}, but today is {today}: the live evaluator judges today, so write the book to end today",
+                dir.display(),
+                book.today
+            )));
+        }
+        Ok(Self::File(book))
+    }
+
+    fn days(&self) -> u32 {
+        match self {
+            Self::Loadgen(b) => b.days().count() as u32,
+            Self::File(b) => b.days(),
+        }
+    }
+
+    fn truth(&self) -> Vec<Truth> {
+        match self {
+            Self::Loadgen(b) => b.accounts.iter().map(Truth::from).collect(),
+            Self::File(b) => b.truth.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Loadgen(b) => format!("loadgen's book, {} accounts × {} days", b.accounts.len(), self.days()),
+            Self::File(b) => format!("{}, {} accounts × {} days", b.events.display(), b.truth.len(), b.days()),
+        }
+    }
+
+    /// Sends the whole history to ingest at `url`; returns the events accepted.
+    async fn send(&self, url: &str, format: Format) -> Result<u64, ToolsError> {
+        match self {
+            Self::Loadgen(b) => loadgen::history(b, &Sender::new(url, bench::WRITE_KEY, format), 500, 4).await,
+            Self::File(b) => b.send(&Sender::verbatim(url, bench::WRITE_KEY, format), 500, 4).await,
+        }
+    }
 }
 
 /// The accounts with an open episode, as the console shows them (`open_alerts`).

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::score::{Leads, Live, Scores, Share, IDLE_DAYS, RECALL_MIN_AGE_DAYS};
+use super::score::{Leads, Live, Scores, Share, IDLE_DAYS, OVERALL, RECALL_MIN_AGE_DAYS};
 
 fn share(s: &Share) -> String {
     match s.ratio() {
@@ -25,8 +25,8 @@ fn lead(l: &Leads) -> String {
 }
 
 /// The rows of a per-kind map with `overall` moved to the end.
-fn overall_last<'a, V>(m: &'a BTreeMap<&'static str, V>) -> impl Iterator<Item = (&'a &'static str, &'a V)> {
-    m.iter().filter(|(k, _)| **k != "overall").chain(m.iter().filter(|(k, _)| **k == "overall"))
+fn overall_last<V>(m: &BTreeMap<String, V>) -> impl Iterator<Item = (&String, &V)> {
+    m.iter().filter(|(k, _)| **k != OVERALL).chain(m.iter().filter(|(k, _)| **k == OVERALL))
 }
 
 /// The table `signal` prints.

@@ -7,13 +7,16 @@ use chrono::{Days, NaiveDate};
 use schemas::alert::{Alert, AlertStatus};
 use serde::Serialize;
 
-use crate::loadgen::{Account, Kind, Span};
+use crate::loadgen::{Account, Span};
 
-/// An account's ground truth, as far as scoring needs it.
+/// An account's ground truth, as far as scoring needs it: from loadgen's book, or from the
+/// `truth.json` of a book written elsewhere (`signal --book`), whose kinds are its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truth {
     pub id: String,
-    pub kind: Kind,
+    pub kind: String,
+    /// Whether a CSM should be told about the account.
+    pub at_risk: bool,
     pub onset: Option<NaiveDate>,
     /// Its users' own leave (one person at a time).
     pub leave: Vec<Span>,
@@ -22,9 +25,18 @@ pub struct Truth {
 impl From<&Account> for Truth {
     fn from(a: &Account) -> Self {
         let leave = a.vacations().into_iter().map(|(_, s)| s).collect();
-        Self { id: a.id.clone(), kind: a.kind, onset: a.decline_onset, leave }
+        Self {
+            id: a.id.clone(),
+            kind: a.kind.as_str().to_owned(),
+            at_risk: a.kind.at_risk(),
+            onset: a.decline_onset,
+            leave,
+        }
     }
 }
+
+/// The row of every per-kind table that counts all kinds together.
+pub const OVERALL: &str = "overall";
 
 /// A firing this many days after a user's leave ended still counts as "on their leave": the
 /// statistics look back over the days just gone.
@@ -95,7 +107,7 @@ impl Share {
 pub struct Scores {
     pub window: Window,
     pub book_accounts: usize,
-    pub accounts_per_kind: BTreeMap<&'static str, usize>,
+    pub accounts_per_kind: BTreeMap<String, usize>,
     pub at_risk: usize,
     pub healthy: usize,
     /// Book accounts the replay evaluated, and evaluated accounts the book does not know.
@@ -108,9 +120,9 @@ pub struct Scores {
     pub precision: Share,
     /// Onset → first alert per at-risk kind and `overall`, onsets inside the window and at least
     /// [`LEAD_MIN_OBSERVED_DAYS`] before its end.
-    pub lead_days: BTreeMap<&'static str, Leads>,
+    pub lead_days: BTreeMap<String, Leads>,
     /// Healthy accounts with any firing in the window, per healthy kind and `overall`.
-    pub healthy_alerted: BTreeMap<&'static str, Share>,
+    pub healthy_alerted: BTreeMap<String, Share>,
     /// Of the healthy accounts alerted, those with a firing while one of their users was on
     /// leave (or within [`LEAVE_ECHO_DAYS`] after): one person's holiday read as a decline.
     pub healthy_alerted_on_leave: Share,
@@ -175,11 +187,11 @@ fn recall_precision(truth: &[Truth], to: NaiveDate, open: &BTreeSet<String>) -> 
     let known: HashMap<&str, &Truth> = truth.iter().map(|t| (t.id.as_str(), t)).collect();
     let pool: Vec<&Truth> = truth
         .iter()
-        .filter(|t| t.kind.at_risk() && t.onset.is_some_and(|o| (to - o).num_days() >= RECALL_MIN_AGE_DAYS))
+        .filter(|t| t.at_risk && t.onset.is_some_and(|o| (to - o).num_days() >= RECALL_MIN_AGE_DAYS))
         .collect();
     let recall = Share { count: pool.iter().filter(|t| open.contains(&t.id)).count(), of: pool.len() };
     let precision = Share {
-        count: open.iter().filter(|id| known.get(id.as_str()).is_some_and(|t| t.kind.at_risk())).count(),
+        count: open.iter().filter(|id| known.get(id.as_str()).is_some_and(|t| t.at_risk)).count(),
         of: open.len(),
     };
     (recall, precision)
@@ -223,8 +235,8 @@ pub fn score(
     let evaluated_set: BTreeSet<&str> = evaluated.iter().map(String::as_str).collect();
     let (recall, precision) = recall_precision(truth, window.to, &open);
 
-    let mut by_kind: BTreeMap<&'static str, Vec<Lead>> = BTreeMap::new();
-    for t in truth.iter().filter(|t| t.kind.at_risk()) {
+    let mut by_kind: BTreeMap<String, Vec<Lead>> = BTreeMap::new();
+    for t in truth.iter().filter(|t| t.at_risk) {
         // A decline that began within the last LEAD_MIN_OBSERVED_DAYS is censored, not missed:
         // nobody can say yet whether its first alert comes on time.
         let observed = |o: &NaiveDate| (window.to - *o).num_days() >= LEAD_MIN_OBSERVED_DAYS;
@@ -235,8 +247,8 @@ pub fn score(
             .map(|a| a.fired_at.date_naive())
             .min();
         let lead = first.map_or(Lead::Missed, |d| Lead::Days((d - onset).num_days()));
-        by_kind.entry(t.kind.as_str()).or_default().push(lead);
-        by_kind.entry("overall").or_default().push(lead);
+        by_kind.entry(t.kind.clone()).or_default().push(lead);
+        by_kind.entry(OVERALL.to_owned()).or_default().push(lead);
     }
     let lead_days = by_kind.into_iter().map(|(k, v)| (k, leads(v))).collect();
 
@@ -245,11 +257,11 @@ pub fn score(
         .filter(|a| (window.from..=window.to).contains(&a.fired_at.date_naive()))
         .map(|a| a.account_id.as_str())
         .collect();
-    let mut healthy_alerted: BTreeMap<&'static str, Share> = BTreeMap::new();
-    for t in truth.iter().filter(|t| !t.kind.at_risk()) {
+    let mut healthy_alerted: BTreeMap<String, Share> = BTreeMap::new();
+    for t in truth.iter().filter(|t| !t.at_risk) {
         let hit = alerted.contains(t.id.as_str()) as usize;
-        for key in [t.kind.as_str(), "overall"] {
-            let s = healthy_alerted.entry(key).or_insert(Share { count: 0, of: 0 });
+        for key in [t.kind.as_str(), OVERALL] {
+            let s = healthy_alerted.entry(key.to_owned()).or_insert(Share { count: 0, of: 0 });
             s.count += hit;
             s.of += 1;
         }
@@ -262,8 +274,8 @@ pub fn score(
         })
     };
     let healthy_alerted_on_leave = Share {
-        count: truth.iter().filter(|t| !t.kind.at_risk() && on_leave(t)).count(),
-        of: healthy_alerted.get("overall").map_or(0, |s| s.count),
+        count: truth.iter().filter(|t| !t.at_risk && on_leave(t)).count(),
+        of: healthy_alerted.get(OVERALL).map_or(0, |s| s.count),
     };
 
     let red = |id: &str| end.get(id).is_some_and(|e| e.band == "red");
@@ -273,7 +285,7 @@ pub fn score(
         .filter(|id| end.get(*id).is_some_and(|e| e.idle_days.is_none_or(|d| d >= IDLE_DAYS)))
         .collect();
     let healthy_red_ids: Vec<String> =
-        truth.iter().filter(|t| !t.kind.at_risk() && red(&t.id)).map(|t| t.id.clone()).collect();
+        truth.iter().filter(|t| !t.at_risk && red(&t.id)).map(|t| t.id.clone()).collect();
     let reds: Vec<&str> = truth.iter().map(|t| t.id.as_str()).filter(|id| red(id)).collect();
     let red_silent_ids: Vec<String> =
         reds.iter().filter(|id| !open.contains(**id)).map(|id| (*id).to_owned()).collect();
@@ -282,14 +294,14 @@ pub fn score(
     for a in &firing {
         *firings_per_rule.entry(a.rule_id.clone()).or_insert(0) += 1;
     }
-    let at_risk = truth.iter().filter(|t| t.kind.at_risk()).count();
+    let at_risk = truth.iter().filter(|t| t.at_risk).count();
     Scores {
         window,
         book_accounts: truth.len(),
-        accounts_per_kind: Kind::ALL
-            .iter()
-            .map(|k| (k.as_str(), truth.iter().filter(|t| t.kind == *k).count()))
-            .collect(),
+        accounts_per_kind: truth.iter().fold(BTreeMap::new(), |mut m, t| {
+            *m.entry(t.kind.clone()).or_insert(0) += 1;
+            m
+        }),
         at_risk,
         healthy: truth.len() - at_risk,
         evaluated: truth.iter().filter(|t| evaluated_set.contains(t.id.as_str())).count(),
@@ -354,12 +366,11 @@ impl Scores {
                 format!("{kind}: caught {} + missed {} ≠ {}", l.caught, l.missed, l.accounts),
             );
         }
-        let by_kind: usize = self.lead_days.iter().filter(|(k, _)| **k != "overall").map(|(_, l)| l.accounts).sum();
-        let overall = self.lead_days.get("overall").map_or(0, |l| l.accounts);
+        let by_kind: usize = self.lead_days.iter().filter(|(k, _)| **k != OVERALL).map(|(_, l)| l.accounts).sum();
+        let overall = self.lead_days.get(OVERALL).map_or(0, |l| l.accounts);
         check(by_kind == overall, format!("at-risk kinds in the window {by_kind} ≠ overall {overall}"));
-        let healthy_kinds: usize =
-            self.healthy_alerted.iter().filter(|(k, _)| **k != "overall").map(|(_, s)| s.of).sum();
-        let healthy_all = self.healthy_alerted.get("overall").map_or(0, |s| s.of);
+        let healthy_kinds: usize = self.healthy_alerted.iter().filter(|(k, _)| **k != OVERALL).map(|(_, s)| s.of).sum();
+        let healthy_all = self.healthy_alerted.get(OVERALL).map_or(0, |s| s.of);
         check(
             healthy_kinds == self.healthy && healthy_all == self.healthy,
             format!("healthy per kind {healthy_kinds}, overall {healthy_all}, book {}", self.healthy),
@@ -377,13 +388,14 @@ mod tests {
     use schemas::alert::Severity;
 
     use super::*;
+    use crate::loadgen::Kind;
 
     fn d(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
     }
 
     fn t(id: &str, kind: Kind, onset: Option<u32>) -> Truth {
-        Truth { id: id.into(), kind, onset: onset.map(d), leave: vec![] }
+        Truth { id: id.into(), kind: kind.as_str().into(), at_risk: kind.at_risk(), onset: onset.map(d), leave: vec![] }
     }
 
     fn alert(account: &str, rule: &str, status: AlertStatus, day: u32) -> Alert {
