@@ -59,11 +59,10 @@ impl Sender {
 
     fn body(&self, events: &[Value]) -> Value {
         match self.format {
-            _ if self.verbatim => json!({ "batch": events }),
-            Format::Native => json!({ "batch": events }),
-            Format::Segment => {
+            Format::Segment if !self.verbatim => {
                 json!({ "batch": events.iter().map(to_segment).collect::<Vec<_>>() })
             }
+            _ => json!({ "batch": events }),
         }
     }
 

@@ -51,6 +51,9 @@ struct RawLeave {
     to: NaiveDate,
 }
 
+/// Lines of `events.jsonl` read, parsed and sent at a time.
+const CHUNK: usize = 20_000;
+
 /// A book on disk, its truth read and checked.
 #[derive(Debug, Clone)]
 pub struct ExternalBook {
@@ -110,33 +113,29 @@ impl ExternalBook {
         (self.today - self.first_day).num_days() as u32 + 1
     }
 
-    /// Posts every event of `events.jsonl` in file order, `chunk` lines read at a time (a book
+    /// Posts every event of `events.jsonl` in file order, [`CHUNK`] lines read at a time (a book
     /// can be larger than memory should hold), each chunk in batches of `batch` with
     /// `concurrency` requests in flight. Returns the events accepted. A line that is not a JSON
     /// object stops the run before anything of its chunk is sent, naming the line.
     pub async fn send(&self, sender: &Sender, batch: usize, concurrency: usize) -> Result<u64, ToolsError> {
-        const CHUNK: usize = 20_000;
         let file = std::fs::File::open(&self.events).map_err(|e| book_error(&self.events, e.to_string()))?;
-        let mut lines = std::io::BufReader::new(file).lines();
-        let (mut progress, mut line_no, mut chunk) = (Progress::default(), 0usize, Vec::with_capacity(CHUNK));
-        loop {
-            let line = lines.next().transpose().map_err(|e| book_error(&self.events, e.to_string()))?;
-            let done = line.is_none();
-            if let Some(line) = line {
-                line_no += 1;
-                if !line.trim().is_empty() {
-                    chunk.push(parse_event(&self.events, line_no, &line)?);
-                }
+        let (mut progress, mut chunk) = (Progress::default(), Vec::with_capacity(CHUNK));
+        let accepted = || sender.accepted.load(Ordering::Relaxed);
+        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| book_error(&self.events, e.to_string()))?;
+            if line.trim().is_empty() {
+                continue;
             }
-            if chunk.len() >= CHUNK || (done && !chunk.is_empty()) {
+            chunk.push(parse_event(&self.events, i + 1, &line)?);
+            if chunk.len() == CHUNK {
                 sender.send_all(&chunk, batch, concurrency).await?;
                 chunk.clear();
-                progress.tick(sender.accepted.load(Ordering::Relaxed), &format!("line {line_no}"), done);
-            }
-            if done {
-                return Ok(sender.accepted.load(Ordering::Relaxed));
+                progress.tick(accepted(), &format!("line {}", i + 1), false);
             }
         }
+        sender.send_all(&chunk, batch, concurrency).await?;
+        progress.tick(accepted(), "all lines", true);
+        Ok(accepted())
     }
 }
 
