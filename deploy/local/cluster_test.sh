@@ -45,8 +45,9 @@ info "cluster up in $(($(date +%s) - started)) s"
 NODES=$(IFS=,; echo "${CH_NODES[*]}")
 
 step "A retried INSERT stored once; a deletion and a retention pass on every replica (warehouse/tests/cluster.rs)"
+# One test at a time: both queue ON CLUSTER statements, which each node runs one by one.
 UPTAKE_TEST_CH_CLUSTER="$NODES" UPTAKE_TEST_CH_CLUSTER_NAME="$CH_CLUSTER" \
-  cargo test --locked -q -p warehouse --test cluster -- --include-ignored
+  cargo test --locked -q -p warehouse --test cluster -- --include-ignored --test-threads=1
 
 step "Drill: nodes killed under load, then every node counted (tools drill)"
 cargo build --locked -q -p ingest -p aggregator -p tools --bins

@@ -70,6 +70,10 @@ impl Limits {
 pub struct Dropped {
     pub table: String,
     pub partition: String,
+    /// False when a replica had not carried the drop out within the server's
+    /// `distributed_ddl_task_timeout`: the cluster's DDL queue finishes it in the background,
+    /// and the next pass drops the partition again if it is still there.
+    pub confirmed: bool,
 }
 
 #[derive(Row, Deserialize)]
@@ -112,12 +116,17 @@ impl Warehouse {
         today: NaiveDate,
     ) -> Result<Vec<Dropped>, WarehouseError> {
         let names: Vec<&str> = TABLES.iter().map(|(_, t, _)| *t).collect();
+        // On a cluster each shard holds its own parts: a month may live on one shard only.
+        let parts_of = match self.cluster() {
+            Some(c) => format!("cluster('{c}', system, parts)"),
+            None => "system.parts".to_owned(),
+        };
         let parts: Vec<PartRow> = self
             .client()
-            .query(
-                "SELECT DISTINCT table, partition FROM system.parts \
-                 WHERE database = ? AND active AND has(?, table) ORDER BY table, partition",
-            )
+            .query(&format!(
+                "SELECT DISTINCT table, partition FROM {parts_of} \
+                 WHERE database = ? AND active AND has(?, table) ORDER BY table, partition"
+            ))
             .bind(self.data_database())
             .bind(&names)
             .fetch_all()
@@ -128,12 +137,24 @@ impl Warehouse {
             let Some(last) = last_day(*part, &p.partition) else { continue };
             if expired(last, today, limits.days(*class)) {
                 let sql = format!("ALTER TABLE {} DROP PARTITION {}", self.local_target(&p.table), p.partition);
-                self.client().query(&sql).execute().await?;
-                dropped.push(Dropped { table: p.table, partition: p.partition });
+                let confirmed = match self.client().query(&sql).execute().await {
+                    Ok(()) => true,
+                    Err(e) if ddl_still_running(&e) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                dropped.push(Dropped { table: p.table, partition: p.partition, confirmed });
             }
         }
         Ok(dropped)
     }
+}
+
+/// Whether an `ON CLUSTER` statement timed out waiting for a replica that is still carrying it
+/// out (code 159, "… they are going to execute the query in background"). A replica busy with
+/// merges or a fetch can hold a `DROP PARTITION` longer than the timeout; the drop is not lost.
+fn ddl_still_running(e: &clickhouse::error::Error) -> bool {
+    matches!(e, clickhouse::error::Error::BadResponse(m)
+        if m.starts_with("Code: 159") && m.contains("execute the query in background"))
 }
 
 /// The last day a partition can hold, from its id (`202606`, or an epoch number).
@@ -176,6 +197,18 @@ mod tests {
         let december = last_day(Partitioning::Month("day"), "202612").unwrap();
         assert_eq!(december, date_number(d("2026-12-31")));
         assert_eq!(last_day(Partitioning::Month("day"), "tuple()"), None);
+    }
+
+    #[test]
+    fn only_a_ddl_timeout_with_the_query_left_running_counts_as_queued() {
+        let timeout = "Code: 159, e.displayText() = DB::Exception: Watching task /clickhouse/task_queue/ddl/\
+            query-0000000175 is executing longer than distributed_ddl_task_timeout (=180) seconds. There are 1 \
+            unfinished hosts (1 of them are currently active), they are going to execute the query in background";
+        assert!(ddl_still_running(&clickhouse::error::Error::BadResponse(timeout.into())));
+        let refused = "Code: 159, e.displayText() = DB::Exception: Timeout exceeded: elapsed 5 seconds";
+        assert!(!ddl_still_running(&clickhouse::error::Error::BadResponse(refused.into())));
+        let other = "Code: 248, e.displayText() = DB::Exception: Invalid partition format";
+        assert!(!ddl_still_running(&clickhouse::error::Error::BadResponse(other.into())));
     }
 
     #[test]
