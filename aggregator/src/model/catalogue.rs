@@ -311,7 +311,7 @@ catalogue! {
         regular_users_lapsed_long: u64, metric, "lapsed regular users (as `regular_users_lapsed`) gone 12 complete days or more: longer than most people's leave, which comes in blocks of one or two weeks";
         lapsed_users: String, column, "who has lapsed, longest gone first: `user (Name <email>, N days)` with the name and email of their identify traits where known, else `user (N days)`; at most 5 named";
         users_away_together: u64, metric, "regular users away as a group: at least 3 and 30 % of the regular users absent 2–14 days and last seen within 2 days of each other while the others came in as usual (a team's holiday, an offsite) — each absence unlikely under its own habit, or 40 % of them gone together for 3 days or more where their habits make that many far from likely (part-timers) — and with them those last seen with the group whose sparser habit does not yet make the absence unlikely: not lapsed";
-        champion: String, column, "the heaviest user (most active days in the 8 weeks before the current one)";
+        champion: String, column, "the heaviest user (most active days in the 8 weeks before the current one; one gone over 21 days is weighed by the share of days they came in before they went)";
         champion_days_absent: Option<u32>, metric, "complete days since the champion was last seen (0: yesterday or today)";
         champion_lapsed: Option<u8>, metric, "1 when the champion is a lapsed regular user (as above), else 0; NULL without a champion";
         new_users_7d: u64, metric, "users first seen in the 7 days ending on `as_of` (0 while the account is under 8 days old)";

@@ -29,6 +29,16 @@ pub const MIN_LAPSE_DAYS: u32 = 5;
 /// weeks: `regular_users_lapsed_long` counts these. Two people's overlapping holidays make two
 /// lapses, rarely two this long (docs/SIGNAL.md, ninth run).
 pub const LONG_LAPSE_DAYS: u32 = 12;
+/// The champion is the user with the most active days in the weeks before the current one. One
+/// gone longer than leave lasts (more than this many complete days) is judged instead on the
+/// share of days they came in before they went, over the same weeks: a champion gone a month
+/// has fewer active days in the window than a colleague who comes in four days a week, yet is
+/// still the heaviest user the account had (b2: four champion losses lost their `champion_gone`
+/// that way a month on). Judging everyone on that share made a colleague on a fortnight's leave
+/// the champion too often (healthy accounts alerted, b2: +2 or +3 a book).
+const CHAMPION_LEAVE_DAYS: u32 = 21;
+/// … once those days before they went are at least this many.
+const CHAMPION_MIN_DAYS: usize = 14;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
 /// missed day of a daily user is not a thousand-to-one event.
 const P_CAP: f64 = 0.9;
@@ -113,8 +123,10 @@ struct Habit {
     regular: bool,
     /// The chance of this long an absence under the user's weekday habit.
     chance: f64,
-    /// Active days before the current week (the champion is the heaviest).
+    /// Active days before the current week.
     earlier_days: u32,
+    /// How heavy a user they are: the champion is the heaviest (see [`CHAMPION_LEAVE_DAYS`]).
+    weight: f64,
 }
 
 fn habit(mask: u64, covered: u32, closed: Closures) -> Option<Habit> {
@@ -136,7 +148,14 @@ fn habit(mask: u64, covered: u32, closed: Closures) -> Option<Habit> {
     let rates = weekday_rates(mask, before, closed);
     let chance = (1..=gap).filter(|&d| !closed.contains(d)).map(|d| 1.0 - rates[(d % 7) as usize]).product();
     let earlier_days = (8..64).filter(|&d| active(mask, d)).count() as u32;
-    Some(Habit { gap, regular, chance, earlier_days })
+    let window = (8..=covered.min(63)).filter(|&d| !closed.contains(d)).count();
+    let around: Vec<u32> = ((gap + 1).max(8)..=covered.min(63)).filter(|&d| !closed.contains(d)).collect();
+    let weight = if gap > CHAMPION_LEAVE_DAYS && around.len() >= CHAMPION_MIN_DAYS {
+        around.iter().filter(|&&d| active(mask, d)).count() as f64 / around.len() as f64 * window as f64
+    } else {
+        f64::from(earlier_days)
+    };
+    Some(Habit { gap, regular, chance, earlier_days, weight })
 }
 
 /// A stretch of complete days a user was absent: the days `newest..=oldest` before the pass's
@@ -210,15 +229,15 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     let habits: Vec<Option<Habit>> = masks.iter().map(|&m| habit(m, covered, closed)).collect();
     let regular: Vec<usize> = (0..masks.len()).filter(|&i| habits[i].as_ref().is_some_and(|h| h.regular)).collect();
     out.regular = regular.len() as u64;
-    let mut champion: Option<(usize, u32)> = None;
+    let mut champion: Option<(usize, f64)> = None;
     for (i, h) in habits.iter().enumerate() {
         let Some(h) = h else { continue };
         if h.regular && h.gap >= MIN_LAPSE_DAYS && h.chance < LAPSE_P {
             lapsed.push((i, h));
         }
-        let heavier = champion.is_none_or(|(c, days)| (h.earlier_days, &ids[c]) > (days, &ids[i]));
+        let heavier = champion.is_none_or(|(c, w)| (h.weight, &ids[c]) > (w, &ids[i]));
         if h.earlier_days > 0 && heavier {
-            champion = Some((i, h.earlier_days));
+            champion = Some((i, h.weight));
         }
         let first = (0..64u32).rev().find(|&d| active(masks[i], d)).unwrap_or(0);
         if first <= 6 && covered > 7 {

@@ -157,6 +157,31 @@ fn the_champion_is_the_heaviest_user_and_their_absence_is_counted() {
 }
 
 #[test]
+fn a_champion_gone_a_month_is_still_the_champion() {
+    // u2 came in every day until five weeks ago; the others four days a week throughout, so more
+    // active days in the eight weeks than u2 by now.
+    let mut masks = vec![mask(|d| d % 7 > 2); 4];
+    masks[2] = mask(|d| d > 35);
+    let p = people(&ids(4), &masks, 63, Closures::NONE);
+    assert_eq!(p.champion, Some(("u2".into(), 35)));
+    assert!(p.champion_lapsed, "{p:?}");
+    // Gone so long that under two weeks of their coming in are left in the window: judged on too
+    // little, and the heaviest of the others (equals: the first) is the champion.
+    masks[2] = mask(|d| d > 52);
+    assert_eq!(people(&ids(4), &masks, 63, Closures::NONE).champion, Some(("u0".into(), 2)));
+}
+
+#[test]
+fn a_champion_on_a_fortnights_leave_is_judged_on_their_days_as_everyone_is() {
+    // u2 came in every weekday and has been away 16 days; u0 comes in every weekday but one a
+    // fortnight, so has more active days in the window: u0 is the champion, not the one away.
+    let mut masks = vec![mask(|d| d % 7 == 3); 4];
+    masks[0] = mask(|d| weekday(d) && d % 14 != 5);
+    masks[2] = mask(|d| d > 16 && weekday(d));
+    assert_eq!(people(&ids(4), &masks, 63, Closures::NONE).champion, Some(("u0".into(), 1)));
+}
+
+#[test]
 fn regular_needs_weeks_of_history_and_new_users_need_an_older_account() {
     // An account first seen 15 days ago: two full weeks, not enough to call anyone regular.
     let p = people(&ids(2), &[daily_user(0), daily_user(0)], 15, Closures::NONE);
