@@ -462,7 +462,7 @@ impl<S: AlertSink> Evaluator<S> {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), AggregatorError> {
-        let findings = timeline::findings_of(&self.rules, rows);
+        let findings = timeline::findings_of(&self.rules, rows, &self.episodes);
         // Conditions first seen in a new state: since when they have been in it (`timeline`).
         let started = self.history_starts(rows, &findings, now).await?;
         report.backdated += started.len();

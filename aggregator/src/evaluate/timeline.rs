@@ -40,12 +40,16 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 
 /// Which rules held for each account at the end of each earlier day (`None`: the account had no
 /// history yet), as computed today; dropped when the live passes' day changes, so an answer is
-/// never older than a day.
+/// never older than a day. Per rule: whether it held for an account without an open episode,
+/// and for one with (`hold_while` too).
 #[derive(Debug, Default)]
 pub(super) struct Answers {
     today: Option<NaiveDate>,
-    held: HashMap<(NaiveDate, String), Option<Vec<bool>>>,
+    held: HashMap<(NaiveDate, String), Option<Vec<Held>>>,
 }
+
+/// Whether a rule held for an account on a day: (with no open episode, with one open).
+type Held = (bool, bool);
 
 /// One pair whose start is being established.
 struct Ask {
@@ -60,10 +64,10 @@ struct Ask {
 }
 
 /// The findings of every rule on every row (`None`: the condition does not hold, or the rule
-/// does not apply), by row and rule.
-pub(super) fn findings_of(rules: &RuleSet, rows: &[MetricsRow]) -> Vec<Vec<Option<Finding>>> {
+/// does not apply), by row and rule, with the episodes `episodes` has open held by `hold_while`.
+pub(super) fn findings_of(rules: &RuleSet, rows: &[MetricsRow], episodes: &Episodes) -> Vec<Vec<Option<Finding>>> {
     rows.iter()
-        .map(|m| rules.rules().iter().map(|r| if r.applies(m) { r.when.check(m) } else { None }).collect())
+        .map(|m| rules.rules().iter().map(|r| r.check(m, episodes.is_open(&m.account_id, &r.id))).collect())
         .collect()
 }
 
@@ -149,7 +153,9 @@ impl<S: AlertSink> Evaluator<S> {
             self.answer(day, wanted.into_iter().map(str::to_owned).collect()).await?;
             for a in asks.iter_mut().filter(|a| !a.done) {
                 let held = &self.answers.held[&(day, rows[a.row].account_id.clone())];
-                match held.as_ref().map(|rules| rules[a.rule]) {
+                // Only a clear has a `not_before`: an open episode's, which `hold_while` holds too.
+                let open = a.lookback.not_before.is_some();
+                match held.as_ref().map(|rules| if open { rules[a.rule].1 } else { rules[a.rule].0 }) {
                     Some(h) if h == a.holds => a.start = day,
                     _ => a.done = true,
                 }
@@ -199,7 +205,7 @@ impl<S: AlertSink> Evaluator<S> {
                 0 => (now, today_rows.to_vec()),
                 _ => (end_of_day(day), self.rows_on(day, ids.clone()).await?),
             };
-            let findings = findings_of(&self.rules, &rows);
+            let findings = findings_of(&self.rules, &rows, &replay);
             let started = match back == depth.max(1) {
                 true => self.resolve_starts(&rows, lookups(&replay, &self.rules, &rows, &findings, day), day).await?,
                 false => HashMap::new(),
@@ -257,12 +263,12 @@ impl<S: AlertSink> Evaluator<S> {
             accounts.into_iter().filter(|a| !self.answers.held.contains_key(&(day, a.clone()))).collect();
         for chunk in missing.chunks(self.chunk.min(LISTED_MAX)) {
             let rows = self.rows_on(day, chunk.to_vec()).await?;
-            let findings = findings_of(&self.rules, &rows);
-            let mut by_account: HashMap<&str, Vec<bool>> = rows
-                .iter()
-                .zip(findings)
-                .map(|(m, found)| (m.account_id.as_str(), found.iter().map(Option::is_some).collect()))
-                .collect();
+            let held = |m: &MetricsRow| -> Vec<Held> {
+                let rules = self.rules.rules().iter();
+                rules.map(|r| (r.check(m, false).is_some(), r.check(m, true).is_some())).collect()
+            };
+            let mut by_account: HashMap<&str, Vec<Held>> =
+                rows.iter().map(|m| (m.account_id.as_str(), held(m))).collect();
             for account in chunk {
                 let held = by_account.remove(account.as_str());
                 self.answers.held.insert((day, account.clone()), held);

@@ -146,6 +146,11 @@ pub struct Rule {
     pub cooldown: Duration,
     pub auto_resolve: bool,
     pub when: Condition,
+    /// Keeps an open episode from counting a day as quiet (`hold_while`): a slide outlasts the
+    /// signs that first showed it — the usual it is measured against sinks towards the slide,
+    /// the leavers' absences stop being unusual — and an alert that resolved while the account
+    /// was still down would leave the CSM with nothing to work. Never fires an episode.
+    pub hold_while: Option<Condition>,
 }
 
 /// The rules, loaded and validated once at start (docs/architecture.md#rules).
@@ -417,6 +422,18 @@ impl Condition {
 }
 
 impl Rule {
+    /// What the rule finds on `m` (`None`: it does not hold, or does not apply), given whether
+    /// its episode on the account is `open`: an open one also holds while `hold_while` does.
+    pub fn check(&self, m: &MetricsRow, open: bool) -> Option<Finding> {
+        if !self.applies(m) {
+            return None;
+        }
+        self.when.check(m).or_else(|| {
+            let hold = self.hold_while.as_ref().filter(|_| open)?;
+            hold.check(m).map(|f| Finding { reason: format!("Still: {}", f.reason), ..f })
+        })
+    }
+
     /// Whether the rule applies to `m` at all: its stage and the account's age.
     pub fn applies(&self, m: &MetricsRow) -> bool {
         let stage_ok = self.stages.is_empty() || self.stages.contains(&m.lifecycle_stage);

@@ -41,6 +41,8 @@ struct RawRule {
     auto_resolve: Option<bool>,
     /// Deserialized on its own ([`condition`]), so its errors can name the field inside it.
     when: Value,
+    #[serde(default)]
+    hold_while: Option<Value>,
 }
 
 /// A condition as written: `{ kind = "threshold", metric = …, op = …, value = … }`.
@@ -222,6 +224,14 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
             return Err(bad(&r.id, "id", "is used by another rule"));
         }
         let when = condition(&r.id, "when", r.when)?;
+        let hold_while = r.hold_while.map(|v| condition(&r.id, "hold_while", v)).transpose()?;
+        if hold_while.is_some() && !r.auto_resolve.unwrap_or(true) {
+            return Err(bad(
+                &r.id,
+                "hold_while",
+                "holds an episode open until it resolves: not for a rule with auto_resolve = false",
+            ));
+        }
         rules.push(Rule {
             description: r.description,
             severity: r.severity,
@@ -232,6 +242,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
             cooldown: r.cooldown.map_or(Duration::ZERO, |c| c.0),
             auto_resolve: r.auto_resolve.unwrap_or(true),
             when,
+            hold_while,
             id: r.id,
         });
     }

@@ -265,3 +265,32 @@ severity = "info"
 when = { kind = "baseline", metric = "logins", at_most_pct = -20, at_least_pct = -10 }"#)
     .contains("when.at_least_pct: must be below at_most_pct"));
 }
+
+#[test]
+fn hold_while_keeps_an_open_episode_and_never_opens_one() {
+    let toml = r#"[[rule]]
+id = "quiet"
+severity = "warning"
+resolve_after = "7d"
+hold_while = { kind = "threshold", metric = "active_user_days_vs_baseline", op = "<=", value = -15 }
+when = { kind = "threshold", metric = "decline_evidence", op = ">=", value = 5 }
+"#;
+    let rule = &parse_rules(toml).unwrap()[0];
+    let mut m = row();
+    (m.decline_evidence, m.active_user_days_vs_baseline) = (Some(6.0), Some(-40.0));
+    assert!(rule.check(&m, false).is_some(), "its condition fires it");
+    // The evidence has ebbed (the usual it is measured against has sunk toward the slide), use is
+    // still 40 % under: held while open, and the reason says what holds it.
+    m.decline_evidence = Some(2.0);
+    assert_eq!(rule.check(&m, false), None, "hold_while alone never opens an episode");
+    let held = rule.check(&m, true).unwrap();
+    assert!(held.reason.starts_with("Still: Active user days vs baseline is -40"), "{}", held.reason);
+    // Use back within 15 % of the usual: nothing holds it, its resolve_after counts.
+    m.active_user_days_vs_baseline = Some(-10.0);
+    assert_eq!(rule.check(&m, true), None);
+
+    let never = toml.replace("resolve_after = \"7d\"", "auto_resolve = false");
+    assert!(err(&never).contains("rule \"quiet\": hold_while"), "{}", err(&never));
+    let unknown = toml.replace("active_user_days_vs_baseline", "use_vs_usual");
+    assert!(err(&unknown).contains("rule \"quiet\": hold_while.metric: unknown metric"), "{}", err(&unknown));
+}
