@@ -265,7 +265,12 @@ impl<S: AlertSink> Evaluator<S> {
             let rows = self.rows_on(day, chunk.to_vec()).await?;
             let held = |m: &MetricsRow| -> Vec<Held> {
                 let rules = self.rules.rules().iter();
-                rules.map(|r| (r.check(m, false).is_some(), r.check(m, true).is_some())).collect()
+                rules
+                    .map(|r| {
+                        let alone = r.check(m, false).is_some();
+                        (alone, alone || r.check(m, true).is_some())
+                    })
+                    .collect()
             };
             let mut by_account: HashMap<&str, Vec<Held>> =
                 rows.iter().map(|m| (m.account_id.as_str(), held(m))).collect();

@@ -148,14 +148,20 @@ fn habit(mask: u64, covered: u32, closed: Closures) -> Option<Habit> {
     let rates = weekday_rates(mask, before, closed);
     let chance = (1..=gap).filter(|&d| !closed.contains(d)).map(|d| 1.0 - rates[(d % 7) as usize]).product();
     let earlier_days = (8..64).filter(|&d| active(mask, d)).count() as u32;
-    let window = (8..=covered.min(63)).filter(|&d| !closed.contains(d)).count();
-    let around: Vec<u32> = ((gap + 1).max(8)..=covered.min(63)).filter(|&d| !closed.contains(d)).collect();
-    let weight = if gap > CHAMPION_LEAVE_DAYS && around.len() >= CHAMPION_MIN_DAYS {
-        around.iter().filter(|&&d| active(mask, d)).count() as f64 / around.len() as f64 * window as f64
-    } else {
-        f64::from(earlier_days)
-    };
+    let weight = weight(mask, gap, covered, closed).unwrap_or(f64::from(earlier_days));
     Some(Habit { gap, regular, chance, earlier_days, weight })
+}
+
+/// The weight of a user gone longer than leave lasts ([`CHAMPION_LEAVE_DAYS`]): the share of the
+/// window's days before they went that they came in, times the window's days (book-wide
+/// closures left out); `None` for anyone else, or with under [`CHAMPION_MIN_DAYS`] of those.
+fn weight(mask: u64, gap: u32, covered: u32, closed: Closures) -> Option<f64> {
+    if gap <= CHAMPION_LEAVE_DAYS {
+        return None;
+    }
+    let open_days = |from: u32| (from..=covered.min(63)).filter(move |&d| !closed.contains(d));
+    let (days, came) = open_days(gap + 1).fold((0usize, 0usize), |(n, a), d| (n + 1, a + active(mask, d) as usize));
+    (days >= CHAMPION_MIN_DAYS).then(|| came as f64 / days as f64 * open_days(8).count() as f64)
 }
 
 /// A stretch of complete days a user was absent: the days `newest..=oldest` before the pass's
