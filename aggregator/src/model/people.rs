@@ -55,6 +55,14 @@ const COHORT_MIN_GAP: u32 = 2;
 const COHORT_SPREAD: u32 = 2;
 /// … each absence unlikely (under this chance) under the user's own weekday habit.
 const COHORT_P: f64 = 0.1;
+/// A group leaves a usual week behind it: in the `BEFORE_DAYS` before the group was last seen
+/// the team (all regular users) came in on at least `BEFORE_SHARE` of the days their habit of
+/// the weeks before expects, give or take `BEFORE_Z` standard deviations of chance. A fade thins
+/// everyone's days for weeks before its absences line up; read as a group away, a fade's last
+/// weeks gave no evidence (b2: 6 of 14 regular users "away together" at −70 %).
+const BEFORE_DAYS: u32 = 7;
+const BEFORE_SHARE: f64 = 0.8;
+const BEFORE_Z: f64 = 1.0;
 /// Absences that are each likely enough (at least this chance) are no group however many …
 const LINEUP_CHANCE: f64 = 0.5;
 /// … but when as many as this share of the regular users …
@@ -273,6 +281,26 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         }
         expected < 1.0 || seen as f64 >= share * expected - OTHERS_Z * variance.sqrt()
     };
+    // The team came in as usual in the week before the group went (see [`BEFORE_SHARE`]),
+    // against the habits of the weeks before that week; `true` without two weeks of those.
+    let usual_week_before = |run: &Absence| {
+        let week = (run.last_seen() + 1)..=(run.last_seen() + BEFORE_DAYS);
+        let reference = (week.end() + 1)..=covered.min(63);
+        if reference.clone().count() < 14 {
+            return true;
+        }
+        let (mut expected, mut variance, mut seen) = (0.0, 0.0, 0u32);
+        for &j in &regular {
+            let rates = weekday_rates(masks[j], reference.clone(), closed);
+            for d in week.clone().filter(|&d| !closed.contains(d)) {
+                let p = rates[(d % 7) as usize];
+                expected += p;
+                variance += p * (1.0 - p);
+                seen += active(masks[j], d) as u32;
+            }
+        }
+        expected < 1.0 || seen as f64 >= BEFORE_SHARE * expected - BEFORE_Z * variance.sqrt()
+    };
     let gaps: Vec<Vec<Absence>> = masks.iter().map(|&m| absences(m, covered)).collect();
     // Absences of 2–14 days too unlikely under the user's habit to be nothing much; `telling`
     // when unlikely on their own.
@@ -320,8 +348,29 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
             with.dedup(); // `runs` holds each user's absences next to each other
             with
         };
-        let many =
-            |with: &[usize], share: f64| with.len() >= COHORT_MIN && with.len() as f64 >= share * out.regular as f64;
+        // Those last seen with the group and still away after `COHORT_MAX_DAYS` count towards it
+        // once as many of the group, and at least `COHORT_MIN`, are back: some of a team staying
+        // on (a long leave after the team's week) does not undo the team's week, whose days the
+        // detector would otherwise read as decline the day it shrank below a group (b2: a
+        // half-team's evidence 2.6 → 13.4 on the day three of fourteen passed two weeks). Back:
+        // seen again after a gap of at least `COHORT_MIN_GAP` days.
+        let stayed = regular
+            .iter()
+            .filter(|&&j| {
+                gaps[j]
+                    .iter()
+                    .any(|a| a.len() > COHORT_MAX_DAYS && a.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
+            })
+            .count();
+        let back = |with: &[usize]| {
+            let seen_since =
+                |j: usize| habits[j].as_ref().is_some_and(|h| h.gap + 1 + COHORT_MIN_GAP <= run.last_seen());
+            with.iter().filter(|&&j| seen_since(j)).count()
+        };
+        let many = |with: &[usize], share: f64| {
+            let stayed = if stayed > 0 && back(with) >= COHORT_MIN.max(stayed) { stayed } else { 0 };
+            with.len() >= COHORT_MIN && (with.len() + stayed) as f64 >= share * out.regular as f64
+        };
         let with = members(true);
         let with = if *telling && many(&with, COHORT_SHARE) && others_at_work(run, &with, OTHERS_SHARE) {
             with
@@ -333,6 +382,9 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
             }
             with
         };
+        if !usual_week_before(run) {
+            continue;
+        }
         let span = days_mask(run.newest, run.oldest);
         // Those last seen with the group and absent on all of its days went with it: one with a
         // sparse habit is not yet unlikely to be away after three days, yet the detector must

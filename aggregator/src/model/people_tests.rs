@@ -338,3 +338,39 @@ fn the_poisson_tail() {
     assert!(poisson_tail(10.0, 40) < 1e-9 && poisson_tail(10.0, 40) > 0.0);
     assert_eq!(poisson_tail(0.0, 1), 0.0);
 }
+
+#[test]
+fn a_groups_week_stays_a_group_when_a_few_of_it_stay_away_longer() {
+    // Twenty daily users. Four away 10..=16 days ago and back since; three left with them and
+    // are still away, 16 days on (a longer leave): seven of twenty went together.
+    let mut masks = vec![daily_user(0); 20];
+    for m in masks.iter_mut().take(4) {
+        *m = mask(|d| !(10..=16).contains(&d) && weekday(d));
+    }
+    for m in masks.iter_mut().skip(4).take(3) {
+        *m = daily_user(16);
+    }
+    let p = people(&ids(20), &masks, 63, Closures::NONE);
+    assert_eq!(p.away_on[9..16], [7; 7], "{p:?}");
+    // The three still away are gone by their own habit, not away with anyone now.
+    assert_eq!((p.away_together, p.lapsed.len()), (0, 3), "{p:?}");
+    let (read, blind) = read_with_and_without_groups(&masks, &p);
+    assert!(blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
+    // Fewer back than still away: most of that group has gone, and the four alone are no group.
+    masks[3] = daily_user(16);
+    let p = people(&ids(20), &masks, 63, Closures::NONE);
+    assert_eq!(p.away_on[9..16], [0; 7], "{p:?}");
+}
+
+#[test]
+fn a_team_gone_after_a_thin_week_is_a_fade_not_a_team_away() {
+    // Six daily users who came in on two of the five weekdays of the week before they were
+    // last seen, 9 days ago: the whole team's days thinned, then stopped. Not a team away.
+    let masks = vec![mask(|d| weekday(d) && d > 8 && (d > 14 || d == 9 || d == 13)); 6];
+    let p = people(&ids(6), &masks, 63, Closures::NONE);
+    assert_eq!((p.away_together, p.lapsed.len()), (0, 6), "{p:?}");
+    assert_eq!(p.away_on[..8], [0; 8], "{p:?}");
+    // The same team after a usual week is away together (a closure, `a_whole_team_closure…`).
+    let masks = vec![mask(|d| weekday(d) && d > 8); 6];
+    assert_eq!(people(&ids(6), &masks, 63, Closures::NONE).away_together, 6);
+}
