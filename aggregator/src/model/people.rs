@@ -267,19 +267,14 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     // The rest of the team carried on as usual on the group's days: in a fade everybody comes
     // in less and many absences line up by chance; a group away leaves the others at work.
     let others_at_work = |run: &Absence, with: &[usize], share: f64| {
-        let (mut expected, mut variance, mut seen) = (0.0, 0.0, 0u32);
         // Those absent on all of its days are away too (just with a habit that makes it less
         // telling), not the others at work.
         let days = run.newest..=run.oldest;
-        for &j in regular.iter().filter(|j| !with.contains(j) && days.clone().any(|d| active(masks[**j], d))) {
-            for d in days.clone() {
-                let p = rates[j][(d % 7) as usize];
-                expected += p;
-                variance += p * (1.0 - p);
-                seen += active(masks[j], d) as u32;
-            }
-        }
-        expected < 1.0 || seen as f64 >= share * expected - OTHERS_Z * variance.sqrt()
+        let others = regular.iter().filter(|j| !with.contains(j) && days.clone().any(|d| active(masks[**j], d)));
+        let rates = &rates;
+        let user_days =
+            others.flat_map(|&j| days.clone().map(move |d| (rates[j][(d % 7) as usize], active(masks[j], d))));
+        came_in_as_usual(user_days, share, OTHERS_Z)
     };
     // The team came in as usual in the week before the group went (see [`BEFORE_SHARE`]),
     // against the habits of the weeks before that week; `true` without two weeks of those.
@@ -289,17 +284,11 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         if reference.clone().count() < 14 {
             return true;
         }
-        let (mut expected, mut variance, mut seen) = (0.0, 0.0, 0u32);
-        for &j in &regular {
+        let user_days = regular.iter().flat_map(|&j| {
             let rates = weekday_rates(masks[j], reference.clone(), closed);
-            for d in week.clone().filter(|&d| !closed.contains(d)) {
-                let p = rates[(d % 7) as usize];
-                expected += p;
-                variance += p * (1.0 - p);
-                seen += active(masks[j], d) as u32;
-            }
-        }
-        expected < 1.0 || seen as f64 >= BEFORE_SHARE * expected - BEFORE_Z * variance.sqrt()
+            week.clone().filter(|&d| !closed.contains(d)).map(move |d| (rates[(d % 7) as usize], active(masks[j], d)))
+        });
+        came_in_as_usual(user_days, BEFORE_SHARE, BEFORE_Z)
     };
     let gaps: Vec<Vec<Absence>> = masks.iter().map(|&m| absences(m, covered)).collect();
     // Absences of 2–14 days too unlikely under the user's habit to be nothing much; `telling`
@@ -417,6 +406,19 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         out.champion = Some((ids[c].clone(), h.gap));
     }
     out
+}
+
+/// Whether users came in on at least `share` of the days their habits expect, give or take `z`
+/// standard deviations of chance (the sum of p(1 − p) over those days): one (chance, came in)
+/// pair per user-day. `true` when under one day is expected: nothing to judge.
+fn came_in_as_usual(user_days: impl Iterator<Item = (f64, bool)>, share: f64, z: f64) -> bool {
+    let (mut expected, mut variance, mut seen) = (0.0, 0.0, 0u32);
+    for (p, came) in user_days {
+        expected += p;
+        variance += p * (1.0 - p);
+        seen += came as u32;
+    }
+    expected < 1.0 || seen as f64 >= share * expected - z * variance.sqrt()
 }
 
 /// P(N ≥ n) for N Poisson with mean `mean`: the terms from n on, summed until they no longer
