@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 16, name: "book_closures", sql: include_str!("../sql/016_book_closures.sql") },
     Migration { version: 17, name: "privacy", sql: include_str!("../sql/017_privacy.sql") },
     Migration { version: 18, name: "long_lapses", sql: include_str!("../sql/018_long_lapses.sql") },
+    Migration { version: 19, name: "decline_score", sql: include_str!("../sql/019_decline_score.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

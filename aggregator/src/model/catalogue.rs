@@ -317,6 +317,7 @@ catalogue! {
         new_users_7d: u64, metric, "users first seen in the 7 days ending on `as_of` (0 while the account is under 8 days old)";
         decline_evidence: Option<f64>, metric, "the decline detector's statistic: a one-sided CUSUM of Poisson log-likelihood ratios of daily active users against each weekday's usual in the 4 weeks before its 28-day run (7 ≈ odds of 1,000 to 1 that use fell to 70 % of the usual); NULL under 5 weeks of history";
         decline_started: Option<u16>, column, "the day the detector's current accumulation began (NULL when `decline_evidence` is 0)";
+        decline_score: Option<f64>, metric, "the decline score: the probability, 0–1, that the account is in a decline that has begun, from a tree ensemble over this row's complete-day metrics (the detector, the people metrics, the baselines) trained on books whose truth is known (docs/SIGNAL.md#the-decline-score); NULL without `active_user_days_baseline`";
         book_closures_3d: u8, metric, "book-wide closures among the 3 complete days ending yesterday (as `book_closures_7d`), for rules on the 3-day window";
         book_closures_7d: u8, metric, "book-wide closures (a public holiday: the whole book's active users at most half that weekday's usual) among the 7 complete days ending yesterday; the detector and the lapse statistic skip those days, a 7-day window cannot";
     }

@@ -13,6 +13,7 @@ use super::detector::{daily_users, evidence};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
 use super::people::{describe, people, Lapse, NAMED_MAX};
+use super::score::decline_score;
 use super::{change_pct, date_number, epoch_day_plus, ratio, to_datetime};
 
 /// Everything the metrics of one account are computed from (read by `store::inputs`).
@@ -149,7 +150,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let folk = people(&w.user_ids, &w.user_masks, covered, model.book.closures);
     let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered, model.book.closures);
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    MetricsRow {
+    let mut row = MetricsRow {
         as_of: date_number(today),
         computed_at: to_datetime(now),
         lifecycle_stage: stage,
@@ -220,5 +221,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         book_closures_7d: model.book.closures.in_last(7),
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
-    }
+    };
+    // Read from the finished row: the score weighs the metrics above together.
+    row.decline_score = decline_score(&row);
+    row
 }

@@ -10,6 +10,7 @@ pub mod detector;
 pub mod health;
 pub mod lifecycle;
 pub mod people;
+pub mod score;
 
 pub use catalogue::{Metric, MetricsRow, WindowRow};
 pub use derive::{lapses, metrics_row, AccountInputs, Model};

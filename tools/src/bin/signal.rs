@@ -58,6 +58,10 @@ struct Args {
     /// trying rule files. Nothing is measured live.
     #[arg(long)]
     reuse: Option<String>,
+    /// With `--reuse`: the day the stored history ended (YYYY-MM-DD), when that was before today.
+    /// A stored book is replayed as of its own last day; loadgen's is drawn again ending then.
+    #[arg(long, requires = "reuse")]
+    today: Option<chrono::NaiveDate>,
     /// Write every day's metrics rows of the replay to this file, one JSON object per line
     /// (what each rule saw on each day).
     #[arg(long)]
@@ -85,6 +89,7 @@ struct Args {
 fn thresholds(metric: &str) -> Vec<f64> {
     match metric {
         "decline_evidence" => vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0],
+        "decline_score" => vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95],
         "regular_users_lapsed_pct" => vec![10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0],
         "champion_days_absent" => vec![3.0, 5.0, 7.0, 10.0, 14.0],
         "-active_user_days_vs_baseline" => vec![10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0],
@@ -124,9 +129,10 @@ async fn main() -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let started = std::time::Instant::now();
-    let scores =
-        signal::run(&opts, loadgen::today(), |step| eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64()))
-            .await?;
+    let scores = signal::run(&opts, args.today.unwrap_or_else(loadgen::today), |step| {
+        eprintln!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64())
+    })
+    .await?;
     println!("{}", signal::report::table(&scores.truth));
     if let Some(live) = &scores.live {
         println!("{}", signal::report::live_table(live));

@@ -165,6 +165,7 @@ fn people_named_by_two_conditions_are_named_once() {
         active_user_days_vs_baseline: Some(-30.0),
         decline_evidence: Some(2.5),
         decline_started: Some(20_400),
+        decline_score: Some(0.8),
         ..row()
     };
     let found = champion.when.check(&m).expect("the champion gone 16 days, use 30 % under");
@@ -177,8 +178,12 @@ fn people_named_by_two_conditions_are_named_once() {
         "{}",
         found.reason
     );
+    assert!(found.reason.ends_with(" and decline score is 0.80 (at least 0.50)"), "{}", found.reason);
     // On leave with the rest of the team at work as usual: no alert.
     assert_eq!(champion.when.check(&MetricsRow { active_user_days_vs_baseline: Some(-5.0), ..m.clone() }), None);
+    // The rest of the picture reads as leave (the score under 0.5), or is not known: no alert.
+    assert_eq!(champion.when.check(&MetricsRow { decline_score: Some(0.3), ..m.clone() }), None);
+    assert_eq!(champion.when.check(&MetricsRow { decline_score: None, ..m.clone() }), None);
     // A team of two: the champion away is most of it, and that is leave as often as leaving.
     assert_eq!(champion.when.check(&MetricsRow { regular_users: 2, ..m }), None);
 }
