@@ -56,7 +56,7 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     assert!(reason.contains("ana (Ana Lee <ana@team.example>, 9 days), u4 (7 days)"), "{reason}");
     let stored = stack
         .query(&format!(
-            "SELECT lapsed_users, regular_users, regular_users_lapsed, regular_users_lapsed_long FROM {}.account_metrics FINAL WHERE account_id = 'team-co'",
+            "SELECT lapsed_users, regular_users, regular_users_lapsed, regular_users_lapsed_long, decline_score FROM {}.account_metrics FINAL WHERE account_id = 'team-co'",
             stack.database()
         ))
         .await;
@@ -67,4 +67,8 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     assert_eq!((n(&stored[0]["regular_users"]), n(&stored[0]["regular_users_lapsed"])), (Some(4), Some(2)));
     // Gone 9 and 7 days: lapsed, neither yet longer than most people's leave.
     assert_eq!(n(&stored[0]["regular_users_lapsed_long"]), Some(0));
+    // Six weeks give a usual: the decline score is computed and stored (migration 019), a
+    // probability (what it says of which rows: model::score's tests).
+    let score = stored[0]["decline_score"].as_f64().expect("decline_score stored");
+    assert!((0.0..=1.0).contains(&score), "{score}");
 }

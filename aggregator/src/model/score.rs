@@ -21,7 +21,6 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use super::catalogue::{Metric, MetricsRow};
-use crate::error::AggregatorError;
 
 /// The model shipped with uptake, trained on loadgen's and b2's books (SIGNAL.md).
 const SHIPPED: &str = include_str!("../../models/decline_score.json");
@@ -65,14 +64,16 @@ struct ForestFile {
     trees: Vec<Vec<RawNode>>,
 }
 
-fn invalid(reason: String) -> AggregatorError {
-    AggregatorError::Config { key: "decline score model".into(), reason }
+/// The model layer does no I/O and knows no crate error: a bad model is a sentence, as a bad
+/// lifecycle stage is (`lifecycle.rs`).
+fn invalid(reason: String) -> String {
+    format!("decline score model: {reason}")
 }
 
 impl Forest {
     /// Reads and validates a model: every feature a metric rules may name, every child after
     /// its parent (so evaluation ends), every tree non-empty.
-    pub fn parse(text: &str) -> Result<Self, AggregatorError> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         let file: ForestFile = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let features = file
             .features
@@ -137,7 +138,7 @@ fn leaf(tree: &[Node], x: &[Option<f64>]) -> f64 {
 mod tests {
     use super::*;
 
-    fn forest(trees: &str, features: &str) -> Result<Forest, AggregatorError> {
+    fn forest(trees: &str, features: &str) -> Result<Forest, String> {
         Forest::parse(&format!(r#"{{"features": {features}, "base": 0.0, "trees": {trees}}}"#))
     }
 
@@ -168,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_model_is_refused_with_the_reason() {
-        let err = |trees: &str, features: &str| forest(trees, features).unwrap_err().to_string();
+        let err = |trees: &str, features: &str| forest(trees, features).unwrap_err();
         assert!(err("[[[-1, 1.0, 0, 0, 0]]]", r#"["plan"]"#).contains("feature `plan` is no metric"));
         assert!(err("[[[0, 1.0, 0, 1, 0], [-1, 1.0, 0, 0, 0]]]", r#"["decline_evidence"]"#).contains("tree 0 node 0"));
         assert!(err("[[[0, 1.0, 1, 2, 0], [-1, 1.0, 0, 0, 0]]]", r#"["decline_evidence"]"#).contains("out of range"));
