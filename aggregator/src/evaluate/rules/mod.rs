@@ -201,7 +201,6 @@ fn label(metric: &str, window: &str) -> String {
         ("records", "") => "Records imported".into(),
         ("avg_csat_90d", _) => "Average CSAT (90 days)".into(),
         ("regular_users_lapsed_long", _) => "Regular users gone 12 days or more".into(),
-        ("decline_score", _) => "Decline score".into(),
         _ => {
             let words = metric.replace('_', " ");
             let mut c = words.chars();
