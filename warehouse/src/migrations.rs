@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 17, name: "privacy", sql: include_str!("../sql/017_privacy.sql") },
     Migration { version: 18, name: "long_lapses", sql: include_str!("../sql/018_long_lapses.sql") },
     Migration { version: 19, name: "decline_score", sql: include_str!("../sql/019_decline_score.sql") },
+    Migration { version: 20, name: "silence_evidence", sql: include_str!("../sql/020_silence_evidence.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

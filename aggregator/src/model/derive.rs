@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::baseline::{covered, Baseline, Series};
 use super::book::{Book, Closures};
 use super::catalogue::{MetricsRow, WindowRow};
-use super::detector::{daily_users, evidence};
+use super::detector::{daily_users, evidence, silence};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
 use super::people::{describe, people, Lapse, NAMED_MAX};
@@ -148,7 +148,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let h = health::score(model.health, stage, &inputs);
     let covered = covered_days(w, today);
     let folk = people(&w.user_ids, &w.user_masks, covered, model.book.closures);
-    let evidence = evidence(&daily_users(&w.user_masks), folk.regular, &folk.away_on, covered, model.book.closures);
+    let daily = daily_users(&w.user_masks);
+    let evidence = evidence(&daily, folk.regular, &folk.away_on, covered, model.book.closures);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     let mut row = MetricsRow {
         as_of: date_number(today),
@@ -217,6 +218,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         new_users_7d: folk.new_7d,
         decline_evidence: evidence.map(|e| e.statistic),
         decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
+        silence_evidence: silence(&daily, covered, model.book.closures),
         book_closures_3d: model.book.closures.in_last(3),
         book_closures_7d: model.book.closures.in_last(7),
         // The window's counts, copied as they are (the catalogue's `count` entries).

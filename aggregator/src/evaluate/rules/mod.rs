@@ -201,6 +201,7 @@ fn label(metric: &str, window: &str) -> String {
         ("records", "") => "Records imported".into(),
         ("avg_csat_90d", _) => "Average CSAT (90 days)".into(),
         ("regular_users_lapsed_long", _) => "Regular users gone 12 days or more".into(),
+        ("silence_evidence", _) => "Active user-days its usual expected while nobody came in".into(),
         _ => {
             let words = metric.replace('_', " ");
             let mut c = words.chars();
@@ -223,6 +224,10 @@ fn who(metric: &str, m: &MetricsRow) -> String {
         }
         "champion_days_absent" | "champion_lapsed" if !m.champion.is_empty() => match m.champion_days_absent {
             Some(days) => format!(": the heaviest user, {}, last seen {days} days ago", m.champion),
+            None => String::new(),
+        },
+        "silence_evidence" => match m.days_since_last_activity {
+            Some(days) => format!(": nobody active for {days} days"),
             None => String::new(),
         },
         "decline_evidence" => match m.decline_started {

@@ -24,7 +24,8 @@ fn the_shipped_rules_parse() {
             "detractor_with_falling_use",
             "usage_declining",
             "users_lapsing",
-            "champion_gone"
+            "champion_gone",
+            "usage_silent"
         ]
     );
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
@@ -298,4 +299,21 @@ when = { kind = "threshold", metric = "decline_evidence", op = ">=", value = 5 }
     assert!(err(&never).contains("rule \"quiet\": hold_while"), "{}", err(&never));
     let unknown = toml.replace("active_user_days_vs_baseline", "use_vs_usual");
     assert!(err(&unknown).contains("rule \"quiet\": hold_while.metric: unknown metric"), "{}", err(&unknown));
+}
+
+#[test]
+fn a_silence_unlikely_under_the_accounts_habit_is_a_stop() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let silent = rules.iter().find(|r| r.id == "usage_silent").unwrap();
+    let m = MetricsRow { silence_evidence: Some(9.5), days_since_last_activity: Some(6), ..row() };
+    let found = silent.when.check(&m).expect("9.5 user-days expected, none came");
+    assert_eq!(
+        found.reason,
+        "Active user-days its usual expected while nobody came in is 9.50 (at least 8): nobody active for 6 days"
+    );
+    assert_eq!(found.metrics["silence_evidence"], 9.5);
+    // A weekend, a closure, or a silence a tiny account's habit makes likely: no alert.
+    assert_eq!(silent.when.check(&MetricsRow { silence_evidence: Some(4.0), ..m.clone() }), None);
+    // Without a usual before the silence there is nothing to measure it against.
+    assert_eq!(silent.when.check(&MetricsRow { silence_evidence: None, ..m }), None);
 }
