@@ -1,10 +1,12 @@
 //! Users, not only totals, against the real ClickHouse and broker: a regular user who stopped
 //! coming is lapsed, and the alert and the stored metrics name them with the name and email of
 //! their identify traits (issue 21: "say who"); a lapsed user never identified is named by id.
+//! A small team gone silent is a stop, counted against its own weekday habit: alerted from its
+//! third silent working day, and a weekend with one silent working day is nothing.
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use schemas::event::{Event, EventKind};
 use testkit::aggregator::StoredHistory;
 use testkit::events::{self, at};
@@ -71,4 +73,59 @@ async fn lapsed_users_are_named_by_their_identify_traits() {
     // probability (what it says of which rows: model::score's tests).
     let score = stored[0]["decline_score"].as_f64().expect("decline_score stored");
     assert!((0.0..=1.0).contains(&score), "{score}");
+}
+
+const SILENT_RULES: &str = r#"
+[[rule]]
+id = "usage_silent"
+description = "Nobody has come in for longer than this account's habit makes likely"
+severity = "critical"
+when = { kind = "threshold", metric = "silence_evidence", op = ">=", value = 8 }
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_small_team_gone_silent_is_a_stop() {
+    let stack = Stack::from_env("silence");
+    let history = StoredHistory::new(&stack, "silence", SILENT_RULES).await;
+    let topic = history.topic();
+    // Six weeks of three people who come in on weekdays, evaluated at the end of Tuesday
+    // 2026-03-31. quiet-co: nobody since Wednesday the 25th (Wed, Thu, Fri, Mon: 4 working days
+    // of 3 expected). closed-co: nobody since Friday the 27th (Fri, Mon: 2 working days).
+    let day0 = NaiveDate::from_ymd_opt(2026, 2, 17).unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    let silent_from = |account: &str| match account {
+        "quiet-co" => NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(),
+        _ => NaiveDate::from_ymd_opt(2026, 3, 27).unwrap(),
+    };
+    let mut rows = Vec::new();
+    for account in ["quiet-co", "closed-co"] {
+        let mut day = day0;
+        while day <= end {
+            let weekday = day.weekday().num_days_from_monday() < 5;
+            if weekday && day < silent_from(account) {
+                for user in ["u1", "u2", "u3"] {
+                    let when = at(&format!("{day}T10:00:00Z"));
+                    let e = events::login(format!("{account}-{user}-{day}"), account, user, when, "silence");
+                    rows.push(events::stored(e, topic, rows.len() as i64));
+                }
+            }
+            day = day.succ_opt().unwrap();
+        }
+    }
+    let r = history.evaluate_at_end_of(&rows, end).await;
+    let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(fired, ["quiet-co"], "{r:?}");
+    assert!(r.fired[0].reason.ends_with(": nobody active for 7 days"), "{}", r.fired[0].reason);
+    let stored = stack
+        .query(&format!(
+            "SELECT account_id, silence_evidence FROM {}.account_metrics FINAL ORDER BY account_id",
+            stack.database()
+        ))
+        .await;
+    let silence: Vec<(&str, Option<f64>)> =
+        stored.iter().map(|row| (row["account_id"].as_str().unwrap(), row["silence_evidence"].as_f64())).collect();
+    // Stored as computed (migration 020): 4 silent working days of a usual of 3; under 3 such
+    // days, 0.
+    assert_eq!(silence, [("closed-co", Some(0.0)), ("quiet-co", Some(12.0))]);
 }
