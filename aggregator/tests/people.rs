@@ -116,16 +116,22 @@ async fn a_small_team_gone_silent_is_a_stop() {
     let r = history.evaluate_at_end_of(&rows, end).await;
     let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
     assert_eq!(fired, ["quiet-co"], "{r:?}");
-    assert!(r.fired[0].reason.ends_with(": nobody active for 7 days"), "{}", r.fired[0].reason);
+    assert!(r.fired[0].reason.ends_with(": nobody in for 6 days, last on 2026-03-24"), "{}", r.fired[0].reason);
     let stored = stack
         .query(&format!(
-            "SELECT account_id, silence_evidence FROM {}.account_metrics FINAL ORDER BY account_id",
+            "SELECT account_id, silent_days, silence_evidence FROM {}.account_metrics FINAL ORDER BY account_id",
             stack.database()
         ))
         .await;
-    let silence: Vec<(&str, Option<f64>)> =
-        stored.iter().map(|row| (row["account_id"].as_str().unwrap(), row["silence_evidence"].as_f64())).collect();
-    // Stored as computed (migration 020): 4 silent working days of a usual of 3; under 3 such
-    // days, 0.
-    assert_eq!(silence, [("closed-co", Some(0.0)), ("quiet-co", Some(12.0))]);
+    let silence: Vec<(&str, Option<u64>, Option<f64>)> = stored
+        .iter()
+        .map(|row| {
+            // ClickHouse's JSON quotes 64-bit integers.
+            let days = row["silent_days"].as_str().and_then(|d| d.parse().ok());
+            (row["account_id"].as_str().unwrap(), days, row["silence_evidence"].as_f64())
+        })
+        .collect();
+    // Stored as computed (migration 020): 6 silent days, 4 of them working days of a usual of 3;
+    // 4 silent days with 2 working days in them, 0.
+    assert_eq!(silence, [("closed-co", Some(4), Some(0.0)), ("quiet-co", Some(6), Some(12.0))]);
 }

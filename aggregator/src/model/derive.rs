@@ -150,6 +150,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let folk = people(&w.user_ids, &w.user_masks, covered, model.book.closures);
     let daily = daily_users(&w.user_masks);
     let evidence = evidence(&daily, folk.regular, &folk.away_on, covered, model.book.closures);
+    let quiet = silence(&daily, covered, model.book.closures);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     let mut row = MetricsRow {
         as_of: date_number(today),
@@ -218,7 +219,8 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         new_users_7d: folk.new_7d,
         decline_evidence: evidence.map(|e| e.statistic),
         decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
-        silence_evidence: silence(&daily, covered, model.book.closures),
+        silent_days: quiet.days.into(),
+        silence_evidence: quiet.evidence,
         book_closures_3d: model.book.closures.in_last(3),
         book_closures_7d: model.book.closures.in_last(7),
         // The window's counts, copied as they are (the catalogue's `count` entries).

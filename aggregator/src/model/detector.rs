@@ -143,33 +143,44 @@ pub fn evidence(
 /// bridge day, not book-wide) lasts two.
 pub const SILENCE_MIN_DAYS: u32 = 3;
 
-/// How unlikely an account's current silence is by chance: after nobody came in on the
-/// complete days ending yesterday, the active user-days the weekday-aware usual of the 4 weeks
-/// before the silence expected on them — −ln of the Poisson chance of none (6 ≈ 1 in 400). An
-/// exact count where `usage_stopped`'s percentage needs a usual of 10 user-days in 3 days: on a
-/// three-person account that comes in most weekdays a silent working week reads 5–7, a weekend
-/// about 0. Book-wide closures count for nothing; so do days under `MIN_EXPECTED`. 0 while
-/// fewer than [`SILENCE_MIN_DAYS`] expected days are silent. `None` without 4 weeks of history
-/// before the silence (a new account, or one silent for over 5 weeks, when `no_login_14d` has
-/// long spoken). A group of regular users away together does not lower the expectation here,
-/// unlike the detector: a whole team silent at once is what this reads, and a stop is exactly
-/// that.
-pub fn silence(daily: &[u64; 64], covered: u32, closures: Closures) -> Option<f64> {
+/// An account's current silence: how long, and how unlikely by chance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Silence {
+    /// Complete days ending yesterday on which nobody was active (0: someone came in yesterday).
+    pub days: u32,
+    /// The active user-days the weekday-aware usual of the 4 weeks before the silence expected
+    /// on those days — −ln of the Poisson chance of none (6 ≈ 1 in 400). An exact count where
+    /// `usage_stopped`'s percentage needs a usual of 10 user-days in 3 days: on a three-person
+    /// account that comes in most weekdays a silent working week reads 5–7, a weekend about 0.
+    /// Book-wide closures count for nothing; so do days under `MIN_EXPECTED`. 0 while fewer
+    /// than [`SILENCE_MIN_DAYS`] expected days are silent. `None` without 4 weeks of history
+    /// before the silence (a new account, or one silent for over 5 weeks, when `no_login_14d`
+    /// has long spoken).
+    pub evidence: Option<f64>,
+}
+
+/// The silence of an account whose history covers `covered` complete days, skipping the
+/// book-wide `closures`. A group of regular users away together does not lower the expectation
+/// here, unlike the detector: a whole team silent at once is what this reads, and a stop is
+/// exactly that.
+pub fn silence(daily: &[u64; 64], covered: u32, closures: Closures) -> Silence {
     let covered = covered.min(63);
-    let run = (1..=covered).take_while(|&t| daily[t as usize] == 0).count() as u32;
-    if run + 7 * REF_WEEKS > covered {
-        return None;
+    let days = (1..=covered).take_while(|&t| daily[t as usize] == 0).count() as u32;
+    if days + 7 * REF_WEEKS > covered {
+        return Silence { days, evidence: None };
     }
-    let usual = usual_before(daily, run);
-    let expected: Vec<f64> = (1..=run)
+    let usual = usual_before(daily, days);
+    let expected: Vec<f64> = (1..=days)
         .filter(|&t| !closures.contains(t))
         .map(|t| usual[(t % 7) as usize])
         .filter(|&mu| mu >= MIN_EXPECTED)
         .collect();
-    if (expected.len() as u32) < SILENCE_MIN_DAYS {
-        return Some(0.0);
-    }
-    Some((expected.iter().sum::<f64>() * 10.0).round() / 10.0)
+    let evidence = if (expected.len() as u32) < SILENCE_MIN_DAYS {
+        0.0
+    } else {
+        (expected.iter().sum::<f64>() * 10.0).round() / 10.0
+    };
+    Silence { days, evidence: Some(evidence) }
 }
 
 #[cfg(test)]

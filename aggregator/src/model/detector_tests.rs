@@ -134,33 +134,38 @@ fn a_book_wide_holiday_is_no_evidence_even_on_a_small_account() {
     assert!(with_other > 3.0, "{with_other}");
 }
 
+/// The silence's evidence alone.
+fn evidence_of(daily: &[u64; 64], covered: u32, closures: Closures) -> Option<f64> {
+    silence(daily, covered, closures).evidence
+}
+
 #[test]
 fn a_small_teams_silent_working_week_is_unlikely_by_chance() {
     // Three people who come in on weekdays, nobody since 7 days ago: five weekdays of 3 expected.
     let daily = book(3, 0, |d, _| (d <= 7).then_some(0));
-    assert_eq!(silence(&daily, 63, Closures::NONE), Some(15.0));
+    assert_eq!(silence(&daily, 63, Closures::NONE), Silence { days: 8, evidence: Some(15.0) });
     // A week earlier in the same silence it had not yet reached its third working day.
     let two_days = book(3, 0, |d, _| (d <= 3).then_some(0));
-    assert_eq!(silence(&two_days, 63, Closures::NONE), Some(0.0), "a weekend and one weekday are no evidence");
+    assert_eq!(evidence_of(&two_days, 63, Closures::NONE), Some(0.0), "a weekend and one weekday are no evidence");
 }
 
 #[test]
 fn silence_counts_expected_days_not_calendar_days() {
     // A weekend is silent on a weekday team; two silent weekdays of a large team are a closure.
     let weekend = book(20, 0, |d, u| (d > 2).then_some(u));
-    assert_eq!(silence(&weekend, 63, Closures::NONE), Some(0.0));
+    assert_eq!(evidence_of(&weekend, 63, Closures::NONE), Some(0.0));
     let closure = book(20, 0, |d, _| (d <= 4).then_some(0));
     // Days 1 (weekend, 0 expected), 2, 3, 4: three weekdays → 60.
-    assert_eq!(silence(&closure, 63, Closures::NONE), Some(60.0));
+    assert_eq!(evidence_of(&closure, 63, Closures::NONE), Some(60.0));
     let two_weekdays = book(20, 0, |d, _| (d <= 3).then_some(0));
-    assert_eq!(silence(&two_weekdays, 63, Closures::NONE), Some(0.0));
+    assert_eq!(evidence_of(&two_weekdays, 63, Closures::NONE), Some(0.0));
 }
 
 #[test]
 fn a_book_wide_closure_in_the_silence_counts_for_nothing() {
     let daily = book(3, 0, |d, _| (d <= 4).then_some(0));
-    assert_eq!(silence(&daily, 63, Closures::NONE), Some(9.0));
-    assert_eq!(silence(&daily, 63, Closures::on(&[3])), Some(0.0), "two weekdays left: no evidence");
+    assert_eq!(evidence_of(&daily, 63, Closures::NONE), Some(9.0));
+    assert_eq!(evidence_of(&daily, 63, Closures::on(&[3])), Some(0.0), "two weekdays left: no evidence");
 }
 
 #[test]
@@ -170,12 +175,12 @@ fn someone_in_yesterday_ends_the_silence_and_history_bounds_it() {
         2..=9 => Some(0),
         _ => None,
     });
-    assert_eq!(silence(&back, 63, Closures::NONE), Some(0.0));
+    assert_eq!(evidence_of(&back, 63, Closures::NONE), Some(0.0));
     // The usual needs the 4 weeks before the silence (days 1–8, the weekend before included).
     let silent = book(3, 0, |d, _| (d <= 7).then_some(0));
-    assert_eq!(silence(&silent, 35, Closures::NONE), None);
-    assert_eq!(silence(&silent, 36, Closures::NONE), Some(15.0));
+    assert_eq!(evidence_of(&silent, 35, Closures::NONE), None);
+    assert_eq!(evidence_of(&silent, 36, Closures::NONE), Some(15.0));
     // A dead account: silent for longer than the window can hold a usual before.
     let dead = book(3, 0, |d, _| (d <= 40).then_some(0));
-    assert_eq!(silence(&dead, 63, Closures::NONE), None);
+    assert_eq!(evidence_of(&dead, 63, Closures::NONE), None);
 }

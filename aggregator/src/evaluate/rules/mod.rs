@@ -201,7 +201,7 @@ fn label(metric: &str, window: &str) -> String {
         ("records", "") => "Records imported".into(),
         ("avg_csat_90d", _) => "Average CSAT (90 days)".into(),
         ("regular_users_lapsed_long", _) => "Regular users gone 12 days or more".into(),
-        ("silence_evidence", _) => "Active user-days its usual expected while nobody came in".into(),
+        ("silence_evidence", _) => "Active user-days expected in the silence".into(),
         _ => {
             let words = metric.replace('_', " ");
             let mut c = words.chars();
@@ -226,10 +226,11 @@ fn who(metric: &str, m: &MetricsRow) -> String {
             Some(days) => format!(": the heaviest user, {}, last seen {days} days ago", m.champion),
             None => String::new(),
         },
-        "silence_evidence" => match m.days_since_last_activity {
-            Some(days) => format!(": nobody active for {days} days"),
-            None => String::new(),
-        },
+        "silence_evidence" => {
+            // The last day anyone came in: the silent days end yesterday.
+            let last = epoch_day_plus(m.as_of.saturating_sub(m.silent_days as u16 + 1));
+            format!(": nobody in for {} days, last on {last}", m.silent_days)
+        }
         "decline_evidence" => match m.decline_started {
             Some(day) => format!(": use below its usual since {}", epoch_day_plus(day)),
             None => String::new(),

@@ -305,11 +305,12 @@ when = { kind = "threshold", metric = "decline_evidence", op = ">=", value = 5 }
 fn a_silence_unlikely_under_the_accounts_habit_is_a_stop() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
     let silent = rules.iter().find(|r| r.id == "usage_silent").unwrap();
-    let m = MetricsRow { silence_evidence: Some(9.5), days_since_last_activity: Some(6), ..row() };
+    // As of 2026-03-31 (day 20,543), nobody in on the 6 complete days before it.
+    let m = MetricsRow { silence_evidence: Some(9.5), silent_days: 6, as_of: 20_543, ..row() };
     let found = silent.when.check(&m).expect("9.5 user-days expected, none came");
     assert_eq!(
         found.reason,
-        "Active user-days its usual expected while nobody came in is 9.50 (at least 8): nobody active for 6 days"
+        "Active user-days expected in the silence is 9.50 (at least 8): nobody in for 6 days, last on 2026-03-24"
     );
     assert_eq!(found.metrics["silence_evidence"], 9.5);
     // A weekend, a closure, or a silence a tiny account's habit makes likely: no alert.
