@@ -228,7 +228,8 @@ fn who(metric: &str, m: &MetricsRow) -> String {
         },
         "silence_evidence" => {
             // The last day anyone came in: the silent days end yesterday.
-            let last = epoch_day_plus(m.as_of.saturating_sub(m.silent_days as u16 + 1));
+            // (At most 63: the window holds 64 days.)
+            let last = epoch_day_plus(m.as_of.saturating_sub(m.silent_days.min(63) as u16 + 1));
             format!(": nobody in for {} days, last on {last}", m.silent_days)
         }
         "decline_evidence" => match m.decline_started {
