@@ -116,7 +116,7 @@ async fn a_small_team_gone_silent_is_a_stop() {
     let r = history.evaluate_at_end_of(&rows, end).await;
     let fired: Vec<&str> = r.fired.iter().map(|a| a.account_id.as_str()).collect();
     assert_eq!(fired, ["quiet-co"], "{r:?}");
-    assert!(r.fired[0].reason.ends_with(": nobody in for 6 days, last on 2026-03-24"), "{}", r.fired[0].reason);
+    assert!(r.fired[0].reason.ends_with(": nobody in from 2026-03-25 to 2026-03-30 (6 days)"), "{}", r.fired[0].reason);
     let stored = stack
         .query(&format!(
             "SELECT account_id, silent_days, silence_evidence FROM {}.account_metrics FINAL ORDER BY account_id",

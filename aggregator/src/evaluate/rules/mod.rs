@@ -226,11 +226,13 @@ fn who(metric: &str, m: &MetricsRow) -> String {
             Some(days) => format!(": the heaviest user, {}, last seen {days} days ago", m.champion),
             None => String::new(),
         },
-        "silence_evidence" => {
-            // The last day anyone came in: the silent days end yesterday.
-            // (At most 63: the window holds 64 days.)
-            let last = epoch_day_plus(m.as_of.saturating_sub(m.silent_days.min(63) as u16 + 1));
-            format!(": nobody in for {} days, last on {last}", m.silent_days)
+        "silence_evidence" if m.silent_days > 0 => {
+            // Complete days, ending the day before the pass's: someone may have come in since,
+            // on the pass's own day, so the sentence names the days it read. (At most 63: the
+            // window holds 64 days.)
+            let days = m.silent_days.min(63) as u16;
+            let (from, to) = (epoch_day_plus(m.as_of.saturating_sub(days)), epoch_day_plus(m.as_of.saturating_sub(1)));
+            format!(": nobody in from {from} to {to} ({days} days)")
         }
         "decline_evidence" => match m.decline_started {
             Some(day) => format!(": use below its usual since {}", epoch_day_plus(day)),

@@ -310,7 +310,7 @@ fn a_silence_unlikely_under_the_accounts_habit_is_a_stop() {
     let found = silent.when.check(&m).expect("9.5 user-days expected, none came");
     assert_eq!(
         found.reason,
-        "Active user-days expected in the silence is 9.50 (at least 8): nobody in for 6 days, last on 2026-03-24"
+        "Active user-days expected in the silence is 9.50 (at least 8): nobody in from 2026-03-25 to 2026-03-30 (6 days)"
     );
     assert_eq!(found.metrics["silence_evidence"], 9.5);
     // A weekend, a closure, or a silence a tiny account's habit makes likely: no alert.
