@@ -114,6 +114,12 @@ async fn get_json(url: &str) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
+/// `None` while nothing answers at `url` yet: Prometheus takes a moment to bind its port after
+/// it is spawned, longer on a loaded machine (a CI run once found the port still closed).
+async fn json_once_up(url: &str) -> Option<Value> {
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
 /// Polls `check` every 500 ms until it returns `Some`, for at most `secs` seconds.
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
     secs: u64,
@@ -284,7 +290,7 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
 
     // Both targets up, the rules loaded, the consumer-lag series scraped.
     until(60, "the three targets up", || async {
-        let t = get_json(&format!("{prometheus}/api/v1/targets")).await;
+        let t = json_once_up(&format!("{prometheus}/api/v1/targets")).await?;
         let active = t["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
         (active.len() == 3 && active.iter().all(|a| a["health"] == "up")).then_some(())
     })
