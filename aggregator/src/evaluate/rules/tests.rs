@@ -318,3 +318,51 @@ fn a_silence_unlikely_under_the_accounts_habit_is_a_stop() {
     // Without a usual before the silence there is nothing to measure it against.
     assert_eq!(silent.when.check(&MetricsRow { silence_evidence: None, ..m }), None);
 }
+
+#[test]
+fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let declining = rules.iter().find(|r| r.id == "usage_declining").unwrap();
+    // A team of eight fading: its week is at half its usual, the detector at 2.6 (a small
+    // account's shortfall is inside chance day by day), and the score sure of it.
+    let m = MetricsRow {
+        active_user_days_baseline: Some(24.0),
+        active_user_days_vs_baseline: Some(-50.0),
+        decline_evidence: Some(2.6),
+        decline_started: Some(20_400),
+        decline_score: Some(0.82),
+        ..row()
+    };
+    let found = declining.when.check(&m).expect("a week at half its usual, read as a decline");
+    assert_eq!(
+        found.reason,
+        "Decline score is 0.82 (at least 0.70) and active user-days 50 % below this account's usual over the last 7 \
+         days (12 vs a usual 24 a week) and decline evidence is 2.60 (at least 2): use below its usual since 2025-11-08"
+    );
+    assert_eq!(found.metrics["users_away_together"], 0.0);
+    // Each part is needed: a shallower week, the detector not yet reading it, a score unsure,
+    // a group away together, a public holiday in the week, a usual too small to read.
+    let not = [
+        MetricsRow { active_user_days_vs_baseline: Some(-35.0), ..m.clone() },
+        MetricsRow { decline_evidence: Some(1.5), ..m.clone() },
+        MetricsRow { decline_score: Some(0.65), ..m.clone() },
+        MetricsRow { users_away_together: 3, ..m.clone() },
+        MetricsRow { book_closures_7d: 1, ..m.clone() },
+        MetricsRow { active_user_days_baseline: Some(4.0), ..m.clone() },
+    ];
+    for (i, n) in not.iter().enumerate() {
+        assert_eq!(declining.when.check(n), None, "case {i}");
+    }
+    // The detector's own bar keeps its lower score: 5 and 0.5, however deep the week.
+    let evidence = MetricsRow {
+        active_user_days_vs_baseline: Some(-20.0),
+        decline_evidence: Some(5.5),
+        decline_score: Some(0.55),
+        ..m
+    };
+    let found = declining.when.check(&evidence).expect("the detector's evidence alone");
+    assert_eq!(
+        found.reason,
+        "Decline evidence is 5.50 (at least 5): use below its usual since 2025-11-08 and decline score is 0.55 (at least 0.50)"
+    );
+}
