@@ -16,7 +16,8 @@
 //! Condition kinds: `threshold` (metric, op `<` `<=` `>` `>=`, value), `change` (metric, window,
 //! at_most_pct, min_base), `baseline` (metric, window 7d | 3d, at_most_pct, at_least_pct,
 //! min_baseline: vs the account's own usual), `inactivity` (since = `login` | `activity`, days),
-//! `all` / `any` (of).
+//! `all` / `any` (of): an `any` says the first of its branches that holds, with the values of all
+//! that hold.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -331,11 +332,21 @@ impl Condition {
             }
             Self::All(parts) => {
                 let found = parts.iter().map(|c| c.check(m)).collect::<Option<Vec<_>>>()?;
-                Some(merge(found, " and "))
+                Some(merge(found))
             }
+            // The sentence is the first branch that holds (the first that says more than a
+            // qualifier): two branches that both hold mostly read the same values, and a CSM
+            // reads one sentence. Every holding branch's values still go into the metrics.
             Self::Any(parts) => {
-                let found: Vec<Finding> = parts.iter().filter_map(|c| c.check(m)).collect();
-                (!found.is_empty()).then(|| merge(found, "; "))
+                let mut found: Vec<Finding> = parts.iter().filter_map(|c| c.check(m)).collect();
+                let said = found.iter().position(|f| !qualifier(f)).unwrap_or(0);
+                let mut out = (!found.is_empty()).then(|| found.remove(said))?;
+                for f in found {
+                    for (metric, value) in f.metrics {
+                        out.metrics.entry(metric).or_insert(value);
+                    }
+                }
+                Some(out)
             }
         }
     }
@@ -354,7 +365,7 @@ fn qualifier(f: &Finding) -> bool {
         })
 }
 
-fn merge(found: Vec<Finding>, join: &str) -> Finding {
+fn merge(found: Vec<Finding>) -> Finding {
     let mut metrics = BTreeMap::new();
     let mut reasons = Vec::new();
     let all_qualifiers = found.iter().all(qualifier);
@@ -380,7 +391,7 @@ fn merge(found: Vec<Finding>, join: &str) -> Finding {
         }
         reasons.push(r);
     }
-    Finding { metrics, reason: reasons.join(join) }
+    Finding { metrics, reason: reasons.join(" and ") }
 }
 
 impl Condition {

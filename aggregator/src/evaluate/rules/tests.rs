@@ -361,8 +361,11 @@ fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
         ..m
     };
     let found = declining.when.check(&evidence).expect("the detector's evidence alone");
-    assert_eq!(
-        found.reason,
-        "Decline evidence is 5.50 (at least 5): use below its usual since 2025-11-08 and decline score is 0.55 (at least 0.50)"
-    );
+    let first = "Decline evidence is 5.50 (at least 5): use below its usual since 2025-11-08 and decline score is 0.55 (at least 0.50)";
+    assert_eq!(found.reason, first);
+    // Both branches hold: the sentence is the first's, once; the values are both's.
+    let both = MetricsRow { active_user_days_vs_baseline: Some(-60.0), decline_score: Some(0.75), ..evidence };
+    let found = declining.when.check(&both).expect("both branches");
+    assert_eq!(found.reason, first.replace("0.55", "0.75"));
+    assert_eq!((found.metrics["active_user_days_vs_baseline"], found.metrics["book_closures_7d"]), (-60.0, 0.0));
 }
