@@ -223,6 +223,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         silence_evidence: quiet.evidence,
         book_closures_3d: model.book.closures.in_last(3),
         book_closures_7d: model.book.closures.in_last(7),
+        group_away_days_7d: folk.away_on.iter().take(7).filter(|&&n| n > 0).count() as u8,
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     };

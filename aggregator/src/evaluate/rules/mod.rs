@@ -361,6 +361,7 @@ fn qualifier(f: &Finding) -> bool {
             k.ends_with("_z")
                 || k.ends_with("_momentum")
                 || k == "users_away_together"
+                || k == "group_away_days_7d"
                 || k.starts_with("book_closures_")
         })
 }

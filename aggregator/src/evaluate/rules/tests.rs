@@ -339,14 +339,15 @@ fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
         "Decline score is 0.82 (at least 0.70) and active user-days 50 % below this account's usual over the last 7 \
          days (12 vs a usual 24 a week) and decline evidence is 2.60 (at least 2): use below its usual since 2025-11-08"
     );
-    assert_eq!(found.metrics["users_away_together"], 0.0);
+    assert_eq!(found.metrics["group_away_days_7d"], 0.0);
     // Each part is needed: a shallower week, the detector not yet reading it, a score unsure,
-    // a group away together, a public holiday in the week, a usual too small to read.
+    // a group away together in the week (back since: their days still weigh on the window), a
+    // public holiday in the week, a usual too small to read.
     let not = [
         MetricsRow { active_user_days_vs_baseline: Some(-35.0), ..m.clone() },
         MetricsRow { decline_evidence: Some(1.5), ..m.clone() },
         MetricsRow { decline_score: Some(0.65), ..m.clone() },
-        MetricsRow { users_away_together: 3, ..m.clone() },
+        MetricsRow { users_away_together: 0, group_away_days_7d: 4, ..m.clone() },
         MetricsRow { book_closures_7d: 1, ..m.clone() },
         MetricsRow { active_user_days_baseline: Some(4.0), ..m.clone() },
     ];
