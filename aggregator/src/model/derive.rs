@@ -151,6 +151,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let daily = daily_users(&w.user_masks);
     let evidence = evidence(&daily, folk.regular, &folk.away_on, covered, model.book.closures);
     let quiet = silence(&daily, covered, model.book.closures);
+    let group_days = folk.group_days_in_last(7);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     let mut row = MetricsRow {
         as_of: date_number(today),
@@ -223,7 +224,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         silence_evidence: quiet.evidence,
         book_closures_3d: model.book.closures.in_last(3),
         book_closures_7d: model.book.closures.in_last(7),
-        group_away_days_7d: folk.away_on.iter().take(7).filter(|&&n| n > 0).count() as u8,
+        group_away_days_7d: group_days,
         // The window's counts, copied as they are (the catalogue's `count` entries).
         ..MetricsRow::from_window(w)
     };

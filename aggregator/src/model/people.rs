@@ -122,6 +122,12 @@ impl People {
     pub fn long_lapses(&self) -> u64 {
         self.lapsed.iter().filter(|l| l.days >= LONG_LAPSE_DAYS).count() as u64
     }
+
+    /// How many of the `days` complete days ending yesterday a group was away, past groups
+    /// included (`group_away_days_7d`), as [`Closures::in_last`] counts the book's closures.
+    pub fn group_days_in_last(&self, days: usize) -> u8 {
+        self.away_on.iter().take(days).filter(|&&n| n > 0).count() as u8
+    }
 }
 
 /// One user's habit, read from their mask.

@@ -212,6 +212,8 @@ fn a_group_week_away_that_is_over_still_counts_on_its_days() {
     assert_eq!((p.away_together, p.lapsed.len()), (0, 0), "{p:?}");
     assert_eq!(p.away_on[9..16], [5; 7]);
     assert_eq!((p.away_on[8], p.away_on[16]), (0, 0));
+    // Back for 9 days: out of a 7-day window, 7 of its days in a 16-day one.
+    assert_eq!((p.group_days_in_last(7), p.group_days_in_last(12), p.group_days_in_last(16)), (0, 3, 7));
     // The detector re-reads those days expecting half the team: no decline.
     let (read, blind) = read_with_and_without_groups(&masks, &p);
     assert!(read.statistic < 1.0 && blind.statistic > read.statistic + 2.0, "{read:?} vs {blind:?}");
