@@ -82,6 +82,16 @@ const OTHERS_SHARE: f64 = 0.7;
 /// (loadgen: dips alerted 8 → 6, 7 → 4 and 12 → 9 of 44 on three books, one decline of 233
 /// caught later); a fade, which halves everyone's use, is still no group.
 const OTHERS_Z: f64 = 2.0;
+/// Regular users absent on all of a group's days and last seen with it went along with it; they
+/// count towards its share when this many absent together is less likely than this under the
+/// users' habits (the Poisson tail of the lined-up test): the group's telling members vouch for
+/// the day it began, the lineup for its size. Half of an 18-person team away for a week had 5
+/// of 17 regular users' absences telling by its sixth day, under 30 %, and more absent on all
+/// of its days, so its week read as a decline (loadgen, three books: a dip spared on each, no
+/// decline lost, three alerted a day or four later and two sooner; at 10⁻⁴ and 10⁻³ slides
+/// whose leavers went within days of each other began to read as groups: docs/SIGNAL.md,
+/// nineteenth run).
+const ALONG_P: f64 = 1e-5;
 
 /// Whether the mask has the day `d` days before the pass's day.
 pub fn active(mask: u64, d: u32) -> bool {
@@ -315,10 +325,10 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     // come in two or three days a week, no one's absence is unlikely for days, but half of them
     // gone since the same day is (loadgen's dips: the detector had read three or four days of a
     // group away on a 60-person account as decline before any member's own absence told).
-    let lined_up_unlikely = |run: &Absence| {
+    let lineup_p = |run: &Absence, min_days: usize| {
         let days: Vec<u32> = (run.newest..=run.oldest).filter(|&d| !closed.contains(d)).collect();
-        if days.len() < LINEUP_MIN_DAYS {
-            return false;
+        if days.len() < min_days {
+            return 1.0;
         }
         // Of those who were in on the days the group was last seen: users gone for weeks (a
         // slide's leavers) would line up with any absence.
@@ -328,8 +338,9 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         let absent = present.iter().filter(|&&j| days.iter().all(|&d| !active(masks[j], d))).count();
         let expected: f64 =
             present.iter().map(|&j| days.iter().map(|&d| 1.0 - rates[j][(d % 7) as usize]).product::<f64>()).sum();
-        poisson_tail(expected, absent) < LINEUP_P
+        poisson_tail(expected, absent)
     };
+    let lined_up_unlikely = |run: &Absence| lineup_p(run, LINEUP_MIN_DAYS) < LINEUP_P;
     let mut away_now = vec![false; masks.len()];
     // Who was away with a group on which day, one bit per day as in the masks.
     let mut away_days = vec![0u64; masks.len()];
@@ -362,16 +373,36 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
                 |j: usize| habits[j].as_ref().is_some_and(|h| h.gap + 1 + COHORT_MIN_GAP <= run.last_seen());
             with.iter().filter(|&&j| seen_since(j)).count()
         };
-        let many = |with: &[usize], share: f64| {
+        // Those last seen with the group and absent on all of its days went with it: one with a
+        // sparse habit is not yet unlikely to be away after three days, yet the detector must
+        // not expect them in (on a large team half away, the unrecognised half of the group
+        // read as a decline).
+        let left_with = |j: usize, max_days: u32| {
+            gaps[j].iter().any(|a| {
+                a.newest <= run.newest
+                    && a.oldest >= run.oldest
+                    && a.len() <= max_days
+                    && a.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD
+            })
+        };
+        // Longer absences are `stayed`'s.
+        let went_along =
+            |with: &[usize]| regular.iter().filter(|&&j| !with.contains(&j) && left_with(j, COHORT_MAX_DAYS)).count();
+        // A group is its telling members and, when that many lined up is unlikely enough
+        // (`ALONG_P`), those who went along with them.
+        let many = |with: &[usize], along: bool, share: f64| {
             let stayed = if stayed > 0 && back(with) >= COHORT_MIN.max(stayed) { stayed } else { 0 };
-            with.len() >= COHORT_MIN && (with.len() + stayed) as f64 >= share * out.regular as f64
+            let big = |n: usize| with.len() >= COHORT_MIN && (n + stayed) as f64 >= share * out.regular as f64;
+            big(with.len()) || (along && big(with.len() + went_along(with)) && lineup_p(run, 1) < ALONG_P)
         };
         let with = members(true);
-        let with = if *telling && many(&with, COHORT_SHARE) && others_at_work(run, &with, OTHERS_SHARE) {
+        let with = if *telling && many(&with, true, COHORT_SHARE) && others_at_work(run, &with, OTHERS_SHARE) {
             with
         } else {
             let with = members(false);
-            if !(many(&with, LINEUP_SHARE) && lined_up_unlikely(run) && others_at_work(run, &with, LINEUP_OTHERS_SHARE))
+            if !(many(&with, false, LINEUP_SHARE)
+                && lined_up_unlikely(run)
+                && others_at_work(run, &with, LINEUP_OTHERS_SHARE))
             {
                 continue;
             }
@@ -381,18 +412,7 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
             continue;
         }
         let span = days_mask(run.newest, run.oldest);
-        // Those last seen with the group and absent on all of its days went with it: one with a
-        // sparse habit is not yet unlikely to be away after three days, yet the detector must
-        // not expect them in (on a large team half away, the unrecognised half of the group
-        // read as a decline).
-        let left_with = |j: usize| {
-            gaps[j].iter().any(|a| {
-                a.newest <= run.newest
-                    && a.oldest >= run.oldest
-                    && a.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD
-            })
-        };
-        let sparse = regular.iter().copied().filter(|&j| !with.contains(&j) && left_with(j));
+        let sparse = regular.iter().copied().filter(|&j| !with.contains(&j) && left_with(j, 63));
         for j in std::iter::once(*i).chain(sparse) {
             away_days[j] |= span;
             away_now[j] |= run.newest == 1 && !active(masks[j], 0);

@@ -332,6 +332,42 @@ fn a_fade_of_part_timers_is_no_lineup() {
 }
 
 #[test]
+fn a_group_counts_those_who_went_along_when_that_many_is_no_chance() {
+    // loadgen seed 7's acct-00237 on 2026-10-26 (a Monday; its history covers 33 days): ten
+    // of its eighteen users away together since Tuesday. Five of the 17 regular users' absences
+    // are telling on their own, under 30 %; others, with sparser habits, were last seen with
+    // them and absent on all of its days. That many lined up is under 1 in 100,000 but not the
+    // 1 in a million a lineup on its own needs: before, no group, three of it lapsed, and the
+    // week read as a decline (`usage_sliding` fired that day).
+    let masks = [
+        0x012a680d40000000, // user001
+        0x001250f980000000, // user002
+        0x013e6df980000000, // user003
+        0x01264c1900000000, // user004
+        0x017d5cf240000000, // user005
+        0x011c3cbbc0000000, // user006
+        0x012a75f9c0000000, // user007
+        0x011a08c0c0000000, // user008
+        0x010675bac0000000, // user009
+        0x00303c7880000000, // user010
+        0x8f301c4000000000, // user011
+        0xbd6ebef980000000, // user012
+        0x0b381cb1c0000000, // user013
+        0x854c4450c0000000, // user014
+        0x8d0a7c0980000000, // user015
+        0xdc00784840000000, // user016
+        0x09fa7e59c0000000, // user017
+        0xdf3a68f9c0000000, // user018
+    ];
+    let p = people(&ids(18), &masks, 33, Closures::NONE);
+    assert_eq!(p.regular, 17, "{p:?}");
+    assert_eq!(p.away_on[..7], [7, 7, 7, 7, 7, 7, 0], "{p:?}");
+    assert_eq!(p.away_together, 7, "{p:?}");
+    // Only the user gone since before it is lapsed.
+    assert_eq!(p.lapsed, [Lapse { user: "u1".into(), days: 10 }], "{p:?}");
+}
+
+#[test]
 fn the_poisson_tail() {
     assert_eq!(poisson_tail(3.0, 0), 1.0);
     // P(N ≥ 1) = 1 − e^−λ; P(N ≥ 2) = 1 − e^−λ (1 + λ).
