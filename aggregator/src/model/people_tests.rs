@@ -368,6 +368,29 @@ fn a_group_counts_those_who_went_along_when_that_many_is_no_chance() {
 }
 
 #[test]
+fn a_week_before_well_under_the_habit_is_no_usual_week() {
+    // Ten daily users; four of them gone the last three weekdays (each absence telling), the
+    // others in as ever. In the week before (days 6–12, five weekdays) the team came in on 38
+    // of its 50 weekdays, 84 % of the 45 its habit (0.9 a day, capped) expects: a fade's week,
+    // not a usual one, so the four are no group away. (At the 80 % bar of before, a group.)
+    let skipped = |j: usize, d: u32| (j < 4 && (d == 9 || d == 11)) || (j >= 4 && d == 6 + (j as u32 % 5));
+    let team = |before_as_usual: bool| -> Vec<u64> {
+        (0..10)
+            .map(|j| {
+                mask(|d| {
+                    weekday(d) && !(j < 4 && d <= 4) && !(!before_as_usual && (6..=12).contains(&d) && skipped(j, d))
+                })
+            })
+            .collect()
+    };
+    let p = people(&ids(10), &team(false), 63, Closures::NONE);
+    assert_eq!(p.away_on[..4], [0; 4], "{p:?}");
+    // The same four away after a usual week are a group.
+    let p = people(&ids(10), &team(true), 63, Closures::NONE);
+    assert_eq!(p.away_on[..4], [4; 4], "{p:?}");
+}
+
+#[test]
 fn the_poisson_tail() {
     assert_eq!(poisson_tail(3.0, 0), 1.0);
     // P(N ≥ 1) = 1 − e^−λ; P(N ≥ 2) = 1 − e^−λ (1 + λ).
