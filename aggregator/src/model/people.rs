@@ -391,19 +391,22 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         // Longer absences are `stayed`'s.
         let went_along =
             |with: &[usize]| regular.iter().filter(|&&j| !with.contains(&j) && left_with(j, COHORT_MAX_DAYS)).count();
+        // Whether `with`, and `along` more who went with it, are a group's share of the team.
+        let many = |with: &[usize], along: usize, share: f64| {
+            let stayed = if stayed > 0 && back(with) >= COHORT_MIN.max(stayed) { stayed } else { 0 };
+            with.len() >= COHORT_MIN && (with.len() + along + stayed) as f64 >= share * out.regular as f64
+        };
         // A group is its telling members and, when that many lined up is unlikely enough
         // (`ALONG_P`), those who went along with them.
-        let many = |with: &[usize], along: bool, share: f64| {
-            let stayed = if stayed > 0 && back(with) >= COHORT_MIN.max(stayed) { stayed } else { 0 };
-            let big = |n: usize| with.len() >= COHORT_MIN && (n + stayed) as f64 >= share * out.regular as f64;
-            big(with.len()) || (along && big(with.len() + went_along(with)) && lineup_p(run, 1) < ALONG_P)
+        let telling_group = |with: &[usize]| {
+            many(with, 0, COHORT_SHARE) || (many(with, went_along(with), COHORT_SHARE) && lineup_p(run, 1) < ALONG_P)
         };
         let with = members(true);
-        let with = if *telling && many(&with, true, COHORT_SHARE) && others_at_work(run, &with, OTHERS_SHARE) {
+        let with = if *telling && telling_group(&with) && others_at_work(run, &with, OTHERS_SHARE) {
             with
         } else {
             let with = members(false);
-            if !(many(&with, false, LINEUP_SHARE)
+            if !(many(&with, 0, LINEUP_SHARE)
                 && lined_up_unlikely(run)
                 && others_at_work(run, &with, LINEUP_OTHERS_SHARE))
             {
@@ -415,7 +418,7 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
             continue;
         }
         let span = days_mask(run.newest, run.oldest);
-        let sparse = regular.iter().copied().filter(|&j| !with.contains(&j) && left_with(j, 63));
+        let sparse = regular.iter().copied().filter(|&j| !with.contains(&j) && left_with(j, u32::MAX));
         for j in std::iter::once(*i).chain(sparse) {
             away_days[j] |= span;
             away_now[j] |= run.newest == 1 && !active(masks[j], 0);
