@@ -30,3 +30,28 @@ impl StackArgs {
         }
     }
 }
+
+/// A share given on the command line (`--leave-share 0.85`): a number from 0 to 1.
+pub fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is not a share: give a number from 0 to 1")),
+        Err(e) => Err(format!("{text:?} is not a number: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn a_share_is_a_number_from_0_to_1() {
+        assert_eq!(share("0.85"), Ok(0.85));
+        assert_eq!(share("0"), Ok(0.0));
+        assert_eq!(share("1"), Ok(1.0));
+        assert!(share("1.5").unwrap_err().contains("from 0 to 1"));
+        assert!(share("-0.1").unwrap_err().contains("from 0 to 1"));
+        assert!(share("NaN").is_err());
+        assert!(share("most").unwrap_err().contains("not a number"));
+    }
+}

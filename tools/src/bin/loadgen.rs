@@ -4,6 +4,7 @@
 //!   loadgen --format segment --truth truth.json           the same through the Segment API, with ground truth
 //!   loadgen --mode live --rate 2000 --duration 60         live traffic at 2000 events/s for a minute
 //!   loadgen --dry-run --accounts 3 --days 2 | head        the events as JSON lines, nothing sent
+//!   loadgen --leave-share 0.85 --truth truth.json         a book whose people take five weeks' leave a year
 //!
 //! The last line on stdout is the number of events ingest accepted.
 
@@ -38,6 +39,10 @@ struct Args {
     /// Same seed, same book, same events.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The share of users who take a block of 5–12 days' leave inside the book (0–1). The
+    /// default, 0.3, is about 12 days a year; 0.85 is about five weeks, as people take.
+    #[arg(long, default_value_t = loadgen::LEAVE_SHARE, value_parser = tools::cli::share)]
+    leave_share: f64,
     #[arg(long, value_enum, default_value_t = Format::Native)]
     format: Format,
     #[arg(long, value_enum, default_value_t = Mode::History)]
@@ -73,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         args.batch > 0 && args.concurrency > 0 && args.rate > 0,
         "--batch, --concurrency and --rate must be at least 1"
     );
-    let mut book = Book::new(args.accounts, args.days, args.seed, loadgen::today());
+    let mut book = Book::with_leave(args.accounts, args.days, args.seed, loadgen::today(), args.leave_share);
     book.outcomes = !args.no_outcomes;
     if let Some(path) = &args.truth {
         loadgen::write_truth(&book, path)?;

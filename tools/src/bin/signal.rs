@@ -21,7 +21,7 @@ struct Args {
     stack: StackArgs,
     /// Score a book written elsewhere instead of loadgen's: a directory with `truth.json` and
     /// `events.jsonl` (docs/SIGNAL.md#your-own-book). It must end today.
-    #[arg(long, conflicts_with_all = ["accounts", "days", "seed", "smoke"])]
+    #[arg(long, conflicts_with_all = ["accounts", "days", "seed", "leave_share", "smoke"])]
     book: Option<PathBuf>,
     #[arg(long)]
     accounts: Option<usize>,
@@ -33,6 +33,11 @@ struct Args {
     score_days: Option<u32>,
     #[arg(long)]
     seed: Option<u64>,
+    /// The share of loadgen's users who take a block of 5–12 days' leave (0–1; default 0.3,
+    /// about 12 days a year; 0.85 is about five weeks). With `--reuse`, give the share the stored
+    /// book was drawn with: the truth is drawn again from it.
+    #[arg(long, value_parser = tools::cli::share)]
+    leave_share: Option<f64>,
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// A rule file; default: the shipped rules.
@@ -111,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     opts.days = args.days.unwrap_or(opts.days);
     opts.score_days = args.score_days.unwrap_or(opts.score_days);
     opts.seed = args.seed.unwrap_or(opts.seed);
+    opts.leave_share = args.leave_share.unwrap_or(opts.leave_share);
     opts.format = args.format.unwrap_or(opts.format);
     opts.rules = args.rules;
     opts.keep = args.keep;

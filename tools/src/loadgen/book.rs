@@ -247,6 +247,9 @@ pub struct Book {
     pub first_day: NaiveDate,
     pub today: NaiveDate,
     pub seed: u64,
+    /// The share of users with a block of their own leave inside the book (truth JSON:
+    /// `leave_share`).
+    pub leave_share: f64,
     /// Whether churn and renewal outcome events are sent (`kind: "outcome"`).
     pub outcomes: bool,
     /// Public holidays: every account's users come in at [`HOLIDAY_SHARE`] of their usual.

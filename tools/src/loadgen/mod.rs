@@ -19,17 +19,19 @@ use chrono::{NaiveDate, Utc};
 use serde_json::{json, Value};
 
 pub use book::{Account, Book, Kind, SlideStyle, Span};
+pub use draw::LEAVE_SHARE;
 pub use generate::{day_events, to_segment, Format};
 
 /// The ground truth of a book, as JSON (docs/SIGNAL.md): per account its kind, `at_risk`,
 /// `decline_onset`, `churn_date`, `dip` {from, to}, renewal date, users and seats, each user's
-/// own leave (`vacations`: user, from, to); and the
-/// book's public `holidays`.
+/// own leave (`vacations`: user, from, to); the book's public `holidays` and the share of users
+/// with leave it was drawn with (`leave_share`).
 pub fn truth(book: &Book) -> Value {
     let kinds: serde_json::Map<String, Value> =
         book.kinds().into_iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect();
     json!({
         "seed": book.seed,
+        "leave_share": book.leave_share,
         "first_day": book.first_day,
         "today": book.today,
         "outcomes": book.outcomes,

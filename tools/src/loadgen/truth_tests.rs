@@ -307,3 +307,54 @@ fn about_a_third_of_the_users_take_a_week_or_two_off_alone_and_come_back() {
     }
     assert!(back >= 20, "{back}");
 }
+
+#[test]
+fn a_heavier_leave_book_is_the_same_book_with_more_people_on_leave() {
+    let light = &book().0;
+    let heavy = Book::with_leave(400, 75, 7, today(), 0.85);
+    assert_eq!((light.leave_share, heavy.leave_share), (super::LEAVE_SHARE, 0.85));
+    let (mut users, mut on_leave, mut kept) = (0, 0, 0);
+    for (l, h) in light.accounts.iter().zip(&heavy.accounts) {
+        // The stories are the same: kind, dates, the team and each one's habit and departure.
+        assert_eq!(
+            (&l.id, l.kind, l.decline_onset, l.churn_date, l.dip),
+            (&h.id, h.kind, h.decline_onset, h.churn_date, h.dip)
+        );
+        for (lu, hu) in l.users.iter().zip(&h.users) {
+            assert_eq!((&lu.id, lu.daily, lu.from, lu.until, lu.away), (&hu.id, hu.daily, hu.from, hu.until, hu.away));
+            users += 1;
+            on_leave += usize::from(hu.vacation.is_some());
+            // Whoever has leave in the lighter book has the same leave in the heavier one.
+            if let Some(v) = lu.vacation {
+                assert_eq!(hu.vacation, Some(v), "{}", lu.id);
+                kept += 1;
+            }
+        }
+        assert_eq!(l.users.len(), h.users.len(), "{}", l.id);
+    }
+    let share = on_leave as f64 / users as f64;
+    // A champion slide's champion never takes leave (it is the story), so a little under 0.85.
+    assert!((0.8..=0.87).contains(&share), "{share}");
+    assert!(
+        kept * 4 > users && kept < on_leave,
+        "{kept} with leave in both, {on_leave} in the heavier book, of {users}"
+    );
+    let truth = super::truth(&heavy);
+    assert_eq!(truth["leave_share"].as_f64(), Some(0.85));
+    // Nobody logs in on their own leave in the heavier book either.
+    let a = heavy
+        .accounts
+        .iter()
+        .find(|a| a.kind == Kind::Steady && a.users.iter().filter(|u| u.vacation.is_some()).count() >= 3)
+        .unwrap();
+    for u in a.users.iter().filter(|u| u.vacation.is_some()) {
+        let v = u.vacation.unwrap();
+        let seen = heavy
+            .days()
+            .filter(|d| v.contains(*d))
+            .flat_map(|d| day_events(&heavy, d))
+            .filter(|e| e["user_id"] == u.id.as_str() && e["kind"] == "login")
+            .count();
+        assert_eq!(seen, 0, "{}: {v:?}", u.id);
+    }
+}

@@ -36,6 +36,9 @@ pub struct Options {
     /// The last days replayed and scored.
     pub score_days: u32,
     pub seed: u64,
+    /// The share of loadgen's users with a block of their own leave ([`loadgen::LEAVE_SHARE`]
+    /// by default).
+    pub leave_share: f64,
     pub format: Format,
     /// A rule file; default: the shipped rules.
     pub rules: Option<PathBuf>,
@@ -69,6 +72,7 @@ impl Options {
             days: 75,
             score_days: 54,
             seed: 7,
+            leave_share: loadgen::LEAVE_SHARE,
             format: Format::Segment,
             rules: None,
             outcomes: true,
@@ -247,7 +251,7 @@ enum Source {
 impl Source {
     fn new(opts: &Options, today: NaiveDate) -> Result<Self, ToolsError> {
         let Some(dir) = &opts.book else {
-            let mut book = Book::new(opts.accounts, opts.days, opts.seed, today);
+            let mut book = Book::with_leave(opts.accounts, opts.days, opts.seed, today, opts.leave_share);
             book.outcomes = opts.outcomes;
             return Ok(Self::Loadgen(book));
         };
