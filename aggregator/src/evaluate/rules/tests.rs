@@ -186,7 +186,23 @@ fn people_named_by_two_conditions_are_named_once() {
     assert_eq!(champion.when.check(&MetricsRow { decline_score: Some(0.3), ..m.clone() }), None);
     assert_eq!(champion.when.check(&MetricsRow { decline_score: None, ..m.clone() }), None);
     // A team of two: the champion away is most of it, and that is leave as often as leaving.
-    assert_eq!(champion.when.check(&MetricsRow { regular_users: 2, ..m }), None);
+    assert_eq!(champion.when.check(&MetricsRow { regular_users: 2, ..m.clone() }), None);
+    // Unless use has fallen 40 % or more with odds of e^3 behind it: then from the 12th day, on
+    // a team of two as on a larger one.
+    let deep = MetricsRow {
+        regular_users: 2,
+        champion_days_absent: Some(12),
+        active_user_days_vs_baseline: Some(-55.5),
+        decline_evidence: Some(3.4),
+        ..m
+    };
+    let found = champion.when.check(&deep).expect("a two-person team's champion gone 12 days, use 55 % under");
+    assert!(found.reason.contains("champion days absent is 12 (at least 12)"), "{}", found.reason);
+    assert!(found.reason.contains("active user days vs baseline is -55.50 (at most -40)"), "{}", found.reason);
+    assert_eq!(champion.when.check(&MetricsRow { champion_days_absent: Some(11), ..deep.clone() }), None);
+    assert_eq!(champion.when.check(&MetricsRow { active_user_days_vs_baseline: Some(-35.0), ..deep.clone() }), None);
+    assert_eq!(champion.when.check(&MetricsRow { decline_evidence: Some(2.9), ..deep.clone() }), None);
+    assert_eq!(champion.when.check(&MetricsRow { regular_users: 1, ..deep }), None);
 }
 
 #[test]
