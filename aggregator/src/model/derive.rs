@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::baseline::{covered, Baseline, Series};
 use super::book::{Book, Closures};
 use super::catalogue::{MetricsRow, WindowRow};
-use super::detector::{daily_users, evidence, silence};
+use super::detector::{daily_users, evidence, silence, stopped_days};
 use super::health::{self, Component, HealthConfig, Inputs};
 use super::lifecycle::{self, LifecycleConfig};
 use super::people::{describe, people, Lapse, NAMED_MAX};
@@ -151,6 +151,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
     let daily = daily_users(&w.user_masks);
     let evidence = evidence(&daily, folk.regular, &folk.away_on, covered, model.book.closures);
     let quiet = silence(&daily, covered, model.book.closures);
+    let stopped = stopped_days(&daily, covered, model.book.closures);
     let group_days = folk.group_days_in_last(7);
     let round = |x: f64| (x * 10.0).round() / 10.0;
     let mut row = MetricsRow {
@@ -222,6 +223,7 @@ pub fn metrics_row(i: &AccountInputs, now: DateTime<Utc>, model: &Model<'_>) -> 
         decline_started: evidence.and_then(|e| e.since).map(|d| date_number(today) - d as u16),
         silent_days: quiet.days.into(),
         silence_evidence: quiet.evidence,
+        stopped_days: stopped,
         book_closures_3d: model.book.closures.in_last(3),
         book_closures_7d: model.book.closures.in_last(7),
         group_away_days_7d: group_days,

@@ -183,6 +183,47 @@ pub fn silence(daily: &[u64; 64], covered: u32, closures: Closures) -> Silence {
     Silence { days, evidence: Some(evidence) }
 }
 
+/// A working day at or under this share of its weekday's usual is a day of a stop. A cliff
+/// leaves a trickle (loadgen's: 3–10 % of the usual, a day or two of falling first), which
+/// `silence`, wanting nobody at all, does not see on a large account.
+const STOP_SHARE: f64 = 0.25;
+/// A weekday whose usual is under this share of the account's busiest weekday is not a working
+/// day: a weekend neither counts towards a stop nor ends one.
+const WORKING_SHARE: f64 = 0.25;
+/// A stop is read against the usual of the 4 weeks before the last this-many days: fixed, as
+/// the detector's is, so a stop inside them does not lower its own usual. A longer stop has
+/// long been alerted (`no_login_14d`, the detector), and its run stays at its cap.
+const STOP_LOOKBACK: u32 = 14;
+
+/// Working days in a row, ending yesterday, on which the account's active users were at most
+/// [`STOP_SHARE`] of their weekday's usual: the stop `usage_collapsed` reads, counted so that
+/// an account's own closure of two working days (a bridge day; Good Friday and Easter Monday
+/// around their weekend) never reaches 3, where a 3-day window held 2 days reads such a weekend
+/// as a stop. Days that are not working days (weekends; days usually under `MIN_EXPECTED`)
+/// neither count nor end the run. A book-wide closure ends nothing either, and counts only when
+/// nobody at all came in: the book's holiday leaves a tenth of each team at work. `None`
+/// without 4 weeks of history before the last day.
+pub fn stopped_days(daily: &[u64; 64], covered: u32, closures: Closures) -> Option<u32> {
+    let recent = STOP_LOOKBACK.min(covered.min(63).checked_sub(7 * REF_WEEKS)?);
+    if recent == 0 {
+        return None;
+    }
+    let usual = usual_before(daily, recent);
+    let busiest = usual.iter().copied().fold(0.0, f64::max);
+    let mut days = 0;
+    for t in 1..=recent {
+        let (mu, x) = (usual[(t % 7) as usize], daily[t as usize]);
+        if mu < MIN_EXPECTED || mu < WORKING_SHARE * busiest || (closures.contains(t) && x > 0) {
+            continue;
+        }
+        if x as f64 > STOP_SHARE * mu {
+            break;
+        }
+        days += 1;
+    }
+    Some(days)
+}
+
 #[cfg(test)]
 #[path = "detector_tests.rs"]
 mod tests;

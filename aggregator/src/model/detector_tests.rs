@@ -185,3 +185,79 @@ fn someone_in_yesterday_ends_the_silence_and_history_bounds_it() {
     let dead = book(3, 0, |d, _| (d <= 40).then_some(0));
     assert_eq!(evidence_of(&dead, 63, Closures::NONE), None);
 }
+
+/// Daily active users with the weekend on the days `weekend` says: `busy` users on working
+/// days, 4 on weekend days, then `story(d)` for the days it names.
+fn weeks(busy: u64, weekend: impl Fn(u32) -> bool, story: impl Fn(u32) -> Option<u64>) -> [u64; 64] {
+    let mut out = [0u64; 64];
+    for (d, n) in out.iter_mut().enumerate() {
+        let d = d as u32;
+        *n = story(d).unwrap_or(if weekend(d) { 4 } else { busy });
+    }
+    out
+}
+
+#[test]
+fn a_stop_with_a_trickle_counts_its_working_days_and_skips_the_weekend() {
+    // Forty a working day, the weekend on days 0–1, 7–8 …: a cliff from day 6 leaves a trickle
+    // of 3 a working day (under a quarter of 40) and nobody at weekends.
+    let weekend = |d: u32| d % 7 <= 1;
+    let cliff = weeks(40, weekend, |d| (d <= 6).then(|| if weekend(d) { 0 } else { 3 }));
+    assert_eq!(stopped_days(&cliff, 63, Closures::NONE), Some(5));
+    // Its silence sees nothing: someone came in every working day.
+    assert_eq!(silence(&cliff, 63, Closures::NONE).days, 1);
+    // A day at half the usual ends the run: three working days since.
+    let half = weeks(40, weekend, |d| match d {
+        5 => Some(20),
+        1..=6 => Some(if weekend(d) { 0 } else { 3 }),
+        _ => None,
+    });
+    assert_eq!(stopped_days(&half, 63, Closures::NONE), Some(3));
+    // Half the team away for a week is no stop.
+    let away = weeks(40, weekend, |d| (d <= 7 && !weekend(d)).then_some(20));
+    assert_eq!(stopped_days(&away, 63, Closures::NONE), Some(0));
+}
+
+#[test]
+fn an_accounts_own_closure_of_two_working_days_is_no_stop() {
+    // The weekend on days 2–3 (yesterday a Monday): nobody on Friday (day 4) nor on Monday
+    // (day 1), Good Friday and Easter Monday, and a quiet weekend between. Two, never three.
+    let weekend = |d: u32| (d + 5) % 7 <= 1;
+    let easter = weeks(40, weekend, |d| (d <= 4).then_some(if weekend(d) { 1 } else { 0 }));
+    assert_eq!(stopped_days(&easter, 63, Closures::NONE), Some(2));
+    // The same days after a Thursday at nobody too: a stop, three working days.
+    let stop = weeks(40, weekend, |d| (d <= 5).then_some(if weekend(d) { 1 } else { 0 }));
+    assert_eq!(stopped_days(&stop, 63, Closures::NONE), Some(3));
+}
+
+#[test]
+fn a_book_wide_closure_counts_only_when_nobody_came_in() {
+    let weekend = |d: u32| d % 7 <= 1;
+    // A stop on days 2, 3 and 6; days 4 and 5 a public holiday on which 12 came in (30 %).
+    let holiday_at_work = weeks(40, weekend, |d| match d {
+        4 | 5 => Some(12),
+        1..=6 => Some(if weekend(d) { 0 } else { 2 }),
+        _ => None,
+    });
+    // Read alone, the holiday's 30 % ends the run; known as the book's closure, it is skipped.
+    assert_eq!(stopped_days(&holiday_at_work, 63, Closures::NONE), Some(2));
+    assert_eq!(stopped_days(&holiday_at_work, 63, Closures::on(&[4, 5])), Some(3));
+    // Nobody at all on the holiday: the stop's days.
+    let nobody = weeks(40, weekend, |d| (d <= 6).then(|| if weekend(d) || d == 4 || d == 5 { 0 } else { 2 }));
+    assert_eq!(stopped_days(&nobody, 63, Closures::on(&[4, 5])), Some(5));
+}
+
+#[test]
+fn a_stop_is_read_against_the_weeks_before_it_and_needs_them() {
+    let weekend = |d: u32| d % 7 <= 1;
+    // Stopped for 20 days: the usual is that of the 4 weeks before the last 14, so the run is
+    // the 10 working days of those 14, not a usual made of the stop.
+    let long = weeks(40, weekend, |d| (d <= 20).then_some(0));
+    assert_eq!(stopped_days(&long, 63, Closures::NONE), Some(10));
+    // 4 weeks of history before the last day at least.
+    let cliff = weeks(40, weekend, |d| (d <= 6).then_some(0));
+    assert_eq!(stopped_days(&cliff, 28, Closures::NONE), None);
+    assert_eq!(stopped_days(&cliff, 29, Closures::NONE), Some(0), "yesterday a weekend day");
+    assert_eq!(stopped_days(&cliff, 30, Closures::NONE), Some(1));
+    assert_eq!(stopped_days(&cliff, 31, Closures::NONE), Some(2));
+}

@@ -203,6 +203,8 @@ fn label(metric: &str, window: &str) -> String {
         ("avg_csat_90d", _) => "Average CSAT (90 days)".into(),
         ("regular_users_lapsed_long", _) => "Regular users gone 12 days or more".into(),
         ("silence_evidence", _) => "Active user-days expected in the silence".into(),
+        ("active_user_days_baseline", _) => "Usual active user-days a week".into(),
+        ("stopped_days", _) => "Working days in a row at under a quarter of the usual".into(),
         _ => {
             let words = metric.replace('_', " ");
             let mut c = words.chars();

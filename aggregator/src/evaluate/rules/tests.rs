@@ -18,6 +18,7 @@ fn the_shipped_rules_parse() {
         [
             "usage_sliding",
             "usage_stopped",
+            "usage_collapsed",
             "no_login_14d",
             "onboarding_not_activated",
             "low_seats_before_renewal",
@@ -31,13 +32,13 @@ fn the_shipped_rules_parse() {
     assert_eq!(rules[0].for_duration, Duration::from_secs(2 * 86_400));
     let Condition::All(stopped) = &rules[1].when else { panic!("{:?}", rules[1].when) };
     assert!(matches!(stopped[0], Condition::Baseline { at_most_pct, .. } if at_most_pct == -80.0));
-    let onboarding = &rules[3];
+    let onboarding = &rules[4];
     assert_eq!(
         (onboarding.stages.as_slice(), onboarding.min_account_age_days, onboarding.for_duration),
         ([Stage::Onboarding].as_slice(), 21, Duration::from_secs(3 * 86_400))
     );
-    assert_eq!(rules[4].cooldown, Duration::from_secs(7 * 86_400));
-    assert!(matches!(rules[5].when, Condition::All(ref p) if p.len() == 8));
+    assert_eq!(rules[5].cooldown, Duration::from_secs(7 * 86_400));
+    assert!(matches!(rules[6].when, Condition::All(ref p) if p.len() == 8));
     assert_eq!(rules[0].resolve_after, Duration::from_secs(7 * 86_400));
 }
 
@@ -120,7 +121,7 @@ when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = 
 #[test]
 fn threshold_inactivity_and_combinations() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
-    let (no_login, low_seats, detractor) = (&rules[2].when, &rules[4].when, &rules[5].when);
+    let (no_login, low_seats, detractor) = (&rules[3].when, &rules[5].when, &rules[6].when);
     let mut m = row();
     m.days_since_last_login = Some(20);
     assert_eq!(no_login.check(&m).unwrap().reason, "No login for 20 days");
@@ -208,7 +209,7 @@ fn people_named_by_two_conditions_are_named_once() {
 #[test]
 fn stages_and_age_decide_whether_a_rule_applies() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
-    let onboarding = &rules[3];
+    let onboarding = &rules[4];
     let mut m = row();
     assert!(!onboarding.applies(&m), "growth account");
     m.lifecycle_stage = Stage::Onboarding;
@@ -385,4 +386,38 @@ fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
     let found = declining.when.check(&both).expect("both branches");
     assert_eq!(found.reason, first.replace("0.55", "0.75"));
     assert_eq!((found.metrics["active_user_days_vs_baseline"], found.metrics["book_closures_7d"]), (-60.0, 0.0));
+}
+
+#[test]
+fn a_large_accounts_stop_is_read_in_working_days_and_a_small_ones_in_a_held_window() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let collapsed = rules.iter().find(|r| r.id == "usage_collapsed").unwrap();
+    let stopped = rules.iter().find(|r| r.id == "usage_stopped").unwrap();
+    // Three working days of a 60-user-day account at a trickle: at once, no hold.
+    assert_eq!(collapsed.for_duration, Duration::ZERO);
+    let m = MetricsRow {
+        stopped_days: Some(3),
+        active_user_days_baseline: Some(60.0),
+        active_user_days_3d_vs_baseline: Some(-90.0),
+        ..row()
+    };
+    let found = collapsed.when.check(&m).expect("three working days stopped");
+    assert_eq!(
+        found.reason,
+        "Working days in a row at under a quarter of the usual is 3 (at least 3) and usual active user-days a week is 60 (at least 40)"
+    );
+    // Two working days (an account's own closure around a weekend), a smaller account, or no
+    // history to read a stop against: not this rule's.
+    for n in [
+        MetricsRow { stopped_days: Some(2), ..m.clone() },
+        MetricsRow { active_user_days_baseline: Some(39.0), ..m.clone() },
+        MetricsRow { stopped_days: None, ..m.clone() },
+    ] {
+        assert_eq!(collapsed.when.check(&n), None, "{n:?}");
+    }
+    // The two never both speak of one stop: `usage_stopped` is the smaller accounts'.
+    assert_eq!(stopped.when.check(&m), None);
+    let small = MetricsRow { active_user_days_baseline: Some(30.0), ..m };
+    assert!(stopped.when.check(&small).is_some());
+    assert_eq!(collapsed.when.check(&small), None);
 }
