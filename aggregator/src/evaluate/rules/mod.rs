@@ -249,6 +249,35 @@ impl Condition {
     /// The finding when the condition holds for `m`; `None` when it does not, or when an input
     /// it needs is missing (a rule never fires on data the account does not send).
     pub fn check(&self, m: &MetricsRow) -> Option<Finding> {
+        self.find(m).map(Found::finish)
+    }
+
+    fn find(&self, m: &MetricsRow) -> Option<Found> {
+        match self {
+            Self::All(parts) => {
+                let found = parts.iter().map(|c| c.find(m)).collect::<Option<Vec<_>>>()?;
+                Some(merge(found))
+            }
+            // The sentence is the first branch that holds (the first that says more than a
+            // qualifier): two branches that both hold mostly read the same values, and a CSM
+            // reads one sentence. Every holding branch's values still go into the metrics.
+            Self::Any(parts) => {
+                let mut found: Vec<Found> = parts.iter().filter_map(|c| c.find(m)).collect();
+                let said = found.iter().position(|f| !qualifier(f)).unwrap_or(0);
+                let mut out = (!found.is_empty()).then(|| found.remove(said))?;
+                for f in found {
+                    for (metric, value) in f.metrics {
+                        out.metrics.entry(metric).or_insert(value);
+                    }
+                }
+                Some(out)
+            }
+            leaf => leaf.leaf(m).map(|f| Found { metrics: f.metrics, clauses: vec![f.reason] }),
+        }
+    }
+
+    /// What a single condition (not a combination) finds, in its own words.
+    fn leaf(&self, m: &MetricsRow) -> Option<Finding> {
         match self {
             Self::Threshold { metric, op, value } => {
                 let v = metric.read(m)?;
@@ -332,32 +361,40 @@ impl Condition {
                     None => login.then(|| Finding { metrics: BTreeMap::new(), reason: "No login recorded yet".into() }),
                 }
             }
-            Self::All(parts) => {
-                let found = parts.iter().map(|c| c.check(m)).collect::<Option<Vec<_>>>()?;
-                Some(merge(found))
-            }
-            // The sentence is the first branch that holds (the first that says more than a
-            // qualifier): two branches that both hold mostly read the same values, and a CSM
-            // reads one sentence. Every holding branch's values still go into the metrics.
-            Self::Any(parts) => {
-                let mut found: Vec<Finding> = parts.iter().filter_map(|c| c.check(m)).collect();
-                let said = found.iter().position(|f| !qualifier(f)).unwrap_or(0);
-                let mut out = (!found.is_empty()).then(|| found.remove(said))?;
-                for f in found {
-                    for (metric, value) in f.metrics {
-                        out.metrics.entry(metric).or_insert(value);
-                    }
-                }
-                Some(out)
-            }
+            // Combinations are `find`'s.
+            Self::All(_) | Self::Any(_) => None,
         }
+    }
+}
+
+/// What a condition found, before it becomes one sentence: the values it read, and the words
+/// of each single condition that speaks, in order. Kept apart until the end so that people
+/// named twice are named once however the conditions nest.
+struct Found {
+    metrics: BTreeMap<String, f64>,
+    clauses: Vec<String>,
+}
+
+impl Found {
+    /// One sentence: later clauses read as its continuation.
+    fn finish(self) -> Finding {
+        let clauses: Vec<String> = self
+            .clauses
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| match c.chars().next() {
+                Some(first) if i > 0 => first.to_lowercase().collect::<String>() + &c[first.len_utf8()..],
+                _ => c,
+            })
+            .collect();
+        Finding { metrics: self.metrics, reason: clauses.join(" and ") }
     }
 }
 
 /// Whether a finding only qualifies the others (how unusual, how steep, nobody away as a group,
 /// no public holiday in the window) and so stays out of the sentence a CSM reads; its values are
 /// still in the alert's metrics.
-fn qualifier(f: &Finding) -> bool {
+fn qualifier(f: &Found) -> bool {
     !f.metrics.is_empty()
         && f.metrics.keys().all(|k| {
             k.ends_with("_z")
@@ -368,9 +405,9 @@ fn qualifier(f: &Finding) -> bool {
         })
 }
 
-fn merge(found: Vec<Finding>) -> Finding {
+fn merge(found: Vec<Found>) -> Found {
     let mut metrics = BTreeMap::new();
-    let mut reasons = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
     let all_qualifiers = found.iter().all(qualifier);
     for f in found {
         let said = all_qualifiers || !qualifier(&f);
@@ -378,23 +415,18 @@ fn merge(found: Vec<Finding>) -> Finding {
         if !said {
             continue;
         }
-        // Later parts read as a continuation of the sentence.
-        let mut r = f.reason;
-        // People named by two conditions (the lapsed count and their share, the champion's
-        // lapse and its length) are named once: the list is the long part of the sentence.
-        if let Some(at) = r.find(": ") {
-            if reasons.iter().any(|said: &String| said.ends_with(&r[at..])) {
-                r.truncate(at);
+        for mut c in f.clauses {
+            // People named by two conditions (the lapsed count and their share, the champion's
+            // lapse and its length) are named once: the list is the long part of the sentence.
+            if let Some(at) = c.find(": ") {
+                if clauses.iter().any(|said| said.ends_with(&c[at..])) {
+                    c.truncate(at);
+                }
             }
+            clauses.push(c);
         }
-        if !reasons.is_empty() {
-            if let Some(first) = r.chars().next() {
-                r = first.to_lowercase().collect::<String>() + &r[first.len_utf8()..];
-            }
-        }
-        reasons.push(r);
     }
-    Finding { metrics, reason: reasons.join(" and ") }
+    Found { metrics, clauses }
 }
 
 impl Condition {
