@@ -392,8 +392,8 @@ impl Found {
 }
 
 /// Whether a finding only qualifies the others (how unusual, how steep, nobody away as a group,
-/// no public holiday in the window) and so stays out of the sentence a CSM reads; its values are
-/// still in the alert's metrics.
+/// no public holiday in the window, how large the account's usual week is) and so stays out of
+/// the sentence a CSM reads; its values are still in the alert's metrics.
 fn qualifier(f: &Found) -> bool {
     !f.metrics.is_empty()
         && f.metrics.keys().all(|k| {
@@ -401,6 +401,7 @@ fn qualifier(f: &Found) -> bool {
                 || k.ends_with("_momentum")
                 || k == "users_away_together"
                 || k == "group_away_days_7d"
+                || k == "active_user_days_baseline"
                 || k.starts_with("book_closures_")
         })
 }
