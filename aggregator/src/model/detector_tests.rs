@@ -3,10 +3,21 @@ use super::*;
 /// Daily active users: `weekday` users on weekdays (d % 7 > 1), `weekend` on the other two,
 /// then `story(d, usual)` for the days it names.
 fn book(weekday: u64, weekend: u64, story: impl Fn(u32, u64) -> Option<u64>) -> [u64; 64] {
+    book_with_weekend(weekday, weekend, |d| d % 7 <= 1, story)
+}
+
+/// As [`book`], with the weekend on the days `is_weekend` says.
+fn book_with_weekend(
+    weekday: u64,
+    weekend: u64,
+    is_weekend: impl Fn(u32) -> bool,
+    story: impl Fn(u32, u64) -> Option<u64>,
+) -> [u64; 64] {
     let mut out = [0u64; 64];
     for (d, n) in out.iter_mut().enumerate() {
-        let usual = if d % 7 > 1 { weekday } else { weekend };
-        *n = story(d as u32, usual).unwrap_or(usual);
+        let d = d as u32;
+        let usual = if is_weekend(d) { weekend } else { weekday };
+        *n = story(d, usual).unwrap_or(usual);
     }
     out
 }
@@ -186,15 +197,10 @@ fn someone_in_yesterday_ends_the_silence_and_history_bounds_it() {
     assert_eq!(evidence_of(&dead, 63, Closures::NONE), None);
 }
 
-/// Daily active users with the weekend on the days `weekend` says: `busy` users on working
-/// days, 4 on weekend days, then `story(d)` for the days it names.
+/// `busy` users on working days and 4 on weekend days (the days `weekend` says), then
+/// `story(d)` for the days it names.
 fn weeks(busy: u64, weekend: impl Fn(u32) -> bool, story: impl Fn(u32) -> Option<u64>) -> [u64; 64] {
-    let mut out = [0u64; 64];
-    for (d, n) in out.iter_mut().enumerate() {
-        let d = d as u32;
-        *n = story(d).unwrap_or(if weekend(d) { 4 } else { busy });
-    }
-    out
+    book_with_weekend(busy, 4, weekend, |d, _| story(d))
 }
 
 #[test]
