@@ -93,9 +93,7 @@ async fn sigkill_at_any_moment_and_client_retries_still_store_every_event_once()
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 
-    let dir = std::env::temp_dir().join(format!("uptake-{}", stack.suffix));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("aggregator.toml");
+    let config = stack.temp_path("aggregator.toml");
     std::fs::write(
         &config,
         format!(
@@ -122,7 +120,7 @@ max_wait_ms = 50
         ),
     )
     .unwrap();
-    let log = dir.join("aggregator.log");
+    let log = stack.temp_path("aggregator.log");
 
     // Kill it whenever it has made progress since the last start: mid-batch, between insert and
     // commit, during a rebalance — wherever the moment falls.
@@ -169,5 +167,4 @@ max_wait_ms = 50
     assert_eq!(dead.len(), 1, "the poison record, dead-lettered once");
     assert_eq!(dead[0].value, "{not an event");
     assert!(dead[0].headers.iter().any(|(k, v)| k == "error" && v.contains("not a canonical event")));
-    let _ = std::fs::remove_dir_all(&dir);
 }

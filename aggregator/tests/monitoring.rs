@@ -189,7 +189,7 @@ fn delivered(received: &Mutex<Vec<Value>>, name: &str, status: &str) -> bool {
 #[ignore = "needs the local stack and Prometheus: run deploy/local/test.sh"]
 async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resolves() {
     let stack = Stack::from_env("monitoring");
-    let dir: PathBuf = std::env::temp_dir().join(format!("uptake-monitoring-{}", stack.suffix));
+    let dir: PathBuf = stack.temp_path("monitoring");
     std::fs::create_dir_all(&dir).unwrap();
 
     // The receiver Alertmanager delivers to: every notification's JSON body, kept.
@@ -401,7 +401,6 @@ async fn an_outage_fires_its_alert_through_prometheus_and_alertmanager_and_resol
 
     ingest.stop().await.unwrap();
     aggregator.stop().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

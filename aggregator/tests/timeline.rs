@@ -61,7 +61,7 @@ async fn setup_with(
 /// The set-up of an import with RULES' rule resolving after `resolve_after` and cooling down
 /// for 10 days, in a rules file of its own (`setup_with` writes RULES to the stack's).
 async fn setup_cooling(stack: &Stack, resolve_after: &str) -> (AggregatorConfig, Warehouse, FutureProducer) {
-    let rules = std::env::temp_dir().join(format!("uptake-cooling-{}.toml", stack.database()));
+    let rules = stack.temp_path("cooling.toml");
     let cooling = RULES
         .replace("resolve_after = \"2d\"\n", &format!("resolve_after = \"{resolve_after}\"\ncooldown = \"10d\"\n"));
     assert!(cooling.contains("cooldown = \"10d\""));
@@ -410,7 +410,7 @@ async fn an_episode_held_open_by_hold_while_is_open_live_as_in_the_backtest() {
     let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap();
     assert_eq!(open_after(&replayed), open_live, "live vs backtest, open at the end");
     // The same history without the hold: held-co's episode resolves too.
-    let plain = std::env::temp_dir().join(format!("uptake-unheld-{}.toml", stack.database()));
+    let plain = stack.temp_path("unheld.toml");
     std::fs::write(&plain, RULES).unwrap();
     let rules = RuleSet::load(Some(plain.as_path())).unwrap();
     let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap();

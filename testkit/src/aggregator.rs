@@ -74,7 +74,7 @@ when = { kind = "change", metric = "active_users", window = "7d", at_most_pct = 
 /// Writes `rules` (rule-file TOML) to a file of this test's own and returns its path, for
 /// `AggregatorConfig::rules_file`.
 pub fn rules_file(stack: &Stack, rules: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("uptake-rules-{}.toml", stack.suffix));
+    let path = stack.temp_path("rules.toml");
     std::fs::write(&path, rules).expect("writing the rule file");
     path
 }

@@ -4,11 +4,14 @@
 //! chromedriver, by its own pid — never by name, other tests may run their own).
 //!
 //! The chromedriver is `UPTAKE_TEST_CHROMEDRIVER` (set by `deploy/local/test.sh`; Debian's
-//! `chromium-driver`), else `chromedriver` on the PATH. Tests using it are `#[ignore]`d like every
+//! `chromium-driver`), else `chromedriver` on the PATH. Its temp directory (`TMPDIR`, which
+//! Chromium inherits) is one of the browser's own, removed when it stops: chromedriver's
+//! profile and Chromium's singleton-socket directory would otherwise stay behind in `/tmp` after
+//! every session, since the session's end kills Chromium before it tidies up. Tests using it are `#[ignore]`d like every
 //! end-to-end test and run with `--include-ignored` against the real stack.
 
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,8 @@ pub struct Browser {
     chromedriver: Option<Child>,
     /// The session's own URL on chromedriver (`…/session/ID`): what ends it.
     session: String,
+    /// chromedriver's and Chromium's `TMPDIR`, removed once both have exited.
+    scratch: PathBuf,
 }
 
 impl Browser {
@@ -40,8 +45,11 @@ impl Browser {
     pub async fn start() -> Self {
         let program = std::env::var("UPTAKE_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = crate::free_port();
+        let scratch = std::env::temp_dir().join(format!("uptake-browser-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&scratch).expect("creating the browser's temp directory");
         let mut child = Command::new(&program)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", &scratch)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -72,9 +80,15 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("a Chromium session via {url}: {e}"));
         let id = driver.session_id().await.ok().flatten().expect("a session id");
-        let browser = Self { driver: Some(driver), chromedriver: Some(child), session: format!("{url}/session/{id}") };
+        let session = format!("{url}/session/{id}");
+        let browser = Self { driver: Some(driver), chromedriver: Some(child), session, scratch };
         browser.fit_viewport().await;
         browser
+    }
+
+    /// The temp directory of this browser's chromedriver and Chromium (gone once stopped).
+    pub fn temp_dir(&self) -> &Path {
+        &self.scratch
     }
 
     /// Saves a PNG of the visible page (the 1366×900 window) to `path`, creating its folder.
@@ -131,6 +145,7 @@ impl Browser {
         if let Some(mut child) = self.chromedriver.take() {
             let _ = child.kill().await;
         }
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 
     /// `--window-size` sizes the window, and a headless window still has a toolbar's height of
@@ -178,6 +193,7 @@ impl Drop for Browser {
         }
         if let Some(mut child) = self.chromedriver.take() {
             let _ = child.start_kill();
+            let _ = std::fs::remove_dir_all(&self.scratch);
         }
     }
 }

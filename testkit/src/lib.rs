@@ -26,6 +26,23 @@ pub struct Stack {
     pub suffix: String,
 }
 
+/// Removes the test's scratch directory ([`Stack::temp_path`]) when the test is over, so a run
+/// of the suite leaves nothing in the system's temp directory; kept when the test failed, to be
+/// read.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let dir = self.scratch();
+        if !dir.exists() {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 impl Stack {
     pub fn from_env(test: &str) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -46,6 +63,18 @@ impl Stack {
 
     pub fn topic(&self, name: &str) -> String {
         format!("{name}-{}", self.suffix)
+    }
+
+    /// A path named `name` in this test's own scratch directory (created here, removed when the
+    /// `Stack` is dropped): for rule files, configs and the like a test writes.
+    pub fn temp_path(&self, name: &str) -> std::path::PathBuf {
+        let dir = self.scratch();
+        std::fs::create_dir_all(&dir).expect("creating the test's scratch directory");
+        dir.join(name)
+    }
+
+    fn scratch(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("uptake-test-{}", self.suffix))
     }
 
     pub fn database(&self) -> String {
@@ -314,4 +343,26 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("gzip into memory");
     e.finish().expect("gzip into memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stack;
+
+    #[test]
+    fn a_tests_scratch_files_go_with_its_stack() {
+        let stack = Stack {
+            kafka: String::new(),
+            clickhouse: String::new(),
+            suffix: format!("scratch_{}", std::process::id()),
+        };
+        let rules = stack.temp_path("rules.toml");
+        std::fs::write(&rules, "[[rule]]").unwrap();
+        let nested = stack.temp_path("monitoring");
+        std::fs::create_dir_all(nested.join("tsdb")).unwrap();
+        assert!(rules.exists() && nested.exists());
+        let dir = rules.parent().unwrap().to_owned();
+        drop(stack);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 }

@@ -41,5 +41,8 @@ async fn a_headless_chromium_renders_submits_and_screenshots() {
     let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     assert_eq!((size(16), size(20)), testkit::browser::WINDOW, "the IHDR width and height");
     std::fs::remove_file(&path).unwrap();
+    let scratch = browser.temp_dir().to_owned();
+    assert!(scratch.read_dir().unwrap().next().is_some(), "chromedriver's profile is in the browser's own TMPDIR");
     browser.stop().await;
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
 }
