@@ -79,13 +79,20 @@ pub fn daily_users(masks: &[u64]) -> [u64; 64] {
 
 /// The usual of each weekday (by `d % 7`) from the `REF_WEEKS` weeks before day `t`.
 fn usual_before(daily: &[u64; 64], t: u32) -> [f64; 7] {
+    usual_of_weeks(daily, t, REF_WEEKS)
+}
+
+/// The usual of each weekday (by `d % 7`): its median over the `weeks` weeks (1 to
+/// `REF_WEEKS`) before day `t`.
+fn usual_of_weeks(daily: &[u64; 64], t: u32, weeks: u32) -> [f64; 7] {
     let mut out = [0.0; 7];
     for j in t + 1..=t + 7 {
         let mut same_weekday = [0u64; REF_WEEKS as usize];
+        let same_weekday = &mut same_weekday[..weeks as usize];
         for (k, n) in same_weekday.iter_mut().enumerate() {
             *n = daily[(j + 7 * k as u32) as usize];
         }
-        out[(j % 7) as usize] = median(&mut same_weekday);
+        out[(j % 7) as usize] = median(same_weekday);
     }
     out
 }
@@ -194,6 +201,8 @@ const WORKING_SHARE: f64 = 0.25;
 /// the detector's is, so a stop inside them does not lower its own usual. A longer stop has
 /// long been alerted (`no_login_14d`, the detector), and its run stays at its cap.
 const STOP_LOOKBACK: u32 = 14;
+/// The fewest weeks of usual a stop is read against.
+const STOP_MIN_WEEKS: u32 = 2;
 
 /// Working days in a row, ending yesterday, on which the account's active users were at most
 /// [`STOP_SHARE`] of their weekday's usual: the stop `usage_collapsed` reads, counted so that
@@ -201,14 +210,19 @@ const STOP_LOOKBACK: u32 = 14;
 /// around their weekend) never reaches 3, where a 3-day window held 2 days reads such a weekend
 /// as a stop. Days that are not working days (weekends; days usually under `MIN_EXPECTED`)
 /// neither count nor end the run. A book-wide closure ends nothing either, and counts only when
-/// nobody at all came in: the book's holiday leaves a tenth of each team at work. `None`
-/// without 4 weeks of history before the last day.
+/// nobody at all came in: the book's holiday leaves a tenth of each team at work. The usual is
+/// that of the 4 weeks before the last [`STOP_LOOKBACK`] days, or of as many whole weeks as the
+/// history holds before them, 2 at least: an account that stops three weeks into its history
+/// (a new customer; a short import) has a usual of 2 weeks, where waiting for 4 weeks before
+/// the last day held its stop back until its fifth week. `None` under 3 weeks of history.
 pub fn stopped_days(daily: &[u64; 64], covered: u32, closures: Closures) -> Option<u32> {
-    let recent = STOP_LOOKBACK.min(covered.min(63).checked_sub(7 * REF_WEEKS)?);
-    if recent == 0 {
+    let covered = covered.min(63);
+    let recent = STOP_LOOKBACK.min(covered.checked_sub(7 * STOP_MIN_WEEKS)?);
+    if recent < 7 {
         return None;
     }
-    let usual = usual_before(daily, recent);
+    let weeks = ((covered - recent) / 7).min(REF_WEEKS);
+    let usual = usual_of_weeks(daily, recent, weeks);
     let busiest = usual.iter().copied().fold(0.0, f64::max);
     let mut days = 0;
     for t in 1..=recent {

@@ -254,16 +254,24 @@ fn a_book_wide_closure_counts_only_when_nobody_came_in() {
 }
 
 #[test]
-fn a_stop_is_read_against_the_weeks_before_it_and_needs_them() {
+fn a_stop_is_read_against_the_weeks_before_it_and_needs_three_weeks_of_history() {
     let weekend = |d: u32| d % 7 <= 1;
     // Stopped for 20 days: the usual is that of the 4 weeks before the last 14, so the run is
     // the 10 working days of those 14, not a usual made of the stop.
     let long = weeks(40, weekend, |d| (d <= 20).then_some(0));
     assert_eq!(stopped_days(&long, 63, Closures::NONE), Some(10));
-    // 4 weeks of history before the last day at least.
-    let cliff = weeks(40, weekend, |d| (d <= 6).then_some(0));
-    assert_eq!(stopped_days(&cliff, 28, Closures::NONE), None);
-    assert_eq!(stopped_days(&cliff, 29, Closures::NONE), Some(0), "yesterday a weekend day");
-    assert_eq!(stopped_days(&cliff, 30, Closures::NONE), Some(1));
-    assert_eq!(stopped_days(&cliff, 31, Closures::NONE), Some(2));
+    // A stop three weeks into the account's history (nothing before its first day) is read
+    // against the 2 weeks of usual it has, not the days before it existed: 5 working days.
+    let young = |covered: usize| {
+        let mut book = weeks(40, weekend, |d| (d <= 6).then_some(0));
+        book[covered + 1..].fill(0);
+        book
+    };
+    assert_eq!(stopped_days(&young(20), 20, Closures::NONE), None, "under 3 weeks");
+    assert_eq!(stopped_days(&young(21), 21, Closures::NONE), Some(5));
+    assert_eq!(stopped_days(&young(24), 24, Closures::NONE), Some(5));
+    // Without the stop, its weeks read as usual.
+    let mut steady = weeks(40, weekend, |_| None);
+    steady[22..].fill(0);
+    assert_eq!(stopped_days(&steady, 21, Closures::NONE), Some(0));
 }
