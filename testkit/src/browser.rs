@@ -7,8 +7,9 @@
 //! `chromium-driver`), else `chromedriver` on the PATH. Its temp directory (`TMPDIR`, which
 //! Chromium inherits) is one of the browser's own, removed when it stops: chromedriver's
 //! profile and Chromium's singleton-socket directory would otherwise stay behind in `/tmp` after
-//! every session, since the session's end kills Chromium before it tidies up. Tests using it are `#[ignore]`d like every
-//! end-to-end test and run with `--include-ignored` against the real stack.
+//! every session, since the session's end kills Chromium before it tidies up. Tests using it
+//! are `#[ignore]`d like every end-to-end test and run with `--include-ignored` against the
+//! real stack.
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
