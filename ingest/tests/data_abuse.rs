@@ -31,7 +31,6 @@ fn post(url: &str, path: &str, key: &str) -> reqwest::RequestBuilder {
 struct ChildIngest {
     child: Child,
     url: String,
-    _config: tempfile_path::TempPath,
 }
 
 impl Drop for ChildIngest {
@@ -51,20 +50,10 @@ impl ChildIngest {
     }
 }
 
-/// A file removed when dropped (no tempfile dependency for one config file).
-mod tempfile_path {
-    pub struct TempPath(pub std::path::PathBuf);
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
 async fn spawn_ingest(stack: &Stack, events_topic: &str, dlq_topic: &str, remembered_bytes: usize) -> ChildIngest {
     // A free port: bind port 0, note it, release it for the child.
     let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let path = std::env::temp_dir().join(format!("uptake-data-abuse-{}-{port}.toml", std::process::id()));
+    let path = stack.temp_path(&format!("ingest-{port}.toml"));
     let toml = format!(
         // The admin listener on a port of its own too: the default (8082) may be a running demo's.
         "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\
@@ -84,7 +73,7 @@ async fn spawn_ingest(stack: &Stack, events_topic: &str, dlq_topic: &str, rememb
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the ingest binary");
-    let ingest = ChildIngest { child, url: format!("http://127.0.0.1:{port}"), _config: tempfile_path::TempPath(path) };
+    let ingest = ChildIngest { child, url: format!("http://127.0.0.1:{port}") };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(format!("{}/healthz", ingest.url)).await {
