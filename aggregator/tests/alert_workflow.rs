@@ -2,8 +2,9 @@
 //! ends without a `resolved` record — also for an evaluator started after the closure — and
 //! its pair cools down from the close; a snoozed episode neither resolves nor re-fires before the
 //! snooze ends and resolves on the first pass after; one still open then gets one `snooze_ended`
-//! record (and its `alert_actions` row), also across a restart. The actions are `alert_actions` rows, as the
-//! console writes them; what is checked is what arrived on the alerts topic and in `alerts`.
+//! record (and its `alert_actions` row), also across a restart — and on a restart's first pass,
+//! beside a new alert of the same account. The actions are `alert_actions` rows, as the console
+//! writes them; what is checked is what arrived on the alerts topic and in `alerts`.
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
@@ -35,13 +36,15 @@ fn login(n: usize, account: &str, at: &str) -> EventRow {
     events::stored(events::login(format!("wf-{n}"), account, "u1", t(at), "workflow"), TOPIC, n as i64)
 }
 
-async fn setup(stack: &Stack) -> (AggregatorConfig, Warehouse, String) {
+async fn setup(stack: &Stack, rules: &str) -> (AggregatorConfig, Warehouse, String) {
     let alerts_topic = stack.topic("usage-alerts");
     stack.create_topics(&[&alerts_topic], 1).await;
     let mut cfg = testkit::aggregator::config_for(stack, "workflow");
     cfg.kafka.events_topic = TOPIC.into();
     cfg.kafka.alerts_topic = alerts_topic.clone();
-    cfg.rules_file = Some(testkit::aggregator::rules_file(stack, RULES));
+    cfg.rules_file = Some(testkit::aggregator::rules_file(stack, rules));
+    // Judged at once: each test's events are the accounts' whole history, stored before a pass.
+    cfg.evaluation.settle_ms = 0;
     let cfg = cfg.build_and_validate().unwrap();
     let store = Warehouse::new(&cfg.clickhouse);
     store.migrate().await.unwrap();
@@ -82,7 +85,7 @@ fn action(episode: &Alert, status: AlertStatus, at: &str, tweak: impl FnOnce(&mu
 #[ignore = "needs the local stack: run deploy/local/test.sh"]
 async fn closures_end_episodes_and_snoozes_hold_them_until_they_end() {
     let stack = Stack::from_env("workflow");
-    let (cfg, store, alerts_topic) = setup(&stack).await;
+    let (cfg, store, alerts_topic) = setup(&stack, RULES).await;
     store.insert_rows(&[login(1, "closy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
     store.insert_rows(&[login(2, "snoozy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
     store.insert_rows(&[login(4, "sleepy-co", "2026-03-01T09:00:00Z")]).await.unwrap();
@@ -177,4 +180,52 @@ async fn closures_end_episodes_and_snoozes_hold_them_until_they_end() {
         (Some(sleepy.alert_id.as_str()), Some("uptake"))
     );
     assert_eq!(rows[0]["at"].as_i64(), Some(t("2026-03-12T00:00:00Z").timestamp()));
+}
+
+/// A second rule of the same account, for [`RULES`]' `quiet`.
+const SILENT: &str = r#"
+[[rule]]
+id = "silent"
+description = "No login for ten days"
+severity = "critical"
+when = { kind = "inactivity", since = "login", days = 10 }
+"#;
+
+/// Midnight (UTC) `days` after today's: live passes, whatever the hour the test runs at.
+fn midnight(days: i64) -> chrono::DateTime<chrono::Utc> {
+    let today = chrono::Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    today + chrono::Duration::days(days)
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_snooze_ending_on_a_restarts_first_pass_is_told_beside_the_accounts_new_alert() {
+    let stack = Stack::from_env("workflow_restart");
+    let (cfg, store, alerts_topic) = setup(&stack, &format!("{RULES}{SILENT}")).await;
+    let login_at = (midnight(-9) + chrono::Duration::hours(9)).to_rfc3339();
+    store.insert_rows(&[login(1, "sleepy-co", &login_at)]).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+
+    // Quiet for 8 days: `quiet` fires; the CSM snoozes it for two days.
+    let r = live(&cfg, &store, &producer).evaluate(midnight(0)).await.unwrap();
+    assert_eq!(r.fired.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>(), ["quiet"]);
+    let until = midnight(2);
+    let snoozed =
+        action(&r.fired[0], AlertStatus::Snoozed, &midnight(0).to_rfc3339(), |a| a.snoozed_until = Some(until));
+    store.insert_rows(&[ActionRow::of(&snoozed, midnight(0)).unwrap()]).await.unwrap();
+
+    // A restart, and its first pass is the first after the snooze, 10 days quiet: `silent` holds
+    // too. A restart replays an account about to fire before it fires; the snooze's end is
+    // told all the same.
+    let r = live(&cfg, &store, &producer).evaluate(until).await.unwrap();
+    let fired: Vec<&str> = r.fired.iter().map(|a| a.rule_id.as_str()).collect();
+    let ended: Vec<&str> = r.snooze_ended.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(fired, ["silent"], "the account's new alert");
+    assert_eq!(ended, [snoozed.alert_id.as_str()], "the snooze's end, told on the same pass");
+
+    // What arrived on the topic: the snoozed episode's firing, then its snooze_ended.
+    let records = stack.read_topic(&alerts_topic, Duration::from_secs(5)).await;
+    let of_quiet: Vec<&str> =
+        records.iter().filter(|(_, a)| a["rule_id"] == "quiet").map(|(_, a)| a["status"].as_str().unwrap()).collect();
+    assert_eq!(of_quiet, ["firing", "snooze_ended"], "{records:?}");
 }

@@ -483,7 +483,10 @@ impl<S: AlertSink> Evaluator<S> {
             true => alerts.iter().filter(|a| a.status == AlertStatus::Firing).map(|a| a.account_id.clone()).collect(),
             false => HashSet::new(),
         };
-        alerts.retain(|a| !replayed.contains(&a.account_id));
+        // A snooze that ran out is told all the same: the replay decides what fires and
+        // resolves, not the workflow, and announces no `snooze_ended` (a restart's first pass
+        // after a snooze, with another rule of the account about to fire, left it untold).
+        alerts.retain(|a| a.status == AlertStatus::SnoozeEnded || !replayed.contains(&a.account_id));
         pending.retain(|p| !replayed.contains(&p.account_id));
         self.commit_pass(alerts, pending, now, report).await?;
         let rows: Vec<MetricsRow> = rows.iter().filter(|m| replayed.contains(&m.account_id)).cloned().collect();
