@@ -45,17 +45,26 @@ impl Browser {
     /// tests may run as root in a container).
     pub async fn start() -> Self {
         let program = std::env::var("UPTAKE_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        Self::start_with(&program).await
+    }
+
+    /// [`Self::start`] with chromedriver at `program`.
+    async fn start_with(program: &str) -> Self {
         let port = crate::free_port();
         let scratch = std::env::temp_dir().join(format!("uptake-browser-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&scratch).expect("creating the browser's temp directory");
-        let mut child = Command::new(&program)
+        let mut child = Command::new(program)
             .arg(format!("--port={port}"))
             .env("TMPDIR", &scratch)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {program}: {e} (deploy/local/test.sh installs chromium-driver)"));
+            .unwrap_or_else(|e| {
+                // Nothing owns the directory yet: a missing chromedriver would leave it behind.
+                let _ = std::fs::remove_dir_all(&scratch);
+                panic!("starting {program}: {e} (deploy/local/test.sh installs chromium-driver)")
+            });
         let url = format!("http://127.0.0.1:{port}");
         wait_until_ready(&url, &mut child).await;
         let (w, h) = WINDOW;
@@ -216,5 +225,23 @@ async fn wait_until_ready(url: &str, child: &mut Child) {
         }
         assert!(Instant::now() < deadline, "chromedriver at {url} not ready within 10 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Browser;
+
+    #[tokio::test]
+    async fn a_chromedriver_that_does_not_start_leaves_no_temp_directory() {
+        let started = tokio::spawn(Browser::start_with("/nonexistent/chromedriver")).await;
+        assert!(started.is_err_and(|e| e.is_panic()), "no chromedriver, no browser");
+        let ours = format!("uptake-browser-{}-", std::process::id());
+        let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+            .collect();
+        assert!(left.is_empty(), "left in the temp directory: {left:?}");
     }
 }
