@@ -197,8 +197,8 @@ pub struct EvaluationConfig {
     /// (about 2.5 KB per account in flight) whatever the accounts an instance owns.
     pub chunk_accounts: usize,
     /// How long an account's history must have stopped arriving before its rules are judged,
-    /// when what arrives is old (its newest event over an hour old): an import of its past, or
-    /// the backlog of an old outage. Its metrics are written meanwhile; judged on half its
+    /// when what arrives is old (events over an hour old, whatever live traffic arrives beside
+    /// them): an import of its past, or the backlog of an outage. Its metrics are written meanwhile; judged on half its
     /// history it would look idle and alert, then resolve as the rest arrived. Never held back
     /// more than 6 hours at a time. 0 = at once (docs/architecture.md#one-timeline).
     pub settle_ms: u64,

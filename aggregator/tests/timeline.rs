@@ -4,9 +4,10 @@
 //! condition holding, so it fires at once when the history already held it long enough, and
 //! not when it did not; an open episode whose condition the history shows clear long enough
 //! resolves at once; and the live evaluator's open episodes after such a first pass are the
-//! backtest's open episodes at the end of the same history — also when the import arrives
-//! unevenly (one account's history lagging behind the rest, also on a partition another instance
-//! owns, or more of it arriving after it was judged).
+//! backtest's open episodes at the end of the same history — also when the account already
+//! sends live traffic while its past is imported, and when the import arrives unevenly (one
+//! account's history lagging behind the rest, also on a partition another instance owns, or
+//! more of it arriving after it was judged).
 //!
 //! Run by `deploy/local/test.sh`; ignored by a bare `cargo test`.
 
@@ -233,6 +234,47 @@ async fn an_account_whose_history_is_still_arriving_is_judged_once_it_settles() 
     let yesterday_end = (now - Duration::days(1)).date_naive().and_hms_opt(23, 59, 59).unwrap().and_utc();
     assert_eq!(cleared.len(), 1, "{cleared:?}");
     assert_eq!(cleared[0]["at"].as_i64(), Some(yesterday_end.timestamp()));
+}
+
+/// A history imported into an account whose SDK already sends live traffic (its newest event
+/// minutes old all along) is an import too: held back while its past arrives, then judged after
+/// the replay of its last days — so an episode whose condition cleared inside `resolve_after`
+/// is open live as in the backtest. Told apart by the age of the events stored, not the age of
+/// the account's newest (the demo's wonka, 2026-12-07).
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_backfill_into_an_account_with_live_traffic_is_judged_like_an_import() {
+    let stack = Stack::from_env("timeline_backfill");
+    let (cfg, store, producer) = setup_with(&stack, |c| c.evaluation.settle_ms = 3_000).await;
+    let mut ev = live_evaluator(&cfg, &store, &producer);
+    let now = Utc::now();
+    let ago = |d: i64| (now - Duration::days(d)).to_rfc3339();
+    let live = |n: usize| login(n, "mixed-co", &Utc::now().to_rfc3339());
+    // The SDK connects first: live logins, judged as they come (nothing holds).
+    store.insert_rows(&[live(0)]).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((r.accounts, r.fired.len()), (1, 0), "{r:?}");
+    // Then its past is imported: quiet from 10 days ago until a login yesterday. A backtest fired
+    // on it 5 days ago and keeps it open (clear for under `resolve_after`, 2 days). Live logins go
+    // on meanwhile; they do not make the account's past its live traffic.
+    store.insert_rows(&[login(1, "mixed-co", &ago(10)), login(2, "mixed-co", &ago(1))]).await.unwrap();
+    store.insert_rows(&[live(3)]).await.unwrap();
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((r.fired.len(), r.pending_changes, r.warmed_up), (0, 0, 0), "held back while it arrives: {r:?}");
+    // Once no old event arrived for settle_ms (a live one did), it is replayed and judged.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    store.insert_rows(&[live(4)]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let r = ev.evaluate(Utc::now()).await.unwrap();
+    assert_eq!((accounts(&r.fired), r.warmed_up), (vec!["mixed-co"], 1), "{r:?}");
+    let open_live = open_alerts(&stack).await;
+    assert_eq!(open_live, BTreeSet::from(["mixed-co".to_owned()]));
+
+    let today = Utc::now().date_naive();
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    let replayed =
+        aggregator::backtest::backtest(&cfg, rules, today - chrono::Days::new(14), today, |_, _| {}).await.unwrap();
+    assert_eq!(open_after(&replayed), open_live, "live vs backtest, open at the end");
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@ Reads the statements of `aggregator sql --at 2026-06-30T18:00:00Z` (database upt
 the migrations, then the queries of three kinds of pass — live (the state tables), as of a past
 day (the history), incremental (changed accounts, one chunk) — which must all return the same
 values for this book; then the lookup of a named user's latest identify traits, the book's
-daily totals, and the count of the book's accounts still importing (stored lately, last seen
-before a day: beta).
+daily totals, and the count of the book's accounts still importing (events over an hour old
+stored lately: the book's three, not an account whose only event is live).
 Exits non-zero, naming the statement, if any fails or returns other than the expected values.
 
 The session runs at UTC+14 (`session_timezone`), with the book's instants given in UTC: the day
@@ -117,10 +117,14 @@ with tempfile.TemporaryDirectory() as path:
     older = run(sess, book_older, "CSV").strip()
     if older != "1":
         sys.exit(f"book older: got {older!r}, expected 1 (alpha's January traits), from:\n{book_older}")
-    # Stored just now, all three; last seen before 30 June 2026 (the rendered bound): only beta.
+    # The book's three accounts were stored just now with events months old: all backfilled
+    # (`account_backfills`). An event of this second for a fourth account is live traffic.
+    run(sess, """INSERT INTO uptake_chdb.events (message_id, account_id, user_id, kind, timestamp, received_at,
+                   kafka_topic, kafka_partition, kafka_offset)
+                 VALUES ('c13', 'delta', 'd1', 'login', now(), now(), 'usage-events', 1, 4)""", "CSV")
     importing = run(sess, book_importing, "CSV").strip()
-    if importing != "1":
-        sys.exit(f"book importing: got {importing!r}, expected 1 (beta), from:\n{book_importing}")
+    if importing != "3":
+        sys.exit(f"book importing: got {importing!r}, expected 3 (alpha, beta, gamma; not delta), from:\n{book_importing}")
     print(f"    {len(queries) + 4} evaluation queries returned the expected values (session at {SESSION_TIMEZONE})")
 
     # The views of migrations 008 and 009, as analysts and `Store::outcomes` read them: a2's

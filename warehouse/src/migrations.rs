@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 20, name: "silence_evidence", sql: include_str!("../sql/020_silence_evidence.sql") },
     Migration { version: 21, name: "group_away_days", sql: include_str!("../sql/021_group_away_days.sql") },
     Migration { version: 22, name: "stopped_days", sql: include_str!("../sql/022_stopped_days.sql") },
+    Migration { version: 23, name: "backfill_stored", sql: include_str!("../sql/023_backfill_stored.sql") },
 ];
 
 /// The statement that creates the table recording which migrations were applied.

@@ -20,10 +20,6 @@ use super::Evaluator;
 use crate::store::{History, LifetimeRow};
 use crate::AggregatorError;
 
-/// How old an account's newest event may be, at the time events are being stored for it, for
-/// those events to count as live traffic rather than an import of its past (`settling_of`).
-const RECENT_SECS: u32 = 3_600;
-
 /// The longest an account is held back as still importing (`settling_of`): then it is judged
 /// on what arrived, and held back again only from scratch.
 const MAX_SETTLING_SECS: u32 = 6 * 3_600;
@@ -41,9 +37,9 @@ impl<S: AlertSink> Evaluator<S> {
         now: DateTime<Utc>,
         importing: bool,
     ) -> (HashSet<String>, HashSet<String>) {
-        // Live traffic is stored within minutes of happening; an import's newest event, until
-        // its last day arrives, is hours or days older than the time it is stored.
-        let recent_from = clock.saturating_sub(RECENT_SECS);
+        // Live traffic is stored within minutes of happening; an import's events are hours or
+        // days older than the time they are stored (`account_lifetime.last_backfilled`, over an
+        // hour), whether or not the account's SDK sends live traffic beside them.
         let live = History::of(now) == History::Live;
         // Never held back longer than MAX_SETTLING_SECS: a source that always delivers hours
         // late (a lagging export, a clock set wrong) looks like an import that never ends, and
@@ -54,8 +50,8 @@ impl<S: AlertSink> Evaluator<S> {
         let settling: HashSet<String> = chunk
             .iter()
             .filter(|life| {
-                let held = life.settling(clock, self.settle_secs, recent_from)
-                    || (importing && life.imported_within(clock, MAX_SETTLING_SECS, recent_from));
+                let held = life.settling(clock, self.settle_secs)
+                    || (importing && life.imported_within(clock, MAX_SETTLING_SECS));
                 live && held && !overdue(&life.account_id)
             })
             .map(|life| life.account_id.clone())
@@ -82,19 +78,18 @@ impl<S: AlertSink> Evaluator<S> {
         clock: u32,
         now: DateTime<Utc>,
     ) -> Result<bool, AggregatorError> {
-        let recent_from = clock.saturating_sub(RECENT_SECS);
         if History::of(now) != History::Live || self.settle_secs == 0 {
             return Ok(false);
         }
-        if accounts.iter().any(|life| life.settling(clock, self.settle_secs, recent_from)) {
+        if accounts.iter().any(|life| life.settling(clock, self.settle_secs)) {
             return Ok(true);
         }
         // Only an instance with imported accounts of its own can judge part of an import early:
         // the book is read (one row per account) only in the hours after such an import.
-        if !accounts.iter().any(|life| life.imported_within(clock, MAX_SETTLING_SECS, recent_from)) {
+        if !accounts.iter().any(|life| life.imported_within(clock, MAX_SETTLING_SECS)) {
             return Ok(false);
         }
-        self.store.book_importing(clock, self.settle_secs, recent_from).await
+        self.store.book_importing(clock, self.settle_secs).await
     }
 }
 
@@ -128,8 +123,8 @@ mod tests {
         let mut ev = evaluator();
         let now = Utc::now();
         let clock = to_datetime(now);
-        // Events stored just now whose newest is a day old: an import.
-        let importing = |stored| vec![LifetimeRow::stored("imp", clock - 86_400, stored)];
+        // Events a day old stored just now: an import.
+        let importing = |stored| vec![LifetimeRow::backfilled("imp", stored)];
         let (held, settled) = ev.settling_of(&importing(clock), clock, now, false);
         assert!(held.contains("imp") && settled.is_empty());
         // Nothing stored for longer than settle_ms: judged, after the replay of its last days.
@@ -142,17 +137,17 @@ mod tests {
         let much_later = later + MAX_SETTLING_SECS;
         let (held, settled) = ev.settling_of(&importing(much_later), much_later, now, false);
         assert!(held.is_empty() && settled.contains("imp"), "judged after {MAX_SETTLING_SECS} s at most");
-        // Live traffic (its newest event minutes old) is never held back.
-        let (held, settled) = ev.settling_of(&[LifetimeRow::stored("live", clock - 60, clock)], clock, now, false);
+        // Live traffic (nothing over an hour old ever stored) is never held back.
+        let (held, settled) = ev.settling_of(&[LifetimeRow::backfilled("live", 0)], clock, now, false);
         assert!(held.is_empty() && settled.is_empty());
         // While another account of the pass is still importing, one whose own history went
         // quiet (its partition lagged behind the rest) waits for the whole import; a live
         // account and one stored long ago do not.
         let lagging = vec![
-            LifetimeRow::stored("lagged", clock - 86_400, clock),
-            LifetimeRow::stored("busy", clock - 86_400, later),
-            LifetimeRow::stored("live", later - 60, later),
-            LifetimeRow::stored("old", clock - 86_400, later - MAX_SETTLING_SECS),
+            LifetimeRow::backfilled("lagged", clock),
+            LifetimeRow::backfilled("busy", later),
+            LifetimeRow::backfilled("live", 0),
+            LifetimeRow::backfilled("old", later - MAX_SETTLING_SECS),
         ];
         let mut fresh = evaluator();
         // Neither asks ClickHouse: an account of the pass still settling says so, and none

@@ -61,31 +61,24 @@ impl Store {
     }
 
     /// Whether any account of the whole book, whichever instance owns it, is still importing
-    /// at `clock` (ClickHouse's): its newest event older than `recent_from`, some of its events
-    /// stored within `settle_secs` (`LifetimeRow::settling`, over every partition).
-    pub async fn book_importing(
-        &self,
-        clock: u32,
-        settle_secs: u32,
-        recent_from: u32,
-    ) -> Result<bool, AggregatorError> {
-        let n: u64 = self.book_importing_query(clock, settle_secs, recent_from).fetch_one().await?;
+    /// at `clock` (ClickHouse's): events over an hour old stored for it within `settle_secs`
+    /// (`LifetimeRow::settling`, over every partition).
+    pub async fn book_importing(&self, clock: u32, settle_secs: u32) -> Result<bool, AggregatorError> {
+        let n: u64 = self.book_importing_query(clock, settle_secs).fetch_one().await?;
         Ok(n > 0)
     }
 
-    /// The query of [`Self::book_importing`] (also in `aggregator sql`). One row per account of
-    /// the book: run only in the hours after an instance's own import (`evaluate/settle.rs`).
-    pub fn book_importing_query(&self, clock: u32, settle_secs: u32, recent_from: u32) -> clickhouse::query::Query {
+    /// The query of [`Self::book_importing`] (also in `aggregator sql`). One row per account ever
+    /// backfilled: run only in the hours after an instance's own import (`evaluate/settle.rs`).
+    pub fn book_importing_query(&self, clock: u32, settle_secs: u32) -> clickhouse::query::Query {
         self.query(
             "SELECT toUInt64(count()) FROM (
-                 SELECT account_id FROM {db}.account_lifetime
+                 SELECT account_id FROM {db}.account_backfills
                  GROUP BY account_id
-                 HAVING toUInt32(maxMerge(last_stored)) > 0
-                    AND toUInt32(maxMerge(last_stored)) + ? > ?
-                    AND toUInt32(maxMerge(last_seen)) < ?)",
+                 HAVING toUInt32(maxMerge(last_backfilled)) > 0
+                    AND toUInt32(maxMerge(last_backfilled)) + ? > ?)",
         )
         .bind(settle_secs)
         .bind(clock)
-        .bind(recent_from)
     }
 }

@@ -33,31 +33,40 @@ pub struct LifetimeRow {
     last_login: u32,
     /// The last NPS answer + 1; 0 when never answered.
     latest_nps: u8,
-    /// When its last events were stored (ClickHouse's clock); 0 as of an earlier day.
-    last_stored: u32,
+    /// When events over an hour old were last stored for it (ClickHouse's clock): a backfill
+    /// of its past, whatever live traffic arrives beside it; 0 when never, or as of an earlier day.
+    last_backfilled: u32,
 }
 
 impl LifetimeRow {
-    /// A row of an account last seen at `last_seen` whose last events were stored at
-    /// `last_stored` (for tests of what is done with it).
+    /// A row of an account whose events over an hour old were last stored at `last_backfilled`
+    /// (0: never; for tests of what is done with it).
     #[cfg(test)]
-    pub fn stored(account_id: &str, last_seen: u32, last_stored: u32) -> Self {
-        Self { account_id: account_id.into(), first_day: 0, last_seen, last_login: 0, latest_nps: 0, last_stored }
+    pub fn backfilled(account_id: &str, last_backfilled: u32) -> Self {
+        Self {
+            account_id: account_id.into(),
+            first_day: 0,
+            last_seen: 0,
+            last_login: 0,
+            latest_nps: 0,
+            last_backfilled,
+        }
     }
 
-    /// Whether the account's history is still arriving at `clock` (ClickHouse's): events stored
-    /// within `settle_secs`, yet none newer than `recent_from` (seconds since the epoch) — an
-    /// import of its past, or the backlog of an old outage. Judged on half a history it would
-    /// look idle and alert; it settles once nothing arrived for `settle_secs`.
-    pub fn settling(&self, clock: u32, settle_secs: u32, recent_from: u32) -> bool {
-        self.imported_within(clock, settle_secs, recent_from)
+    /// Whether the account's history is still arriving at `clock` (ClickHouse's): events over
+    /// an hour old stored within `settle_secs` — an import of its past, or the backlog of an
+    /// outage — whether or not live traffic arrives beside them. Judged on half a history it
+    /// would look idle and alert; it settles once no old event arrived for `settle_secs`.
+    pub fn settling(&self, clock: u32, settle_secs: u32) -> bool {
+        self.imported_within(clock, settle_secs)
     }
 
-    /// Whether the account's newest events are older than `recent_from` and some were stored
-    /// within `secs` of `clock`: past history, stored lately (an import's, when the import is
-    /// still running elsewhere in the book).
-    pub fn imported_within(&self, clock: u32, secs: u32, recent_from: u32) -> bool {
-        self.last_stored > 0 && self.last_stored.saturating_add(secs) > clock && self.last_seen < recent_from
+    /// Whether events over an hour old were stored for the account within `secs` of `clock`:
+    /// past history, stored lately (an import's, when the import is still running elsewhere in
+    /// the book). Told by the age of what arrived, not by the age of the account's newest event:
+    /// an account whose SDK sends live traffic while its history is imported is importing too.
+    pub fn imported_within(&self, clock: u32, secs: u32) -> bool {
+        self.last_backfilled > 0 && self.last_backfilled.saturating_add(secs) > clock
     }
 }
 
@@ -186,22 +195,30 @@ impl InputQueries {
     }
 }
 
-/// First day, last activity and login, last NPS (+ 1): from `account_lifetime` when live, else
-/// from the history up to `day` (the NPS from the survey events up to `now`).
+/// First day, last activity and login, last NPS (+ 1): from `account_lifetime` when live, with
+/// when it was last backfilled (`account_backfills`); else from the history up to `day` (the NPS
+/// from the survey events up to `now`), never backfilled.
 fn lifetime_query(db: &str, own: &str, day: NaiveDate, history: History) -> String {
     match history {
         History::Live => format!(
-            "SELECT account_id, toUInt16(minMerge(first_day)) AS first_day,
-                toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login,
-                argMaxMerge(latest_nps) AS latest_nps, toUInt32(maxMerge(last_stored)) AS last_stored
-             FROM {db}.account_lifetime
-             WHERE {own}
-             GROUP BY account_id
-             HAVING first_day <= toUInt16(toDate('{day}', 'UTC'))
+            "SELECT account_id, first_day, last_seen, last_login, latest_nps, last_backfilled
+             FROM (SELECT account_id, toUInt16(minMerge(first_day)) AS first_day,
+                        toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login,
+                        argMaxMerge(latest_nps) AS latest_nps
+                   FROM {db}.account_lifetime
+                   WHERE {own}
+                   GROUP BY account_id
+                   HAVING first_day <= toUInt16(toDate('{day}', 'UTC'))) AS life
+             ANY LEFT JOIN
+                  (SELECT account_id, toUInt32(maxMerge(last_backfilled)) AS last_backfilled
+                   FROM {db}.account_backfills
+                   WHERE {own}
+                   GROUP BY account_id) AS backfills
+             USING account_id
              ORDER BY account_id"
         ),
         History::AsOf => format!(
-            "SELECT account_id, first_day, last_seen, last_login, latest_nps, toUInt32(0) AS last_stored
+            "SELECT account_id, first_day, last_seen, last_login, latest_nps, toUInt32(0) AS last_backfilled
              FROM (SELECT account_id, toUInt16(min(day)) AS first_day,
                         toUInt32(maxMerge(last_seen)) AS last_seen, toUInt32(maxMerge(last_login)) AS last_login
                    FROM {db}.account_daily
@@ -261,9 +278,12 @@ impl Store {
         }
         let day = now.date_naive();
         let query = |sql: &str| self.client().query(sql);
+        // Both histories name the owned accounts twice: the second for the join's right side.
         let mut lifetime = query(&lifetime_query(db, &own, day, history)).bind(topic);
         let mut tickets = query(&tickets_query(db, &own, history));
-        if history == History::AsOf {
+        if history == History::Live {
+            lifetime = lifetime.bind(topic);
+        } else {
             lifetime = lifetime.bind(to_datetime(now)).bind(topic);
             tickets = tickets.bind(to_datetime(now));
         }
@@ -410,7 +430,7 @@ mod tests {
             last_seen: 9,
             last_login: 8,
             latest_nps: 0,
-            last_stored: 0,
+            last_backfilled: 0,
         };
         let m = WindowRow { active_users_7d: 3, weekly_features: vec![1; 9], ..Default::default() };
         let s = WindowRow { bytes_prev_30d: 5, weekly_records: vec![2; 9], ..Default::default() };
@@ -424,20 +444,12 @@ mod tests {
 
     #[test]
     fn an_account_is_settling_while_old_events_are_still_being_stored() {
-        let row = |last_seen, last_stored| LifetimeRow {
-            account_id: "a".into(),
-            first_day: 0,
-            last_seen,
-            last_login: 0,
-            latest_nps: 0,
-            last_stored,
-        };
-        let (clock, settle, recent_from) = (10_000, 300, 9_000);
-        assert!(row(5_000, 9_900).settling(clock, settle, recent_from), "old events stored 100 s ago");
-        assert!(!row(5_000, 9_600).settling(clock, settle, recent_from), "nothing stored for 400 s: settled");
-        assert!(!row(9_500, 9_990).settling(clock, settle, recent_from), "recent events: live traffic");
-        assert!(!row(5_000, 0).settling(clock, settle, recent_from), "as of an earlier day");
-        assert!(!row(5_000, 9_999).settling(clock, 0, recent_from), "settle_ms = 0: judged at once");
+        let (clock, settle) = (10_000, 300);
+        let settling = |backfilled| LifetimeRow::backfilled("a", backfilled).settling(clock, settle);
+        assert!(settling(9_900), "old events stored 100 s ago, whatever live traffic came since");
+        assert!(!settling(9_600), "no old event stored for 400 s: settled, though live traffic goes on");
+        assert!(!settling(0), "only recent events ever stored: live traffic");
+        assert!(!LifetimeRow::backfilled("a", 9_999).settling(clock, 0), "settle_ms = 0: judged at once");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn evaluation_sql(warehouse: &Warehouse, events_topic: &str, at: DateTime<Ut
         .chain([store.user_traits_query(&["u1".into(), "o'brien".into()]).sql_display().to_string()])
         .chain([store.book_days_query(at).sql_display().to_string()])
         .chain([store.book_older_query(at).sql_display().to_string()])
-        .chain([store.book_importing_query(1_800_000_000, 100_000_000, 1_782_777_600).sql_display().to_string()]);
+        .chain([store.book_importing_query(1_800_000_000, 100_000_000).sql_display().to_string()]);
     store.ddl().into_iter().map(|(_, s)| s).chain(queries).collect()
 }
 
