@@ -21,9 +21,18 @@ use super::baseline::median;
 /// it (a slide or a dip moves one account's share, not the book's); a holiday halves it or
 /// more.
 pub const BOOK_CLOSURE_SHARE: f64 = 0.5;
-/// Below this many accounts active on the weekday usually, the "book" is a few accounts, whose
-/// totals swing with any one of them: no day is a book-wide closure.
+/// Below this many accounts active on the weekday usually, the book is small: its totals swing
+/// with any one of its accounts, so a closure needs [`SMALL_BOOK_CLOSURE_SHARE`].
 pub const BOOK_MIN_ACCOUNTS: f64 = 20.0;
+/// A small book's closure: at most this share of the weekday's usual users. A book of 8–19
+/// accounts does not lose four fifths of its users in a day unless most of its accounts stayed
+/// home (the demo's 12 accounts on their public holiday: 6–18 users against about 150, while its
+/// largest account is about a quarter of the book). Read at the large book's half, a big account's
+/// team week away, or two small accounts' quiet days, would close the book for every account.
+pub const SMALL_BOOK_CLOSURE_SHARE: f64 = 0.2;
+/// Below this many accounts active on the weekday usually, the "book" is a few accounts: no day
+/// is a book-wide closure.
+pub const SMALL_BOOK_MIN_ACCOUNTS: f64 = 8.0;
 /// Weeks of the same weekday the usual is the median of (one holiday among them does not move it).
 const REF_WEEKS: u32 = 4;
 
@@ -97,7 +106,8 @@ impl Book {
 
 /// The closures among `days` (index d = d days before the pass's day): each complete day whose
 /// users are at most [`BOOK_CLOSURE_SHARE`] of the median of the same weekday in the 4 weeks
-/// before it, where those weeks usually had at least [`BOOK_MIN_ACCOUNTS`] active accounts. Only
+/// before it, where those weeks usually had at least [`BOOK_MIN_ACCOUNTS`] active accounts; at
+/// most [`SMALL_BOOK_CLOSURE_SHARE`] where they had [`SMALL_BOOK_MIN_ACCOUNTS`] or more. Only
 /// days with 4 earlier weeks inside the 64 days can be judged (d ≤ 35), which covers the
 /// detector's 28-day run.
 pub fn closures(days: &[BookDay; 64]) -> Closures {
@@ -105,10 +115,12 @@ pub fn closures(days: &[BookDay; 64]) -> Closures {
     for d in 1..64 - 7 * REF_WEEKS {
         let mut users: Vec<u64> = (1..=REF_WEEKS).map(|k| days[(d + 7 * k) as usize].users).collect();
         let mut accounts: Vec<u64> = (1..=REF_WEEKS).map(|k| days[(d + 7 * k) as usize].accounts).collect();
-        if median(&mut accounts) < BOOK_MIN_ACCOUNTS {
-            continue;
-        }
-        if days[d as usize].users as f64 <= BOOK_CLOSURE_SHARE * median(&mut users) {
+        let share = match median(&mut accounts) {
+            a if a >= BOOK_MIN_ACCOUNTS => BOOK_CLOSURE_SHARE,
+            a if a >= SMALL_BOOK_MIN_ACCOUNTS => SMALL_BOOK_CLOSURE_SHARE,
+            _ => continue,
+        };
+        if days[d as usize].users as f64 <= share * median(&mut users) {
             out |= 1 << d;
         }
     }
@@ -163,9 +175,22 @@ mod tests {
         days[9].users = 100;
         days[16].users = 100; // the same weekday a week earlier: one of the 4 reference weeks
         assert_eq!(closures(&days).days(), vec![16, 9]);
-        let mut few = book(12, 60);
+        let mut few = book(7, 60);
         few[4].users = 0;
-        assert_eq!(closures(&few), Closures::NONE, "12 accounts are not a book to read a holiday from");
+        assert_eq!(closures(&few), Closures::NONE, "7 accounts are not a book to read a holiday from");
+    }
+
+    #[test]
+    fn a_small_book_closes_only_when_four_fifths_of_it_stay_home() {
+        // The demo's 12 accounts, about 150 users a weekday: its public holiday had 6–18 in.
+        let mut small = book(12, 150);
+        small[4].users = 18;
+        small[3].users = 6;
+        // A big account's team week away, or a couple of quiet small accounts: a third gone.
+        small[9].users = 100;
+        // The same dip at a large book's half: not a small book's closure.
+        small[10].users = 70;
+        assert_eq!(closures(&small).days(), vec![4, 3]);
     }
 
     #[test]

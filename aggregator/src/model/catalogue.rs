@@ -322,7 +322,7 @@ catalogue! {
         decline_started: Option<u16>, column, "the day the detector's current accumulation began (NULL when `decline_evidence` is 0)";
         decline_score: Option<f64>, metric, "the decline score: the probability, 0–1, that the account is in a decline that has begun, from a tree ensemble over this row's complete-day metrics (the detector, the people metrics, the baselines) trained on books whose truth is known (docs/SIGNAL.md#the-decline-score); NULL without `active_user_days_baseline`";
         book_closures_3d: u8, metric, "book-wide closures among the 3 complete days ending yesterday (as `book_closures_7d`), for rules on the 3-day window";
-        book_closures_7d: u8, metric, "book-wide closures (a public holiday: the whole book's active users at most half that weekday's usual) among the 7 complete days ending yesterday; the detector and the lapse statistic skip those days, a 7-day window cannot";
+        book_closures_7d: u8, metric, "book-wide closures (a public holiday: the whole book's active users at most half that weekday's usual; a fifth in a book of 8–19 accounts, none under 8) among the 7 complete days ending yesterday; the detector and the lapse statistic skip those days, a 7-day window cannot";
         group_away_days_7d: u8, metric, "days among the 7 complete days ending yesterday on which regular users were away as a group (as `users_away_together`, which counts those away now): a team's week away lowers a 7-day window for a week after it is back, and rules on the window read it as no decline";
     }
 }
