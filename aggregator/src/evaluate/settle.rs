@@ -38,8 +38,7 @@ impl<S: AlertSink> Evaluator<S> {
         importing: bool,
     ) -> (HashSet<String>, HashSet<String>) {
         // Live traffic is stored within minutes of happening; an import's events are hours or
-        // days older than the time they are stored (`account_lifetime.last_backfilled`, over an
-        // hour), whether or not the account's SDK sends live traffic beside them.
+        // days older than the time they are stored (`account_backfills`, over an hour), whether or not the account's SDK sends live traffic beside them.
         let live = History::of(now) == History::Live;
         // Never held back longer than MAX_SETTLING_SECS: a source that always delivers hours
         // late (a lagging export, a clock set wrong) looks like an import that never ends, and
@@ -85,7 +84,8 @@ impl<S: AlertSink> Evaluator<S> {
             return Ok(true);
         }
         // Only an instance with imported accounts of its own can judge part of an import early:
-        // the book is read (one row per account) only in the hours after such an import.
+        // the book is read (one row per account ever backfilled) only in the hours after such an
+        // import.
         if !accounts.iter().any(|life| life.imported_within(clock, MAX_SETTLING_SECS)) {
             return Ok(false);
         }
