@@ -38,7 +38,8 @@ impl<S: AlertSink> Evaluator<S> {
         importing: bool,
     ) -> (HashSet<String>, HashSet<String>) {
         // Live traffic is stored within minutes of happening; an import's events are hours or
-        // days older than the time they are stored (`account_backfills`, over an hour), whether or not the account's SDK sends live traffic beside them.
+        // days older than the time they are stored (`account_backfills`, over an hour), whether
+        // or not the account's SDK sends live traffic beside them.
         let live = History::of(now) == History::Live;
         // Never held back longer than MAX_SETTLING_SECS: a source that always delivers hours
         // late (a lagging export, a clock set wrong) looks like an import that never ends, and
