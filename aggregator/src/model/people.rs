@@ -30,13 +30,15 @@ pub const MIN_LAPSE_DAYS: u32 = 5;
 /// lapses, rarely two this long (docs/SIGNAL.md, ninth run).
 pub const LONG_LAPSE_DAYS: u32 = 12;
 /// The champion is the user with the most active days in the weeks before the current one. One
-/// gone longer than leave lasts (more than this many complete days) is judged instead on the
-/// share of days they came in before they went, over the same weeks: a champion gone a month
-/// has fewer active days in the window than a colleague who comes in four days a week, yet is
-/// still the heaviest user the account had (b2: four champion losses lost their `champion_gone`
-/// that way a month on). Judging everyone on that share made a colleague on a fortnight's leave
-/// the champion too often (healthy accounts alerted, b2: +2 or +3 a book).
-const CHAMPION_LEAVE_DAYS: u32 = 21;
+/// gone as long as a long lapse ([`LONG_LAPSE_DAYS`] complete days or more) is judged instead on
+/// the share of days they came in before they went, over the same weeks: a champion gone a
+/// fortnight has fewer active days in the window than a colleague who comes in nearly as often,
+/// yet is still the heaviest user the account had. Judging everyone on that share made a
+/// colleague on a week's leave the champion too often (healthy accounts alerted, b2: +2 or +3 a
+/// book). From 21 days until the twenty-fifth run: between 10 and 21 days gone the champion of
+/// b3 and b4 lost the title to a colleague, and `champion_gone` never saw them go (b4, two books:
+/// 3 more declines caught, 16 alerted 1–13 days sooner; loadgen seeds 7 and 11: 12 sooner; 2
+/// more healthy accounts alerted over the four books: docs/SIGNAL.md).
 /// … once those days before they went are at least this many.
 const CHAMPION_MIN_DAYS: usize = 14;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
@@ -161,7 +163,7 @@ struct Habit {
     chance: f64,
     /// Active days before the current week.
     earlier_days: u32,
-    /// How heavy a user they are: the champion is the heaviest (see [`CHAMPION_LEAVE_DAYS`]).
+    /// How heavy a user they are: the champion is the heaviest (see [`weight`]).
     weight: f64,
 }
 
@@ -188,11 +190,11 @@ fn habit(mask: u64, covered: u32, closed: Closures) -> Option<Habit> {
     Some(Habit { gap, regular, chance, earlier_days, weight })
 }
 
-/// The weight of a user gone longer than leave lasts ([`CHAMPION_LEAVE_DAYS`]): the share of the
+/// The weight of a user gone as long as a long lapse ([`LONG_LAPSE_DAYS`]): the share of the
 /// window's days before they went that they came in, times the window's days (book-wide
 /// closures left out); `None` for anyone else, or with under [`CHAMPION_MIN_DAYS`] of those.
 fn weight(mask: u64, gap: u32, covered: u32, closed: Closures) -> Option<f64> {
-    if gap <= CHAMPION_LEAVE_DAYS {
+    if gap < LONG_LAPSE_DAYS {
         return None;
     }
     let open_days = |from: u32| (from..=covered.min(63)).filter(move |&d| !closed.contains(d));
