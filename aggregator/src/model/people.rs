@@ -33,12 +33,13 @@ pub const LONG_LAPSE_DAYS: u32 = 12;
 /// gone as long as a long lapse ([`LONG_LAPSE_DAYS`] complete days or more) is judged instead on
 /// the share of days they came in before they went, over the same weeks: a champion gone a
 /// fortnight has fewer active days in the window than a colleague who comes in nearly as often,
-/// yet is still the heaviest user the account had. Judging everyone on that share made a
-/// colleague on a week's leave the champion too often (healthy accounts alerted, b2: +2 or +3 a
-/// book). From 21 days until the twenty-fifth run: between 10 and 21 days gone the champion of
-/// b3 and b4 lost the title to a colleague, and `champion_gone` never saw them go (b4, two books:
-/// 3 more declines caught, 16 alerted 1–13 days sooner; loadgen seeds 7 and 11: 12 sooner; 2
-/// more healthy accounts alerted over the four books: docs/SIGNAL.md).
+/// yet is still the heaviest user the account had. Judging everyone on that share, however
+/// short their absence, made a colleague on leave the champion too often (healthy accounts
+/// alerted, b2: +2 or +3 a book). Over 21 days until the twenty-fifth run: between 10 and 21
+/// days gone the champions of b3 and b4 lost the title to a colleague, and `champion_gone`
+/// never saw them go. From 12 days, b4's three books: 3 more declines caught, 20 alerted 1–13
+/// days sooner; loadgen seeds 7 and 11: 12 sooner; none later; 2 more healthy accounts alerted
+/// over the five (a fortnight's leave can still crown its colleague: docs/SIGNAL.md).
 /// … once those days before they went are at least this many.
 const CHAMPION_MIN_DAYS: usize = 14;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
@@ -87,15 +88,6 @@ const OTHERS_SHARE: f64 = 0.7;
 /// (loadgen: dips alerted 8 → 6, 7 → 4 and 12 → 9 of 44 on three books, one decline of 233
 /// caught later); a fade, which halves everyone's use, is still no group.
 const OTHERS_Z: f64 = 2.0;
-/// A team's leave is often staggered (a school holiday, the weeks around Christmas): its
-/// members go over several days, not one. Absences last seen up to this many days apart are a
-/// group too, when every other regular user — those absent on all of its days included — came
-/// in at least as often as their habits expect on its days. A fade thins everyone's days, and a
-/// slide's leavers are gone for good; the others of a team on staggered leave work as usual.
-/// (b4, an independent book with half of each larger team's leave near two dates: healthy
-/// accounts alerted 23 → 16 of 248, no decline lost, 12 alerted 1–6 days later; loadgen seeds 7
-/// and 11: 12 → 11 and 12 → 10, four and five alerted later: docs/SIGNAL.md, twenty-fifth run.)
-const WIDE_SPREAD: u32 = 5;
 /// Regular users absent on all of a group's days and last seen with it went along with it; they
 /// count towards its share when this many absent together is less likely than this under the
 /// users' habits (the Poisson tail of the lined-up test): the group's telling members vouch for
@@ -296,17 +288,15 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     let rates: Vec<[f64; 7]> = masks.iter().map(|&m| weekday_rates(m, 1..=covered.min(63), closed)).collect();
     // The rest of the team carried on as usual on the group's days: in a fade everybody comes
     // in less and many absences line up by chance; a group away leaves the others at work.
-    // `all`: judge every other regular user. Otherwise those absent on all of its days are
-    // taken as away too (just with a habit that makes it less telling), not the others at work;
-    // a staggered group has no such excuse (see [`WIDE_SPREAD`]).
-    let others_at_work = |run: &Absence, with: &[usize], share: f64, z: f64, all: bool| {
+    let others_at_work = |run: &Absence, with: &[usize], share: f64| {
+        // Those absent on all of its days are away too (just with a habit that makes it less
+        // telling), not the others at work.
         let days = run.newest..=run.oldest;
-        let others =
-            regular.iter().filter(|j| !with.contains(j) && (all || days.clone().any(|d| active(masks[**j], d))));
+        let others = regular.iter().filter(|j| !with.contains(j) && days.clone().any(|d| active(masks[**j], d)));
         let rates = &rates;
         let user_days =
             others.flat_map(|&j| days.clone().map(move |d| (rates[j][(d % 7) as usize], active(masks[j], d))));
-        came_in_as_usual(user_days, share, z)
+        came_in_as_usual(user_days, share, OTHERS_Z)
     };
     // The team came in as usual in the week before the group went (see [`BEFORE_SHARE`]),
     // against the habits of the weeks before that week; `true` without two weeks of those.
@@ -361,10 +351,10 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
     // Who was away with a group on which day, one bit per day as in the masks.
     let mut away_days = vec![0u64; masks.len()];
     for (i, run, telling) in &runs {
-        let members = |only_telling: bool, spread: u32| {
+        let members = |only_telling: bool| {
             let mut with: Vec<usize> = runs
                 .iter()
-                .filter(|(_, r, t)| (*t || !only_telling) && r.last_seen().abs_diff(run.last_seen()) <= spread)
+                .filter(|(_, r, t)| (*t || !only_telling) && r.last_seen().abs_diff(run.last_seen()) <= COHORT_SPREAD)
                 .map(|(j, _, _)| *j)
                 .collect();
             with.dedup(); // `runs` holds each user's absences next to each other
@@ -414,17 +404,14 @@ pub fn people(ids: &[String], masks: &[u64], covered: u32, closed: Closures) -> 
         let telling_group = |with: &[usize]| {
             many(with, 0, COHORT_SHARE) || (many(with, went_along(with), COHORT_SHARE) && lineup_p(run, 1) < ALONG_P)
         };
-        let with = members(true, COHORT_SPREAD);
-        let wide = members(true, WIDE_SPREAD);
-        let with = if *telling && telling_group(&with) && others_at_work(run, &with, OTHERS_SHARE, OTHERS_Z, false) {
+        let with = members(true);
+        let with = if *telling && telling_group(&with) && others_at_work(run, &with, OTHERS_SHARE) {
             with
-        } else if *telling && telling_group(&wide) && others_at_work(run, &wide, 1.0, 0.0, true) {
-            wide
         } else {
-            let with = members(false, COHORT_SPREAD);
+            let with = members(false);
             if !(many(&with, 0, LINEUP_SHARE)
                 && lined_up_unlikely(run)
-                && others_at_work(run, &with, LINEUP_OTHERS_SHARE, OTHERS_Z, false))
+                && others_at_work(run, &with, LINEUP_OTHERS_SHARE))
             {
                 continue;
             }

@@ -95,40 +95,13 @@ fn a_group_last_seen_within_two_days_is_away_from_its_third_day() {
     let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!((p.away_together, p.lapsed.len()), (4, 0), "{p:?}");
     assert_eq!(p.away_on[..5], [4, 4, 4, 3, 1]);
-    // Spread over more days than a team's staggered leave (last seen 4, 10 and 15 days ago):
-    // three people leaving, not a group.
-    for (m, gap) in masks.iter_mut().zip([3, 9, 14]) {
+    // Spread over more days (3, 6, 9): three people leaving, not a group.
+    for (m, gap) in masks.iter_mut().zip([3, 6, 9]) {
         *m = daily_user(gap);
     }
     masks[3] = daily_user(0);
     let p = people(&ids(10), &masks, 63, Closures::NONE);
     assert_eq!(p.away_together, 0, "{p:?}");
-}
-
-#[test]
-fn a_teams_staggered_leave_is_a_group_while_the_others_work_as_usual() {
-    // Ten daily users; three last seen 4, 6 and 9 days ago: never three within two days of
-    // one another (a group gone on one day), all within five days all the same.
-    let staggered = |masks: &mut Vec<u64>| {
-        for (m, gap) in masks.iter_mut().zip([3, 5, 8]) {
-            *m = daily_user(gap);
-        }
-    };
-    // The seven others come in every weekday, as they always did: a team's staggered leave.
-    let mut masks = vec![daily_user(0); 10];
-    staggered(&mut masks);
-    let p = people(&ids(10), &masks, 63, Closures::NONE);
-    assert_eq!((p.away_together, p.lapsed.len()), (3, 0), "{p:?}");
-    assert_eq!(p.away_on[..9], [3, 3, 3, 2, 2, 1, 1, 1, 0], "{p:?}");
-    // The seven others come in every other weekday since those absences began: the whole team
-    // is thinning, and the three are lapsed.
-    let mut masks: Vec<u64> = (0..10u32).map(|j| mask(move |d| weekday(d) && (d > 9 || (d + j) % 2 == 0))).collect();
-    staggered(&mut masks);
-    let p = people(&ids(10), &masks, 63, Closures::NONE);
-    assert_eq!(p.away_together, 0, "{p:?}");
-    assert_eq!(p.away_on[..9], [0; 9], "{p:?}");
-    let lapsed: Vec<&str> = p.lapsed.iter().map(|l| l.user.as_str()).collect();
-    assert_eq!(lapsed, ["u2", "u1"], "{p:?}");
 }
 
 #[test]
@@ -314,11 +287,10 @@ fn a_public_holiday_does_not_lengthen_an_absence() {
     let holiday = Closures::on(&[2, 3, 4]);
     let p = people(&ids(10), &masks, 63, holiday);
     assert_eq!((p.regular, p.lapsed.len(), p.away_together), (10, 0, 0), "{p:?}");
-    // Read without the book, the others' three empty days are the whole team away together,
-    // and u3, last seen four days before them, one of its staggered leave.
+    // Read without the book, the same six days are a lapse (and the others' three empty
+    // days a group away together).
     let alone = people(&ids(10), &masks, 63, Closures::NONE);
-    assert_eq!((alone.lapsed.len(), alone.away_together), (0, 10), "{alone:?}");
-    assert_eq!(alone.away_on[..5], [10, 10, 10, 10, 1], "{alone:?}");
+    assert_eq!(alone.lapsed, vec![Lapse { user: "u3".into(), days: 8 }], "{alone:?}");
 }
 
 /// A fixed pseudo-random draw in 0..100 for user `j` on day `d`.
@@ -395,12 +367,10 @@ fn a_group_counts_those_who_went_along_when_that_many_is_no_chance() {
     ];
     let p = people(&ids(18), &masks, 33, Closures::NONE);
     assert_eq!(p.regular, 17, "{p:?}");
-    // Seven went together; two more, last seen three to five days before them while the others
-    // came in as usual, are read as the team's staggered leave (twenty-fifth run: before, the
-    // one gone since before it was lapsed).
-    assert_eq!(p.away_on[..10], [9, 9, 9, 9, 9, 9, 2, 2, 2, 1], "{p:?}");
-    assert_eq!(p.away_together, 9, "{p:?}");
-    assert_eq!(p.lapsed, [], "{p:?}");
+    assert_eq!(p.away_on[..7], [7, 7, 7, 7, 7, 7, 0], "{p:?}");
+    assert_eq!(p.away_together, 7, "{p:?}");
+    // Only the user gone since before it is lapsed.
+    assert_eq!(p.lapsed, [Lapse { user: "u1".into(), days: 10 }], "{p:?}");
 }
 
 #[test]
