@@ -37,9 +37,9 @@ pub const LONG_LAPSE_DAYS: u32 = 12;
 /// short their absence, made a colleague on leave the champion too often (healthy accounts
 /// alerted, b2: +2 or +3 a book). Over 21 days until the twenty-fifth run: between 10 and 21
 /// days gone the champions of b3 and b4 lost the title to a colleague, and `champion_gone`
-/// never saw them go. From 12 days, b4's three books: 3 more declines caught, 20 alerted 1–13
-/// days sooner; loadgen seeds 7 and 11: 12 sooner; none later; 2 more healthy accounts alerted
-/// over the five (a fortnight's leave can still crown its colleague: docs/SIGNAL.md).
+/// never saw them go. From 12 days, b4's four books: 4 more declines caught, 32 alerted 1–13
+/// days sooner; loadgen seeds 7 and 11: 12 sooner; none later; 3 more healthy accounts alerted
+/// over the six (a fortnight's leave can still crown its colleague: docs/SIGNAL.md).
 /// … once those days before they went are at least this many.
 const CHAMPION_MIN_DAYS: usize = 14;
 /// A user's daily chance is capped here: nobody is certain to come in on a given day, so one
