@@ -180,9 +180,9 @@ fn a_champion_gone_longer_than_most_leave_is_judged_on_the_days_before_they_went
     masks[2] = mask(|d| d > 10 && weekday(d));
     assert_eq!(people(&ids(4), &masks, 63, Closures::NONE).champion, Some(("u0".into(), 1)));
     // u2 away 16 days, as long as a long lapse: judged on the share of days they came in before
-    // they went, u0's share too — still the heaviest user, and gone 16 days. Until the
-    // twenty-fifth run only after 21 days, and u0 was the champion from the day u2's absence cost
-    // them more days than u0 ever missed.
+    // they went, times the window (about 40.5 days against u0's 40 active days) — still the
+    // heaviest user, and gone 16 days. Until the twenty-fifth run only after 21 days, and u0 was
+    // the champion from the day u2's absence cost them more days than u0 ever missed.
     masks[2] = mask(|d| d > 16 && weekday(d));
     assert_eq!(people(&ids(4), &masks, 63, Closures::NONE).champion, Some(("u2".into(), 16)));
 }
