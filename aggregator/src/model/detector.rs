@@ -7,10 +7,18 @@
 //! Each complete day t contributes log P(x | ρ·μ) − log P(x | μ) = μ(1 − ρ) + x·ln ρ: how much
 //! better "use has fallen to ρ of the usual" explains the day's x active users than "use is at
 //! its usual μ". Counts, not percentages: on a three-person account a day with one user missing
-//! is weak evidence (μ = 3 → 0.9 − 2·0.36 = +0.19), on a thirty-person account a third missing
-//! is strong. The statistic is a log-likelihood ratio, so a threshold h reads as odds of e^h to 1
-//! (h = 7: about 1,000 to 1), and the threshold is picked by calibration (`signal --calibrate`).
+//! is weak evidence (μ = 3, ρ = 0.7 → 0.9 − 2·0.36 = +0.19), on a thirty-person account a third
+//! missing is strong. The statistic is a log-likelihood ratio, so a threshold h reads as odds of
+//! e^h to 1 (h = 7: about 1,000 to 1), and the threshold is picked by calibration
+//! (`signal --calibrate`).
 //!
+//! - **Two falls, the likelier kept:** one CUSUM looks for use at 70 % of the usual, one for use
+//!   at half of it, and the statistic is the larger (a generalised likelihood ratio over the
+//!   two). A fall to 70 % is what a slide's first weeks look like on a large account; a small
+//!   account's fade is a fall to half or less, and against 70 % its days add little: a
+//!   five-person account at half its usual for four weeks gathered 4.4 (b4's happy fades).
+//!   Taking the larger of two statistics at most doubles the chance of crossing a threshold by
+//!   chance, so the thresholds that read it went up by about ln 2 (`usage_declining` 5 → 6).
 //! - **Usual, per weekday:** the median of the same weekday in the 4 weeks before.
 //! - **Fixed for the run:** the usual is that of the 4 weeks before the 28 days the statistic
 //!   runs over, so a slide does not drag its own reference down — not even after a good day
@@ -32,8 +40,10 @@ use super::baseline::median;
 use super::book::Closures;
 use super::people::active;
 
-/// The fall the detector looks for: use at 70 % of the usual.
-pub const RHO: f64 = 0.7;
+/// The falls the detector looks for: use at 70 % of the usual, and at half of it (see the
+/// module's docs). Half alone read seasonal troughs and weeks of leave as declines (loadgen: ρ = 0.6
+/// alone, more noise; docs/SIGNAL.md, twenty-sixth run).
+pub const RHOS: [f64; 2] = [0.7, 0.5];
 /// The statistic runs over at most this many complete days ending yesterday.
 pub const RUN_DAYS: u32 = 28;
 /// Weeks of each weekday the usual is the median of.
@@ -112,11 +122,13 @@ pub fn evidence(
     if start == 0 {
         return None;
     }
-    let (mut s, mut since, mut closed) = (0.0f64, None, 0u32);
     // One usual for the whole run, from the 4 weeks before it: a reference that moved on
     // whenever the statistic touched 0 (one good day in a slide) would soon be made of the
     // slide itself and read the rest of it as normal.
     let usual = usual_before(daily, start);
+    // The days the statistic reads, with their expectation (none for a closure).
+    let mut days = Vec::with_capacity(start as usize);
+    let mut closed = 0u32;
     for t in (1..=start).rev() {
         if closures.contains(t) {
             continue;
@@ -132,7 +144,22 @@ pub fn evidence(
         if (1..=CLOSURE_MAX_DAYS).contains(&closed) {
             continue;
         }
-        let llr = (mu * (1.0 - RHO) + x * RHO.ln()).min(MAX_DAY_LLR);
+        days.push((t, mu, x));
+    }
+    let runs: Vec<Evidence> = RHOS.iter().map(|&rho| cusum(&days, rho)).collect();
+    let statistic = runs.iter().map(|e| e.statistic).fold(0.0, f64::max);
+    // The earliest day either is still adding up from: use has been under its usual since then
+    // (a fall to 70 % starts counting at 16 % under the usual, one to half at 28 % under).
+    let since = runs.iter().filter_map(|e| e.since).max();
+    Some(Evidence { statistic: (statistic * 10.0).round() / 10.0, since })
+}
+
+/// The one-sided CUSUM for a fall to `rho` of the usual over `days` (day, expected, seen),
+/// oldest first.
+fn cusum(days: &[(u32, f64, f64)], rho: f64) -> Evidence {
+    let (mut s, mut since) = (0.0f64, None);
+    for &(t, mu, x) in days {
+        let llr = (mu * (1.0 - rho) + x * rho.ln()).min(MAX_DAY_LLR);
         let next = (s + llr).max(0.0);
         if s == 0.0 && next > 0.0 {
             since = Some(t);
@@ -142,7 +169,7 @@ pub fn evidence(
         }
         s = next;
     }
-    Some(Evidence { statistic: (s * 10.0).round() / 10.0, since })
+    Evidence { statistic: s, since }
 }
 
 /// A silence shorter than this many expected days (days whose usual is at least

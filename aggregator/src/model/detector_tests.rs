@@ -105,6 +105,24 @@ fn a_small_account_fading_is_seen_in_its_empty_days() {
 }
 
 #[test]
+fn a_small_accounts_deep_fall_is_read_as_a_fall_to_half() {
+    // Three users on weekdays; for the last two weeks one of them. Read as a fall to 70 % each
+    // day adds 0.9 − 0.36 = 0.54: 5.4 in two weeks, under `usage_declining`'s 6. Read as a fall
+    // to half, 1.5 − 0.69 = 0.81: 8.1.
+    let deep = book(3, 0, |d, _| (d <= 14 && d % 7 > 1).then_some(1));
+    let e = evidence(&deep, 0, &[], 63, Closures::NONE).unwrap();
+    assert!(e.statistic > 8.0 && e.since == Some(13), "{e:?}");
+    // One user missing on one weekday a week says nothing much under either.
+    let wobble = book(3, 0, |d, u| (d <= 14 && d % 7 == 3).then(|| u - 1));
+    assert!(statistic(&wobble) < 1.0, "{}", statistic(&wobble));
+    // A shallow slide starts counting from its first days under the usual, which a fall to half
+    // alone would not see: the reading says since when from the earlier start.
+    let shallow = book(10, 2, |d, u| (d <= 14 && d % 7 > 1).then(|| u - if d > 7 { 2 } else { 5 }));
+    let e = evidence(&shallow, 0, &[], 63, Closures::NONE).unwrap();
+    assert_eq!(e.since, Some(13), "{e:?}");
+}
+
+#[test]
 fn too_little_history_has_no_reading() {
     let daily = book(10, 2, |_, _| None);
     assert_eq!(evidence(&daily, 0, &[], 28, Closures::NONE), None);

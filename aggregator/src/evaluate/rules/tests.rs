@@ -380,15 +380,15 @@ fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
     for (i, n) in not.iter().enumerate() {
         assert_eq!(declining.when.check(n), None, "case {i}");
     }
-    // The detector's own bar keeps its lower score: 5 and 0.5, however deep the week.
+    // The detector's own bar keeps its lower score: 6 and 0.5, however deep the week.
     let evidence = MetricsRow {
         active_user_days_vs_baseline: Some(-20.0),
-        decline_evidence: Some(5.5),
+        decline_evidence: Some(6.5),
         decline_score: Some(0.55),
         ..m
     };
     let found = declining.when.check(&evidence).expect("the detector's evidence alone");
-    let first = "Decline evidence is 5.50 (at least 5): use below its usual since 2025-11-08 and decline score is 0.55 (at least 0.50)";
+    let first = "Decline evidence is 6.50 (at least 6): use below its usual since 2025-11-08 and decline score is 0.55 (at least 0.50)";
     assert_eq!(found.reason, first);
     // Both branches hold: the sentence is the first's, once; the values are both's.
     let both = MetricsRow { active_user_days_vs_baseline: Some(-60.0), decline_score: Some(0.75), ..evidence };
