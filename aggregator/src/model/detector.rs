@@ -18,7 +18,8 @@
 //!   account's fade is a fall to half or less, and against 70 % its days add little: a
 //!   five-person account at half its usual for four weeks gathered 4.4 (b4's happy fades).
 //!   Taking the larger of two statistics at most doubles the chance of crossing a threshold by
-//!   chance, so the thresholds that read it went up by about ln 2 (`usage_declining` 5 → 6).
+//!   chance, so `usage_declining`'s went up by about ln 2 (5 → 6); the other rules' lower bars
+//!   stay (raised too, they gave back the declines the second fall had gained).
 //! - **Usual, per weekday:** the median of the same weekday in the 4 weeks before.
 //! - **Fixed for the run:** the usual is that of the 4 weeks before the 28 days the statistic
 //!   runs over, so a slide does not drag its own reference down — not even after a good day
@@ -41,8 +42,9 @@ use super::book::Closures;
 use super::people::active;
 
 /// The falls the detector looks for: use at 70 % of the usual, and at half of it (see the
-/// module's docs). Half alone read seasonal troughs and weeks of leave as declines (loadgen: ρ = 0.6
-/// alone, more noise; docs/SIGNAL.md, twenty-sixth run).
+/// module's docs). One fall in between (60 %) caught the same slides with more noise
+/// (docs/SIGNAL.md, sixth run); the two, the likelier kept, catch more declines at the same
+/// noise (twenty-sixth run).
 pub const RHOS: [f64; 2] = [0.7, 0.5];
 /// The statistic runs over at most this many complete days ending yesterday.
 pub const RUN_DAYS: u32 = 28;
