@@ -148,7 +148,7 @@ pub fn evidence(
         }
         days.push((t, mu, x));
     }
-    let runs: Vec<Evidence> = RHOS.iter().map(|&rho| cusum(&days, rho)).collect();
+    let runs = RHOS.map(|rho| cusum(&days, rho));
     let statistic = runs.iter().map(|e| e.statistic).fold(0.0, f64::max);
     // The earliest day either is still adding up from: use has been under its usual since then
     // (a fall to 70 % starts counting at 16 % under the usual, one to half at 28 % under).
