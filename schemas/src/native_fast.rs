@@ -274,6 +274,11 @@ fn count(slot: Slot<u64>, min: u64, max: u64) -> Fast<Option<u64>> {
 
 /// The event `text` holds, when it is valid; `None` sends it to [`crate::native::parse_event`].
 pub fn parse_event_fast(text: &str, ctx: &Context<'_>) -> Option<Event> {
+    // A derived struct also deserializes from an array, its fields by position, so
+    // `["login","u1","a1"]` would pass as a login; an event must be an object.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
     let fields: Fields<'_> = serde_json::from_str(text).ok()?;
     build(fields, ctx).ok()
 }

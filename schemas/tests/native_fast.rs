@@ -100,3 +100,19 @@ fn null_common_fields_are_absent_on_both_paths() {
         .unwrap();
     assert_eq!((e.timestamp, e.properties.len()), (ctx().received_at, 0));
 }
+
+#[test]
+fn an_array_holding_an_events_fields_by_position_is_not_an_event() {
+    // A derived struct reads an array as its fields in order; proptest found the fast path
+    // taking `["login","login","0"]` as a login the validator refuses.
+    for text in [r#"["login","login","0"]"#, r#" ["login","u1","a1"]"#] {
+        assert_eq!(parse_event_fast(text, &ctx()), None, "{text}");
+        let value: Value = serde_json::from_str(text).unwrap();
+        let errors = parse_event(&value, &ctx()).unwrap_err();
+        assert_eq!(errors[0].field, "event", "{text}");
+    }
+    // The same inside a batch: the event's text is split out raw and still declined.
+    let (events, batched) = split_raw(br#"{"batch":[["login","u1","a1"]]}"#).unwrap();
+    assert!(batched);
+    assert_eq!(parse_event_fast(events[0].get(), &ctx()), None);
+}
