@@ -123,6 +123,46 @@ fn a_small_accounts_deep_fall_is_read_as_a_fall_to_half() {
 }
 
 #[test]
+fn a_seasonal_accounts_quiet_week_weighs_less_than_a_steady_ones() {
+    // Weekdays alternate week by week between 14 and 6 users (usual: 10), the last week quiet.
+    let quiet_week = |d: u32| ((d - 1) / 7).is_multiple_of(2);
+    let seasonal = book(10, 0, |d, _| (d >= 1 && d % 7 > 1).then(|| if quiet_week(d) { 6 } else { 14 }));
+    // A steady account at 10 with the same quiet last week: 5 days at 0.86 each.
+    let steady = book(10, 0, |d, _| ((1..=7).contains(&d) && d % 7 > 1).then_some(6));
+    assert!(statistic(&steady) > 4.0, "{}", statistic(&steady));
+    // Its weeks swing eight times as much as chance (400 / 50 a week): the same week is a blip.
+    assert!(statistic(&seasonal) < 1.0, "{}", statistic(&seasonal));
+    // A fall to under a third of its usual for four weeks still reads as one.
+    let falls = book(10, 0, |d, _| {
+        (d >= 1 && d % 7 > 1).then(|| {
+            if d <= 28 {
+                3
+            } else if quiet_week(d) {
+                6
+            } else {
+                14
+            }
+        })
+    });
+    assert!(statistic(&falls) > 6.0, "{}", statistic(&falls));
+    // A wobble within chance in the reference weeks changes nothing (dispersion under 1.5).
+    let wobbly = book(10, 0, |d, u| {
+        (d % 7 > 1).then(|| {
+            if d > 28 {
+                u + (d % 3) as u64 - 1
+            } else if d <= 7 {
+                6
+            } else {
+                u
+            }
+        })
+    });
+    let phi = |daily: &[u64; 64]| dispersion(daily, &usual_before(daily, RUN_DAYS), RUN_DAYS, Closures::NONE);
+    assert_eq!(phi(&wobbly), 1.0);
+    assert_eq!(phi(&seasonal), 8.0);
+}
+
+#[test]
 fn too_little_history_has_no_reading() {
     let daily = book(10, 2, |_, _| None);
     assert_eq!(evidence(&daily, 0, &[], 28, Closures::NONE), None);
