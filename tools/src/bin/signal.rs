@@ -140,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!("{}", signal::report::table(&scores.truth));
+    println!("{}", signal::visible::table(&scores.visibility));
     if let Some(live) = &scores.live {
         println!("{}", signal::report::live_table(live));
     }

@@ -9,6 +9,7 @@ pub mod book;
 pub mod calibrate;
 pub mod report;
 pub mod score;
+pub mod visible;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -124,6 +125,8 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     cfg.clickhouse.database = n.db.clone();
     let cfg = cfg.build_and_validate()?;
     let mut series: Vec<calibrate::Series> = opts.calibrate.iter().map(|m| calibrate::Series::new(m)).collect();
+    // What the data allow, beside what the rules did (`visible`).
+    let mut shortfall = visible::Readings::default();
     // Every day's metrics rows as JSON lines (`--rows`), to study what the rules saw.
     let mut dump = match &opts.rows {
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
@@ -132,6 +135,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
         progress(&format!("  {day}: {} accounts evaluated", rows.len()));
         series.iter_mut().for_each(|s| s.add(day, rows));
+        shortfall.add(day, rows);
         if let Some(out) = dump.as_mut() {
             for row in rows {
                 let _ = serde_json::to_writer(&mut *out, row).map(|_| std::io::Write::write_all(out, b"\n"));
@@ -149,6 +153,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         .collect();
     let truth = source.truth();
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
+    let visibility = visible::visibility(&shortfall, &truth, &replay.alerts, today);
     let live = live_open.map(|open| score::live(&truth, today, &open, &score::open_at_end(&replay.alerts)));
     // The same replay scored the way a CS team scores its own history: against the recorded
     // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
@@ -157,7 +162,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     if !opts.keep && opts.reuse.is_none() {
         let _ = store.client().query(&format!("DROP DATABASE IF EXISTS {}", n.db)).execute().await;
     }
-    Ok(Report { truth: scores, live, outcomes: by_outcomes, alerts: replay.alerts, series, book: truth })
+    Ok(Report { truth: scores, visibility, live, outcomes: by_outcomes, alerts: replay.alerts, series, book: truth })
 }
 
 /// Sends the book's history through a fresh ingest and aggregator, waits until ClickHouse
@@ -313,6 +318,9 @@ pub const OUTCOME_HORIZON_DAYS: u32 = 90;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub truth: Scores,
+    /// How far the declines had gone by 7, 14 and 21 days after their onset, against the
+    /// healthy accounts' chance shortfall.
+    pub visibility: visible::Visibility,
     /// The live evaluator's open episodes right after the import (none with `reuse`).
     pub live: Option<score::Live>,
     pub outcomes: aggregator::backtest::score::Score,

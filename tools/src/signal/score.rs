@@ -383,7 +383,7 @@ impl Scores {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::{TimeZone, Utc};
     use schemas::alert::Severity;
 
@@ -398,7 +398,8 @@ mod tests {
         Truth { id: id.into(), kind: kind.as_str().into(), at_risk: kind.at_risk(), onset: onset.map(d), leave: vec![] }
     }
 
-    fn alert(account: &str, rule: &str, status: AlertStatus, day: u32) -> Alert {
+    /// An alert record of `account` on `day` November 2026, at the replay's evaluation time.
+    pub(crate) fn alert(account: &str, rule: &str, status: AlertStatus, day: u32) -> Alert {
         let at = Utc.with_ymd_and_hms(2026, 11, day, 23, 59, 59).unwrap();
         Alert {
             alert_id: format!("{account}-{rule}-{day}"),
