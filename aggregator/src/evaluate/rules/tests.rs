@@ -398,6 +398,42 @@ fn a_deep_week_the_detector_has_begun_to_read_is_a_decline() {
 }
 
 #[test]
+fn a_small_accounts_deep_week_needs_no_second_opinion() {
+    let rules = parse_rules(DEFAULT_RULES).unwrap();
+    let declining = rules.iter().find(|r| r.id == "usage_declining").unwrap();
+    // Three people fading: 3 user-days in the week against a usual 8, the detector at 4.4, and
+    // a decline score that rates small teams' declines as unlikely (b4's small fades: 0.05–0.1).
+    let m = MetricsRow {
+        active_user_days_baseline: Some(8.0),
+        active_user_days_vs_baseline: Some(-62.5),
+        decline_evidence: Some(4.4),
+        decline_started: Some(20_400),
+        decline_score: Some(0.06),
+        ..row()
+    };
+    let found = declining.when.check(&m).expect("a small team's week at a third of its usual");
+    assert_eq!(
+        found.reason,
+        "Active user-days 62 % below this account's usual over the last 7 days (3 vs a usual 8 a week) and decline \
+         evidence is 4.40 (at least 4): use below its usual since 2025-11-08"
+    );
+    // The account's size is a gate, in the values only.
+    assert_eq!(found.metrics["active_user_days_baseline"], 8.0);
+    // Each part is needed: a usual of 15 user-days or more (the score's to judge there), a
+    // shallower week, the detector under 4, a group away in the week, a public holiday in it.
+    let not = [
+        MetricsRow { active_user_days_baseline: Some(16.0), active_user_days_vs_baseline: Some(-62.5), ..m.clone() },
+        MetricsRow { active_user_days_vs_baseline: Some(-45.0), ..m.clone() },
+        MetricsRow { decline_evidence: Some(3.8), ..m.clone() },
+        MetricsRow { group_away_days_7d: 2, ..m.clone() },
+        MetricsRow { book_closures_7d: 1, ..m.clone() },
+    ];
+    for (i, n) in not.iter().enumerate() {
+        assert_eq!(declining.when.check(n), None, "case {i}");
+    }
+}
+
+#[test]
 fn a_large_accounts_stop_is_read_in_working_days_and_a_small_ones_in_a_held_window() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
     let collapsed = rules.iter().find(|r| r.id == "usage_collapsed").unwrap();
