@@ -161,7 +161,6 @@ pub fn visibility(readings: &Readings, truth: &[Truth], alerts: &[Alert], end: N
     struct Acc {
         declines: usize,
         at: [Vec<(f64, f64)>; HORIZONS.len()],
-        observed: [usize; HORIZONS.len()],
         gaps: Vec<f64>,
         visible: usize,
         before: usize,
@@ -189,7 +188,6 @@ pub fn visibility(readings: &Readings, truth: &[Truth], alerts: &[Alert], end: N
                 let day = onset + chrono::Days::new(*k as u64);
                 if let Some(r) = days.iter().find(|(d, _)| *d == day).and_then(|(_, r)| *r) {
                     a.at[i].push(r);
-                    a.observed[i] += 1;
                 }
             }
             match (visible, first_alert) {
@@ -212,10 +210,10 @@ pub fn visibility(readings: &Readings, truth: &[Truth], alerts: &[Alert], end: N
         .map(|(kind, mut a)| {
             let after = HORIZONS
                 .iter()
-                .zip(a.at.iter_mut().zip(a.observed))
-                .map(|(&days, (readings, observed))| AtHorizon {
+                .zip(&a.at)
+                .map(|(&days, readings)| AtHorizon {
                     days,
-                    observed,
+                    observed: readings.len(),
                     beyond_noise: readings.iter().filter(|r| beyond(**r)).count(),
                     median_pct: median(&mut readings.iter().map(|(v, _)| *v).collect::<Vec<_>>()),
                 })
