@@ -150,13 +150,10 @@ pub const LEAD_MIN_OBSERVED_DAYS: i64 = 14;
 /// "Nobody used it for two weeks."
 pub const IDLE_DAYS: u32 = 14;
 
-/// Nearest-rank percentile `p` (0–100) of sorted leads.
-pub fn percentile(sorted: &[Lead], p: usize) -> Option<Lead> {
-    if sorted.is_empty() {
-        return None;
-    }
+/// Nearest-rank percentile `p` (0–100) of sorted values (leads, shortfalls).
+pub fn percentile<T: Copy>(sorted: &[T], p: usize) -> Option<T> {
     let rank = (sorted.len() * p).div_ceil(100).max(1);
-    Some(sorted[rank - 1])
+    sorted.get(rank - 1).copied()
 }
 
 fn leads(mut all: Vec<Lead>) -> Leads {
@@ -521,7 +518,7 @@ pub(crate) mod tests {
     fn percentiles_are_nearest_rank() {
         let leads: Vec<Lead> = (1..=10).map(Lead::Days).collect();
         assert_eq!((percentile(&leads, 50), percentile(&leads, 90)), (Some(Lead::Days(5)), Some(Lead::Days(9))));
-        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile::<Lead>(&[], 50), None);
         assert_eq!(serde_json::to_string(&[Lead::Days(3), Lead::Missed]).unwrap(), r#"[3,"missed"]"#);
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use aggregator::model::{Metric, MetricsRow};
 
-use super::score::{Truth, LEAD_MIN_OBSERVED_DAYS, OVERALL};
+use super::score::{percentile, Truth, LEAD_MIN_OBSERVED_DAYS, OVERALL};
 
 /// The metric read: the last 7 complete days' active user-days against the usual, in %.
 const SHORTFALL: &str = "active_user_days_vs_baseline";
@@ -113,12 +113,6 @@ impl Readings {
 /// The size band of a usual week of `size` active user-days.
 fn band(size: f64) -> usize {
     SIZE_BANDS.iter().rposition(|(from, _)| size >= *from).unwrap_or(0)
-}
-
-/// Nearest-rank percentile `p` (0–100) of sorted values.
-fn percentile(sorted: &[f64], p: usize) -> Option<f64> {
-    let rank = (sorted.len() * p).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied()
 }
 
 /// The median of `v` (the lower of the middle two), sorting it.
