@@ -154,11 +154,12 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let days = (to - from).num_days() + 1;
             let mut done = 0;
-            let replay = aggregator::backtest::replay(&config, rules.clone(), from, to, |day, rows| {
-                done += 1;
-                eprintln!("[{done}/{days}] {day}: {} accounts evaluated", rows.len());
-            })
-            .await?;
+            let replay =
+                aggregator::backtest::replay(&config, rules.clone(), from, to, chrono::Utc::now(), |day, rows| {
+                    done += 1;
+                    eprintln!("[{done}/{days}] {day}: {} accounts evaluated", rows.len());
+                })
+                .await?;
             let out = if score {
                 let outcomes = Warehouse::new(&config.clickhouse).outcomes().await?;
                 let scored = aggregator::backtest::score::score(&replay, &outcomes, &rules, from, to, horizon);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aggregator::backtest::{backfill_health, replay, score};
+use aggregator::backtest::{backfill_health, end_of_day, replay, score};
 use aggregator::RuleSet;
 use chrono::{Days, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
@@ -118,7 +118,7 @@ async fn the_backfill_writes_each_days_health_as_an_as_of_pass_computes_it() {
         .collect();
     for n in [5, 25, DAYS - 1] {
         let d = day(n);
-        let pass = replay(&cfg, RuleSet::default(), d, d, |_, _| {}).await.unwrap();
+        let pass = replay(&cfg, RuleSet::default(), d, d, end_of_day(d), |_, _| {}).await.unwrap();
         assert_eq!(pass.last_rows.len(), 3);
         for m in &pass.last_rows {
             let got = stored[&(m.account_id.clone(), d.to_string())];
@@ -161,5 +161,5 @@ async fn the_backfill_writes_each_days_health_as_an_as_of_pass_computes_it() {
 }
 
 async fn pass_of(cfg: &aggregator::AggregatorConfig, from: NaiveDate, to: NaiveDate) -> aggregator::backtest::Replay {
-    replay(cfg, RuleSet::default(), from, to, |_, _| {}).await.unwrap()
+    replay(cfg, RuleSet::default(), from, to, end_of_day(to), |_, _| {}).await.unwrap()
 }

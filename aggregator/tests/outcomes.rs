@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use aggregator::backtest::{replay, score::score};
+use aggregator::backtest::{end_of_day, replay, score::score};
 use aggregator::Clock;
 use aggregator::RuleSet;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
@@ -177,7 +177,7 @@ async fn segment_outcomes_are_scored_with_their_lead_times() {
     // The scored backtest over days 1–50 (50 days), horizon 90 days.
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let (from, to) = (day(1), day(50));
-    let replayed = replay(&cfg, rules.clone(), from, to, |_, _| {}).await.unwrap();
+    let replayed = replay(&cfg, rules.clone(), from, to, end_of_day(to), |_, _| {}).await.unwrap();
     assert_eq!(replayed.accounts, ["contracting", "fading", "noisy", "renewing"]);
     let last: Vec<(&str, Option<u32>)> =
         replayed.last_rows.iter().map(|r| (r.account_id.as_str(), r.days_since_last_login)).collect();

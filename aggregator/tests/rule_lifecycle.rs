@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aggregator::backtest::end_of_day;
 use aggregator::{AggregatorConfig, RawAggregatorConfig};
 use aggregator::{Evaluator, Ownership, RuleSet};
 use chrono::{DateTime, Utc};
@@ -286,15 +287,17 @@ when = { kind = "inactivity", since = "login", days = 14 }
 
     let mut progress = Vec::new();
     let replayed: Vec<(String, String, String, String)> =
-        aggregator::backtest::backtest(&cfg, rules.clone(), from, to, |d, rows| progress.push((d, rows.len())))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|a| {
-                let at = a.resolved_at.unwrap_or(a.fired_at).date_naive().to_string();
-                (at, a.account_id, a.rule_id, a.status.as_str().to_owned())
-            })
-            .collect();
+        aggregator::backtest::backtest(&cfg, rules.clone(), from, to, end_of_day(to), |d, rows| {
+            progress.push((d, rows.len()))
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            let at = a.resolved_at.unwrap_or(a.fired_at).date_naive().to_string();
+            (at, a.account_id, a.rule_id, a.status.as_str().to_owned())
+        })
+        .collect();
     assert_eq!(progress.len(), 31, "one progress line per day");
     assert!(!published.is_empty());
     let mut sorted_published = published.clone();
@@ -314,8 +317,9 @@ when = { kind = "inactivity", since = "login", days = 14 }
             s("2026-03-28", "busy-co", "active_users_drop", "resolved"),
         ]
     );
-    let table =
-        aggregator::backtest::table(&aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap());
+    let table = aggregator::backtest::table(
+        &aggregator::backtest::backtest(&cfg, rules, from, to, end_of_day(to), |_, _| {}).await.unwrap(),
+    );
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(table.lines().nth(2).unwrap().contains("No login for 14 days"), "{table}");
 }

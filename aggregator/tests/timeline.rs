@@ -167,7 +167,8 @@ async fn a_first_pass_takes_the_conditions_start_from_the_stored_history() {
     // The backtest over the same history has the same episodes open at its end.
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let (from, to) = (NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 3, 14).unwrap());
-    let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap();
+    let replayed =
+        aggregator::backtest::backtest(&cfg, rules, from, to, t("2026-03-14T10:00:00Z"), |_, _| {}).await.unwrap();
     let open_live = open_alerts(&stack).await;
     assert_eq!(open_after(&replayed), open_live, "live vs backtest, open at the end");
     assert_eq!(open_live, BTreeSet::from(["fresh-co".to_owned()]));
@@ -273,7 +274,9 @@ async fn a_backfill_into_an_account_with_live_traffic_is_judged_like_an_import()
     let today = Utc::now().date_naive();
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
     let replayed =
-        aggregator::backtest::backtest(&cfg, rules, today - chrono::Days::new(14), today, |_, _| {}).await.unwrap();
+        aggregator::backtest::backtest(&cfg, rules, today - chrono::Days::new(14), today, Utc::now(), |_, _| {})
+            .await
+            .unwrap();
     assert_eq!(open_after(&replayed), open_live, "live vs backtest, open at the end");
 }
 
@@ -449,12 +452,51 @@ async fn an_episode_held_open_by_hold_while_is_open_live_as_in_the_backtest() {
 
     let (from, to) = (today - chrono::Days::new(14), today);
     let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
-    let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap();
+    let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, Utc::now(), |_, _| {}).await.unwrap();
     assert_eq!(open_after(&replayed), open_live, "live vs backtest, open at the end");
     // The same history without the hold: held-co's episode resolves too.
     let plain = stack.temp_path("unheld.toml");
     std::fs::write(&plain, RULES).unwrap();
     let rules = RuleSet::load(Some(plain.as_path())).unwrap();
-    let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, |_, _| {}).await.unwrap();
+    let replayed = aggregator::backtest::backtest(&cfg, rules, from, to, Utc::now(), |_, _| {}).await.unwrap();
     assert_eq!(open_after(&replayed), BTreeSet::new(), "{replayed:?}");
+}
+
+/// A day not over is judged as of the moment asked, in the live evaluator and in the backtest
+/// alike: an account last in at 12:00 is "3 days without a login" from 12:00 three days on, not
+/// from that day's first second (at its last second the backtest read it so at 00:20 already,
+/// and disagreed with the live evaluator's open alerts until noon: b8, one account of 126).
+#[tokio::test]
+#[ignore = "needs the local stack: run deploy/local/test.sh"]
+async fn a_day_not_over_is_judged_as_of_now_in_the_backtest_too() {
+    let stack = Stack::from_env("timeline");
+    let rules = stack.temp_path("at-once.toml");
+    std::fs::write(&rules, RULES.replace("for = \"2d\"\n", "")).unwrap();
+    let (cfg, store, producer) = setup_with(&stack, |c| c.rules_file = Some(rules)).await;
+    store.insert_rows(&[login(0, "noon-co", "2026-03-06T12:00:00Z")]).await.unwrap();
+    let rules = RuleSet::load(cfg.rules_file.as_deref()).unwrap();
+    let (from, to) = (NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 3, 9).unwrap());
+    let backtest = |now: &str| {
+        let (cfg, rules, now) = (&cfg, rules.clone(), t(now));
+        async move { open_after(&aggregator::backtest::backtest(cfg, rules, from, to, now, |_, _| {}).await.unwrap()) }
+    };
+
+    let mut ev = live_evaluator(&cfg, &store, &producer);
+    let r = ev.evaluate(t("2026-03-09T00:20:00Z")).await.unwrap();
+    assert!(r.fired.is_empty(), "2 days 12 hours without a login: {r:?}");
+    assert_eq!(open_alerts(&stack).await, BTreeSet::new());
+    assert_eq!(backtest("2026-03-09T00:20:00Z").await, BTreeSet::new(), "the backtest as of the same moment");
+    // What the backtest said before: the day judged at its last second.
+    assert_eq!(backtest("2026-03-09T23:59:59Z").await, BTreeSet::from(["noon-co".to_owned()]));
+
+    let r = ev.evaluate(t("2026-03-09T12:30:00Z")).await.unwrap();
+    assert_eq!(accounts(&r.fired), ["noon-co"]);
+    assert_eq!(backtest("2026-03-09T12:30:00Z").await, open_alerts(&stack).await, "live vs backtest at 12:30");
+    // Days after the moment asked are not replayed: nothing is known of them yet.
+    let mut days = Vec::new();
+    let later = to + chrono::Days::new(3);
+    aggregator::backtest::backtest(&cfg, rules, from, later, t("2026-03-09T12:30:00Z"), |d, _| days.push(d))
+        .await
+        .unwrap();
+    assert_eq!((days.first(), days.last()), (Some(&from), Some(&to)));
 }

@@ -112,7 +112,8 @@ pub async fn seed_book(stack: &Stack) -> SeededBook {
 async fn store_backtest_score(cfg: &AggregatorConfig, to: NaiveDate) {
     let from = to - Days::new(27);
     let rules = RuleSet::load(cfg.rules_file.as_deref()).expect("the rules");
-    let replay = aggregator::backtest::replay(cfg, rules.clone(), from, to, |_, _| {}).await.expect("a replay");
+    let replay =
+        aggregator::backtest::replay(cfg, rules.clone(), from, to, Utc::now(), |_, _| {}).await.expect("a replay");
     let store = Warehouse::new(&cfg.clickhouse);
     let outcomes = store.outcomes().await.expect("the outcomes");
     let scored = score::score(&replay, &outcomes, &rules, from, to, 90);

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aggregator::{RawAggregatorConfig, RuleSet};
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::bench::{self, procs, Names};
 use crate::loadgen::{self, send::Sender, Book, Format};
@@ -111,8 +111,8 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         None => {
             let n = Names::new("signal");
             store = bench::store_unmigrated(&opts.clickhouse, &n.db);
-            let open = import(opts, &source, &n, &store, &progress).await?;
-            (n, Some(open))
+            let live = import(opts, &source, &n, &store, &progress).await?;
+            (n, Some(live))
         }
     };
 
@@ -132,7 +132,9 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
     };
-    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, |day, rows| {
+    // Today is replayed as of the live evaluator's last pass: what it could know then.
+    let now = live_open.as_ref().map_or_else(Utc::now, |(_, at)| *at);
+    let replay = aggregator::backtest::replay(&cfg, rules.clone(), from, today, now, |day, rows| {
         progress(&format!("  {day}: {} accounts evaluated", rows.len()));
         series.iter_mut().for_each(|s| s.add(day, rows));
         shortfall.add(day, rows);
@@ -154,7 +156,7 @@ pub async fn run(opts: &Options, today: NaiveDate, progress: impl Fn(&str)) -> R
     let truth = source.truth();
     let scores = score::score(&truth, Window { from, to: today }, &replay.alerts, &replay.accounts, &end);
     let visibility = visible::visibility(&shortfall, &truth, &replay.alerts, today);
-    let live = live_open.map(|open| score::live(&truth, today, &open, &score::open_at_end(&replay.alerts)));
+    let live = live_open.map(|(open, _)| score::live(&truth, today, &open, &score::open_at_end(&replay.alerts)));
     // The same replay scored the way a CS team scores its own history: against the recorded
     // churn and renewal outcomes, not the simulation's truth (`aggregator backtest --score`).
     let outcomes = store.outcomes().await?;
@@ -174,7 +176,7 @@ async fn import(
     n: &Names,
     store: &warehouse::Warehouse,
     progress: &impl Fn(&str),
-) -> Result<BTreeSet<String>, ToolsError> {
+) -> Result<(BTreeSet<String>, DateTime<Utc>), ToolsError> {
     let work = std::env::temp_dir().join(format!("uptake-{}", n.id));
     std::fs::create_dir_all(&work)?;
     bench::create_topics(&opts.brokers, &[&n.events_topic, &n.alerts_topic, &n.dlq_topic]).await?;
@@ -240,11 +242,12 @@ async fn import(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let live_open = open_episodes(store).await?;
+    let at = last_pass_at(store).await?;
     agg.stop();
     if !opts.keep {
         let _ = std::fs::remove_dir_all(&work);
     }
-    Ok(live_open)
+    Ok((live_open, at))
 }
 
 /// Where the book comes from: loadgen, simulated here, or a directory written elsewhere.
@@ -308,6 +311,15 @@ async fn open_episodes(store: &warehouse::Warehouse) -> Result<BTreeSet<String>,
     let query = store.query("SELECT DISTINCT account_id FROM {db}.open_alerts");
     let ids: Vec<String> = query.fetch_all().await.map_err(warehouse::WarehouseError::from)?;
     Ok(ids.into_iter().collect())
+}
+
+/// When the live evaluator's last pass ran: the latest `computed_at` of its metrics rows.
+async fn last_pass_at(store: &warehouse::Warehouse) -> Result<DateTime<Utc>, ToolsError> {
+    let query = store.query("SELECT toUInt32(max(computed_at)) FROM {db}.account_metrics");
+    let at: u32 = query.fetch_one().await.map_err(warehouse::WarehouseError::from)?;
+    DateTime::from_timestamp(i64::from(at), 0)
+        .filter(|_| at > 0)
+        .ok_or_else(|| ToolsError::Setup("the live evaluator wrote no metrics rows".into()))
 }
 
 /// How long before a recorded churn an alert counts as catching it (the backtest's default).
