@@ -297,7 +297,10 @@ impl Episodes {
                             Some(_) => started,
                             None => self.cleared_at.get(&key).copied().unwrap_or_else(|| to_datetime(now)),
                         };
-                        passed(rule.resolve_after, quiet_since, now).then(|| resolved(rule, m, episode, now))
+                        match passed(rule.resolve_after, quiet_since, now) {
+                            true => Some(resolved(rule, m, episode, now, None)),
+                            false => rule.recovered(m).map(|back| resolved(rule, m, episode, now, Some(back))),
+                        }
                     }
                     _ => None,
                 };
@@ -350,7 +353,7 @@ impl Episodes {
     pub fn resolution(&self, rule: &Rule, m: &MetricsRow, now: DateTime<Utc>) -> Option<Alert> {
         let key = (m.account_id.clone(), rule.id.clone());
         let episode = self.open.get(&key).filter(|_| rule.auto_resolve && !self.snoozed_at(&key, now))?;
-        Some(resolved(rule, m, episode, now))
+        Some(resolved(rule, m, episode, now, None))
     }
 
     /// Whether the pair has an open episode.
@@ -489,13 +492,19 @@ fn snooze_ended(
         metrics: rule.when.values(m),
         reason,
         action: Some(action),
-        ..resolved(rule, m, episode, now)
+        ..resolved(rule, m, episode, now, None)
     }
 }
 
 /// The `resolved` record that closes `episode`.
-fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>) -> Alert {
+/// The resolution of `episode`; `back`: the sentence of the rule's `resolve_when`, when that
+/// closed it before its `resolve_after`.
+fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>, back: Option<String>) -> Alert {
     let what = what(rule);
+    let reason = match back {
+        Some(back) => format!("Back to its usual ({back}), no longer true: {what}"),
+        None => format!("No longer true: {what}"),
+    };
     Alert {
         alert_id: episode.alert_id.clone(),
         account_id: m.account_id.clone(),
@@ -508,7 +517,7 @@ fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Ut
         health_score: m.health_score,
         metrics: rule.when.values(m),
         csm_owner: Some(m.csm_owner.clone()).filter(|c| !c.is_empty()),
-        reason: format!("No longer true: {what}"),
+        reason,
         action: None,
         console_url: None,
     }

@@ -491,3 +491,28 @@ fn an_episode_the_history_no_longer_supports_is_resolved_unless_snoozed_or_stick
     assert_eq!(e.resolution(quiet, &row(0), t("2026-03-12T18:00:00Z")), None);
     assert!(e.resolution(quiet, &row(0), t("2026-03-15T12:00:00Z")).is_some());
 }
+
+#[test]
+fn resolve_when_closes_a_clear_episode_at_once_and_nothing_else() {
+    let toml = RULES.replace(
+        "resolve_after = \"3d\"\n",
+        "resolve_after = \"3d\"\nresolve_when = { kind = \"threshold\", metric = \"active_user_days_vs_baseline\", op = \">=\", value = 0 }\n",
+    );
+    let rules = RuleSet::parse(&toml).unwrap().rules().to_vec();
+    let patient = &rules[2];
+    let at = |days: u32, vs_usual: f64| MetricsRow { active_user_days_vs_baseline: Some(vs_usual), ..row(days) };
+    let mut e = Episodes::default();
+    let m = at(8, 5.0);
+    let fired = e.decide(patient, &m, patient.when.check(&m), None, t("2026-03-09T18:00:00Z")).alert.unwrap();
+    e.commit(&fired, t("2026-03-09T18:00:00Z"));
+    // Its condition holds: resolve_when closes nothing, however well the week went.
+    assert!(e.decide(patient, &m, patient.when.check(&m), None, t("2026-03-10T18:00:00Z")).alert.is_none());
+    // Clear, but the week still under its usual: resolve_after's three days are waited for.
+    let down = at(0, -20.0);
+    assert!(e.decide(patient, &down, None, None, t("2026-03-10T18:00:00Z")).alert.is_none());
+    // Clear and back at its usual: resolved on this pass, the same episode.
+    let back = at(0, 0.0);
+    let resolved = e.decide(patient, &back, None, None, t("2026-03-10T18:00:00Z")).alert.unwrap();
+    assert_eq!((resolved.status, resolved.alert_id), (AlertStatus::Resolved, fired.alert_id));
+    assert!(resolved.reason.starts_with("Back to its usual (Active user days vs baseline is 0"), "{}", resolved.reason);
+}

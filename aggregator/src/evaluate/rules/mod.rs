@@ -152,6 +152,13 @@ pub struct Rule {
     /// the leavers' absences stop being unusual — and an alert that resolved while the account
     /// was still down would leave the CSM with nothing to work. Never fires an episode.
     pub hold_while: Option<Condition>,
+    /// Resolves an open episode whose condition (and `hold_while`) no longer holds at once,
+    /// without waiting for `resolve_after` (`resolve_when`): the account is plainly back. The
+    /// wait is for a decline whose numbers flicker; an account whose week is back at its usual
+    /// with no shortfall in evidence has not flickered, it has recovered — kept open for a week,
+    /// a colleague's leave that is over stays on the CSM's desk (b8: 5 healthy accounts in 125
+    /// open alerts at the end). Never fires an episode, never closes one whose condition holds.
+    pub resolve_when: Option<Condition>,
 }
 
 /// The rules, loaded and validated once at start (docs/architecture.md#rules).
@@ -488,6 +495,12 @@ impl Rule {
             let hold = self.hold_while.as_ref().filter(|_| open)?;
             hold.check(m).map(|f| Finding { reason: format!("Still: {}", f.reason), ..f })
         })
+    }
+
+    /// Whether `resolve_when` holds on `m` (its sentence): an open episode clear of its
+    /// condition resolves now.
+    pub fn recovered(&self, m: &MetricsRow) -> Option<String> {
+        self.resolve_when.as_ref()?.check(m).map(|f| f.reason)
     }
 
     /// Whether the rule applies to `m` at all: its stage and the account's age.

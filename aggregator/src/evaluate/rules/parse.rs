@@ -43,6 +43,8 @@ struct RawRule {
     when: Value,
     #[serde(default)]
     hold_while: Option<Value>,
+    #[serde(default)]
+    resolve_when: Option<Value>,
 }
 
 /// A condition as written: `{ kind = "threshold", metric = …, op = …, value = … }`.
@@ -232,6 +234,14 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
                 "holds an episode open until it resolves: not for a rule with auto_resolve = false",
             ));
         }
+        let resolve_when = r.resolve_when.map(|v| condition(&r.id, "resolve_when", v)).transpose()?;
+        if resolve_when.is_some() && r.resolve_after.is_none_or(|d| d.0.is_zero()) {
+            return Err(bad(
+                &r.id,
+                "resolve_when",
+                "resolves an episode before its resolve_after: only for a rule with a resolve_after",
+            ));
+        }
         rules.push(Rule {
             description: r.description,
             severity: r.severity,
@@ -243,6 +253,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, AggregatorError> {
             auto_resolve: r.auto_resolve.unwrap_or(true),
             when,
             hold_while,
+            resolve_when,
             id: r.id,
         });
     }

@@ -328,6 +328,30 @@ when = { kind = "threshold", metric = "decline_evidence", op = ">=", value = 5 }
 }
 
 #[test]
+fn resolve_when_is_checked_like_a_condition_and_wants_a_resolve_after() {
+    let toml = r#"[[rule]]
+id = "quiet"
+severity = "warning"
+resolve_after = "7d"
+resolve_when = { kind = "threshold", metric = "active_user_days_vs_baseline", op = ">=", value = 0 }
+when = { kind = "threshold", metric = "decline_evidence", op = ">=", value = 5 }
+"#;
+    let rule = &parse_rules(toml).unwrap()[0];
+    let mut m = row();
+    m.active_user_days_vs_baseline = Some(-10.0);
+    assert_eq!(rule.recovered(&m), None, "still under its usual");
+    m.active_user_days_vs_baseline = Some(3.0);
+    assert_eq!(rule.recovered(&m).unwrap(), "Active user days vs baseline is 3 (at least 0)");
+    m.active_user_days_vs_baseline = None;
+    assert_eq!(rule.recovered(&m), None, "no usual: nothing says it is back");
+
+    let at_once = toml.replace("resolve_after = \"7d\"\n", "");
+    assert!(err(&at_once).contains("rule \"quiet\": resolve_when"), "{}", err(&at_once));
+    let unknown = toml.replace("active_user_days_vs_baseline", "use_vs_usual");
+    assert!(err(&unknown).contains("rule \"quiet\": resolve_when.metric: unknown metric"), "{}", err(&unknown));
+}
+
+#[test]
 fn a_silence_unlikely_under_the_accounts_habit_is_a_stop() {
     let rules = parse_rules(DEFAULT_RULES).unwrap();
     let silent = rules.iter().find(|r| r.id == "usage_silent").unwrap();
