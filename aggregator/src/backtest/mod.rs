@@ -1,6 +1,6 @@
 //! Backtest: replays the stored daily history through a rule file, one evaluation per day at
-//! its last second (today's as of now), and reports which accounts would have alerted on which day. This is how a
-//! CS team tunes thresholds before switching rules on. Nothing is written or published.
+//! its last second (today's as of now), and reports which accounts would have alerted on which
+//! day. This is how a CS team tunes thresholds before switching rules on. Nothing is written or published.
 //! [`score`] measures a replay against the recorded outcomes (churned, renewed, contracted);
 //! [`history`] writes the daily health history of past days (the one thing a replay stores).
 

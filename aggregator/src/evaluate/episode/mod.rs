@@ -496,9 +496,8 @@ fn snooze_ended(
     }
 }
 
-/// The `resolved` record that closes `episode`.
-/// The resolution of `episode`; `back`: the sentence of the rule's `resolve_when`, when that
-/// closed it before its `resolve_after`.
+/// The `resolved` record that closes `episode`; `back`: the sentence of the rule's
+/// `resolve_when`, when that closed it before its `resolve_after`.
 fn resolved(rule: &Rule, m: &MetricsRow, episode: &OpenEpisode, now: DateTime<Utc>, back: Option<String>) -> Alert {
     let what = what(rule);
     let reason = match back {
